@@ -1,0 +1,526 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  decodeBase64,
+  encodeBase64,
+  isAcceptableBase64,
+  readBool,
+  readPayloadFields,
+  signPayload,
+  verifySignature,
+} from './discourse-payload';
+import {
+  escapeHtml,
+  parseCookies,
+  randomHex,
+  readBody,
+  redirect,
+  sendHtml,
+  sendJson,
+  SimulatedServer,
+} from './http-helpers';
+
+export interface DiscourseSimulatorOptions {
+  /** `discourse_connect_secret`. */
+  secret: string;
+  /** `discourse_connect_url`: the provider endpoint, e.g. `http://127.0.0.1:3000/discourse/sso`. */
+  connectUrl?: string;
+  /** `logout_redirect`: where the browser goes after signing out on the forum. Default `/`. */
+  logoutRedirect?: string;
+  /** `auth_overrides_username`. Default false. */
+  authOverridesUsername?: boolean;
+  /** `auth_overrides_name`. Default false. */
+  authOverridesName?: boolean;
+  /** `auth_overrides_email`. Default false. */
+  authOverridesEmail?: boolean;
+  /** `discourse_connect_overrides_avatar`. Default false. */
+  overridesAvatar?: boolean;
+  /** `discourse_connect_overrides_groups`. Default false. */
+  overridesGroups?: boolean;
+  /** Emit base64 like Ruby's `Base64.encode64` (`\n` every 60 chars and at the end). Default false. */
+  legacyBase64Newlines?: boolean;
+  /** Site title. Default `'Simulated Discourse'`. */
+  title?: string;
+  /** Existing (non-automatic) group names. Default `['members', 'moderators', 'veterans']`. */
+  groups?: string[];
+  /** Clock in ms, for nonce expiry tests. Default `Date.now`. */
+  now?: () => number;
+}
+
+export interface SimForumUser {
+  id: number;
+  username: string;
+  name: string | null;
+  email: string;
+  externalId: string | null;
+  avatarUrl: string | null;
+  admin: boolean;
+  moderator: boolean;
+  active: boolean;
+  groups: string[];
+}
+
+export interface DiscourseKnobs {
+  /** `enable_discourse_connect`. */
+  connectEnabled: boolean;
+  /** Every request: the socket is destroyed. */
+  down: boolean;
+}
+
+export interface DiscourseStats {
+  /** Redirects from `/session/sso` to the provider. */
+  ssoRedirects: number;
+  /** `sso_login` requests that ended with the browser signed in. */
+  ssoLogins: number;
+  /** `sso_login` requests answered with an error page. */
+  ssoErrors: number;
+  /** Fields of the last `sso_login` payload whose signature was valid. */
+  lastPayload: Record<string, string> | null;
+}
+
+interface ForumSession {
+  userId?: number;
+  nonces: Map<string, { createdAt: number; returnPath: string }>;
+}
+
+const SESSION_COOKIE = '_forum_session';
+const NONCE_TTL_MS = 30 * 60 * 1000;
+const BANNED_EXTERNAL_IDS = new Set(['none', 'nil', 'blank', 'null']);
+const EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+const MSG = {
+  loginError: 'There was a problem with the login. Please try again.',
+  timeout: 'Account login timed out, please try logging in again.',
+  externalId: 'Invalid external_id',
+  email: 'No valid email address was provided. Please contact the site’s administrator.',
+};
+
+/** Thrown inside `sso_login` to end with an error page. */
+class SsoError extends Error {
+  constructor(
+    readonly status: number,
+    readonly text: string,
+    readonly html = false,
+  ) {
+    super(text);
+  }
+}
+
+/**
+ * A simulated Discourse forum, the consumer side of DiscourseConnect: browser sessions, `/session/sso`
+ * (nonce + signed redirect to the provider) and `/session/sso_login` (Discourse's checks, user matching,
+ * overrides and group rules), plus pages a person or a browser test can look at.
+ */
+export class DiscourseSimulator extends SimulatedServer {
+  secret: string;
+  connectUrl: string | undefined;
+  logoutRedirect: string | undefined;
+  authOverridesUsername: boolean;
+  authOverridesName: boolean;
+  authOverridesEmail: boolean;
+  overridesAvatar: boolean;
+  overridesGroups: boolean;
+  legacyBase64Newlines: boolean;
+  title: string;
+  /** Existing group names that `groups` / `add_groups` / `remove_groups` can refer to. */
+  groups: string[];
+  /** Base URL of the forum (set by `listen`); when unset the Host header is used. */
+  baseUrl: string;
+  now: () => number;
+
+  readonly users: SimForumUser[] = [];
+  knobs: DiscourseKnobs = { connectEnabled: true, down: false };
+  readonly stats: DiscourseStats = { ssoRedirects: 0, ssoLogins: 0, ssoErrors: 0, lastPayload: null };
+
+  private readonly initialGroups: string[];
+  private readonly sessions = new Map<string, ForumSession>();
+  private nextUserId = 1;
+
+  constructor(options: DiscourseSimulatorOptions) {
+    super();
+    this.secret = options.secret;
+    this.connectUrl = options.connectUrl;
+    this.logoutRedirect = options.logoutRedirect;
+    this.authOverridesUsername = options.authOverridesUsername ?? false;
+    this.authOverridesName = options.authOverridesName ?? false;
+    this.authOverridesEmail = options.authOverridesEmail ?? false;
+    this.overridesAvatar = options.overridesAvatar ?? false;
+    this.overridesGroups = options.overridesGroups ?? false;
+    this.legacyBase64Newlines = options.legacyBase64Newlines ?? false;
+    this.title = options.title ?? 'Simulated Discourse';
+    this.initialGroups = [...(options.groups ?? ['members', 'moderators', 'veterans'])];
+    this.groups = [...this.initialGroups];
+    this.baseUrl = '';
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Creates a forum account directly (as if it existed before DiscourseConnect was turned on). */
+  addUser(u: Partial<SimForumUser> & { username: string; email: string }): SimForumUser {
+    const id = u.id ?? this.nextUserId;
+    this.nextUserId = Math.max(this.nextUserId, id + 1);
+    const user: SimForumUser = {
+      id,
+      username: u.username,
+      name: u.name ?? null,
+      email: u.email.toLowerCase(),
+      externalId: u.externalId ?? null,
+      avatarUrl: u.avatarUrl ?? null,
+      admin: u.admin ?? false,
+      moderator: u.moderator ?? false,
+      active: u.active ?? true,
+      groups: [...(u.groups ?? [])],
+    };
+    this.users.push(user);
+    return user;
+  }
+
+  findByExternalId(id: string): SimForumUser | undefined {
+    return this.users.find((u) => u.externalId === id);
+  }
+
+  findByEmail(email: string): SimForumUser | undefined {
+    const e = email.toLowerCase();
+    return this.users.find((u) => u.email.toLowerCase() === e);
+  }
+
+  findByUsername(username: string): SimForumUser | undefined {
+    const n = username.toLowerCase();
+    return this.users.find((u) => u.username.toLowerCase() === n);
+  }
+
+  /** Signs a user out of every browser session (what the admin `log_out` does). */
+  logOutUser(userId: number): void {
+    for (const s of this.sessions.values()) if (s.userId === userId) delete s.userId;
+  }
+
+  /** Knobs, stats, users, groups and sessions back to their initial state. */
+  reset(): void {
+    Object.assign(this.knobs, { connectEnabled: true, down: false });
+    Object.assign(this.stats, { ssoRedirects: 0, ssoLogins: 0, ssoErrors: 0, lastPayload: null });
+    this.users.length = 0;
+    this.nextUserId = 1;
+    this.groups = [...this.initialGroups];
+    this.sessions.clear();
+  }
+
+  protected override onListening(baseUrl: string): void {
+    this.baseUrl = baseUrl;
+  }
+
+  protected override intercept(req: IncomingMessage): boolean {
+    if (!this.knobs.down) return false;
+    req.socket.destroy();
+    return true;
+  }
+
+  private forumUrl(req: IncomingMessage): string {
+    if (this.baseUrl) return this.baseUrl.replace(/\/+$/, '');
+    return `http://${req.headers.host ?? '127.0.0.1'}`;
+  }
+
+  // ---------------------------------------------------------------- sessions
+
+  private session(req: IncomingMessage, res: ServerResponse | null): ForumSession | undefined {
+    const id = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
+    const existing = id !== undefined ? this.sessions.get(id) : undefined;
+    if (existing || !res) return existing;
+    const newId = randomHex(16);
+    const created: ForumSession = { nonces: new Map() };
+    this.sessions.set(newId, created);
+    res.setHeader('Set-Cookie', `${SESSION_COOKIE}=${newId}; Path=/; HttpOnly; SameSite=Lax`);
+    return created;
+  }
+
+  private currentUser(req: IncomingMessage): SimForumUser | undefined {
+    const s = this.session(req, null);
+    return s?.userId === undefined ? undefined : this.users.find((u) => u.id === s.userId);
+  }
+
+  // ---------------------------------------------------------------- routing
+
+  protected override async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const method = req.method ?? 'GET';
+    const path = url.pathname;
+    if (method === 'GET' || method === 'HEAD') {
+      if (path === '/' || path === '/latest') return this.home(req, res);
+      const topic = /^\/t\/([^/]+)\/(\d+)(?:\/\d+)?\/?$/.exec(path);
+      if (topic) return this.topic(req, res, decodeURIComponent(topic[1]), topic[2]);
+      if (path === '/login') return redirect(res, '/session/sso?return_path=%2F');
+      if (path === '/session/sso') return this.ssoStart(req, res, url.searchParams);
+      if (path === '/session/sso_login') return this.ssoLogin(req, res, url);
+      if (path === '/session/current.json') return this.currentJson(req, res);
+      if (path === '/u/account-created') return this.accountCreated(req, res);
+    }
+    if (method === 'POST' && path === '/session/logout') return this.logout(req, res);
+    if (method === 'DELETE' && /^\/session\/[^/]+$/.test(path)) return this.logout(req, res);
+    return this.notFound(req, res);
+  }
+
+  // ---------------------------------------------------------------- pages
+
+  private header(req: IncomingMessage, returnPath: string): string {
+    const user = this.currentUser(req);
+    const title = `<header><h1><a href="/">${escapeHtml(this.title)}</a></h1>`;
+    if (!user) {
+      return (
+        title +
+        `<p id="session-status">Not signed in. <a id="login" href="/session/sso?return_path=${encodeURIComponent(returnPath)}">Log In</a></p></header>`
+      );
+    }
+    const flags = [user.admin ? 'admin' : '', user.moderator ? 'moderator' : ''].filter(Boolean).join(', ');
+    const avatar = user.avatarUrl
+      ? `<img class="avatar" id="current-avatar" src="${escapeHtml(user.avatarUrl)}" alt="avatar"> `
+      : '';
+    return (
+      title +
+      `<div id="session-status">${avatar}Signed in as <strong><span id="current-user">${escapeHtml(user.username)}</span></strong>` +
+      `<ul><li>Name: <span id="current-name">${escapeHtml(user.name ?? '')}</span></li>` +
+      `<li>Email: <span id="current-email">${escapeHtml(user.email)}</span></li>` +
+      `<li>Groups: <span id="current-groups">${escapeHtml(user.groups.join(', '))}</span></li>` +
+      `<li>Flags: <span id="current-flags">${escapeHtml(flags)}</span></li></ul>` +
+      '<form method="post" action="/session/logout"><button type="submit" id="logout">Log Out</button></form></div></header>'
+    );
+  }
+
+  private home(req: IncomingMessage, res: ServerResponse): void {
+    sendHtml(
+      res,
+      200,
+      this.title,
+      this.header(req, '/') +
+        '<main><h2>Latest</h2><ul><li><a href="/t/welcome-to-the-forum/1">Welcome to the forum</a></li>' +
+        '<li><a href="/t/house-rules/2">House rules</a></li></ul></main>',
+    );
+  }
+
+  private topic(req: IncomingMessage, res: ServerResponse, slug: string, id: string): void {
+    const heading = slug.replace(/-/g, ' ');
+    sendHtml(
+      res,
+      200,
+      `${heading} - ${this.title}`,
+      this.header(req, `/t/${encodeURIComponent(slug)}/${id}`) +
+        `<main><h2 id="topic-title" data-topic-id="${escapeHtml(id)}">${escapeHtml(heading)}</h2>` +
+        '<p>This is a simulated topic.</p></main>',
+    );
+  }
+
+  private accountCreated(req: IncomingMessage, res: ServerResponse): void {
+    sendHtml(
+      res,
+      200,
+      this.title,
+      this.header(req, '/') +
+        '<main><h2 id="account-created">Account created</h2><p>Your new account must be activated: we sent an ' +
+        'activation mail to your email address. Please follow the instructions in the email to activate your account.</p></main>',
+    );
+  }
+
+  private notFound(req: IncomingMessage, res: ServerResponse): void {
+    if ((req.url ?? '').split('?')[0].endsWith('.json')) {
+      return sendJson(res, 404, { errors: ['The requested URL or resource could not be found.'], error_type: 'not_found' });
+    }
+    sendHtml(res, 404, `Page Not Found - ${this.title}`, "<h1>Oops! That page doesn’t exist or is private.</h1>");
+  }
+
+  private currentJson(req: IncomingMessage, res: ServerResponse): void {
+    const u = this.currentUser(req);
+    if (!u) return sendJson(res, 404, { errors: ['not logged in'], error_type: 'not_found' });
+    sendJson(res, 200, {
+      current_user: {
+        id: u.id,
+        username: u.username,
+        name: u.name,
+        email: u.email,
+        external_id: u.externalId,
+        avatar_url: u.avatarUrl,
+        admin: u.admin,
+        moderator: u.moderator,
+        active: u.active,
+        groups: [...u.groups],
+      },
+    });
+  }
+
+  private async logout(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    await readBody(req);
+    const s = this.session(req, null);
+    if (s) delete s.userId;
+    redirect(res, this.logoutRedirect || '/');
+  }
+
+  // ---------------------------------------------------------------- DiscourseConnect
+
+  private ssoStart(req: IncomingMessage, res: ServerResponse, params: URLSearchParams): void {
+    if (!this.knobs.connectEnabled || !this.connectUrl) return this.notFound(req, res);
+    const requested = params.get('return_path') ?? '/';
+    const returnPath = /^\/(?![/\\])[^\s\x00-\x1f]*$/.test(requested) ? requested : '/';
+    if (this.currentUser(req)) return redirect(res, returnPath);
+    const session = this.session(req, res)!;
+    const nonce = randomHex(16);
+    session.nonces.set(nonce, { createdAt: this.now(), returnPath });
+    const payload = new URLSearchParams({ nonce, return_sso_url: `${this.forumUrl(req)}/session/sso_login` }).toString();
+    const sso = encodeBase64(payload, this.legacyBase64Newlines);
+    const sig = signPayload(this.secret, sso);
+    this.stats.ssoRedirects++;
+    const sep = this.connectUrl.includes('?') ? '&' : '?';
+    redirect(res, this.connectUrl + sep + new URLSearchParams({ sso, sig }).toString());
+  }
+
+  private ssoErrorPage(res: ServerResponse, e: SsoError): void {
+    this.stats.ssoErrors++;
+    const title = e.status === 500 && e.text === 'Internal Server Error' ? 'Internal Server Error' : 'Login Error';
+    sendHtml(
+      res,
+      e.status,
+      `${title} - ${this.title}`,
+      `<h1>${title}</h1><p id="sso-error">${e.html ? e.text : escapeHtml(e.text)}</p><p><a href="/">Back to ${escapeHtml(this.title)}</a></p>`,
+    );
+  }
+
+  private ssoLogin(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    if (!this.knobs.connectEnabled) return this.notFound(req, res);
+    try {
+      this.ssoLoginOrThrow(req, res, url);
+    } catch (e) {
+      if (e instanceof SsoError) return this.ssoErrorPage(res, e);
+      throw e;
+    }
+  }
+
+  private ssoLoginOrThrow(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    const ssoValues = url.searchParams.getAll('sso');
+    const sigValues = url.searchParams.getAll('sig');
+    if (ssoValues.length > 1 || sigValues.length > 1) throw new SsoError(500, 'Internal Server Error');
+    const sso = ssoValues[0];
+    const sig = sigValues[0];
+    if (sso === undefined || !isAcceptableBase64(sso) || !verifySignature(this.secret, sso, sig)) {
+      throw new SsoError(422, MSG.loginError);
+    }
+    const parsed = readPayloadFields(decodeBase64(sso));
+    if (!parsed.ok) throw new SsoError(500, 'Internal Server Error');
+    const f = parsed.fields;
+    this.stats.lastPayload = { ...f };
+
+    // The nonce must belong to THIS browser's session; Discourse spends it before looking at the user.
+    const session = this.session(req, null);
+    const entry = f.nonce ? session?.nonces.get(f.nonce) : undefined;
+    if (!session || !entry || this.now() - entry.createdAt > NONCE_TTL_MS) {
+      if (session && f.nonce) session.nonces.delete(f.nonce);
+      throw new SsoError(419, MSG.timeout);
+    }
+    session.nonces.delete(f.nonce);
+
+    const user = this.lookupOrCreateUser(f);
+    if (!user.active) {
+      delete session.userId;
+      return redirect(res, '/u/account-created');
+    }
+    session.userId = user.id;
+    this.stats.ssoLogins++;
+    redirect(res, entry.returnPath);
+  }
+
+  private lookupOrCreateUser(f: Record<string, string>): SimForumUser {
+    const externalId = (f.external_id ?? '').trim();
+    if (externalId === '' || BANNED_EXTERNAL_IDS.has(externalId.toLowerCase())) {
+      throw new SsoError(422, MSG.externalId);
+    }
+    const email = (f.email ?? '').trim();
+    if (!EMAIL_RE.test(email)) throw new SsoError(422, MSG.email);
+    const requireActivation = readBool(f, 'require_activation') === true;
+
+    let user = this.findByExternalId(externalId);
+    let created = false;
+    if (!user && !requireActivation) {
+      user = this.findByEmail(email);
+      if (user) user.externalId = externalId; // Discourse links the existing account.
+    }
+    if (!user) {
+      if (this.findByEmail(email)) {
+        // Discourse fails validation (email taken) and renders its email_error text with a 500.
+        throw new SsoError(
+          500,
+          `An account could not be registered with the email <b>${escapeHtml(email)}</b>. Please contact the site’s administrator.`,
+          true,
+        );
+      }
+      user = this.addUser({
+        username: this.suggestUsername(f.username || f.name || email.split('@')[0]),
+        name: f.name || null,
+        email,
+        externalId,
+        avatarUrl: f.avatar_url || null,
+        active: !requireActivation,
+      });
+      created = true;
+    }
+
+    this.applyGroupRules(user, f);
+    if (!created) this.applyOverrides(user, f, email);
+    if (!user.active && !requireActivation) user.active = true;
+
+    const admin = readBool(f, 'admin');
+    if (admin !== undefined) user.admin = admin;
+    const moderator = readBool(f, 'moderator');
+    if (moderator !== undefined) user.moderator = moderator;
+    return user;
+  }
+
+  private applyOverrides(user: SimForumUser, f: Record<string, string>, email: string): void {
+    if (this.authOverridesEmail && user.email !== email.toLowerCase()) {
+      const other = this.findByEmail(email);
+      if (!other || other === user) user.email = email.toLowerCase();
+    }
+    if (this.authOverridesUsername && f.username) {
+      if (user.username.toLowerCase() !== f.username.toLowerCase()) {
+        user.username = this.suggestUsername(f.username, user);
+      } else if (user.username !== f.username) {
+        user.username = f.username;
+      }
+    }
+    if (this.authOverridesName && f.name && user.name !== f.name) user.name = f.name;
+    const force = readBool(f, 'avatar_force_update') === true;
+    if (f.avatar_url && (!user.avatarUrl || force || this.overridesAvatar)) user.avatarUrl = f.avatar_url;
+  }
+
+  private canonicalGroups(list: string | undefined): string[] {
+    if (!list) return [];
+    const wanted = new Set(list.split(',').map((n) => n.toLowerCase()));
+    return this.groups.filter((g) => wanted.has(g.toLowerCase()));
+  }
+
+  private applyGroupRules(user: SimForumUser, f: Record<string, string>): void {
+    if (this.overridesGroups) {
+      user.groups = this.canonicalGroups(f.groups);
+      return;
+    }
+    const add = this.canonicalGroups(f.add_groups);
+    const remove = new Set(this.canonicalGroups(f.remove_groups));
+    const next = user.groups.filter((g) => !remove.has(g));
+    for (const g of add) if (!next.includes(g)) next.push(g);
+    user.groups = next;
+  }
+
+  /** Discourse's UserNameSuggester, simplified: sanitise to [A-Za-z0-9_.-], 3–20 chars, unique. */
+  suggestUsername(source: string, forUser?: SimForumUser): string {
+    let base = source
+      .normalize('NFKD')
+      .replace(/[\u0300-\u036f]/g, '')
+      .replace(/[^A-Za-z0-9_.-]/g, '_')
+      .replace(/[-_.]{2,}/g, (s) => s[0])
+      .replace(/^[^A-Za-z0-9_]+/, '')
+      .replace(/[^A-Za-z0-9]+$/, '');
+    if (base.length > 20) base = base.slice(0, 20);
+    while (base.length < 3) base += '1';
+    const taken = (name: string) => {
+      const other = this.findByUsername(name);
+      return other !== undefined && other !== forUser;
+    };
+    if (!taken(base)) return base;
+    for (let i = 1; ; i++) {
+      const suffix = String(i);
+      const candidate = base.slice(0, 20 - suffix.length) + suffix;
+      if (!taken(candidate)) return candidate;
+    }
+  }
+}
