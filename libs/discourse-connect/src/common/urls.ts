@@ -1,0 +1,56 @@
+/**
+ * URL checks shared by every route that redirects. A redirect target that is not provably ours or a
+ * configured forum's is refused, never "fixed up".
+ */
+
+// eslint-disable-next-line no-control-regex
+const UNSAFE_CHARS = /[\u0000-\u001f\u007f\\]/;
+
+/**
+ * A path on this app: starts with one `/`, no scheme, no `//` (scheme-relative), no backslash,
+ * no control characters, no encoded slash or backslash that a later decode could turn into one.
+ */
+export function isSafeRelativePath(value: unknown, maxLength = 2048): value is string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > maxLength) return false;
+  if (!value.startsWith('/') || value.startsWith('//')) return false;
+  if (UNSAFE_CHARS.test(value)) return false;
+  // `/%2F…` or `/%5C…` could become `//…` once decoded by a proxy or a browser.
+  if (/^\/%(?:2f|5c)/i.test(value)) return false;
+  try {
+    const parsed = new URL(value, 'http://relative.invalid');
+    return parsed.origin === 'http://relative.invalid';
+  } catch {
+    return false;
+  }
+}
+
+/** A parsed forum base URL: origin plus a path prefix without a trailing slash (`''` at the root). */
+export interface ForumBase {
+  origin: string;
+  path: string;
+}
+
+export function parseForumBase(url: string): ForumBase {
+  const parsed = new URL(url);
+  return { origin: parsed.origin, path: parsed.pathname.replace(/\/+$/, '') };
+}
+
+/**
+ * Whether `candidate` is an absolute http(s) URL under the forum base: same origin, no userinfo,
+ * and a path inside the forum's path prefix.
+ */
+export function isUnderForum(candidate: unknown, base: ForumBase): candidate is string {
+  if (typeof candidate !== 'string' || candidate.length > 2048 || UNSAFE_CHARS.test(candidate)) return false;
+  let parsed: URL;
+  try {
+    parsed = new URL(candidate);
+  } catch {
+    return false;
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return false;
+  if (parsed.username || parsed.password) return false;
+  if (parsed.origin !== base.origin) return false;
+  // The raw text must start with the origin too, so no parser quirk decides the host for us.
+  if (!candidate.toLowerCase().startsWith(`${base.origin.toLowerCase()}/`)) return false;
+  return parsed.pathname === base.path || parsed.pathname.startsWith(`${base.path}/`);
+}

@@ -1,0 +1,97 @@
+import { registerAs } from '@nestjs/config';
+import { plainToInstance } from 'class-transformer';
+import { IsNotEmpty, IsOptional, IsString, IsUrl, MinLength, validateSync } from 'class-validator';
+import type { DiscourseConnectModuleOptions } from '../discourse-connect-options.interface';
+import { DiscourseConnectConfigurationError } from './configuration.error';
+
+const URL_RULES = { require_tld: false, require_protocol: true, protocols: ['http', 'https'] };
+
+/** The environment variables the module reads, with the rule each must follow. */
+export class DiscourseConnectEnvironment {
+  /** Forum base URL, e.g. https://forum.example.com. */
+  @IsUrl(URL_RULES, { message: 'must be the forum\'s base URL, e.g. https://forum.example.com' })
+  DISCOURSE_URL!: string;
+
+  /** The forum's discourse_connect_secret. */
+  @IsString()
+  @MinLength(10, { message: 'must be at least 10 characters, the same as discourse_connect_secret on the forum' })
+  DISCOURSE_CONNECT_SECRET!: string;
+
+  @IsString()
+  @IsNotEmpty({ message: 'must be the client id of your Discord application' })
+  DISCORD_CLIENT_ID!: string;
+
+  @IsString()
+  @IsNotEmpty({ message: 'must be the client secret of your Discord application' })
+  DISCORD_CLIENT_SECRET!: string;
+
+  @IsOptional()
+  @IsUrl(URL_RULES, { message: 'must be an http(s) URL such as https://discord.com' })
+  DISCORD_BASE_URL?: string;
+
+  @IsUrl(URL_RULES, { message: 'must be where this app is reachable, e.g. http://localhost:3000' })
+  PUBLIC_URL!: string;
+
+  @IsString()
+  @MinLength(32, { message: 'must be at least 32 random characters (try: openssl rand -hex 32)' })
+  SESSION_SECRET!: string;
+}
+
+/**
+ * Checks the environment and names every bad or missing variable in one message.
+ *
+ * @throws DiscourseConnectConfigurationError
+ */
+export function validateDiscourseConnectEnv(env: Record<string, unknown>): DiscourseConnectEnvironment {
+  const relevant = Object.fromEntries(
+    Object.keys(new DiscourseConnectEnvironmentKeys()).map((k) => [k, env[k] === '' ? undefined : env[k]]),
+  );
+  const parsed = plainToInstance(DiscourseConnectEnvironment, relevant);
+  const errors = validateSync(parsed, { skipMissingProperties: false });
+  if (errors.length > 0) {
+    const lines = errors.map((e) => {
+      const missing = e.value === undefined;
+      const why = missing ? 'is not set' : 'is invalid';
+      const how = (Object.values(e.constraints ?? {}).pop() ?? 'must be set').replace(`${e.property} `, '');
+      return `  - ${e.property} ${why}: it ${how}`;
+    });
+    throw new DiscourseConnectConfigurationError(
+      `Invalid configuration. Set these environment variables (or put them in .env):\n${lines.join('\n')}`,
+    );
+  }
+  return parsed;
+}
+
+/** Every variable name, so only those are read from the environment. */
+class DiscourseConnectEnvironmentKeys {
+  DISCOURSE_URL = 1;
+  DISCOURSE_CONNECT_SECRET = 1;
+  DISCORD_CLIENT_ID = 1;
+  DISCORD_CLIENT_SECRET = 1;
+  DISCORD_BASE_URL = 1;
+  PUBLIC_URL = 1;
+  SESSION_SECRET = 1;
+}
+
+/** Module options from a validated environment. */
+export function discourseConnectOptionsFromEnv(env: Record<string, unknown>): DiscourseConnectModuleOptions {
+  const v = validateDiscourseConnectEnv(env);
+  return {
+    forums: [{ url: v.DISCOURSE_URL, secret: v.DISCOURSE_CONNECT_SECRET }],
+    discord: {
+      clientId: v.DISCORD_CLIENT_ID,
+      clientSecret: v.DISCORD_CLIENT_SECRET,
+      baseUrl: v.DISCORD_BASE_URL,
+    },
+    publicUrl: v.PUBLIC_URL,
+    session: { secret: v.SESSION_SECRET },
+  };
+}
+
+/**
+ * Env-backed options for `DiscourseConnectModule.forRootAsync(discourseConnectConfig.asProvider())`.
+ * Read when the app boots; a bad variable stops it with a message naming the variable.
+ */
+export const discourseConnectConfig = registerAs('discourseConnect', () =>
+  discourseConnectOptionsFromEnv(process.env),
+);

@@ -1,0 +1,134 @@
+import { DiscourseConnectConfigurationError } from './configuration.error';
+import type { Store } from 'express-session';
+import type { DiscourseConnectModuleOptions } from '../discourse-connect-options.interface';
+import { ForumBase, isSafeRelativePath, parseForumBase } from '../common/urls';
+
+/** A forum with its URL parsed once. */
+export interface ResolvedForum extends ForumBase {
+  name: string;
+  /** Base URL without a trailing slash. */
+  url: string;
+  secret: string;
+}
+
+/**
+ * The module's options checked and completed with their defaults; what every part of the module
+ * reads. Built once at boot: a bad option stops the app with a message that says how to fix it.
+ */
+export class DiscourseConnectSettings {
+  readonly forums: readonly ResolvedForum[];
+  readonly publicUrl: string;
+  readonly secureCookies: boolean;
+  readonly discord: {
+    clientId: string;
+    clientSecret: string;
+    baseUrl: string;
+    authorizationUrl: string;
+    tokenUrl: string;
+    apiUrl: string;
+    callbackUrl: string;
+    scopes: string[];
+    userAgent: string;
+    timeoutMs: number;
+  };
+  readonly session: {
+    secret: string;
+    cookieName: string;
+    maxAgeSeconds: number;
+    store?: Store;
+    installMiddleware: boolean;
+  };
+  readonly afterSignOutPath: string;
+  readonly afterSignInPath: string;
+
+  constructor(options: DiscourseConnectModuleOptions) {
+    const fail = (message: string): never => {
+      throw new DiscourseConnectConfigurationError(message);
+    };
+    if (!options) fail('DiscourseConnectModule needs options: forums, discord, publicUrl and session.');
+    const publicUrl = httpUrl(options.publicUrl, 'publicUrl', fail);
+    if (new URL(publicUrl).pathname !== '/') {
+      fail(`publicUrl must be an origin without a path (got a path in "${publicUrl}").`);
+    }
+    this.publicUrl = publicUrl.replace(/\/+$/, '');
+    this.secureCookies = this.publicUrl.startsWith('https:');
+
+    if (!Array.isArray(options.forums) || options.forums.length === 0) {
+      fail('forums must list at least one Discourse forum ({ url, secret }).');
+    }
+    const names = new Set<string>();
+    this.forums = options.forums.map((forum, i) => {
+      const url = httpUrl(forum?.url, `forums[${i}].url`, fail).replace(/\/+$/, '');
+      if (typeof forum.secret !== 'string' || forum.secret.length < 10) {
+        fail(`forums[${i}].secret must be at least 10 characters (Discourse refuses shorter secrets).`);
+      }
+      const name = forum.name ?? new URL(url).hostname;
+      if (names.has(name)) fail(`forums[${i}].name "${name}" is used twice; give each forum its own name.`);
+      names.add(name);
+      return { ...parseForumBase(url), url, name, secret: forum.secret };
+    });
+
+    const d = options.discord;
+    if (!d?.clientId) fail('discord.clientId is required (the Discord application\'s client id).');
+    if (!d.clientSecret) fail('discord.clientSecret is required (the Discord application\'s client secret).');
+    const baseUrl = httpUrl(d.baseUrl ?? 'https://discord.com', 'discord.baseUrl', fail).replace(/\/+$/, '');
+    const callbackUrl = d.callbackUrl
+      ? httpUrl(d.callbackUrl, 'discord.callbackUrl', fail)
+      : `${this.publicUrl}/auth/discord/callback`;
+    this.discord = {
+      clientId: d.clientId,
+      clientSecret: d.clientSecret,
+      baseUrl,
+      authorizationUrl: `${baseUrl}/oauth2/authorize`,
+      tokenUrl: `${baseUrl}/api/oauth2/token`,
+      apiUrl: `${baseUrl}/api/v10`,
+      callbackUrl,
+      scopes: [...new Set(['identify', 'email', ...(d.extraScopes ?? [])])],
+      userAgent: d.userAgent ?? `nestjs-discourse-connect (${this.publicUrl}, 0.1.0)`,
+      timeoutMs: d.timeoutMs ?? 10_000,
+    };
+
+    const s = options.session;
+    if (!s?.secret || s.secret.length < 32) {
+      fail('session.secret must be at least 32 characters (it signs the session cookie).');
+    }
+    this.session = {
+      secret: s.secret,
+      cookieName: s.cookieName ?? 'dc.sid',
+      maxAgeSeconds: s.maxAgeSeconds ?? 14 * 24 * 3600,
+      store: s.store,
+      installMiddleware: s.installMiddleware ?? true,
+    };
+
+    this.afterSignOutPath = options.afterSignOutPath ?? '/';
+    this.afterSignInPath = options.afterSignInPath ?? '/';
+    for (const [key, value] of [
+      ['afterSignOutPath', this.afterSignOutPath],
+      ['afterSignInPath', this.afterSignInPath],
+    ] as const) {
+      if (!isSafeRelativePath(value)) fail(`${key} must be a path on this app, such as "/".`);
+    }
+  }
+
+  /** The forum chosen by `?forum=<name>`, or the first one. */
+  forumByName(name?: string): ResolvedForum | undefined {
+    return name ? this.forums.find((f) => f.name === name) : this.forums[0];
+  }
+}
+
+function httpUrl(value: unknown, key: string, fail: (m: string) => never): string {
+  if (typeof value !== 'string' || !value) return fail(`${key} is required: an http(s) URL.`);
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    return fail(`${key} must be an absolute http(s) URL, e.g. https://example.com (got "${value}").`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    fail(`${key} must start with http:// or https:// (got "${parsed.protocol}").`);
+  }
+  if (parsed.username || parsed.password || parsed.search || parsed.hash) {
+    fail(`${key} must not contain credentials, a query or a fragment.`);
+  }
+  return value;
+}

@@ -1,0 +1,48 @@
+import { Controller, Get, Header, Post, Redirect, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { DiscourseConnectExceptionFilter } from '../common/discourse-connect-exception.filter';
+import { SameOriginGuard } from '../common/same-origin.guard';
+import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import { DiscourseConnectActionsService } from '../hooks/actions.service';
+import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
+import { endLocalSession } from '../session/sign-out';
+import type { LocalUser } from '../users/local-user.interface';
+import { DiscordAuthGuard, DiscordCallbackGuard } from './discord-auth.guard';
+
+/** Discord sign-in and local sign-out. */
+@Controller('auth')
+@UseFilters(DiscourseConnectExceptionFilter)
+export class AuthController {
+  constructor(
+    private readonly settings: DiscourseConnectSettings,
+    private readonly actions: DiscourseConnectActionsService,
+  ) {}
+
+  /** Redirects to Discord (the guard does it); `?returnTo=/path` says where to go afterwards. */
+  @Get('discord')
+  @UseGuards(DiscordAuthGuard)
+  @Header('Cache-Control', 'no-store')
+  start(): void {
+    /* the guard has redirected to Discord */
+  }
+
+  /** Discord's redirect URI. */
+  @Get('discord/callback')
+  @UseGuards(DiscordCallbackGuard)
+  @Redirect()
+  @Header('Cache-Control', 'no-store')
+  @Header('Referrer-Policy', 'no-referrer')
+  callback(@Req() req: Request & { discourseConnectReturnTo?: string }) {
+    return { url: req.discourseConnectReturnTo ?? this.settings.afterSignInPath, statusCode: 302 };
+  }
+
+  /** Signs out locally. Refuses requests from other sites. */
+  @Post('logout')
+  @UseGuards(SameOriginGuard)
+  async logout(@Req() req: Request & { user?: LocalUser }, @Res() res: Response): Promise<void> {
+    const discordId = req.user?.discordId;
+    await endLocalSession(req, res, this.settings.session.cookieName);
+    if (discordId) this.actions.emit(DiscourseConnectEvents.SignedOut, { discordId, via: 'local' });
+    res.redirect(303, this.settings.afterSignOutPath);
+  }
+}

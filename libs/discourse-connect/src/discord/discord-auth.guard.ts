@@ -1,0 +1,173 @@
+import { ExecutionContext, HttpStatus, Injectable, Logger } from '@nestjs/common';
+import { AuthGuard } from '@nestjs/passport';
+import type { Request } from 'express';
+import {
+  BadSsoRequestException,
+  DiscordSignInException,
+  DiscourseConnectHttpException,
+} from '../common/discourse-connect.exceptions';
+import { isSafeRelativePath } from '../common/urls';
+import { SESSION_RETURN_TO } from '../discourse-connect.constants';
+import { DiscordApiError } from './discord-api.error';
+
+type AuthGuardAuthenticateOptions = NonNullable<
+  Awaited<ReturnType<InstanceType<ReturnType<typeof AuthGuard>>['getAuthenticateOptions']>>
+>;
+
+const TRY_AGAIN = [{ href: '/auth/discord', label: 'Sign in with Discord again' }];
+
+/** Session fields this module keeps. */
+export interface DiscourseConnectSession {
+  [SESSION_RETURN_TO]?: string;
+}
+
+type SessionRequest = Request & { session?: DiscourseConnectSession & Record<string, unknown> };
+
+/**
+ * Starts Discord sign-in. `?returnTo=/path` (a path on this app only) says where to go afterwards;
+ * the SSO endpoint sets it through the session and adds `?continue=1`.
+ */
+@Injectable()
+export class DiscordAuthGuard extends AuthGuard('discord') {
+  override async canActivate(context: ExecutionContext): Promise<boolean> {
+    const req = context.switchToHttp().getRequest<SessionRequest>();
+    if (!req.session) throw new Error('DiscourseConnect needs session middleware before its routes');
+    const { returnTo, continue: resume } = req.query as Record<string, unknown>;
+    if (returnTo !== undefined && !isSafeRelativePath(returnTo)) {
+      throw new BadSsoRequestException('returnTo must be a path on this site, such as /account.', 'bad_return_to');
+    }
+    if (resume !== '1') {
+      if (returnTo) req.session[SESSION_RETURN_TO] = returnTo as string;
+      else delete req.session[SESSION_RETURN_TO];
+    }
+    return (await super.canActivate(context)) as boolean;
+  }
+
+  override getAuthenticateOptions(): AuthGuardAuthenticateOptions {
+    // Returning users who already granted access skip Discord's consent screen.
+    return { prompt: 'none' } as AuthGuardAuthenticateOptions;
+  }
+
+  override handleRequest<TUser>(err: unknown, user: TUser, info: unknown): TUser {
+    return handleDiscordResult(err, user, info);
+  }
+}
+
+/**
+ * Discord's redirect URI: exchanges the code, signs the user in with a fresh session id (no
+ * fixation), and leaves where to go next on `req.discourseConnectReturnTo`.
+ */
+@Injectable()
+export class DiscordCallbackGuard extends AuthGuard('discord') {
+  override async canActivate(context: ExecutionContext): Promise<boolean> {
+    const req = context.switchToHttp().getRequest<SessionRequest & { discourseConnectReturnTo?: string }>();
+    if (!req.session) throw new Error('DiscourseConnect needs session middleware before its routes');
+    const { code, error } = req.query as Record<string, unknown>;
+    if (typeof code !== 'string' && typeof error !== 'string') {
+      throw new BadSsoRequestException(
+        'This address is only for Discord to send you back after signing in. Start from the sign-in button instead.',
+        'callback_without_code',
+      );
+    }
+    const returnTo = req.session[SESSION_RETURN_TO];
+    await super.canActivate(context);
+    // passport regenerates the session on log-in, so the destination is read before and carried here.
+    await super.logIn(req);
+    req.discourseConnectReturnTo = isSafeRelativePath(returnTo) ? returnTo : undefined;
+    return true;
+  }
+
+  override handleRequest<TUser>(err: unknown, user: TUser, info: unknown): TUser {
+    return handleDiscordResult(err, user, info);
+  }
+}
+
+const logger = new Logger('DiscourseConnect');
+
+/** Turns every way Discord sign-in can fail into a readable page; never a stack trace. */
+function handleDiscordResult<TUser>(err: unknown, user: TUser, info: unknown): TUser {
+  if (err) throw toSignInException(err);
+  if (!user) {
+    const message = (info as { message?: string } | undefined)?.message ?? '';
+    if (/state/i.test(message)) {
+      throw new DiscordSignInException(
+        HttpStatus.FORBIDDEN,
+        'Sign-in expired',
+        'This sign-in attempt expired or was started in another browser. Please start again.',
+        'oauth_state_mismatch',
+        TRY_AGAIN,
+      );
+    }
+    throw new DiscordSignInException(
+      HttpStatus.FORBIDDEN,
+      'Sign-in cancelled',
+      'You cancelled signing in with Discord, so you are not signed in. Nothing was changed.',
+      'discord_access_denied',
+      TRY_AGAIN,
+    );
+  }
+  return user;
+}
+
+function toSignInException(err: unknown): DiscourseConnectHttpException {
+  if (err instanceof DiscourseConnectHttpException) return err;
+  const e = err as { name?: string; code?: string; message?: string; oauthError?: { statusCode?: number; code?: string; data?: unknown } };
+  if (e.name === 'TokenError') {
+    return new DiscordSignInException(
+      HttpStatus.BAD_REQUEST,
+      'Sign-in link expired',
+      'Discord did not accept this sign-in code: it expired or was already used. Please sign in again.',
+      `discord_token_error:${e.code ?? 'unknown'}`,
+      TRY_AGAIN,
+    );
+  }
+  if (e.name === 'AuthorizationError') {
+    return new DiscordSignInException(
+      HttpStatus.BAD_REQUEST,
+      'Discord refused the sign-in',
+      'Discord could not authorise this sign-in. Please try again.',
+      `discord_authorization_error:${e.code ?? 'unknown'}`,
+      TRY_AGAIN,
+    );
+  }
+  const status = err instanceof DiscordApiError ? err.status : (e.oauthError?.statusCode ?? 0);
+  if (status === 429) {
+    const retry = err instanceof DiscordApiError ? err.retryAfterSeconds : retryAfterFromOauth(e.oauthError);
+    return new DiscordSignInException(
+      HttpStatus.SERVICE_UNAVAILABLE,
+      'Discord is busy',
+      'Discord asked us to slow down. Please wait a moment and sign in again.',
+      'discord_rate_limited',
+      TRY_AGAIN,
+      retry ?? 5,
+    );
+  }
+  if (status >= 400 && status < 500) {
+    return new DiscordSignInException(
+      HttpStatus.BAD_REQUEST,
+      'Discord refused the sign-in',
+      'Discord did not accept this sign-in. Please sign in again.',
+      `discord_answered_${status}`,
+      TRY_AGAIN,
+    );
+  }
+  if (err instanceof Error && err.message.startsWith('Discord returned a user')) {
+    logger.warn(err.message);
+  }
+  return new DiscordSignInException(
+    HttpStatus.BAD_GATEWAY,
+    'Discord is unavailable',
+    'Discord could not be reached or had a problem. Nothing was changed; please try again in a moment.',
+    status ? `discord_answered_${status}` : 'discord_unreachable',
+    TRY_AGAIN,
+  );
+}
+
+function retryAfterFromOauth(oauthError: { data?: unknown } | undefined): number | undefined {
+  try {
+    const parsed = JSON.parse(String(oauthError?.data ?? '')) as { retry_after?: number };
+    return typeof parsed.retry_after === 'number' ? Math.ceil(parsed.retry_after) : undefined;
+  } catch {
+    return undefined;
+  }
+}

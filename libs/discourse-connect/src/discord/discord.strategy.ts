@@ -1,0 +1,85 @@
+import { Injectable } from '@nestjs/common';
+import { PassportStrategy } from '@nestjs/passport';
+import { Strategy, type StrategyOptions } from 'passport-discord';
+import { DiscordSignInException } from '../common/discourse-connect.exceptions';
+import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import { DiscourseConnectActionsService } from '../hooks/actions.service';
+import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
+import { DiscourseConnectFiltersService } from '../hooks/filters.service';
+import { pickDiscordMetadata } from '../users/discord-profile';
+import type { LocalUser } from '../users/local-user.interface';
+import { UsersService } from '../users/users.service';
+import { DiscordApiClient } from './discord-api.client';
+
+/** passport-discord's options plus the passport-oauth2 ones its typings lack. */
+type DiscordStrategyOptions = StrategyOptions & {
+  pkce: boolean;
+  state: boolean;
+  customHeaders: Record<string, string>;
+};
+
+/**
+ * Discord sign-in: OAuth2 with `state` and PKCE, the profile read from `DISCORD_BASE_URL/api/v10`,
+ * and the local user created or updated only after Discord answered and the `user.canSignIn`
+ * filter agreed, so a failure never leaves a half-created user.
+ */
+@Injectable()
+export class DiscordStrategy extends PassportStrategy(Strategy, 'discord') {
+  constructor(
+    settings: DiscourseConnectSettings,
+    private readonly api: DiscordApiClient,
+    private readonly users: UsersService,
+    private readonly filters: DiscourseConnectFiltersService,
+    private readonly actions: DiscourseConnectActionsService,
+  ) {
+    const options: DiscordStrategyOptions = {
+      clientID: settings.discord.clientId,
+      clientSecret: settings.discord.clientSecret,
+      callbackURL: settings.discord.callbackUrl,
+      authorizationURL: settings.discord.authorizationUrl,
+      tokenURL: settings.discord.tokenUrl,
+      scope: settings.discord.scopes,
+      state: true,
+      pkce: true,
+      customHeaders: { 'User-Agent': settings.discord.userAgent },
+    };
+    super(options);
+  }
+
+  /**
+   * Replaces passport-discord's profile fetch (hard-coded to the unversioned production API, and
+   * with a double-callback bug on guild/connection fetches). Only the raw user object is passed on;
+   * the access token never leaves this method.
+   */
+  override userProfile(accessToken: string, done: (err?: Error | null, profile?: unknown) => void): void {
+    this.api.get<Record<string, unknown>>('/users/@me', accessToken).then(
+      (raw) => done(null, raw),
+      (error: Error) => done(error),
+    );
+  }
+
+  async validate(_accessToken: string, _refreshToken: string, raw: Record<string, unknown>): Promise<LocalUser> {
+    const discord = pickDiscordMetadata(raw);
+    const existing = await this.users.findByDiscordId(discord.id);
+    const verdict = await this.filters.apply('user.canSignIn', true, { discord, existing });
+    if (verdict !== true) {
+      throw new DiscordSignInException(
+        403,
+        'Sign-in not allowed',
+        typeof verdict === 'string' && verdict ? verdict : 'This Discord account is not allowed to sign in here.',
+        'sign_in_refused_by_filter',
+      );
+    }
+    const outcome = await this.users.signInFromDiscord(discord);
+    if (outcome.created) this.actions.emit(DiscourseConnectEvents.UserCreated, { user: outcome.user });
+    if (outcome.changed && outcome.previous) {
+      this.actions.emit(DiscourseConnectEvents.ProfileChanged, { user: outcome.user, previous: outcome.previous });
+    }
+    this.actions.emit(DiscourseConnectEvents.SignedIn, {
+      user: outcome.user,
+      created: outcome.created,
+      changed: outcome.changed,
+    });
+    return outcome.user;
+  }
+}

@@ -1,0 +1,62 @@
+import type { Store } from 'express-session';
+
+/** One Discourse forum this app signs people into. */
+export interface DiscourseForumOptions {
+  /** Forum base URL, e.g. `https://forum.example.com` (may include a subfolder). No default. */
+  url: string;
+  /** The forum's `discourse_connect_secret`, at least 10 characters. No default. */
+  secret: string;
+  /** Short name used in `?forum=` on the forum link route. Default: the forum's host name. */
+  name?: string;
+}
+
+/** The Discord application used for sign-in. */
+export interface DiscordOptions {
+  /** OAuth2 client id of the Discord application. No default. */
+  clientId: string;
+  /** OAuth2 client secret of the Discord application. No default. */
+  clientSecret: string;
+  /** Discord's base URL; point it at a simulator for tests. Default `https://discord.com`. */
+  baseUrl?: string;
+  /** Extra OAuth2 scopes on top of `identify email`. Default none. */
+  extraScopes?: string[];
+  /** The redirect URI registered with Discord. Default `<publicUrl>/auth/discord/callback`. */
+  callbackUrl?: string;
+  /** User-Agent sent to Discord. Default `nestjs-discourse-connect (<publicUrl>, <version>)`. */
+  userAgent?: string;
+  /** Timeout for each call to Discord, in milliseconds. Default 10000. */
+  timeoutMs?: number;
+}
+
+/** Server-side sessions. */
+export interface DiscourseConnectSessionOptions {
+  /** Secret that signs the session cookie, at least 32 characters. No default. */
+  secret: string;
+  /** Cookie name. Default `dc.sid`. */
+  cookieName?: string;
+  /** Session lifetime in seconds. Default 14 days. */
+  maxAgeSeconds?: number;
+  /** Where sessions live. Default: the module's database table (survives restarts). */
+  store?: Store;
+  /**
+   * Install the session and passport middleware on every route of the host app.
+   * Set false when the host already installs express-session and passport itself. Default true.
+   */
+  installMiddleware?: boolean;
+}
+
+/** Options of `DiscourseConnectModule.forRoot()` / `forRootAsync()`. */
+export interface DiscourseConnectModuleOptions {
+  /** The forums this app is the DiscourseConnect provider for; at least one. */
+  forums: DiscourseForumOptions[];
+  /** The Discord application used for sign-in. */
+  discord: DiscordOptions;
+  /** Where this app is reachable, e.g. `https://example.com`. No default. */
+  publicUrl: string;
+  /** Server-side sessions. */
+  session: DiscourseConnectSessionOptions;
+  /** Where to send a person after signing out locally (a relative path). Default `/`. */
+  afterSignOutPath?: string;
+  /** Where to send a person after signing in without a pending destination. Default `/`. */
+  afterSignInPath?: string;
+}

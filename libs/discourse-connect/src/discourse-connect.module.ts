@@ -1,0 +1,104 @@
+import { DynamicModule, Inject, MiddlewareConsumer, Module, NestModule, Provider } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { PassportModule } from '@nestjs/passport';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { DiscourseConnectSettings } from './config/discourse-connect.settings';
+import type { DiscourseConnectModuleOptions } from './discourse-connect-options.interface';
+import {
+  ASYNC_OPTIONS_TYPE,
+  ConfigurableModuleClass,
+  DISCOURSE_CONNECT_OPTIONS,
+  OPTIONS_TYPE,
+} from './discourse-connect.module-definition';
+import { AuthController } from './discord/auth.controller';
+import { DiscordApiClient } from './discord/discord-api.client';
+import { DiscordAuthGuard, DiscordCallbackGuard } from './discord/discord-auth.guard';
+import { DiscordStrategy } from './discord/discord.strategy';
+import { DiscourseConnectSessionSerializer } from './discord/session.serializer';
+import { DiscourseConnectHealthController } from './health/health.controller';
+import { DiscourseConnectActionsService } from './hooks/actions.service';
+import { DiscourseConnectFiltersService } from './hooks/filters.service';
+import { SameOriginGuard } from './common/same-origin.guard';
+import { DiscourseConnectSessionEntity } from './session/discourse-connect-session.entity';
+import { DiscourseConnectSessionMiddleware } from './session/session.middleware';
+import { SsoController } from './sso/sso.controller';
+import { SsoService } from './sso/sso.service';
+import { DiscourseConnectUserEntity } from './users/discourse-connect-user.entity';
+import { TypeOrmUserStore } from './users/typeorm-user.store';
+import { UserStore } from './users/user-store.interface';
+import { UsersService } from './users/users.service';
+
+/** The module's TypeORM entities; the host's DataSource loads them (`autoLoadEntities: true`). */
+export const DISCOURSE_CONNECT_ENTITIES = [DiscourseConnectUserEntity, DiscourseConnectSessionEntity];
+
+const providers: Provider[] = [
+  {
+    provide: DiscourseConnectSettings,
+    useFactory: (options: DiscourseConnectModuleOptions) => new DiscourseConnectSettings(options),
+    inject: [DISCOURSE_CONNECT_OPTIONS],
+  },
+  { provide: UserStore, useClass: TypeOrmUserStore },
+  UsersService,
+  DiscourseConnectFiltersService,
+  DiscourseConnectActionsService,
+  DiscordApiClient,
+  DiscordStrategy,
+  DiscourseConnectSessionSerializer,
+  DiscordAuthGuard,
+  DiscordCallbackGuard,
+  SameOriginGuard,
+  SsoService,
+  DiscourseConnectSessionMiddleware,
+];
+
+/**
+ * Makes the host app the DiscourseConnect provider of one or more Discourse forums, with Discord as
+ * the sign-in. Needs a TypeORM connection in the host (`TypeOrmModule.forRoot({ autoLoadEntities:
+ * true, migrations: DISCOURSE_CONNECT_MIGRATIONS, migrationsRun: true, ... })`).
+ *
+ * @example
+ * DiscourseConnectModule.forRootAsync(discourseConnectConfig.asProvider())
+ */
+@Module({})
+export class DiscourseConnectModule extends ConfigurableModuleClass implements NestModule {
+  constructor(@Inject(DiscourseConnectSettings) private readonly settings: DiscourseConnectSettings) {
+    super();
+  }
+
+  static forRoot(options: typeof OPTIONS_TYPE): DynamicModule {
+    return withParts(super.forRoot(options));
+  }
+
+  static forRootAsync(options: typeof ASYNC_OPTIONS_TYPE): DynamicModule {
+    return withParts(super.forRootAsync(options));
+  }
+
+  configure(consumer: MiddlewareConsumer): void {
+    if (this.settings.session.installMiddleware) {
+      consumer.apply(DiscourseConnectSessionMiddleware).forRoutes('{*path}');
+    }
+  }
+}
+
+function withParts(definition: DynamicModule): DynamicModule {
+  return {
+    ...definition,
+    imports: [
+      ...(definition.imports ?? []),
+      DiscoveryModule,
+      PassportModule.register({ session: true }),
+      TypeOrmModule.forFeature(DISCOURSE_CONNECT_ENTITIES),
+    ],
+    controllers: [SsoController, AuthController, DiscourseConnectHealthController],
+    providers: [...(definition.providers ?? []), ...providers],
+    exports: [
+      DiscourseConnectSettings,
+      UserStore,
+      UsersService,
+      DiscourseConnectFiltersService,
+      SsoService,
+      SameOriginGuard,
+      DISCOURSE_CONNECT_OPTIONS,
+    ],
+  };
+}

@@ -1,0 +1,35 @@
+import type { DiscordMetadata } from '../users/discord-profile';
+import type { LocalUser } from '../users/local-user.interface';
+
+/**
+ * Action events, emitted through `@nestjs/event-emitter` when the host imports
+ * `EventEmitterModule.forRoot()`. Listen with `@OnEvent(DiscourseConnectEvents.UserCreated)`.
+ * A listener's error is logged and never breaks the sign-in.
+ */
+export const DiscourseConnectEvents = {
+  UserCreated: 'discourse-connect.user.created',
+  ProfileChanged: 'discourse-connect.user.profile-changed',
+  SignedIn: 'discourse-connect.user.signed-in',
+  SignedOut: 'discourse-connect.user.signed-out',
+} as const;
+
+export interface UserCreatedEvent {
+  user: LocalUser;
+}
+
+export interface ProfileChangedEvent {
+  user: LocalUser;
+  previous: DiscordMetadata;
+}
+
+export interface SignedInEvent {
+  user: LocalUser;
+  created: boolean;
+  changed: boolean;
+}
+
+export interface SignedOutEvent {
+  discordId: string;
+  /** `local`: POST /auth/logout; `forum`: the forum's logout_redirect. */
+  via: 'local' | 'forum';
+}

@@ -1,0 +1,33 @@
+import type { DiscourseConnectPayload } from '../protocol';
+import type { DiscordMetadata } from '../users/discord-profile';
+import type { LocalUser } from '../users/local-user.interface';
+import type { ResolvedForum } from '../config/discourse-connect.settings';
+
+/** Context of the `sso.payload` filter. */
+export interface SsoPayloadContext {
+  user: LocalUser;
+  forum: { name: string; url: string };
+}
+
+/** Context of the `user.canSignIn` filter. */
+export interface CanSignInContext {
+  /** The Discord user, whitelisted fields only. */
+  discord: DiscordMetadata;
+  /** The local user when they signed in before. */
+  existing: LocalUser | null;
+}
+
+/**
+ * Every filter the module applies: its name, the value it transforms and the context it gets.
+ * A filter returns the new value (or a promise of it).
+ */
+export interface DiscourseConnectFilters {
+  /** The DiscourseConnect payload just before it is signed and sent to the forum. */
+  'sso.payload': { value: DiscourseConnectPayload; context: SsoPayloadContext };
+  /** Whether this Discord user may sign in at all. Return `false`, or a string saying why. */
+  'user.canSignIn': { value: boolean | string; context: CanSignInContext };
+}
+
+export type DiscourseConnectFilterName = keyof DiscourseConnectFilters;
+
+export type { ResolvedForum };

@@ -1,0 +1,60 @@
+/** nestjs-discourse-connect: the public API. */
+export { DiscourseConnectModule, DISCOURSE_CONNECT_ENTITIES } from './discourse-connect.module';
+export type {
+  DiscourseConnectModuleOptions,
+  DiscourseForumOptions,
+  DiscordOptions,
+  DiscourseConnectSessionOptions,
+} from './discourse-connect-options.interface';
+export { DISCOURSE_CONNECT_OPTIONS, InjectDiscourseConnectOptions } from './discourse-connect.constants';
+export { DiscourseConnectSettings, type ResolvedForum } from './config/discourse-connect.settings';
+export {
+  discourseConnectConfig,
+  discourseConnectOptionsFromEnv,
+  validateDiscourseConnectEnv,
+  DiscourseConnectEnvironment,
+} from './config/discourse-connect.config';
+export { DiscourseConnectConfigurationError } from './config/configuration.error';
+export { DISCOURSE_CONNECT_MIGRATIONS } from './migrations';
+
+export { DiscordAuthGuard, DiscordCallbackGuard } from './discord/discord-auth.guard';
+export { SameOriginGuard } from './common/same-origin.guard';
+export { DiscourseConnectExceptionFilter } from './common/discourse-connect-exception.filter';
+export {
+  DiscourseConnectHttpException,
+  BadSsoRequestException,
+  SsoForbiddenException,
+  DiscordSignInException,
+} from './common/discourse-connect.exceptions';
+
+export { UserStore, type LocalUserData } from './users/user-store.interface';
+export type { LocalUser } from './users/local-user.interface';
+export { UsersService, type SignInOutcome } from './users/users.service';
+export {
+  type DiscordMetadata,
+  discordAvatarUrl,
+  displayNameOf,
+  hashDiscordMetadata,
+  pickDiscordMetadata,
+} from './users/discord-profile';
+export { DiscourseConnectUserEntity } from './users/discourse-connect-user.entity';
+export { DiscourseConnectSessionEntity } from './session/discourse-connect-session.entity';
+export { TypeOrmSessionStore } from './session/typeorm-session.store';
+
+export { DiscourseConnectFilter } from './hooks/discourse-connect-filter.decorator';
+export { DiscourseConnectFiltersService } from './hooks/filters.service';
+export type {
+  DiscourseConnectFilters,
+  DiscourseConnectFilterName,
+  SsoPayloadContext,
+  CanSignInContext,
+} from './hooks/filters.interface';
+export {
+  DiscourseConnectEvents,
+  type UserCreatedEvent,
+  type ProfileChangedEvent,
+  type SignedInEvent,
+  type SignedOutEvent,
+} from './hooks/discourse-connect.events';
+
+export * from './protocol';

@@ -1,0 +1,4 @@
+import { DiscourseConnectInitial1732406400000 } from './1732406400000-discourse-connect-initial';
+
+/** The module's migrations, in order: add them to the host's DataSource `migrations`. */
+export const DISCOURSE_CONNECT_MIGRATIONS = [DiscourseConnectInitial1732406400000];

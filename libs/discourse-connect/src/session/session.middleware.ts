@@ -1,0 +1,63 @@
+import { Injectable, NestMiddleware, OnModuleDestroy } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import session from 'express-session';
+import passport from 'passport';
+import { Repository } from 'typeorm';
+import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import { DiscourseConnectSessionEntity } from './discourse-connect-session.entity';
+import { TypeOrmSessionStore } from './typeorm-session.store';
+
+/**
+ * Server-side sessions and passport, installed by the module on the host's routes: cookie
+ * httpOnly, SameSite=Lax, Secure when the public URL is https; stored in the module's database
+ * table unless the host gives another store.
+ */
+@Injectable()
+export class DiscourseConnectSessionMiddleware implements NestMiddleware, OnModuleDestroy {
+  private readonly chain: RequestHandler[];
+  private readonly ownStore?: TypeOrmSessionStore;
+
+  constructor(
+    settings: DiscourseConnectSettings,
+    @InjectRepository(DiscourseConnectSessionEntity) sessions: Repository<DiscourseConnectSessionEntity>,
+  ) {
+    const s = settings.session;
+    this.ownStore = s.store ? undefined : new TypeOrmSessionStore(sessions, s.maxAgeSeconds * 1000);
+    this.chain = [
+      session({
+        name: s.cookieName,
+        secret: s.secret,
+        store: s.store ?? this.ownStore,
+        resave: false,
+        saveUninitialized: false,
+        rolling: false,
+        unset: 'destroy',
+        cookie: {
+          httpOnly: true,
+          sameSite: 'lax',
+          secure: settings.secureCookies,
+          maxAge: s.maxAgeSeconds * 1000,
+          path: '/',
+        },
+      }),
+      passport.initialize(),
+      passport.session(),
+    ];
+  }
+
+  use(req: Request, res: Response, next: NextFunction): void {
+    let i = 0;
+    const step = (err?: unknown): void => {
+      if (err) return next(err);
+      const handler = this.chain[i++];
+      if (!handler) return next();
+      handler(req, res, step);
+    };
+    step();
+  }
+
+  onModuleDestroy(): void {
+    this.ownStore?.close();
+  }
+}

@@ -1,0 +1,125 @@
+import { Controller, Get, Header, Post, Query, Redirect, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { DiscourseConnectExceptionFilter } from '../common/discourse-connect-exception.filter';
+import { BadSsoRequestException } from '../common/discourse-connect.exceptions';
+import { renderPage } from '../common/html-page';
+import { isSameOriginRequest, SameOriginGuard } from '../common/same-origin.guard';
+import { isSafeRelativePath } from '../common/urls';
+import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import { SESSION_RETURN_TO } from '../discourse-connect.constants';
+import { DiscourseConnectActionsService } from '../hooks/actions.service';
+import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
+import { endLocalSession } from '../session/sign-out';
+import type { LocalUser } from '../users/local-user.interface';
+import { SsoService } from './sso.service';
+
+type UserRequest = Request & { user?: LocalUser; session: Request['session'] & Record<string, unknown> };
+
+/** The forum-facing routes: the DiscourseConnect endpoint, the forum link and the logout target. */
+@Controller('discourse')
+@UseFilters(DiscourseConnectExceptionFilter)
+export class SsoController {
+  constructor(
+    private readonly sso: SsoService,
+    private readonly settings: DiscourseConnectSettings,
+    private readonly actions: DiscourseConnectActionsService,
+  ) {}
+
+  /**
+   * Discourse's `discourse_connect_url`. A signed-in user goes straight back to the forum with a
+   * signed payload; an anonymous one signs in with Discord first and then resumes this request.
+   */
+  @Get('sso')
+  @Redirect()
+  @Header('Cache-Control', 'no-store')
+  @Header('Referrer-Policy', 'no-referrer')
+  async handshake(@Req() req: UserRequest, @Query() query: Record<string, unknown>) {
+    const request = this.sso.verifyRequest(query);
+    if (!req.user) {
+      const resume = `${req.baseUrl ?? ''}${req.path}?${new URLSearchParams({
+        sso: query.sso as string,
+        sig: query.sig as string,
+      })}`;
+      req.session[SESSION_RETURN_TO] = resume;
+      return { url: '/auth/discord?continue=1', statusCode: 302 };
+    }
+    return { url: await this.sso.buildResponseUrl(request, req.user), statusCode: 302 };
+  }
+
+  /**
+   * A link to the forum that arrives signed in: through the forum's `/session/sso` when the person
+   * is signed in here, straight to the page otherwise.
+   */
+  @Get('forum')
+  @Redirect()
+  @Header('Cache-Control', 'no-store')
+  forum(@Req() req: UserRequest, @Query('return_path') returnPath: unknown, @Query('forum') name: unknown) {
+    const path = returnPath === undefined || returnPath === '' ? '/' : returnPath;
+    if (!isSafeRelativePath(path)) {
+      throw new BadSsoRequestException('return_path must be a path on the forum, such as /t/welcome/1.', 'bad_return_path');
+    }
+    if (name !== undefined && typeof name !== 'string') {
+      throw new BadSsoRequestException('forum must be given at most once.', 'repeated_forum');
+    }
+    const forum = this.settings.forumByName(name);
+    if (!forum) throw new BadSsoRequestException('There is no forum by that name.', 'unknown_forum');
+    if (!req.user) return { url: `${forum.url}${path}`, statusCode: 302 };
+    return { url: `${forum.url}/session/sso?${new URLSearchParams({ return_path: path })}`, statusCode: 302 };
+  }
+
+  /**
+   * Discourse's `logout_redirect`: the forum sends the browser here after signing out there.
+   * Arriving from a configured forum (or this site) signs out at once; from anywhere else the person
+   * gets a button to confirm, so a third-party page cannot sign anyone out.
+   */
+  @Get('logout')
+  @Header('Cache-Control', 'no-store')
+  async forumLogout(@Req() req: UserRequest, @Res() res: Response): Promise<void> {
+    if (!req.user) {
+      res.redirect(303, this.settings.afterSignOutPath);
+      return;
+    }
+    if (this.cameFromForumOrHere(req)) {
+      await this.signOut(req, res);
+      return;
+    }
+    res
+      .status(200)
+      .type('html')
+      .send(
+        renderPage({
+          title: 'Sign out?',
+          message: 'You signed out of the forum. Do you want to sign out of this site too?',
+          form: { action: `${req.baseUrl ?? ''}${req.path}`, label: 'Sign out' },
+          links: [{ href: '/', label: 'Stay signed in' }],
+        }),
+      );
+  }
+
+  /** The confirmation button of the page above. */
+  @Post('logout')
+  @UseGuards(SameOriginGuard)
+  async confirmForumLogout(@Req() req: UserRequest, @Res() res: Response): Promise<void> {
+    await this.signOut(req, res);
+  }
+
+  private async signOut(req: UserRequest, res: Response): Promise<void> {
+    const discordId = req.user?.discordId;
+    await endLocalSession(req, res, this.settings.session.cookieName);
+    if (discordId) this.actions.emit(DiscourseConnectEvents.SignedOut, { discordId, via: 'forum' });
+    res.redirect(303, this.settings.afterSignOutPath);
+  }
+
+  private cameFromForumOrHere(req: Request): boolean {
+    const site = req.headers['sec-fetch-site'];
+    if (site === 'same-origin' && isSameOriginRequest(req, this.settings.publicUrl)) return true;
+    const referer = req.headers.referer;
+    if (typeof referer !== 'string') return false;
+    try {
+      const origin = new URL(referer).origin;
+      return this.settings.forums.some((f) => f.origin === origin);
+    } catch {
+      return false;
+    }
+  }
+}

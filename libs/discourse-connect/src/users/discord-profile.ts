@@ -1,0 +1,75 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The Discord user fields this module keeps, and hashes for change detection. Flags, premium_type
+ * and cosmetic fields churn without meaning anything to the forum, so they are left out.
+ */
+export interface DiscordMetadata {
+  id: string;
+  username: string;
+  global_name: string | null;
+  discriminator: string;
+  avatar: string | null;
+  email: string | null;
+  verified: boolean;
+  locale: string | null;
+}
+
+const SNOWFLAKE = /^[0-9]{1,20}$/;
+
+/**
+ * Picks the whitelisted fields out of a Discord `/users/@me` answer. Never pass the passport profile
+ * around whole: it carries the access token.
+ *
+ * @throws Error when the answer has no usable id or username.
+ */
+export function pickDiscordMetadata(raw: Record<string, unknown>): DiscordMetadata {
+  const id = raw.id;
+  if (typeof id !== 'string' || !SNOWFLAKE.test(id)) throw new Error('Discord returned a user without a valid id');
+  if (typeof raw.username !== 'string' || !raw.username) throw new Error('Discord returned a user without a username');
+  const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
+  return {
+    id,
+    username: raw.username,
+    global_name: str(raw.global_name),
+    discriminator: typeof raw.discriminator === 'string' ? raw.discriminator : '0',
+    avatar: str(raw.avatar),
+    email: str(raw.email),
+    verified: raw.verified === true,
+    locale: str(raw.locale),
+  };
+}
+
+/** SHA-256 over the whitelisted fields in a fixed order: equal data, equal hash. */
+export function hashDiscordMetadata(meta: DiscordMetadata): string {
+  const canonical = JSON.stringify([
+    meta.id,
+    meta.username,
+    meta.global_name,
+    meta.discriminator,
+    meta.avatar,
+    meta.email,
+    meta.verified,
+    meta.locale,
+  ]);
+  return createHash('sha256').update(canonical, 'utf8').digest('hex');
+}
+
+/** `global_name ?? username`: what Discord itself shows. */
+export const displayNameOf = (meta: Pick<DiscordMetadata, 'global_name' | 'username'>): string =>
+  meta.global_name ?? meta.username;
+
+/**
+ * The avatar's CDN URL: the uploaded avatar (`.gif` when animated) or Discord's default one,
+ * computed from the id with BigInt for migrated users and from the discriminator for legacy ones.
+ * It changes exactly when the avatar changes, which is what lets updates reach the forum.
+ */
+export function discordAvatarUrl(meta: Pick<DiscordMetadata, 'id' | 'avatar' | 'discriminator'>): string {
+  if (meta.avatar) {
+    const ext = meta.avatar.startsWith('a_') ? 'gif' : 'png';
+    return `https://cdn.discordapp.com/avatars/${meta.id}/${encodeURIComponent(meta.avatar)}.${ext}?size=512`;
+  }
+  const legacy = meta.discriminator && meta.discriminator !== '0';
+  const index = legacy ? Number(meta.discriminator) % 5 : Number((BigInt(meta.id) >> 22n) % 6n);
+  return `https://cdn.discordapp.com/embed/avatars/${Number.isFinite(index) ? index : 0}.png`;
+}

@@ -1,0 +1,36 @@
+import { Column, CreateDateColumn, Entity, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+import type { DiscordMetadata } from './discord-profile';
+
+/** The module's default users table, keyed on the Discord id. */
+@Entity({ name: 'discourse_connect_users' })
+export class DiscourseConnectUserEntity {
+  @PrimaryColumn({ name: 'discord_id', type: 'varchar', length: 20 })
+  discordId!: string;
+
+  @Column({ type: 'varchar', length: 64 })
+  username!: string;
+
+  @Column({ name: 'display_name', type: 'varchar', length: 128 })
+  displayName!: string;
+
+  @Column({ type: 'varchar', length: 320, nullable: true })
+  email!: string | null;
+
+  @Column({ name: 'email_verified', type: 'boolean', default: false })
+  emailVerified!: boolean;
+
+  @Column({ name: 'avatar_hash', type: 'varchar', length: 64, nullable: true })
+  avatarHash!: string | null;
+
+  @Column({ type: 'simple-json' })
+  metadata!: DiscordMetadata;
+
+  @Column({ name: 'metadata_hash', type: 'varchar', length: 64 })
+  metadataHash!: string;
+
+  @CreateDateColumn({ name: 'created_at' })
+  createdAt!: Date;
+
+  @UpdateDateColumn({ name: 'updated_at' })
+  updatedAt!: Date;
+}

@@ -1,0 +1,20 @@
+import type { DiscordMetadata } from './discord-profile';
+
+/** A person who has signed in with Discord, as this app keeps them. */
+export interface LocalUser {
+  /** The immutable Discord id (a snowflake, kept as a string). */
+  discordId: string;
+  username: string;
+  /** `global_name ?? username`. */
+  displayName: string;
+  email: string | null;
+  /** Whether Discord marks the email as verified. */
+  emailVerified: boolean;
+  avatarHash: string | null;
+  /** The whitelisted copy of the Discord user. */
+  metadata: DiscordMetadata;
+  /** SHA-256 of `metadata`; decides whether a sign-in changed anything. */
+  metadataHash: string;
+  createdAt: Date;
+  updatedAt: Date;
+}

@@ -1,0 +1,23 @@
+import type { LocalUser } from './local-user.interface';
+
+/** Fields written when a user is created or their Discord data changed. */
+export type LocalUserData = Omit<LocalUser, 'createdAt' | 'updatedAt'>;
+
+/**
+ * Where local users live. The default keeps them in the module's TypeORM table; a host app that
+ * has its own users table provides its own implementation under this token:
+ *
+ * @example
+ * DiscourseConnectModule.forRoot({ ... }) // then, in the host module:
+ * providers: [{ provide: UserStore, useClass: MyUserStore }]
+ */
+export interface UserStore {
+  findByDiscordId(discordId: string): Promise<LocalUser | null>;
+  /** Inserts a new user; resolves to `null` when a user with that id already exists. */
+  create(data: LocalUserData): Promise<LocalUser | null>;
+  /** Replaces the Discord-derived fields of an existing user. */
+  update(data: LocalUserData): Promise<LocalUser>;
+}
+
+/** Injection token of the user store. */
+export const UserStore = Symbol('UserStore');
