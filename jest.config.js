@@ -1,6 +1,32 @@
-/** Two projects: fast unit specs beside the code, and e2e specs under test/ on real HTTP. */
-const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] };
-const common = { testEnvironment: 'node', transform, moduleFileExtensions: ['ts', 'js', 'json'] };
+/**
+ * Two projects: fast unit specs beside the code, and e2e specs under test/ on real HTTP.
+ *
+ * NestJS 12 ships as ES modules only. Jest's CommonJS runtime on Node 20 cannot require() them, so
+ * the ESM packages in node_modules are compiled to CommonJS by babel-jest (import.meta.url
+ * included); the project's own TypeScript goes through ts-jest.
+ */
+const esmPackages = ['@nestjs', 'file-type', 'strtok3', 'token-types', 'peek-readable', 'uint8array-extras', '@tokenizer', 'load-esm'];
+const transform = {
+  '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
+  '^.+\\.m?js$': [
+    'babel-jest',
+    {
+      babelrc: false,
+      configFile: false,
+      plugins: [
+        require.resolve('./test/jest/import-meta-url.babel-plugin.js'),
+        '@babel/plugin-transform-dynamic-import',
+        ['@babel/plugin-transform-modules-commonjs', { importInterop: 'node' }],
+      ],
+    },
+  ],
+};
+const common = {
+  testEnvironment: 'node',
+  transform,
+  transformIgnorePatterns: [`/node_modules/(?!(${esmPackages.join('|')})/)`],
+  moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
+};
 module.exports = {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/libs/**/*.spec.ts', '<rootDir>/src/**/*.spec.ts'] },

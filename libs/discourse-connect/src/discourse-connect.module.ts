@@ -14,13 +14,13 @@ import { AuthController } from './discord/auth.controller';
 import { DiscordApiClient } from './discord/discord-api.client';
 import { DiscordAuthGuard, DiscordCallbackGuard } from './discord/discord-auth.guard';
 import { DiscordStrategy } from './discord/discord.strategy';
-import { DiscourseConnectSessionSerializer } from './discord/session.serializer';
 import { DiscourseConnectHealthController } from './health/health.controller';
 import { DiscourseConnectActionsService } from './hooks/actions.service';
 import { DiscourseConnectFiltersService } from './hooks/filters.service';
 import { SameOriginGuard } from './common/same-origin.guard';
 import { DiscourseConnectSessionEntity } from './session/discourse-connect-session.entity';
 import { DiscourseConnectSessionMiddleware } from './session/session.middleware';
+import { createDiscourseConnectPassport, DISCOURSE_CONNECT_PASSPORT } from './session/discourse-connect-passport';
 import { SsoController } from './sso/sso.controller';
 import { SsoService } from './sso/sso.service';
 import { DiscourseConnectUserEntity } from './users/discourse-connect-user.entity';
@@ -39,11 +39,11 @@ const providers: Provider[] = [
   },
   { provide: UserStore, useClass: TypeOrmUserStore },
   UsersService,
+  { provide: DISCOURSE_CONNECT_PASSPORT, useFactory: createDiscourseConnectPassport, inject: [UsersService] },
   DiscourseConnectFiltersService,
   DiscourseConnectActionsService,
   DiscordApiClient,
   DiscordStrategy,
-  DiscourseConnectSessionSerializer,
   DiscordAuthGuard,
   DiscordCallbackGuard,
   SameOriginGuard,

@@ -1,6 +1,8 @@
-import { ExecutionContext, HttpStatus, Injectable, Logger } from '@nestjs/common';
+import { ExecutionContext, HttpStatus, Inject, Injectable, Logger } from '@nestjs/common';
 import { AuthGuard } from '@nestjs/passport';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
+import type { PassportStatic } from 'passport';
+import { DISCOURSE_CONNECT_PASSPORT } from '../session/discourse-connect-passport';
 import {
   BadSsoRequestException,
   DiscordSignInException,
@@ -59,6 +61,10 @@ export class DiscordAuthGuard extends AuthGuard('discord') {
  */
 @Injectable()
 export class DiscordCallbackGuard extends AuthGuard('discord') {
+  constructor(@Inject(DISCOURSE_CONNECT_PASSPORT) private readonly passport: PassportStatic) {
+    super();
+  }
+
   override async canActivate(context: ExecutionContext): Promise<boolean> {
     const req = context.switchToHttp().getRequest<SessionRequest & { discourseConnectReturnTo?: string }>();
     if (!req.session) throw new Error('DiscourseConnect needs session middleware before its routes');
@@ -71,7 +77,9 @@ export class DiscordCallbackGuard extends AuthGuard('discord') {
     }
     const returnTo = req.session[SESSION_RETURN_TO];
     await super.canActivate(context);
-    // passport regenerates the session on log-in, so the destination is read before and carried here.
+    // Log in through the module's passport instance (the one whose serializer the session uses);
+    // passport regenerates the session id here, so the destination was read before.
+    this.passport.initialize()(req, context.switchToHttp().getResponse<Response>(), () => undefined);
     await super.logIn(req);
     req.discourseConnectReturnTo = isSafeRelativePath(returnTo) ? returnTo : undefined;
     return true;

@@ -1,10 +1,11 @@
-import { Injectable, NestMiddleware, OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, NestMiddleware, OnModuleDestroy } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import session from 'express-session';
-import passport from 'passport';
+import type { PassportStatic } from 'passport';
 import { Repository } from 'typeorm';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import { DISCOURSE_CONNECT_PASSPORT } from './discourse-connect-passport';
 import { DiscourseConnectSessionEntity } from './discourse-connect-session.entity';
 import { TypeOrmSessionStore } from './typeorm-session.store';
 
@@ -21,6 +22,7 @@ export class DiscourseConnectSessionMiddleware implements NestMiddleware, OnModu
   constructor(
     settings: DiscourseConnectSettings,
     @InjectRepository(DiscourseConnectSessionEntity) sessions: Repository<DiscourseConnectSessionEntity>,
+    @Inject(DISCOURSE_CONNECT_PASSPORT) passport: PassportStatic,
   ) {
     const s = settings.session;
     this.ownStore = s.store ? undefined : new TypeOrmSessionStore(sessions, s.maxAgeSeconds * 1000);

@@ -1,0 +1,34 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { TypeOrmModuleOptions } from '@nestjs/typeorm';
+import { DISCOURSE_CONNECT_MIGRATIONS } from '../libs/discourse-connect/src';
+
+/** The embedded default: a SQLite file under ./data/. */
+export const DEFAULT_DATABASE_URL = 'sqlite:./data/discourse-connect.sqlite';
+
+/**
+ * TypeORM options from `DATABASE_URL`: `sqlite:<path>` (or `sqlite::memory:`) for the embedded
+ * database, `postgres://…` for a server. Schema comes from migrations, never `synchronize`.
+ *
+ * @throws Error naming DATABASE_URL when the URL is not one of those.
+ */
+export function databaseOptions(databaseUrl = DEFAULT_DATABASE_URL): TypeOrmModuleOptions {
+  const common = {
+    autoLoadEntities: true,
+    synchronize: false,
+    migrations: DISCOURSE_CONNECT_MIGRATIONS,
+    migrationsRun: true,
+  } as const;
+  if (databaseUrl.startsWith('sqlite:')) {
+    const path = databaseUrl.slice('sqlite:'.length);
+    if (!path) throw new Error('DATABASE_URL is invalid: use sqlite:<file path>, e.g. sqlite:./data/app.sqlite');
+    if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
+    return { ...common, type: 'better-sqlite3', database: path, enableWAL: path !== ':memory:' } as TypeOrmModuleOptions;
+  }
+  if (/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    return { ...common, type: 'postgres', url: databaseUrl };
+  }
+  throw new Error(
+    'DATABASE_URL is invalid: use sqlite:<file path> for the embedded database or postgres://user:pass@host/db.',
+  );
+}

@@ -1,0 +1,65 @@
+import 'reflect-metadata';
+import { existsSync } from 'node:fs';
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { AppModule } from './app.module';
+import { startSandbox, type Sandbox } from './sandbox';
+
+/**
+ * `npm start`: with Discord credentials in the environment (or .env) the app runs for real;
+ * without them it starts the sandbox, with simulated Discord and Discourse in this process.
+ */
+async function main(): Promise<void> {
+  if (existsSync('.env')) process.loadEnvFile('.env');
+  const port = parsePort(process.env.PORT);
+  const logger = new Logger('Main');
+
+  let sandbox: Sandbox | undefined;
+  if (!process.env.DISCORD_CLIENT_ID) {
+    sandbox = await startSandbox(port);
+    Object.assign(process.env, sandbox.env);
+  }
+
+  let app: NestExpressApplication;
+  try {
+    app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ databaseUrl: process.env.DATABASE_URL }), {
+      logger: ['error', 'warn', 'log'],
+      abortOnError: false,
+    });
+  } catch (error) {
+    // A configuration mistake: say which variable and how to fix it, with no stack trace.
+    console.error(`\n${(error as Error).message}\n`);
+    await sandbox?.close();
+    process.exit(1);
+  }
+  app.set('trust proxy', process.env.TRUST_PROXY === 'true' ? 1 : false);
+  app.enableShutdownHooks();
+  if (sandbox) await app.listen(port, '127.0.0.1');
+  else await app.listen(port);
+
+  if (sandbox) {
+    logger.log('Sandbox mode: no Discord credentials are set, so Discord and Discourse are simulated here.');
+    console.log(`\n  Open ${sandbox.env.PUBLIC_URL}/ in your browser.\n`);
+  } else {
+    logger.log(`Listening on port ${port}; public URL ${process.env.PUBLIC_URL}`);
+  }
+  const stop = async () => {
+    await app.close();
+    await sandbox?.close();
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+}
+
+function parsePort(value: string | undefined): number {
+  if (value === undefined || value === '') return 3000;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    console.error(`\nInvalid configuration: PORT must be a number between 1 and 65535 (got "${value}").\n`);
+    process.exit(1);
+  }
+  return port;
+}
+
+void main();

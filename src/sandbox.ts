@@ -1,0 +1,61 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { DiscordSimulator, DiscourseSimulator } from '../libs/simulators/src';
+
+/** A running sandbox: simulated Discord and Discourse in this process, and the env that points at them. */
+export interface Sandbox {
+  env: Record<string, string>;
+  discord: DiscordSimulator;
+  forum: DiscourseSimulator;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the simulators next to the app (Discord on PORT+1, the forum on PORT+2) and returns the
+ * environment the app needs to use them. The session secret is kept under ./data/ so sessions
+ * survive a restart of the sandbox too.
+ */
+export async function startSandbox(port: number, host = '127.0.0.1'): Promise<Sandbox> {
+  const publicUrl = `http://${host}:${port}`;
+  const connectSecret = persistentSecret('sandbox-connect-secret');
+  const discord = new DiscordSimulator({
+    clientId: 'sandbox-client-id',
+    clientSecret: 'sandbox-client-secret',
+    redirectUris: [`${publicUrl}/auth/discord/callback`],
+  });
+  const forum = new DiscourseSimulator({
+    secret: connectSecret,
+    connectUrl: `${publicUrl}/discourse/sso`,
+    logoutRedirect: `${publicUrl}/discourse/logout`,
+    title: 'Sandbox forum',
+  });
+  const discordUrl = await discord.listen(port + 1, host);
+  const forumUrl = await forum.listen(port + 2, host);
+  return {
+    env: {
+      DISCORD_CLIENT_ID: 'sandbox-client-id',
+      DISCORD_CLIENT_SECRET: 'sandbox-client-secret',
+      DISCORD_BASE_URL: discordUrl,
+      DISCOURSE_URL: forumUrl,
+      DISCOURSE_CONNECT_SECRET: connectSecret,
+      PUBLIC_URL: publicUrl,
+      SESSION_SECRET: persistentSecret('sandbox-session-secret'),
+    },
+    discord,
+    forum,
+    close: async () => {
+      await Promise.all([discord.close(), forum.close()]);
+    },
+  };
+}
+
+function persistentSecret(name: string): string {
+  const dir = resolve('data');
+  const file = resolve(dir, name);
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dir, { recursive: true });
+  const secret = randomBytes(32).toString('hex');
+  writeFileSync(file, secret, { mode: 0o600 });
+  return secret;
+}

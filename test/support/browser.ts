@@ -1,0 +1,92 @@
+/**
+ * A minimal cookie-keeping HTTP client that follows redirects one hop at a time, like a browser
+ * without JavaScript. Cookies are kept per host name (as browsers do: ports do not separate them).
+ */
+export interface Hop {
+  url: string;
+  status: number;
+  location?: string;
+}
+
+export interface Page {
+  url: string;
+  status: number;
+  body: string;
+  headers: Headers;
+  hops: Hop[];
+}
+
+export class TestBrowser {
+  readonly cookies = new Map<string, Map<string, string>>();
+
+  cookie(host: string, name: string): string | undefined {
+    return this.cookies.get(host)?.get(name);
+  }
+
+  /** GET `url`, following redirects (at most `maxHops`). */
+  async visit(url: string, init: { headers?: Record<string, string>; maxHops?: number } = {}): Promise<Page> {
+    return this.follow(url, { method: 'GET', headers: init.headers }, init.maxHops ?? 20);
+  }
+
+  /** POST a form, then follow redirects as GETs. */
+  async submit(url: string, form: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<Page> {
+    return this.follow(
+      url,
+      {
+        method: 'POST',
+        body: new URLSearchParams(form).toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      },
+      20,
+    );
+  }
+
+  /** One request, no redirect following. */
+  async request(url: string, init: RequestInit & { headers?: Record<string, string> } = {}): Promise<Response> {
+    const u = new URL(url);
+    const headers: Record<string, string> = { ...(init.headers ?? {}) };
+    const jar = this.cookies.get(u.hostname);
+    if (jar && jar.size > 0) headers.cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    const res = await fetch(url, { ...init, headers, redirect: 'manual' });
+    for (const line of res.headers.getSetCookie()) this.store(u.hostname, line);
+    return res;
+  }
+
+  private async follow(
+    url: string,
+    init: RequestInit & { headers?: Record<string, string> },
+    maxHops: number,
+  ): Promise<Page> {
+    const hops: Hop[] = [];
+    let current = url;
+    let req = init;
+    for (;;) {
+      const res = await this.request(current, req);
+      const location = res.headers.get('location') ?? undefined;
+      hops.push({ url: current, status: res.status, location });
+      if (res.status >= 300 && res.status < 400 && location && hops.length <= maxHops) {
+        await res.arrayBuffer();
+        current = new URL(location, current).toString();
+        req = { method: 'GET', headers: init.headers && pickHeaders(init.headers, ['origin', 'sec-fetch-site', 'referer']) };
+        continue;
+      }
+      return { url: current, status: res.status, body: await res.text(), headers: res.headers, hops };
+    }
+  }
+
+  private store(host: string, line: string): void {
+    const [pair, ...attrs] = line.split(';');
+    const eq = pair.indexOf('=');
+    const name = pair.slice(0, eq).trim();
+    const value = pair.slice(eq + 1).trim();
+    const jar = this.cookies.get(host) ?? new Map<string, string>();
+    const expired = attrs.some((a) => /^\s*expires=thu, 01 jan 1970/i.test(a) || /^\s*max-age=0/i.test(a));
+    if (expired || value === '') jar.delete(name);
+    else jar.set(name, value);
+    this.cookies.set(host, jar);
+  }
+}
+
+function pickHeaders(headers: Record<string, string>, names: string[]): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).filter(([k]) => names.includes(k.toLowerCase())));
+}

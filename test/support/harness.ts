@@ -1,0 +1,116 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { INestApplication, ModuleMetadata, Provider } from '@nestjs/common';
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import { Test } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import {
+  DiscourseConnectModule,
+  discourseConnectConfig,
+  type DiscourseConnectModuleOptions,
+} from '../../libs/discourse-connect/src';
+import { DiscordSimulator, DiscourseSimulator } from '../../libs/simulators/src';
+import { databaseOptions } from '../../src/database';
+
+export type ModuleStyle = 'forRoot' | 'forRootAsync';
+
+export const FORUM_SECRET = 'e2e-forum-secret-0123456789';
+export const SESSION_SECRET = 'e2e-session-secret-0123456789abcdef0123';
+
+/** A free loopback port, so the public URL is known before the app is built. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Harness {
+  app: INestApplication;
+  appUrl: string;
+  discord: DiscordSimulator;
+  forum: DiscourseSimulator;
+  databaseFile: string;
+  /** Rebuilds the app on the same database and port (a restart). */
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The real app on real HTTP, with simulated Discord and Discourse on their own ports, configured
+ * through `forRoot` (options object) or `forRootAsync` (the env-backed config).
+ */
+export async function startHarness(
+  style: ModuleStyle,
+  extra: { providers?: Provider[]; imports?: ModuleMetadata['imports'] } = {},
+): Promise<Harness> {
+  const discord = new DiscordSimulator();
+  const forum = new DiscourseSimulator({ secret: FORUM_SECRET });
+  const discordUrl = await discord.listen(0);
+  const forumUrl = await forum.listen(0);
+  const port = await freePort();
+  const appUrl = `http://127.0.0.1:${port}`;
+  discord.redirectUris = [`${appUrl}/auth/discord/callback`];
+  forum.connectUrl = `${appUrl}/discourse/sso`;
+  forum.logoutRedirect = `${appUrl}/discourse/logout`;
+  const dir = mkdtempSync(join(tmpdir(), 'dc-e2e-'));
+  const databaseFile = join(dir, 'app.sqlite');
+
+  const options: DiscourseConnectModuleOptions = {
+    forums: [{ url: forumUrl, secret: FORUM_SECRET }],
+    discord: { clientId: 'sandbox-client-id', clientSecret: 'sandbox-client-secret', baseUrl: discordUrl },
+    publicUrl: appUrl,
+    session: { secret: SESSION_SECRET },
+  };
+  const env = {
+    DISCOURSE_URL: forumUrl,
+    DISCOURSE_CONNECT_SECRET: FORUM_SECRET,
+    DISCORD_CLIENT_ID: 'sandbox-client-id',
+    DISCORD_CLIENT_SECRET: 'sandbox-client-secret',
+    DISCORD_BASE_URL: discordUrl,
+    PUBLIC_URL: appUrl,
+    SESSION_SECRET,
+  };
+
+  const build = async (): Promise<INestApplication> => {
+    Object.assign(process.env, env);
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        EventEmitterModule.forRoot(),
+        TypeOrmModule.forRoot(databaseOptions(`sqlite:${databaseFile}`)),
+        style === 'forRoot'
+          ? DiscourseConnectModule.forRoot(options)
+          : DiscourseConnectModule.forRootAsync(discourseConnectConfig.asProvider()),
+        ...(extra.imports ?? []),
+      ],
+      providers: extra.providers ?? [],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: process.env.E2E_LOGS ? undefined : false });
+    await app.listen(port, '127.0.0.1');
+    return app;
+  };
+
+  const harness: Harness = {
+    app: await build(),
+    appUrl,
+    discord,
+    forum,
+    databaseFile,
+    restart: async () => {
+      await harness.app.close();
+      harness.app = await build();
+    },
+    close: async () => {
+      await harness.app.close();
+      await Promise.all([discord.close(), forum.close()]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return harness;
+}
