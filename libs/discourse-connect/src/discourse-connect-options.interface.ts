@@ -8,6 +8,18 @@ export interface DiscourseForumOptions {
   secret: string;
   /** Short name used in `?forum=` on the forum link route. Default: the forum's host name. */
   name?: string;
+  /** Admin API credentials; without them the features that need the API are off. Default none. */
+  api?: DiscourseApiOptions;
+}
+
+/** Credentials and limits of a forum's admin API. */
+export interface DiscourseApiOptions {
+  /** An admin API key (Admin → API → New API Key). No default. */
+  key: string;
+  /** The user the key acts as. Default `system`. */
+  username?: string;
+  /** Timeout of each API call, in milliseconds. Default 10000. */
+  timeoutMs?: number;
 }
 
 /** The Discord application used for sign-in. */

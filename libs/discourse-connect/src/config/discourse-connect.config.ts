@@ -35,6 +35,16 @@ export class DiscourseConnectEnvironment {
   @IsString()
   @MinLength(32, { message: 'must be at least 32 random characters (try: openssl rand -hex 32)' })
   SESSION_SECRET!: string;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(8, { message: 'must be an admin API key created on the forum (Admin → API → New API Key)' })
+  DISCOURSE_API_KEY?: string;
+
+  @IsOptional()
+  @IsString()
+  @IsNotEmpty({ message: 'must be the forum username the API key acts as (usually system)' })
+  DISCOURSE_API_USERNAME?: string;
 }
 
 /**
@@ -71,13 +81,21 @@ class DiscourseConnectEnvironmentKeys {
   DISCORD_BASE_URL = 1;
   PUBLIC_URL = 1;
   SESSION_SECRET = 1;
+  DISCOURSE_API_KEY = 1;
+  DISCOURSE_API_USERNAME = 1;
 }
 
 /** Module options from a validated environment. */
 export function discourseConnectOptionsFromEnv(env: Record<string, unknown>): DiscourseConnectModuleOptions {
   const v = validateDiscourseConnectEnv(env);
   return {
-    forums: [{ url: v.DISCOURSE_URL, secret: v.DISCOURSE_CONNECT_SECRET }],
+    forums: [
+      {
+        url: v.DISCOURSE_URL,
+        secret: v.DISCOURSE_CONNECT_SECRET,
+        api: v.DISCOURSE_API_KEY ? { key: v.DISCOURSE_API_KEY, username: v.DISCOURSE_API_USERNAME } : undefined,
+      },
+    ],
     discord: {
       clientId: v.DISCORD_CLIENT_ID,
       clientSecret: v.DISCORD_CLIENT_SECRET,

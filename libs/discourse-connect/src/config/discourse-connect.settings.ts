@@ -9,6 +9,8 @@ export interface ResolvedForum extends ForumBase {
   /** Base URL without a trailing slash. */
   url: string;
   secret: string;
+  /** Admin API access, when a key is configured. */
+  api?: { key: string; username: string; timeoutMs: number };
 }
 
 /**
@@ -65,7 +67,14 @@ export class DiscourseConnectSettings {
       const name = forum.name ?? new URL(url).hostname;
       if (names.has(name)) fail(`forums[${i}].name "${name}" is used twice; give each forum its own name.`);
       names.add(name);
-      return { ...parseForumBase(url), url, name, secret: forum.secret };
+      let api: ResolvedForum['api'];
+      if (forum.api) {
+        if (typeof forum.api.key !== 'string' || forum.api.key.length < 8) {
+          fail(`forums[${i}].api.key must be an admin API key from the forum (Admin → API).`);
+        }
+        api = { key: forum.api.key, username: forum.api.username || 'system', timeoutMs: forum.api.timeoutMs ?? 10_000 };
+      }
+      return { ...parseForumBase(url), url, name, secret: forum.secret, api };
     });
 
     const d = options.discord;

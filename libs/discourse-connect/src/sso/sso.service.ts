@@ -9,6 +9,7 @@ import {
   decodePayload,
   DiscourseConnectPayload,
   isValidSignature,
+  type SignedPayload,
 } from '../protocol';
 import { discordAvatarUrl } from '../users/discord-profile';
 import type { LocalUser } from '../users/local-user.interface';
@@ -91,6 +92,18 @@ export class SsoService {
    * @throws SsoForbiddenException when the Discord account has no email, or a filter refuses.
    */
   async buildResponseUrl(request: SsoRequest, user: LocalUser): Promise<string> {
+    const payload = await this.payloadFor(user, request.forum, request.nonce);
+    return appendSignedPayload(request.returnSsoUrl, this.sign(payload, request.forum));
+  }
+
+  /**
+   * The payload that describes `user` to `forum`, after the `sso.payload` filters, with the
+   * invariants no filter may break: the right external_id (and nonce), and `require_activation`
+   * whenever Discord has not verified the email.
+   *
+   * @throws SsoForbiddenException when the Discord account has no email, or a filter refuses.
+   */
+  async payloadFor(user: LocalUser, forum: ResolvedForum, nonce?: string): Promise<DiscourseConnectPayload> {
     if (!user.email) {
       throw new SsoForbiddenException(
         'The forum needs an email address to create your account, and your Discord account has none. ' +
@@ -100,7 +113,7 @@ export class SsoService {
       );
     }
     const base: DiscourseConnectPayload = {
-      nonce: request.nonce,
+      nonce,
       external_id: user.discordId,
       email: user.email,
       username: user.username,
@@ -112,16 +125,24 @@ export class SsoService {
     };
     const filtered = await this.filters.apply('sso.payload', base, {
       user,
-      forum: { name: request.forum.name, url: request.forum.url },
+      forum: { name: forum.name, url: forum.url },
     });
-    const payload: DiscourseConnectPayload = { ...filtered, nonce: request.nonce, external_id: user.discordId };
+    const payload: DiscourseConnectPayload = { ...filtered, nonce, external_id: user.discordId };
     if (!user.emailVerified && payload.email && payload.require_activation !== true) {
       this.logger.warn('an sso.payload filter dropped require_activation for an unverified email; it was put back');
       payload.require_activation = true;
     }
-    let signed;
+    return payload;
+  }
+
+  /**
+   * Signs a payload with the forum's secret.
+   *
+   * @throws SsoForbiddenException when a filter produced a payload Discourse would not accept.
+   */
+  sign(payload: DiscourseConnectPayload, forum: ResolvedForum): SignedPayload {
     try {
-      signed = buildSignedPayload(payload, request.forum.secret);
+      return buildSignedPayload(payload, forum.secret);
     } catch (error) {
       this.logger.error(`the SSO payload could not be built: ${(error as Error).message}`);
       throw new SsoForbiddenException(
@@ -129,7 +150,6 @@ export class SsoService {
         'invalid_payload',
       );
     }
-    return appendSignedPayload(request.returnSsoUrl, signed);
   }
 }
 

@@ -1,0 +1,239 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { DiscourseConnectSettings, ResolvedForum } from '../config/discourse-connect.settings';
+import type { DiscourseConnectPayload } from '../protocol';
+import { SsoService } from '../sso/sso.service';
+import type { LocalUser } from '../users/local-user.interface';
+import { DiscourseApiError, DiscourseApiNotConfiguredError, DiscourseRateLimitError } from './discourse-api.errors';
+
+/** The parts of a Discourse user this module reads. */
+export interface DiscourseUser {
+  id: number;
+  username: string;
+  [key: string]: unknown;
+}
+
+const CACHE_LIMIT = 10_000;
+
+type ApiForum = ResolvedForum & { api: NonNullable<ResolvedForum['api']> };
+
+/**
+ * A typed client for the Discourse admin API: `sync_sso`, users by external id, log-out, group
+ * members. Sends `Api-Key`/`Api-Username`, times out, and turns every non-2xx answer into a
+ * {@link DiscourseApiError} carrying Discourse's message (429 as {@link DiscourseRateLimitError} with
+ * the wait Discourse asked for). The key never appears in a log or an error.
+ */
+@Injectable()
+export class DiscourseAdminService {
+  private readonly logger = new Logger('DiscourseConnect');
+  private readonly userIds = new Map<string, number>();
+  private readonly groupIds = new Map<string, number>();
+
+  constructor(
+    protected readonly settings: DiscourseConnectSettings,
+    protected readonly sso: SsoService,
+  ) {}
+
+  /** Whether the forum has an admin API key configured. */
+  isEnabled(forumName?: string): boolean {
+    return Boolean(this.settings.forumByName(forumName)?.api);
+  }
+
+  /**
+   * Creates or updates the forum user without a browser (`POST /admin/users/sync_sso`). Given a
+   * local user, the payload goes through the same filters as a sign-in.
+   */
+  async syncSso(subject: LocalUser | DiscourseConnectPayload, forumName?: string): Promise<DiscourseUser> {
+    const forum = this.forum(forumName);
+    const payload = isLocalUser(subject) ? await this.sso.payloadFor(subject, forum) : { ...subject };
+    delete payload.nonce;
+    if (!payload.external_id) throw new DiscourseApiError(422, 'sync_sso needs an external_id');
+    const signed = this.sso.sign(payload, forum);
+    const user = (await this.request(forum, 'POST', '/admin/users/sync_sso', {
+      sso: signed.sso,
+      sig: signed.sig,
+    })) as DiscourseUser;
+    if (typeof user?.id === 'number') this.remember(this.userIds, `${forum.name}:${payload.external_id}`, user.id);
+    return user;
+  }
+
+  /** The forum user with this external id (the Discord id), or null. */
+  async getUserByExternalId(externalId: string, forumName?: string): Promise<DiscourseUser | null> {
+    const forum = this.forum(forumName);
+    try {
+      const body = (await this.request(
+        forum,
+        'GET',
+        `/u/by-external/${encodeURIComponent(externalId)}.json`,
+      )) as { user?: DiscourseUser };
+      if (!body?.user || typeof body.user.id !== 'number') return null;
+      this.remember(this.userIds, `${forum.name}:${externalId}`, body.user.id);
+      return body.user;
+    } catch (error) {
+      if (error instanceof DiscourseApiError && error.status === 404) return null;
+      throw error;
+    }
+  }
+
+  /** Ends every forum session of that forum user. */
+  async logOut(discourseUserId: number, forumName?: string): Promise<void> {
+    await this.request(this.forum(forumName), 'POST', `/admin/users/${discourseUserId}/log_out`);
+  }
+
+  /**
+   * Logs the forum user with this external id out of the forum. Resolves to false when the forum
+   * has no such user (nothing to do).
+   */
+  async logOutByExternalId(externalId: string, forumName?: string): Promise<boolean> {
+    const forum = this.forum(forumName);
+    const key = `${forum.name}:${externalId}`;
+    let id = this.userIds.get(key);
+    if (id === undefined) {
+      const user = await this.getUserByExternalId(externalId, forum.name);
+      if (!user) return false;
+      id = user.id;
+    }
+    try {
+      await this.logOut(id, forum.name);
+      return true;
+    } catch (error) {
+      if (error instanceof DiscourseApiError && error.status === 404) {
+        this.userIds.delete(key); // the cached id is stale: look it up once more
+        const user = await this.getUserByExternalId(externalId, forum.name);
+        if (!user) return false;
+        await this.logOut(user.id, forum.name);
+        return true;
+      }
+      throw error;
+    }
+  }
+
+  /** Adds forum users to a group by name. Users who are members already are not an error. */
+  async addGroupMembers(groupName: string, usernames: string[], forumName?: string): Promise<void> {
+    if (usernames.length === 0) return;
+    const forum = this.forum(forumName);
+    const id = await this.groupId(forum, groupName);
+    try {
+      await this.request(forum, 'PUT', `/groups/${id}/members.json`, { usernames: usernames.join(',') });
+    } catch (error) {
+      // Discourse answers 422 when every user given is a member already.
+      if (error instanceof DiscourseApiError && error.status === 422) return;
+      throw error;
+    }
+  }
+
+  /** Removes forum users from a group by name. */
+  async removeGroupMembers(groupName: string, usernames: string[], forumName?: string): Promise<void> {
+    if (usernames.length === 0) return;
+    const forum = this.forum(forumName);
+    const id = await this.groupId(forum, groupName);
+    await this.request(forum, 'DELETE', `/groups/${id}/members.json`, { usernames: usernames.join(',') });
+  }
+
+  /** Raw JSON GET, for checks such as the CLI's `check`. */
+  async get<T = unknown>(path: string, forumName?: string): Promise<T> {
+    return (await this.request(this.forum(forumName), 'GET', path)) as T;
+  }
+
+  private async groupId(forum: ApiForum, name: string): Promise<number> {
+    const key = `${forum.name}:${name.toLowerCase()}`;
+    const cached = this.groupIds.get(key);
+    if (cached !== undefined) return cached;
+    const body = (await this.request(forum, 'GET', `/groups/${encodeURIComponent(name)}.json`)) as {
+      group?: { id?: number };
+    };
+    const id = body?.group?.id;
+    if (typeof id !== 'number') throw new DiscourseApiError(404, `The forum has no group named "${name}".`);
+    this.remember(this.groupIds, key, id);
+    return id;
+  }
+
+  private forum(name?: string): ApiForum {
+    const forum = this.settings.forumByName(name);
+    if (!forum) throw new DiscourseApiError(0, `No forum named "${name}" is configured.`);
+    if (!forum.api) throw new DiscourseApiNotConfiguredError(forum.url);
+    return forum as ApiForum;
+  }
+
+  private async request(
+    forum: ApiForum,
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    path: string,
+    form?: Record<string, string>,
+  ): Promise<unknown> {
+    const what = `${method} ${path}`;
+    let response: Response;
+    try {
+      response = await fetch(`${forum.url}${path}`, {
+        method,
+        headers: {
+          'Api-Key': forum.api.key,
+          'Api-Username': forum.api.username,
+          Accept: 'application/json',
+          'User-Agent': this.settings.discord.userAgent,
+          ...(form ? { 'Content-Type': 'application/x-www-form-urlencoded' } : {}),
+        },
+        body: form ? new URLSearchParams(form).toString() : undefined,
+        signal: AbortSignal.timeout(forum.api.timeoutMs),
+        redirect: 'manual',
+      });
+    } catch (error) {
+      const timedOut = (error as Error)?.name === 'TimeoutError';
+      throw new DiscourseApiError(0, `${what}: the forum ${timedOut ? 'did not answer in time' : 'could not be reached'}`);
+    }
+    const text = await response.text();
+    let body: unknown;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = undefined;
+    }
+    if (response.ok) return body;
+    const message = discourseMessage(body, text);
+    if (response.status === 429) {
+      const wait = waitSecondsOf(response.headers, body, text);
+      throw new DiscourseRateLimitError(`${what}: the forum is rate limiting the admin API; wait ${wait}s`, wait);
+    }
+    throw new DiscourseApiError(
+      response.status,
+      `${what}: the forum answered ${response.status}${message ? ` (${message})` : ''}`,
+      message,
+    );
+  }
+
+  private remember(map: Map<string, number>, key: string, value: number): void {
+    if (map.size >= CACHE_LIMIT) map.delete(map.keys().next().value!);
+    map.set(key, value);
+  }
+}
+
+function isLocalUser(subject: LocalUser | DiscourseConnectPayload): subject is LocalUser {
+  return typeof (subject as LocalUser).discordId === 'string' && 'metadataHash' in subject;
+}
+
+/** Discourse's own words: `errors[]`, `message`, `error` or `failed`; short and single-line. */
+function discourseMessage(body: unknown, text: string): string | undefined {
+  const b = body as { errors?: unknown; message?: unknown; error?: unknown; failed?: unknown } | undefined;
+  const raw = Array.isArray(b?.errors)
+    ? b!.errors.join('; ')
+    : typeof b?.message === 'string'
+      ? b.message
+      : typeof b?.error === 'string'
+        ? b.error
+        : typeof b?.failed === 'string'
+          ? b.failed
+          : body === undefined && text && text.length < 200 && !text.includes('<')
+            ? text
+            : undefined;
+  return raw?.replace(/\s+/g, ' ').slice(0, 300);
+}
+
+/** `Retry-After` first, then the JSON `extras.wait_seconds`, then a number in a plain-text body. */
+export function waitSecondsOf(headers: Headers, body: unknown, text: string): number {
+  const header = Number(headers.get('retry-after'));
+  if (Number.isFinite(header) && header > 0) return Math.ceil(header);
+  const extras = (body as { extras?: { wait_seconds?: unknown } } | undefined)?.extras;
+  if (typeof extras?.wait_seconds === 'number' && extras.wait_seconds > 0) return Math.ceil(extras.wait_seconds);
+  const match = /(\d+)\s*seconds?/i.exec(text);
+  if (match) return Number(match[1]);
+  return 10;
+}
