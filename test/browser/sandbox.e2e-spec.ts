@@ -1,0 +1,228 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { DISCORD_FIXTURES } from '../../libs/simulators/src';
+
+/**
+ * The sandbox as a person uses it: `npm start` with no Discord credentials, then a real browser
+ * (Debian's Chromium) clicking through the forum, the simulated Discord consent page and the app.
+ */
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = resolve(__dirname, '../..');
+const MAIN = join(ROOT, 'dist/src/main.js');
+const RESULTS = join(ROOT, 'test-results');
+const { migrated } = DISCORD_FIXTURES;
+
+/** A port P on loopback with P+1 and P+2 free too (the sandbox's Discord and forum). */
+async function freePortTriple(): Promise<number> {
+  const listen = (port: number) =>
+    new Promise<ReturnType<typeof createServer> | null>((done) => {
+      const server = createServer();
+      server.once('error', () => done(null));
+      server.listen(port, '127.0.0.1', () => done(server));
+    });
+  const close = (server: ReturnType<typeof createServer>) => new Promise<void>((done) => server.close(() => done()));
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const first = await listen(0);
+    if (!first) continue;
+    const port = (first.address() as { port: number }).port;
+    const held = [first];
+    for (const next of [port + 1, port + 2]) {
+      const server = next <= 65535 ? await listen(next) : null;
+      if (server) held.push(server);
+    }
+    await Promise.all(held.map(close));
+    if (held.length === 3) return port;
+  }
+  throw new Error('Could not find three consecutive free ports on 127.0.0.1');
+}
+
+/** The environment of a person who has set nothing: no Discord credentials, no app configuration. */
+function userEnvironment(port: number): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port) };
+  for (const key of Object.keys(env)) {
+    if (/^(DISCORD_|DISCOURSE_|DATABASE_URL$|PUBLIC_URL$|SESSION_SECRET$|TRUST_PROXY$|NODE_ENV$|JEST_)/.test(key)) {
+      delete env[key];
+    }
+  }
+  return env;
+}
+
+describe('sandbox in a real browser', () => {
+  let app: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  let workDir: string | undefined;
+  let output = '';
+  let browser: Browser | undefined;
+  let context: BrowserContext;
+  let page: Page;
+  let appUrl: string;
+  let forumUrl: string;
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(
+        `Chromium is not installed at ${CHROMIUM}; the browser test needs it. Install it with: apt-get install -y chromium`,
+      );
+    }
+    // What `npm start` does first.
+    try {
+      execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
+        cwd: ROOT,
+        stdio: 'pipe',
+      });
+    } catch (error) {
+      const { stdout, stderr } = error as { stdout?: Buffer; stderr?: Buffer };
+      throw new Error(`npm run build failed:\n${stdout ?? ''}${stderr ?? ''}`);
+    }
+
+    const port = await freePortTriple();
+    workDir = mkdtempSync(join(tmpdir(), 'dc-sandbox-'));
+    const child = spawn(process.execPath, [MAIN], {
+      cwd: workDir,
+      env: userEnvironment(port),
+      detached: true, // its own process group, so afterAll can stop all of it
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    app = child;
+    exited = new Promise((done) => child.once('exit', () => done()));
+    const printed = await new Promise<string>((done, fail) => {
+      const timer = setTimeout(() => fail(new Error(`The sandbox did not start within 30 s. Output:\n${output}`)), 30_000);
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        const match = /Open (http:\/\/127\.0\.0\.1:\d+)\/ in your browser/.exec(output);
+        if (match) {
+          clearTimeout(timer);
+          done(match[1]);
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        fail(new Error(`The sandbox exited with code ${code} before it was ready. Output:\n${output}`));
+      });
+    });
+    appUrl = printed;
+    expect(appUrl).toBe(`http://127.0.0.1:${port}`);
+    forumUrl = `http://127.0.0.1:${port + 2}`;
+    // It prints one URL: the app's.
+    expect(output.match(/https?:\/\/\S+/g)).toEqual([`${appUrl}/`]);
+
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+      ],
+    });
+    context = await browser.newContext();
+    context.setDefaultTimeout(10_000);
+    page = await context.newPage();
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    if (app?.pid !== undefined && app.exitCode === null && app.signalCode === null) {
+      const pid = app.pid;
+      try {
+        process.kill(-pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const stopped = await Promise.race([
+        exited.then(() => true),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 5_000))),
+      ]);
+      clearTimeout(timer);
+      if (!stopped) {
+        try {
+          process.kill(-pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+        await exited;
+      }
+    }
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
+  }, 20_000);
+
+  /** On the simulated Discord consent page, choose the migrated fixture account. */
+  async function approveOnDiscord(): Promise<void> {
+    await page.waitForSelector(`button[data-user-id="${migrated.id}"]`);
+    expect(await page.title()).toContain('Simulated Discord');
+    await page.click(`button[data-user-id="${migrated.id}"]`);
+  }
+
+  async function expectAppSignedOut(): Promise<void> {
+    await page.goto(`${appUrl}/`);
+    await expect(page.locator('#current-user-none').textContent()).resolves.toContain('You are not signed in.');
+    expect(await page.locator('#current-user').count()).toBe(0);
+  }
+
+  it('signs in on the forum through the simulated Discord consent page', async () => {
+    await page.goto(`${forumUrl}/`);
+    expect(await page.locator('#current-user').count()).toBe(0);
+    await page.getByRole('link', { name: 'Log In' }).click();
+    await approveOnDiscord();
+    await page.waitForURL(`${forumUrl}/`);
+    await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.username);
+    await expect(page.locator('#current-email').textContent()).resolves.toBe(migrated.email);
+    mkdirSync(RESULTS, { recursive: true });
+    await page.screenshot({ path: join(RESULTS, 'sandbox-forum-signed-in.png'), fullPage: true });
+  }, 20_000);
+
+  it("shows the same person on the app's home page, whose forum link lands on the forum signed in", async () => {
+    await page.goto(`${appUrl}/`);
+    await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.global_name);
+    await expect(page.locator('body').textContent()).resolves.toContain(`@${migrated.username}`);
+    await page.getByRole('link', { name: 'Go to the forum' }).click();
+    await page.waitForURL(`${forumUrl}/`);
+    await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.username);
+  }, 20_000);
+
+  it('signs out on the app with the Sign out button', async () => {
+    await page.goto(`${appUrl}/`);
+    await page.click('#sign-out');
+    await page.waitForURL(`${appUrl}/`);
+    await expect(page.locator('#current-user-none').textContent()).resolves.toContain('You are not signed in.');
+    await expectAppSignedOut();
+  }, 20_000);
+
+  it('signing out on the forum signs the app out too', async () => {
+    // Whether the forum kept its own session after the app's sign-out depends on whether the app can
+    // reach the forum's admin API; either way, start from signed out on the forum and sign in again there.
+    await page.goto(`${forumUrl}/`);
+    if ((await page.locator('#logout').count()) > 0) {
+      await page.getByRole('button', { name: 'Log Out' }).click();
+      await page.waitForURL(`${appUrl}/`);
+      await page.goto(`${forumUrl}/`);
+    }
+    await page.getByRole('link', { name: 'Log In' }).click();
+    await approveOnDiscord();
+    await page.waitForURL(`${forumUrl}/`);
+    await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.username);
+    await page.goto(`${appUrl}/`);
+    await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.global_name);
+
+    await page.goto(`${forumUrl}/`);
+    await page.getByRole('button', { name: 'Log Out' }).click();
+    // The forum's logout_redirect is the app's /discourse/logout, which signs out and goes home.
+    await page.waitForURL(`${appUrl}/`);
+    await expect(page.locator('#current-user-none').textContent()).resolves.toContain('You are not signed in.');
+    await expectAppSignedOut();
+    await page.goto(`${forumUrl}/`);
+    expect(await page.locator('#current-user').count()).toBe(0);
+  }, 30_000);
+});
