@@ -57,6 +57,26 @@ export interface DiscourseConnectSessionOptions {
   installMiddleware?: boolean;
 }
 
+/** Keeping the forum aligned through its admin API (needs `api` on the forum). */
+export interface DiscourseConnectSyncOptions {
+  /** Requests per minute to the forum's admin API, shared by all jobs. Default 60 (Discourse's default budget). */
+  ratePerMinute?: number;
+  /** Delivery attempts before a job is kept as failed. Default 10. */
+  maxAttempts?: number;
+  /** First retry delay in milliseconds; doubles each attempt. Default 2000. */
+  backoffBaseMs?: number;
+  /** Longest retry delay in milliseconds. Default 600000 (10 minutes). */
+  backoffMaxMs?: number;
+  /** How often the worker looks for due jobs, in milliseconds. Default 500. */
+  pollIntervalMs?: number;
+  /** How long a claimed job is locked before another worker may take it over, in ms. Default 60000. */
+  leaseMs?: number;
+  /** Run the delivery worker in this process. Default true. */
+  worker?: boolean;
+  /** Also create the forum account through sync_sso on a first sign-in. Default false. */
+  onFirstSignIn?: boolean;
+}
+
 /** Options of `DiscourseConnectModule.forRoot()` / `forRootAsync()`. */
 export interface DiscourseConnectModuleOptions {
   /** The forums this app is the DiscourseConnect provider for; at least one. */
@@ -71,4 +91,6 @@ export interface DiscourseConnectModuleOptions {
   afterSignOutPath?: string;
   /** Where to send a person after signing in without a pending destination. Default `/`. */
   afterSignInPath?: string;
+  /** Keeping the forum aligned: rate limit, retries, worker. */
+  sync?: DiscourseConnectSyncOptions;
 }

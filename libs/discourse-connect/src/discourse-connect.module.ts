@@ -27,9 +27,19 @@ import { DiscourseConnectUserEntity } from './users/discourse-connect-user.entit
 import { TypeOrmUserStore } from './users/typeorm-user.store';
 import { UserStore } from './users/user-store.interface';
 import { UsersService } from './users/users.service';
+import { DiscourseAdminService } from './admin/discourse-admin.service';
+import { AdminApiRateLimiter } from './sync/rate-limiter';
+import { DiscourseConnectSyncJobEntity } from './sync/sync-job.entity';
+import { SyncQueue } from './sync/sync-queue.service';
+import { SyncWorker } from './sync/sync.worker';
+import { DiscourseLifecycleInterceptor } from './sync/discourse-lifecycle.interceptor';
 
 /** The module's TypeORM entities; the host's DataSource loads them (`autoLoadEntities: true`). */
-export const DISCOURSE_CONNECT_ENTITIES = [DiscourseConnectUserEntity, DiscourseConnectSessionEntity];
+export const DISCOURSE_CONNECT_ENTITIES = [
+  DiscourseConnectUserEntity,
+  DiscourseConnectSessionEntity,
+  DiscourseConnectSyncJobEntity,
+];
 
 const providers: Provider[] = [
   {
@@ -49,6 +59,15 @@ const providers: Provider[] = [
   SameOriginGuard,
   SsoService,
   DiscourseConnectSessionMiddleware,
+  {
+    provide: AdminApiRateLimiter,
+    useFactory: (settings: DiscourseConnectSettings) => new AdminApiRateLimiter(settings.sync.ratePerMinute),
+    inject: [DiscourseConnectSettings],
+  },
+  DiscourseAdminService,
+  SyncQueue,
+  SyncWorker,
+  DiscourseLifecycleInterceptor,
 ];
 
 /**
@@ -98,6 +117,11 @@ function withParts(definition: DynamicModule): DynamicModule {
       DiscourseConnectFiltersService,
       SsoService,
       SameOriginGuard,
+      DiscourseAdminService,
+      SyncQueue,
+      SyncWorker,
+      AdminApiRateLimiter,
+      DiscourseLifecycleInterceptor,
       DISCOURSE_CONNECT_OPTIONS,
     ],
   };

@@ -1,6 +1,8 @@
 /** nestjs-discourse-connect: the public API. */
 export { DiscourseConnectModule, DISCOURSE_CONNECT_ENTITIES } from './discourse-connect.module';
 export type {
+  DiscourseConnectSyncOptions,
+  DiscourseApiOptions,
   DiscourseConnectModuleOptions,
   DiscourseForumOptions,
   DiscordOptions,
@@ -55,6 +57,24 @@ export {
   type ProfileChangedEvent,
   type SignedInEvent,
   type SignedOutEvent,
+  type SyncJobEvent,
 } from './hooks/discourse-connect.events';
+
+export { DiscourseAdminService, type DiscourseUser } from './admin/discourse-admin.service';
+export {
+  DiscourseApiError,
+  DiscourseRateLimitError,
+  DiscourseApiNotConfiguredError,
+} from './admin/discourse-api.errors';
+export { SyncQueue, type SyncQueueCounts } from './sync/sync-queue.service';
+export { SyncWorker } from './sync/sync.worker';
+export { AdminApiRateLimiter } from './sync/rate-limiter';
+export { DiscourseConnectSyncJobEntity, type SyncJobKind, type SyncJobStatus } from './sync/sync-job.entity';
+export {
+  SyncToDiscourse,
+  LogOutOfDiscourse,
+  DiscourseLifecycleInterceptor,
+  type DiscourseLifecycleOptions,
+} from './sync/discourse-lifecycle.interceptor';
 
 export * from './protocol';

@@ -1,7 +1,8 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, Optional } from '@nestjs/common';
 import { DiscourseConnectSettings, ResolvedForum } from '../config/discourse-connect.settings';
 import type { DiscourseConnectPayload } from '../protocol';
 import { SsoService } from '../sso/sso.service';
+import { AdminApiRateLimiter } from '../sync/rate-limiter';
 import type { LocalUser } from '../users/local-user.interface';
 import { DiscourseApiError, DiscourseApiNotConfiguredError, DiscourseRateLimitError } from './discourse-api.errors';
 
@@ -31,6 +32,7 @@ export class DiscourseAdminService {
   constructor(
     protected readonly settings: DiscourseConnectSettings,
     protected readonly sso: SsoService,
+    @Optional() protected readonly limiter?: AdminApiRateLimiter,
   ) {}
 
   /** Whether the forum has an admin API key configured. */
@@ -161,6 +163,7 @@ export class DiscourseAdminService {
     form?: Record<string, string>,
   ): Promise<unknown> {
     const what = `${method} ${path}`;
+    await this.limiter?.acquire();
     let response: Response;
     try {
       response = await fetch(`${forum.url}${path}`, {
@@ -191,6 +194,7 @@ export class DiscourseAdminService {
     const message = discourseMessage(body, text);
     if (response.status === 429) {
       const wait = waitSecondsOf(response.headers, body, text);
+      this.limiter?.pause(wait);
       throw new DiscourseRateLimitError(`${what}: the forum is rate limiting the admin API; wait ${wait}s`, wait);
     }
     throw new DiscourseApiError(

@@ -1,6 +1,6 @@
 import { DiscourseConnectConfigurationError } from './configuration.error';
 import type { Store } from 'express-session';
-import type { DiscourseConnectModuleOptions } from '../discourse-connect-options.interface';
+import type { DiscourseConnectModuleOptions, DiscourseConnectSyncOptions } from '../discourse-connect-options.interface';
 import { ForumBase, isSafeRelativePath, parseForumBase } from '../common/urls';
 
 /** A forum with its URL parsed once. */
@@ -42,6 +42,7 @@ export class DiscourseConnectSettings {
   };
   readonly afterSignOutPath: string;
   readonly afterSignInPath: string;
+  readonly sync: Required<DiscourseConnectSyncOptions>;
 
   constructor(options: DiscourseConnectModuleOptions) {
     const fail = (message: string): never => {
@@ -109,6 +110,21 @@ export class DiscourseConnectSettings {
       installMiddleware: s.installMiddleware ?? true,
     };
 
+    const sync = options.sync ?? {};
+    this.sync = {
+      ratePerMinute: sync.ratePerMinute ?? 60,
+      maxAttempts: sync.maxAttempts ?? 10,
+      backoffBaseMs: sync.backoffBaseMs ?? 2000,
+      backoffMaxMs: sync.backoffMaxMs ?? 600_000,
+      pollIntervalMs: sync.pollIntervalMs ?? 500,
+      leaseMs: sync.leaseMs ?? 60_000,
+      worker: sync.worker ?? true,
+      onFirstSignIn: sync.onFirstSignIn ?? false,
+    };
+    for (const key of ['ratePerMinute', 'maxAttempts', 'backoffBaseMs', 'backoffMaxMs', 'pollIntervalMs', 'leaseMs'] as const) {
+      if (!(Number.isFinite(this.sync[key]) && this.sync[key] > 0)) fail(`sync.${key} must be a positive number.`);
+    }
+
     this.afterSignOutPath = options.afterSignOutPath ?? '/';
     this.afterSignInPath = options.afterSignInPath ?? '/';
     for (const [key, value] of [
@@ -117,6 +133,11 @@ export class DiscourseConnectSettings {
     ] as const) {
       if (!isSafeRelativePath(value)) fail(`${key} must be a path on this app, such as "/".`);
     }
+  }
+
+  /** Forums with an admin API key: the ones the sync queue works for. */
+  get apiForums(): ResolvedForum[] {
+    return this.forums.filter((f) => f.api);
   }
 
   /** The forum chosen by `?forum=<name>`, or the first one. */

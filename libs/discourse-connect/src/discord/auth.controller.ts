@@ -8,6 +8,7 @@ import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
 import { endLocalSession } from '../session/sign-out';
 import type { LocalUser } from '../users/local-user.interface';
 import { DiscordAuthGuard, DiscordCallbackGuard } from './discord-auth.guard';
+import { LogOutOfDiscourse } from '../sync/discourse-lifecycle.interceptor';
 
 /** Discord sign-in and local sign-out. */
 @Controller('auth')
@@ -36,9 +37,10 @@ export class AuthController {
     return { url: req.discourseConnectReturnTo ?? this.settings.afterSignInPath, statusCode: 302 };
   }
 
-  /** Signs out locally. Refuses requests from other sites. */
+  /** Signs out locally, then out of the forum (through the sync queue). Refuses other sites. */
   @Post('logout')
   @UseGuards(SameOriginGuard)
+  @LogOutOfDiscourse()
   async logout(@Req() req: Request & { user?: LocalUser }, @Res() res: Response): Promise<void> {
     const discordId = req.user?.discordId;
     await endLocalSession(req, res, this.settings.session.cookieName);

@@ -9,6 +9,7 @@ import { DiscourseConnectFiltersService } from '../hooks/filters.service';
 import { pickDiscordMetadata } from '../users/discord-profile';
 import type { LocalUser } from '../users/local-user.interface';
 import { UsersService } from '../users/users.service';
+import { SyncQueue } from '../sync/sync-queue.service';
 import { DiscordApiClient } from './discord-api.client';
 
 /** passport-discord's options plus the passport-oauth2 ones its typings lack. */
@@ -26,22 +27,23 @@ type DiscordStrategyOptions = StrategyOptions & {
 @Injectable()
 export class DiscordStrategy extends PassportStrategy(Strategy, 'discord') {
   constructor(
-    settings: DiscourseConnectSettings,
+    private readonly settingsRef: DiscourseConnectSettings,
     private readonly api: DiscordApiClient,
     private readonly users: UsersService,
     private readonly filters: DiscourseConnectFiltersService,
     private readonly actions: DiscourseConnectActionsService,
+    private readonly queue: SyncQueue,
   ) {
     const options: DiscordStrategyOptions = {
-      clientID: settings.discord.clientId,
-      clientSecret: settings.discord.clientSecret,
-      callbackURL: settings.discord.callbackUrl,
-      authorizationURL: settings.discord.authorizationUrl,
-      tokenURL: settings.discord.tokenUrl,
-      scope: settings.discord.scopes,
+      clientID: settingsRef.discord.clientId,
+      clientSecret: settingsRef.discord.clientSecret,
+      callbackURL: settingsRef.discord.callbackUrl,
+      authorizationURL: settingsRef.discord.authorizationUrl,
+      tokenURL: settingsRef.discord.tokenUrl,
+      scope: settingsRef.discord.scopes,
       state: true,
       pkce: true,
-      customHeaders: { 'User-Agent': settings.discord.userAgent },
+      customHeaders: { 'User-Agent': settingsRef.discord.userAgent },
     };
     super(options);
   }
@@ -70,7 +72,13 @@ export class DiscordStrategy extends PassportStrategy(Strategy, 'discord') {
         'sign_in_refused_by_filter',
       );
     }
-    const outcome = await this.users.signInFromDiscord(discord);
+    const { onFirstSignIn } = this.settingsRef.sync;
+    // A changed profile reaches the forum without a browser round trip: the sync job is written in
+    // the same transaction as the change, and delivered by the worker.
+    const outcome = await this.users.signInFromDiscord(discord, async (o, manager) => {
+      if (o.changed || (o.created && onFirstSignIn)) await this.queue.enqueue('sync', o.user.discordId, { manager });
+    });
+    if (outcome.changed || outcome.created) this.queue.notify();
     if (outcome.created) this.actions.emit(DiscourseConnectEvents.UserCreated, { user: outcome.user });
     if (outcome.changed && outcome.previous) {
       this.actions.emit(DiscourseConnectEvents.ProfileChanged, { user: outcome.user, previous: outcome.previous });

@@ -11,7 +11,20 @@ export const DiscourseConnectEvents = {
   ProfileChanged: 'discourse-connect.user.profile-changed',
   SignedIn: 'discourse-connect.user.signed-in',
   SignedOut: 'discourse-connect.user.signed-out',
+  SyncSucceeded: 'discourse-connect.sync.succeeded',
+  SyncFailed: 'discourse-connect.sync.failed',
 } as const;
+
+/** A job of the sync queue was delivered, or ran out of retries (it is kept and can be retried). */
+export interface SyncJobEvent {
+  jobId: number;
+  kind: 'sync' | 'logout';
+  discordId: string;
+  forum: string;
+  attempts: number;
+  /** Why it failed (SyncFailed only); never contains the API key. */
+  error?: string;
+}
 
 export interface UserCreatedEvent {
   user: LocalUser;

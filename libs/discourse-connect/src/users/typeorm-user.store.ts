@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { Repository } from 'typeorm';
+import { DataSource, EntityManager, Repository } from 'typeorm';
 import { DiscourseConnectUserEntity } from './discourse-connect-user.entity';
 import type { LocalUser } from './local-user.interface';
 import type { LocalUserData, UserStore } from './user-store.interface';
@@ -12,6 +12,23 @@ export class TypeOrmUserStore implements UserStore {
     @InjectRepository(DiscourseConnectUserEntity)
     protected readonly users: Repository<DiscourseConnectUserEntity>,
   ) {}
+
+  /**
+   * One transaction at a time per process: SQLite runs every query of the app on one connection,
+   * so two interleaved transactions would corrupt each other.
+   */
+  private static queue: Promise<unknown> = Promise.resolve();
+
+  transaction<T>(work: (store: UserStore, manager: EntityManager) => Promise<T>): Promise<T> {
+    const dataSource: DataSource = this.users.manager.connection;
+    const run = () =>
+      dataSource.transaction((manager) =>
+        work(new TypeOrmUserStore(manager.getRepository(DiscourseConnectUserEntity)), manager),
+      );
+    const result = TypeOrmUserStore.queue.then(run, run);
+    TypeOrmUserStore.queue = result.catch(() => undefined);
+    return result;
+  }
 
   findByDiscordId(discordId: string): Promise<LocalUser | null> {
     return this.users.findOneBy({ discordId });

@@ -1,3 +1,4 @@
+import type { EntityManager } from 'typeorm';
 import type { LocalUser } from './local-user.interface';
 
 /** Fields written when a user is created or their Discord data changed. */
@@ -17,6 +18,12 @@ export interface UserStore {
   create(data: LocalUserData): Promise<LocalUser | null>;
   /** Replaces the Discord-derived fields of an existing user. */
   update(data: LocalUserData): Promise<LocalUser>;
+  /**
+   * Optional: runs `work` in one database transaction, with a store bound to it and the TypeORM
+   * entity manager, so a user change and the sync job it causes are written together. Without it,
+   * the job is written right after the change.
+   */
+  transaction?<T>(work: (store: UserStore, manager: EntityManager) => Promise<T>): Promise<T>;
 }
 
 /** Injection token of the user store. */

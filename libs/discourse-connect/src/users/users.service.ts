@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
 import { DiscordMetadata, displayNameOf, hashDiscordMetadata } from './discord-profile';
 import type { LocalUser } from './local-user.interface';
 import { LocalUserData, UserStore } from './user-store.interface';
@@ -23,23 +24,40 @@ export class UsersService {
     return this.store.findByDiscordId(discordId);
   }
 
-  async signInFromDiscord(meta: DiscordMetadata): Promise<SignInOutcome> {
+  /**
+   * Creates or updates the local user from Discord. Reads first; writes (and calls `afterWrite`,
+   * in the same transaction when the store supports one) only when the user is new or the
+   * metadata hash changed.
+   */
+  async signInFromDiscord(
+    meta: DiscordMetadata,
+    afterWrite?: (outcome: SignInOutcome, manager?: EntityManager) => Promise<void>,
+  ): Promise<SignInOutcome> {
     const data = toUserData(meta);
     const existing = await this.store.findByDiscordId(meta.id);
-    if (!existing) {
-      const created = await this.store.create(data);
-      if (created) return { user: created, created: true, changed: false };
-      // Lost a race with a parallel first sign-in: continue as a returning user.
-      return this.applyIfChanged((await this.store.findByDiscordId(meta.id))!, data);
+    if (existing && existing.metadataHash === data.metadataHash) {
+      return { user: existing, created: false, changed: false };
     }
-    return this.applyIfChanged(existing, data);
+    const write = async (store: UserStore, manager?: EntityManager): Promise<SignInOutcome> => {
+      const outcome = await writeUser(store, data);
+      if (afterWrite && (outcome.created || outcome.changed)) await afterWrite(outcome, manager);
+      return outcome;
+    };
+    return this.store.transaction ? this.store.transaction(write) : write(this.store);
   }
+}
 
-  private async applyIfChanged(existing: LocalUser, data: LocalUserData): Promise<SignInOutcome> {
-    if (existing.metadataHash === data.metadataHash) return { user: existing, created: false, changed: false };
-    const user = await this.store.update(data);
-    return { user, created: false, changed: true, previous: existing.metadata };
+async function writeUser(store: UserStore, data: LocalUserData): Promise<SignInOutcome> {
+  const existing = await store.findByDiscordId(data.discordId);
+  if (!existing) {
+    const created = await store.create(data);
+    if (created) return { user: created, created: true, changed: false };
+    // Lost a race with a parallel first sign-in: continue as a returning user.
+    return writeUser(store, data);
   }
+  if (existing.metadataHash === data.metadataHash) return { user: existing, created: false, changed: false };
+  const user = await store.update(data);
+  return { user, created: false, changed: true, previous: existing.metadata };
 }
 
 function toUserData(meta: DiscordMetadata): LocalUserData {

@@ -1,0 +1,98 @@
+import {
+  applyDecorators,
+  CallHandler,
+  ExecutionContext,
+  Injectable,
+  Logger,
+  NestInterceptor,
+  SetMetadata,
+  UseInterceptors,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { Observable, mergeMap } from 'rxjs';
+import type { LocalUser } from '../users/local-user.interface';
+import type { SyncJobKind } from './sync-job.entity';
+import { SyncQueue } from './sync-queue.service';
+
+export const DISCOURSE_LIFECYCLE = 'discourse-connect:lifecycle';
+
+/** Which user a lifecycle decorator acts on. Default: the signed-in user (`req.user`). */
+export interface DiscourseLifecycleOptions {
+  /** Reads the Discord id from the request, e.g. `(req) => req.params.discordId` on an admin route. */
+  user?: (request: any) => string | undefined | null;
+}
+
+interface LifecycleMetadata extends DiscourseLifecycleOptions {
+  kinds: SyncJobKind[];
+}
+
+/**
+ * After the route handler succeeds, records forum work for the user in the durable sync queue.
+ * A failure to record it is logged; the route's own answer stands.
+ */
+@Injectable()
+export class DiscourseLifecycleInterceptor implements NestInterceptor {
+  private readonly logger = new Logger('DiscourseConnect');
+
+  constructor(
+    protected readonly reflector: Reflector,
+    protected readonly queue: SyncQueue,
+  ) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const meta = this.reflector.getAllAndOverride<LifecycleMetadata | undefined>(DISCOURSE_LIFECYCLE, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
+    if (!meta) return next.handle();
+    const req = context.switchToHttp().getRequest<{ user?: LocalUser }>();
+    // Read before the handler runs: a sign-out handler removes req.user.
+    const before = this.discordIdOf(meta, req);
+    return next.handle().pipe(
+      mergeMap(async (result) => {
+        const discordId = before ?? this.discordIdOf(meta, req);
+        if (discordId) {
+          for (const kind of meta.kinds) {
+            try {
+              await this.queue.enqueue(kind, discordId);
+            } catch (error) {
+              this.logger.error(`could not record ${kind} for ${discordId}: ${(error as Error).message}`);
+            }
+          }
+        }
+        return result;
+      }),
+    );
+  }
+
+  protected discordIdOf(meta: LifecycleMetadata, req: { user?: LocalUser }): string | undefined {
+    const id = meta.user ? meta.user(req) : req.user?.discordId;
+    return typeof id === 'string' && /^[0-9]{1,20}$/.test(id) ? id : undefined;
+  }
+}
+
+/**
+ * After this handler succeeds, push the user's current profile (and groups) to the forum.
+ *
+ * @example
+ * ＠Post('profile') ＠SyncToDiscourse()
+ * updateProfile() { ... }
+ */
+export const SyncToDiscourse = (options: DiscourseLifecycleOptions = {}) =>
+  applyDecorators(
+    SetMetadata<string, LifecycleMetadata>(DISCOURSE_LIFECYCLE, { ...options, kinds: ['sync'] }),
+    UseInterceptors(DiscourseLifecycleInterceptor),
+  );
+
+/**
+ * After this handler succeeds, log the user out of the forum.
+ *
+ * @example
+ * ＠Post('admin/users/:discordId/ban') ＠LogOutOfDiscourse({ user: (req) => req.params.discordId })
+ * ban() { ... }
+ */
+export const LogOutOfDiscourse = (options: DiscourseLifecycleOptions = {}) =>
+  applyDecorators(
+    SetMetadata<string, LifecycleMetadata>(DISCOURSE_LIFECYCLE, { ...options, kinds: ['logout'] }),
+    UseInterceptors(DiscourseLifecycleInterceptor),
+  );

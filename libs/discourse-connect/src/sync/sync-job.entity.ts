@@ -1,0 +1,57 @@
+import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+
+const epochMs = {
+  to: (value: number | null) => value,
+  from: (value: string | number | null) => (value === null ? null : Number(value)),
+};
+
+/** What a job does on the forum. */
+export type SyncJobKind = 'sync' | 'logout';
+
+/** `pending` waits for its turn, `running` is being delivered, `failed` ran out of retries (kept). */
+export type SyncJobStatus = 'pending' | 'running' | 'failed';
+
+/**
+ * One piece of work for the forum, recorded durably. While pending, `dedupeKey` is
+ * `<kind>:<forum>:<discordId>` and unique, which coalesces repeated changes of one user into one job.
+ */
+@Entity({ name: 'discourse_connect_sync_jobs' })
+@Index('IDX_discourse_connect_sync_jobs_status_run_at', ['status', 'runAt'])
+export class DiscourseConnectSyncJobEntity {
+  @PrimaryGeneratedColumn('increment')
+  id!: number;
+
+  @Column({ name: 'discord_id', type: 'varchar', length: 20 })
+  discordId!: string;
+
+  @Column({ type: 'varchar', length: 128 })
+  forum!: string;
+
+  @Column({ type: 'varchar', length: 16 })
+  kind!: SyncJobKind;
+
+  @Column({ type: 'varchar', length: 16 })
+  status!: SyncJobStatus;
+
+  @Index('UQ_discourse_connect_sync_jobs_dedupe_key', { unique: true })
+  @Column({ name: 'dedupe_key', type: 'varchar', length: 200, nullable: true })
+  dedupeKey!: string | null;
+
+  @Column({ type: 'integer', default: 0 })
+  attempts!: number;
+
+  @Column({ name: 'run_at', type: 'bigint', transformer: epochMs })
+  runAt!: number;
+
+  @Column({ name: 'locked_until', type: 'bigint', nullable: true, transformer: epochMs })
+  lockedUntil!: number | null;
+
+  @Column({ name: 'last_error', type: 'varchar', length: 500, nullable: true })
+  lastError!: string | null;
+
+  @CreateDateColumn({ name: 'created_at' })
+  createdAt!: Date;
+
+  @UpdateDateColumn({ name: 'updated_at' })
+  updatedAt!: Date;
+}
