@@ -2,6 +2,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { DISCORD_FIXTURES, SIM_GUILD_ID } from './discord-fixtures';
 import { DiscordSimulator } from './discord-simulator';
 
+/** `Response#json()` typed loosely for assertions. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const json = (res: Response): Promise<any> => res.json();
+
 const CALLBACK = 'http://127.0.0.1:3000/auth/discord/callback';
 
 function pkce(): { verifier: string; challenge: string } {
@@ -200,7 +204,7 @@ describe('DiscordSimulator', () => {
       expect(location.searchParams.get('state')).toBe('st-123');
       const res = await exchange(code, verifier);
       expect(res.status).toBe(200);
-      const tok = await res.json();
+      const tok = await json(res);
       expect(tok).toEqual({
         access_token: expect.any(String),
         token_type: 'Bearer',
@@ -212,7 +216,7 @@ describe('DiscordSimulator', () => {
         headers: { Authorization: `Bearer ${tok.access_token}`, 'User-Agent': 'TestBot (https://example.com, 1.0)' },
       });
       expect(me.status).toBe(200);
-      const body = await me.json();
+      const body = await json(me);
       expect(body).toMatchObject({
         id: DISCORD_FIXTURES.migrated.id,
         username: 'ava.migrated',
@@ -230,16 +234,16 @@ describe('DiscordSimulator', () => {
 
     it('keeps the 19-digit id a string in the JSON text', async () => {
       const { code, verifier } = await getCode(DISCORD_FIXTURES.bigId.id);
-      const tok = await (await exchange(code, verifier)).json();
+      const tok = await json(await exchange(code, verifier));
       const text = await (await fetch(`${base}/api/v10/users/@me`, { headers: { Authorization: `Bearer ${tok.access_token}` } })).text();
       expect(text).toContain('"id":"1234567890123456789"');
     });
 
     it('omits email and verified without the email scope', async () => {
       const { code, verifier } = await getCode(DISCORD_FIXTURES.migrated.id, { scope: 'identify' });
-      const tok = await (await exchange(code, verifier)).json();
+      const tok = await json(await exchange(code, verifier));
       expect(tok.scope).toBe('identify');
-      const body = await (await fetch(`${base}/api/v10/users/@me`, { headers: { Authorization: `Bearer ${tok.access_token}` } })).json();
+      const body = await json(await fetch(`${base}/api/v10/users/@me`, { headers: { Authorization: `Bearer ${tok.access_token}` } }));
       expect(body.id).toBe(DISCORD_FIXTURES.migrated.id);
       expect(body).not.toHaveProperty('email');
       expect(body).not.toHaveProperty('verified');
@@ -251,8 +255,8 @@ describe('DiscordSimulator', () => {
         [DISCORD_FIXTURES.unverified, 'ursula@example.com', false],
       ] as const) {
         const { code, verifier } = await getCode(fixture.id);
-        const tok = await (await exchange(code, verifier)).json();
-        const body = await (await fetch(`${base}/api/v10/users/@me`, { headers: { Authorization: `Bearer ${tok.access_token}` } })).json();
+        const tok = await json(await exchange(code, verifier));
+        const body = await json(await fetch(`${base}/api/v10/users/@me`, { headers: { Authorization: `Bearer ${tok.access_token}` } }));
         expect(body.email).toBe(email);
         expect(body.verified).toBe(verified);
       }
@@ -263,7 +267,7 @@ describe('DiscordSimulator', () => {
       expect((await exchange(code, verifier)).status).toBe(200);
       const again = await exchange(code, verifier);
       expect(again.status).toBe(400);
-      expect(await again.json()).toEqual({ error: 'invalid_grant', error_description: 'Invalid "code" in request.' });
+      expect(await json(again)).toEqual({ error: 'invalid_grant', error_description: 'Invalid "code" in request.' });
     });
 
     it('codes expire after 10 minutes', async () => {
@@ -274,7 +278,7 @@ describe('DiscordSimulator', () => {
         t += 10 * 60 * 1000 + 1;
         const res = await exchange(code, verifier);
         expect(res.status).toBe(400);
-        expect((await res.json()).error).toBe('invalid_grant');
+        expect((await json(res)).error).toBe('invalid_grant');
       } finally {
         sim.now = Date.now;
       }
@@ -284,14 +288,14 @@ describe('DiscordSimulator', () => {
       const { code, verifier } = await getCode(DISCORD_FIXTURES.migrated.id);
       const res = await exchange(code, verifier, { redirect_uri: CALLBACK + '/' });
       expect(res.status).toBe(400);
-      expect((await res.json()).error).toBe('invalid_grant');
+      expect((await json(res)).error).toBe('invalid_grant');
     });
 
     it('rejects a wrong code_verifier', async () => {
       const { code } = await getCode(DISCORD_FIXTURES.migrated.id);
       const res = await exchange(code, pkce().verifier);
       expect(res.status).toBe(400);
-      expect((await res.json()).error).toBe('invalid_grant');
+      expect((await json(res)).error).toBe('invalid_grant');
       const missing = await token({
         client_id: 'sandbox-client-id',
         client_secret: 'sandbox-client-secret',
@@ -299,7 +303,7 @@ describe('DiscordSimulator', () => {
         code,
         redirect_uri: CALLBACK,
       });
-      expect((await missing.json()).error).toBe('invalid_grant');
+      expect((await json(missing)).error).toBe('invalid_grant');
     });
 
     it('accepts HTTP Basic client authentication', async () => {
@@ -316,7 +320,7 @@ describe('DiscordSimulator', () => {
       const { code, verifier } = await getCode(DISCORD_FIXTURES.migrated.id);
       const res = await exchange(code, verifier, { client_secret: 'wrong' });
       expect(res.status).toBe(401);
-      expect(await res.json()).toEqual({ error: 'invalid_client' });
+      expect(await json(res)).toEqual({ error: 'invalid_client' });
       const basic = Buffer.from('sandbox-client-id:wrong').toString('base64');
       const res2 = await token({ grant_type: 'authorization_code', code }, { Authorization: `Basic ${basic}` });
       expect(res2.status).toBe(401);
@@ -331,18 +335,18 @@ describe('DiscordSimulator', () => {
         body: JSON.stringify({ grant_type: 'authorization_code' }),
       });
       expect(res.status).toBe(400);
-      expect((await res.json()).error).toBe('invalid_request');
+      expect((await json(res)).error).toBe('invalid_request');
     });
 
     it('rejects other grant types', async () => {
       const res = await token({ client_id: 'sandbox-client-id', client_secret: 'sandbox-client-secret', grant_type: 'password' });
       expect(res.status).toBe(400);
-      expect((await res.json()).error).toBe('unsupported_grant_type');
+      expect((await json(res)).error).toBe('unsupported_grant_type');
     });
 
     it('serves the token endpoint under /api/v10 and supports refresh_token', async () => {
       const { code, verifier } = await getCode(DISCORD_FIXTURES.migrated.id);
-      const first = await (
+      const first = await json(
         await fetch(`${base}/api/v10/oauth2/token`, {
           method: 'POST',
           headers: { 'Content-Type': 'application/x-www-form-urlencoded; charset=UTF-8' },
@@ -355,7 +359,7 @@ describe('DiscordSimulator', () => {
             code_verifier: verifier,
           }).toString(),
         })
-      ).json();
+      );
       const refreshed = await token({
         client_id: 'sandbox-client-id',
         client_secret: 'sandbox-client-secret',
@@ -363,23 +367,23 @@ describe('DiscordSimulator', () => {
         refresh_token: first.refresh_token,
       });
       expect(refreshed.status).toBe(200);
-      expect((await refreshed.json()).access_token).not.toBe(first.access_token);
+      expect((await json(refreshed)).access_token).not.toBe(first.access_token);
     });
 
     it('answers 401 for an unknown token', async () => {
       const res = await fetch(`${base}/api/v10/users/@me`, { headers: { Authorization: 'Bearer nope' } });
       expect(res.status).toBe(401);
-      expect(await res.json()).toEqual({ message: '401: Unauthorized', code: 0 });
+      expect(await json(res)).toEqual({ message: '401: Unauthorized', code: 0 });
       const none = await fetch(`${base}/api/v10/users/@me`);
       expect(none.status).toBe(401);
     });
 
     it('counts the unversioned /api/users/@me separately', async () => {
       const { code, verifier } = await getCode(DISCORD_FIXTURES.legacy.id);
-      const tok = await (await exchange(code, verifier)).json();
+      const tok = await json(await exchange(code, verifier));
       const res = await fetch(`${base}/api/users/@me`, { headers: { Authorization: `Bearer ${tok.access_token}` } });
       expect(res.status).toBe(200);
-      expect((await res.json()).discriminator).toBe('1337');
+      expect((await json(res)).discriminator).toBe('1337');
       expect(sim.stats.unversionedUserFetches).toBe(1);
       expect(sim.stats.userFetches).toBe(1);
     });
@@ -388,8 +392,8 @@ describe('DiscordSimulator', () => {
       const seen: Array<[string, string]> = [];
       for (let i = 0; i < 2; i++) {
         const { code, verifier } = await getCode(DISCORD_FIXTURES.changing.id);
-        const tok = await (await exchange(code, verifier)).json();
-        const me = await (await fetch(`${base}/api/v10/users/@me`, { headers: { Authorization: `Bearer ${tok.access_token}` } })).json();
+        const tok = await json(await exchange(code, verifier));
+        const me = await json(await fetch(`${base}/api/v10/users/@me`, { headers: { Authorization: `Bearer ${tok.access_token}` } }));
         seen.push([me.global_name, me.avatar]);
       }
       expect(seen[0][0]).not.toBe(DISCORD_FIXTURES.changing.global_name);
@@ -406,7 +410,7 @@ describe('DiscordSimulator', () => {
       const res = await exchange(code, verifier);
       expect(res.status).toBe(429);
       expect(res.headers.get('retry-after')).toBe('3');
-      expect(await res.json()).toEqual({ message: 'You are being rate limited.', retry_after: 3, global: false });
+      expect(await json(res)).toEqual({ message: 'You are being rate limited.', retry_after: 3, global: false });
       sim.knobs.tokenFailure = null;
       expect((await exchange(code, verifier)).status).toBe(200);
     });
@@ -420,7 +424,7 @@ describe('DiscordSimulator', () => {
       sim.knobs.tokenFailure = { status: 500 };
       const res5 = await token({});
       expect(res5.status).toBe(500);
-      expect(await res5.json()).toEqual({ message: '500: Internal Server Error', code: 0 });
+      expect(await json(res5)).toEqual({ message: '500: Internal Server Error', code: 0 });
     });
 
     it('userFailure applies to @me', async () => {
@@ -428,7 +432,7 @@ describe('DiscordSimulator', () => {
       const res = await fetch(`${base}/api/v10/users/@me`);
       expect(res.status).toBe(429);
       expect(res.headers.get('retry-after')).toBe('2');
-      expect((await res.json()).retry_after).toBe(1.5);
+      expect((await json(res)).retry_after).toBe(1.5);
       sim.knobs.userFailure = { status: 502 };
       expect((await fetch(`${base}/api/v10/users/@me`)).status).toBe(502);
     });
@@ -443,14 +447,14 @@ describe('DiscordSimulator', () => {
     it('unknown routes answer Discord-style 404 JSON', async () => {
       const res = await fetch(`${base}/api/v10/nope`);
       expect(res.status).toBe(404);
-      expect(await res.json()).toEqual({ message: '404: Not Found', code: 0 });
+      expect(await json(res)).toEqual({ message: '404: Not Found', code: 0 });
     });
   });
 
   describe('guild member', () => {
     async function tokenFor(userId: string, scope: string): Promise<string> {
       const { code, verifier } = await getCode(userId, { scope });
-      return (await (await exchange(code, verifier)).json()).access_token;
+      return (await json(await exchange(code, verifier))).access_token;
     }
     const memberUrl = (guild: string) => `${base}/api/v10/users/@me/guilds/${guild}/member`;
 
@@ -458,7 +462,7 @@ describe('DiscordSimulator', () => {
       const t = await tokenFor(DISCORD_FIXTURES.migrated.id, 'identify email guilds.members.read');
       const res = await fetch(memberUrl(SIM_GUILD_ID), { headers: { Authorization: `Bearer ${t}` } });
       expect(res.status).toBe(200);
-      const body = await res.json();
+      const body = await json(res);
       expect(body.roles).toEqual(DISCORD_FIXTURES.migrated.guildRoles![SIM_GUILD_ID]);
       expect(body.nick).toBeNull();
       expect(body.joined_at).toMatch(/^\d{4}-\d\d-\d\dT/);
@@ -471,18 +475,18 @@ describe('DiscordSimulator', () => {
       const t = await tokenFor(DISCORD_FIXTURES.unverified.id, 'identify guilds.members.read');
       const res = await fetch(memberUrl(SIM_GUILD_ID), { headers: { Authorization: `Bearer ${t}` } });
       expect(res.status).toBe(404);
-      expect(await res.json()).toEqual({ message: 'Unknown Guild', code: 10004 });
+      expect(await json(res)).toEqual({ message: 'Unknown Guild', code: 10004 });
 
       const t2 = await tokenFor(DISCORD_FIXTURES.migrated.id, 'identify email');
       const res2 = await fetch(memberUrl(SIM_GUILD_ID), { headers: { Authorization: `Bearer ${t2}` } });
       expect(res2.status).toBe(403);
-      expect(await res2.json()).toEqual({ message: 'Missing Access', code: 50001 });
+      expect(await json(res2)).toEqual({ message: 'Missing Access', code: 50001 });
     });
 
     it('sees role changes made through updateUser', async () => {
       const t = await tokenFor(DISCORD_FIXTURES.legacy.id, 'identify guilds.members.read');
       sim.updateUser(DISCORD_FIXTURES.legacy.id, { guildRoles: { [SIM_GUILD_ID]: ['42'] } });
-      const body = await (await fetch(memberUrl(SIM_GUILD_ID), { headers: { Authorization: `Bearer ${t}` } })).json();
+      const body = await json(await fetch(memberUrl(SIM_GUILD_ID), { headers: { Authorization: `Bearer ${t}` } }));
       expect(body.roles).toEqual(['42']);
     });
   });
