@@ -77,6 +77,21 @@ export interface DiscourseConnectSyncOptions {
   onFirstSignIn?: boolean;
 }
 
+/** Forum groups from Discord guild roles. */
+export interface DiscourseConnectGroupsOptions {
+  /** The Discord server (guild) whose roles decide groups. Adds the `guilds.members.read` scope. */
+  guildId: string;
+  /** Discord role id → forum group name. Only these groups are managed; others are never touched. */
+  roleGroups: Record<string, string>;
+  /**
+   * Send the full `groups` list (for forums with `discourse_connect_overrides_groups` on, where the
+   * list replaces every non-automatic group) instead of `add_groups`/`remove_groups`. Default false.
+   */
+  fullGroupList?: boolean;
+  /** Refuse sign-in to people who are not members of the guild. Default false. */
+  requireMembership?: boolean;
+}
+
 /** Options of `DiscourseConnectModule.forRoot()` / `forRootAsync()`. */
 export interface DiscourseConnectModuleOptions {
   /** The forums this app is the DiscourseConnect provider for; at least one. */
@@ -93,4 +108,6 @@ export interface DiscourseConnectModuleOptions {
   afterSignInPath?: string;
   /** Keeping the forum aligned: rate limit, retries, worker. */
   sync?: DiscourseConnectSyncOptions;
+  /** Forum groups from Discord guild roles. Default: groups are not managed. */
+  groups?: DiscourseConnectGroupsOptions;
 }

@@ -2,6 +2,7 @@
 export { DiscourseConnectModule, DISCOURSE_CONNECT_ENTITIES } from './discourse-connect.module';
 export type {
   DiscourseConnectSyncOptions,
+  DiscourseConnectGroupsOptions,
   DiscourseApiOptions,
   DiscourseConnectModuleOptions,
   DiscourseForumOptions,
@@ -50,6 +51,7 @@ export type {
   DiscourseConnectFilterName,
   SsoPayloadContext,
   CanSignInContext,
+  GroupsContext,
 } from './hooks/filters.interface';
 export {
   DiscourseConnectEvents,

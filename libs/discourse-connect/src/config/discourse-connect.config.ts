@@ -1,6 +1,6 @@
 import { registerAs } from '@nestjs/config';
 import { plainToInstance } from 'class-transformer';
-import { IsNotEmpty, IsOptional, IsString, IsUrl, MinLength, validateSync } from 'class-validator';
+import { IsNotEmpty, IsOptional, IsString, IsUrl, Matches, MinLength, validateSync } from 'class-validator';
 import type { DiscourseConnectModuleOptions } from '../discourse-connect-options.interface';
 import { DiscourseConnectConfigurationError } from './configuration.error';
 
@@ -45,6 +45,16 @@ export class DiscourseConnectEnvironment {
   @IsString()
   @IsNotEmpty({ message: 'must be the forum username the API key acts as (usually system)' })
   DISCOURSE_API_USERNAME?: string;
+
+  @IsOptional()
+  @Matches(/^[0-9]{1,20}$/, { message: 'must be the id of your Discord server (digits only)' })
+  DISCORD_GUILD_ID?: string;
+
+  @IsOptional()
+  @Matches(/^\s*[0-9]{1,20}\s*=\s*[A-Za-z0-9_.-]{1,60}\s*(,\s*[0-9]{1,20}\s*=\s*[A-Za-z0-9_.-]{1,60}\s*)*$/, {
+    message: 'must map Discord role ids to forum groups, e.g. 123=members,456=moderators',
+  })
+  DISCOURSE_GROUP_MAP?: string;
 }
 
 /**
@@ -83,12 +93,30 @@ class DiscourseConnectEnvironmentKeys {
   SESSION_SECRET = 1;
   DISCOURSE_API_KEY = 1;
   DISCOURSE_API_USERNAME = 1;
+  DISCORD_GUILD_ID = 1;
+  DISCOURSE_GROUP_MAP = 1;
 }
 
 /** Module options from a validated environment. */
 export function discourseConnectOptionsFromEnv(env: Record<string, unknown>): DiscourseConnectModuleOptions {
   const v = validateDiscourseConnectEnv(env);
+  if (Boolean(v.DISCORD_GUILD_ID) !== Boolean(v.DISCOURSE_GROUP_MAP)) {
+    throw new DiscourseConnectConfigurationError(
+      'Invalid configuration: DISCORD_GUILD_ID and DISCOURSE_GROUP_MAP go together (set both to map roles to groups, or neither).',
+    );
+  }
+  const groups = v.DISCORD_GUILD_ID
+    ? {
+        guildId: v.DISCORD_GUILD_ID,
+        roleGroups: Object.fromEntries(
+          v.DISCOURSE_GROUP_MAP!.split(',').map((pair) => pair.split('=').map((part) => part.trim()) as [string, string]),
+        ),
+        fullGroupList: env.DISCOURSE_GROUPS_FULL_LIST === 'true',
+        requireMembership: env.DISCORD_REQUIRE_GUILD_MEMBERSHIP === 'true',
+      }
+    : undefined;
   return {
+    groups,
     forums: [
       {
         url: v.DISCOURSE_URL,

@@ -1,6 +1,10 @@
 import { DiscourseConnectConfigurationError } from './configuration.error';
 import type { Store } from 'express-session';
-import type { DiscourseConnectModuleOptions, DiscourseConnectSyncOptions } from '../discourse-connect-options.interface';
+import type {
+  DiscourseConnectGroupsOptions,
+  DiscourseConnectModuleOptions,
+  DiscourseConnectSyncOptions,
+} from '../discourse-connect-options.interface';
 import { ForumBase, isSafeRelativePath, parseForumBase } from '../common/urls';
 
 /** A forum with its URL parsed once. */
@@ -43,6 +47,7 @@ export class DiscourseConnectSettings {
   readonly afterSignOutPath: string;
   readonly afterSignInPath: string;
   readonly sync: Required<DiscourseConnectSyncOptions>;
+  readonly groups?: Required<DiscourseConnectGroupsOptions> & { managed: string[] };
 
   constructor(options: DiscourseConnectModuleOptions) {
     const fail = (message: string): never => {
@@ -93,7 +98,9 @@ export class DiscourseConnectSettings {
       tokenUrl: `${baseUrl}/api/oauth2/token`,
       apiUrl: `${baseUrl}/api/v10`,
       callbackUrl,
-      scopes: [...new Set(['identify', 'email', ...(d.extraScopes ?? [])])],
+      scopes: [
+        ...new Set(['identify', 'email', ...(options.groups ? ['guilds.members.read'] : []), ...(d.extraScopes ?? [])]),
+      ],
       userAgent: d.userAgent ?? `nestjs-discourse-connect (${this.publicUrl}, 0.1.0)`,
       timeoutMs: d.timeoutMs ?? 10_000,
     };
@@ -123,6 +130,26 @@ export class DiscourseConnectSettings {
     };
     for (const key of ['ratePerMinute', 'maxAttempts', 'backoffBaseMs', 'backoffMaxMs', 'pollIntervalMs', 'leaseMs'] as const) {
       if (!(Number.isFinite(this.sync[key]) && this.sync[key] > 0)) fail(`sync.${key} must be a positive number.`);
+    }
+
+    if (options.groups) {
+      const g = options.groups;
+      if (!/^[0-9]{1,20}$/.test(g.guildId ?? '')) fail('groups.guildId must be a Discord server id (digits).');
+      const entries = Object.entries(g.roleGroups ?? {});
+      if (entries.length === 0) fail('groups.roleGroups must map at least one Discord role id to a forum group.');
+      for (const [role, group] of entries) {
+        if (!/^[0-9]{1,20}$/.test(role)) fail(`groups.roleGroups: "${role}" is not a Discord role id (digits).`);
+        if (!/^[A-Za-z0-9_.-]{1,60}$/.test(group)) {
+          fail(`groups.roleGroups: "${group}" is not a valid forum group name (letters, digits, _ . -).`);
+        }
+      }
+      this.groups = {
+        guildId: g.guildId,
+        roleGroups: { ...g.roleGroups },
+        fullGroupList: g.fullGroupList ?? false,
+        requireMembership: g.requireMembership ?? false,
+        managed: [...new Set(entries.map(([, group]) => group))].sort(),
+      };
     }
 
     this.afterSignOutPath = options.afterSignOutPath ?? '/';

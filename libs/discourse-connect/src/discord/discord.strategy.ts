@@ -11,6 +11,7 @@ import type { LocalUser } from '../users/local-user.interface';
 import { UsersService } from '../users/users.service';
 import { SyncQueue } from '../sync/sync-queue.service';
 import { DiscordApiClient } from './discord-api.client';
+import { DiscordApiError } from './discord-api.error';
 
 /** passport-discord's options plus the passport-oauth2 ones its typings lack. */
 type DiscordStrategyOptions = StrategyOptions & {
@@ -60,8 +61,32 @@ export class DiscordStrategy extends PassportStrategy(Strategy, 'discord') {
     );
   }
 
-  async validate(_accessToken: string, _refreshToken: string, raw: Record<string, unknown>): Promise<LocalUser> {
+  /** Role ids in the guild (sorted), or null when the user is not a member. Once per sign-in. */
+  private async guildRoles(accessToken: string, guildId: string): Promise<string[] | null> {
+    try {
+      const member = await this.api.get<{ roles?: unknown }>(`/users/@me/guilds/${guildId}/member`, accessToken);
+      return Array.isArray(member.roles) ? member.roles.filter((r): r is string => typeof r === 'string').sort() : [];
+    } catch (error) {
+      // Unknown Guild / Unknown Member: not a member. Anything else fails the sign-in (never guess).
+      if (error instanceof DiscordApiError && error.status === 404) return null;
+      throw error;
+    }
+  }
+
+  async validate(accessToken: string, _refreshToken: string, raw: Record<string, unknown>): Promise<LocalUser> {
     const discord = pickDiscordMetadata(raw);
+    const groups = this.settingsRef.groups;
+    if (groups) {
+      discord.roles = await this.guildRoles(accessToken, groups.guildId);
+      if (discord.roles === null && groups.requireMembership) {
+        throw new DiscordSignInException(
+          403,
+          'Server membership needed',
+          'Only members of our Discord server can sign in. Join the server, then sign in again.',
+          'not_a_guild_member',
+        );
+      }
+    }
     const existing = await this.users.findByDiscordId(discord.id);
     const verdict = await this.filters.apply('user.canSignIn', true, { discord, existing });
     if (verdict !== true) {

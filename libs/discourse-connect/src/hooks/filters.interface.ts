@@ -17,6 +17,16 @@ export interface CanSignInContext {
   existing: LocalUser | null;
 }
 
+/** Context of the `discourse.groups` filter. */
+export interface GroupsContext {
+  user: LocalUser;
+  forum: { name: string; url: string };
+  /** The user's role ids in the configured guild; null when not a member. */
+  roles: string[] | null;
+  /** Every group the module manages (the values of the role map). */
+  managed: string[];
+}
+
 /**
  * Every filter the module applies: its name, the value it transforms and the context it gets.
  * A filter returns the new value (or a promise of it).
@@ -26,6 +36,8 @@ export interface DiscourseConnectFilters {
   'sso.payload': { value: DiscourseConnectPayload; context: SsoPayloadContext };
   /** Whether this Discord user may sign in at all. Return `false`, or a string saying why. */
   'user.canSignIn': { value: boolean | string; context: CanSignInContext };
+  /** The forum groups this user should be in, among the managed ones (from the role map by default). */
+  'discourse.groups': { value: string[]; context: GroupsContext };
 }
 
 export type DiscourseConnectFilterName = keyof DiscourseConnectFilters;

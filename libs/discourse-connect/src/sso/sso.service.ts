@@ -123,6 +123,7 @@ export class SsoService {
       // Discord has not verified must never be trusted for that.
       require_activation: user.emailVerified ? undefined : true,
     };
+    Object.assign(base, await this.groupFields(user, forum));
     const filtered = await this.filters.apply('sso.payload', base, {
       user,
       forum: { name: forum.name, url: forum.url },
@@ -133,6 +134,31 @@ export class SsoService {
       payload.require_activation = true;
     }
     return payload;
+  }
+
+  /**
+   * Group fields from the role map: the wanted groups are added and the other managed groups
+   * removed; groups the module does not manage are never touched. With `fullGroupList`, the whole
+   * list goes in `groups` instead.
+   */
+  protected async groupFields(user: LocalUser, forum: ResolvedForum): Promise<DiscourseConnectPayload> {
+    const config = this.settings.groups;
+    if (!config) return {};
+    const roles = user.metadata.roles ?? null;
+    const fromRoles = [...new Set((roles ?? []).map((r) => config.roleGroups[r]).filter(Boolean))];
+    const wanted = await this.filters.apply('discourse.groups', fromRoles, {
+      user,
+      roles,
+      managed: config.managed,
+      forum: { name: forum.name, url: forum.url },
+    });
+    const wantedSet = new Set(wanted.map((g) => g.toLowerCase()));
+    if (config.fullGroupList) return { groups: [...wanted].sort() };
+    const remove = config.managed.filter((g) => !wantedSet.has(g.toLowerCase()));
+    return {
+      add_groups: wanted.length ? [...wanted].sort() : undefined,
+      remove_groups: remove.length ? remove : undefined,
+    };
   }
 
   /**

@@ -13,6 +13,11 @@ export interface DiscordMetadata {
   email: string | null;
   verified: boolean;
   locale: string | null;
+  /**
+   * Role ids in the configured guild, sorted; `null` when not a member. Absent when no guild is
+   * configured (so turning role mapping on changes the hash once, and the groups get synced).
+   */
+  roles?: string[] | null;
 }
 
 const SNOWFLAKE = /^[0-9]{1,20}$/;
@@ -51,6 +56,7 @@ export function hashDiscordMetadata(meta: DiscordMetadata): string {
     meta.email,
     meta.verified,
     meta.locale,
+    ...(meta.roles === undefined ? [] : [meta.roles]),
   ]);
   return createHash('sha256').update(canonical, 'utf8').digest('hex');
 }
