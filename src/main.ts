@@ -26,6 +26,7 @@ async function main(): Promise<void> {
     app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ databaseUrl: process.env.DATABASE_URL }), {
       logger: ['error', 'warn', 'log'],
       abortOnError: false,
+      rawBody: true, // webhook signatures cover the exact body
     });
   } catch (error) {
     // A configuration mistake: say which variable and how to fix it, with no stack trace.

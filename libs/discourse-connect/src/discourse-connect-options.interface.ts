@@ -10,6 +10,8 @@ export interface DiscourseForumOptions {
   name?: string;
   /** Admin API credentials; without them the features that need the API are off. Default none. */
   api?: DiscourseApiOptions;
+  /** Secret of the forum's webhook to `POST /discourse/webhooks` (12+ characters). Default: webhooks off. */
+  webhookSecret?: string;
 }
 
 /** Credentials and limits of a forum's admin API. */

@@ -33,12 +33,15 @@ import { DiscourseConnectSyncJobEntity } from './sync/sync-job.entity';
 import { SyncQueue } from './sync/sync-queue.service';
 import { SyncWorker } from './sync/sync.worker';
 import { DiscourseLifecycleInterceptor } from './sync/discourse-lifecycle.interceptor';
+import { DiscourseWebhooksController } from './webhooks/discourse-webhooks.controller';
+import { DiscourseConnectWebhookEventEntity } from './webhooks/webhook-event.entity';
 
 /** The module's TypeORM entities; the host's DataSource loads them (`autoLoadEntities: true`). */
 export const DISCOURSE_CONNECT_ENTITIES = [
   DiscourseConnectUserEntity,
   DiscourseConnectSessionEntity,
   DiscourseConnectSyncJobEntity,
+  DiscourseConnectWebhookEventEntity,
 ];
 
 const providers: Provider[] = [
@@ -108,7 +111,7 @@ function withParts(definition: DynamicModule): DynamicModule {
       PassportModule.register({ session: true }),
       TypeOrmModule.forFeature(DISCOURSE_CONNECT_ENTITIES),
     ],
-    controllers: [SsoController, AuthController, DiscourseConnectHealthController],
+    controllers: [SsoController, AuthController, DiscourseConnectHealthController, DiscourseWebhooksController],
     providers: [...(definition.providers ?? []), ...providers],
     exports: [
       DiscourseConnectSettings,

@@ -60,6 +60,7 @@ export {
   type SignedInEvent,
   type SignedOutEvent,
   type SyncJobEvent,
+  type ForumUserChangedEvent,
 } from './hooks/discourse-connect.events';
 
 export { DiscourseAdminService, type DiscourseUser } from './admin/discourse-admin.service';

@@ -47,6 +47,11 @@ export class DiscourseConnectEnvironment {
   DISCOURSE_API_USERNAME?: string;
 
   @IsOptional()
+  @IsString()
+  @MinLength(12, { message: 'must be the secret of the forum webhook, at least 12 characters' })
+  DISCOURSE_WEBHOOK_SECRET?: string;
+
+  @IsOptional()
   @Matches(/^[0-9]{1,20}$/, { message: 'must be the id of your Discord server (digits only)' })
   DISCORD_GUILD_ID?: string;
 
@@ -95,6 +100,7 @@ class DiscourseConnectEnvironmentKeys {
   DISCOURSE_API_USERNAME = 1;
   DISCORD_GUILD_ID = 1;
   DISCOURSE_GROUP_MAP = 1;
+  DISCOURSE_WEBHOOK_SECRET = 1;
 }
 
 /** Module options from a validated environment. */
@@ -122,6 +128,7 @@ export function discourseConnectOptionsFromEnv(env: Record<string, unknown>): Di
         url: v.DISCOURSE_URL,
         secret: v.DISCOURSE_CONNECT_SECRET,
         api: v.DISCOURSE_API_KEY ? { key: v.DISCOURSE_API_KEY, username: v.DISCOURSE_API_USERNAME } : undefined,
+        webhookSecret: v.DISCOURSE_WEBHOOK_SECRET,
       },
     ],
     discord: {

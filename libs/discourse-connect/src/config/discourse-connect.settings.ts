@@ -15,6 +15,7 @@ export interface ResolvedForum extends ForumBase {
   secret: string;
   /** Admin API access, when a key is configured. */
   api?: { key: string; username: string; timeoutMs: number };
+  webhookSecret?: string;
 }
 
 /**
@@ -80,7 +81,10 @@ export class DiscourseConnectSettings {
         }
         api = { key: forum.api.key, username: forum.api.username || 'system', timeoutMs: forum.api.timeoutMs ?? 10_000 };
       }
-      return { ...parseForumBase(url), url, name, secret: forum.secret, api };
+      if (forum.webhookSecret !== undefined && (typeof forum.webhookSecret !== 'string' || forum.webhookSecret.length < 12)) {
+        fail(`forums[${i}].webhookSecret must be at least 12 characters (the secret of the forum's webhook).`);
+      }
+      return { ...parseForumBase(url), url, name, secret: forum.secret, api, webhookSecret: forum.webhookSecret };
     });
 
     const d = options.discord;

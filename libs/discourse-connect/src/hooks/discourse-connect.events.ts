@@ -13,7 +13,18 @@ export const DiscourseConnectEvents = {
   SignedOut: 'discourse-connect.user.signed-out',
   SyncSucceeded: 'discourse-connect.sync.succeeded',
   SyncFailed: 'discourse-connect.sync.failed',
+  ForumUserChanged: 'discourse-connect.forum.user-changed',
 } as const;
+
+/** The forum reported a user created or updated (webhook). */
+export interface ForumUserChangedEvent {
+  event: 'user_created' | 'user_updated';
+  forum: string;
+  forumUserId: number;
+  forumUsername: string;
+  /** The Discord id, when the forum user is linked to one. */
+  discordId: string | null;
+}
 
 /** A job of the sync queue was delivered, or ran out of retries (it is kept and can be retried). */
 export interface SyncJobEvent {

@@ -28,6 +28,12 @@ export class DiscourseConnectUserEntity {
   @Column({ name: 'metadata_hash', type: 'varchar', length: 64 })
   metadataHash!: string;
 
+  @Column({ name: 'forum_user_id', type: 'integer', nullable: true })
+  forumUserId!: number | null;
+
+  @Column({ name: 'forum_username', type: 'varchar', length: 64, nullable: true })
+  forumUsername!: string | null;
+
   @CreateDateColumn({ name: 'created_at' })
   createdAt!: Date;
 

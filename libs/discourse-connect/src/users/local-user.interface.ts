@@ -15,6 +15,9 @@ export interface LocalUser {
   metadata: DiscordMetadata;
   /** SHA-256 of `metadata`; decides whether a sign-in changed anything. */
   metadataHash: string;
+  /** The forum's id and username for this user, once the forum told us (webhooks). */
+  forumUserId?: number | null;
+  forumUsername?: string | null;
   createdAt: Date;
   updatedAt: Date;
 }

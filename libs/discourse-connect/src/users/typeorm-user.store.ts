@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, EntityManager, Repository } from 'typeorm';
 import { DiscourseConnectUserEntity } from './discourse-connect-user.entity';
+import { isUniqueViolation } from '../common/database-errors';
 import type { LocalUser } from './local-user.interface';
 import type { LocalUserData, UserStore } from './user-store.interface';
 
@@ -44,6 +45,11 @@ export class TypeOrmUserStore implements UserStore {
     return this.users.findOneByOrFail({ discordId: data.discordId });
   }
 
+  async linkForumAccount(discordId: string, forum: { id: number; username: string }): Promise<boolean> {
+    const result = await this.users.update({ discordId }, { forumUserId: forum.id, forumUsername: forum.username });
+    return Boolean(result.affected);
+  }
+
   async update(data: LocalUserData): Promise<LocalUser> {
     const { discordId, ...fields } = data;
     await this.users.update({ discordId }, fields);
@@ -51,8 +57,3 @@ export class TypeOrmUserStore implements UserStore {
   }
 }
 
-function isUniqueViolation(error: unknown): boolean {
-  const driver = (error as { driverError?: { code?: string } })?.driverError;
-  const code = driver?.code ?? (error as { code?: string })?.code ?? '';
-  return code === '23505' || code.startsWith('SQLITE_CONSTRAINT') || code === 'ER_DUP_ENTRY';
-}

@@ -2,7 +2,7 @@ import type { EntityManager } from 'typeorm';
 import type { LocalUser } from './local-user.interface';
 
 /** Fields written when a user is created or their Discord data changed. */
-export type LocalUserData = Omit<LocalUser, 'createdAt' | 'updatedAt'>;
+export type LocalUserData = Omit<LocalUser, 'createdAt' | 'updatedAt' | 'forumUserId' | 'forumUsername'>;
 
 /**
  * Where local users live. The default keeps them in the module's TypeORM table; a host app that
@@ -18,6 +18,8 @@ export interface UserStore {
   create(data: LocalUserData): Promise<LocalUser | null>;
   /** Replaces the Discord-derived fields of an existing user. */
   update(data: LocalUserData): Promise<LocalUser>;
+  /** Optional: remembers the forum account of a user (from webhooks). */
+  linkForumAccount?(discordId: string, forum: { id: number; username: string }): Promise<boolean>;
   /**
    * Optional: runs `work` in one database transaction, with a store bound to it and the TypeORM
    * entity manager, so a user change and the sync job it causes are written together. Without it,

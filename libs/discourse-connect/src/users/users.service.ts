@@ -24,6 +24,11 @@ export class UsersService {
     return this.store.findByDiscordId(discordId);
   }
 
+  /** Remembers the forum account of a user; false when the store cannot or the user is unknown. */
+  async linkForumAccount(discordId: string, forum: { id: number; username: string }): Promise<boolean> {
+    return this.store.linkForumAccount ? this.store.linkForumAccount(discordId, forum) : false;
+  }
+
   /**
    * Creates or updates the local user from Discord. Reads first; writes (and calls `afterWrite`,
    * in the same transaction when the store supports one) only when the user is new or the
