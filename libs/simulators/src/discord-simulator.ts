@@ -13,6 +13,7 @@ import {
   sendJson,
   sendText,
   SimulatedServer,
+  type SimFailure,
 } from './http-helpers';
 
 export interface DiscordSimulatorOptions {
@@ -28,15 +29,6 @@ export interface DiscordSimulatorOptions {
   appName?: string;
   /** Clock in ms, for expiry tests. Default `Date.now`. */
   now?: () => number;
-}
-
-/** A failure to inject: 429 (JSON with `retry_after`, or Cloudflare-style plain text) or any other status. */
-export interface SimFailure {
-  status: number;
-  /** Seconds, for the `Retry-After` header and `retry_after` body field (429). Default 1. */
-  retryAfter?: number;
-  /** Answer in plain text, as Cloudflare does in front of Discord. */
-  plainText?: boolean;
 }
 
 export interface DiscordKnobs {

@@ -8,6 +8,8 @@ import {
   signPayload,
   verifySignature,
 } from './discourse-payload';
+import { SimulatedAdminApi } from './discourse-admin-api';
+import { ForumError } from './discourse-errors';
 import {
   escapeHtml,
   parseCookies,
@@ -16,7 +18,9 @@ import {
   redirect,
   sendHtml,
   sendJson,
+  sendText,
   SimulatedServer,
+  type SimFailure,
 } from './http-helpers';
 
 export interface DiscourseSimulatorOptions {
@@ -42,8 +46,14 @@ export interface DiscourseSimulatorOptions {
   title?: string;
   /** Existing (non-automatic) group names. Default `['members', 'moderators', 'veterans']`. */
   groups?: string[];
-  /** Clock in ms, for nonce expiry tests. Default `Date.now`. */
+  /** Clock in ms, for nonce expiry and rate-limit tests. Default `Date.now`. */
   now?: () => number;
+  /** Admin API key (`Api-Key` header). Without one the admin API answers 403. */
+  apiKey?: string;
+  /** `max_admin_api_reqs_per_minute`, one budget for the whole site. Default 60; 0 = unlimited. */
+  apiRateLimitPerMinute?: number;
+  /** Subfolder the forum is installed in, e.g. `/forum`. Default none. */
+  basePath?: string;
 }
 
 export interface SimForumUser {
@@ -64,6 +74,8 @@ export interface DiscourseKnobs {
   connectEnabled: boolean;
   /** Every request: the socket is destroyed. */
   down: boolean;
+  /** Every admin API request fails this way (429 JSON or plain text, 5xx, ...). */
+  apiFailure?: SimFailure | null;
 }
 
 export interface DiscourseStats {
@@ -75,12 +87,35 @@ export interface DiscourseStats {
   ssoErrors: number;
   /** Fields of the last `sso_login` payload whose signature was valid. */
   lastPayload: Record<string, string> | null;
+  /** Admin API requests (any route, any outcome). */
+  apiRequests: number;
+  /** Admin API requests refused by the rate limit. */
+  apiRateLimited: number;
+  /** `POST /admin/users/sync_sso` requests. */
+  syncSsoCalls: number;
+  /** Successful `POST /admin/users/:id/log_out`. */
+  apiLogOuts: number;
+  /** Group member changes through the admin API that changed something. */
+  apiGroupChanges: number;
 }
 
 interface ForumSession {
   userId?: number;
   nonces: Map<string, { createdAt: number; returnPath: string }>;
 }
+
+const defaultKnobs = (): DiscourseKnobs => ({ connectEnabled: true, down: false, apiFailure: null });
+const defaultStats = (): DiscourseStats => ({
+  ssoRedirects: 0,
+  ssoLogins: 0,
+  ssoErrors: 0,
+  lastPayload: null,
+  apiRequests: 0,
+  apiRateLimited: 0,
+  syncSsoCalls: 0,
+  apiLogOuts: 0,
+  apiGroupChanges: 0,
+});
 
 const SESSION_COOKIE = '_forum_session';
 const NONCE_TTL_MS = 30 * 60 * 1000;
@@ -93,17 +128,6 @@ const MSG = {
   externalId: 'Invalid external_id',
   email: 'No valid email address was provided. Please contact the site’s administrator.',
 };
-
-/** Thrown inside `sso_login` to end with an error page. */
-class SsoError extends Error {
-  constructor(
-    readonly status: number,
-    readonly text: string,
-    readonly html = false,
-  ) {
-    super(text);
-  }
-}
 
 /**
  * A simulated Discourse forum, the consumer side of DiscourseConnect: browser sessions, `/session/sso`
@@ -123,13 +147,19 @@ export class DiscourseSimulator extends SimulatedServer {
   title: string;
   /** Existing group names that `groups` / `add_groups` / `remove_groups` can refer to. */
   groups: string[];
-  /** Base URL of the forum (set by `listen`); when unset the Host header is used. */
+  /** Origin of the simulator (set by `listen`); when empty the Host header is used. */
   baseUrl: string;
+  /** Subfolder the forum lives in ('' or e.g. '/forum'); `forumRootUrl` = baseUrl + basePath. */
+  basePath: string;
+  apiKey: string | undefined;
+  apiRateLimitPerMinute: number;
   now: () => number;
 
   readonly users: SimForumUser[] = [];
-  knobs: DiscourseKnobs = { connectEnabled: true, down: false };
-  readonly stats: DiscourseStats = { ssoRedirects: 0, ssoLogins: 0, ssoErrors: 0, lastPayload: null };
+  knobs: DiscourseKnobs = defaultKnobs();
+  readonly stats: DiscourseStats = defaultStats();
+  /** The admin API routes (also reachable for direct calls such as `groupId`). */
+  readonly adminApi = new SimulatedAdminApi(this);
 
   private readonly initialGroups: string[];
   private readonly sessions = new Map<string, ForumSession>();
@@ -151,6 +181,9 @@ export class DiscourseSimulator extends SimulatedServer {
     this.groups = [...this.initialGroups];
     this.baseUrl = '';
     this.now = options.now ?? Date.now;
+    this.apiKey = options.apiKey;
+    this.apiRateLimitPerMinute = options.apiRateLimitPerMinute ?? 60;
+    this.basePath = options.basePath ?? '';
   }
 
   /** Creates a forum account directly (as if it existed before DiscourseConnect was turned on). */
@@ -194,8 +227,9 @@ export class DiscourseSimulator extends SimulatedServer {
 
   /** Knobs, stats, users, groups and sessions back to their initial state. */
   reset(): void {
-    Object.assign(this.knobs, { connectEnabled: true, down: false });
-    Object.assign(this.stats, { ssoRedirects: 0, ssoLogins: 0, ssoErrors: 0, lastPayload: null });
+    Object.assign(this.knobs, defaultKnobs());
+    Object.assign(this.stats, defaultStats());
+    this.adminApi.reset();
     this.users.length = 0;
     this.nextUserId = 1;
     this.groups = [...this.initialGroups];
@@ -217,6 +251,22 @@ export class DiscourseSimulator extends SimulatedServer {
     return `http://${req.headers.host ?? '127.0.0.1'}`;
   }
 
+  /** The normalised subfolder: '' or '/forum'. */
+  private prefix(): string {
+    const b = (this.basePath ?? '').replace(/\/+$/, '');
+    return b === '' || b.startsWith('/') ? b : `/${b}`;
+  }
+
+  /** A forum path with the subfolder in front. */
+  path(p: string): string {
+    return this.prefix() + p;
+  }
+
+  /** Where the forum lives: `baseUrl` plus the subfolder. */
+  get forumRootUrl(): string {
+    return this.baseUrl.replace(/\/+$/, '') + this.prefix();
+  }
+
   // ---------------------------------------------------------------- sessions
 
   private session(req: IncomingMessage, res: ServerResponse | null): ForumSession | undefined {
@@ -226,7 +276,7 @@ export class DiscourseSimulator extends SimulatedServer {
     const newId = randomHex(16);
     const created: ForumSession = { nonces: new Map() };
     this.sessions.set(newId, created);
-    res.setHeader('Set-Cookie', `${SESSION_COOKIE}=${newId}; Path=/; HttpOnly; SameSite=Lax`);
+    res.setHeader('Set-Cookie', `${SESSION_COOKIE}=${newId}; Path=${this.prefix() || '/'}; HttpOnly; SameSite=Lax`);
     return created;
   }
 
@@ -239,15 +289,23 @@ export class DiscourseSimulator extends SimulatedServer {
 
   protected override async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const method = req.method ?? 'GET';
-    const path = url.pathname;
+    const prefix = this.prefix();
+    let path = url.pathname;
+    if (prefix) {
+      if (path === prefix) path = '/';
+      else if (path.startsWith(prefix + '/')) path = path.slice(prefix.length);
+      else return this.notFound(req, res);
+    }
+    if (await this.adminApi.route(req, res, path, url)) return;
     if (method === 'GET' || method === 'HEAD') {
       if (path === '/' || path === '/latest') return this.home(req, res);
       const topic = /^\/t\/([^/]+)\/(\d+)(?:\/\d+)?\/?$/.exec(path);
       if (topic) return this.topic(req, res, decodeURIComponent(topic[1]), topic[2]);
-      if (path === '/login') return redirect(res, '/session/sso?return_path=%2F');
+      if (path === '/login') return redirect(res, this.path(`/session/sso?return_path=${encodeURIComponent(this.path('/'))}`));
       if (path === '/session/sso') return this.ssoStart(req, res, url.searchParams);
       if (path === '/session/sso_login') return this.ssoLogin(req, res, url);
       if (path === '/session/current.json') return this.currentJson(req, res);
+      if (path === '/srv/status') return sendText(res, 200, 'ok');
       if (path === '/u/account-created') return this.accountCreated(req, res);
     }
     if (method === 'POST' && path === '/session/logout') return this.logout(req, res);
@@ -259,11 +317,11 @@ export class DiscourseSimulator extends SimulatedServer {
 
   private header(req: IncomingMessage, returnPath: string): string {
     const user = this.currentUser(req);
-    const title = `<header><h1><a href="/">${escapeHtml(this.title)}</a></h1>`;
+    const title = `<header><h1><a href="${escapeHtml(this.path('/'))}">${escapeHtml(this.title)}</a></h1>`;
     if (!user) {
       return (
         title +
-        `<p id="session-status">Not signed in. <a id="login" href="/session/sso?return_path=${encodeURIComponent(returnPath)}">Log In</a></p></header>`
+        `<p id="session-status">Not signed in. <a id="login" href="${escapeHtml(this.path('/session/sso?return_path=' + encodeURIComponent(this.path(returnPath))))}">Log In</a></p></header>`
       );
     }
     const flags = [user.admin ? 'admin' : '', user.moderator ? 'moderator' : ''].filter(Boolean).join(', ');
@@ -277,7 +335,7 @@ export class DiscourseSimulator extends SimulatedServer {
       `<li>Email: <span id="current-email">${escapeHtml(user.email)}</span></li>` +
       `<li>Groups: <span id="current-groups">${escapeHtml(user.groups.join(', '))}</span></li>` +
       `<li>Flags: <span id="current-flags">${escapeHtml(flags)}</span></li></ul>` +
-      '<form method="post" action="/session/logout"><button type="submit" id="logout">Log Out</button></form></div></header>'
+      `<form method="post" action="${escapeHtml(this.path('/session/logout'))}"><button type="submit" id="logout">Log Out</button></form></div></header>`
     );
   }
 
@@ -287,8 +345,8 @@ export class DiscourseSimulator extends SimulatedServer {
       200,
       this.title,
       this.header(req, '/') +
-        '<main><h2>Latest</h2><ul><li><a href="/t/welcome-to-the-forum/1">Welcome to the forum</a></li>' +
-        '<li><a href="/t/house-rules/2">House rules</a></li></ul></main>',
+        `<main><h2>Latest</h2><ul><li><a href="${this.path('/t/welcome-to-the-forum/1')}">Welcome to the forum</a></li>` +
+        `<li><a href="${this.path('/t/house-rules/2')}">House rules</a></li></ul></main>`,
     );
   }
 
@@ -345,20 +403,20 @@ export class DiscourseSimulator extends SimulatedServer {
     await readBody(req);
     const s = this.session(req, null);
     if (s) delete s.userId;
-    redirect(res, this.logoutRedirect || '/');
+    redirect(res, this.logoutRedirect || this.path('/'));
   }
 
   // ---------------------------------------------------------------- DiscourseConnect
 
   private ssoStart(req: IncomingMessage, res: ServerResponse, params: URLSearchParams): void {
     if (!this.knobs.connectEnabled || !this.connectUrl) return this.notFound(req, res);
-    const requested = params.get('return_path') ?? '/';
-    const returnPath = /^\/(?![/\\])[^\s\x00-\x1f]*$/.test(requested) ? requested : '/';
+    const requested = params.get('return_path') ?? this.path('/');
+    const returnPath = /^\/(?![/\\])[^\s\x00-\x1f]*$/.test(requested) ? requested : this.path('/');
     if (this.currentUser(req)) return redirect(res, returnPath);
     const session = this.session(req, res)!;
     const nonce = randomHex(16);
     session.nonces.set(nonce, { createdAt: this.now(), returnPath });
-    const payload = new URLSearchParams({ nonce, return_sso_url: `${this.forumUrl(req)}/session/sso_login` }).toString();
+    const payload = new URLSearchParams({ nonce, return_sso_url: `${this.forumUrl(req)}${this.path('/session/sso_login')}` }).toString();
     const sso = encodeBase64(payload, this.legacyBase64Newlines);
     const sig = signPayload(this.secret, sso);
     this.stats.ssoRedirects++;
@@ -366,14 +424,14 @@ export class DiscourseSimulator extends SimulatedServer {
     redirect(res, this.connectUrl + sep + new URLSearchParams({ sso, sig }).toString());
   }
 
-  private ssoErrorPage(res: ServerResponse, e: SsoError): void {
+  private ssoErrorPage(res: ServerResponse, e: ForumError): void {
     this.stats.ssoErrors++;
     const title = e.status === 500 && e.text === 'Internal Server Error' ? 'Internal Server Error' : 'Login Error';
     sendHtml(
       res,
       e.status,
       `${title} - ${this.title}`,
-      `<h1>${title}</h1><p id="sso-error">${e.html ? e.text : escapeHtml(e.text)}</p><p><a href="/">Back to ${escapeHtml(this.title)}</a></p>`,
+      `<h1>${title}</h1><p id="sso-error">${e.html ? e.text : escapeHtml(e.text)}</p><p><a href="${escapeHtml(this.path('/'))}">Back to ${escapeHtml(this.title)}</a></p>`,
     );
   }
 
@@ -382,7 +440,7 @@ export class DiscourseSimulator extends SimulatedServer {
     try {
       this.ssoLoginOrThrow(req, res, url);
     } catch (e) {
-      if (e instanceof SsoError) return this.ssoErrorPage(res, e);
+      if (e instanceof ForumError) return this.ssoErrorPage(res, e);
       throw e;
     }
   }
@@ -390,14 +448,14 @@ export class DiscourseSimulator extends SimulatedServer {
   private ssoLoginOrThrow(req: IncomingMessage, res: ServerResponse, url: URL): void {
     const ssoValues = url.searchParams.getAll('sso');
     const sigValues = url.searchParams.getAll('sig');
-    if (ssoValues.length > 1 || sigValues.length > 1) throw new SsoError(500, 'Internal Server Error');
+    if (ssoValues.length > 1 || sigValues.length > 1) throw new ForumError('parse', 500, 'Internal Server Error');
     const sso = ssoValues[0];
     const sig = sigValues[0];
     if (sso === undefined || !isAcceptableBase64(sso) || !verifySignature(this.secret, sso, sig)) {
-      throw new SsoError(422, MSG.loginError);
+      throw new ForumError('signature', 422, MSG.loginError);
     }
     const parsed = readPayloadFields(decodeBase64(sso));
-    if (!parsed.ok) throw new SsoError(500, 'Internal Server Error');
+    if (!parsed.ok) throw new ForumError('parse', 500, 'Internal Server Error');
     const f = parsed.fields;
     this.stats.lastPayload = { ...f };
 
@@ -406,27 +464,32 @@ export class DiscourseSimulator extends SimulatedServer {
     const entry = f.nonce ? session?.nonces.get(f.nonce) : undefined;
     if (!session || !entry || this.now() - entry.createdAt > NONCE_TTL_MS) {
       if (session && f.nonce) session.nonces.delete(f.nonce);
-      throw new SsoError(419, MSG.timeout);
+      throw new ForumError('nonce', 419, MSG.timeout);
     }
     session.nonces.delete(f.nonce);
 
-    const user = this.lookupOrCreateUser(f);
+    const user = this.applyPayload(f);
     if (!user.active) {
       delete session.userId;
-      return redirect(res, '/u/account-created');
+      return redirect(res, this.path('/u/account-created'));
     }
     session.userId = user.id;
     this.stats.ssoLogins++;
     redirect(res, entry.returnPath);
   }
 
-  private lookupOrCreateUser(f: Record<string, string>): SimForumUser {
+  /**
+   * What Discourse does with a verified payload (`lookup_or_create_user`): match by external_id, else by
+   * email (unless require_activation), else create; then groups, overrides, activation, admin/moderator.
+   * @throws ForumError for a blank/banned external_id, a missing/invalid email or a taken email.
+   */
+  applyPayload(f: Record<string, string>): SimForumUser {
     const externalId = (f.external_id ?? '').trim();
     if (externalId === '' || BANNED_EXTERNAL_IDS.has(externalId.toLowerCase())) {
-      throw new SsoError(422, MSG.externalId);
+      throw new ForumError('external_id', 422, MSG.externalId);
     }
     const email = (f.email ?? '').trim();
-    if (!EMAIL_RE.test(email)) throw new SsoError(422, MSG.email);
+    if (!EMAIL_RE.test(email)) throw new ForumError('email', 422, MSG.email);
     const requireActivation = readBool(f, 'require_activation') === true;
 
     let user = this.findByExternalId(externalId);
@@ -438,7 +501,8 @@ export class DiscourseSimulator extends SimulatedServer {
     if (!user) {
       if (this.findByEmail(email)) {
         // Discourse fails validation (email taken) and renders its email_error text with a 500.
-        throw new SsoError(
+        throw new ForumError(
+          'email_taken',
           500,
           `An account could not be registered with the email <b>${escapeHtml(email)}</b>. Please contact the site’s administrator.`,
           true,

@@ -2,6 +2,15 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+/** A failure to inject: 429 (JSON with `retry_after`, or Cloudflare-style plain text) or any other status. */
+export interface SimFailure {
+  status: number;
+  /** Seconds, for the `Retry-After` header and `retry_after` body field (429). Default 1. */
+  retryAfter?: number;
+  /** Answer in plain text, as Cloudflare does in front of Discord. */
+  plainText?: boolean;
+}
+
 /** Escapes text for HTML element content and double-quoted attributes. */
 export function escapeHtml(value: unknown): string {
   return String(value)

@@ -5,8 +5,10 @@ export {
   type DiscordKnobs,
   type DiscordSimulatorOptions,
   type DiscordStats,
-  type SimFailure,
 } from './discord-simulator';
+export type { SimFailure } from './http-helpers';
+export { SimulatedAdminApi } from './discourse-admin-api';
+export { ForumError, type ForumErrorKind } from './discourse-errors';
 export {
   DiscourseSimulator,
   type DiscourseKnobs,

@@ -1,0 +1,287 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { decodeBase64, isAcceptableBase64, parseRackQuery, readPayloadFields, verifySignature } from './discourse-payload';
+import { ForumError } from './discourse-errors';
+import type { DiscourseSimulator, SimForumUser } from './discourse-simulator';
+import { readBody, safeEqual, sendJson, sendText } from './http-helpers';
+
+const NOT_FOUND = { errors: ['The requested URL or resource could not be found.'], error_type: 'not_found' };
+const INVALID_ACCESS = {
+  errors: ['You are not permitted to view the requested resource. The API username or key is invalid.'],
+  error_type: 'invalid_access',
+};
+
+/**
+ * The slice of Discourse's admin API that a DiscourseConnect provider uses: `sync_sso`, users by
+ * external id, log-out, group members; `Api-Key` + `Api-Username` auth and the site-wide admin API
+ * rate limit (one budget for all keys).
+ */
+export class SimulatedAdminApi {
+  private calls: number[] = [];
+  private readonly groupIds = new Map<string, number>();
+  private nextGroupId = 41;
+
+  constructor(private readonly forum: DiscourseSimulator) {}
+
+  reset(): void {
+    this.calls = [];
+    this.groupIds.clear();
+    this.nextGroupId = 41;
+  }
+
+  /** Stable numeric id for a group name (case-insensitive). */
+  groupId(name: string): number {
+    const key = name.toLowerCase();
+    let id = this.groupIds.get(key);
+    if (id === undefined) {
+      id = this.nextGroupId++;
+      this.groupIds.set(key, id);
+    }
+    return id;
+  }
+
+  private groupById(id: number): string | undefined {
+    return this.forum.groups.find((g) => this.groupId(g) === id);
+  }
+
+  /** Handles admin API routes; false when the path is not one of them. */
+  async route(req: IncomingMessage, res: ServerResponse, path: string, url: URL): Promise<boolean> {
+    const method = req.method ?? 'GET';
+    let m: RegExpExecArray | null;
+    let handler: (() => Promise<void> | void) | undefined;
+    if (method === 'POST' && path === '/admin/users/sync_sso') handler = () => this.syncSso(req, res);
+    else if (method === 'GET' && (m = /^\/(?:u|users)\/by-external\/([^/]+?)(?:\.json)?$/.exec(path))) {
+      const id = decodeURIComponent(m[1]);
+      handler = () => this.byExternal(res, id);
+    } else if (method === 'POST' && (m = /^\/admin\/users\/(\d+)\/log_out(?:\.json)?$/.exec(path))) {
+      const id = Number(m[1]);
+      handler = () => this.logOut(res, id);
+    } else if (method === 'GET' && (m = /^\/groups\/([^/]+?)\.json$/.exec(path)) && !/^\d+$/.test(m[1])) {
+      const name = decodeURIComponent(m[1]);
+      handler = () => this.group(res, name);
+    } else if ((method === 'PUT' || method === 'DELETE') && (m = /^\/groups\/(\d+)\/members(?:\.json)?$/.exec(path))) {
+      const id = Number(m[1]);
+      handler = () => this.members(req, res, id, method === 'PUT', url);
+    } else if (method === 'GET' && (m = /^\/admin\/users\/(\d+)(?:\.json)?$/.exec(path))) {
+      const id = Number(m[1]);
+      handler = () => this.adminUser(res, id);
+    }
+    if (!handler) return false;
+
+    const f = this.forum;
+    f.stats.apiRequests++;
+    if (f.knobs.apiFailure) {
+      await readBody(req);
+      const { status, retryAfter, plainText } = f.knobs.apiFailure;
+      const headers: Record<string, string> = retryAfter !== undefined ? { 'Retry-After': String(retryAfter) } : {};
+      if (status === 429 && plainText) {
+        sendText(res, 429, 'Slow down, too many requests from this IP address. Please retry again in 10 seconds.', headers);
+      } else if (status === 429) {
+        this.rateLimited(res, retryAfter ?? 10);
+      } else if (plainText || status >= 500) {
+        sendText(res, status, status === 503 ? 'Service Unavailable' : 'Internal Server Error', headers);
+      } else {
+        sendJson(res, status, { errors: [`Simulated failure ${status}`] }, headers);
+      }
+      return true;
+    }
+    if (!this.authenticate(req)) {
+      await readBody(req);
+      sendJson(res, 403, INVALID_ACCESS);
+      return true;
+    }
+    const wait = this.takeBudget();
+    if (wait > 0) {
+      await readBody(req);
+      f.stats.apiRateLimited++;
+      this.rateLimited(res, wait);
+      return true;
+    }
+    await handler();
+    return true;
+  }
+
+  private rateLimited(res: ServerResponse, wait: number): void {
+    sendJson(
+      res,
+      429,
+      {
+        errors: [`You’ve performed this action too many times. Please wait ${wait} seconds before trying again.`],
+        error_type: 'rate_limit',
+        extras: { wait_seconds: wait, time_left: `${wait} seconds` },
+      },
+      { 'Retry-After': String(wait) },
+    );
+  }
+
+  private authenticate(req: IncomingMessage): boolean {
+    const key = this.forum.apiKey;
+    const given = req.headers['api-key'];
+    if (!key || typeof given !== 'string' || !safeEqual(given, key)) return false;
+    const username = req.headers['api-username'];
+    const userId = req.headers['api-user-id'];
+    const externalId = req.headers['api-user-external-id'];
+    let acting: SimForumUser | undefined;
+    if (typeof username === 'string') {
+      if (username.toLowerCase() === 'system') return true;
+      acting = this.forum.findByUsername(username);
+    } else if (typeof userId === 'string') {
+      if (userId === '-1') return true;
+      acting = this.forum.users.find((u) => String(u.id) === userId);
+    } else if (typeof externalId === 'string') {
+      acting = this.forum.findByExternalId(externalId);
+    } else {
+      return true; // Discourse defaults to the system user for an all-users key.
+    }
+    return acting !== undefined && acting.admin && acting.active;
+  }
+
+  /** Sliding one-minute window shared by every key; returns seconds to wait, 0 when allowed. */
+  private takeBudget(): number {
+    const limit = this.forum.apiRateLimitPerMinute;
+    if (!limit || limit <= 0 || !Number.isFinite(limit)) return 0;
+    const now = this.forum.now();
+    this.calls = this.calls.filter((t) => now - t < 60_000);
+    if (this.calls.length >= limit) return Math.max(1, Math.ceil((this.calls[0] + 60_000 - now) / 1000));
+    this.calls.push(now);
+    return 0;
+  }
+
+  private userJson(u: SimForumUser): Record<string, unknown> {
+    return {
+      id: u.id,
+      username: u.username,
+      name: u.name,
+      avatar_template: u.avatarUrl ?? `/letter_avatar_proxy/v4/letter/${u.username[0]?.toLowerCase() ?? 'x'}/9de0a6/{size}.png`,
+      active: u.active,
+      admin: u.admin,
+      moderator: u.moderator,
+      email: u.email,
+      external_id: u.externalId,
+      groups: u.groups.map((g) => ({ id: this.groupId(g), name: g, automatic: false })),
+      single_sign_on_record: u.externalId ? { external_id: u.externalId, external_email: u.email } : null,
+    };
+  }
+
+  private async syncSso(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const f = this.forum;
+    const raw = await readBody(req);
+    f.stats.syncSsoCalls++;
+    if (!f.knobs.connectEnabled) return sendJson(res, 404, NOT_FOUND);
+    const contentType = String(req.headers['content-type'] ?? '').toLowerCase();
+    let body: { sso?: unknown; sig?: unknown };
+    if (contentType.startsWith('application/json')) {
+      try {
+        body = JSON.parse(raw) as typeof body;
+      } catch {
+        return sendJson(res, 400, { errors: ['Invalid JSON'], error_type: 'invalid_parameters' });
+      }
+    } else {
+      const form = new URLSearchParams(raw);
+      body = { sso: form.get('sso') ?? undefined, sig: form.get('sig') ?? undefined };
+    }
+    if (typeof body.sso !== 'string' || typeof body.sig !== 'string') {
+      return sendJson(res, 400, { errors: ['param is missing or the value is empty: sso'], error_type: 'invalid_parameters' });
+    }
+    // Discourse rebuilds "sso=…&sig=…" from the already-decoded params and parses it again,
+    // so the payload is form-decoded twice: a "+" in the base64 turns into a space.
+    let sso: string;
+    let sig: string | null;
+    try {
+      const again = parseRackQuery(`sso=${body.sso}&sig=${body.sig}`);
+      const s = again.get('sso');
+      const g = again.get('sig');
+      sso = typeof s === 'string' ? s : '';
+      sig = typeof g === 'string' ? g : null;
+    } catch {
+      return sendJson(res, 422, { failed: 'FAILED', message: 'Bad signature for payload' });
+    }
+    if (!isAcceptableBase64(sso) || !verifySignature(f.secret, sso, sig)) {
+      return sendJson(res, 422, { failed: 'FAILED', message: 'Bad signature for payload' });
+    }
+    const parsed = readPayloadFields(decodeBase64(sso));
+    if (!parsed.ok) return sendText(res, 500, 'Internal Server Error');
+    try {
+      const user = f.applyPayload(parsed.fields);
+      sendJson(res, 200, this.userJson(user));
+    } catch (e) {
+      if (!(e instanceof ForumError)) throw e;
+      if (e.kind === 'external_id') return sendJson(res, 422, { failed: 'FAILED', message: 'external_id is blank' });
+      sendJson(res, 403, { message: e.kind === 'email_taken' ? 'Primary email has already been taken' : 'Primary email is invalid' });
+    }
+  }
+
+  private byExternal(res: ServerResponse, externalId: string): void {
+    const u = this.forum.findByExternalId(externalId);
+    if (!u) return sendJson(res, 404, NOT_FOUND);
+    sendJson(res, 200, { user: this.userJson(u) });
+  }
+
+  private adminUser(res: ServerResponse, id: number): void {
+    const u = this.forum.users.find((x) => x.id === id);
+    if (!u) return sendJson(res, 404, NOT_FOUND);
+    sendJson(res, 200, this.userJson(u));
+  }
+
+  private logOut(res: ServerResponse, id: number): void {
+    const u = this.forum.users.find((x) => x.id === id);
+    if (!u) return sendJson(res, 404, NOT_FOUND);
+    this.forum.logOutUser(id);
+    this.forum.stats.apiLogOuts++;
+    sendJson(res, 200, { success: 'OK' });
+  }
+
+  private group(res: ServerResponse, name: string): void {
+    const g = this.forum.groups.find((x) => x.toLowerCase() === name.toLowerCase());
+    if (!g) return sendJson(res, 404, NOT_FOUND);
+    const count = this.forum.users.filter((u) => u.groups.includes(g)).length;
+    sendJson(res, 200, {
+      group: { id: this.groupId(g), name: g, full_name: null, automatic: false, user_count: count, visibility_level: 0 },
+      extras: { visible_group_names: [...this.forum.groups] },
+    });
+  }
+
+  private async members(req: IncomingMessage, res: ServerResponse, id: number, add: boolean, url: URL): Promise<void> {
+    const raw = await readBody(req);
+    const group = this.groupById(id);
+    if (!group) return sendJson(res, 404, NOT_FOUND);
+    let usernames: string | null;
+    if (String(req.headers['content-type'] ?? '').startsWith('application/json')) {
+      try {
+        const j = JSON.parse(raw) as { usernames?: unknown };
+        usernames = typeof j.usernames === 'string' ? j.usernames : null;
+      } catch {
+        usernames = null;
+      }
+    } else {
+      usernames = new URLSearchParams(raw).get('usernames') ?? url.searchParams.get('usernames');
+    }
+    const names = (usernames ?? '').split(',').map((n) => n.trim()).filter(Boolean);
+    const users = names.map((n) => this.forum.findByUsername(n));
+    if (names.length === 0 || users.some((u) => !u)) {
+      return sendJson(res, 400, {
+        errors: ['You supplied invalid parameters to the request: usernames'],
+        error_type: 'invalid_parameters',
+      });
+    }
+    const found = users as SimForumUser[];
+    if (add) {
+      const toAdd = found.filter((u) => !u.groups.includes(group));
+      if (toAdd.length === 0) {
+        return sendJson(res, 422, {
+          errors: [`${found.map((u) => u.username).join(', ')} ${found.length === 1 ? 'is' : 'are'} already a member of this group`],
+        });
+      }
+      for (const u of toAdd) u.groups.push(group);
+      this.forum.stats.apiGroupChanges++;
+      return sendJson(res, 200, { success: 'OK', usernames: toAdd.map((u) => u.username), emails: [] });
+    }
+    const removed = found.filter((u) => u.groups.includes(group));
+    for (const u of removed) u.groups = u.groups.filter((g) => g !== group);
+    if (removed.length > 0) this.forum.stats.apiGroupChanges++;
+    sendJson(res, 200, {
+      success: 'OK',
+      usernames: removed.map((u) => u.username),
+      skipped_usernames: found.filter((u) => !removed.includes(u)).map((u) => u.username),
+    });
+  }
+}
