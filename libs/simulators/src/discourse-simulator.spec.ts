@@ -427,3 +427,33 @@ describe('DiscourseSimulator', () => {
     });
   });
 });
+
+describe('DiscourseSimulator in a subfolder', () => {
+  const sim = new DiscourseSimulator({ secret: SECRET, connectUrl: CONNECT_URL, basePath: '/forum' });
+  let base: string;
+  beforeAll(async () => {
+    base = await sim.listen(0);
+  });
+  afterAll(() => sim.close());
+
+  it('serves only under the subfolder and sends a return_sso_url inside it', async () => {
+    expect((await fetch(`${base}/`)).status).toBe(404);
+    const home = await (await fetch(`${base}/forum/`)).text();
+    expect(home).toContain('href="/forum/session/sso?return_path=%2Fforum%2F"');
+    expect(sim.forumRootUrl).toBe(`${base}/forum`);
+
+    const b = new Browser();
+    const start = await b.get(`${base}/forum/session/sso?return_path=%2Fforum%2Ft%2Fa%2F1`);
+    expect(start.headers.get('set-cookie')).toContain('Path=/forum;');
+    const sso = new URL(start.headers.get('location')!).searchParams.get('sso')!;
+    const sent = new URLSearchParams(Buffer.from(sso, 'base64').toString());
+    expect(sent.get('return_sso_url')).toBe(`${base}/forum/session/sso_login`);
+    const fields = { nonce: sent.get('nonce')!, external_id: '7', email: 'seven@example.com', username: 'seven' };
+    const back = Buffer.from(new URLSearchParams(fields).toString()).toString('base64');
+    const res = await b.get(`${sent.get('return_sso_url')}?${new URLSearchParams({ sso: back, sig: sign(back) })}`);
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('/forum/t/a/1');
+    const logout = await b.post(`${base}/forum/session/logout`);
+    expect(logout.headers.get('location')).toBe('/forum/');
+  });
+});
