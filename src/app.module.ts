@@ -17,7 +17,8 @@ export class AppModule {
         ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: [discourseConnectConfig] }),
         EventEmitterModule.forRoot(),
         TypeOrmModule.forRoot(databaseOptions(options.databaseUrl)),
-        DiscourseConnectModule.forRootAsync(discourseConnectConfig.asProvider()),
+        // Global, so host routes anywhere can use @SyncToDiscourse() / @LogOutOfDiscourse().
+        DiscourseConnectModule.forRootAsync({ ...discourseConnectConfig.asProvider(), isGlobal: true }),
       ],
       controllers: [HomeController],
       providers: [ForumPlugin],

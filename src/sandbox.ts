@@ -17,8 +17,9 @@ export interface Sandbox {
  * survive a restart of the sandbox too.
  */
 export async function startSandbox(port: number, host = '127.0.0.1'): Promise<Sandbox> {
-  const publicUrl = `http://${host}:${port}`;
-  const connectSecret = persistentSecret('sandbox-connect-secret');
+  const env = sandboxEnv(port, host);
+  const publicUrl = env.PUBLIC_URL;
+  const connectSecret = env.DISCOURSE_CONNECT_SECRET;
   const discord = new DiscordSimulator({
     clientId: 'sandbox-client-id',
     clientSecret: 'sandbox-client-secret',
@@ -30,23 +31,31 @@ export async function startSandbox(port: number, host = '127.0.0.1'): Promise<Sa
     logoutRedirect: `${publicUrl}/discourse/logout`,
     title: 'Sandbox forum',
   });
-  const discordUrl = await discord.listen(port + 1, host);
-  const forumUrl = await forum.listen(port + 2, host);
+  await discord.listen(port + 1, host);
+  await forum.listen(port + 2, host);
   return {
-    env: {
-      DISCORD_CLIENT_ID: 'sandbox-client-id',
-      DISCORD_CLIENT_SECRET: 'sandbox-client-secret',
-      DISCORD_BASE_URL: discordUrl,
-      DISCOURSE_URL: forumUrl,
-      DISCOURSE_CONNECT_SECRET: connectSecret,
-      PUBLIC_URL: publicUrl,
-      SESSION_SECRET: persistentSecret('sandbox-session-secret'),
-    },
+    env,
     discord,
     forum,
     close: async () => {
       await Promise.all([discord.close(), forum.close()]);
     },
+  };
+}
+
+/**
+ * The environment of the sandbox on `port`: simulated Discord on port+1, the forum on port+2, and
+ * secrets kept under ./data/. The CLI uses it too, to talk to a running sandbox.
+ */
+export function sandboxEnv(port: number, host = '127.0.0.1'): Record<string, string> {
+  return {
+    DISCORD_CLIENT_ID: 'sandbox-client-id',
+    DISCORD_CLIENT_SECRET: 'sandbox-client-secret',
+    DISCORD_BASE_URL: `http://${host}:${port + 1}`,
+    DISCOURSE_URL: `http://${host}:${port + 2}`,
+    DISCOURSE_CONNECT_SECRET: persistentSecret('sandbox-connect-secret'),
+    PUBLIC_URL: `http://${host}:${port}`,
+    SESSION_SECRET: persistentSecret('sandbox-session-secret'),
   };
 }
 

@@ -131,6 +131,28 @@ export class DiscourseAdminService {
     await this.request(forum, 'DELETE', `/groups/${id}/members.json`, { usernames: usernames.join(',') });
   }
 
+  /**
+   * Whether the forum shares our DiscourseConnect secret, without creating anything: a sync_sso
+   * signed with our secret but with a blank external_id is refused by Discourse with "external_id
+   * ... blank" when the signature matched, and with a signature error when it did not.
+   */
+  async checkSharedSecret(forumName?: string): Promise<'match' | 'mismatch' | 'disabled' | 'unknown'> {
+    const forum = this.forum(forumName);
+    const signed = this.sso.sign({ external_id: '', email: 'secret-check@invalid.example' }, forum);
+    try {
+      await this.request(forum, 'POST', '/admin/users/sync_sso', { sso: signed.sso, sig: signed.sig });
+      return 'unknown';
+    } catch (error) {
+      if (!(error instanceof DiscourseApiError)) throw error;
+      if (error.status === 404) return 'disabled';
+      const message = error.discourseMessage ?? '';
+      if (error.status === 422 && /signature|sig/i.test(message)) return 'mismatch';
+      if (error.status === 422 && /external_id|blank/i.test(message)) return 'match';
+      if (error.status === 0 || error.status >= 500 || error.status === 403 || error.status === 401) throw error;
+      return 'unknown';
+    }
+  }
+
   /** Raw JSON GET, for checks such as the CLI's `check`. */
   async get<T = unknown>(path: string, forumName?: string): Promise<T> {
     return (await this.request(this.forum(forumName), 'GET', path)) as T;

@@ -47,6 +47,10 @@ export class DiscourseConnectEnvironment {
   DISCOURSE_API_USERNAME?: string;
 
   @IsOptional()
+  @Matches(/^[1-9][0-9]{0,5}$/, { message: 'must be a whole number of requests per minute, e.g. 60' })
+  DISCOURSE_API_RATE_PER_MINUTE?: string;
+
+  @IsOptional()
   @IsString()
   @MinLength(12, { message: 'must be the secret of the forum webhook, at least 12 characters' })
   DISCOURSE_WEBHOOK_SECRET?: string;
@@ -101,6 +105,7 @@ class DiscourseConnectEnvironmentKeys {
   DISCORD_GUILD_ID = 1;
   DISCOURSE_GROUP_MAP = 1;
   DISCOURSE_WEBHOOK_SECRET = 1;
+  DISCOURSE_API_RATE_PER_MINUTE = 1;
 }
 
 /** Module options from a validated environment. */
@@ -123,6 +128,7 @@ export function discourseConnectOptionsFromEnv(env: Record<string, unknown>): Di
     : undefined;
   return {
     groups,
+    sync: v.DISCOURSE_API_RATE_PER_MINUTE ? { ratePerMinute: Number(v.DISCOURSE_API_RATE_PER_MINUTE) } : undefined,
     forums: [
       {
         url: v.DISCOURSE_URL,

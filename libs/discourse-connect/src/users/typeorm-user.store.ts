@@ -45,6 +45,12 @@ export class TypeOrmUserStore implements UserStore {
     return this.users.findOneByOrFail({ discordId: data.discordId });
   }
 
+  async listDiscordIds(after: string | null, limit: number): Promise<string[]> {
+    const query = this.users.createQueryBuilder('u').select('u.discordId', 'id').orderBy('u.discordId', 'ASC').limit(limit);
+    if (after !== null) query.where('u.discordId > :after', { after });
+    return (await query.getRawMany<{ id: string }>()).map((row) => row.id);
+  }
+
   async linkForumAccount(discordId: string, forum: { id: number; username: string }): Promise<boolean> {
     const result = await this.users.update({ discordId }, { forumUserId: forum.id, forumUsername: forum.username });
     return Boolean(result.affected);

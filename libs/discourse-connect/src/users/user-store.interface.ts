@@ -18,6 +18,11 @@ export interface UserStore {
   create(data: LocalUserData): Promise<LocalUser | null>;
   /** Replaces the Discord-derived fields of an existing user. */
   update(data: LocalUserData): Promise<LocalUser>;
+  /**
+   * Optional: Discord ids in ascending order after `after` (exclusive), at most `limit`: lets the
+   * bulk resync stream every user in pages instead of loading them all.
+   */
+  listDiscordIds?(after: string | null, limit: number): Promise<string[]>;
   /** Optional: remembers the forum account of a user (from webhooks). */
   linkForumAccount?(discordId: string, forum: { id: number; username: string }): Promise<boolean>;
   /**

@@ -24,6 +24,22 @@ export class UsersService {
     return this.store.findByDiscordId(discordId);
   }
 
+  /**
+   * Every Discord id, in pages of `pageSize`, without loading all users at once.
+   *
+   * @throws Error when the user store cannot list users.
+   */
+  async *allDiscordIds(pageSize = 500): AsyncGenerator<string[]> {
+    if (!this.store.listDiscordIds) throw new Error('The configured user store cannot list users (listDiscordIds).');
+    let after: string | null = null;
+    for (;;) {
+      const page = await this.store.listDiscordIds(after, pageSize);
+      if (page.length === 0) return;
+      yield page;
+      after = page[page.length - 1];
+    }
+  }
+
   /** Remembers the forum account of a user; false when the store cannot or the user is unknown. */
   async linkForumAccount(discordId: string, forum: { id: number; username: string }): Promise<boolean> {
     return this.store.linkForumAccount ? this.store.linkForumAccount(discordId, forum) : false;

@@ -1,0 +1,55 @@
+import { Command, CommandRunner, Option } from 'nest-commander';
+import { SingleBar, Presets } from 'cli-progress';
+import { SyncQueue, UsersService } from '../../libs/discourse-connect/src';
+import { waitForQueue } from './wait-for-queue';
+
+interface SyncOptions {
+  all?: boolean;
+}
+
+/** `sync --all` | `sync <discordId>`: push users' current profiles and groups to the forum. */
+@Command({
+  name: 'sync',
+  arguments: '[discordId]',
+  description: 'Push users to the forum through sync_sso: one Discord id, or --all (streamed in pages)',
+})
+export class SyncCommand extends CommandRunner {
+  constructor(
+    private readonly users: UsersService,
+    private readonly queue: SyncQueue,
+  ) {
+    super();
+  }
+
+  @Option({ flags: '--all', description: 'every local user' })
+  parseAll(): boolean {
+    return true;
+  }
+
+  async run(params: string[], options: SyncOptions): Promise<void> {
+    const [discordId] = params;
+    if (!options.all && !discordId) throw new Error('Give a Discord id, or --all for every user.');
+    if (options.all && discordId) throw new Error('Give either a Discord id or --all, not both.');
+    if (discordId) {
+      if (!(await this.users.findByDiscordId(discordId))) throw new Error(`No local user has the Discord id ${discordId}.`);
+      await this.queue.enqueue('sync', discordId);
+      await waitForQueue(this.queue);
+      console.log(`Synced ${discordId}.`);
+      return;
+    }
+    let queued = 0;
+    for await (const page of this.users.allDiscordIds()) {
+      for (const id of page) await this.queue.enqueue('sync', id);
+      queued += page.length;
+    }
+    const bar = new SingleBar(
+      { format: 'sync --all [{bar}] {value}/{total} users | {eta_formatted} left', stream: process.stderr },
+      Presets.shades_classic,
+    );
+    bar.start(queued, 0);
+    const result = await waitForQueue(this.queue, (remaining) => bar.update(Math.max(0, queued - remaining)));
+    bar.update(queued);
+    bar.stop();
+    console.log(`Queued ${queued} users; ${result.failed} failed job(s) kept (see: npm run cli -- failed).`);
+  }
+}

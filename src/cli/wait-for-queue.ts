@@ -1,0 +1,17 @@
+import type { SyncQueue } from '../../libs/discourse-connect/src';
+
+/** Waits until no job is pending or running; reports the remaining count as it goes. */
+export async function waitForQueue(
+  queue: SyncQueue,
+  onProgress: (remaining: number) => void = () => undefined,
+  intervalMs = 250,
+): Promise<{ failed: number }> {
+  for (;;) {
+    const counts = await queue.counts();
+    const remaining = counts.pending + counts.running;
+    onProgress(remaining);
+    if (remaining === 0) return { failed: counts.failed };
+    queue.notify();
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
