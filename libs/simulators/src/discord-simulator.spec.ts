@@ -154,6 +154,35 @@ describe('DiscordSimulator', () => {
       );
     });
 
+    it('prompt=none skips the screen once this browser approved the same scopes', async () => {
+      const approve = async (url: string, cookie = '') => {
+        const form = new URLSearchParams(new URL(url).searchParams);
+        form.set('approve_as', DISCORD_FIXTURES.animated.id);
+        return fetch(`${base}/oauth2/authorize`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...(cookie ? { Cookie: cookie } : {}) },
+          body: form.toString(),
+          redirect: 'manual',
+        });
+      };
+      const first = await approve(authorizeUrl({ prompt: 'none' }));
+      const cookie = first.headers.get('set-cookie')!.split(';')[0];
+      expect(cookie).toMatch(/^__sim_discord_session=/);
+      const again = await fetch(authorizeUrl({ prompt: 'none' }), { redirect: 'manual', headers: { Cookie: cookie } });
+      expect(again.status).toBe(302);
+      expect(new URL(again.headers.get('location')!).searchParams.get('code')).toBeTruthy();
+      // more scopes, no prompt=none, or another browser: the screen again
+      for (const [over, c] of [
+        [{ prompt: 'none', scope: 'identify email guilds.members.read' }, cookie],
+        [{}, cookie],
+        [{ prompt: 'none' }, ''],
+      ] as Array<[Record<string, string>, string]>) {
+        const res = await fetch(authorizeUrl(over), { redirect: 'manual', headers: c ? { Cookie: c } : {} });
+        expect(res.status).toBe(200);
+        await res.text();
+      }
+    });
+
     it('knobs.deny denies at once; state is omitted when none was given', async () => {
       sim.knobs.deny = true;
       const res = await fetch(authorizeUrl({ state: null }), { redirect: 'manual' });

@@ -4,6 +4,7 @@ import { cloneDiscordUser, DISCORD_FIXTURES, type SimDiscordUser } from './disco
 import {
   appendQuery,
   escapeHtml,
+  parseCookies,
   randomHex,
   randomToken,
   readBody,
@@ -95,6 +96,7 @@ const KNOWN_SCOPES = new Set([
   'dm_channels.read',
 ]);
 
+const BROWSER_COOKIE = '__sim_discord_session';
 const CODE_TTL_MS = 10 * 60 * 1000;
 const TOKEN_TTL_S = 604800;
 const DENIED_DESCRIPTION = 'The resource owner or authorization server denied the request';
@@ -134,6 +136,10 @@ export class DiscordSimulator extends SimulatedServer {
   private readonly accessTokens = new Map<string, AccessGrant>();
   private readonly refreshTokens = new Map<string, Omit<AccessGrant, 'expiresAt'>>();
   private changeCounter = 0;
+  /** Browser cookie → the account that last approved in that browser. */
+  private readonly browserSessions = new Map<string, string>();
+  /** User id → scopes granted to this application. */
+  private readonly grants = new Map<string, Set<string>>();
 
   constructor(options: DiscordSimulatorOptions = {}) {
     super();
@@ -168,6 +174,8 @@ export class DiscordSimulator extends SimulatedServer {
     this.accessTokens.clear();
     this.refreshTokens.clear();
     this.changeCounter = 0;
+    this.browserSessions.clear();
+    this.grants.clear();
     this.restoreUsers();
   }
 
@@ -188,7 +196,7 @@ export class DiscordSimulator extends SimulatedServer {
     const method = req.method ?? 'GET';
 
     if (path === '/oauth2/authorize' || path === '/api/oauth2/authorize' || path === '/api/v10/oauth2/authorize') {
-      if (method === 'GET') return this.authorizeGet(res, url.searchParams);
+      if (method === 'GET') return this.authorizeGet(req, res, url.searchParams);
       if (method === 'POST') return this.authorizePost(req, res);
       return this.notFound(res, 405);
     }
@@ -249,7 +257,7 @@ export class DiscordSimulator extends SimulatedServer {
     );
   }
 
-  private authorizeGet(res: ServerResponse, params: URLSearchParams): void {
+  private authorizeGet(req: IncomingMessage, res: ServerResponse, params: URLSearchParams): void {
     this.stats.authorizeRequests++;
     const v = this.validateAuthorize(params);
     if ('error' in v) return this.errorPage(res, v.error);
@@ -257,7 +265,26 @@ export class DiscordSimulator extends SimulatedServer {
     if (this.knobs.autoApproveAs !== null) {
       return this.approve(res, { ...v, userId: this.knobs.autoApproveAs });
     }
+    // Like Discord: prompt=none skips the screen when this browser's account already granted these scopes.
+    const browserUser = this.browserSessions.get(parseCookies(req.headers.cookie).get(BROWSER_COOKIE) ?? '');
+    if (params.get('prompt') === 'none' && browserUser !== undefined) {
+      const granted = this.grants.get(browserUser);
+      if (granted && v.scopes.every((s) => granted.has(s))) return this.approve(res, { ...v, userId: browserUser });
+    }
     return this.consentPage(res, params, v.scopes);
+  }
+
+  /** Remembers who approved in this browser and what they granted (for later prompt=none). */
+  private rememberApproval(req: IncomingMessage, res: ServerResponse, userId: string, scopes: string[]): void {
+    let sid = parseCookies(req.headers.cookie).get(BROWSER_COOKIE);
+    if (sid === undefined || !this.browserSessions.has(sid)) {
+      sid = randomHex(16);
+      res.setHeader('Set-Cookie', `${BROWSER_COOKIE}=${sid}; Path=/; HttpOnly; SameSite=Lax`);
+    }
+    this.browserSessions.set(sid, userId);
+    const granted = this.grants.get(userId) ?? new Set<string>();
+    for (const s of scopes) granted.add(s);
+    this.grants.set(userId, granted);
   }
 
   private async authorizePost(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -267,6 +294,7 @@ export class DiscordSimulator extends SimulatedServer {
     if ('error' in v) return this.errorPage(res, v.error);
     const userId = params.get('approve_as');
     if (this.knobs.deny || params.has('cancel') || userId === null) return this.deny(res, v.redirectUri, v.state);
+    if (this.users.has(userId)) this.rememberApproval(req, res, userId, v.scopes);
     return this.approve(res, { ...v, userId });
   }
 
