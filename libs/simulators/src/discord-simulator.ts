@@ -54,7 +54,7 @@ export interface DiscordStats {
   /** Requests to the deprecated unversioned `/api/users/@me` (also counted in userFetches). */
   unversionedUserFetches: number;
   guildMemberFetches: number;
-  /** The `User-Agent` of every request, in order ('' when missing). */
+  /** The `User-Agent` of every request, in order ('' when missing); the last 10,000. */
   userAgents: string[];
 }
 
@@ -96,6 +96,8 @@ const KNOWN_SCOPES = new Set([
   'dm_channels.read',
 ]);
 
+/** `stats.userAgents` keeps the most recent this many entries. */
+const MAX_USER_AGENTS = 10_000;
 const BROWSER_COOKIE = '__sim_discord_session';
 const CODE_TTL_MS = 10 * 60 * 1000;
 const TOKEN_TTL_S = 604800;
@@ -191,8 +193,10 @@ export class DiscordSimulator extends SimulatedServer {
   }
 
   protected override async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    this.stats.userAgents.push(String(req.headers['user-agent'] ?? ''));
-    const path = url.pathname.replace(/\/+$/, '') || '/';
+    const agents = this.stats.userAgents;
+    agents.push(String(req.headers['user-agent'] ?? ''));
+    if (agents.length > MAX_USER_AGENTS) agents.splice(0, agents.length - MAX_USER_AGENTS);
+    const path = url.pathname.replace(/%40/gi, '@').replace(/\/+$/, '') || '/';
     const method = req.method ?? 'GET';
 
     if (path === '/oauth2/authorize' || path === '/api/oauth2/authorize' || path === '/api/v10/oauth2/authorize') {
@@ -211,7 +215,7 @@ export class DiscordSimulator extends SimulatedServer {
     const me = /^\/api(\/v10)?\/users\/@me$/.exec(path);
     if (me && method === 'GET') return this.me(req, res, !me[1]);
     const member = /^\/api(?:\/v10)?\/users\/@me\/guilds\/([^/]+)\/member$/.exec(path);
-    if (member && method === 'GET') return this.guildMember(req, res, decodeURIComponent(member[1]));
+    if (member && method === 'GET') return this.guildMember(req, res, member[1]);
     return this.notFound(res);
   }
 

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodeBase64, isAcceptableBase64, parseRackQuery, readPayloadFields, verifySignature } from './discourse-payload';
 import { ForumError } from './discourse-errors';
 import type { DiscourseSimulator, SimForumUser } from './discourse-simulator';
-import { readBody, safeEqual, sendJson, sendText } from './http-helpers';
+import { readBody, safeDecode, safeEqual, sendJson, sendText } from './http-helpers';
 
 const NOT_FOUND = { errors: ['The requested URL or resource could not be found.'], error_type: 'not_found' };
 const INVALID_ACCESS = {
@@ -50,13 +50,13 @@ export class SimulatedAdminApi {
     let handler: (() => Promise<void> | void) | undefined;
     if (method === 'POST' && path === '/admin/users/sync_sso') handler = () => this.syncSso(req, res);
     else if (method === 'GET' && (m = /^\/(?:u|users)\/by-external\/([^/]+?)(?:\.json)?$/.exec(path))) {
-      const id = decodeURIComponent(m[1]);
+      const id = safeDecode(m[1]);
       handler = () => this.byExternal(res, id);
     } else if (method === 'POST' && (m = /^\/admin\/users\/(\d+)\/log_out(?:\.json)?$/.exec(path))) {
       const id = Number(m[1]);
       handler = () => this.logOut(res, id);
     } else if (method === 'GET' && (m = /^\/groups\/([^/]+?)\.json$/.exec(path)) && !/^\d+$/.test(m[1])) {
-      const name = decodeURIComponent(m[1]);
+      const name = safeDecode(m[1]);
       handler = () => this.group(res, name);
     } else if ((method === 'PUT' || method === 'DELETE') && (m = /^\/groups\/(\d+)\/members(?:\.json)?$/.exec(path))) {
       const id = Number(m[1]);

@@ -16,6 +16,7 @@ import {
   randomHex,
   readBody,
   redirect,
+  safeDecode,
   sendHtml,
   sendJson,
   sendText,
@@ -300,7 +301,7 @@ export class DiscourseSimulator extends SimulatedServer {
     if (method === 'GET' || method === 'HEAD') {
       if (path === '/' || path === '/latest') return this.home(req, res);
       const topic = /^\/t\/([^/]+)\/(\d+)(?:\/\d+)?\/?$/.exec(path);
-      if (topic) return this.topic(req, res, decodeURIComponent(topic[1]), topic[2]);
+      if (topic) return this.topic(req, res, safeDecode(topic[1]), topic[2]);
       if (path === '/login') return redirect(res, this.path(`/session/sso?return_path=${encodeURIComponent(this.path('/'))}`));
       if (path === '/session/sso') return this.ssoStart(req, res, url.searchParams);
       if (path === '/session/sso_login') return this.ssoLogin(req, res, url);

@@ -33,6 +33,15 @@ export function randomToken(length: number): string {
   return out.length === length ? out : out + randomToken(length - out.length);
 }
 
+/** `decodeURIComponent`, or the input unchanged when it is not valid percent-encoding. */
+export function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
 export function randomHex(bytes: number): string {
   return randomBytes(bytes).toString('hex');
 }
