@@ -55,7 +55,7 @@ export class SimulatedAdminApi {
     } else if (method === 'POST' && (m = /^\/admin\/users\/(\d+)\/log_out(?:\.json)?$/.exec(path))) {
       const id = Number(m[1]);
       handler = () => this.logOut(res, id);
-    } else if (method === 'GET' && (m = /^\/groups\/([^/]+?)\.json$/.exec(path)) && !/^\d+$/.test(m[1])) {
+    } else if (method === 'GET' && (m = /^\/groups\/([^/]+?)\.json$/.exec(path))) {
       const name = safeDecode(m[1]);
       handler = () => this.group(res, name);
     } else if ((method === 'PUT' || method === 'DELETE') && (m = /^\/groups\/(\d+)\/members(?:\.json)?$/.exec(path))) {
@@ -140,7 +140,9 @@ export class SimulatedAdminApi {
     const limit = this.forum.apiRateLimitPerMinute;
     if (!limit || limit <= 0 || !Number.isFinite(limit)) return 0;
     const now = this.forum.now();
-    this.calls = this.calls.filter((t) => now - t < 60_000);
+    let expired = 0;
+    while (expired < this.calls.length && now - this.calls[expired] >= 60_000) expired++;
+    if (expired > 0) this.calls.splice(0, expired);
     if (this.calls.length >= limit) return Math.max(1, Math.ceil((this.calls[0] + 60_000 - now) / 1000));
     this.calls.push(now);
     return 0;
