@@ -1,7 +1,6 @@
-import { ExecutionContext, HttpStatus, Inject, Injectable, Logger } from '@nestjs/common';
-import { AuthGuard } from '@nestjs/passport';
+import { CanActivate, ExecutionContext, HttpStatus, Inject, Injectable, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import type { PassportStatic } from 'passport';
+import type { AuthenticateOptions, PassportStatic } from 'passport';
 import { DISCOURSE_CONNECT_PASSPORT } from '../session/discourse-connect-passport';
 import {
   BadSsoRequestException,
@@ -11,10 +10,7 @@ import {
 import { isSafeRelativePath } from '../common/urls';
 import { SESSION_RETURN_TO } from '../discourse-connect.constants';
 import { DiscordApiError } from './discord-api.error';
-
-type AuthGuardAuthenticateOptions = NonNullable<
-  Awaited<ReturnType<InstanceType<ReturnType<typeof AuthGuard>>['getAuthenticateOptions']>>
->;
+import { DiscordStrategy } from './discord.strategy';
 
 const TRY_AGAIN = [{ href: '/auth/discord', label: 'Sign in with Discord again' }];
 
@@ -26,11 +22,63 @@ export interface DiscourseConnectSession {
 type SessionRequest = Request & { session?: DiscourseConnectSession & Record<string, unknown> };
 
 /**
+ * Runs this module's Discord strategy through this module's passport instance — not the
+ * process-wide registry, where another app in the same process could have replaced a strategy
+ * named "discord". Same hooks as `@nestjs/passport`'s AuthGuard: `getAuthenticateOptions` and
+ * `handleRequest`.
+ */
+export abstract class DiscordPassportGuard implements CanActivate {
+  constructor(
+    @Inject(DISCOURSE_CONNECT_PASSPORT) protected readonly passport: PassportStatic,
+    protected readonly strategy: DiscordStrategy,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const http = context.switchToHttp();
+    const req = http.getRequest<Request>();
+    const res = http.getResponse<Response>();
+    const user = await new Promise<unknown>((resolve, reject) => {
+      const authenticate = this.passport.authenticate(
+        this.strategy as never,
+        { ...this.getAuthenticateOptions(), session: false },
+        (err: unknown, u: unknown, info: unknown) => {
+          try {
+            resolve(this.handleRequest(err, u, info));
+          } catch (error) {
+            reject(error);
+          }
+        },
+      );
+      authenticate(req, res, (err?: unknown) => (err ? reject(err) : resolve(undefined)));
+    });
+    req.user = user as Express.User;
+    return true;
+  }
+
+  /** Options for passport's `authenticate()`. */
+  protected getAuthenticateOptions(): AuthenticateOptions & Record<string, unknown> {
+    return {};
+  }
+
+  /** Turns passport's outcome into the user, or throws a readable error. */
+  protected handleRequest<TUser>(err: unknown, user: TUser, info: unknown): TUser {
+    return handleDiscordResult(err, user, info);
+  }
+
+  /** Starts the session for `req.user` (passport's log-in; it regenerates the session id). */
+  protected logIn(req: Request): Promise<void> {
+    return new Promise((resolve, reject) =>
+      req.logIn((req as Request & { user: Express.User }).user, (err) => (err ? reject(err) : resolve())),
+    );
+  }
+}
+
+/**
  * Starts Discord sign-in. `?returnTo=/path` (a path on this app only) says where to go afterwards;
  * the SSO endpoint sets it through the session and adds `?continue=1`.
  */
 @Injectable()
-export class DiscordAuthGuard extends AuthGuard('discord') {
+export class DiscordAuthGuard extends DiscordPassportGuard {
   override async canActivate(context: ExecutionContext): Promise<boolean> {
     const req = context.switchToHttp().getRequest<SessionRequest>();
     if (!req.session) throw new Error('DiscourseConnect needs session middleware before its routes');
@@ -45,13 +93,9 @@ export class DiscordAuthGuard extends AuthGuard('discord') {
     return (await super.canActivate(context)) as boolean;
   }
 
-  override getAuthenticateOptions(): AuthGuardAuthenticateOptions {
+  protected override getAuthenticateOptions(): AuthenticateOptions & Record<string, unknown> {
     // Returning users who already granted access skip Discord's consent screen.
-    return { prompt: 'none' } as AuthGuardAuthenticateOptions;
-  }
-
-  override handleRequest<TUser>(err: unknown, user: TUser, info: unknown): TUser {
-    return handleDiscordResult(err, user, info);
+    return { prompt: 'none' };
   }
 }
 
@@ -60,11 +104,7 @@ export class DiscordAuthGuard extends AuthGuard('discord') {
  * fixation), and leaves where to go next on `req.discourseConnectReturnTo`.
  */
 @Injectable()
-export class DiscordCallbackGuard extends AuthGuard('discord') {
-  constructor(@Inject(DISCOURSE_CONNECT_PASSPORT) private readonly passport: PassportStatic) {
-    super();
-  }
-
+export class DiscordCallbackGuard extends DiscordPassportGuard {
   override async canActivate(context: ExecutionContext): Promise<boolean> {
     const req = context.switchToHttp().getRequest<SessionRequest & { discourseConnectReturnTo?: string }>();
     if (!req.session) throw new Error('DiscourseConnect needs session middleware before its routes');
@@ -77,16 +117,10 @@ export class DiscordCallbackGuard extends AuthGuard('discord') {
     }
     const returnTo = req.session[SESSION_RETURN_TO];
     await super.canActivate(context);
-    // Log in through the module's passport instance (the one whose serializer the session uses);
-    // passport regenerates the session id here, so the destination was read before.
-    this.passport.initialize()(req, context.switchToHttp().getResponse<Response>(), () => undefined);
-    await super.logIn(req);
+    // passport regenerates the session id at log-in, so the destination was read before.
+    await this.logIn(req);
     req.discourseConnectReturnTo = isSafeRelativePath(returnTo) ? returnTo : undefined;
     return true;
-  }
-
-  override handleRequest<TUser>(err: unknown, user: TUser, info: unknown): TUser {
-    return handleDiscordResult(err, user, info);
   }
 }
 
