@@ -164,4 +164,50 @@ describe('DiscourseSimulator admin API', () => {
     expect((await api('POST', '/admin/users/sync_sso', signed(ava))).status).toBe(503);
     expect(sim.users).toHaveLength(0);
   });
+  it('current.json for an API request: the acting user, 403 invalid_access for a bad key', async () => {
+    const res = await api('GET', '/session/current.json');
+    expect(res.status).toBe(200);
+    expect((await json(res)).current_user).toMatchObject({ id: -1, username: 'system', admin: true });
+    sim.addUser({ username: 'Boss', email: 'boss@example.com', admin: true });
+    const boss = await json(await api('GET', '/session/current.json', undefined, { 'Api-Username': 'boss' }));
+    expect(boss.current_user).toMatchObject({ username: 'Boss', admin: true });
+
+    const bad = await api('GET', '/session/current.json', undefined, { 'Api-Key': 'wrong-key' });
+    expect(bad.status).toBe(403);
+    expect(await json(bad)).toMatchObject({ error_type: 'invalid_access' });
+    sim.addUser({ username: 'pleb', email: 'pleb@example.com' });
+    expect((await api('GET', '/session/current.json', undefined, { 'Api-Username': 'pleb' })).status).toBe(403);
+    // Without a key and without a browser session: nobody is signed in.
+    expect((await fetch(`${base}/session/current.json`)).status).toBe(404);
+    expect(sim.stats.apiRequests).toBe(4);
+  });
+
+  it('site_settings: the DiscourseConnect settings as strings, the secret masked, rate limited', async () => {
+    sim.connectUrl = 'https://app.example.com/discourse/sso';
+    sim.logoutRedirect = undefined;
+    sim.overridesGroups = true;
+    const res = await api('GET', '/admin/site_settings.json');
+    expect(res.status).toBe(200);
+    const list: { setting: string; value: string; type: string; description: string }[] = (await json(res)).site_settings;
+    const value = (name: string) => list.find((s) => s.setting === name)?.value;
+    expect(value('enable_discourse_connect')).toBe('true');
+    expect(value('discourse_connect_url')).toBe('https://app.example.com/discourse/sso');
+    expect(value('logout_redirect')).toBe('');
+    expect(value('discourse_connect_overrides_groups')).toBe('true');
+    expect(value('auth_overrides_email')).toBe('false');
+    for (const s of list) expect(s).toMatchObject({ type: expect.any(String), description: expect.any(String) });
+    expect(JSON.stringify(list)).not.toContain(SECRET);
+    expect(value('discourse_connect_secret')).toMatch(/^\*+$/);
+
+    sim.knobs.connectEnabled = false;
+    sim.logoutRedirect = 'https://app.example.com/discourse/logout';
+    const again = await json(await api('GET', '/admin/site_settings.json?filter_names[]=logout_redirect&filter_names[]=enable_discourse_connect'));
+    expect(again.site_settings.map((s: { setting: string }) => s.setting).sort()).toEqual(['enable_discourse_connect', 'logout_redirect']);
+    expect(again.site_settings.find((s: { setting: string }) => s.setting === 'logout_redirect').value).toBe('https://app.example.com/discourse/logout');
+
+    expect((await api('GET', '/admin/site_settings.json', undefined, { 'Api-Key': 'wrong' })).status).toBe(403);
+    sim.apiRateLimitPerMinute = 2;
+    expect((await api('GET', '/admin/site_settings.json')).status).toBe(429);
+    expect(sim.stats.apiRateLimited).toBe(1);
+  });
 });

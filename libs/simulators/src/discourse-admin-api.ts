@@ -5,6 +5,9 @@ import type { DiscourseSimulator, SimForumUser } from './discourse-simulator';
 import { readBody, safeDecode, safeEqual, sendJson, sendText } from './http-helpers';
 
 const NOT_FOUND = { errors: ['The requested URL or resource could not be found.'], error_type: 'not_found' };
+/** Discourse's built-in `system` user (id -1), whom `Api-Username: system` acts as. */
+const SYSTEM_USER = { id: -1, username: 'system', name: 'system', admin: true, moderator: true };
+
 const INVALID_ACCESS = {
   errors: ['You are not permitted to view the requested resource. The API username or key is invalid.'],
   error_type: 'invalid_access',
@@ -64,6 +67,11 @@ export class SimulatedAdminApi {
     } else if (method === 'GET' && (m = /^\/admin\/users\/(\d+)(?:\.json)?$/.exec(path))) {
       const id = Number(m[1]);
       handler = () => this.adminUser(res, id);
+    } else if (method === 'GET' && /^\/admin\/site_settings(?:\.json)?$/.test(path)) {
+      handler = () => this.siteSettings(res, url);
+    } else if (method === 'GET' && path === '/session/current.json' && req.headers['api-key'] !== undefined) {
+      // An API request (no browser session involved): the user the key acts as.
+      handler = () => this.currentUser(req, res);
     }
     if (!handler) return false;
 
@@ -114,25 +122,92 @@ export class SimulatedAdminApi {
   }
 
   private authenticate(req: IncomingMessage): boolean {
+    return this.actingUser(req) !== undefined;
+  }
+
+  /** The admin the request acts as ('system' for the system user), or undefined when refused. */
+  private actingUser(req: IncomingMessage): SimForumUser | 'system' | undefined {
     const key = this.forum.apiKey;
     const given = req.headers['api-key'];
-    if (!key || typeof given !== 'string' || !safeEqual(given, key)) return false;
+    if (!key || typeof given !== 'string' || !safeEqual(given, key)) return undefined;
     const username = req.headers['api-username'];
     const userId = req.headers['api-user-id'];
     const externalId = req.headers['api-user-external-id'];
     let acting: SimForumUser | undefined;
     if (typeof username === 'string') {
-      if (username.toLowerCase() === 'system') return true;
+      if (username.toLowerCase() === 'system') return 'system';
       acting = this.forum.findByUsername(username);
     } else if (typeof userId === 'string') {
-      if (userId === '-1') return true;
+      if (userId === '-1') return 'system';
       acting = this.forum.users.find((u) => String(u.id) === userId);
     } else if (typeof externalId === 'string') {
       acting = this.forum.findByExternalId(externalId);
     } else {
-      return true; // Discourse defaults to the system user for an all-users key.
+      return 'system'; // Discourse defaults to the system user for an all-users key.
     }
-    return acting !== undefined && acting.admin && acting.active;
+    return acting !== undefined && acting.admin && acting.active ? acting : undefined;
+  }
+
+  /** `GET /session/current.json` for an API request: the acting user, as `CurrentUserSerializer` shows it. */
+  private currentUser(req: IncomingMessage, res: ServerResponse): void {
+    const acting = this.actingUser(req);
+    if (!acting) return sendJson(res, 403, INVALID_ACCESS);
+    const u =
+      acting === 'system'
+        ? { ...SYSTEM_USER, avatar_template: '/images/discourse-logo-sketch-small.png', groups: [] as string[] }
+        : {
+            id: acting.id,
+            username: acting.username,
+            name: acting.name,
+            admin: acting.admin,
+            moderator: acting.moderator,
+            avatar_template: acting.avatarUrl ?? `/letter_avatar_proxy/v4/letter/${acting.username[0]?.toLowerCase() ?? 'x'}/9de0a6/{size}.png`,
+            groups: acting.groups,
+          };
+    sendJson(res, 200, {
+      current_user: {
+        id: u.id,
+        username: u.username,
+        name: u.name,
+        avatar_template: u.avatar_template,
+        admin: u.admin,
+        moderator: u.moderator,
+        staff: u.admin || u.moderator,
+        trust_level: 4,
+        can_create_topic: true,
+        groups: u.groups.map((g) => ({ id: this.groupId(g), name: g })),
+      },
+    });
+  }
+
+  /**
+   * `GET /admin/site_settings.json`: the settings the simulator models, shaped as Discourse lists them
+   * (values as strings; secret settings masked, never in clear). `filter_names[]` narrows the list.
+   */
+  private siteSettings(res: ServerResponse, url: URL): void {
+    const f = this.forum;
+    const bool = (setting: string, value: boolean, description: string, def = false) =>
+      ({ setting, value: String(value), default: String(def), description, type: 'bool', category: 'login', secret: false });
+    const str = (setting: string, value: string | undefined, description: string, type = 'string') =>
+      ({ setting, value: value ?? '', default: '', description, type, category: 'login', secret: false });
+    const all = [
+      { ...str('title', f.title, 'The name of this site.'), category: 'required' },
+      bool('enable_discourse_connect', f.knobs.connectEnabled, 'Enable sign on via DiscourseConnect.'),
+      str('discourse_connect_url', f.connectUrl, 'URL of DiscourseConnect endpoint (must include http:// or https://).'),
+      {
+        ...str('discourse_connect_secret', f.secret ? '********' : '', 'Secret string used to cryptographically authenticate DiscourseConnect information.', 'secret'),
+        secret: true,
+      },
+      str('logout_redirect', f.logoutRedirect, 'Location to redirect browser to after logout.'),
+      bool('discourse_connect_overrides_groups', f.overridesGroups, 'Synchronize all manual group membership with groups specified in the groups attribute.'),
+      bool('discourse_connect_overrides_avatar', f.overridesAvatar, 'Overrides user avatar with value from DiscourseConnect payload.'),
+      bool('auth_overrides_email', f.authOverridesEmail, 'Overrides local email with external site email on every login.'),
+      bool('auth_overrides_username', f.authOverridesUsername, 'Overrides local username with external site username on every login.'),
+      bool('auth_overrides_name', f.authOverridesName, 'Overrides local full name with external site full name on every login.'),
+    ];
+    const wanted = url.searchParams.getAll('filter_names[]');
+    const list = wanted.length ? all.filter((s) => wanted.includes(s.setting)) : all;
+    sendJson(res, 200, { site_settings: list });
   }
 
   /** Sliding one-minute window shared by every key; returns seconds to wait, 0 when allowed. */
@@ -275,11 +350,13 @@ export class SimulatedAdminApi {
       }
       for (const u of toAdd) u.groups.push(group);
       this.forum.stats.apiGroupChanges++;
+      for (const u of toAdd) this.forum.userChanged(u, 'user_updated');
       return sendJson(res, 200, { success: 'OK', usernames: toAdd.map((u) => u.username), emails: [] });
     }
     const removed = found.filter((u) => u.groups.includes(group));
     for (const u of removed) u.groups = u.groups.filter((g) => g !== group);
     if (removed.length > 0) this.forum.stats.apiGroupChanges++;
+    for (const u of removed) this.forum.userChanged(u, 'user_updated');
     sendJson(res, 200, {
       success: 'OK',
       usernames: removed.map((u) => u.username),

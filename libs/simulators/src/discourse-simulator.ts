@@ -10,6 +10,7 @@ import {
 } from './discourse-payload';
 import { SimulatedAdminApi } from './discourse-admin-api';
 import { ForumError } from './discourse-errors';
+import { SimulatedWebhooks, type SimWebhookConfig, type SimWebhookDelivery } from './discourse-webhooks';
 import {
   escapeHtml,
   parseCookies,
@@ -55,6 +56,8 @@ export interface DiscourseSimulatorOptions {
   apiRateLimitPerMinute?: number;
   /** Subfolder the forum is installed in, e.g. `/forum`. Default none. */
   basePath?: string;
+  /** An outgoing webhook for `user` events (user_created, user_updated). Default none. */
+  webhooks?: SimWebhookConfig;
 }
 
 export interface SimForumUser {
@@ -77,6 +80,8 @@ export interface DiscourseKnobs {
   down: boolean;
   /** Every admin API request fails this way (429 JSON or plain text, 5xx, ...). */
   apiFailure?: SimFailure | null;
+  /** The webhook (when `webhooks` is set) is active. Default true. */
+  webhooksEnabled: boolean;
 }
 
 export interface DiscourseStats {
@@ -98,6 +103,8 @@ export interface DiscourseStats {
   apiLogOuts: number;
   /** Group member changes through the admin API that changed something. */
   apiGroupChanges: number;
+  /** Outgoing webhook deliveries, in the order they finished. */
+  webhookDeliveries: SimWebhookDelivery[];
 }
 
 interface ForumSession {
@@ -105,7 +112,7 @@ interface ForumSession {
   nonces: Map<string, { createdAt: number; returnPath: string }>;
 }
 
-const defaultKnobs = (): DiscourseKnobs => ({ connectEnabled: true, down: false, apiFailure: null });
+const defaultKnobs = (): DiscourseKnobs => ({ connectEnabled: true, down: false, apiFailure: null, webhooksEnabled: true });
 const defaultStats = (): DiscourseStats => ({
   ssoRedirects: 0,
   ssoLogins: 0,
@@ -116,6 +123,7 @@ const defaultStats = (): DiscourseStats => ({
   syncSsoCalls: 0,
   apiLogOuts: 0,
   apiGroupChanges: 0,
+  webhookDeliveries: [],
 });
 
 const SESSION_COOKIE = '_forum_session';
@@ -154,6 +162,8 @@ export class DiscourseSimulator extends SimulatedServer {
   basePath: string;
   apiKey: string | undefined;
   apiRateLimitPerMinute: number;
+  /** The outgoing webhook for `user` events, or none. */
+  webhooks: SimWebhookConfig | undefined;
   now: () => number;
 
   readonly users: SimForumUser[] = [];
@@ -161,6 +171,8 @@ export class DiscourseSimulator extends SimulatedServer {
   readonly stats: DiscourseStats = defaultStats();
   /** The admin API routes (also reachable for direct calls such as `groupId`). */
   readonly adminApi = new SimulatedAdminApi(this);
+  /** Outgoing webhook deliveries. */
+  readonly webhookSender = new SimulatedWebhooks(this);
 
   private readonly initialGroups: string[];
   private readonly sessions = new Map<string, ForumSession>();
@@ -185,6 +197,26 @@ export class DiscourseSimulator extends SimulatedServer {
     this.apiKey = options.apiKey;
     this.apiRateLimitPerMinute = options.apiRateLimitPerMinute ?? 60;
     this.basePath = options.basePath ?? '';
+    this.webhooks = options.webhooks ? { ...options.webhooks } : undefined;
+  }
+
+  /** Resolves when every webhook delivery in flight has finished (its outcome is in `stats`). */
+  flushWebhooks(): Promise<void> {
+    return this.webhookSender.flush();
+  }
+
+  /**
+   * Sends a recorded webhook event again with the same id, body and signature, as the forum's
+   * "Redeliver" button does; a replay, for tests. Runs in the background like any delivery.
+   * @throws Error when no event with that id was recorded (since the last `reset`).
+   */
+  redeliverWebhook(eventId: number): void {
+    this.webhookSender.redeliver(eventId);
+  }
+
+  /** Fires the `user` webhook event for a created or updated forum user (used by the admin API too). */
+  userChanged(user: SimForumUser, event: 'user_created' | 'user_updated'): void {
+    this.webhookSender.userEvent(event, user);
   }
 
   /** Creates a forum account directly (as if it existed before DiscourseConnect was turned on). */
@@ -231,6 +263,7 @@ export class DiscourseSimulator extends SimulatedServer {
     Object.assign(this.knobs, defaultKnobs());
     Object.assign(this.stats, defaultStats());
     this.adminApi.reset();
+    this.webhookSender.reset();
     this.users.length = 0;
     this.nextUserId = 1;
     this.groups = [...this.initialGroups];
@@ -528,6 +561,8 @@ export class DiscourseSimulator extends SimulatedServer {
     if (admin !== undefined) user.admin = admin;
     const moderator = readBool(f, 'moderator');
     if (moderator !== undefined) user.moderator = moderator;
+    // Discourse saves the user (and its single_sign_on_record) on every payload it accepts.
+    this.userChanged(user, created ? 'user_created' : 'user_updated');
     return user;
   }
 

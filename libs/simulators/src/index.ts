@@ -17,6 +17,12 @@ export {
   type SimForumUser,
 } from './discourse-simulator';
 export {
+  SimulatedWebhooks,
+  type SimWebhookConfig,
+  type SimWebhookDelivery,
+  type SimWebhookEvent,
+} from './discourse-webhooks';
+export {
   DISCOURSE_CONNECT_FIELDS,
   decodeBase64,
   encodeBase64,
