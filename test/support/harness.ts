@@ -11,7 +11,7 @@ import {
   discourseConnectConfig,
   type DiscourseConnectModuleOptions,
 } from '../../libs/discourse-connect/src';
-import { DiscordSimulator, DiscourseSimulator } from '../../libs/simulators/src';
+import { DiscordSimulator, DiscourseSimulator, type DiscourseSimulatorOptions } from '../../libs/simulators/src';
 import { databaseOptions } from '../../src/database';
 
 export type ModuleStyle = 'forRoot' | 'forRootAsync';
@@ -34,6 +34,8 @@ export async function freePort(): Promise<number> {
 export interface Harness {
   app: INestApplication;
   appUrl: string;
+  /** The forum URL the app is configured with (the simulator's base URL plus any `forumPath`). */
+  forumUrl: string;
   discord: DiscordSimulator;
   forum: DiscourseSimulator;
   databaseFile: string;
@@ -48,12 +50,24 @@ export interface Harness {
  */
 export async function startHarness(
   style: ModuleStyle,
-  extra: { providers?: Provider[]; imports?: ModuleMetadata['imports'] } = {},
+  extra: {
+    providers?: Provider[];
+    controllers?: ModuleMetadata['controllers'];
+    imports?: ModuleMetadata['imports'];
+    /** Configure the forum as installed in a subfolder of the simulator's origin, e.g. `/forum`. */
+    forumPath?: string;
+    /** Extra options of the simulated forum (admin API key, rate limit, group settings…). */
+    forumOptions?: Partial<DiscourseSimulatorOptions>;
+    /** Changes to the module options (forRoot) … */
+    moduleOptions?: (options: DiscourseConnectModuleOptions) => DiscourseConnectModuleOptions;
+    /** … and the equivalent environment variables (forRootAsync). */
+    env?: Record<string, string>;
+  } = {},
 ): Promise<Harness> {
   const discord = new DiscordSimulator();
-  const forum = new DiscourseSimulator({ secret: FORUM_SECRET });
+  const forum = new DiscourseSimulator({ ...extra.forumOptions, secret: FORUM_SECRET });
   const discordUrl = await discord.listen(0);
-  const forumUrl = await forum.listen(0);
+  const forumUrl = (await forum.listen(0)) + (extra.forumPath ?? '');
   const port = await freePort();
   const appUrl = `http://127.0.0.1:${port}`;
   discord.redirectUris = [`${appUrl}/auth/discord/callback`];
@@ -62,13 +76,14 @@ export async function startHarness(
   const dir = mkdtempSync(join(tmpdir(), 'dc-e2e-'));
   const databaseFile = join(dir, 'app.sqlite');
 
-  const options: DiscourseConnectModuleOptions = {
+  const baseOptions: DiscourseConnectModuleOptions = {
     forums: [{ url: forumUrl, secret: FORUM_SECRET }],
     discord: { clientId: 'sandbox-client-id', clientSecret: 'sandbox-client-secret', baseUrl: discordUrl },
     publicUrl: appUrl,
     session: { secret: SESSION_SECRET },
   };
-  const env = {
+  const options = extra.moduleOptions ? extra.moduleOptions(baseOptions) : baseOptions;
+  const env: Record<string, string> = {
     DISCOURSE_URL: forumUrl,
     DISCOURSE_CONNECT_SECRET: FORUM_SECRET,
     DISCORD_CLIENT_ID: 'sandbox-client-id',
@@ -76,9 +91,13 @@ export async function startHarness(
     DISCORD_BASE_URL: discordUrl,
     PUBLIC_URL: appUrl,
     SESSION_SECRET,
+    ...extra.env,
   };
 
   const build = async (): Promise<INestApplication> => {
+    for (const key of Object.keys(process.env)) {
+      if (/^(DISCOURSE|DISCORD)_/.test(key)) delete process.env[key];
+    }
     Object.assign(process.env, env);
     const moduleRef = await Test.createTestingModule({
       imports: [
@@ -90,8 +109,9 @@ export async function startHarness(
         ...(extra.imports ?? []),
       ],
       providers: extra.providers ?? [],
+      controllers: extra.controllers ?? [],
     }).compile();
-    const app = moduleRef.createNestApplication({ logger: process.env.E2E_LOGS ? undefined : false });
+    const app = moduleRef.createNestApplication({ rawBody: true, logger: process.env.E2E_LOGS ? undefined : false });
     await app.listen(port, '127.0.0.1');
     return app;
   };
@@ -99,6 +119,7 @@ export async function startHarness(
   const harness: Harness = {
     app: await build(),
     appUrl,
+    forumUrl,
     discord,
     forum,
     databaseFile,
