@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DiscordSimulator, DiscourseSimulator } from '../libs/simulators/src';
+import { DiscordSimulator, DiscourseSimulator, SIM_GUILD_ID, SIM_GUILD_ROLES } from '../libs/simulators/src';
 
 /** A running sandbox: simulated Discord and Discourse in this process, and the env that points at them. */
 export interface Sandbox {
@@ -30,6 +30,9 @@ export async function startSandbox(port: number, host = '127.0.0.1'): Promise<Sa
     connectUrl: `${publicUrl}/discourse/sso`,
     logoutRedirect: `${publicUrl}/discourse/logout`,
     title: 'Sandbox forum',
+    apiKey: env.DISCOURSE_API_KEY,
+    authOverridesName: true,
+    overridesAvatar: true,
   });
   await discord.listen(port + 1, host);
   await forum.listen(port + 2, host);
@@ -56,6 +59,9 @@ export function sandboxEnv(port: number, host = '127.0.0.1'): Record<string, str
     DISCOURSE_CONNECT_SECRET: persistentSecret('sandbox-connect-secret'),
     PUBLIC_URL: `http://${host}:${port}`,
     SESSION_SECRET: persistentSecret('sandbox-session-secret'),
+    DISCOURSE_API_KEY: persistentSecret('sandbox-api-key'),
+    DISCORD_GUILD_ID: SIM_GUILD_ID,
+    DISCOURSE_GROUP_MAP: `${SIM_GUILD_ROLES.member}=members,${SIM_GUILD_ROLES.moderator}=moderators`,
   };
 }
 
