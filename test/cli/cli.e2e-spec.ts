@@ -1,0 +1,290 @@
+/**
+ * The command line as an operator runs it: the built `dist/src/cli.js` in a child process, with its
+ * configuration in the environment, a SQLite file of its own and a simulated Discourse forum.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { DiscourseSimulator } from '../../libs/simulators/src';
+
+/** The slice of better-sqlite3 used here (the package ships no type declarations). */
+interface SqliteDatabase {
+  prepare(sql: string): { run(...params: unknown[]): unknown };
+  transaction(fn: () => void): () => void;
+  close(): void;
+}
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const Database = require('better-sqlite3') as new (file: string) => SqliteDatabase;
+
+const ROOT = resolve(__dirname, '../..');
+const CLI = join(ROOT, 'dist/src/cli.js');
+
+const CONNECT_SECRET = 'cli-e2e-connect-secret-0123456789';
+const API_KEY = 'cli-e2e-admin-api-key-0123456789';
+const SESSION_SECRET = 'cli-e2e-session-secret-0123456789abcdef';
+const PUBLIC_URL = 'http://127.0.0.1:39871';
+const RATE = 600;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** A Discord-like snowflake for user n (18 digits, never a JS number). */
+const discordId = (n: number) => `3${String(n).padStart(17, '0')}`;
+
+jest.setTimeout(60_000);
+
+describe('CLI (dist/src/cli.js)', () => {
+  const forum = new DiscourseSimulator({
+    secret: CONNECT_SECRET,
+    apiKey: API_KEY,
+    apiRateLimitPerMinute: RATE,
+    connectUrl: `${PUBLIC_URL}/discourse/sso`,
+    logoutRedirect: `${PUBLIC_URL}/discourse/logout`,
+  });
+  let forumUrl: string;
+  let dir: string;
+  let databaseFile: string;
+
+  function resetForum(): void {
+    forum.reset();
+    forum.secret = CONNECT_SECRET;
+    forum.apiKey = API_KEY;
+    forum.apiRateLimitPerMinute = RATE;
+    forum.connectUrl = `${PUBLIC_URL}/discourse/sso`;
+    forum.logoutRedirect = `${PUBLIC_URL}/discourse/logout`;
+  }
+
+  /** The environment an operator would set; nothing leaks in from the test runner's own env. */
+  function env(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
+    const base = Object.fromEntries(
+      Object.entries(process.env).filter(
+        ([k]) => !/^(DISCOURSE_|DISCORD_)/.test(k) && !['PUBLIC_URL', 'SESSION_SECRET', 'DATABASE_URL', 'PORT'].includes(k),
+      ),
+    );
+    return {
+      ...base,
+      DISCOURSE_URL: forumUrl,
+      DISCOURSE_CONNECT_SECRET: CONNECT_SECRET,
+      DISCOURSE_API_KEY: API_KEY,
+      DISCOURSE_API_USERNAME: 'system',
+      DISCOURSE_API_RATE_PER_MINUTE: String(RATE),
+      DISCORD_CLIENT_ID: 'cli-e2e-client-id',
+      DISCORD_CLIENT_SECRET: 'cli-e2e-client-secret',
+      DISCORD_BASE_URL: 'http://127.0.0.1:9',
+      PUBLIC_URL,
+      SESSION_SECRET,
+      DATABASE_URL: `sqlite:${databaseFile}`,
+      ...overrides,
+    };
+  }
+
+  /** Runs the CLI without blocking this process (the simulated forum lives here). */
+  function cli(args: string[], overrides: Record<string, string> = {}): Promise<Run> {
+    const started = Date.now();
+    return new Promise((done, fail) => {
+      const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, env: env(overrides), stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
+      child.on('error', fail);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        done({ code, stdout, stderr, ms: Date.now() - started });
+      });
+    });
+  }
+
+  /** Local users, written straight into the table the app migrated. */
+  function insertUsers(ids: string[]): void {
+    const db = new Database(databaseFile);
+    try {
+      const insert = db.prepare(
+        `INSERT INTO discourse_connect_users
+           (discord_id, username, display_name, email, email_verified, avatar_hash, metadata, metadata_hash, created_at, updated_at)
+         VALUES (?, ?, ?, ?, 1, NULL, ?, ?, ?, ?)`,
+      );
+      const now = new Date().toISOString().replace('T', ' ').replace('Z', '');
+      db.transaction(() => {
+        ids.forEach((id, i) => {
+          const username = `member${i}_${id.slice(-4)}`;
+          const email = `${username}@example.com`;
+          const metadata = {
+            id,
+            username,
+            global_name: `Member ${i}`,
+            discriminator: '0',
+            avatar: null,
+            email,
+            verified: true,
+            locale: 'en-US',
+          };
+          insert.run(id, username, `Member ${i}`, email, JSON.stringify(metadata), 'ab'.repeat(32), now, now);
+        });
+      })();
+    } finally {
+      db.close();
+    }
+  }
+
+  /** A browser signed in to the forum as `externalId` (the forum's own sign-in, signed by the test). */
+  async function signInToForum(externalId: string, email: string): Promise<string> {
+    const start = await fetch(`${forumUrl}/session/sso?return_path=/`, { redirect: 'manual' });
+    const cookie = start.headers.get('set-cookie')!.split(';')[0];
+    const sent = new URL(start.headers.get('location')!).searchParams.get('sso')!;
+    const nonce = new URLSearchParams(Buffer.from(sent, 'base64').toString('utf8')).get('nonce')!;
+    const sso = Buffer.from(new URLSearchParams({ nonce, external_id: externalId, email }).toString()).toString('base64');
+    const sig = createHmac('sha256', CONNECT_SECRET).update(sso).digest('hex');
+    const login = await fetch(`${forumUrl}/session/sso_login?${new URLSearchParams({ sso, sig })}`, {
+      redirect: 'manual',
+      headers: { Cookie: cookie },
+    });
+    expect(login.status).toBe(302);
+    return cookie;
+  }
+
+  const currentUserStatus = async (cookie: string) =>
+    (await fetch(`${forumUrl}/session/current.json`, { headers: { Cookie: cookie } })).status;
+
+  const users = Array.from({ length: 120 }, (_, i) => discordId(i + 1));
+
+  beforeAll(async () => {
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe' });
+    forumUrl = await forum.listen(0);
+    dir = mkdtempSync(join(tmpdir(), 'cli-e2e-'));
+    databaseFile = join(dir, 'data', 'cli.sqlite');
+    // The first run migrates the database; then the users go straight into it.
+    const first = await cli(['failed']);
+    expect(first).toMatchObject({ code: 0 });
+    expect(first.stdout).toContain('No failed jobs.');
+    insertUsers(users);
+  }, 60_000);
+
+  afterAll(async () => {
+    await forum.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  beforeEach(() => resetForum());
+
+  it('--help lists the commands and exits 0', async () => {
+    const run = await cli(['--help']);
+    expect(run.code).toBe(0);
+    for (const command of ['sync', 'logout', 'check', 'failed']) expect(run.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
+  });
+
+  /** The `sync --all` run, kept for the progress check below. */
+  let syncAll: Run | undefined;
+
+  it('sync --all pushes every user once, within the admin API rate', async () => {
+    const run = (syncAll = await cli(['sync', '--all']));
+    expect(run.stderr).not.toMatch(/^\s+at /m);
+    expect(run.code).toBe(0);
+    for (const id of users) expect(forum.findByExternalId(id)).toBeDefined();
+    expect(forum.users).toHaveLength(users.length);
+    expect(forum.stats.syncSsoCalls).toBe(users.length);
+    expect(forum.stats.apiRateLimited).toBe(0);
+    expect(run.stdout).toContain('Queued 120 users; 0 failed job(s)');
+    // 120 calls spaced for 600/min take at least 119 intervals of 100 ms.
+    expect(run.ms).toBeGreaterThanOrEqual(((users.length - 1) * 60_000) / RATE - 300);
+  });
+
+  // SKIPPED (bug in src/cli/sync.command.ts): the cli-progress SingleBar is created without
+  // `noTTYOutput: true`, and cli-progress draws nothing at all when its stream is not a TTY. So with
+  // stderr piped (CI, `2>log`, `| tee`) `sync --all` shows no progress. Uses the run above.
+  it.skip('sync --all reports progress on stderr even when stderr is not a terminal', () => {
+    expect(syncAll).toBeDefined();
+    expect(syncAll!.stderr).toMatch(/sync --all \[.*\] \d+\/120 users/);
+    expect(syncAll!.stderr).toMatch(/120\/120 users/);
+  });
+
+  it('sync <id> pushes that one user; logout <id> ends their forum sessions', async () => {
+    const id = users[7];
+    const synced = await cli(['sync', id]);
+    expect(synced.code).toBe(0);
+    expect(synced.stdout).toContain(`Synced ${id}.`);
+    expect(forum.stats.syncSsoCalls).toBe(1);
+    const user = forum.findByExternalId(id)!;
+    expect(user).toMatchObject({ email: expect.stringMatching(/@example\.com$/), active: true });
+
+    const cookie = await signInToForum(id, user.email);
+    expect(await currentUserStatus(cookie)).toBe(200);
+
+    const out = await cli(['logout', id]);
+    expect(out.code).toBe(0);
+    expect(out.stdout).toContain(`Logged out ${id}.`);
+    expect(forum.stats.apiLogOuts).toBe(1);
+    expect(await currentUserStatus(cookie)).toBe(404);
+  });
+
+  it('sync <unknown id> says so and exits 1', async () => {
+    const run = await cli(['sync', '999999999999999999']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('No local user has the Discord id 999999999999999999');
+    expect(forum.stats.syncSsoCalls).toBe(0);
+  });
+
+  describe('check', () => {
+    const failLines = (run: Run) => run.stdout.split('\n').filter((l) => l.includes('[FAIL]'));
+
+    it('passes against a correctly configured forum', async () => {
+      const run = await cli(['check']);
+      expect(failLines(run)).toEqual([]);
+      expect(run.stdout).toContain('No problems found.');
+      expect(run.stdout).toMatch(/API key is accepted \(acting as system\)/);
+      expect(run.stdout).toMatch(/DISCOURSE_CONNECT_SECRET matches/);
+      expect(run.code).toBe(0);
+    });
+
+    it('fails naming DISCOURSE_CONNECT_SECRET when the secrets differ', async () => {
+      const run = await cli(['check'], { DISCOURSE_CONNECT_SECRET: 'not-the-forum-secret-0123' });
+      expect(failLines(run).some((l) => l.includes('DISCOURSE_CONNECT_SECRET'))).toBe(true);
+      expect(run.code).toBe(1);
+      expect(forum.users).toHaveLength(0);
+    });
+
+    it('flags discourse_connect_url when the forum points elsewhere', async () => {
+      forum.connectUrl = 'https://elsewhere.example.com/discourse/sso';
+      const run = await cli(['check']);
+      const fails = failLines(run);
+      expect(fails).toHaveLength(1);
+      expect(fails[0]).toContain('discourse_connect_url');
+      expect(fails[0]).toContain(`${PUBLIC_URL}/discourse/sso`);
+      expect(run.code).toBe(1);
+    });
+
+    it('says the API key was refused', async () => {
+      const run = await cli(['check'], { DISCOURSE_API_KEY: 'wrong-admin-api-key-000' });
+      expect(failLines(run).some((l) => /API key was refused/.test(l))).toBe(true);
+      expect(run.code).toBe(1);
+    });
+
+    it('says the forum could not be reached', async () => {
+      const run = await cli(['check'], { DISCOURSE_URL: 'http://127.0.0.1:9' });
+      expect(failLines(run).some((l) => /could not be reached/.test(l) && l.includes('DISCOURSE_URL'))).toBe(true);
+      expect(run.code).toBe(1);
+    });
+  });
+
+  // SKIPPED (bug in src/cli.ts): the configuration is validated while Nest instantiates the
+  // providers inside CommandFactory.run, so Nest's ExceptionHandler logs the error with its logger
+  // prefix and a full stack trace (`at validateDiscourseConnectEnv …`, `at Injector.instantiateClass …`)
+  // before the process exits 1; the clean message of cli.ts's catch is never reached.
+  it.skip('a bad variable stops it with one message naming the variable, no stack trace', async () => {
+    const run = await cli(['check'], { DISCOURSE_CONNECT_SECRET: 'short' });
+    expect(run.code).toBe(1);
+    const all = run.stdout + run.stderr;
+    expect(all.match(/DISCOURSE_CONNECT_SECRET/g)).toHaveLength(1);
+    expect(all.match(/Invalid configuration/g)).toHaveLength(1);
+    expect(all).not.toMatch(/^\s+at /m);
+    expect(all).not.toContain('ExceptionHandler');
+    expect(forum.stats.apiRequests).toBe(0);
+  });
+});
