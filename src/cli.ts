@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { existsSync } from 'node:fs';
 import { CommandFactory } from 'nest-commander';
+import { discourseConnectOptionsFromEnv } from '../libs/discourse-connect/src';
 import { sandboxEnv } from './sandbox';
 
 /** `npm run cli -- <command>`: sync, logout, check, failed. `--help` lists them. */
@@ -10,6 +11,13 @@ async function main(): Promise<void> {
     // No credentials: talk to the sandbox that `npm start` runs on PORT (default 3000).
     Object.assign(process.env, sandboxEnv(Number(process.env.PORT) || 3000));
     console.error('(sandbox mode: using the simulated forum of `npm start`)');
+  }
+  try {
+    // Checked here, before Nest boots, so a mistake prints one message and no stack trace.
+    discourseConnectOptionsFromEnv(process.env);
+  } catch (error) {
+    console.error(`\n${(error as Error).message}\n`);
+    process.exit(1);
   }
   // Loaded after the environment is settled: the module reads it when it is imported.
   const { CliModule } = await import('./cli/cli.module.js');

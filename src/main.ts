@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import { discourseConnectOptionsFromEnv } from '../libs/discourse-connect/src';
 import { AppModule } from './app.module';
 import { startSandbox, type Sandbox } from './sandbox';
 
@@ -23,6 +24,8 @@ async function main(): Promise<void> {
 
   let app: NestExpressApplication;
   try {
+    // Checked before Nest boots, so a mistake prints one message naming the variable, no stack trace.
+    discourseConnectOptionsFromEnv(process.env);
     app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ databaseUrl: process.env.DATABASE_URL }), {
       logger: ['error', 'warn', 'log'],
       abortOnError: false,

@@ -43,7 +43,13 @@ export class SyncCommand extends CommandRunner {
       queued += page.length;
     }
     const bar = new SingleBar(
-      { format: 'sync --all [{bar}] {value}/{total} users | {eta_formatted} left', stream: process.stderr },
+      {
+        format: 'sync --all [{bar}] {value}/{total} users | {eta_formatted} left',
+        stream: process.stderr,
+        // Progress shows in logs and CI too, not only on a terminal.
+        noTTYOutput: true,
+        notTTYSchedule: 1000,
+      },
       Presets.shades_classic,
     );
     bar.start(queued, 0);

@@ -196,10 +196,8 @@ describe('CLI (dist/src/cli.js)', () => {
     expect(run.ms).toBeGreaterThanOrEqual(((users.length - 1) * 60_000) / RATE - 300);
   });
 
-  // SKIPPED (bug in src/cli/sync.command.ts): the cli-progress SingleBar is created without
-  // `noTTYOutput: true`, and cli-progress draws nothing at all when its stream is not a TTY. So with
-  // stderr piped (CI, `2>log`, `| tee`) `sync --all` shows no progress. Uses the run above.
-  it.skip('sync --all reports progress on stderr even when stderr is not a terminal', () => {
+  // With stderr piped (CI, `2>log`, `| tee`) `sync --all` still shows progress. Uses the run above.
+  it('sync --all reports progress on stderr even when stderr is not a terminal', () => {
     expect(syncAll).toBeDefined();
     expect(syncAll!.stderr).toMatch(/sync --all \[.*\] \d+\/120 users/);
     expect(syncAll!.stderr).toMatch(/120\/120 users/);
@@ -273,11 +271,7 @@ describe('CLI (dist/src/cli.js)', () => {
     });
   });
 
-  // SKIPPED (bug in src/cli.ts): the configuration is validated while Nest instantiates the
-  // providers inside CommandFactory.run, so Nest's ExceptionHandler logs the error with its logger
-  // prefix and a full stack trace (`at validateDiscourseConnectEnv …`, `at Injector.instantiateClass …`)
-  // before the process exits 1; the clean message of cli.ts's catch is never reached.
-  it.skip('a bad variable stops it with one message naming the variable, no stack trace', async () => {
+  it('a bad variable stops it with one message naming the variable, no stack trace', async () => {
     const run = await cli(['check'], { DISCOURSE_CONNECT_SECRET: 'short' });
     expect(run.code).toBe(1);
     const all = run.stdout + run.stderr;
