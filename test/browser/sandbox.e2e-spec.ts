@@ -215,7 +215,7 @@ describe('sandbox in a real browser', () => {
     await page.getByRole('link', { name: 'Log In' }).click();
     // Discord skips its consent screen for an account that already approved this app in this browser.
     await page.waitForFunction(
-      () => location.pathname.endsWith('/oauth2/authorize') || document.querySelector('#current-user') !== null,
+      "location.pathname.endsWith('/oauth2/authorize') || document.querySelector('#current-user') !== null",
     );
     if (page.url().includes('/oauth2/authorize')) await approveOnDiscord();
     await page.waitForURL(`${forumUrl}/`);
