@@ -37,7 +37,7 @@ export function parseForumBase(url: string): ForumBase {
 
 /**
  * Whether `candidate` is an absolute http(s) URL under the forum base: same origin, no userinfo,
- * and a path inside the forum's path prefix.
+ * and a path inside the forum's path prefix with no encoded slash or backslash.
  */
 export function isUnderForum(candidate: unknown, base: ForumBase): candidate is string {
   if (typeof candidate !== 'string' || candidate.length > 2048 || UNSAFE_CHARS.test(candidate)) return false;
@@ -52,5 +52,8 @@ export function isUnderForum(candidate: unknown, base: ForumBase): candidate is 
   if (parsed.origin !== base.origin) return false;
   // The raw text must start with the origin too, so no parser quirk decides the host for us.
   if (!candidate.toLowerCase().startsWith(`${base.origin.toLowerCase()}/`)) return false;
+  // An encoded slash or backslash (`/forum/..%2Fadmin`) passes the prefix check here but leaves the
+  // forum's folder on a server or proxy that decodes before normalising the path.
+  if (/%(?:2f|5c)/i.test(parsed.pathname)) return false;
   return parsed.pathname === base.path || parsed.pathname.startsWith(`${base.path}/`);
 }
