@@ -71,6 +71,9 @@ export class DiscourseConnectSettings {
       if (typeof forum.secret !== 'string' || forum.secret.length < 10) {
         fail(`forums[${i}].secret must be at least 10 characters (Discourse refuses shorter secrets).`);
       }
+      if (forum.name !== undefined && (typeof forum.name !== 'string' || !forum.name)) {
+        fail(`forums[${i}].name must be a non-empty string (it is used in ?forum= on the forum link).`);
+      }
       const name = forum.name ?? new URL(url).hostname;
       if (names.has(name)) fail(`forums[${i}].name "${name}" is used twice; give each forum its own name.`);
       names.add(name);
@@ -79,7 +82,8 @@ export class DiscourseConnectSettings {
         if (typeof forum.api.key !== 'string' || forum.api.key.length < 8) {
           fail(`forums[${i}].api.key must be an admin API key from the forum (Admin → API).`);
         }
-        api = { key: forum.api.key, username: forum.api.username || 'system', timeoutMs: forum.api.timeoutMs ?? 10_000 };
+        const timeoutMs = positive(forum.api.timeoutMs ?? 10_000, `forums[${i}].api.timeoutMs`, fail);
+        api = { key: forum.api.key, username: forum.api.username || 'system', timeoutMs };
       }
       if (forum.webhookSecret !== undefined && (typeof forum.webhookSecret !== 'string' || forum.webhookSecret.length < 12)) {
         fail(`forums[${i}].webhookSecret must be at least 12 characters (the secret of the forum's webhook).`);
@@ -91,6 +95,9 @@ export class DiscourseConnectSettings {
     if (!d?.clientId) fail('discord.clientId is required (the Discord application\'s client id).');
     if (!d.clientSecret) fail('discord.clientSecret is required (the Discord application\'s client secret).');
     const baseUrl = httpUrl(d.baseUrl ?? 'https://discord.com', 'discord.baseUrl', fail).replace(/\/+$/, '');
+    if (d.extraScopes !== undefined && !(Array.isArray(d.extraScopes) && d.extraScopes.every((x) => typeof x === 'string' && x))) {
+      fail('discord.extraScopes must be a list of Discord OAuth2 scopes, e.g. ["guilds.members.read"].');
+    }
     const callbackUrl = d.callbackUrl
       ? httpUrl(d.callbackUrl, 'discord.callbackUrl', fail)
       : `${this.publicUrl}/auth/discord/callback`;
@@ -106,7 +113,7 @@ export class DiscourseConnectSettings {
         ...new Set(['identify', 'email', ...(options.groups ? ['guilds.members.read'] : []), ...(d.extraScopes ?? [])]),
       ],
       userAgent: d.userAgent ?? `nestjs-discourse-connect (${this.publicUrl}, 0.1.0)`,
-      timeoutMs: d.timeoutMs ?? 10_000,
+      timeoutMs: positive(d.timeoutMs ?? 10_000, 'discord.timeoutMs', fail),
     };
 
     const s = options.session;
@@ -116,10 +123,15 @@ export class DiscourseConnectSettings {
     this.session = {
       secret: s.secret,
       cookieName: s.cookieName ?? 'dc.sid',
-      maxAgeSeconds: s.maxAgeSeconds ?? 14 * 24 * 3600,
+      maxAgeSeconds: positive(s.maxAgeSeconds ?? 14 * 24 * 3600, 'session.maxAgeSeconds', fail),
       store: s.store,
       installMiddleware: s.installMiddleware ?? true,
     };
+
+    // express-session would otherwise throw on every response that sets the cookie.
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(this.session.cookieName)) {
+      fail('session.cookieName must be a cookie name: letters, digits and !#$%&\'*+-.^_`|~ only.');
+    }
 
     const sync = options.sync ?? {};
     this.sync = {
@@ -175,6 +187,12 @@ export class DiscourseConnectSettings {
   forumByName(name?: string): ResolvedForum | undefined {
     return name ? this.forums.find((f) => f.name === name) : this.forums[0];
   }
+}
+
+/** A finite number above zero (a timeout, a lifetime). */
+function positive(value: unknown, key: string, fail: (m: string) => never): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) fail(`${key} must be a positive number.`);
+  return value as number;
 }
 
 function httpUrl(value: unknown, key: string, fail: (m: string) => never): string {
