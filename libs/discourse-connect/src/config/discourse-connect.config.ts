@@ -81,7 +81,10 @@ export function validateDiscourseConnectEnv(env: Record<string, unknown>): Disco
     const lines = errors.map((e) => {
       const missing = e.value === undefined;
       const why = missing ? 'is not set' : 'is invalid';
-      const how = (Object.values(e.constraints ?? {}).pop() ?? 'must be set').replace(`${e.property} `, '');
+      // Prefer the rule's own hint over class-validator's generic default ("X must be a string").
+      const messages = Object.values(e.constraints ?? {});
+      const hint = messages.filter((m) => !m.startsWith(`${e.property} `)).pop() ?? messages.pop();
+      const how = (hint ?? 'must be set').replace(`${e.property} `, '');
       return `  - ${e.property} ${why}: it ${how}`;
     });
     throw new DiscourseConnectConfigurationError(
