@@ -68,13 +68,17 @@ export class UsersService {
   }
 }
 
-async function writeUser(store: UserStore, data: LocalUserData): Promise<SignInOutcome> {
+async function writeUser(store: UserStore, data: LocalUserData, retried = false): Promise<SignInOutcome> {
   const existing = await store.findByDiscordId(data.discordId);
   if (!existing) {
+    if (retried) {
+      // create() said "exists" but the row is not there: re-trying would loop forever.
+      throw new Error(`The local user ${data.discordId} could not be created: the user store refused the insert.`);
+    }
     const created = await store.create(data);
     if (created) return { user: created, created: true, changed: false };
     // Lost a race with a parallel first sign-in: continue as a returning user.
-    return writeUser(store, data);
+    return writeUser(store, data, true);
   }
   if (existing.metadataHash === data.metadataHash) return { user: existing, created: false, changed: false };
   const user = await store.update(data);

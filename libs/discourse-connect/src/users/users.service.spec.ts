@@ -1,0 +1,163 @@
+import { Test } from '@nestjs/testing';
+import { hashDiscordMetadata, type DiscordMetadata } from './discord-profile';
+import type { LocalUser } from './local-user.interface';
+import { UserStore, type LocalUserData } from './user-store.interface';
+import { UsersService } from './users.service';
+
+const meta = (over: Partial<DiscordMetadata> = {}): DiscordMetadata => ({
+  id: '293847561029384756',
+  username: 'ava.migrated',
+  global_name: 'Ava',
+  discriminator: '0',
+  avatar: '4f2c1b9e8d7a6c5b4a3f2e1d0c9b8a7f',
+  email: 'ava@example.com',
+  verified: true,
+  locale: 'en-US',
+  ...over,
+});
+
+/** An in-memory store that counts every call. */
+class CountingStore implements UserStore {
+  readonly rows = new Map<string, LocalUser>();
+  calls = { findByDiscordId: 0, create: 0, update: 0 };
+  /** Simulates another request inserting the same user between our read and our insert. */
+  loseNextCreateRace = false;
+  /** A store that refuses the insert for another reason (the row never appears). */
+  createAlwaysNull = false;
+
+  async findByDiscordId(discordId: string): Promise<LocalUser | null> {
+    this.calls.findByDiscordId++;
+    return this.rows.get(discordId) ?? null;
+  }
+
+  async create(data: LocalUserData): Promise<LocalUser | null> {
+    this.calls.create++;
+    if (this.createAlwaysNull) return null;
+    if (this.loseNextCreateRace) {
+      this.loseNextCreateRace = false;
+      this.rows.set(data.discordId, row({ ...data, displayName: 'written by the other request' }));
+      return null;
+    }
+    if (this.rows.has(data.discordId)) return null;
+    const user = row(data);
+    this.rows.set(data.discordId, user);
+    return user;
+  }
+
+  async update(data: LocalUserData): Promise<LocalUser> {
+    this.calls.update++;
+    const user = { ...this.rows.get(data.discordId)!, ...data, updatedAt: new Date() };
+    this.rows.set(data.discordId, user);
+    return user;
+  }
+
+  get writes(): number {
+    return this.calls.create + this.calls.update;
+  }
+}
+
+const row = (data: LocalUserData): LocalUser => ({ ...data, createdAt: new Date(0), updatedAt: new Date(0) });
+
+describe('UsersService', () => {
+  let users: UsersService;
+  let store: CountingStore;
+
+  beforeEach(async () => {
+    store = new CountingStore();
+    const moduleRef = await Test.createTestingModule({
+      providers: [UsersService, { provide: UserStore, useValue: store }],
+    }).compile();
+    users = moduleRef.get(UsersService);
+  });
+
+  it('creates the user on the first sign-in', async () => {
+    const outcome = await users.signInFromDiscord(meta());
+    expect(outcome).toMatchObject({ created: true, changed: false });
+    expect(outcome.user).toMatchObject({
+      discordId: '293847561029384756',
+      username: 'ava.migrated',
+      displayName: 'Ava',
+      email: 'ava@example.com',
+      emailVerified: true,
+      avatarHash: '4f2c1b9e8d7a6c5b4a3f2e1d0c9b8a7f',
+      metadataHash: hashDiscordMetadata(meta()),
+    });
+    expect(store.calls.create).toBe(1);
+    expect(store.calls.update).toBe(0);
+  });
+
+  it('uses the username as display name when Discord has no global name', async () => {
+    const outcome = await users.signInFromDiscord(meta({ global_name: null }));
+    expect(outcome.user.displayName).toBe('ava.migrated');
+  });
+
+  it('writes nothing when the metadata hash is unchanged', async () => {
+    await users.signInFromDiscord(meta());
+    store.calls = { findByDiscordId: 0, create: 0, update: 0 };
+    const outcome = await users.signInFromDiscord(meta());
+    expect(outcome).toMatchObject({ created: false, changed: false });
+    expect(store.writes).toBe(0);
+    expect(outcome.previous).toBeUndefined();
+  });
+
+  it('calls afterWrite only when something was written', async () => {
+    const afterWrite = jest.fn(async () => undefined);
+    await users.signInFromDiscord(meta(), afterWrite);
+    await users.signInFromDiscord(meta(), afterWrite);
+    await users.signInFromDiscord(meta({ avatar: null }), afterWrite);
+    expect(afterWrite.mock.calls.map(([o]) => [(o as { created: boolean }).created, (o as { changed: boolean }).changed])).toEqual([
+      [true, false],
+      [false, true],
+    ]);
+  });
+
+  it('updates once when Discord data changed, and reports what it was before', async () => {
+    await users.signInFromDiscord(meta());
+    store.calls = { findByDiscordId: 0, create: 0, update: 0 };
+    const outcome = await users.signInFromDiscord(meta({ global_name: 'Ava R.', avatar: 'a_0123456789abcdef' }));
+    expect(outcome).toMatchObject({ created: false, changed: true });
+    expect(outcome.previous).toMatchObject({ global_name: 'Ava', avatar: '4f2c1b9e8d7a6c5b4a3f2e1d0c9b8a7f' });
+    expect(outcome.user).toMatchObject({ displayName: 'Ava R.', avatarHash: 'a_0123456789abcdef' });
+    expect(store.calls.update).toBe(1);
+    expect(store.calls.create).toBe(0);
+  });
+
+  it('continues as a returning user when a parallel first sign-in created the user first', async () => {
+    store.loseNextCreateRace = true;
+    const outcome = await users.signInFromDiscord(meta());
+    expect(outcome.created).toBe(false);
+    expect(store.calls.create).toBe(1);
+    // The other request's row had the same hash: nothing more to write.
+    expect(outcome).toMatchObject({ changed: false });
+    expect(outcome.user.displayName).toBe('written by the other request');
+    expect(store.calls.update).toBe(0);
+  });
+
+  it('two first sign-ins at once give one user, one created and one returning', async () => {
+    const [a, b] = await Promise.all([users.signInFromDiscord(meta()), users.signInFromDiscord(meta())]);
+    expect([a.created, b.created].sort()).toEqual([false, true]);
+    expect(store.rows.size).toBe(1);
+    expect(store.calls.create).toBe(2);
+    expect(store.calls.update).toBe(0);
+  });
+
+  it('fails (instead of looping) when the store refuses the insert and the user never appears', async () => {
+    store.createAlwaysNull = true;
+    await expect(users.signInFromDiscord(meta())).rejects.toThrow(/could not be created/);
+    expect(store.calls.create).toBeLessThanOrEqual(2);
+  });
+
+  it('runs the write in the store transaction when it has one', async () => {
+    const transaction = jest.fn(<T>(work: (s: UserStore, m: never) => Promise<T>) => work(store, undefined as never));
+    Object.assign(store, { transaction });
+    await users.signInFromDiscord(meta());
+    await users.signInFromDiscord(meta());
+    expect(transaction).toHaveBeenCalledTimes(1);
+  });
+
+  it('finds users by Discord id through the store', async () => {
+    await users.signInFromDiscord(meta());
+    expect((await users.findByDiscordId('293847561029384756'))?.username).toBe('ava.migrated');
+    expect(await users.findByDiscordId('1')).toBeNull();
+  });
+});
