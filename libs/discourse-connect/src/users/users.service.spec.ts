@@ -2,7 +2,7 @@ import { Test } from '@nestjs/testing';
 import { hashDiscordMetadata, type DiscordMetadata } from './discord-profile';
 import type { LocalUser } from './local-user.interface';
 import { UserStore, type LocalUserData } from './user-store.interface';
-import { UsersService } from './users.service';
+import { UsersService, type SignInOutcome } from './users.service';
 
 const meta = (over: Partial<DiscordMetadata> = {}): DiscordMetadata => ({
   id: '293847561029384756',
@@ -101,11 +101,14 @@ describe('UsersService', () => {
   });
 
   it('calls afterWrite only when something was written', async () => {
-    const afterWrite = jest.fn(async () => undefined);
+    const seen: [boolean, boolean][] = [];
+    const afterWrite = async (o: SignInOutcome): Promise<void> => {
+      seen.push([o.created, o.changed]);
+    };
     await users.signInFromDiscord(meta(), afterWrite);
     await users.signInFromDiscord(meta(), afterWrite);
     await users.signInFromDiscord(meta({ avatar: null }), afterWrite);
-    expect(afterWrite.mock.calls.map(([o]) => [(o as { created: boolean }).created, (o as { changed: boolean }).changed])).toEqual([
+    expect(seen).toEqual([
       [true, false],
       [false, true],
     ]);
