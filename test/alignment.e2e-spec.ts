@@ -12,6 +12,7 @@ import { TestBrowser } from './support/browser';
 import { startHarness, type Harness, type ModuleStyle } from './support/harness';
 
 const API_KEY = 'sim-admin-api-key-0123456789';
+const WEBHOOK_SECRET = 'forum-webhook-secret-0123';
 const ROLE_MAP = { [SIM_GUILD_ROLES.member]: 'members', [SIM_GUILD_ROLES.moderator]: 'moderators' };
 
 /** A host route that opts in to "after this succeeds, sync this user". */
@@ -28,7 +29,7 @@ const withApi =
   (sync: DiscourseConnectModuleOptions['sync'] = {}) =>
   (o: DiscourseConnectModuleOptions): DiscourseConnectModuleOptions => ({
     ...o,
-    forums: o.forums.map((f) => ({ ...f, api: { key: API_KEY, timeoutMs: 2000 } })),
+    forums: o.forums.map((f) => ({ ...f, api: { key: API_KEY, timeoutMs: 2000 }, webhookSecret: WEBHOOK_SECRET })),
     sync: { ratePerMinute: 6000, pollIntervalMs: 50, backoffBaseMs: 100, backoffMaxMs: 400, ...sync },
     groups: { guildId: SIM_GUILD_ID, roleGroups: ROLE_MAP },
   });
@@ -36,6 +37,7 @@ const withApi =
 const apiEnv = {
   DISCOURSE_API_KEY: API_KEY,
   DISCOURSE_API_RATE_PER_MINUTE: '6000',
+  DISCOURSE_WEBHOOK_SECRET: WEBHOOK_SECRET,
   DISCORD_GUILD_ID: SIM_GUILD_ID,
   DISCOURSE_GROUP_MAP: Object.entries(ROLE_MAP)
     .map(([role, group]) => `${role}=${group}`)
@@ -152,6 +154,42 @@ describe.each<ModuleStyle>(['forRoot', 'forRootAsync'])('keeping the forum align
     });
     expect(res.status).toBe(201);
     await waitFor(() => h.forum.stats.syncSsoCalls === 1, 'the opted-in sync');
+  });
+
+  it('receives signed forum webhooks, stores the forum account and refuses replays and forgeries', async () => {
+    h.forum.webhooks = { url: `${h.appUrl}/discourse/webhooks`, secret: WEBHOOK_SECRET };
+    await signInOnForum(migrated.id);
+    await h.forum.flushWebhooks();
+    const created = h.forum.stats.webhookDeliveries.find((d) => d.event === 'user_created')!;
+    expect(created.status).toBe(200);
+    const forumUser = h.forum.findByExternalId(migrated.id)!;
+    const [row] = await h.app
+      .get(DataSource)
+      .query('SELECT forum_user_id, forum_username FROM discourse_connect_users WHERE discord_id = ?', [migrated.id]);
+    expect(row).toEqual({ forum_user_id: forumUser.id, forum_username: forumUser.username });
+
+    h.forum.redeliverWebhook(created.id);
+    await h.forum.flushWebhooks();
+    expect(h.forum.stats.webhookDeliveries.at(-1)).toMatchObject({ id: created.id, status: 409 });
+
+    const body = JSON.stringify({ user: { id: 99, username: 'mallory', external_id: migrated.id } });
+    const forged = await fetch(`${h.appUrl}/discourse/webhooks`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-discourse-instance': h.forum.baseUrl,
+        'x-discourse-event': 'user_updated',
+        'x-discourse-event-id': '987654',
+        'x-discourse-event-signature': `sha256=${'0'.repeat(64)}`,
+      },
+      body,
+    });
+    expect(forged.status).toBe(403);
+    const [after] = await h.app
+      .get(DataSource)
+      .query('SELECT forum_username FROM discourse_connect_users WHERE discord_id = ?', [migrated.id]);
+    expect(after.forum_username).toBe(forumUser.username);
+    h.forum.webhooks = undefined;
   });
 
   it('reports queue counts on /health', async () => {

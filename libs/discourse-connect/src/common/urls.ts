@@ -49,6 +49,8 @@ export function isUnderForum(candidate: unknown, base: ForumBase): candidate is 
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return false;
   if (parsed.username || parsed.password) return false;
+  // A fragment would swallow the sso/sig appended after it, and the forum would never see them.
+  if (parsed.hash || candidate.includes('#')) return false;
   if (parsed.origin !== base.origin) return false;
   // The raw text must start with the origin too, so no parser quirk decides the host for us.
   if (!candidate.toLowerCase().startsWith(`${base.origin.toLowerCase()}/`)) return false;
