@@ -1,12 +1,12 @@
 import 'reflect-metadata';
-import { existsSync } from 'node:fs';
 import { CommandFactory } from 'nest-commander';
 import { discourseConnectOptionsFromEnv } from '../libs/discourse-connect/src';
+import { loadEnvFile } from './env-file';
 import { sandboxEnv } from './sandbox';
 
 /** `npm run cli -- <command>`: sync, logout, check, failed. `--help` lists them. */
 async function main(): Promise<void> {
-  if (existsSync('.env')) process.loadEnvFile('.env');
+  loadEnvFile();
   if (!process.env.DISCORD_CLIENT_ID) {
     // No credentials: talk to the sandbox that `npm start` runs on PORT (default 3000).
     Object.assign(process.env, sandboxEnv(Number(process.env.PORT) || 3000));

@@ -1,10 +1,10 @@
 import 'reflect-metadata';
-import { existsSync } from 'node:fs';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { discourseConnectOptionsFromEnv } from '../libs/discourse-connect/src';
 import { AppModule } from './app.module';
+import { loadEnvFile } from './env-file';
 import { startSandbox, type Sandbox } from './sandbox';
 
 /**
@@ -12,7 +12,7 @@ import { startSandbox, type Sandbox } from './sandbox';
  * without them it starts the sandbox, with simulated Discord and Discourse in this process.
  */
 async function main(): Promise<void> {
-  if (existsSync('.env')) process.loadEnvFile('.env');
+  loadEnvFile();
   const port = parsePort(process.env.PORT);
   const logger = new Logger('Main');
 

@@ -15,6 +15,7 @@ export {
   discourseConnectConfig,
   discourseConnectOptionsFromEnv,
   validateDiscourseConnectEnv,
+  findCutEnvValues,
   DiscourseConnectEnvironment,
 } from './config/discourse-connect.config';
 export { DiscourseConnectConfigurationError } from './config/configuration.error';

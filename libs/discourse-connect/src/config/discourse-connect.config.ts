@@ -111,9 +111,68 @@ class DiscourseConnectEnvironmentKeys {
   DISCOURSE_API_RATE_PER_MINUTE = 1;
 }
 
+/** Forum pages people paste instead of the forum's base URL. */
+const FORUM_PAGES = /\/(latest|categories|top|login|session(\/sso(_login)?)?|admin(\/.*)?|t\/.*|c\/.*|u\/.*)\/?$/i;
+
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * The URL mistakes forum admins actually make, each with the fix, naming the variable.
+ *
+ * @throws DiscourseConnectConfigurationError
+ */
+function checkUrlMistakes(v: DiscourseConnectEnvironment): void {
+  const fail = (message: string): never => {
+    throw new DiscourseConnectConfigurationError(`Invalid configuration: ${message}`);
+  };
+  const forum = new URL(v.DISCOURSE_URL);
+  if (forum.search || forum.hash || forum.username || forum.password) {
+    fail(`DISCOURSE_URL must be the forum's base URL without a query, fragment or credentials (got "${forum.origin}${forum.pathname}…").`);
+  }
+  if (FORUM_PAGES.test(forum.pathname)) {
+    fail(
+      `DISCOURSE_URL points at a forum page (${forum.pathname}); use the forum's base URL, e.g. ${forum.origin} ` +
+        '(a subfolder install such as https://example.com/forum is fine).',
+    );
+  }
+  const pub = new URL(v.PUBLIC_URL);
+  if (pub.pathname !== '/' || pub.search || pub.hash) {
+    fail(`PUBLIC_URL must be where this app is reachable, without a path (e.g. ${pub.origin}).`);
+  }
+  if (pub.protocol === 'http:' && forum.protocol === 'https:' && !LOCAL_HOSTS.has(pub.hostname)) {
+    fail(
+      `PUBLIC_URL is http:// but the forum is https://. Serve this app over https and set PUBLIC_URL=https://${pub.host} ` +
+        '(with a TLS-terminating proxy in front, also set TRUST_PROXY=true).',
+    );
+  }
+}
+
+/**
+ * Finds values a `.env` parser would cut at `#` (an unquoted `#` starts a comment) for the
+ * module's secrets, and says how to fix it. Returns the messages (empty when fine).
+ */
+export function findCutEnvValues(envFileText: string): string[] {
+  const problems: string[] = [];
+  for (const line of envFileText.split(/\r?\n/)) {
+    const m = /^\s*(?:export\s+)?([A-Z0-9_]+)\s*=\s*(.*)$/.exec(line);
+    if (!m || !(m[1] in new DiscourseConnectEnvironmentKeys())) continue;
+    const raw = m[2];
+    if (/^["'`]/.test(raw)) continue; // quoted: # is part of the value
+    const hash = raw.indexOf('#');
+    if (hash > 0 && !/\s/.test(raw[hash - 1])) {
+      problems.push(
+        `${m[1]} in .env contains "#", which .env files read as the start of a comment, so the value is cut there. ` +
+          `Put the value in double quotes: ${m[1]}="…".`,
+      );
+    }
+  }
+  return problems;
+}
+
 /** Module options from a validated environment. */
 export function discourseConnectOptionsFromEnv(env: Record<string, unknown>): DiscourseConnectModuleOptions {
   const v = validateDiscourseConnectEnv(env);
+  checkUrlMistakes(v);
   if (Boolean(v.DISCORD_GUILD_ID) !== Boolean(v.DISCOURSE_GROUP_MAP)) {
     throw new DiscourseConnectConfigurationError(
       'Invalid configuration: DISCORD_GUILD_ID and DISCOURSE_GROUP_MAP go together (set both to map roles to groups, or neither).',
