@@ -1,0 +1,676 @@
+'use strict';
+/**
+ * `npm run bench`: the numbers of issue 7, measured in one run on this machine, each next to a
+ * reference measured in the same run. Prints a Markdown report and exits 1 when a target is missed.
+ *
+ *   1. SSO handshake (signed-in user, full stack) vs a bare node:http handler (the limit) and the
+ *      `discourse-sso` package on Express + express-session (the peer), with autocannon on loopback.
+ *   2. Sign-in cost: SQL statements, Discourse and Discord calls of a first, an unchanged and a
+ *      changed sign-in, counted.
+ *   3. `sync --all` against the simulated forum with a rate limit: achieved share of the allowed
+ *      rate, lost, duplicated, peak RSS of the CLI at two sizes.
+ *   4. Memory of the app idle and after 10,000 handshakes.
+ *
+ * Knobs (environment): BENCH_DURATION (s per handshake round, 10), BENCH_ROUNDS (2),
+ * BENCH_CONNECTIONS (32), BENCH_SYNC_USERS (10000), BENCH_SYNC_SMALL (1000),
+ * BENCH_SYNC_RATE (per minute, 12000), BENCH_OUT (also write the report to this file),
+ * BENCH_CPU_PROF (directory: run the app under --cpu-prof there), BENCH_ONLY (comma list of
+ * handshake,signin,sync,memory).
+ */
+const { fork, spawn } = require('node:child_process');
+const { createHmac, randomBytes } = require('node:crypto');
+const { mkdtempSync, rmSync, readFileSync, writeFileSync, existsSync, mkdirSync } = require('node:fs');
+const { createServer } = require('node:net');
+const os = require('node:os');
+const { join, resolve } = require('node:path');
+const autocannon = require('autocannon');
+const Database = require('better-sqlite3');
+const { DiscordSimulator, DiscourseSimulator, DISCORD_FIXTURES, SIM_GUILD_ID, SIM_GUILD_ROLES } = require('../dist/libs/simulators/src');
+
+const ROOT = resolve(__dirname, '..');
+const num = (name, dflt) => (process.env[name] ? Number(process.env[name]) : dflt);
+const CFG = {
+  duration: num('BENCH_DURATION', 10),
+  rounds: num('BENCH_ROUNDS', 2),
+  connections: num('BENCH_CONNECTIONS', 32),
+  memoryHandshakes: 10_000,
+  syncUsers: num('BENCH_SYNC_USERS', 10_000),
+  syncSmall: num('BENCH_SYNC_SMALL', 1_000),
+  syncRate: num('BENCH_SYNC_RATE', 12_000),
+  only: process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null,
+  cpuProf: process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : null,
+};
+const want = (part) => !CFG.only || CFG.only.has(part);
+
+const FORUM_SECRET = 'bench-forum-secret-0123456789';
+const SESSION_SECRET = 'bench-session-secret-0123456789abcdef0123';
+const API_KEY = 'bench-admin-api-key-0123456789';
+const CLIENT = { clientId: 'bench-client-id', clientSecret: 'bench-client-secret' };
+
+// ---------------------------------------------------------------- child processes
+
+const children = new Set();
+const tmpDirs = [];
+function cleanup() {
+  for (const child of children) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  children.clear();
+  for (const dir of tmpDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    cleanup();
+    process.exit(130);
+  });
+}
+
+function tmpDir(prefix) {
+  const dir = mkdtempSync(join(os.tmpdir(), prefix));
+  tmpDirs.push(dir);
+  return dir;
+}
+
+async function freePort() {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => done(port));
+    });
+  });
+}
+
+/** Forks a bench server script and resolves once it says it is ready. */
+function startServer(script, config, execArgv = []) {
+  return new Promise((done, fail) => {
+    const child = fork(join(__dirname, script), [], {
+      cwd: ROOT,
+      env: { ...process.env, BENCH_APP: JSON.stringify(config) },
+      execArgv,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    children.add(child);
+    child.once('exit', (code) => {
+      children.delete(child);
+      fail(new Error(`${script} exited with code ${code} before it was ready`));
+    });
+    const onMessage = (msg) => {
+      if (msg.type !== 'ready') return;
+      child.off('message', onMessage);
+      done({ child, url: `http://127.0.0.1:${config.port}`, ask: (type) => ask(child, type), stop: () => stopServer(child) });
+    };
+    child.on('message', onMessage);
+  });
+}
+
+function ask(child, type) {
+  return new Promise((done) => {
+    const onMessage = (msg) => {
+      if (msg.type !== type) return;
+      child.off('message', onMessage);
+      done(msg);
+    };
+    child.on('message', onMessage);
+    child.send({ type });
+  });
+}
+
+function stopServer(child) {
+  return new Promise((done) => {
+    if (child.exitCode !== null) return done();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.removeAllListeners('exit');
+    child.once('exit', () => {
+      clearTimeout(timer);
+      children.delete(child);
+      done();
+    });
+    child.send({ type: 'stop' });
+  });
+}
+
+// ---------------------------------------------------------------- a cookie-keeping client
+
+/** Follows redirects one hop at a time and keeps cookies per host:port (each server its own). */
+class Browser {
+  constructor() {
+    this.jars = new Map();
+  }
+  cookieHeader(url) {
+    const jar = this.jars.get(new URL(url).host);
+    return jar ? [...jar].map(([k, v]) => `${k}=${v}`).join('; ') : '';
+  }
+  async visit(url, maxHops = 20) {
+    let current = url;
+    for (let hop = 0; ; hop++) {
+      const cookie = this.cookieHeader(current);
+      const res = await fetch(current, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+      const host = new URL(current).host;
+      for (const line of res.headers.getSetCookie()) {
+        const pair = line.split(';')[0];
+        const eq = pair.indexOf('=');
+        if (!this.jars.has(host)) this.jars.set(host, new Map());
+        this.jars.get(host).set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
+      }
+      const location = res.headers.get('location');
+      await res.arrayBuffer();
+      if (res.status >= 300 && res.status < 400 && location && hop < maxHops) {
+        current = new URL(location, current).toString();
+        continue;
+      }
+      return { url: current, status: res.status };
+    }
+  }
+}
+
+// ---------------------------------------------------------------- the handshake
+
+/** `/discourse/sso?sso=…&sig=…` as the forum sends it (one nonce is fine: nonces are not tracked). */
+function handshakePath(forumUrl) {
+  const nonce = randomBytes(16).toString('hex');
+  const sso = Buffer.from(
+    new URLSearchParams({ nonce, return_sso_url: `${forumUrl}/session/sso_login` }).toString(),
+  ).toString('base64');
+  const sig = createHmac('sha256', FORUM_SECRET).update(sso).digest('hex');
+  return { path: `/discourse/sso?${new URLSearchParams({ sso, sig })}`, nonce };
+}
+
+/** One request by hand: a 302 to the forum with a valid signature and our nonce, or it throws. */
+async function checkHandshake(name, url, cookie, nonce, forumUrl) {
+  const res = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+  const location = res.headers.get('location') || '';
+  if (res.status !== 302 || !location.startsWith(`${forumUrl}/session/sso_login?`)) {
+    throw new Error(`${name}: expected a 302 to the forum, got ${res.status} ${location}`);
+  }
+  const q = new URL(location).searchParams;
+  const expected = createHmac('sha256', FORUM_SECRET).update(q.get('sso')).digest('hex');
+  const fields = new URLSearchParams(Buffer.from(q.get('sso'), 'base64').toString('utf8'));
+  if (q.get('sig') !== expected || fields.get('nonce') !== nonce || !fields.get('external_id')) {
+    throw new Error(`${name}: the response payload is not valid`);
+  }
+}
+
+async function load(url, cookie, opts) {
+  const result = await autocannon({
+    url,
+    connections: CFG.connections,
+    headers: cookie ? { cookie } : {},
+    ...opts,
+  });
+  const ok = result['3xx'];
+  const bad = result['1xx'] + result['2xx'] + result['4xx'] + result['5xx'] + result.errors + result.timeouts;
+  return {
+    rps: ok / (result.duration || 1),
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    ok,
+    bad,
+  };
+}
+
+const SIGNED_IN = DISCORD_FIXTURES.migrated;
+const benchUser = (u) => ({
+  id: u.id,
+  email: u.email,
+  username: u.username,
+  name: u.global_name ?? u.username,
+  avatarUrl: `https://cdn.discordapp.com/avatars/${u.id}/${u.avatar}.png`,
+});
+
+async function startSimulators(forumOptions = {}) {
+  const discord = new DiscordSimulator({ ...CLIENT });
+  const forum = new DiscourseSimulator({ ...forumOptions, secret: FORUM_SECRET });
+  const discordUrl = await discord.listen(0);
+  const forumUrl = await forum.listen(0);
+  return { discord, forum, discordUrl, forumUrl, close: () => Promise.all([discord.close(), forum.close()]) };
+}
+
+async function startApp(sims, extra = {}, execArgv = []) {
+  const port = await freePort();
+  const appUrl = `http://127.0.0.1:${port}`;
+  sims.discord.redirectUris = [`${appUrl}/auth/discord/callback`];
+  sims.forum.connectUrl = `${appUrl}/discourse/sso`;
+  sims.forum.logoutRedirect = `${appUrl}/discourse/logout`;
+  const dbFile = join(tmpDir('bench-app-'), 'app.sqlite');
+  const server = await startServer(
+    'app-server.cjs',
+    {
+      port,
+      forumUrl: sims.forumUrl,
+      forumSecret: FORUM_SECRET,
+      discordUrl: sims.discordUrl,
+      ...CLIENT,
+      sessionSecret: SESSION_SECRET,
+      dbFile,
+      ...extra,
+    },
+    execArgv,
+  );
+  return { ...server, dbFile };
+}
+
+/** Signs in on the site through the simulated Discord; returns the app's session cookie. */
+async function signInOnSite(sims, app, discordId) {
+  sims.discord.knobs.autoApproveAs = discordId;
+  const browser = new Browser();
+  const page = await browser.visit(`${app.url}/auth/discord`);
+  const cookie = browser.cookieHeader(app.url);
+  if (!cookie) throw new Error(`sign-in on the app failed (ended at ${page.status} ${page.url})`);
+  return cookie;
+}
+
+async function benchHandshake(report) {
+  const sims = await startSimulators();
+  const user = benchUser(SIGNED_IN);
+  const { path, nonce } = handshakePath(sims.forumUrl);
+
+  const limit = await startServer('limit-server.cjs', { port: await freePort(), forumSecret: FORUM_SECRET, user });
+  const peer = await startServer('peer-server.cjs', {
+    port: await freePort(),
+    forumSecret: FORUM_SECRET,
+    forumUrl: sims.forumUrl,
+    sessionSecret: SESSION_SECRET,
+    dbFile: join(tmpDir('bench-peer-'), 'peer.sqlite'),
+    user,
+  });
+  const appArgv = ['--expose-gc'];
+  if (CFG.cpuProf) {
+    mkdirSync(CFG.cpuProf, { recursive: true });
+    appArgv.push('--cpu-prof', `--cpu-prof-dir=${CFG.cpuProf}`);
+  }
+  const app = await startApp(sims, {}, appArgv);
+
+  const peerBrowser = new Browser();
+  await peerBrowser.visit(`${peer.url}/login`);
+  const cookies = {
+    limit: '',
+    peer: peerBrowser.cookieHeader(peer.url),
+    express: await signInOnSite(sims, app, SIGNED_IN.id),
+  };
+  const targets = { limit, peer, express: app };
+  for (const [name, server] of Object.entries(targets)) {
+    await checkHandshake(name, server.url + path, cookies[name], nonce, sims.forumUrl);
+  }
+
+  // 4. Memory: idle (signed in once, nothing else), then after 10,000 handshakes (also the warm-up).
+  const idle = (await app.ask('memory')).memory;
+  const warm = await load(app.url + path, cookies.express, { amount: CFG.memoryHandshakes });
+  const after = (await app.ask('memory')).memory;
+  report.memory = { idle, after, handshakes: warm.ok, bad: warm.bad };
+  // The references warm up too.
+  await load(limit.url + path, '', { duration: 2 });
+  await load(peer.url + path, cookies.peer, { duration: 2 });
+
+  const runs = { limit: [], peer: [], express: [] };
+  for (let round = 0; round < CFG.rounds; round++) {
+    for (const name of Object.keys(runs)) {
+      const r = await load(targets[name].url + path, cookies[name], { duration: CFG.duration });
+      runs[name].push(r);
+      log(`  round ${round + 1} ${name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms${r.bad ? `, ${r.bad} bad` : ''}`);
+    }
+  }
+  // Best round of each (the least disturbed by whatever else the machine was doing).
+  const best = (list) => list.reduce((a, b) => (b.rps > a.rps ? b : a));
+  report.handshake = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, { ...best(v), rounds: v }]));
+  await Promise.all([limit.stop(), peer.stop(), app.stop()]);
+  await sims.close();
+}
+
+// ---------------------------------------------------------------- sign-in cost
+
+async function benchSignIn(report) {
+  const sims = await startSimulators({ apiKey: API_KEY, apiRateLimitPerMinute: 0, authOverridesName: true, overridesAvatar: true });
+  const app = await startApp(sims, {
+    countSql: true,
+    apiKey: API_KEY,
+    groups: { guildId: SIM_GUILD_ID, roleGroups: { [SIM_GUILD_ROLES.member]: 'members', [SIM_GUILD_ROLES.moderator]: 'moderators' } },
+  });
+  const raw = new Database(app.dbFile, { readonly: true, fileMustExist: true });
+  const pendingJobs = raw.prepare("SELECT COUNT(*) AS n FROM discourse_connect_sync_jobs WHERE status IN ('pending', 'running')");
+  const user = DISCORD_FIXTURES.legacy;
+
+  const snapshot = () => ({
+    discourse: sims.forum.stats.apiRequests,
+    syncSso: sims.forum.stats.syncSsoCalls,
+    discord: sims.discord.stats.tokenExchanges + sims.discord.stats.userFetches + sims.discord.stats.guildMemberFetches,
+  });
+
+  /** Waits until the queue is empty and nothing has run for 300 ms (background work included). */
+  async function settle() {
+    let last = '';
+    let quiet = 0;
+    for (let i = 0; i < 200 && quiet < 3; i++) {
+      await sleep(100);
+      const state = JSON.stringify([(await app.ask('sql')).sql.total, snapshot(), pendingJobs.get().n]);
+      quiet = state === last && pendingJobs.get().n === 0 ? quiet + 1 : 0;
+      last = state;
+    }
+  }
+
+  async function measure(label) {
+    await settle();
+    await app.ask('resetSql');
+    const before = snapshot();
+    sims.discord.knobs.autoApproveAs = user.id;
+    const browser = new Browser();
+    const before2 = sims.forum.stats.ssoLogins;
+    await browser.visit(`${sims.forumUrl}/session/sso?return_path=%2F`);
+    if (sims.forum.stats.ssoLogins !== before2 + 1) throw new Error(`${label}: the forum sign-in did not complete`);
+    await settle();
+    const { sql } = await app.ask('sql');
+    const after = snapshot();
+    const profileWrites = Object.entries(sql.byKey)
+      .filter(([k]) => /^(INSERT|UPDATE) users$/.test(k))
+      .reduce((n, [, v]) => n + v, 0);
+    return {
+      label,
+      statements: sql.total,
+      transactions: sql.tx,
+      byKey: sql.byKey,
+      profileWrites,
+      discourse: after.discourse - before.discourse,
+      syncSso: after.syncSso - before.syncSso,
+      discord: after.discord - before.discord,
+    };
+  }
+
+  report.signIn = [];
+  report.signIn.push(await measure('first sign-in'));
+  report.signIn.push(await measure('unchanged re-login'));
+  sims.discord.updateUser(user.id, { global_name: 'Renamed Member', avatar: '0123456789abcdef0123456789abcdef' });
+  report.signIn.push(await measure('changed re-login'));
+  raw.close();
+  await app.stop();
+  await sims.close();
+}
+
+// ---------------------------------------------------------------- bulk sync
+
+const discordId = (n) => `3${String(n).padStart(17, '0')}`;
+
+function seedUsers(databaseFile, count) {
+  const db = new Database(databaseFile);
+  try {
+    const insert = db.prepare(
+      `INSERT INTO discourse_connect_users
+         (discord_id, username, display_name, email, email_verified, avatar_hash, metadata, metadata_hash, created_at, updated_at)
+       VALUES (?, ?, ?, ?, 1, NULL, ?, ?, ?, ?)`,
+    );
+    const now = new Date().toISOString().replace('T', ' ').replace('Z', '');
+    db.transaction(() => {
+      for (let i = 0; i < count; i++) {
+        const id = discordId(i + 1);
+        const username = `member${i}_${id.slice(-4)}`;
+        const email = `${username}@example.com`;
+        const metadata = { id, username, global_name: `Member ${i}`, discriminator: '0', avatar: null, email, verified: true, locale: 'en-US' };
+        insert.run(id, username, `Member ${i}`, email, JSON.stringify(metadata), 'ab'.repeat(32), now, now);
+      }
+    })();
+  } finally {
+    db.close();
+  }
+}
+
+function cliEnv(forumUrl, databaseFile, rate, maxRssFile) {
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) => !/^(DISCOURSE_|DISCORD_|BENCH_)/.test(k) && !['PUBLIC_URL', 'SESSION_SECRET', 'DATABASE_URL', 'PORT'].includes(k),
+    ),
+  );
+  return {
+    ...base,
+    DISCOURSE_URL: forumUrl,
+    DISCOURSE_CONNECT_SECRET: FORUM_SECRET,
+    DISCOURSE_API_KEY: API_KEY,
+    DISCOURSE_API_USERNAME: 'system',
+    DISCOURSE_API_RATE_PER_MINUTE: String(rate),
+    DISCORD_CLIENT_ID: CLIENT.clientId,
+    DISCORD_CLIENT_SECRET: CLIENT.clientSecret,
+    DISCORD_BASE_URL: 'http://127.0.0.1:9',
+    PUBLIC_URL: 'http://127.0.0.1:39871',
+    SESSION_SECRET,
+    DATABASE_URL: `sqlite:${databaseFile}`,
+    ...(maxRssFile ? { BENCH_MAXRSS_FILE: maxRssFile } : {}),
+  };
+}
+
+function runCli(args, env, cwd, onSample) {
+  return new Promise((done, fail) => {
+    const started = Date.now();
+    const child = spawn(process.execPath, ['-r', join(__dirname, 'maxrss.cjs'), join(ROOT, 'dist/src/cli.js'), ...args], {
+      cwd,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    let hwm = 0;
+    const sampler = setInterval(() => {
+      try {
+        const m = readFileSync(`/proc/${child.pid}/status`, 'utf8').match(/VmHWM:\s+(\d+) kB/);
+        if (m) hwm = Math.max(hwm, Number(m[1]) * 1024);
+      } catch {
+        /* not on Linux, or gone */
+      }
+      onSample?.();
+    }, 50);
+    child.on('error', fail);
+    child.on('close', (code) => {
+      clearInterval(sampler);
+      children.delete(child);
+      done({ code, stdout, stderr, ms: Date.now() - started, hwm });
+    });
+  });
+}
+
+async function benchSyncOnce(users, rate) {
+  const forum = new DiscourseSimulator({ secret: FORUM_SECRET, apiKey: API_KEY, apiRateLimitPerMinute: rate });
+  const forumUrl = await forum.listen(0);
+  const dir = tmpDir('bench-sync-');
+  const databaseFile = join(dir, 'data', 'bench.sqlite');
+  const first = await runCli(['failed'], cliEnv(forumUrl, databaseFile, rate), dir);
+  if (first.code !== 0) throw new Error(`cli failed: ${first.stderr}`);
+  seedUsers(databaseFile, users);
+
+  let firstCall = 0;
+  let lastCall = 0;
+  let seen = 0;
+  const track = () => {
+    const calls = forum.stats.syncSsoCalls;
+    if (calls > seen) {
+      if (!firstCall) firstCall = Date.now();
+      lastCall = Date.now();
+      seen = calls;
+    }
+  };
+  const maxRssFile = join(dir, 'maxrss');
+  const run = await runCli(['sync', '--all'], cliEnv(forumUrl, databaseFile, rate, maxRssFile), dir, track);
+  track();
+  if (run.code !== 0) throw new Error(`sync --all exited ${run.code}: ${run.stderr.slice(-2000)}`);
+  const synced = new Set(forum.users.filter((u) => u.externalId).map((u) => u.externalId));
+  let lost = 0;
+  for (let i = 1; i <= users; i++) if (!synced.has(discordId(i))) lost++;
+  const calls = forum.stats.syncSsoCalls;
+  const windowMs = lastCall - firstCall;
+  const achieved = windowMs > 0 ? ((calls - 1) * 60_000) / windowMs : 0;
+  const maxRss = existsSync(maxRssFile) ? Number(readFileSync(maxRssFile, 'utf8')) : 0;
+  await forum.close();
+  return {
+    users,
+    rate,
+    calls,
+    lost,
+    duplicated: Math.max(0, calls - synced.size),
+    rateLimited: forum.stats.apiRateLimited,
+    achieved,
+    share: achieved / rate,
+    wallMs: run.ms,
+    windowMs,
+    maxRss: Math.max(maxRss, run.hwm),
+  };
+}
+
+async function benchSync(report) {
+  const small = await benchSyncOnce(CFG.syncSmall, CFG.syncRate);
+  log(`  sync ${small.users}: ${small.achieved.toFixed(0)}/min, peak RSS ${mb(small.maxRss)}`);
+  const big = await benchSyncOnce(CFG.syncUsers, CFG.syncRate);
+  log(`  sync ${big.users}: ${big.achieved.toFixed(0)}/min, peak RSS ${mb(big.maxRss)}`);
+  report.sync = { small, big };
+}
+
+// ---------------------------------------------------------------- report
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const mb = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+const log = (line) => process.stderr.write(`${line}\n`);
+const fmt = (n, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+function machine() {
+  const cpus = os.cpus();
+  return `${cpus[0]?.model ?? 'unknown CPU'} × ${cpus.length} logical CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()} (${os.arch()}), Node ${process.version}, load average before the run ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`;
+}
+
+function render(report, targets) {
+  const lines = [];
+  lines.push(`Machine: ${report.machine}`);
+  lines.push(`Command: \`${report.command}\` (${report.date})`);
+  lines.push('');
+  if (report.handshake) {
+    const h = report.handshake;
+    const lim = h.limit.rps;
+    lines.push(`### 1. SSO handshake (signed-in user, ${CFG.connections} connections, best of ${CFG.rounds} × ${CFG.duration} s, loopback, autocannon)`);
+    lines.push('');
+    lines.push('| server | req/s | p50 ms | p99 ms | × limit | × peer |');
+    lines.push('|---|---:|---:|---:|---:|---:|');
+    const row = (name, r) =>
+      `| ${name} | ${fmt(r.rps)} | ${r.p50} | ${r.p99} | ${(r.rps / lim).toFixed(2)} | ${(r.rps / h.peer.rps).toFixed(2)} |`;
+    lines.push(row('limit: bare `node:http`, HMAC + build + sign + redirect', h.limit));
+    lines.push(row('peer: `discourse-sso` + Express 5 + express-session (module\'s SQLite store)', h.peer));
+    lines.push(row('**app on Express** (session, user lookup, filters, signing, redirect)', h.express));
+    lines.push('| **app on Fastify** | not available (Fastify adapter not supported yet) | | | | |');
+    lines.push('');
+    lines.push(
+      `Rounds (req/s): ${Object.entries(h)
+        .map(([k, v]) => `${k} ${v.rounds.map((r) => fmt(r.rps)).join(' / ')}`)
+        .join('; ')}. Non-redirect answers or errors: ${Object.values(h).reduce((n, v) => n + v.rounds.reduce((m, r) => m + r.bad, 0), 0)}.`,
+    );
+    lines.push('');
+  }
+  if (report.signIn) {
+    lines.push('### 2. Sign-in cost (full forum → app → Discord → app → forum round trip, counted)');
+    lines.push('');
+    lines.push('| sign-in | SQL statements | transactions | profile writes | Discourse API calls (sync_sso) | Discord API calls | statements by kind |');
+    lines.push('|---|---:|---:|---:|---:|---:|---|');
+    for (const s of report.signIn) {
+      const kinds = Object.entries(s.byKey)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k} ×${v}`)
+        .join(', ');
+      lines.push(`| ${s.label} | ${s.statements} | ${s.transactions} | ${s.profileWrites} | ${s.discourse} (${s.syncSso}) | ${s.discord} | ${kinds} |`);
+    }
+    lines.push('');
+  }
+  if (report.sync) {
+    const { small, big } = report.sync;
+    lines.push(`### 3. Bulk sync (\`sync --all\`, forum and client both limited to ${fmt(CFG.syncRate)}/min)`);
+    lines.push('');
+    lines.push('| users | sync_sso calls | achieved /min | × allowed | lost | duplicated | 429s | wall time | peak RSS of the CLI |');
+    lines.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const s of [small, big]) {
+      lines.push(
+        `| ${fmt(s.users)} | ${fmt(s.calls)} | ${fmt(s.achieved)} | ${s.share.toFixed(3)} | ${s.lost} | ${s.duplicated} | ${s.rateLimited} | ${(s.wallMs / 1000).toFixed(1)} s | ${mb(s.maxRss)} |`,
+      );
+    }
+    lines.push('');
+    lines.push(`Peak RSS ${fmt(big.users)} users ÷ ${fmt(small.users)} users: ${(big.maxRss / small.maxRss).toFixed(2)}× (proportional would be ${(big.users / small.users).toFixed(0)}×).`);
+    lines.push('');
+  }
+  if (report.memory) {
+    const m = report.memory;
+    lines.push('### 4. Memory of the app (Express, after a forced GC)');
+    lines.push('');
+    lines.push('| state | RSS | heap used | external |');
+    lines.push('|---|---:|---:|---:|');
+    lines.push(`| idle (booted, one sign-in) | ${mb(m.idle.rss)} | ${mb(m.idle.heapUsed)} | ${mb(m.idle.external)} |`);
+    lines.push(`| after ${fmt(m.handshakes)} handshakes | ${mb(m.after.rss)} | ${mb(m.after.heapUsed)} | ${mb(m.after.external)} |`);
+    lines.push('');
+  }
+  lines.push('### Targets');
+  lines.push('');
+  lines.push('| target | measured | result |');
+  lines.push('|---|---|---|');
+  for (const t of targets) lines.push(`| ${t.name} | ${t.measured} | ${t.met ? 'met' : `**missed**${t.reason ? ` — ${t.reason}` : ''}`} |`);
+  return lines.join('\n');
+}
+
+function evaluate(report) {
+  const targets = [];
+  const add = (name, met, measured, reason) => targets.push({ name, met, measured, reason });
+  if (report.handshake) {
+    const h = report.handshake;
+    add('Handshake on Fastify ≥ 0.5 × limit', false, 'n/a', 'Fastify adapter not supported yet');
+    add('Handshake p99 < 10 ms on Fastify', false, 'n/a', 'Fastify adapter not supported yet');
+    add('Handshake on Express ≥ 1.0 × peer', h.express.rps >= h.peer.rps, `${(h.express.rps / h.peer.rps).toFixed(2)} × peer`);
+    add('Handshake p99 < 10 ms on Express', h.express.p99 < 10, `${h.express.p99} ms`);
+  }
+  if (report.signIn) {
+    const u = report.signIn[1];
+    add('Unchanged re-login: no profile write', u.profileWrites === 0, `${u.profileWrites} profile write(s)`);
+    add('Unchanged re-login: no Discourse call', u.discourse === 0, `${u.discourse} call(s)`);
+  }
+  if (report.sync) {
+    const { small, big } = report.sync;
+    add(`Bulk sync of ${fmt(big.users)}: ≥ 0.9 × allowed rate`, big.share >= 0.9, `${big.share.toFixed(3)} ×`);
+    add('Bulk sync: 0 lost, 0 duplicated', big.lost + big.duplicated + small.lost + small.duplicated === 0, `${big.lost} lost, ${big.duplicated} duplicated`);
+    const ratio = big.maxRss / small.maxRss;
+    add(`Bulk sync: peak RSS flat (${fmt(big.users)} ≤ 1.25 × ${fmt(small.users)})`, ratio <= 1.25, `${ratio.toFixed(2)} ×`);
+  }
+  return targets;
+}
+
+async function main() {
+  const report = {
+    machine: machine(),
+    command: `npm run bench${process.env.BENCH_ONLY ? ` (BENCH_ONLY=${process.env.BENCH_ONLY})` : ''}`,
+    date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+  };
+  if (want('handshake') || want('memory')) {
+    log('1/3 SSO handshake and memory…');
+    await benchHandshake(report);
+  }
+  if (want('signin')) {
+    log('2/3 sign-in cost…');
+    await benchSignIn(report);
+  }
+  if (want('sync')) {
+    log(`3/3 bulk sync (${CFG.syncSmall} and ${CFG.syncUsers} users at ${CFG.syncRate}/min)…`);
+    await benchSync(report);
+  }
+  const targets = evaluate(report);
+  const text = render(report, targets);
+  console.log(`\n${text}\n`);
+  if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, `${text}\n`);
+  const missed = targets.filter((t) => !t.met);
+  if (missed.length) log(`${missed.length} target(s) missed.`);
+  cleanup();
+  process.exit(missed.length ? 1 : 0);
+}
+
+main().catch((err) => {
+  console.error(err);
+  cleanup();
+  process.exit(2);
+});
