@@ -2,18 +2,22 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import type { Logger as Pino } from 'pino';
 import { DiscourseConnectModule, discourseConnectConfig } from '../libs/discourse-connect/src';
 import { databaseOptions } from './database';
 import { ForumPlugin } from './forum.plugin';
 import { HomeController } from './home.controller';
+import { JsonLoggingModule } from './logging';
 
 /** The host app: env-backed configuration, the embedded database, the module and one plugin. */
 @Module({})
 export class AppModule {
-  static forRoot(options: { databaseUrl?: string } = {}): DynamicModule {
+  /** `log`: the JSON logger; with it every request gets an id and an access line. */
+  static forRoot(options: { databaseUrl?: string; log?: Pino } = {}): DynamicModule {
     return {
       module: AppModule,
       imports: [
+        ...(options.log ? [JsonLoggingModule.forRoot(options.log)] : []),
         ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: [discourseConnectConfig] }),
         EventEmitterModule.forRoot(),
         TypeOrmModule.forRoot(databaseOptions(options.databaseUrl)),

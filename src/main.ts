@@ -4,6 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { discourseConnectOptionsFromEnv } from '../libs/discourse-connect/src';
 import { AppModule } from './app.module';
+import { createJsonLogger, JsonLogger } from './logging';
 import { loadEnvFile } from './env-file';
 import { startSandbox, type Sandbox } from './sandbox';
 
@@ -26,8 +27,10 @@ async function main(): Promise<void> {
   try {
     // Checked before Nest boots, so a mistake prints one message naming the variable, no stack trace.
     discourseConnectOptionsFromEnv(process.env);
-    app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ databaseUrl: process.env.DATABASE_URL }), {
-      logger: ['error', 'warn', 'log'],
+    // JSON lines on stdout, with a request id, secrets redacted (see src/logging.ts).
+    const log = createJsonLogger();
+    app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ databaseUrl: process.env.DATABASE_URL, log }), {
+      logger: new JsonLogger(log),
       abortOnError: false,
       rawBody: true, // webhook signatures cover the exact body
     });
@@ -37,6 +40,8 @@ async function main(): Promise<void> {
     await sandbox?.close();
     process.exit(1);
   }
+  // One trusted hop: req.ip (used by the sign-in rate limit and the logs) is then the client's
+  // address from X-Forwarded-For as the proxy set it, not the proxy's.
   app.set('trust proxy', process.env.TRUST_PROXY === 'true' ? 1 : false);
   app.enableShutdownHooks();
   if (sandbox) await app.listen(port, '127.0.0.1');

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { INestApplication, ModuleMetadata, Provider } from '@nestjs/common';
+import type { INestApplication, LoggerService, ModuleMetadata, Provider } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -62,6 +62,14 @@ export async function startHarness(
     moduleOptions?: (options: DiscourseConnectModuleOptions) => DiscourseConnectModuleOptions;
     /** … and the equivalent environment variables (forRootAsync). */
     env?: Record<string, string>;
+    /**
+     * The module's per-IP limit on sign-in and SSO routes. Off by default here, since every test
+     * request comes from 127.0.0.1; give `{ limit, ttlSeconds }` to test it (forRootAsync reads only
+     * the limit, from DISCOURSE_CONNECT_RATE_LIMIT, per 60 s).
+     */
+    rateLimit?: false | { limit: number; ttlSeconds?: number };
+    /** The app's logger (e.g. the JSON logger); default: silent unless E2E_LOGS is set. */
+    logger?: LoggerService;
   } = {},
 ): Promise<Harness> {
   const discord = new DiscordSimulator();
@@ -81,6 +89,7 @@ export async function startHarness(
     discord: { clientId: 'sandbox-client-id', clientSecret: 'sandbox-client-secret', baseUrl: discordUrl },
     publicUrl: appUrl,
     session: { secret: SESSION_SECRET },
+    rateLimit: extra.rateLimit ?? false,
   };
   const options = extra.moduleOptions ? extra.moduleOptions(baseOptions) : baseOptions;
   const env: Record<string, string> = {
@@ -91,6 +100,7 @@ export async function startHarness(
     DISCORD_BASE_URL: discordUrl,
     PUBLIC_URL: appUrl,
     SESSION_SECRET,
+    DISCOURSE_CONNECT_RATE_LIMIT: extra.rateLimit ? String(extra.rateLimit.limit) : 'off',
     ...extra.env,
   };
 
@@ -111,7 +121,10 @@ export async function startHarness(
       providers: extra.providers ?? [],
       controllers: extra.controllers ?? [],
     }).compile();
-    const app = moduleRef.createNestApplication({ rawBody: true, logger: process.env.E2E_LOGS ? undefined : false });
+    const app = moduleRef.createNestApplication({
+      rawBody: true,
+      logger: extra.logger ?? (process.env.E2E_LOGS ? undefined : false),
+    });
     await app.listen(port, '127.0.0.1');
     return app;
   };

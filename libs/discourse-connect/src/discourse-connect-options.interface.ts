@@ -94,6 +94,18 @@ export interface DiscourseConnectGroupsOptions {
   requireMembership?: boolean;
 }
 
+/**
+ * Per-client-IP limit on the sign-in and SSO routes (`GET /discourse/sso`, `GET /auth/discord`,
+ * `GET /auth/discord/callback`, `POST /auth/logout`). Each route counts separately. The client IP is
+ * Express's `req.ip`, so behind a reverse proxy set the host app's `trust proxy` setting.
+ */
+export interface DiscourseConnectRateLimitOptions {
+  /** Requests allowed per client IP and route in each window. Default 30. */
+  limit?: number;
+  /** Window length in seconds; a client over the limit waits this long. Default 60. */
+  ttlSeconds?: number;
+}
+
 /** Options of `DiscourseConnectModule.forRoot()` / `forRootAsync()`. */
 export interface DiscourseConnectModuleOptions {
   /** The forums this app is the DiscourseConnect provider for; at least one. */
@@ -112,4 +124,11 @@ export interface DiscourseConnectModuleOptions {
   sync?: DiscourseConnectSyncOptions;
   /** Forum groups from Discord guild roles. Default: groups are not managed. */
   groups?: DiscourseConnectGroupsOptions;
+  /** Per-IP limit on the sign-in and SSO routes; `false` turns it off. Default 30 requests/minute/IP. */
+  rateLimit?: DiscourseConnectRateLimitOptions | false;
+  /**
+   * Security headers (helmet: CSP, no-referrer, nosniff, frame-ancestors none…) on the module's own
+   * routes only; host routes are untouched. Default true.
+   */
+  securityHeaders?: boolean;
 }

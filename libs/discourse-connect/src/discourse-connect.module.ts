@@ -18,6 +18,8 @@ import { DiscourseConnectHealthController } from './health/health.controller';
 import { DiscourseConnectActionsService } from './hooks/actions.service';
 import { DiscourseConnectFiltersService } from './hooks/filters.service';
 import { SameOriginGuard } from './common/same-origin.guard';
+import { DiscourseConnectRateLimitGuard } from './common/rate-limit.guard';
+import { DiscourseConnectSecurityHeadersMiddleware } from './common/security-headers.middleware';
 import { DiscourseConnectSessionEntity } from './session/discourse-connect-session.entity';
 import { DiscourseConnectSessionMiddleware } from './session/session.middleware';
 import { createDiscourseConnectPassport, DISCOURSE_CONNECT_PASSPORT } from './session/discourse-connect-passport';
@@ -44,6 +46,8 @@ export const DISCOURSE_CONNECT_ENTITIES = [
   DiscourseConnectWebhookEventEntity,
 ];
 
+const CONTROLLERS = [SsoController, AuthController, DiscourseConnectHealthController, DiscourseWebhooksController];
+
 const providers: Provider[] = [
   {
     provide: DiscourseConnectSettings,
@@ -60,6 +64,8 @@ const providers: Provider[] = [
   DiscordAuthGuard,
   DiscordCallbackGuard,
   SameOriginGuard,
+  DiscourseConnectRateLimitGuard,
+  DiscourseConnectSecurityHeadersMiddleware,
   SsoService,
   DiscourseConnectSessionMiddleware,
   {
@@ -99,6 +105,9 @@ export class DiscourseConnectModule extends ConfigurableModuleClass implements N
     if (this.settings.session.installMiddleware) {
       consumer.apply(DiscourseConnectSessionMiddleware).forRoutes('{*path}');
     }
+    if (this.settings.securityHeaders) {
+      consumer.apply(DiscourseConnectSecurityHeadersMiddleware).forRoutes(...CONTROLLERS);
+    }
   }
 }
 
@@ -111,7 +120,7 @@ function withParts(definition: DynamicModule): DynamicModule {
       PassportModule.register({ session: true }),
       TypeOrmModule.forFeature(DISCOURSE_CONNECT_ENTITIES),
     ],
-    controllers: [SsoController, AuthController, DiscourseConnectHealthController, DiscourseWebhooksController],
+    controllers: CONTROLLERS,
     providers: [...(definition.providers ?? []), ...providers],
     exports: [
       DiscourseConnectSettings,

@@ -64,6 +64,11 @@ export class DiscourseConnectEnvironment {
     message: 'must map Discord role ids to forum groups, e.g. 123=members,456=moderators',
   })
   DISCOURSE_GROUP_MAP?: string;
+
+  /** Requests per minute per client IP on the sign-in and SSO routes; `off` turns the limit off. */
+  @IsOptional()
+  @Matches(/^(off|[1-9][0-9]{0,5})$/, { message: 'must be a whole number of requests per minute per IP, e.g. 30, or off' })
+  DISCOURSE_CONNECT_RATE_LIMIT?: string;
 }
 
 /**
@@ -109,6 +114,7 @@ class DiscourseConnectEnvironmentKeys {
   DISCOURSE_GROUP_MAP = 1;
   DISCOURSE_WEBHOOK_SECRET = 1;
   DISCOURSE_API_RATE_PER_MINUTE = 1;
+  DISCOURSE_CONNECT_RATE_LIMIT = 1;
 }
 
 /** Forum pages people paste instead of the forum's base URL. */
@@ -188,8 +194,10 @@ export function discourseConnectOptionsFromEnv(env: Record<string, unknown>): Di
         requireMembership: env.DISCORD_REQUIRE_GUILD_MEMBERSHIP === 'true',
       }
     : undefined;
+  const rateLimit = v.DISCOURSE_CONNECT_RATE_LIMIT;
   return {
     groups,
+    rateLimit: rateLimit === 'off' ? false : rateLimit ? { limit: Number(rateLimit), ttlSeconds: 60 } : undefined,
     sync: v.DISCOURSE_API_RATE_PER_MINUTE ? { ratePerMinute: Number(v.DISCOURSE_API_RATE_PER_MINUTE) } : undefined,
     forums: [
       {

@@ -49,6 +49,9 @@ export class DiscourseConnectSettings {
   readonly afterSignInPath: string;
   readonly sync: Required<DiscourseConnectSyncOptions>;
   readonly groups?: Required<DiscourseConnectGroupsOptions> & { managed: string[] };
+  /** Per-IP limit on the sign-in and SSO routes; `enabled: false` when turned off. */
+  readonly rateLimit: { enabled: boolean; limit: number; ttlSeconds: number };
+  readonly securityHeaders: boolean;
 
   constructor(options: DiscourseConnectModuleOptions) {
     const fail = (message: string): never => {
@@ -167,6 +170,20 @@ export class DiscourseConnectSettings {
         managed: [...new Set(entries.map(([, group]) => group))].sort(),
       };
     }
+
+    const rateLimit = options.rateLimit;
+    if (rateLimit !== undefined && rateLimit !== false && (typeof rateLimit !== 'object' || rateLimit === null)) {
+      fail('rateLimit must be false or { limit, ttlSeconds }.');
+    }
+    this.rateLimit = {
+      enabled: rateLimit !== false,
+      limit: positive((rateLimit || {}).limit ?? 30, 'rateLimit.limit', fail),
+      ttlSeconds: positive((rateLimit || {}).ttlSeconds ?? 60, 'rateLimit.ttlSeconds', fail),
+    };
+    if (options.securityHeaders !== undefined && typeof options.securityHeaders !== 'boolean') {
+      fail('securityHeaders must be true or false.');
+    }
+    this.securityHeaders = options.securityHeaders ?? true;
 
     this.afterSignOutPath = options.afterSignOutPath ?? '/';
     this.afterSignInPath = options.afterSignInPath ?? '/';

@@ -1,6 +1,7 @@
 import { Controller, Get, Header, Post, Redirect, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { DiscourseConnectExceptionFilter } from '../common/discourse-connect-exception.filter';
+import { DiscourseConnectRateLimitGuard } from '../common/rate-limit.guard';
 import { SameOriginGuard } from '../common/same-origin.guard';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
@@ -21,7 +22,7 @@ export class AuthController {
 
   /** Redirects to Discord (the guard does it); `?returnTo=/path` says where to go afterwards. */
   @Get('discord')
-  @UseGuards(DiscordAuthGuard)
+  @UseGuards(DiscourseConnectRateLimitGuard, DiscordAuthGuard)
   @Header('Cache-Control', 'no-store')
   start(): void {
     /* the guard has redirected to Discord */
@@ -29,7 +30,7 @@ export class AuthController {
 
   /** Discord's redirect URI. */
   @Get('discord/callback')
-  @UseGuards(DiscordCallbackGuard)
+  @UseGuards(DiscourseConnectRateLimitGuard, DiscordCallbackGuard)
   @Redirect()
   @Header('Cache-Control', 'no-store')
   @Header('Referrer-Policy', 'no-referrer')
@@ -39,7 +40,7 @@ export class AuthController {
 
   /** Signs out locally, then out of the forum (through the sync queue). Refuses other sites. */
   @Post('logout')
-  @UseGuards(SameOriginGuard)
+  @UseGuards(DiscourseConnectRateLimitGuard, SameOriginGuard)
   @LogOutOfDiscourse()
   async logout(@Req() req: Request & { user?: LocalUser }, @Res() res: Response): Promise<void> {
     const discordId = req.user?.discordId;

@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import { DiscourseConnectExceptionFilter } from '../common/discourse-connect-exception.filter';
 import { BadSsoRequestException } from '../common/discourse-connect.exceptions';
 import { renderPage } from '../common/html-page';
+import { DiscourseConnectRateLimitGuard } from '../common/rate-limit.guard';
 import { isSameOriginRequest, SameOriginGuard } from '../common/same-origin.guard';
 import { isSafeRelativePath } from '../common/urls';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
@@ -30,6 +31,7 @@ export class SsoController {
    * signed payload; an anonymous one signs in with Discord first and then resumes this request.
    */
   @Get('sso')
+  @UseGuards(DiscourseConnectRateLimitGuard)
   @Redirect()
   @Header('Cache-Control', 'no-store')
   @Header('Referrer-Policy', 'no-referrer')

@@ -1,0 +1,70 @@
+import { ExecutionContext, HttpStatus, Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { ThrottlerGuard, ThrottlerStorageService, type ThrottlerLimitDetail } from '@nestjs/throttler';
+import type { Request } from 'express';
+import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import { DiscourseConnectHttpException } from './discourse-connect.exceptions';
+
+/** 429: one client IP sent too many requests to a sign-in or SSO route. */
+export class TooManyRequestsException extends DiscourseConnectHttpException {
+  constructor(retryAfterSeconds: number, limit: number, ttlSeconds: number) {
+    super(
+      HttpStatus.TOO_MANY_REQUESTS,
+      'Too many attempts',
+      `Too many sign-in requests came from your network (more than ${limit} in ${ttlSeconds} seconds). ` +
+        `Please wait ${retryAfterSeconds} seconds and try again.`,
+      'rate_limited',
+      [],
+      retryAfterSeconds,
+    );
+  }
+}
+
+/**
+ * `@nestjs/throttler` on the module's sign-in and SSO routes only, configured by the module's
+ * `rateLimit` option. It keeps its own in-memory counters, so it neither needs nor touches a
+ * `ThrottlerModule` the host may have. The client is `req.ip` (Express's `trust proxy` decides it);
+ * each route counts separately. Over the limit: the module's 429 page with `Retry-After`.
+ */
+@Injectable()
+export class DiscourseConnectRateLimitGuard extends ThrottlerGuard implements OnApplicationShutdown {
+  private readonly storage: ThrottlerStorageService;
+  private ready?: Promise<void>;
+
+  // Explicit tokens: the parent's @InjectThrottlerOptions()/@InjectThrottlerStorage() would be inherited.
+  constructor(
+    @Inject(DiscourseConnectSettings) private readonly settings: DiscourseConnectSettings,
+    @Inject(Reflector) reflector: Reflector,
+  ) {
+    const storage = new ThrottlerStorageService();
+    const { limit, ttlSeconds } = settings.rateLimit;
+    super({ throttlers: [{ name: 'default', limit, ttl: ttlSeconds * 1000 }], setHeaders: false }, storage, reflector);
+    this.storage = storage;
+  }
+
+  override async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (!this.settings.rateLimit.enabled) return true;
+    // Guards named in @UseGuards are not always initialised by Nest; set the throttlers up once.
+    this.ready ??= super.onModuleInit();
+    await this.ready;
+    return super.canActivate(context);
+  }
+
+  override async onModuleInit(): Promise<void> {
+    this.ready ??= super.onModuleInit();
+    await this.ready;
+  }
+
+  protected override async getTracker(req: Record<string, unknown>): Promise<string> {
+    return (req as unknown as Request).ip ?? (req as unknown as Request).socket?.remoteAddress ?? 'unknown';
+  }
+
+  protected override async throwThrottlingException(_context: ExecutionContext, detail: ThrottlerLimitDetail): Promise<void> {
+    const { limit, ttlSeconds } = this.settings.rateLimit;
+    throw new TooManyRequestsException(Math.max(1, detail.timeToBlockExpire), limit, ttlSeconds);
+  }
+
+  onApplicationShutdown(): void {
+    this.storage.onApplicationShutdown();
+  }
+}

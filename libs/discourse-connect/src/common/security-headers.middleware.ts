@@ -1,0 +1,39 @@
+import { Injectable, NestMiddleware } from '@nestjs/common';
+import type { NextFunction, Request, Response } from 'express';
+import helmet from 'helmet';
+import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+
+/**
+ * helmet on the module's own routes (the module applies it to its controllers only; the host
+ * decides for its pages). The module's pages have one inline <style>, no script, no image from
+ * elsewhere, and forms that POST to this site, so the policy allows exactly that.
+ */
+@Injectable()
+export class DiscourseConnectSecurityHeadersMiddleware implements NestMiddleware {
+  private readonly handler: ReturnType<typeof helmet>;
+
+  constructor(settings: DiscourseConnectSettings) {
+    this.handler = helmet({
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          'default-src': ["'none'"],
+          'style-src': ["'unsafe-inline'"],
+          'img-src': ["'self'", 'data:'],
+          'form-action': ["'self'"],
+          'frame-ancestors': ["'none'"],
+          'base-uri': ["'none'"],
+          ...(settings.secureCookies ? { 'upgrade-insecure-requests': [] } : {}),
+        },
+      },
+      referrerPolicy: { policy: 'no-referrer' },
+      // HSTS only means something over https; on http (sandbox, tests) it is left out.
+      strictTransportSecurity: settings.secureCookies ? { maxAge: 31_536_000, includeSubDomains: false } : false,
+      xFrameOptions: { action: 'deny' },
+    });
+  }
+
+  use(req: Request, res: Response, next: NextFunction): void {
+    this.handler(req, res, next);
+  }
+}

@@ -1,0 +1,175 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
+import {
+  DynamicModule,
+  Inject,
+  Injectable,
+  LoggerService,
+  MiddlewareConsumer,
+  Module,
+  NestMiddleware,
+  NestModule,
+} from '@nestjs/common';
+import type { NextFunction, Request, Response } from 'express';
+import pino, { type DestinationStream, type Logger as Pino } from 'pino';
+
+/**
+ * Structured JSON logs: one pino logger for the whole app, a Nest `LoggerService` over it (so every
+ * `new Logger(...)` in the app and in the module writes JSON), and a middleware that gives each
+ * request an id, carries it to every line logged while handling the request, and writes one
+ * access line when the response is sent.
+ */
+
+/** What pino must never write: by path, so it holds for every line whatever its message. */
+export const REDACTED_PATHS = [
+  'req.headers.cookie',
+  'req.headers.authorization',
+  'req.headers.referer',
+  'req.headers["api-key"]',
+  'req.headers["x-discourse-event-signature"]',
+  'req.query.sso',
+  'req.query.sig',
+  'req.query.code',
+  'req.query.state',
+  'req.body',
+  'res.headers["set-cookie"]',
+  'res.headers.location',
+  '*.secret',
+  '*.clientSecret',
+  '*.client_secret',
+  '*.apiKey',
+  '*.password',
+  '*.token',
+  '*.access_token',
+  '*.refresh_token',
+];
+
+/** Query parameters that carry signed payloads, signatures, codes or state: scrubbed from messages too. */
+const SECRET_PARAMS = /\b(sso|sig|code|state|code_verifier|code_challenge|access_token|refresh_token)=[^&\s"']+/g;
+
+/** Redacts secret-bearing query parameters from free text (a last line of defence for messages). */
+export function scrubMessage(text: string): string {
+  return text.replace(SECRET_PARAMS, '$1=[Redacted]');
+}
+
+export function createJsonLogger(options: { destination?: DestinationStream; level?: string } = {}): Pino {
+  return pino(
+    {
+      level: options.level ?? process.env.LOG_LEVEL ?? 'info',
+      base: undefined,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: REDACTED_PATHS, censor: '[Redacted]' },
+      serializers: { err: pino.stdSerializers.err },
+    },
+    options.destination ?? pino.destination({ fd: 1, sync: false }),
+  );
+}
+
+const requestContext = new AsyncLocalStorage<{ reqId: string }>();
+
+/** The id of the request being handled, if any. */
+export function currentRequestId(): string | undefined {
+  return requestContext.getStore()?.reqId;
+}
+
+/** Nest's LoggerService over pino; each line gets the context name and the current request id. */
+export class JsonLogger implements LoggerService {
+  constructor(readonly pino: Pino) {}
+
+  log(message: unknown, ...rest: unknown[]): void {
+    this.write('info', message, rest);
+  }
+  error(message: unknown, ...rest: unknown[]): void {
+    // Nest's error(message, stack?, context?)
+    this.write('error', message, rest, true);
+  }
+  warn(message: unknown, ...rest: unknown[]): void {
+    this.write('warn', message, rest);
+  }
+  debug(message: unknown, ...rest: unknown[]): void {
+    this.write('debug', message, rest);
+  }
+  verbose(message: unknown, ...rest: unknown[]): void {
+    this.write('trace', message, rest);
+  }
+  fatal(message: unknown, ...rest: unknown[]): void {
+    this.write('fatal', message, rest, true);
+  }
+
+  private write(level: pino.Level, message: unknown, rest: unknown[], withStack = false): void {
+    const params = [...rest];
+    const context = params.length > 0 && typeof params[params.length - 1] === 'string' ? (params.pop() as string) : undefined;
+    const fields: Record<string, unknown> = {};
+    if (context) fields.context = context;
+    const reqId = currentRequestId();
+    if (reqId) fields.reqId = reqId;
+    if (withStack && typeof params[0] === 'string' && params[0].includes('\n    at ')) fields.stack = scrubMessage(params[0]);
+    if (message instanceof Error) {
+      this.pino[level]({ ...fields, err: message }, scrubMessage(message.message));
+    } else if (message !== null && typeof message === 'object') {
+      const { msg, message: text, ...data } = message as Record<string, unknown>;
+      this.pino[level]({ ...data, ...fields }, scrubMessage(String(msg ?? text ?? '')));
+    } else {
+      this.pino[level](fields, scrubMessage(String(message)));
+    }
+  }
+}
+
+const PINO = Symbol('JSON_LOGGER_PINO');
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/**
+ * Gives each request an id (a well-formed incoming `X-Request-Id` is kept, otherwise a new UUID),
+ * sends it back in `X-Request-Id`, and writes one access line per response. Query parameters and
+ * headers go through the redaction paths above; the path never carries a query string.
+ */
+@Injectable()
+export class RequestIdMiddleware implements NestMiddleware {
+  constructor(@Inject(PINO) private readonly log: Pino) {}
+
+  use(req: Request, res: Response, next: NextFunction): void {
+    const incoming = req.headers['x-request-id'];
+    const reqId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    (req as Request & { id?: string }).id = reqId;
+    res.setHeader('X-Request-Id', reqId);
+    const started = process.hrtime.bigint();
+    res.once('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      this.log.info(
+        {
+          reqId,
+          req: {
+            method: req.method,
+            path: (req.originalUrl ?? req.url).split('?')[0],
+            query: { ...(req.query as Record<string, unknown>) },
+            headers: { ...req.headers },
+            ip: req.ip,
+          },
+          res: { statusCode: res.statusCode, headers: { ...res.getHeaders() } },
+          responseTimeMs: Math.round(ms * 10) / 10,
+        },
+        'request completed',
+      );
+    });
+    requestContext.run({ reqId }, next);
+  }
+}
+
+/**
+ * Installs the request-id middleware on every route. Import it in the root module; the
+ * `JsonLogger` itself is given to Nest (`NestFactory.create(..., { logger })` or `app.useLogger`).
+ */
+@Module({})
+export class JsonLoggingModule implements NestModule {
+  static forRoot(log: Pino): DynamicModule {
+    return {
+      module: JsonLoggingModule,
+      providers: [{ provide: PINO, useValue: log }, RequestIdMiddleware],
+    };
+  }
+
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(RequestIdMiddleware).forRoutes('{*path}');
+  }
+}

@@ -1,0 +1,191 @@
+import { createHmac } from 'node:crypto';
+import type { DiscourseConnectModuleOptions } from '../../libs/discourse-connect/src';
+import { DISCORD_FIXTURES } from '../../libs/simulators/src';
+import { createJsonLogger, JsonLogger, JsonLoggingModule } from '../../src/logging';
+import { TestBrowser, type Page } from '../support/browser';
+import { FORUM_SECRET, SESSION_SECRET, startHarness, type Harness } from '../support/harness';
+
+const API_KEY = 'log-scan-admin-api-key-0123456789';
+const WEBHOOK_SECRET = 'log-scan-webhook-secret-0123';
+const CLIENT_SECRET = 'sandbox-client-secret';
+
+async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 8000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/**
+ * The whole flow with the JSON logger writing to a captured stream: every line must be JSON,
+ * none may contain a secret, token, signature, payload or cookie seen in the flow, and each
+ * failure must leave one line for the operator with its reason and the request id.
+ */
+describe('structured logs', () => {
+  const lines: string[] = [];
+  const log = createJsonLogger({ destination: { write: (chunk: string) => void lines.push(...chunk.split('\n').filter(Boolean)) } });
+  let h: Harness;
+  /** Every sensitive value the flow handled. */
+  const seen = new Set<string>();
+  const issuedTokens: string[] = [];
+
+  const remember = (value: string | undefined | null) => {
+    if (value && value.length >= 6) {
+      seen.add(value);
+      try {
+        seen.add(decodeURIComponent(value));
+      } catch {
+        /* not encoded */
+      }
+    }
+  };
+  /** sso, sig, code and state values in the URLs a browser went through. */
+  const rememberHops = (page: Page) => {
+    for (const hop of page.hops) {
+      for (const url of [hop.url, hop.location]) {
+        if (!url) continue;
+        const params = new URL(url, 'http://x').searchParams;
+        for (const name of ['sso', 'sig', 'code', 'state', 'code_challenge']) remember(params.get(name));
+      }
+    }
+  };
+  const rememberCookies = (browser: TestBrowser) => {
+    for (const jar of browser.cookies.values()) {
+      for (const value of jar.values()) {
+        remember(value);
+        // express-session's "s:<id>.<signature>": neither part may appear either.
+        const m = /^s:([^.]+)\.(.+)$/.exec(decodeURIComponent(value));
+        if (m) {
+          remember(m[1]);
+          remember(m[2]);
+        }
+      }
+    }
+  };
+
+  beforeAll(async () => {
+    h = await startHarness('forRoot', {
+      logger: new JsonLogger(log),
+      imports: [JsonLoggingModule.forRoot(log)],
+      forumOptions: { apiKey: API_KEY, apiRateLimitPerMinute: 0, authOverridesName: true },
+      moduleOptions: (o: DiscourseConnectModuleOptions) => ({
+        ...o,
+        forums: o.forums.map((f) => ({ ...f, api: { key: API_KEY, timeoutMs: 2000 }, webhookSecret: WEBHOOK_SECRET })),
+        sync: { ratePerMinute: 6000, pollIntervalMs: 50, backoffBaseMs: 100, backoffMaxMs: 400 },
+      }),
+    });
+    const tokens = (h.discord as unknown as { accessTokens: Map<string, unknown> }).accessTokens;
+    const set = tokens.set.bind(tokens);
+    tokens.set = (key: string, value: unknown) => {
+      issuedTokens.push(key);
+      return set(key, value);
+    };
+  });
+  afterAll(async () => h?.close());
+
+  const byRequest = (reqId: string) =>
+    lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((entry) => entry.reqId === reqId);
+  /** The operator's lines about a failed request: what the module logged, not the access line. */
+  const failureLines = (reqId: string) => byRequest(reqId).filter((e) => e.msg !== 'request completed');
+
+  it('runs the whole flow and writes no secret, token, signature, payload or cookie', async () => {
+    const { migrated, legacy } = DISCORD_FIXTURES;
+
+    // 1. Sign-in through the forum (SSO round trip, Discord OAuth, session cookie).
+    h.discord.knobs.autoApproveAs = migrated.id;
+    const member = new TestBrowser();
+    const signedIn = await member.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+    expect(signedIn.status).toBe(200);
+    expect(h.forum.findByExternalId(migrated.id)).toBeDefined();
+    rememberHops(signedIn);
+    rememberCookies(member);
+
+    // 2. Bad signature.
+    const sso = Buffer.from(`nonce=abcdef0123456789&return_sso_url=${encodeURIComponent(`${h.forumUrl}/session/sso_login`)}`).toString('base64');
+    const badSig = createHmac('sha256', 'not-the-forum-secret').update(sso).digest('hex');
+    remember(sso);
+    remember(badSig);
+    const forged = await fetch(`${h.appUrl}/discourse/sso?sso=${encodeURIComponent(sso)}&sig=${badSig}`, {
+      headers: { 'x-request-id': 'req-bad-signature', accept: 'text/html' },
+      redirect: 'manual',
+    });
+    expect(forged.status).toBe(403);
+    expect(forged.headers.get('x-request-id')).toBe('req-bad-signature');
+    expect(await forged.text()).toContain('does not match');
+
+    // 3. Unknown forum.
+    const unknown = await fetch(`${h.appUrl}/discourse/forum?forum=nowhere`, {
+      headers: { 'x-request-id': 'req-unknown-forum' },
+      redirect: 'manual',
+    });
+    expect(unknown.status).toBe(400);
+
+    // 4. Discord denied.
+    h.discord.knobs.deny = true;
+    const denied = new TestBrowser();
+    const deniedPage = await denied.visit(`${h.appUrl}/auth/discord`);
+    h.discord.knobs.deny = false;
+    expect(deniedPage.status).toBe(403);
+    expect(deniedPage.body).toContain('You cancelled signing in with Discord');
+    const deniedId = deniedPage.headers.get('x-request-id')!;
+    expect(deniedId).toMatch(/^[0-9a-f-]{36}$/);
+    rememberHops(deniedPage);
+    rememberCookies(denied);
+
+    // 5. A profile change synced through the admin API, a signed webhook, then sign-out (API log-out).
+    h.forum.webhooks = { url: `${h.appUrl}/discourse/webhooks`, secret: WEBHOOK_SECRET };
+    h.discord.knobs.autoApproveAs = legacy.id;
+    const other = new TestBrowser();
+    rememberHops(await other.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`));
+    h.discord.updateUser(legacy.id, { global_name: 'Renamed For Sync' });
+    const again = await other.visit(`${h.appUrl}/auth/discord`);
+    rememberHops(again);
+    rememberCookies(other);
+    await waitFor(() => h.forum.stats.syncSsoCalls >= 1, 'a sync_sso call');
+    await h.forum.flushWebhooks();
+    expect(h.forum.stats.webhookDeliveries.some((d) => d.status === 200)).toBe(true);
+    const out = await member.request(`${h.appUrl}/auth/logout`, {
+      method: 'POST',
+      headers: { origin: h.appUrl, 'sec-fetch-site': 'same-origin' },
+    });
+    expect(out.status).toBe(303);
+    await waitFor(() => h.forum.stats.apiLogOuts >= 1, 'the forum log-out');
+    h.forum.webhooks = undefined;
+
+    expect(issuedTokens.length).toBeGreaterThan(0);
+    for (const token of issuedTokens) remember(token);
+    for (const secret of [FORUM_SECRET, SESSION_SECRET, API_KEY, WEBHOOK_SECRET, CLIENT_SECRET]) remember(secret);
+
+    // Every line is JSON; none carries a sensitive value.
+    expect(lines.length).toBeGreaterThan(20);
+    for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
+    expect(seen.size).toBeGreaterThan(15);
+    const leaks = [...seen].flatMap((value) => lines.filter((l) => l.includes(value)).map((l) => ({ value, line: l })));
+    expect(leaks).toEqual([]);
+
+    // The access lines exist, with the redacted fields marked.
+    const access = lines.map((l) => JSON.parse(l)).filter((e) => e.msg === 'request completed');
+    expect(access.length).toBeGreaterThan(10);
+    expect(access.some((e) => e.req?.headers?.cookie === '[Redacted]')).toBe(true);
+    expect(access.some((e) => e.req?.query?.sig === '[Redacted]' && e.req?.query?.sso === '[Redacted]')).toBe(true);
+    expect(access.some((e) => e.req?.query?.code === '[Redacted]' && e.req?.query?.state === '[Redacted]')).toBe(true);
+    expect(access.some((e) => e.res?.headers?.['set-cookie'] === '[Redacted]')).toBe(true);
+    expect(access.some((e) => e.res?.headers?.location === '[Redacted]')).toBe(true);
+    for (const e of access) expect(e.req.path).not.toContain('?');
+
+    // Each failure: exactly one operator line, with the reason and the request id.
+    for (const [reqId, reason, words] of [
+      ['req-bad-signature', 'bad_signature', /signature .* does not match/],
+      ['req-unknown-forum', 'unknown_forum', /no forum by that name/],
+      [deniedId, 'discord_access_denied', /cancelled signing in with Discord/],
+    ] as const) {
+      const found = failureLines(reqId);
+      expect(found).toHaveLength(1);
+      expect(found[0]).toMatchObject({ level: 'warn', reqId, context: 'DiscourseConnect' });
+      expect(found[0].msg).toContain(reason);
+      expect(found[0].msg).toMatch(words);
+      expect(byRequest(reqId).filter((e) => e.msg === 'request completed')).toHaveLength(1);
+    }
+  });
+});
