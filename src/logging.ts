@@ -117,6 +117,12 @@ export class JsonLogger implements LoggerService {
 }
 
 const PINO = Symbol('JSON_LOGGER_PINO');
+/** Response headers worth an access line (the security headers are the same on every response). */
+const RESPONSE_HEADERS = ['content-type', 'location', 'set-cookie', 'retry-after'];
+
+function pickHeaders(headers: Record<string, unknown>, names: string[]): Record<string, unknown> {
+  return Object.fromEntries(names.filter((n) => headers[n] !== undefined).map((n) => [n, headers[n]]));
+}
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
 /**
@@ -146,7 +152,7 @@ export class RequestIdMiddleware implements NestMiddleware {
             headers: { ...req.headers },
             ip: req.ip,
           },
-          res: { statusCode: res.statusCode, headers: { ...res.getHeaders() } },
+          res: { statusCode: res.statusCode, headers: pickHeaders(res.getHeaders(), RESPONSE_HEADERS) },
           responseTimeMs: Math.round(ms * 10) / 10,
         },
         'request completed',
