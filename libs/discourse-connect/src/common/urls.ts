@@ -4,7 +4,8 @@
  */
 
 // eslint-disable-next-line no-control-regex
-const UNSAFE_CHARS = /[\u0000-\u001f\u007f\\]/;
+// U+FFFD is what invalid UTF-8 in the query decodes to: the request was damaged or forged.
+const UNSAFE_CHARS = /[\u0000-\u001f\u007f\\\ufffd]/;
 
 /**
  * A path on this app: starts with one `/`, no scheme, no `//` (scheme-relative), no backslash,

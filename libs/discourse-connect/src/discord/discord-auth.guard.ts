@@ -109,7 +109,9 @@ export class DiscordCallbackGuard extends DiscordPassportGuard {
     const req = context.switchToHttp().getRequest<SessionRequest & { discourseConnectReturnTo?: string }>();
     if (!req.session) throw new Error('DiscourseConnect needs session middleware before its routes');
     const { code, error } = req.query as Record<string, unknown>;
-    if (typeof code !== 'string' && typeof error !== 'string') {
+    // An empty code must not fall through to passport, which would start a new authorization.
+    const given = (v: unknown) => typeof v === 'string' && v !== '';
+    if (!given(code) && !given(error)) {
       throw new BadSsoRequestException(
         'This address is only for Discord to send you back after signing in. Start from the sign-in button instead.',
         'callback_without_code',

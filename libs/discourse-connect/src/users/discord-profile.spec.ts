@@ -105,12 +105,16 @@ describe('pickDiscordMetadata', () => {
 
   it('keeps a snowflake above 2^53 exact (as a string)', () => {
     expect(pickDiscordMetadata(rawUser({ id: '1234567890123456789' })).id).toBe('1234567890123456789');
+    expect(pickDiscordMetadata(rawUser({ id: '18446744073709551615' })).id).toBe('18446744073709551615');
   });
 
   it.each([
     ['a numeric id', { id: 1234 }],
     ['a non-digit id', { id: '12a' }],
     ['an empty id', { id: '' }],
+    ['an id with a leading zero (a second identity for the same number)', { id: '0293847561029384756' }],
+    ['an id with whitespace', { id: ' 293847561029384756' }],
+    ['an id above 2^64 - 1', { id: '18446744073709551616' }],
     ['no username', { username: undefined }],
     ['an empty username', { username: '' }],
   ])('refuses %s', (_name, over) => {

@@ -20,7 +20,14 @@ export interface DiscordMetadata {
   roles?: string[] | null;
 }
 
-const SNOWFLAKE = /^[0-9]{1,20}$/;
+/**
+ * A snowflake in canonical decimal form: no sign, no whitespace, no leading zero, at most 2^64 - 1.
+ * `0123` or `123 ` would be a second identity for the same account wherever ids are compared as
+ * numbers, so they are refused rather than normalised.
+ */
+const SNOWFLAKE = /^(?:0|[1-9][0-9]{0,19})$/;
+const MAX_SNOWFLAKE = (1n << 64n) - 1n;
+const isSnowflake = (id: unknown): id is string => typeof id === 'string' && SNOWFLAKE.test(id) && BigInt(id) <= MAX_SNOWFLAKE;
 
 /**
  * Picks the whitelisted fields out of a Discord `/users/@me` answer. Never pass the passport profile
@@ -30,7 +37,7 @@ const SNOWFLAKE = /^[0-9]{1,20}$/;
  */
 export function pickDiscordMetadata(raw: Record<string, unknown>): DiscordMetadata {
   const id = raw.id;
-  if (typeof id !== 'string' || !SNOWFLAKE.test(id)) throw new Error('Discord returned a user without a valid id');
+  if (!isSnowflake(id)) throw new Error('Discord returned a user without a valid id');
   if (typeof raw.username !== 'string' || !raw.username) throw new Error('Discord returned a user without a username');
   const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
   return {

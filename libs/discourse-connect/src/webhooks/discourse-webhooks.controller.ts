@@ -15,6 +15,16 @@ import { DiscourseConnectWebhookEventEntity } from './webhook-event.entity';
 const SIGNATURE = /^sha256=([0-9a-f]{64})$/;
 const USER_EVENTS = new Set(['user_created', 'user_updated']);
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const isUtf8 = (bytes: Buffer): boolean => {
+  try {
+    utf8.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 const refuse = (status: HttpStatus, message: string, reason: string) =>
   new DiscourseConnectHttpException(status, 'Webhook refused', message, reason);
 
@@ -62,27 +72,31 @@ export class DiscourseWebhooksController {
     if (!eventId || !/^[0-9]{1,20}$/.test(eventId) || !event || !/^[a-z_]{1,64}$/.test(event)) {
       throw refuse(HttpStatus.BAD_REQUEST, 'The webhook has no valid event name or id.', 'webhook_bad_headers');
     }
+    if (!isUtf8(req.rawBody)) {
+      throw refuse(HttpStatus.BAD_REQUEST, 'The webhook body is not valid UTF-8.', 'webhook_invalid_utf8');
+    }
     if (event === 'ping') return { status: 'pong' };
 
+    // The body is checked before the delivery is recorded, so a refused one leaves nothing behind.
+    const user = (req.body as { user?: { id?: unknown; username?: unknown; external_id?: unknown } })?.user;
+    if (USER_EVENTS.has(event) && (!user || typeof user.id !== 'number' || typeof user.username !== 'string')) {
+      throw refuse(HttpStatus.UNPROCESSABLE_ENTITY, 'The webhook has no user in its body.', 'webhook_without_user');
+    }
     try {
       await this.deliveries.insert({ forum: forum.name, eventId, event, receivedAt: Date.now() });
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
       throw refuse(HttpStatus.CONFLICT, 'This webhook delivery was already received.', 'webhook_replay');
     }
-    if (!USER_EVENTS.has(event)) return { status: 'ignored' };
-
-    const user = (req.body as { user?: { id?: unknown; username?: unknown; external_id?: unknown } })?.user;
-    if (!user || typeof user.id !== 'number' || typeof user.username !== 'string') {
-      throw refuse(HttpStatus.UNPROCESSABLE_ENTITY, 'The webhook has no user in its body.', 'webhook_without_user');
-    }
+    if (!USER_EVENTS.has(event) || !user) return { status: 'ignored' };
+    const { id, username } = user as { id: number; username: string };
     const discordId = typeof user.external_id === 'string' && /^[0-9]{1,20}$/.test(user.external_id) ? user.external_id : null;
-    if (discordId) await this.users.linkForumAccount(discordId, { id: user.id, username: user.username });
+    if (discordId) await this.users.linkForumAccount(discordId, { id, username });
     const payload: ForumUserChangedEvent = {
       event: event as ForumUserChangedEvent['event'],
       forum: forum.name,
-      forumUserId: user.id,
-      forumUsername: user.username,
+      forumUserId: id,
+      forumUsername: username,
       discordId,
     };
     this.actions.emit(DiscourseConnectEvents.ForumUserChanged, payload);

@@ -1,0 +1,89 @@
+import { DataSource } from 'typeorm';
+import type { DiscourseConnectModuleOptions } from '../../libs/discourse-connect/src';
+import { startHarness, type Harness } from '../support/harness';
+
+/**
+ * Shared by the adversarial suite: an app with the forum's admin API and webhooks configured (so a
+ * wrongful write would also show up as a sync job or an admin API call), and a snapshot of
+ * everything an attack could have written locally or sent to the forum.
+ */
+
+export const API_KEY = 'adversarial-admin-api-key-0123456789';
+export const WEBHOOK_SECRET = 'adversarial-webhook-secret-0123';
+
+export async function startAdversarialHarness(): Promise<Harness> {
+  return startHarness('forRoot', {
+    forumOptions: { apiKey: API_KEY, apiRateLimitPerMinute: 0, authOverridesEmail: true, authOverridesName: true },
+    moduleOptions: (o: DiscourseConnectModuleOptions): DiscourseConnectModuleOptions => ({
+      ...o,
+      forums: o.forums.map((f) => ({ ...f, api: { key: API_KEY, timeoutMs: 2000 }, webhookSecret: WEBHOOK_SECRET })),
+      sync: { ratePerMinute: 6000, pollIntervalMs: 50, backoffBaseMs: 100, backoffMaxMs: 400 },
+    }),
+  });
+}
+
+export interface Snapshot {
+  users: unknown[];
+  jobs: unknown[];
+  webhookEvents: number;
+  sessions: number;
+  forum: { ssoLogins: number; ssoErrors: number; syncSsoCalls: number; apiRequests: number; apiLogOuts: number; users: string };
+}
+
+const db = (h: Harness) => h.app.get(DataSource);
+
+/** Everything an attack could change: local rows, queued jobs, and what the forum received. */
+export async function snapshot(h: Harness): Promise<Snapshot> {
+  const [users, jobs, [{ n: webhookEvents }], [{ n: sessions }]] = await Promise.all([
+    db(h).query('SELECT * FROM discourse_connect_users ORDER BY discord_id'),
+    db(h).query('SELECT * FROM discourse_connect_sync_jobs ORDER BY id'),
+    db(h).query('SELECT COUNT(*) AS n FROM discourse_connect_webhook_events'),
+    db(h).query('SELECT COUNT(*) AS n FROM discourse_connect_sessions'),
+  ]);
+  const s = h.forum.stats;
+  return {
+    users,
+    jobs,
+    webhookEvents: Number(webhookEvents),
+    sessions: Number(sessions),
+    forum: {
+      ssoLogins: s.ssoLogins,
+      ssoErrors: s.ssoErrors,
+      syncSsoCalls: s.syncSsoCalls,
+      apiRequests: s.apiRequests,
+      apiLogOuts: s.apiLogOuts,
+      users: JSON.stringify(h.forum.users),
+    },
+  };
+}
+
+/**
+ * Nothing was written locally (users, sync jobs, webhook deliveries) and nothing was sent to the
+ * forum (no sign-in, no admin API call). Sessions may be created by a refused request (an
+ * anonymous visitor gets one when sign-in starts), so they are compared only when asked.
+ */
+export async function expectNothingWritten(h: Harness, before: Snapshot, opts: { sessions?: boolean } = {}): Promise<void> {
+  // Give a wrongly queued job the chance to reach the forum before looking.
+  await new Promise((r) => setTimeout(r, 20));
+  const after = await snapshot(h);
+  expect(after.users).toEqual(before.users);
+  expect(after.jobs).toEqual(before.jobs);
+  expect(after.webhookEvents).toBe(before.webhookEvents);
+  expect(after.forum).toEqual(before.forum);
+  if (opts.sessions) expect(after.sessions).toBe(before.sessions);
+}
+
+/** A readable error page or JSON body: no stack trace, no secret, no source path. */
+export function expectCleanErrorBody(body: string): void {
+  expect(body).not.toMatch(/\bat \S+ \(|\.ts:\d+|node_modules|Error: /);
+  expect(body).not.toContain(WEBHOOK_SECRET);
+  expect(body).not.toContain(API_KEY);
+}
+
+export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 8000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

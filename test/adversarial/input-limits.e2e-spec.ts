@@ -1,0 +1,165 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { DISCORD_FIXTURES } from '../../libs/simulators/src';
+import { TestBrowser } from '../support/browser';
+import { FORUM_SECRET, type Harness } from '../support/harness';
+import { expectCleanErrorBody, expectNothingWritten, snapshot, startAdversarialHarness, WEBHOOK_SECRET } from './adversarial-support';
+
+/**
+ * Input size and shape: oversized queries and bodies, heavily repeated parameters, invalid UTF-8 and
+ * NUL bytes. Every one gets a 4xx (never a 5xx, never a redirect), memory stays bounded and the
+ * process keeps answering. A 100 KB `sso` and the 5 KB limit are in test/sso-bad-input.e2e-spec.ts.
+ */
+
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+const hmac = (s: string, secret = FORUM_SECRET) => createHmac('sha256', secret).update(s).digest('hex');
+
+describe('adversarial: input size and shape', () => {
+  let h: Harness;
+  const anonymous = new TestBrowser();
+  const signedIn = new TestBrowser();
+
+  beforeAll(async () => {
+    h = await startAdversarialHarness();
+    h.discord.knobs.autoApproveAs = DISCORD_FIXTURES.migrated.id;
+    await signedIn.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+  });
+  afterAll(async () => h?.close());
+
+  const validSso = () =>
+    b64(new URLSearchParams({ nonce: randomBytes(16).toString('hex'), return_sso_url: `${h.forumUrl}/session/sso_login` }).toString());
+
+  const health = async () => (await fetch(`${h.appUrl}/health`)).status;
+
+  async function expect4xx(res: Response, opts: { status?: number | number[] } = {}): Promise<string> {
+    const text = await res.text();
+    if (opts.status !== undefined) expect([opts.status].flat()).toContain(res.status);
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(500);
+    expect(res.headers.get('location')).toBeNull();
+    expectCleanErrorBody(text);
+    return text;
+  }
+
+  describe.each([
+    ['anonymous', () => anonymous],
+    ['signed-in', () => signedIn],
+  ] as const)('%s browser', (_who, browser) => {
+    it.each<[string, () => string, number | number[]]>([
+      ['a 1 MB query string', () => `/discourse/sso?sso=${'A'.repeat(1_000_000)}&sig=${'0'.repeat(64)}`, [414, 431]],
+      ['a 60 KB query string under the header limit', () => `/discourse/sso?sso=${'A'.repeat(60_000)}&sig=${'0'.repeat(64)}`, [400, 414, 431]],
+      ['sso repeated 5,000 times', () => `/discourse/sso?${'sso=AAAA&'.repeat(5000)}sig=${'0'.repeat(64)}`, [400, 414, 431]],
+      ['sso and sig repeated 900 times each, validly signed', () => {
+        const sso = encodeURIComponent(validSso());
+        return `/discourse/sso?${`sso=${sso}&sig=${hmac(decodeURIComponent(sso))}&`.repeat(900)}`;
+      }, [400, 414, 431]],
+      ['2,000 unrelated parameters before a valid pair', () => {
+        const sso = validSso();
+        return `/discourse/sso?${'x=1&'.repeat(2000)}sso=${encodeURIComponent(sso)}&sig=${hmac(sso)}`;
+      }, [400, 414, 431]],
+      ['a deeply nested bracket key', () => `/discourse/sso?${'sso' + '[a]'.repeat(500)}=AAAA&sig=${'0'.repeat(64)}`, 400],
+      ['invalid UTF-8 in sso', () => `/discourse/sso?sso=%FF%FE%C0%AF&sig=${hmac('\uFFFD')}`, 400],
+      ['invalid UTF-8 in sig', () => `/discourse/sso?sso=${encodeURIComponent(validSso())}&sig=%FF${'0'.repeat(63)}`, 400],
+      ['an overlong UTF-8 slash in sso', () => `/discourse/sso?sso=%C0%AF&sig=${'0'.repeat(64)}`, 400],
+      ['a NUL byte in sso', () => {
+        const sso = `${validSso()}\u0000`;
+        return `/discourse/sso?sso=${encodeURIComponent(sso)}&sig=${hmac(sso)}`;
+      }, 400],
+      ['a NUL byte in sig', () => `/discourse/sso?sso=${encodeURIComponent(validSso())}&sig=%00${'0'.repeat(63)}`, 400],
+      ['invalid UTF-8 in returnTo', () => '/auth/discord?returnTo=%2F%FF%FE', 400],
+      ['a NUL byte in returnTo', () => '/auth/discord?returnTo=%2Fa%00b', 400],
+      ['invalid UTF-8 in return_path', () => '/discourse/forum?return_path=%2Ft%2F%C3%28', 400],
+      ['a NUL byte in return_path', () => '/discourse/forum?return_path=%2Ft%00', 400],
+      ['a 10 KB returnTo', () => `/auth/discord?returnTo=%2F${'a'.repeat(10_000)}`, 400],
+      ['a 10 KB return_path', () => `/discourse/forum?return_path=%2F${'a'.repeat(10_000)}`, 400],
+      ['returnTo repeated 3,000 times', () => `/auth/discord?${'returnTo=%2F&'.repeat(3000)}`, [400, 431]],
+      ['invalid UTF-8 in the callback code and state', () => '/auth/discord/callback?code=%FF&state=%FE', 403],
+      ['a NUL byte in the callback code', () => '/auth/discord/callback?code=a%00b&state=x', 403],
+      ['an empty code on the callback (must not start a new authorization)', () => '/auth/discord/callback?code=&state=x', 400],
+      ['an empty error on the callback', () => '/auth/discord/callback?error=', 400],
+      ['code repeated on the callback', () => '/auth/discord/callback?code=a&code=b&state=x', [400, 403]],
+    ])('%s → 4xx, nothing written or sent', async (_n, path, status) => {
+      const before = await snapshot(h);
+      const authorizeBefore = h.discord.stats.authorizeRequests;
+      const tokensBefore = h.discord.stats.tokenExchanges;
+      const res = await browser().request(`${h.appUrl}${path()}`);
+      await expect4xx(res, { status });
+      await expectNothingWritten(h, before);
+      expect(h.discord.stats.authorizeRequests).toBe(authorizeBefore);
+      expect(h.discord.stats.tokenExchanges).toBe(tokensBefore);
+      expect(await health()).toBe(200);
+    });
+  });
+
+  describe('bodies', () => {
+    const sign = (raw: string | Buffer) => `sha256=${createHmac('sha256', WEBHOOK_SECRET).update(raw).digest('hex')}`;
+    const webhook = (raw: string | Buffer, contentType = 'application/json') =>
+      fetch(`${h.appUrl}/discourse/webhooks`, {
+        method: 'POST',
+        headers: {
+          'content-type': contentType,
+          'x-discourse-instance': h.forum.baseUrl,
+          'x-discourse-event': 'user_updated',
+          'x-discourse-event-id': String(Date.now()),
+          'x-discourse-event-signature': sign(raw),
+        },
+        body: raw,
+      });
+
+    it.each<[string, () => string | Buffer, string | undefined, number | number[]]>([
+      ['a 5 MB validly signed JSON body', () => JSON.stringify({ user: { id: 1, username: 'x', bio: 'x'.repeat(5_000_000) } }), undefined, 413],
+      ['JSON nested 50,000 levels deep', () => `${'['.repeat(50_000)}${']'.repeat(50_000)}`, undefined, [400, 413, 422]],
+      ['invalid UTF-8 in a validly signed JSON body', () => Buffer.concat([Buffer.from('{"user":{"id":1,"username":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}}')]), undefined, [400, 422]],
+      ['a NUL byte in a validly signed JSON body', () => '{"user":{"id":1,"username":"a\u0000b"}}\u0000', undefined, [400, 422]],
+      ['JSON that is not an object', () => '"just a string"', undefined, [400, 422]],
+      ['JSON with __proto__ keys', () => '{"__proto__":{"user":{"id":1,"username":"x"}},"constructor":{"prototype":{"polluted":true}}}', undefined, 422],
+      ['a form body with 5,000 repeated keys', () => 'user=1&'.repeat(5000), 'application/x-www-form-urlencoded', [400, 413, 415, 422]],
+    ])('a webhook with %s → 4xx, the process stays up', async (_n, raw, contentType, status) => {
+      const before = await snapshot(h);
+      const res = await webhook(raw(), contentType);
+      await expect4xx(res, { status });
+      await expectNothingWritten(h, before, { sessions: true });
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+      expect(await health()).toBe(200);
+    });
+
+    it('a 5 MB form body on sign-out → 4xx, still signed in', async () => {
+      const before = await snapshot(h);
+      const res = await signedIn.request(`${h.appUrl}/auth/logout`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: h.appUrl },
+        body: `a=${'x'.repeat(5_000_000)}`,
+      });
+      await expect4xx(res, { status: 413 });
+      await expectNothingWritten(h, before, { sessions: true });
+      expect((await signedIn.request(`${h.appUrl}/discourse/forum`)).headers.get('location')).toContain('/session/sso?');
+    });
+  });
+
+  it('memory stays bounded under a burst of large refused requests, and the app keeps answering', async () => {
+    const rssBefore = process.memoryUsage().rss;
+    const big = 'A'.repeat(12_000);
+    for (let round = 0; round < 10; round++) {
+      await Promise.all(
+        Array.from({ length: 20 }, async (_, i) => {
+          const res =
+            i % 2 === 0
+              ? await fetch(`${h.appUrl}/discourse/sso?sso=${big}&sig=${'0'.repeat(64)}`)
+              : await fetch(`${h.appUrl}/discourse/webhooks`, {
+                  method: 'POST',
+                  headers: { 'content-type': 'application/json', 'x-discourse-event-signature': `sha256=${'0'.repeat(64)}` },
+                  body: JSON.stringify({ pad: 'x'.repeat(90_000) }),
+                });
+          await res.arrayBuffer();
+          expect(res.status).toBeGreaterThanOrEqual(400);
+          expect(res.status).toBeLessThan(500);
+        }),
+      );
+    }
+    // 200 requests of up to 90 KB each: the process (app, simulators and test together) grows far
+    // less than it would if bodies or queries were kept.
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(150 * 1024 * 1024);
+    expect(await health()).toBe(200);
+    const sso = validSso();
+    expect((await anonymous.request(`${h.appUrl}/discourse/sso?sso=${encodeURIComponent(sso)}&sig=${hmac(sso)}`)).status).toBe(302);
+  });
+});
