@@ -128,7 +128,7 @@ describe('adversarial: account takeover', () => {
     const { page } = await signInOnForum(id);
     expect(page.status).toBe(502);
     expect(page.headers.get('content-type')).toMatch(/^text\/html/);
-    expect(page.body).toContain('Discord is unavailable');
+    expect(page.body).toContain('Discord sent an unusable answer');
     expect(page.hops.map((hop) => new URL(hop.url).pathname)).not.toContain('/session/sso_login');
     expectCleanErrorBody(page.body);
     await expectNothingWritten(h, before);

@@ -197,6 +197,13 @@ function toSignInException(err: unknown): DiscourseConnectHttpException {
   }
   if (err instanceof Error && err.message.startsWith('Discord returned a user')) {
     logger.warn(err.message);
+    return new DiscordSignInException(
+      HttpStatus.BAD_GATEWAY,
+      'Discord sent an unusable answer',
+      'Discord answered with an account this site cannot read. Nothing was changed; please try again later.',
+      'discord_invalid_user',
+      TRY_AGAIN,
+    );
   }
   return new DiscordSignInException(
     HttpStatus.BAD_GATEWAY,
