@@ -1,9 +1,5 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
-
-const epochMs = {
-  to: (value: number) => value,
-  from: (value: string | number) => Number(value),
-};
+import { epochMsTransformer as epochMs } from '../common/epoch-ms.transformer';
 
 /** Server-side sessions, in the same database as the users: they survive restarts. */
 @Entity({ name: 'discourse_connect_sessions' })

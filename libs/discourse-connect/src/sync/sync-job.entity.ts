@@ -1,9 +1,5 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
-
-const epochMs = {
-  to: (value: number | null) => value,
-  from: (value: string | number | null) => (value === null ? null : Number(value)),
-};
+import { epochMsTransformer as epochMs } from '../common/epoch-ms.transformer';
 
 /** What a job does on the forum. */
 export type SyncJobKind = 'sync' | 'logout';

@@ -1,4 +1,5 @@
 import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
+import { epochMsTransformer } from '../common/epoch-ms.transformer';
 
 /** Webhook deliveries already processed, by forum and Discourse's event id: a replay is refused. */
 @Entity({ name: 'discourse_connect_webhook_events' })
@@ -16,6 +17,6 @@ export class DiscourseConnectWebhookEventEntity {
   @Column({ name: 'event', type: 'varchar', length: 64 })
   event!: string;
 
-  @Column({ name: 'received_at', type: 'bigint', transformer: { to: (v: number) => v, from: (v: string | number) => Number(v) } })
+  @Column({ name: 'received_at', type: 'bigint', transformer: epochMsTransformer })
   receivedAt!: number;
 }
