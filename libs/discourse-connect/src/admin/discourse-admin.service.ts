@@ -1,4 +1,4 @@
-import { Injectable, Logger, Optional } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import { DiscourseConnectSettings, ResolvedForum } from '../config/discourse-connect.settings';
 import type { DiscourseConnectPayload } from '../protocol';
 import { SsoService } from '../sso/sso.service';
@@ -25,7 +25,6 @@ type ApiForum = ResolvedForum & { api: NonNullable<ResolvedForum['api']> };
  */
 @Injectable()
 export class DiscourseAdminService {
-  private readonly logger = new Logger('DiscourseConnect');
   private readonly userIds = new Map<string, number>();
   private readonly groupIds = new Map<string, number>();
 

@@ -8,8 +8,9 @@ import {
 } from './discourse-connect.fields';
 
 /** Discourse refuses base64 with characters outside this set. */
-const BASE64_TEXT = /^[A-Za-z0-9+/=\r\n]+$/;
-const SIGNATURE = /^[0-9a-f]{64}$/;
+export const BASE64_TEXT = /^[A-Za-z0-9+/=\r\n]+$/;
+/** A well-formed `sig`: 64 lowercase hexadecimal characters. */
+export const SIGNATURE = /^[0-9a-f]{64}$/;
 const CUSTOM_NAME = /^[A-Za-z0-9_-]+$/;
 const GROUP_NAME = /^[^,\s]+$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });

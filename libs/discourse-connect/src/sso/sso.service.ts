@@ -9,6 +9,8 @@ import {
   decodePayload,
   DiscourseConnectPayload,
   isValidSignature,
+  BASE64_TEXT,
+  SIGNATURE,
   type SignedPayload,
 } from '../protocol';
 import { discordAvatarUrl } from '../users/discord-profile';
@@ -23,8 +25,6 @@ export interface SsoRequest {
 
 const MAX_SSO_LENGTH = 4096;
 const NONCE = /^[A-Za-z0-9_-]{1,128}$/;
-const SIG = /^[0-9a-f]{64}$/;
-const BASE64_TEXT = /^[A-Za-z0-9+/=\r\n]+$/;
 
 /** The provider side of DiscourseConnect: verify what a forum sent, answer with a signed payload. */
 @Injectable()
@@ -47,7 +47,7 @@ export class SsoService {
     const sso = single(query, 'sso');
     const sig = single(query, 'sig');
     if (sso.length > MAX_SSO_LENGTH) throw new BadSsoRequestException('The sso parameter is too long.', 'sso_too_long');
-    if (!SIG.test(sig)) {
+    if (!SIGNATURE.test(sig)) {
       throw new BadSsoRequestException('The sig parameter must be 64 lowercase hexadecimal characters.', 'malformed_sig');
     }
     if (!BASE64_TEXT.test(sso)) {
