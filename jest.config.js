@@ -5,7 +5,8 @@
  * the ESM packages in node_modules are compiled to CommonJS by babel-jest (import.meta.url
  * included); the project's own TypeScript goes through ts-jest.
  */
-const esmPackages = ['@nestjs', 'file-type', 'strtok3', 'token-types', 'peek-readable', 'uint8array-extras', '@tokenizer', 'load-esm'];
+// @fastify/cookie loads cookie@2 (ESM only) with import(), which Jest's CommonJS runtime cannot run.
+const esmPackages = ['@nestjs', 'file-type', 'strtok3', 'token-types', 'peek-readable', 'uint8array-extras', '@tokenizer', 'load-esm', '@fastify/cookie', 'cookie'];
 const transform = {
   '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
   '^.+\\.m?js$': [

@@ -10,7 +10,7 @@ import {
 } from '../libs/discourse-connect/src';
 import { DISCORD_FIXTURES } from '../libs/simulators/src';
 import { TestBrowser } from './support/browser';
-import { FORUM_SECRET, startHarness, type Harness, type ModuleStyle } from './support/harness';
+import { FORUM_SECRET, HTTP_ADAPTERS, startHarness, type Harness, type ModuleStyle } from './support/harness';
 import { createHmac } from 'node:crypto';
 
 /** A host plugin: filters in priority order, a refusing filter, a throwing filter and listeners. */
@@ -59,12 +59,14 @@ class TestPlugin {
 
 const { migrated, legacy, animated, unverified, noEmail, bigId } = DISCORD_FIXTURES;
 
-describe.each<ModuleStyle>(['forRoot', 'forRootAsync'])('sign-in through the forum (%s)', (style) => {
+describe.each(
+  HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as ModuleStyle[]).map((style) => [adapter, style] as const)),
+)('sign-in through the forum (%s, %s)', (adapter, style) => {
   let h: Harness;
   let plugin: TestPlugin;
 
   beforeAll(async () => {
-    h = await startHarness(style, { providers: [TestPlugin] });
+    h = await startHarness(style, { adapter, providers: [TestPlugin] });
     plugin = h.app.get(TestPlugin);
   });
   afterAll(async () => h.close());

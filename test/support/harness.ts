@@ -2,8 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { INestApplication, LoggerService, ModuleMetadata, Provider } from '@nestjs/common';
+import type { INestApplication, LoggerService, ModuleMetadata, NestApplicationOptions, Provider } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import {
@@ -15,6 +17,10 @@ import { DiscordSimulator, DiscourseSimulator, type DiscourseSimulatorOptions } 
 import { databaseOptions } from '../../src/database';
 
 export type ModuleStyle = 'forRoot' | 'forRootAsync';
+/** The Nest HTTP adapter the app runs on. */
+export type HttpAdapterName = 'express' | 'fastify';
+/** Both adapters, for `describe.each(HTTP_ADAPTERS)`. */
+export const HTTP_ADAPTERS: HttpAdapterName[] = ['express', 'fastify'];
 
 export const FORUM_SECRET = 'e2e-forum-secret-0123456789';
 export const SESSION_SECRET = 'e2e-session-secret-0123456789abcdef0123';
@@ -33,6 +39,7 @@ export async function freePort(): Promise<number> {
 
 export interface Harness {
   app: INestApplication;
+  adapter: HttpAdapterName;
   appUrl: string;
   /** The forum URL the app is configured with (the simulator's base URL plus any `forumPath`). */
   forumUrl: string;
@@ -51,6 +58,8 @@ export interface Harness {
 export async function startHarness(
   style: ModuleStyle,
   extra: {
+    /** The HTTP adapter: `express` (default) or `fastify`. */
+    adapter?: HttpAdapterName;
     providers?: Provider[];
     controllers?: ModuleMetadata['controllers'];
     imports?: ModuleMetadata['imports'];
@@ -72,6 +81,7 @@ export async function startHarness(
     logger?: LoggerService;
   } = {},
 ): Promise<Harness> {
+  const adapter = extra.adapter ?? 'express';
   const discord = new DiscordSimulator();
   const forum = new DiscourseSimulator({ ...extra.forumOptions, secret: FORUM_SECRET });
   const discordUrl = await discord.listen(0);
@@ -121,16 +131,18 @@ export async function startHarness(
       providers: extra.providers ?? [],
       controllers: extra.controllers ?? [],
     }).compile();
-    const app = moduleRef.createNestApplication({
-      rawBody: true,
-      logger: extra.logger ?? (process.env.E2E_LOGS ? undefined : false),
-    });
+    const appOptions: NestApplicationOptions = { rawBody: true, logger: extra.logger ?? (process.env.E2E_LOGS ? undefined : false) };
+    const app =
+      adapter === 'fastify'
+        ? moduleRef.createNestApplication(new FastifyAdapter(), appOptions)
+        : moduleRef.createNestApplication(new ExpressAdapter(), appOptions);
     await app.listen(port, '127.0.0.1');
     return app;
   };
 
   const harness: Harness = {
     app: await build(),
+    adapter,
     appUrl,
     forumUrl,
     discord,

@@ -22,6 +22,8 @@ import { DiscourseConnectRateLimitGuard } from './common/rate-limit.guard';
 import { DiscourseConnectSecurityHeadersMiddleware } from './common/security-headers.middleware';
 import { DiscourseConnectSessionEntity } from './session/discourse-connect-session.entity';
 import { DiscourseConnectSessionMiddleware } from './session/session.middleware';
+import { DiscourseConnectHttp } from './http/discourse-connect-http.service';
+import { DiscourseConnectExceptionFilter } from './common/discourse-connect-exception.filter';
 import { createDiscourseConnectPassport, DISCOURSE_CONNECT_PASSPORT } from './session/discourse-connect-passport';
 import { SsoController } from './sso/sso.controller';
 import { SsoService } from './sso/sso.service';
@@ -68,6 +70,7 @@ const providers: Provider[] = [
   DiscourseConnectSecurityHeadersMiddleware,
   SsoService,
   DiscourseConnectSessionMiddleware,
+  DiscourseConnectHttp,
   {
     provide: AdminApiRateLimiter,
     useFactory: (settings: DiscourseConnectSettings) => new AdminApiRateLimiter(settings.sync.ratePerMinute),
@@ -89,7 +92,10 @@ const providers: Provider[] = [
  */
 @Module({})
 export class DiscourseConnectModule extends ConfigurableModuleClass implements NestModule {
-  constructor(@Inject(DiscourseConnectSettings) private readonly settings: DiscourseConnectSettings) {
+  constructor(
+    @Inject(DiscourseConnectSettings) private readonly settings: DiscourseConnectSettings,
+    @Inject(DiscourseConnectHttp) private readonly http: DiscourseConnectHttp,
+  ) {
     super();
   }
 
@@ -101,10 +107,12 @@ export class DiscourseConnectModule extends ConfigurableModuleClass implements N
     return withParts(super.forRootAsync(options));
   }
 
-  configure(consumer: MiddlewareConsumer): void {
-    if (this.settings.session.installMiddleware) {
-      consumer.apply(DiscourseConnectSessionMiddleware).forRoutes('{*path}');
-    }
+  /**
+   * Nest awaits this before it registers any route: sessions and passport for the adapter in use
+   * (express-session middleware on Express, @fastify/session on Fastify), then the headers.
+   */
+  async configure(consumer: MiddlewareConsumer): Promise<void> {
+    await this.http.install(consumer, { controllers: CONTROLLERS, filter: new DiscourseConnectExceptionFilter(this.http) });
     if (this.settings.securityHeaders) {
       consumer.apply(DiscourseConnectSecurityHeadersMiddleware).forRoutes(...CONTROLLERS);
     }

@@ -1,5 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import { DiscourseConnectHttp } from '../http/discourse-connect-http.service';
+import { requestPath, type DiscourseConnectRequest, type DiscourseConnectResponse } from '../http/http-adapter-glue';
 import { renderPage } from './html-page';
 import { DiscourseConnectHttpException } from './discourse-connect.exceptions';
 
@@ -12,11 +13,13 @@ import { DiscourseConnectHttpException } from './discourse-connect.exceptions';
 export class DiscourseConnectExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger('DiscourseConnect');
 
+  constructor(private readonly http: DiscourseConnectHttp) {}
+
   catch(exception: unknown, host: ArgumentsHost): void {
     const ctx = host.switchToHttp();
-    const req = ctx.getRequest<Request>();
-    const res = ctx.getResponse<Response>();
-    const route = `${req.method} ${req.path}`;
+    const req = ctx.getRequest<DiscourseConnectRequest>();
+    const res = ctx.getResponse<DiscourseConnectResponse>();
+    const route = `${req.method} ${requestPath(req)}`;
 
     let status: number = HttpStatus.INTERNAL_SERVER_ERROR;
     let title = 'Something went wrong';
@@ -43,15 +46,16 @@ export class DiscourseConnectExceptionFilter implements ExceptionFilter {
       this.logger.error(`${route} -> 500 unexpected ${err?.name ?? 'error'}: ${err?.message ?? String(exception)}`);
     }
 
-    if (res.headersSent) return;
-    res.status(status);
-    res.setHeader('Cache-Control', 'no-store');
-    if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
+    if (this.http.headersSent(res)) return;
+    const headers: Record<string, string> = { 'Cache-Control': 'no-store' };
+    if (retryAfter !== undefined) headers['Retry-After'] = String(retryAfter);
     const wantsJson = (req.headers.accept ?? '').includes('application/json') && !(req.headers.accept ?? '').includes('text/html');
     if (wantsJson) {
-      res.json({ statusCode: status, error: title, message });
+      headers['Content-Type'] = 'application/json; charset=utf-8';
+      this.http.send(res, status, JSON.stringify({ statusCode: status, error: title, message }), headers);
     } else {
-      res.type('html').send(renderPage({ title, message, links }));
+      headers['Content-Type'] = 'text/html; charset=utf-8';
+      this.http.send(res, status, renderPage({ title, message, links }), headers);
     }
   }
 }

@@ -1,7 +1,7 @@
 import { ExecutionContext, HttpStatus, Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ThrottlerGuard, ThrottlerStorageService, type ThrottlerLimitDetail } from '@nestjs/throttler';
-import type { Request } from 'express';
+import type { DiscourseConnectRequest } from '../http/http-adapter-glue';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectHttpException } from './discourse-connect.exceptions';
 
@@ -56,7 +56,9 @@ export class DiscourseConnectRateLimitGuard extends ThrottlerGuard implements On
   }
 
   protected override async getTracker(req: Record<string, unknown>): Promise<string> {
-    return (req as unknown as Request).ip ?? (req as unknown as Request).socket?.remoteAddress ?? 'unknown';
+    // Both adapters set `ip` from their trusted-proxy setting (Express `trust proxy`, Fastify `trustProxy`).
+    const r = req as unknown as DiscourseConnectRequest;
+    return r.ip ?? r.socket?.remoteAddress ?? 'unknown';
   }
 
   protected override async throwThrottlingException(_context: ExecutionContext, detail: ThrottlerLimitDetail): Promise<void> {

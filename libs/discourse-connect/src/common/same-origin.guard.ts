@@ -1,5 +1,5 @@
 import { CanActivate, ExecutionContext, HttpStatus, Injectable } from '@nestjs/common';
-import type { Request } from 'express';
+import type { DiscourseConnectRequest } from '../http/http-adapter-glue';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectHttpException } from './discourse-connect.exceptions';
 
@@ -12,7 +12,7 @@ export class SameOriginGuard implements CanActivate {
   constructor(protected readonly settings: DiscourseConnectSettings) {}
 
   canActivate(context: ExecutionContext): boolean {
-    const req = context.switchToHttp().getRequest<Request>();
+    const req = context.switchToHttp().getRequest<DiscourseConnectRequest>();
     if (!isSameOriginRequest(req, this.settings.publicUrl)) {
       throw new DiscourseConnectHttpException(
         HttpStatus.FORBIDDEN,
@@ -25,7 +25,7 @@ export class SameOriginGuard implements CanActivate {
   }
 }
 
-export function isSameOriginRequest(req: Request, publicUrl: string): boolean {
+export function isSameOriginRequest(req: Pick<DiscourseConnectRequest, 'headers'>, publicUrl: string): boolean {
   const site = req.headers['sec-fetch-site'];
   if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return false;
   const origin = req.headers.origin;

@@ -1,5 +1,5 @@
 import { Injectable, NestMiddleware } from '@nestjs/common';
-import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import helmet from 'helmet';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 
@@ -33,7 +33,8 @@ export class DiscourseConnectSecurityHeadersMiddleware implements NestMiddleware
     });
   }
 
-  use(req: Request, res: Response, next: NextFunction): void {
+  /** Nest middleware gets Node's request and response on Fastify, Express's (which extend them) on Express. */
+  use(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
     this.handler(req, res, next);
   }
 }

@@ -1,5 +1,6 @@
 import { Controller, Get, Header, Post, Redirect, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import { DiscourseConnectHttp } from '../http/discourse-connect-http.service';
+import type { DiscourseConnectRequest, DiscourseConnectResponse } from '../http/http-adapter-glue';
 import { DiscourseConnectExceptionFilter } from '../common/discourse-connect-exception.filter';
 import { DiscourseConnectRateLimitGuard } from '../common/rate-limit.guard';
 import { SameOriginGuard } from '../common/same-origin.guard';
@@ -7,7 +8,6 @@ import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
 import { endLocalSession } from '../session/sign-out';
-import type { LocalUser } from '../users/local-user.interface';
 import { DiscordAuthGuard, DiscordCallbackGuard } from './discord-auth.guard';
 import { LogOutOfDiscourse } from '../sync/discourse-lifecycle.interceptor';
 
@@ -18,6 +18,7 @@ export class AuthController {
   constructor(
     private readonly settings: DiscourseConnectSettings,
     private readonly actions: DiscourseConnectActionsService,
+    private readonly http: DiscourseConnectHttp,
   ) {}
 
   /** Redirects to Discord (the guard does it); `?returnTo=/path` says where to go afterwards. */
@@ -34,7 +35,7 @@ export class AuthController {
   @Redirect()
   @Header('Cache-Control', 'no-store')
   @Header('Referrer-Policy', 'no-referrer')
-  callback(@Req() req: Request & { discourseConnectReturnTo?: string }) {
+  callback(@Req() req: DiscourseConnectRequest & { discourseConnectReturnTo?: string }) {
     return { url: req.discourseConnectReturnTo ?? this.settings.afterSignInPath, statusCode: 302 };
   }
 
@@ -42,10 +43,12 @@ export class AuthController {
   @Post('logout')
   @UseGuards(DiscourseConnectRateLimitGuard, SameOriginGuard)
   @LogOutOfDiscourse()
-  async logout(@Req() req: Request & { user?: LocalUser }, @Res() res: Response): Promise<void> {
+  @Redirect()
+  async logout(@Req() req: DiscourseConnectRequest, @Res({ passthrough: true }) res: DiscourseConnectResponse) {
     const discordId = req.user?.discordId;
-    await endLocalSession(req, res, this.settings.session.cookieName);
+    await endLocalSession(req);
+    this.http.clearSessionCookie(res);
     if (discordId) this.actions.emit(DiscourseConnectEvents.SignedOut, { discordId, via: 'local' });
-    res.redirect(303, this.settings.afterSignOutPath);
+    return { url: this.settings.afterSignOutPath, statusCode: 303 };
   }
 }

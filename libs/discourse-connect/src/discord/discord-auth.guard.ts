@@ -1,5 +1,5 @@
 import { CanActivate, ExecutionContext, HttpStatus, Inject, Injectable, Logger } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { DiscourseConnectRequest, DiscourseConnectResponse } from '../http/http-adapter-glue';
 import type { AuthenticateOptions, PassportStatic } from 'passport';
 import { DISCOURSE_CONNECT_PASSPORT } from '../session/discourse-connect-passport';
 import {
@@ -19,7 +19,7 @@ export interface DiscourseConnectSession {
   [SESSION_RETURN_TO]?: string;
 }
 
-type SessionRequest = Request & { session?: DiscourseConnectSession & Record<string, unknown> };
+type SessionRequest = DiscourseConnectRequest & { session?: (DiscourseConnectSession & Record<string, unknown>) | null };
 
 /**
  * Runs this module's Discord strategy through this module's passport instance — not the
@@ -35,8 +35,9 @@ export abstract class DiscordPassportGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const http = context.switchToHttp();
-    const req = http.getRequest<Request>();
-    const res = http.getResponse<Response>();
+    const req = http.getRequest<DiscourseConnectRequest>();
+    // On Fastify, the glue gave the reply the two Node methods passport's redirect calls.
+    const res = http.getResponse<DiscourseConnectResponse>();
     const user = await new Promise<unknown>((resolve, reject) => {
       const authenticate = this.passport.authenticate(
         this.strategy as never,
@@ -51,7 +52,7 @@ export abstract class DiscordPassportGuard implements CanActivate {
       );
       authenticate(req, res, (err?: unknown) => (err ? reject(err) : resolve(undefined)));
     });
-    req.user = user as Express.User;
+    req.user = user as DiscourseConnectRequest['user'];
     return true;
   }
 
@@ -66,10 +67,11 @@ export abstract class DiscordPassportGuard implements CanActivate {
   }
 
   /** Starts the session for `req.user` (passport's log-in; it regenerates the session id). */
-  protected logIn(req: Request): Promise<void> {
-    return new Promise((resolve, reject) =>
-      req.logIn((req as Request & { user: Express.User }).user, (err) => (err ? reject(err) : resolve())),
-    );
+  protected logIn(req: DiscourseConnectRequest): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (!req.logIn) return reject(new Error('DiscourseConnect needs passport before its routes'));
+      req.logIn(req.user, (err) => (err ? reject(err) : resolve()));
+    });
   }
 }
 

@@ -1,7 +1,7 @@
 import { Inject, Injectable, NestMiddleware, OnModuleDestroy } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import session from 'express-session';
+import session, { type Store } from 'express-session';
 import type { PassportStatic } from 'passport';
 import { Repository } from 'typeorm';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
@@ -18,6 +18,8 @@ import { TypeOrmSessionStore } from './typeorm-session.store';
 export class DiscourseConnectSessionMiddleware implements NestMiddleware, OnModuleDestroy {
   private readonly chain: RequestHandler[];
   private readonly ownStore?: TypeOrmSessionStore;
+  /** The session store in use, on either adapter (the Fastify glue hands it to @fastify/session). */
+  readonly sessionStore: { store: Store };
 
   constructor(
     settings: DiscourseConnectSettings,
@@ -26,6 +28,7 @@ export class DiscourseConnectSessionMiddleware implements NestMiddleware, OnModu
   ) {
     const s = settings.session;
     this.ownStore = s.store ? undefined : new TypeOrmSessionStore(sessions, s.maxAgeSeconds * 1000);
+    this.sessionStore = { store: (s.store ?? this.ownStore) as Store };
     this.chain = [
       session({
         name: s.cookieName,

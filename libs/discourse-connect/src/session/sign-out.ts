@@ -1,15 +1,16 @@
-import type { Request, Response } from 'express';
+import type { DiscourseConnectRequest } from '../http/http-adapter-glue';
 
 /**
- * Ends the local session completely: passport's log-out, then the session row itself, then the
- * cookie. A signed-out session id cannot be reused.
+ * Ends the local session completely: passport's log-out, then the session row itself. The caller
+ * expires the cookie (`DiscourseConnectHttp.clearSessionCookie`). A signed-out session id cannot be
+ * reused. express-session and @fastify/session both take these callbacks.
  */
-export async function endLocalSession(req: Request, res: Response, cookieName: string): Promise<void> {
+export async function endLocalSession(req: DiscourseConnectRequest): Promise<void> {
   await new Promise<void>((resolve, reject) =>
     typeof req.logout === 'function' ? req.logout({ keepSessionInfo: false }, (err) => (err ? reject(err) : resolve())) : resolve(),
   );
-  if (req.session) {
-    await new Promise<void>((resolve, reject) => req.session.destroy((err) => (err ? reject(err) : resolve())));
+  const session = req.session;
+  if (session) {
+    await new Promise<void>((resolve, reject) => session.destroy((err) => (err ? reject(err) : resolve())));
   }
-  res.clearCookie(cookieName, { path: '/' });
 }

@@ -1,5 +1,6 @@
 import { Controller, Get, Header, Post, Query, Redirect, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import { DiscourseConnectHttp } from '../http/discourse-connect-http.service';
+import { requestPath, type DiscourseConnectRequest, type DiscourseConnectResponse } from '../http/http-adapter-glue';
 import { DiscourseConnectExceptionFilter } from '../common/discourse-connect-exception.filter';
 import { BadSsoRequestException } from '../common/discourse-connect.exceptions';
 import { renderPage } from '../common/html-page';
@@ -11,10 +12,9 @@ import { SESSION_RETURN_TO } from '../discourse-connect.constants';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
 import { endLocalSession } from '../session/sign-out';
-import type { LocalUser } from '../users/local-user.interface';
 import { SsoService } from './sso.service';
 
-type UserRequest = Request & { user?: LocalUser; session: Request['session'] & Record<string, unknown> };
+type UserRequest = DiscourseConnectRequest & { session: NonNullable<DiscourseConnectRequest['session']> };
 
 /** The forum-facing routes: the DiscourseConnect endpoint, the forum link and the logout target. */
 @Controller('discourse')
@@ -24,6 +24,7 @@ export class SsoController {
     private readonly sso: SsoService,
     private readonly settings: DiscourseConnectSettings,
     private readonly actions: DiscourseConnectActionsService,
+    private readonly http: DiscourseConnectHttp,
   ) {}
 
   /**
@@ -38,7 +39,7 @@ export class SsoController {
   async handshake(@Req() req: UserRequest, @Query() query: Record<string, unknown>) {
     const request = this.sso.verifyRequest(query);
     if (!req.user) {
-      const resume = `${req.baseUrl ?? ''}${req.path}?${new URLSearchParams({
+      const resume = `${requestPath(req)}?${new URLSearchParams({
         sso: query.sso as string,
         sig: query.sig as string,
       })}`;
@@ -76,43 +77,40 @@ export class SsoController {
    */
   @Get('logout')
   @Header('Cache-Control', 'no-store')
-  async forumLogout(@Req() req: UserRequest, @Res() res: Response): Promise<void> {
+  async forumLogout(@Req() req: UserRequest, @Res() res: DiscourseConnectResponse): Promise<void> {
     if (!req.user) {
-      res.redirect(303, this.settings.afterSignOutPath);
+      this.http.redirect(res, 303, this.settings.afterSignOutPath);
       return;
     }
     if (this.cameFromForumOrHere(req)) {
       await this.signOut(req, res);
       return;
     }
-    res
-      .status(200)
-      .type('html')
-      .send(
-        renderPage({
-          title: 'Sign out?',
-          message: 'You signed out of the forum. Do you want to sign out of this site too?',
-          form: { action: `${req.baseUrl ?? ''}${req.path}`, label: 'Sign out' },
-          links: [{ href: '/', label: 'Stay signed in' }],
-        }),
-      );
+    const page = renderPage({
+      title: 'Sign out?',
+      message: 'You signed out of the forum. Do you want to sign out of this site too?',
+      form: { action: requestPath(req), label: 'Sign out' },
+      links: [{ href: '/', label: 'Stay signed in' }],
+    });
+    this.http.send(res, 200, page, { 'Content-Type': 'text/html; charset=utf-8' });
   }
 
   /** The confirmation button of the page above. */
   @Post('logout')
   @UseGuards(SameOriginGuard)
-  async confirmForumLogout(@Req() req: UserRequest, @Res() res: Response): Promise<void> {
+  async confirmForumLogout(@Req() req: UserRequest, @Res() res: DiscourseConnectResponse): Promise<void> {
     await this.signOut(req, res);
   }
 
-  private async signOut(req: UserRequest, res: Response): Promise<void> {
+  private async signOut(req: UserRequest, res: DiscourseConnectResponse): Promise<void> {
     const discordId = req.user?.discordId;
-    await endLocalSession(req, res, this.settings.session.cookieName);
+    await endLocalSession(req);
+    this.http.clearSessionCookie(res);
     if (discordId) this.actions.emit(DiscourseConnectEvents.SignedOut, { discordId, via: 'forum' });
-    res.redirect(303, this.settings.afterSignOutPath);
+    this.http.redirect(res, 303, this.settings.afterSignOutPath);
   }
 
-  private cameFromForumOrHere(req: Request): boolean {
+  private cameFromForumOrHere(req: DiscourseConnectRequest): boolean {
     const site = req.headers['sec-fetch-site'];
     if (site === 'same-origin' && isSameOriginRequest(req, this.settings.publicUrl)) return true;
     const referer = req.headers.referer;

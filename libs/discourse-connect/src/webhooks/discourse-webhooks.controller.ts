@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Controller, Headers, HttpCode, HttpStatus, Post, Req, UseFilters } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import type { Request } from 'express';
+import { UNSUPPORTED_BODY_MESSAGE, type DiscourseConnectRequest } from '../http/http-adapter-glue';
 import { Repository } from 'typeorm';
 import { DiscourseConnectExceptionFilter } from '../common/discourse-connect-exception.filter';
 import { DiscourseConnectHttpException } from '../common/discourse-connect.exceptions';
@@ -47,7 +47,7 @@ export class DiscourseWebhooksController {
   @Post('webhooks')
   @HttpCode(200)
   async receive(
-    @Req() req: Request & { rawBody?: Buffer },
+    @Req() req: DiscourseConnectRequest,
     @Headers('x-discourse-instance') instance: string | undefined,
     @Headers('x-discourse-event') event: string | undefined,
     @Headers('x-discourse-event-id') eventId: string | undefined,
@@ -60,7 +60,7 @@ export class DiscourseWebhooksController {
     if (!req.rawBody) {
       throw refuse(
         HttpStatus.UNSUPPORTED_MEDIA_TYPE,
-        'The webhook body could not be read; send it as application/json.',
+        UNSUPPORTED_BODY_MESSAGE,
         'webhook_without_raw_body',
       );
     }

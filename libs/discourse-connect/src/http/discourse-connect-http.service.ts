@@ -1,0 +1,156 @@
+import { ArgumentsHost, ExceptionFilter, HttpException, HttpStatus, Inject, Injectable, MiddlewareConsumer } from '@nestjs/common';
+import { PATH_METADATA } from '@nestjs/common/constants.js';
+import { HttpAdapterHost } from '@nestjs/core';
+import { DiscourseConnectHttpException } from '../common/discourse-connect.exceptions';
+import type { PassportStatic } from 'passport';
+import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import { DISCOURSE_CONNECT_PASSPORT } from '../session/discourse-connect-passport';
+import { DiscourseConnectSessionMiddleware } from '../session/session.middleware';
+import { ExpressAdapterGlue } from './express.adapter-glue';
+import { FastifyAdapterGlue } from './fastify.adapter-glue';
+import {
+  UNSUPPORTED_BODY_MESSAGE,
+  type DiscourseConnectRequest,
+  type DiscourseConnectResponse,
+  type HttpAdapterGlue,
+  type SessionParts,
+} from './http-adapter-glue';
+
+/**
+ * The module's access to the HTTP adapter the host runs on (Express or Fastify): it picks the glue
+ * for that adapter once, installs sessions and passport through it, and writes the few responses
+ * that Nest's decorators cannot (pages, cookies). Nothing else in the module knows the adapter.
+ */
+@Injectable()
+export class DiscourseConnectHttp {
+  private chosen?: HttpAdapterGlue;
+
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly settings: DiscourseConnectSettings,
+    @Inject(DISCOURSE_CONNECT_PASSPORT) private readonly passport: PassportStatic,
+    private readonly sessionMiddleware: DiscourseConnectSessionMiddleware,
+  ) {}
+
+  /** The glue of the adapter in use (known once the Nest application exists). */
+  get glue(): HttpAdapterGlue {
+    if (!this.chosen) {
+      const type = this.adapterHost.httpAdapter?.getType();
+      if (type === 'express') this.chosen = new ExpressAdapterGlue();
+      else if (type === 'fastify') this.chosen = new FastifyAdapterGlue();
+      else {
+        throw new Error(
+          `DiscourseConnectModule runs on @nestjs/platform-express or @nestjs/platform-fastify; this app's HTTP adapter is "${type ?? 'none'}".`,
+        );
+      }
+    }
+    return this.chosen;
+  }
+
+  /**
+   * Called from the module's `configure()`, which Nest awaits before it registers any route:
+   * sessions + passport on every route (unless the host installs its own), and the module's error
+   * page for body errors on the module's routes.
+   */
+  async install(consumer: MiddlewareConsumer, module: { controllers: Function[]; filter: ExceptionFilter }): Promise<void> {
+    const parts = this.sessionParts(module.controllers, module.filter);
+    this.glue.routeEarlyErrors(parts);
+    if (this.settings.session.installMiddleware) await this.glue.installSessions(consumer, parts);
+  }
+
+  send(res: DiscourseConnectResponse, status: number, body: string, headers: Record<string, string>): void {
+    this.glue.send(res, status, body, headers);
+  }
+
+  redirect(res: DiscourseConnectResponse, status: number, url: string): void {
+    this.glue.redirect(res, status, url);
+  }
+
+  headersSent(res: DiscourseConnectResponse): boolean {
+    return this.glue.headersSent(res);
+  }
+
+  /**
+   * Expires the session cookie. Written the same way on both adapters: the attributes of the
+   * session cookie itself, an empty value and a date in 1970.
+   */
+  clearSessionCookie(res: DiscourseConnectResponse): void {
+    const secure = this.settings.secureCookies ? '; Secure' : '';
+    this.glue.appendHeader(
+      res,
+      'Set-Cookie',
+      `${this.settings.session.cookieName}=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly${secure}; SameSite=Lax`,
+    );
+  }
+
+  private sessionParts(controllers: Function[], filter: ExceptionFilter): SessionParts {
+    const routes = moduleRoutePaths(controllers);
+    return {
+      settings: this.settings,
+      store: this.sessionMiddleware.sessionStore.store,
+      passport: this.passport,
+      instance: this.adapterHost.httpAdapter.getInstance(),
+      // With a global prefix or RouterModule path the registered path ends with the module's own.
+      isModuleRoute: (path) => routes.some((route) => path === route || path.endsWith(route)),
+      renderError: (error, req, res) => {
+        const mapped = this.adapterHost.httpAdapter.mapException?.(error) ?? error;
+        if (!(mapped instanceof HttpException) || mapped.getStatus() >= 500) return false;
+        filter.catch(earlyException(mapped), httpHost(req, res));
+        return true;
+      },
+    };
+  }
+}
+
+/** The body errors both adapters raise before a handler runs, with one wording for both. */
+const EARLY_ERRORS: Partial<Record<number, [string, string]>> = {
+  [HttpStatus.BAD_REQUEST]: ['The request body could not be read: it is not valid JSON or form data.', 'unreadable_body'],
+  [HttpStatus.PAYLOAD_TOO_LARGE]: ['The request body is too large.', 'body_too_large'],
+  [HttpStatus.UNSUPPORTED_MEDIA_TYPE]: [UNSUPPORTED_BODY_MESSAGE, 'unsupported_media_type'],
+};
+
+function earlyException(error: HttpException): HttpException {
+  const known = EARLY_ERRORS[error.getStatus()];
+  if (!known) return error;
+  return new DiscourseConnectHttpException(error.getStatus(), 'This request cannot be completed', known[0], known[1]);
+}
+
+function httpHost(req: DiscourseConnectRequest, res: DiscourseConnectResponse): ArgumentsHost {
+  const args = [req, res];
+  const http = { getRequest: () => req, getResponse: () => res, getNext: () => undefined };
+  return {
+    getArgs: () => args,
+    getArgByIndex: (i: number) => args[i],
+    getType: () => 'http',
+    switchToHttp: () => http,
+    switchToRpc: () => {
+      throw new Error('not an RPC context');
+    },
+    switchToWs: () => {
+      throw new Error('not a WebSocket context');
+    },
+  } as unknown as ArgumentsHost;
+}
+
+/** `/discourse/sso`, `/auth/discord`, …: the paths of the module's routes, from their decorators. */
+function moduleRoutePaths(controllers: Function[]): string[] {
+  const join = (...parts: unknown[]) =>
+    `/${parts
+      .flat()
+      .filter((p): p is string => typeof p === 'string' && p !== '')
+      .map((p) => p.replace(/^\/+|\/+$/g, ''))
+      .filter(Boolean)
+      .join('/')}`;
+  const paths: string[] = [];
+  for (const controller of controllers) {
+    const base = Reflect.getMetadata(PATH_METADATA, controller) as string | string[] | undefined;
+    const proto = controller.prototype as Record<string, unknown>;
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      const handler = proto[name];
+      if (typeof handler !== 'function') continue;
+      const path = Reflect.getMetadata(PATH_METADATA, handler) as string | string[] | undefined;
+      if (path !== undefined) paths.push(join(base, path));
+    }
+  }
+  return [...new Set(paths)];
+}

@@ -1,0 +1,114 @@
+import type { MiddlewareConsumer } from '@nestjs/common';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import type { HttpAdapterGlue, SessionParts } from './http-adapter-glue';
+
+type NodeCallback = (err?: unknown) => void;
+type Middleware = (req: unknown, res: unknown, next: NodeCallback) => void;
+
+/** Request fields passport sets on every request: declared once, so Fastify keeps one object shape. */
+const PASSPORT_REQUEST_FIELDS = [
+  'user',
+  'login',
+  'logIn',
+  'logout',
+  'logOut',
+  'isAuthenticated',
+  'isUnauthenticated',
+  '_sessionManager',
+  '_passport',
+  'authInfo',
+];
+
+/**
+ * `@nestjs/platform-fastify`: `@fastify/cookie` + `@fastify/session` registered on the Fastify
+ * instance from the module's `configure()` (which Nest awaits before it registers any route, so the
+ * plugins' hooks cover every route), passport's `initialize()` + `session()` in a `preValidation`
+ * hook, and two reply methods passport calls on a Node response: `setHeader` (→ `header`) and `end`
+ * (→ `send`). Passport's redirect to Discord therefore goes through Fastify's reply, whose `onSend`
+ * hook saves the session holding the OAuth state and PKCE verifier.
+ *
+ * The session cookie is the one express-session writes (`s:` + id + `.` + HMAC-SHA256 of the id,
+ * same attributes), so a session started on one adapter is valid on the other.
+ */
+export class FastifyAdapterGlue implements HttpAdapterGlue {
+  readonly name = 'fastify';
+
+  async installSessions(_consumer: MiddlewareConsumer, parts: SessionParts): Promise<void> {
+    const app = parts.instance as FastifyInstance;
+    const { settings, store, passport } = parts;
+    const s = settings.session;
+    // Loaded here, so an app on Express never needs the Fastify packages.
+    /* eslint-disable @typescript-eslint/no-require-imports */
+    const fastifyCookie = require('@fastify/cookie') as typeof import('@fastify/cookie');
+    const fastifySession = require('@fastify/session') as typeof import('@fastify/session');
+    /* eslint-enable @typescript-eslint/no-require-imports */
+    if (!app.hasReplyDecorator('setCookie')) await app.register(fastifyCookie);
+    await app.register(fastifySession, {
+      cookieName: s.cookieName,
+      cookiePrefix: 's:',
+      secret: s.secret,
+      store: store as never,
+      saveUninitialized: false,
+      rolling: false,
+      cookie: {
+        httpOnly: true,
+        sameSite: 'lax',
+        secure: settings.secureCookies,
+        maxAge: s.maxAgeSeconds * 1000,
+        path: '/',
+      },
+    });
+
+    for (const field of PASSPORT_REQUEST_FIELDS) {
+      if (!app.hasRequestDecorator(field)) app.decorateRequest(field, null);
+    }
+    if (!app.hasReplyDecorator('setHeader')) {
+      app.decorateReply('setHeader', function (this: FastifyReply, name: string, value: string | number | string[]) {
+        this.header(name, value);
+        return this;
+      });
+    }
+    if (!app.hasReplyDecorator('end')) {
+      app.decorateReply('end', function (this: FastifyReply, chunk?: string | Buffer) {
+        this.send(chunk);
+        return this;
+      });
+    }
+
+    const initialize = passport.initialize() as Middleware;
+    const restore = passport.session() as Middleware;
+    app.addHook('preValidation', (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+      initialize(req, reply, (err) => (err ? done(err as Error) : restore(req, reply, done as NodeCallback)));
+    });
+  }
+
+  routeEarlyErrors(parts: SessionParts): void {
+    const app = parts.instance as FastifyInstance;
+    // A route's own error handler sees the errors of its body parsing and hooks; what it rethrows
+    // goes on to the app's error handler (Nest's).
+    app.addHook('onRoute', (route: RouteOptions) => {
+      if (route.errorHandler || !parts.isModuleRoute(route.url)) return;
+      route.errorHandler = (error, req, reply) => {
+        if (!parts.renderError(error, req as never, reply)) throw error;
+      };
+    });
+  }
+
+  send(res: object, status: number, body: string, headers: Record<string, string>): void {
+    (res as FastifyReply).code(status).headers(headers).send(body);
+  }
+
+  redirect(res: object, status: number, url: string): void {
+    (res as FastifyReply).redirect(url, status);
+  }
+
+  appendHeader(res: object, name: string, value: string): void {
+    // Fastify keeps every value of Set-Cookie given to header().
+    (res as FastifyReply).header(name, value);
+  }
+
+  headersSent(res: object): boolean {
+    const reply = res as FastifyReply;
+    return reply.sent || reply.raw.headersSent;
+  }
+}

@@ -1,0 +1,91 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { MiddlewareConsumer } from '@nestjs/common';
+import type { Store } from 'express-session';
+import type { PassportStatic } from 'passport';
+import type { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import type { LocalUser } from '../users/local-user.interface';
+
+/**
+ * What the module reads from a request. Express's `Request` and Fastify's `FastifyRequest` both have
+ * these fields once the adapter glue has installed sessions and passport, so the module's
+ * controllers, guards and filters use this type and never the adapter's own.
+ */
+export interface DiscourseConnectRequest {
+  method: string;
+  /** The request target, with its query string. */
+  url: string;
+  /** The request target before any mount point was stripped (both adapters set it). */
+  originalUrl?: string;
+  headers: IncomingHttpHeaders;
+  query: unknown;
+  body?: unknown;
+  /** The exact body bytes (the app is created with `rawBody: true`). */
+  rawBody?: Buffer;
+  /** The client address, as the adapter's trusted-proxy setting decides it. */
+  ip?: string;
+  socket?: { remoteAddress?: string };
+  /** The signed-in user (passport). */
+  user?: LocalUser | null;
+  session?: DiscourseConnectSessionData | null;
+  logIn?(user: unknown, done: (err?: unknown) => void): void;
+  logout?(options: { keepSessionInfo?: boolean }, done: (err?: unknown) => void): void;
+}
+
+/** The session as express-session and @fastify/session both expose it: fields plus callback methods. */
+export interface DiscourseConnectSessionData {
+  [field: string]: unknown;
+  destroy(done: (err?: unknown) => void): unknown;
+}
+
+/** The response: opaque to the module; only the adapter glue writes to it. */
+export type DiscourseConnectResponse = object;
+
+/** The path of the request, without its query string, as the client sent it. */
+export function requestPath(req: DiscourseConnectRequest): string {
+  const target = req.originalUrl ?? req.url;
+  const query = target.indexOf('?');
+  return query === -1 ? target : target.slice(0, query);
+}
+
+/** A body the module cannot read (a content type without a parser, or none at all). */
+export const UNSUPPORTED_BODY_MESSAGE = 'The request body could not be read: send it as application/json.';
+
+/** What the glue needs to install sessions and passport. */
+export interface SessionParts {
+  settings: DiscourseConnectSettings;
+  store: Store;
+  passport: PassportStatic;
+  /** The underlying server instance (`HttpAdapterHost.httpAdapter.getInstance()`). */
+  instance: unknown;
+  /** Whether a route path (as registered, with any prefix) is one of the module's. */
+  isModuleRoute(path: string): boolean;
+  /**
+   * Answers a client error raised before a module route's handler (body parsing) with the module's
+   * page; false for any other error, which stays with the app's own error handler.
+   */
+  renderError(error: unknown, req: DiscourseConnectRequest, res: DiscourseConnectResponse): boolean;
+}
+
+/**
+ * Everything that differs between `@nestjs/platform-express` and `@nestjs/platform-fastify`, in one
+ * small implementation per adapter (`express.adapter-glue.ts`, `fastify.adapter-glue.ts`).
+ */
+export interface HttpAdapterGlue {
+  readonly name: 'express' | 'fastify';
+  /**
+   * Installs server-side sessions and the module's passport on every route, before the routes are
+   * registered (called from the module's `configure()`).
+   */
+  installSessions(consumer: MiddlewareConsumer, parts: SessionParts): Promise<void>;
+  /**
+   * Sends errors raised before the handler of a module route (a body too large, bad JSON, an
+   * unsupported content type) to `parts.renderError`, so they get the module's page too.
+   */
+  routeEarlyErrors(parts: SessionParts): void;
+  /** Sends `body` with `status` and `headers` (a Content-Type among them). */
+  send(res: DiscourseConnectResponse, status: number, body: string, headers: Record<string, string>): void;
+  redirect(res: DiscourseConnectResponse, status: number, url: string): void;
+  /** Adds a header value, keeping the values already set (Set-Cookie). */
+  appendHeader(res: DiscourseConnectResponse, name: string, value: string): void;
+  headersSent(res: DiscourseConnectResponse): boolean;
+}
