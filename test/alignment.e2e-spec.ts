@@ -9,7 +9,7 @@ import {
 } from '../libs/discourse-connect/src';
 import { DISCORD_FIXTURES, SIM_GUILD_ID, SIM_GUILD_ROLES } from '../libs/simulators/src';
 import { TestBrowser } from './support/browser';
-import { startHarness, type Harness, type ModuleStyle } from './support/harness';
+import { HTTP_ADAPTERS, startHarness, type Harness, type HttpAdapterName, type ModuleStyle } from './support/harness';
 
 const API_KEY = 'sim-admin-api-key-0123456789';
 const WEBHOOK_SECRET = 'forum-webhook-secret-0123';
@@ -52,8 +52,9 @@ async function waitFor(check: () => boolean | Promise<boolean>, what: string, ti
   }
 }
 
-async function startAligned(style: ModuleStyle, sync?: DiscourseConnectModuleOptions['sync']): Promise<Harness> {
+async function startAligned(adapter: HttpAdapterName, style: ModuleStyle, sync?: DiscourseConnectModuleOptions['sync']): Promise<Harness> {
   return startHarness(style, {
+    adapter,
     forumOptions: { apiKey: API_KEY, apiRateLimitPerMinute: 0, authOverridesName: true, overridesAvatar: true },
     moduleOptions: withApi(sync),
     env: apiEnv,
@@ -65,10 +66,10 @@ async function startAligned(style: ModuleStyle, sync?: DiscourseConnectModuleOpt
 
 const { migrated, legacy } = DISCORD_FIXTURES;
 
-describe.each<ModuleStyle>(['forRoot', 'forRootAsync'])('keeping the forum aligned (%s)', (style) => {
+describe.each(HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as ModuleStyle[]).map((style) => [adapter, style] as const)))('keeping the forum aligned (%s, %s)', (adapter, style) => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startAligned(style);
+    h = await startAligned(adapter, style);
   });
   afterAll(async () => h.close());
   beforeEach(async () => {
@@ -199,11 +200,11 @@ describe.each<ModuleStyle>(['forRoot', 'forRootAsync'])('keeping the forum align
   });
 });
 
-describe('delivery through faults (forRoot)', () => {
+describe.each(HTTP_ADAPTERS)('delivery through faults (%s, forRoot)', (adapter) => {
   jest.setTimeout(20_000);
   let h: Harness;
   beforeAll(async () => {
-    h = await startAligned('forRoot', { maxAttempts: 4, onFirstSignIn: true });
+    h = await startAligned(adapter, 'forRoot', { maxAttempts: 4, onFirstSignIn: true });
   });
   afterAll(async () => h.close());
   beforeEach(async () => {

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { DISCORD_FIXTURES } from '../libs/simulators/src';
 import { TestBrowser } from './support/browser';
-import { FORUM_SECRET, startHarness, type Harness, type ModuleStyle } from './support/harness';
+import { FORUM_SECRET, HTTP_ADAPTERS, startHarness, type Harness, type ModuleStyle } from './support/harness';
 
 /**
  * `GET /discourse/sso` with everything a broken link, a confused forum or an attacker can send.
@@ -311,14 +311,14 @@ type ForumKind = 'root' | 'subfolder';
  * One app at a time: the Discord passport strategy is registered process-wide, so two apps running
  * side by side in one process would share the last one's callback URL.
  */
-describe.each<ModuleStyle>(['forRoot', 'forRootAsync'])('GET /discourse/sso with bad input (%s)', (style) => {
+describe.each(HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as ModuleStyle[]).map((style) => [adapter, style] as const)))('GET /discourse/sso with bad input (%s, %s)', (adapter, style) => {
   describe.each<ForumKind>(['root', 'subfolder'])('forum at the %s', (kind) => {
     let h: Harness;
     const browsers: Record<Who, TestBrowser> = { anonymous: new TestBrowser(), 'signed-in': new TestBrowser() };
     const cases = CASES.filter((c) => (c.app ?? 'root') === kind);
 
     beforeAll(async () => {
-      h = await startHarness(style, kind === 'subfolder' ? { forumPath: '/forum' } : {});
+      h = await startHarness(style, kind === 'subfolder' ? { adapter, forumPath: '/forum' } : { adapter });
       h.discord.knobs.autoApproveAs = DISCORD_FIXTURES.migrated.id;
       if (kind === 'root') {
         // Signed in once through the forum's own flow.

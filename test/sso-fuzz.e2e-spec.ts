@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { DISCORD_FIXTURES } from '../libs/simulators/src';
 import { TestBrowser } from './support/browser';
-import { FORUM_SECRET, startHarness, type Harness } from './support/harness';
+import { FORUM_SECRET, HTTP_ADAPTERS, startHarness, type Harness } from './support/harness';
 
 /**
  * Property-based fuzzing of `GET /discourse/sso` on real HTTP: whatever arrives, never a 5xx; a
@@ -20,13 +20,13 @@ const received = (s: string): string => Buffer.from(s, 'utf8').toString('utf8');
 
 type Param = [string, string];
 
-describe('GET /discourse/sso under fuzzing', () => {
+describe.each(HTTP_ADAPTERS)('GET /discourse/sso under fuzzing (%s)', (adapter) => {
   let h: Harness;
   const anonymous = new TestBrowser();
   const signedIn = new TestBrowser();
 
   beforeAll(async () => {
-    h = await startHarness('forRoot');
+    h = await startHarness('forRoot', { adapter });
     h.discord.knobs.autoApproveAs = DISCORD_FIXTURES.migrated.id;
     const page = await signedIn.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
     expect(page.status).toBe(200);
