@@ -1,5 +1,6 @@
 /**
- * Two projects: fast unit specs beside the code, and e2e specs under test/ on real HTTP.
+ * Three projects: fast unit specs beside the code, e2e specs under test/ on real HTTP, and the
+ * specs under test/services that run against real PostgreSQL and Redis servers.
  *
  * NestJS 12 ships as ES modules only. Jest's CommonJS runtime on Node 20 cannot require() them, so
  * the ESM packages in node_modules are compiled to CommonJS by babel-jest (import.meta.url
@@ -32,5 +33,14 @@ module.exports = {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/libs/**/*.spec.ts', '<rootDir>/src/**/*.spec.ts'] },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'] },
+    // Real PostgreSQL and Redis, started by the project's globalSetup from the Debian packages
+    // (skipped with one message when they are not installed, a failure when CI is set).
+    {
+      ...common,
+      displayName: 'services',
+      testMatch: ['<rootDir>/test/services/**/*.services-spec.ts'],
+      globalSetup: '<rootDir>/test/services/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/services/support/global-teardown.ts',
+    },
   ],
 };

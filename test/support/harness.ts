@@ -79,6 +79,10 @@ export async function startHarness(
     rateLimit?: false | { limit: number; ttlSeconds?: number };
     /** The app's logger (e.g. the JSON logger); default: silent unless E2E_LOGS is set. */
     logger?: LoggerService;
+    /** `postgres://…` to run on PostgreSQL (see test/services); default a fresh SQLite file. */
+    databaseUrl?: string;
+    /** `redis://…`: sessions and the sync queue in Redis (both styles); default none. */
+    redis?: { url: string; prefix?: string };
   } = {},
 ): Promise<Harness> {
   const adapter = extra.adapter ?? 'express';
@@ -101,6 +105,7 @@ export async function startHarness(
     session: { secret: SESSION_SECRET },
     rateLimit: extra.rateLimit ?? false,
   };
+  if (extra.redis) baseOptions.redis = extra.redis;
   const options = extra.moduleOptions ? extra.moduleOptions(baseOptions) : baseOptions;
   const env: Record<string, string> = {
     DISCOURSE_URL: forumUrl,
@@ -111,18 +116,19 @@ export async function startHarness(
     PUBLIC_URL: appUrl,
     SESSION_SECRET,
     DISCOURSE_CONNECT_RATE_LIMIT: extra.rateLimit ? String(extra.rateLimit.limit) : 'off',
+    ...(extra.redis ? { REDIS_URL: extra.redis.url, DISCOURSE_CONNECT_REDIS_PREFIX: extra.redis.prefix ?? '' } : {}),
     ...extra.env,
   };
 
   const build = async (): Promise<INestApplication> => {
     for (const key of Object.keys(process.env)) {
-      if (/^(DISCOURSE|DISCORD)_/.test(key)) delete process.env[key];
+      if (/^(DISCOURSE|DISCORD)_|^REDIS_URL$/.test(key)) delete process.env[key];
     }
     Object.assign(process.env, env);
     const moduleRef = await Test.createTestingModule({
       imports: [
         EventEmitterModule.forRoot(),
-        TypeOrmModule.forRoot(databaseOptions(`sqlite:${databaseFile}`)),
+        TypeOrmModule.forRoot(databaseOptions(extra.databaseUrl ?? `sqlite:${databaseFile}`)),
         style === 'forRoot'
           ? DiscourseConnectModule.forRoot(options)
           : DiscourseConnectModule.forRootAsync(discourseConnectConfig.asProvider()),

@@ -106,6 +106,17 @@ export interface DiscourseConnectRateLimitOptions {
   ttlSeconds?: number;
 }
 
+/**
+ * Shared state for several app instances: with it, sessions live in Redis and the sync queue is
+ * delivered through BullMQ (one rate limit for all instances). Without it, both stay in the database.
+ */
+export interface DiscourseConnectRedisOptions {
+  /** `redis://[user:password@]host:port[/db]` (`rediss://` for TLS). Never logged. No default. */
+  url: string;
+  /** Prefix of every key the module writes, so apps can share one Redis. Default `dc:`. */
+  prefix?: string;
+}
+
 /** Options of `DiscourseConnectModule.forRoot()` / `forRootAsync()`. */
 export interface DiscourseConnectModuleOptions {
   /** The forums this app is the DiscourseConnect provider for; at least one. */
@@ -131,4 +142,6 @@ export interface DiscourseConnectModuleOptions {
    * routes only; host routes are untouched. Default true.
    */
   securityHeaders?: boolean;
+  /** Redis for sessions and the sync queue (several instances). Default: none, the database holds both. */
+  redis?: DiscourseConnectRedisOptions;
 }

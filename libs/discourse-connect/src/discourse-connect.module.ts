@@ -1,7 +1,8 @@
+import type { Repository } from 'typeorm';
 import { DynamicModule, Inject, MiddlewareConsumer, Module, NestModule, Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
-import { TypeOrmModule } from '@nestjs/typeorm';
+import { getRepositoryToken, TypeOrmModule } from '@nestjs/typeorm';
 import { DiscourseConnectSettings } from './config/discourse-connect.settings';
 import type { DiscourseConnectModuleOptions } from './discourse-connect-options.interface';
 import {
@@ -35,6 +36,10 @@ import { DiscourseAdminService } from './admin/discourse-admin.service';
 import { AdminApiRateLimiter } from './sync/rate-limiter';
 import { DiscourseConnectSyncJobEntity } from './sync/sync-job.entity';
 import { SyncQueue } from './sync/sync-queue.service';
+import { DatabaseSyncQueue } from './sync/database-sync-queue';
+import { BullMqSyncQueue } from './sync/bullmq-sync-queue';
+import { RedisAdminApiRateLimiter } from './sync/redis-rate-limiter';
+import { DiscourseConnectRedis } from './redis/discourse-connect-redis';
 import { SyncWorker } from './sync/sync.worker';
 import { DiscourseLifecycleInterceptor } from './sync/discourse-lifecycle.interceptor';
 import { DiscourseWebhooksController } from './webhooks/discourse-webhooks.controller';
@@ -72,12 +77,43 @@ const providers: Provider[] = [
   DiscourseConnectSessionMiddleware,
   DiscourseConnectHttp,
   {
-    provide: AdminApiRateLimiter,
-    useFactory: (settings: DiscourseConnectSettings) => new AdminApiRateLimiter(settings.sync.ratePerMinute),
+    // One Redis connection setup when `redis` is configured (null otherwise); closed at shutdown.
+    provide: DiscourseConnectRedis,
+    useFactory: (settings: DiscourseConnectSettings) =>
+      settings.redis ? new DiscourseConnectRedis(settings.redis.url, settings.redis.prefix) : null,
     inject: [DiscourseConnectSettings],
   },
+  {
+    // With Redis, one admin API budget for every instance; otherwise per process.
+    provide: AdminApiRateLimiter,
+    useFactory: (settings: DiscourseConnectSettings, redis: DiscourseConnectRedis | null) =>
+      redis
+        ? new RedisAdminApiRateLimiter(redis.client, redis.prefix, settings.sync.ratePerMinute)
+        : new AdminApiRateLimiter(settings.sync.ratePerMinute),
+    inject: [DiscourseConnectSettings, DiscourseConnectRedis],
+  },
   DiscourseAdminService,
-  SyncQueue,
+  {
+    // The abstract SyncQueue is the token: BullMQ in Redis with `redis`, the database otherwise.
+    provide: SyncQueue,
+    useFactory: (
+      jobs: Repository<DiscourseConnectSyncJobEntity>,
+      settings: DiscourseConnectSettings,
+      redis: DiscourseConnectRedis | null,
+      users: UsersService,
+      admin: DiscourseAdminService,
+      actions: DiscourseConnectActionsService,
+    ): SyncQueue =>
+      redis ? new BullMqSyncQueue(jobs, settings, redis, users, admin, actions) : new DatabaseSyncQueue(jobs, settings),
+    inject: [
+      getRepositoryToken(DiscourseConnectSyncJobEntity),
+      DiscourseConnectSettings,
+      DiscourseConnectRedis,
+      UsersService,
+      DiscourseAdminService,
+      DiscourseConnectActionsService,
+    ],
+  },
   SyncWorker,
   DiscourseLifecycleInterceptor,
 ];
@@ -141,6 +177,7 @@ function withParts(definition: DynamicModule): DynamicModule {
       SyncQueue,
       SyncWorker,
       AdminApiRateLimiter,
+      DiscourseConnectRedis,
       DiscourseLifecycleInterceptor,
       DISCOURSE_CONNECT_OPTIONS,
     ],

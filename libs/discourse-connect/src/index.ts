@@ -2,6 +2,7 @@
 export { DiscourseConnectModule, DISCOURSE_CONNECT_ENTITIES } from './discourse-connect.module';
 export type {
   DiscourseConnectSyncOptions,
+  DiscourseConnectRedisOptions,
   DiscourseConnectGroupsOptions,
   DiscourseApiOptions,
   DiscourseConnectModuleOptions,
@@ -70,7 +71,13 @@ export {
   DiscourseRateLimitError,
   DiscourseApiNotConfiguredError,
 } from './admin/discourse-api.errors';
-export { SyncQueue, type SyncQueueCounts } from './sync/sync-queue.service';
+export { SyncQueue, type SyncQueueCounts, type SyncJobRecord } from './sync/sync-queue.service';
+export { DatabaseSyncQueue } from './sync/database-sync-queue';
+export { BullMqSyncQueue, BULL_QUEUE_NAME, type BullSyncJobData } from './sync/bullmq-sync-queue';
+export { RedisAdminApiRateLimiter } from './sync/redis-rate-limiter';
+export { DiscourseConnectRedis } from './redis/discourse-connect-redis';
+export { RedisSessionStore } from './redis/redis-session.store';
+export { createSessionStore, type SessionStoreChoice } from './session/session-store.factory';
 export { SyncWorker } from './sync/sync.worker';
 export { AdminApiRateLimiter } from './sync/rate-limiter';
 export { DiscourseConnectSyncJobEntity, type SyncJobKind, type SyncJobStatus } from './sync/sync-job.entity';

@@ -69,6 +69,18 @@ export class DiscourseConnectEnvironment {
   @IsOptional()
   @Matches(/^(off|[1-9][0-9]{0,5})$/, { message: 'must be a whole number of requests per minute per IP, e.g. 30, or off' })
   DISCOURSE_CONNECT_RATE_LIMIT?: string;
+
+  /** Sessions and the sync queue in Redis, for several instances. The value is never echoed (it may hold a password). */
+  @IsOptional()
+  @Matches(/^rediss?:\/\/[^\s/?#]+(\/[0-9]{1,2})?\/?$/, {
+    message: 'must be a Redis URL such as redis://localhost:6379 or rediss://user:password@host:6380/0',
+  })
+  REDIS_URL?: string;
+
+  /** Prefix of the module's Redis keys, so apps can share one Redis. */
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9_.:-]{1,64}$/, { message: 'must be 1-64 letters, digits or _ . : - (e.g. dc:)' })
+  DISCOURSE_CONNECT_REDIS_PREFIX?: string;
 }
 
 /**
@@ -115,6 +127,8 @@ class DiscourseConnectEnvironmentKeys {
   DISCOURSE_WEBHOOK_SECRET = 1;
   DISCOURSE_API_RATE_PER_MINUTE = 1;
   DISCOURSE_CONNECT_RATE_LIMIT = 1;
+  REDIS_URL = 1;
+  DISCOURSE_CONNECT_REDIS_PREFIX = 1;
 }
 
 /** Forum pages people paste instead of the forum's base URL. */
@@ -214,6 +228,7 @@ export function discourseConnectOptionsFromEnv(env: Record<string, unknown>): Di
     },
     publicUrl: v.PUBLIC_URL,
     session: { secret: v.SESSION_SECRET },
+    ...(v.REDIS_URL ? { redis: { url: v.REDIS_URL, prefix: v.DISCOURSE_CONNECT_REDIS_PREFIX } } : {}),
   };
 }
 

@@ -52,6 +52,8 @@ export class DiscourseConnectSettings {
   /** Per-IP limit on the sign-in and SSO routes; `enabled: false` when turned off. */
   readonly rateLimit: { enabled: boolean; limit: number; ttlSeconds: number };
   readonly securityHeaders: boolean;
+  /** Redis for sessions and the BullMQ sync queue; undefined when not configured. */
+  readonly redis?: { url: string; prefix: string };
 
   constructor(options: DiscourseConnectModuleOptions) {
     const fail = (message: string): never => {
@@ -184,6 +186,24 @@ export class DiscourseConnectSettings {
       fail('securityHeaders must be true or false.');
     }
     this.securityHeaders = options.securityHeaders ?? true;
+
+    if (options.redis !== undefined) {
+      const r = options.redis;
+      // The URL may carry a password: never put it in a message.
+      let parsed: URL | undefined;
+      try {
+        parsed = typeof r?.url === 'string' ? new URL(r.url) : undefined;
+      } catch {
+        parsed = undefined;
+      }
+      if (!parsed || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || !parsed.hostname) {
+        fail('redis.url must be a Redis URL such as redis://localhost:6379 (rediss:// for TLS).');
+      }
+      if (r.prefix !== undefined && (typeof r.prefix !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(r.prefix))) {
+        fail('redis.prefix must be 1-64 letters, digits or _ . : - (e.g. "dc:").');
+      }
+      this.redis = { url: r.url, prefix: r.prefix ?? 'dc:' };
+    }
 
     this.afterSignOutPath = options.afterSignOutPath ?? '/';
     this.afterSignInPath = options.afterSignInPath ?? '/';

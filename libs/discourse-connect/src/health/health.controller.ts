@@ -1,32 +1,45 @@
-import { Controller, Get, HttpStatus, Res } from '@nestjs/common';
+import { Controller, Get, Header, HttpException, HttpStatus, Inject, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { Response } from 'express';
 import { DataSource } from 'typeorm';
+import { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
 import { SyncQueue, type SyncQueueCounts } from '../sync/sync-queue.service';
 
-/** `GET /health`: 200 when the database answers, 503 otherwise; with the sync queue's counts. */
+export interface HealthReport {
+  status: 'ok' | 'error';
+  checks: { database: 'up' | 'down'; redis?: 'up' | 'down' };
+  /** The sync queue's counts (the database outbox plus BullMQ with Redis), when they could be read. */
+  queue?: SyncQueueCounts;
+}
+
+/**
+ * `GET /health`: 200 when the database (and Redis, when configured) answer, 503 otherwise; with
+ * the sync queue's pending/running/failed counts. Adapter-neutral (no response object).
+ */
 @Controller('health')
 export class DiscourseConnectHealthController {
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly queue: SyncQueue,
+    @Optional() @Inject(DiscourseConnectRedis) private readonly redis?: DiscourseConnectRedis | null,
   ) {}
 
   @Get()
-  async check(@Res() res: Response): Promise<void> {
-    let database: 'up' | 'down' = 'down';
+  @Header('Cache-Control', 'no-store')
+  async check(): Promise<HealthReport> {
+    const [database, redis] = await Promise.all([
+      this.dataSource.query('SELECT 1').then(
+        () => 'up' as const,
+        () => 'down' as const,
+      ),
+      this.redis ? this.redis.ping().then((up) => (up ? ('up' as const) : ('down' as const))) : undefined,
+    ]);
     let queue: SyncQueueCounts | undefined;
-    try {
-      await this.dataSource.query('SELECT 1');
-      database = 'up';
-      queue = await this.queue.counts();
-    } catch {
-      /* reported below */
+    if (database === 'up' && redis !== 'down') {
+      queue = await this.queue.counts().catch(() => undefined);
     }
-    const ok = database === 'up';
-    res
-      .status(ok ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE)
-      .setHeader('Cache-Control', 'no-store')
-      .json({ status: ok ? 'ok' : 'error', checks: { database }, queue });
+    const ok = database === 'up' && redis !== 'down';
+    const report: HealthReport = { status: ok ? 'ok' : 'error', checks: { database, ...(redis ? { redis } : {}) }, queue };
+    if (!ok) throw new HttpException(report, HttpStatus.SERVICE_UNAVAILABLE);
+    return report;
   }
 }

@@ -1,13 +1,14 @@
-import { Inject, Injectable, NestMiddleware, OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, NestMiddleware, OnModuleDestroy, Optional } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import session, { type Store } from 'express-session';
+import session from 'express-session';
 import type { PassportStatic } from 'passport';
 import { Repository } from 'typeorm';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DISCOURSE_CONNECT_PASSPORT } from './discourse-connect-passport';
 import { DiscourseConnectSessionEntity } from './discourse-connect-session.entity';
-import { TypeOrmSessionStore } from './typeorm-session.store';
+import { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
+import { createSessionStore, type SessionStoreChoice } from './session-store.factory';
 
 /**
  * Server-side sessions and passport, installed by the module on the host's routes: cookie
@@ -17,23 +18,22 @@ import { TypeOrmSessionStore } from './typeorm-session.store';
 @Injectable()
 export class DiscourseConnectSessionMiddleware implements NestMiddleware, OnModuleDestroy {
   private readonly chain: RequestHandler[];
-  private readonly ownStore?: TypeOrmSessionStore;
   /** The session store in use, on either adapter (the Fastify glue hands it to @fastify/session). */
-  readonly sessionStore: { store: Store };
+  readonly sessionStore: SessionStoreChoice;
 
   constructor(
     settings: DiscourseConnectSettings,
     @InjectRepository(DiscourseConnectSessionEntity) sessions: Repository<DiscourseConnectSessionEntity>,
     @Inject(DISCOURSE_CONNECT_PASSPORT) passport: PassportStatic,
+    @Optional() @Inject(DiscourseConnectRedis) redis?: DiscourseConnectRedis | null,
   ) {
     const s = settings.session;
-    this.ownStore = s.store ? undefined : new TypeOrmSessionStore(sessions, s.maxAgeSeconds * 1000);
-    this.sessionStore = { store: (s.store ?? this.ownStore) as Store };
+    this.sessionStore = createSessionStore(settings, { sessions, redis });
     this.chain = [
       session({
         name: s.cookieName,
         secret: s.secret,
-        store: s.store ?? this.ownStore,
+        store: this.sessionStore.store,
         resave: false,
         saveUninitialized: false,
         rolling: false,
@@ -63,6 +63,6 @@ export class DiscourseConnectSessionMiddleware implements NestMiddleware, OnModu
   }
 
   onModuleDestroy(): void {
-    this.ownStore?.close();
+    this.sessionStore.close();
   }
 }

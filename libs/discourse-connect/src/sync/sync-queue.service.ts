@@ -1,6 +1,4 @@
-import { Injectable } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import { EntityManager, In, Repository } from 'typeorm';
+import { EntityManager, Repository } from 'typeorm';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectSyncJobEntity, SyncJobKind } from './sync-job.entity';
 
@@ -10,17 +8,35 @@ export interface SyncQueueCounts {
   failed: number;
 }
 
+/** A job kept after running out of retries (`failed`), whichever queue holds it. */
+export interface SyncJobRecord {
+  /** The database row id (embedded queue) or the BullMQ job id (Redis). */
+  id: number | string;
+  kind: SyncJobKind;
+  discordId: string;
+  forum: string;
+  attempts: number;
+  lastError: string | null;
+}
+
 /**
- * The durable record of work for the forum. `enqueue` writes a job (in the caller's transaction
- * when given one); repeated changes of one user while a job waits are coalesced into that job.
- * A worker delivers them (see SyncWorker).
+ * The sync queue: work for the forum (profile syncs, log-outs), durable and coalesced per user.
+ * This abstract class is the injection token; the module provides one of two implementations and
+ * the rest of the code never knows which:
+ *
+ * - {@link DatabaseSyncQueue} (default): the jobs live in the database and {@link SyncWorker}
+ *   delivers them from there, rate-limited per process.
+ * - {@link BullMqSyncQueue} (with `redis`): several instances share one BullMQ queue in Redis,
+ *   with one rate limit for all of them.
+ *
+ * Both record a job the same way, as a row of `discourse_connect_sync_jobs` written in the
+ * caller's transaction (a transactional outbox): a user change and the job it causes commit
+ * together or not at all, whatever happens to the process right after.
  */
-@Injectable()
-export class SyncQueue {
+export abstract class SyncQueue {
   private listeners: (() => void)[] = [];
 
   constructor(
-    @InjectRepository(DiscourseConnectSyncJobEntity)
     protected readonly jobs: Repository<DiscourseConnectSyncJobEntity>,
     protected readonly settings: DiscourseConnectSettings,
   ) {}
@@ -28,6 +44,13 @@ export class SyncQueue {
   static dedupeKey(kind: SyncJobKind, forum: string, discordId: string): string {
     return `${kind}:${forum}:${discordId}`;
   }
+
+  /**
+   * Hands an outbox row over to a distributed queue (BullMQ), or undefined when the rows are
+   * delivered straight from the database. Called by {@link SyncWorker}; must be idempotent for
+   * one row (a row may be handed over twice if a process dies in between).
+   */
+  handOver?(job: DiscourseConnectSyncJobEntity): Promise<void>;
 
   /**
    * Records `kind` for this user on every forum with an admin API key (or the one named).
@@ -38,6 +61,8 @@ export class SyncQueue {
     if (forums.length === 0) return;
     const repo = options.manager ? options.manager.getRepository(DiscourseConnectSyncJobEntity) : this.jobs;
     const now = Date.now();
+    // ON CONFLICT DO NOTHING / INSERT OR IGNORE: never aborts the caller's transaction (PostgreSQL
+    // would abort it on a unique violation).
     await repo
       .createQueryBuilder()
       .insert()
@@ -69,7 +94,17 @@ export class SyncQueue {
     this.listeners.push(listener);
   }
 
-  async counts(): Promise<SyncQueueCounts> {
+  /** Jobs waiting (`pending`), being delivered (`running`) and kept after their last retry (`failed`). */
+  abstract counts(): Promise<SyncQueueCounts>;
+
+  /** Jobs kept after running out of retries. */
+  abstract failed(limit?: number): Promise<SyncJobRecord[]>;
+
+  /** Puts failed jobs back in the queue (all, or those ids); resolves to how many. */
+  abstract retryFailed(ids?: (number | string)[]): Promise<number>;
+
+  /** Rows of the outbox by status (shared by both implementations). */
+  protected async outboxCounts(): Promise<SyncQueueCounts> {
     const rows: { status: string; count: string | number }[] = await this.jobs
       .createQueryBuilder('job')
       .select('job.status', 'status')
@@ -78,37 +113,9 @@ export class SyncQueue {
       .getRawMany();
     const counts: SyncQueueCounts = { pending: 0, running: 0, failed: 0 };
     for (const row of rows) {
+      // PostgreSQL returns COUNT(*) as a string (bigint).
       if (row.status in counts) counts[row.status as keyof SyncQueueCounts] = Number(row.count);
     }
     return counts;
-  }
-
-  /** Jobs kept after running out of retries. */
-  failed(limit = 100): Promise<DiscourseConnectSyncJobEntity[]> {
-    return this.jobs.find({ where: { status: 'failed' }, order: { id: 'ASC' }, take: limit });
-  }
-
-  /**
-   * Puts failed jobs back in the queue (all, or those ids). A failed job whose user already has a
-   * waiting job of the same kind is absorbed by it.
-   */
-  async retryFailed(ids?: number[]): Promise<number> {
-    const failed = await this.jobs.find({ where: { status: 'failed', ...(ids ? { id: In(ids) } : {}) } });
-    let retried = 0;
-    for (const job of failed) {
-      const key = SyncQueue.dedupeKey(job.kind, job.forum, job.discordId);
-      const taken = await this.jobs.exists({ where: { dedupeKey: key } });
-      if (taken) {
-        await this.jobs.delete({ id: job.id });
-      } else {
-        await this.jobs.update(
-          { id: job.id },
-          { status: 'pending', attempts: 0, runAt: Date.now(), dedupeKey: key, lastError: null },
-        );
-      }
-      retried++;
-    }
-    if (retried) this.notify();
-    return retried;
   }
 }

@@ -8,13 +8,20 @@ import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents, SyncJobEvent } from '../hooks/discourse-connect.events';
 import { UsersService } from '../users/users.service';
 import { DiscourseConnectSyncJobEntity } from './sync-job.entity';
+import { deliverToForum } from './deliver';
 import { SyncQueue } from './sync-queue.service';
 
 /**
- * Delivers the sync queue to the forum: oldest first, under the admin API rate limit, with
- * exponential backoff on failures and the forum's 429 waits applied to the whole queue. A job is
- * deleted only after the forum accepted it; a crash mid-delivery leaves it locked until its lease
- * runs out, and then it is delivered again (every job is idempotent on the forum).
+ * Works through the database outbox of sync jobs, oldest first.
+ *
+ * Embedded queue: delivers each job to the forum under the admin API rate limit, with exponential
+ * backoff on failures and the forum's 429 waits applied to the whole queue. A job is deleted only
+ * after the forum accepted it; a crash mid-delivery leaves it locked until its lease runs out, and
+ * then it is delivered again (every job is idempotent on the forum).
+ *
+ * With Redis (the queue has `handOver`): relays each committed row to BullMQ instead, and deletes
+ * the row once Redis has the job; the same leases make a relay cut short by a crash happen again.
+ * Every instance relays, whether or not it runs a BullMQ worker.
  */
 @Injectable()
 export class SyncWorker implements OnApplicationBootstrap, OnModuleDestroy {
@@ -35,7 +42,7 @@ export class SyncWorker implements OnApplicationBootstrap, OnModuleDestroy {
   ) {}
 
   onApplicationBootstrap(): void {
-    if (!this.settings.sync.worker) return;
+    if (!this.settings.sync.worker && !this.queue.handOver) return;
     if (this.settings.apiForums.length === 0) {
       this.logger.log(
         'No DISCOURSE_API_KEY: syncing profiles, groups and sign-outs to the forum through its admin API is off.',
@@ -101,13 +108,21 @@ export class SyncWorker implements OnApplicationBootstrap, OnModuleDestroy {
 
   private async deliver(job: DiscourseConnectSyncJobEntity): Promise<void> {
     const attempts = job.attempts + 1;
-    try {
-      if (job.kind === 'sync') {
-        const user = await this.users.findByDiscordId(job.discordId);
-        if (user) await this.admin.syncSso(user, job.forum);
-      } else {
-        await this.admin.logOutByExternalId(job.discordId, job.forum);
+    if (this.queue.handOver) {
+      try {
+        await this.queue.handOver(job);
+      } catch (error) {
+        // Redis unreachable: the row stays in the outbox and is relayed later (never failed for that).
+        const message = ((error as Error)?.message ?? String(error)).slice(0, 500);
+        this.logger.warn(`could not hand sync job ${job.id} over to the Redis queue, retrying: ${message}`);
+        await this.requeue(job, attempts, Date.now() + this.backoff(Math.min(attempts, 8)), message);
+        return;
       }
+      await this.jobs.delete({ id: job.id });
+      return;
+    }
+    try {
+      await deliverToForum(job, this.users, this.admin);
     } catch (error) {
       await this.handleFailure(job, attempts, error);
       return;

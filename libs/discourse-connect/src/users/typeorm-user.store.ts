@@ -37,7 +37,13 @@ export class TypeOrmUserStore implements UserStore {
 
   async create(data: LocalUserData): Promise<LocalUser | null> {
     try {
-      await this.users.insert(data);
+      // Inside a transaction the insert gets its own savepoint: on PostgreSQL a unique violation
+      // (another instance created the user first) would otherwise abort the whole transaction.
+      if (this.users.manager.queryRunner?.isTransactionActive) {
+        await this.users.manager.transaction((manager) => manager.getRepository(DiscourseConnectUserEntity).insert(data));
+      } else {
+        await this.users.insert(data);
+      }
     } catch (error) {
       if (isUniqueViolation(error)) return null; // another request created the same user first
       throw error;

@@ -1,0 +1,69 @@
+import { Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Redis, type RedisOptions } from 'ioredis';
+
+/**
+ * The module's one Redis connection setup (sessions, the admin API rate limit, the BullMQ queue).
+ * Created only when `redis` is configured; every connection it opened is closed when the app shuts
+ * down (after the queue's worker stopped: `onApplicationShutdown` runs after `onModuleDestroy`).
+ * The URL can carry a password: it is never logged, and errors are logged by message only.
+ */
+export class DiscourseConnectRedis implements OnApplicationShutdown {
+  private readonly logger = new Logger('DiscourseConnect');
+  /** For commands (sessions, limiter, queue producer): fails a command after a few retries instead of hanging a request. */
+  readonly client: Redis;
+  private readonly extra: Redis[] = [];
+  private lastErrorLog = 0;
+
+  constructor(
+    private readonly url: string,
+    /** Prefix of every key the module writes, e.g. `dc:`. */
+    readonly prefix: string,
+  ) {
+    this.client = this.open({ maxRetriesPerRequest: 2 }, 'discourse-connect');
+  }
+
+  /** Another connection on the same server (BullMQ workers need their own, blocking-capable one). */
+  duplicate(options: RedisOptions = {}, name = 'discourse-connect-worker'): Redis {
+    const connection = this.open(options, name);
+    this.extra.push(connection);
+    return connection;
+  }
+
+  /** Whether Redis answers PING within a second. */
+  async ping(): Promise<boolean> {
+    try {
+      const answer = await Promise.race([
+        this.client.ping(),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 1000).unref()),
+      ]);
+      return answer === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all([this.client, ...this.extra].map((c) => quit(c)));
+  }
+
+  private open(options: RedisOptions, connectionName: string): Redis {
+    const connection = new Redis(this.url, { connectionName, enableAutoPipelining: false, ...options });
+    connection.on('error', (error: Error) => {
+      // ioredis retries on its own; say so at most every 30 s, never with the URL.
+      if (Date.now() - this.lastErrorLog < 30_000) return;
+      this.lastErrorLog = Date.now();
+      this.logger.error(`Redis connection error (retrying): ${error.message.replace(/\/\/[^@\s]*@/g, '//***@')}`);
+    });
+    return connection;
+  }
+}
+
+async function quit(connection: Redis): Promise<void> {
+  if (connection.status === 'end') return;
+  try {
+    await Promise.race([connection.quit(), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+  } catch {
+    /* closing anyway */
+  }
+  connection.disconnect();
+}

@@ -1,0 +1,190 @@
+import { Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Repository } from 'typeorm';
+import type { DiscourseAdminService } from '../admin/discourse-admin.service';
+import { DiscourseApiError, DiscourseRateLimitError } from '../admin/discourse-api.errors';
+import type { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import type { DiscourseConnectActionsService } from '../hooks/actions.service';
+import { DiscourseConnectEvents, type SyncJobEvent } from '../hooks/discourse-connect.events';
+import type { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
+import type { UsersService } from '../users/users.service';
+import { deliverToForum } from './deliver';
+import type { DiscourseConnectSyncJobEntity, SyncJobKind } from './sync-job.entity';
+import { SyncQueue, type SyncJobRecord, type SyncQueueCounts } from './sync-queue.service';
+
+/** What a BullMQ job carries: the user and the work, never profile data (read at delivery time). */
+export interface BullSyncJobData {
+  kind: SyncJobKind;
+  discordId: string;
+  forum: string;
+}
+
+export const BULL_QUEUE_NAME = 'discourse-connect-sync';
+const BACKOFF_TYPE = 'discourse-connect';
+
+/**
+ * The sync queue for several instances, on BullMQ in Redis.
+ *
+ * Durability (transactional outbox): `enqueue` still writes the job as a database row in the
+ * caller's transaction, exactly like the embedded queue. {@link SyncWorker} (in every instance)
+ * then claims committed rows, hands each one to BullMQ through {@link handOver}, and deletes the
+ * row only after Redis accepted the job. A process that dies between the commit and the hand-over
+ * leaves the row behind; its lease runs out and another instance hands it over. Writing to Redis
+ * straight after the commit instead would lose the job in that window, and writing to Redis inside
+ * the transaction would deliver changes that were rolled back.
+ *
+ * Coalescing: BullMQ deduplication on `<kind>:<forum>:<discordId>` with `keepLastIfActive`: while a
+ * job for the user waits, another change adds nothing (the waiting job reads the latest profile
+ * when it runs); while one is being delivered, one more job is kept to run after it, so a change
+ * made during a delivery is never lost and one user's jobs never run in parallel.
+ *
+ * Rate limit: ONE BullMQ limiter for the queue (stored in Redis, so shared by every worker of
+ * every instance) lets one job start per `60 s / sync.ratePerMinute`; the admin API client also
+ * reserves each call in the same Redis budget (RedisAdminApiRateLimiter), since a log-out may cost
+ * two calls. A 429 from the forum rate-limits the whole queue for the forum's wait
+ * (`worker.rateLimit` + `Worker.RateLimitError`, which costs the job no attempt).
+ *
+ * Retries: other retryable failures (5xx, timeouts, forum down) are retried with the module's
+ * exponential backoff up to `sync.maxAttempts`; a refusal (4xx) fails at once. Failed jobs are kept
+ * in BullMQ's failed set (`failed`, `retryFailed`, the CLI's `failed --retry`).
+ */
+export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('DiscourseConnect');
+  readonly queue: Queue<BullSyncJobData>;
+  private worker?: Worker<BullSyncJobData>;
+
+  constructor(
+    jobs: Repository<DiscourseConnectSyncJobEntity>,
+    settings: DiscourseConnectSettings,
+    private readonly redis: DiscourseConnectRedis,
+    private readonly users: UsersService,
+    private readonly admin: DiscourseAdminService,
+    private readonly actions: DiscourseConnectActionsService,
+  ) {
+    super(jobs, settings);
+    this.queue = new Queue<BullSyncJobData>(BULL_QUEUE_NAME, {
+      connection: redis.client,
+      prefix: this.bullPrefix,
+      defaultJobOptions: {
+        attempts: settings.sync.maxAttempts,
+        backoff: { type: BACKOFF_TYPE },
+        removeOnComplete: { count: 1000 },
+        removeOnFail: false,
+      },
+    });
+    this.queue.on('error', (error) => this.logger.error(`sync queue (Redis): ${error.message}`));
+  }
+
+  private get bullPrefix(): string {
+    return `${this.redis.prefix}bull`;
+  }
+
+  /** Starts this instance's BullMQ worker (unless `sync.worker` is false or no forum has an API key). */
+  onApplicationBootstrap(): void {
+    if (!this.settings.sync.worker || this.settings.apiForums.length === 0) return;
+    const { ratePerMinute, backoffBaseMs, backoffMaxMs } = this.settings.sync;
+    this.worker = new Worker<BullSyncJobData>(BULL_QUEUE_NAME, (job) => this.process(job), {
+      // Workers block on their connection: their own, with no per-command retry limit (BullMQ needs that).
+      connection: this.redis.duplicate({ maxRetriesPerRequest: null }),
+      prefix: this.bullPrefix,
+      concurrency: 4,
+      limiter: { max: 1, duration: Math.max(1, Math.ceil(60_000 / ratePerMinute)) },
+      lockDuration: 30_000,
+      stalledInterval: 15_000,
+      settings: {
+        backoffStrategy: (attemptsMade: number) => {
+          const delay = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.max(0, attemptsMade - 1));
+          return Math.round(delay * (0.8 + Math.random() * 0.4));
+        },
+      },
+    });
+    this.worker.on('error', (error) => this.logger.error(`sync worker (Redis): ${error.message}`));
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.worker?.close();
+    await this.queue.close();
+  }
+
+  /** Idempotent per outbox row: deduplication makes a second hand-over of the same change a no-op or one extra (idempotent) delivery. */
+  override async handOver(row: DiscourseConnectSyncJobEntity): Promise<void> {
+    await this.queue.add(
+      row.kind,
+      { kind: row.kind, discordId: row.discordId, forum: row.forum },
+      { deduplication: { id: SyncQueue.dedupeKey(row.kind, row.forum, row.discordId), keepLastIfActive: true } },
+    );
+  }
+
+  async counts(): Promise<SyncQueueCounts> {
+    const [outbox, bull] = await Promise.all([
+      this.outboxCounts(),
+      this.queue.getJobCounts('waiting', 'delayed', 'prioritized', 'waiting-children', 'active', 'failed'),
+    ]);
+    const n = (key: string) => Number((bull as Record<string, number>)[key] ?? 0);
+    return {
+      // Rows not yet handed over to BullMQ are waiting too.
+      pending: outbox.pending + outbox.running + n('waiting') + n('delayed') + n('prioritized') + n('waiting-children'),
+      running: n('active'),
+      failed: outbox.failed + n('failed'),
+    };
+  }
+
+  async failed(limit = 100): Promise<SyncJobRecord[]> {
+    const jobs = await this.queue.getFailed(0, limit - 1);
+    return jobs.filter(Boolean).map((job) => ({
+      id: job.id ?? '',
+      kind: job.data.kind,
+      discordId: job.data.discordId,
+      forum: job.data.forum,
+      attempts: job.attemptsMade,
+      lastError: job.failedReason ?? null,
+    }));
+  }
+
+  async retryFailed(ids?: (number | string)[]): Promise<number> {
+    const wanted = ids ? new Set(ids.map(String)) : undefined;
+    let retried = 0;
+    for (;;) {
+      const page = (await this.queue.getFailed(0, 499)).filter((job) => job && (!wanted || wanted.has(String(job.id))));
+      if (page.length === 0) break;
+      for (const job of page) {
+        await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+        retried++;
+      }
+      if (wanted) break;
+    }
+    return retried;
+  }
+
+  private async process(job: Job<BullSyncJobData>): Promise<void> {
+    const attempts = job.attemptsMade + 1;
+    try {
+      await deliverToForum(job.data, this.users, this.admin);
+    } catch (error) {
+      const message = ((error as Error)?.message ?? String(error)).slice(0, 500);
+      if (error instanceof DiscourseRateLimitError) {
+        // The forum's wait applies to the whole queue, on every instance; the job goes back unchanged.
+        await this.worker!.rateLimit(error.waitSeconds * 1000);
+        throw Worker.RateLimitError();
+      }
+      const retryable = error instanceof DiscourseApiError && error.retryable;
+      if (retryable && attempts < this.settings.sync.maxAttempts) throw new Error(message);
+      this.logger.warn(`sync job ${job.id} (${job.data.kind} for ${job.data.discordId}) failed for good: ${message}`);
+      this.emit(DiscourseConnectEvents.SyncFailed, job, attempts, message);
+      throw new UnrecoverableError(message);
+    }
+    this.emit(DiscourseConnectEvents.SyncSucceeded, job, attempts);
+  }
+
+  private emit(event: string, job: Job<BullSyncJobData>, attempts: number, error?: string): void {
+    const payload: SyncJobEvent = {
+      jobId: Number(job.id),
+      kind: job.data.kind,
+      discordId: job.data.discordId,
+      forum: job.data.forum,
+      attempts,
+      ...(error ? { error } : {}),
+    };
+    this.actions.emit(event, payload);
+  }
+}
