@@ -1,5 +1,4 @@
 import { Controller, Get, Header, Req } from '@nestjs/common';
-import type { Request } from 'express';
 import type { LocalUser } from '../libs/discourse-connect/src';
 import { discordAvatarUrl } from '../libs/discourse-connect/src';
 
@@ -12,7 +11,7 @@ export class HomeController {
   @Get()
   @Header('Content-Type', 'text/html; charset=utf-8')
   @Header('Cache-Control', 'no-store')
-  home(@Req() req: Request & { user?: LocalUser }): string {
+  home(@Req() req: { user?: LocalUser | null }): string {
     const user = req.user;
     const body = user
       ? `<p><img src="${esc(discordAvatarUrl(user.metadata))}" alt="" width="48" height="48" style="border-radius:50%;vertical-align:middle">

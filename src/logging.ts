@@ -1,5 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parse as parseQuery } from 'node:querystring';
 import {
   DynamicModule,
   Inject,
@@ -10,7 +12,6 @@ import {
   NestMiddleware,
   NestModule,
 } from '@nestjs/common';
-import type { NextFunction, Request, Response } from 'express';
 import pino, { type DestinationStream, type Logger as Pino } from 'pino';
 
 /**
@@ -126,6 +127,13 @@ function pickHeaders(headers: Record<string, unknown>, names: string[]): Record<
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
 /**
+ * What the middleware reads. Nest middleware gets Express's request on Express and Node's own on
+ * Fastify, where @fastify/middie adds `originalUrl` and `ip` (the trusted-proxy setting applied)
+ * but no parsed query.
+ */
+type LoggedRequest = IncomingMessage & { originalUrl?: string; ip?: string; query?: unknown; id?: string };
+
+/**
  * Gives each request an id (a well-formed incoming `X-Request-Id` is kept, otherwise a new UUID),
  * sends it back in `X-Request-Id`, and writes one access line per response. Query parameters and
  * headers go through the redaction paths above; the path never carries a query string.
@@ -134,21 +142,22 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 export class RequestIdMiddleware implements NestMiddleware {
   constructor(@Inject(PINO) private readonly log: Pino) {}
 
-  use(req: Request, res: Response, next: NextFunction): void {
+  use(req: LoggedRequest, res: ServerResponse, next: () => void): void {
     const incoming = req.headers['x-request-id'];
     const reqId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    (req as Request & { id?: string }).id = reqId;
+    req.id = reqId;
     res.setHeader('X-Request-Id', reqId);
     const started = process.hrtime.bigint();
     res.once('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const [path, search = ''] = (req.originalUrl ?? req.url ?? '').split('?', 2);
       this.log.info(
         {
           reqId,
           req: {
             method: req.method,
-            path: (req.originalUrl ?? req.url).split('?')[0],
-            query: { ...(req.query as Record<string, unknown>) },
+            path,
+            query: { ...((req.query as Record<string, unknown> | undefined) ?? parseQuery(search)) },
             headers: { ...req.headers },
             ip: req.ip,
           },

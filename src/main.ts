@@ -1,9 +1,10 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { INestApplication } from '@nestjs/common';
 import { discourseConnectOptionsFromEnv } from '../libs/discourse-connect/src';
 import { AppModule } from './app.module';
+import { createHttpAdapter, httpAdapterFromEnv } from './http-adapter';
 import { createJsonLogger, JsonLogger } from './logging';
 import { loadEnvFile } from './env-file';
 import { startSandbox, type Sandbox } from './sandbox';
@@ -15,6 +16,7 @@ import { startSandbox, type Sandbox } from './sandbox';
 async function main(): Promise<void> {
   loadEnvFile();
   const port = parsePort(process.env.PORT);
+  const adapterName = parseAdapter(process.env.HTTP_ADAPTER);
   const logger = new Logger('Main');
 
   let sandbox: Sandbox | undefined;
@@ -23,13 +25,16 @@ async function main(): Promise<void> {
     Object.assign(process.env, sandbox.env);
   }
 
-  let app: NestExpressApplication;
+  let app: INestApplication;
   try {
     // Checked before Nest boots, so a mistake prints one message naming the variable, no stack trace.
     discourseConnectOptionsFromEnv(process.env);
     // JSON lines on stdout, with a request id, secrets redacted (see src/logging.ts).
     const log = createJsonLogger();
-    app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ databaseUrl: process.env.DATABASE_URL, log }), {
+    // One trusted hop with TRUST_PROXY=true: the client's address (rate limit, logs) is then the one
+    // the proxy put in X-Forwarded-For, not the proxy's.
+    const adapter = createHttpAdapter(adapterName, { trustProxy: process.env.TRUST_PROXY === 'true' });
+    app = await NestFactory.create(AppModule.forRoot({ databaseUrl: process.env.DATABASE_URL, log }), adapter, {
       logger: new JsonLogger(log),
       abortOnError: false,
       rawBody: true, // webhook signatures cover the exact body
@@ -40,9 +45,6 @@ async function main(): Promise<void> {
     await sandbox?.close();
     process.exit(1);
   }
-  // One trusted hop: req.ip (used by the sign-in rate limit and the logs) is then the client's
-  // address from X-Forwarded-For as the proxy set it, not the proxy's.
-  app.set('trust proxy', process.env.TRUST_PROXY === 'true' ? 1 : false);
   app.enableShutdownHooks();
   if (sandbox) await app.listen(port, '127.0.0.1');
   else await app.listen(port);
@@ -51,7 +53,7 @@ async function main(): Promise<void> {
     logger.log('Sandbox mode: no Discord credentials are set, so Discord and Discourse are simulated here.');
     console.log(`\n  Open ${sandbox.env.PUBLIC_URL}/ in your browser.\n`);
   } else {
-    logger.log(`Listening on port ${port}; public URL ${process.env.PUBLIC_URL}`);
+    logger.log(`Listening on port ${port} (${adapterName}); public URL ${process.env.PUBLIC_URL}`);
   }
   const stop = async () => {
     await app.close();
@@ -59,6 +61,15 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
+}
+
+function parseAdapter(value: string | undefined) {
+  try {
+    return httpAdapterFromEnv(value);
+  } catch (error) {
+    console.error(`\n${(error as Error).message}\n`);
+    process.exit(1);
+  }
 }
 
 function parsePort(value: string | undefined): number {

@@ -4,7 +4,7 @@ import { SsoService } from '../../libs/discourse-connect/src/sso/sso.service';
 import { DiscourseConnectSettings } from '../../libs/discourse-connect/src';
 import { DISCORD_FIXTURES, type SimDiscordUser } from '../../libs/simulators/src';
 import { TestBrowser } from '../support/browser';
-import type { Harness } from '../support/harness';
+import { HTTP_ADAPTERS, type Harness } from '../support/harness';
 import { expectCleanErrorBody, expectNothingWritten, snapshot, startAdversarialHarness, waitFor } from './adversarial-support';
 
 /**
@@ -19,11 +19,11 @@ import { expectCleanErrorBody, expectNothingWritten, snapshot, startAdversarialH
 
 const { migrated, unverified } = DISCORD_FIXTURES;
 
-describe('adversarial: account takeover', () => {
+describe.each(HTTP_ADAPTERS)('adversarial: account takeover (%s)', (adapter) => {
   let h: Harness;
 
   beforeAll(async () => {
-    h = await startAdversarialHarness();
+    h = await startAdversarialHarness(adapter);
   });
   afterAll(async () => h?.close());
   beforeEach(async () => {

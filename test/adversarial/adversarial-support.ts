@@ -1,6 +1,6 @@
 import { DataSource } from 'typeorm';
 import type { DiscourseConnectModuleOptions } from '../../libs/discourse-connect/src';
-import { startHarness, type Harness } from '../support/harness';
+import { startHarness, type Harness, type HttpAdapterName } from '../support/harness';
 
 /**
  * Shared by the adversarial suite: an app with the forum's admin API and webhooks configured (so a
@@ -11,8 +11,9 @@ import { startHarness, type Harness } from '../support/harness';
 export const API_KEY = 'adversarial-admin-api-key-0123456789';
 export const WEBHOOK_SECRET = 'adversarial-webhook-secret-0123';
 
-export async function startAdversarialHarness(): Promise<Harness> {
+export async function startAdversarialHarness(adapter: HttpAdapterName): Promise<Harness> {
   return startHarness('forRoot', {
+    adapter,
     forumOptions: { apiKey: API_KEY, apiRateLimitPerMinute: 0, authOverridesEmail: true, authOverridesName: true },
     moduleOptions: (o: DiscourseConnectModuleOptions): DiscourseConnectModuleOptions => ({
       ...o,

@@ -1,10 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { INestApplication } from '@nestjs/common';
+import { RequestMethod, type INestApplication } from '@nestjs/common';
+import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
+import { DiscoveryService } from '@nestjs/core';
 import { DataSource } from 'typeorm';
 import { SyncQueue } from '../../libs/discourse-connect/src';
 import { DISCORD_FIXTURES } from '../../libs/simulators/src';
 import { TestBrowser } from '../support/browser';
-import type { Harness } from '../support/harness';
+import { HTTP_ADAPTERS, type Harness } from '../support/harness';
 import { expectCleanErrorBody, expectNothingWritten, snapshot, startAdversarialHarness, waitFor } from './adversarial-support';
 
 /**
@@ -18,25 +20,34 @@ import { expectCleanErrorBody, expectNothingWritten, snapshot, startAdversarialH
 const { migrated } = DISCORD_FIXTURES;
 const HOST = '127.0.0.1';
 
-/** The app's routes that are not GET/HEAD, read from the Express router (so a new one is covered too). */
+/**
+ * The app's routes that are not GET/HEAD, read from the controllers Nest discovered (so a new one is
+ * covered too, on either adapter).
+ */
 function stateChangingRoutes(app: INestApplication): { method: string; path: string }[] {
-  const express = app.getHttpAdapter().getInstance() as { router?: { stack: unknown[] }; _router?: { stack: unknown[] } };
-  const stack = (express.router ?? express._router)!.stack as { route?: { path: string; methods: Record<string, boolean> } }[];
   const routes: { method: string; path: string }[] = [];
-  for (const layer of stack) {
-    if (!layer.route) continue;
-    for (const [method, on] of Object.entries(layer.route.methods)) {
-      if (on && !['get', 'head', '_all'].includes(method)) routes.push({ method: method.toUpperCase(), path: layer.route.path });
+  const clean = (p: unknown) => (typeof p === 'string' ? p.replace(/^\/+|\/+$/g, '') : '');
+  for (const wrapper of app.get(DiscoveryService).getControllers()) {
+    const controller = wrapper.metatype as Function | undefined;
+    if (!controller) continue;
+    const base = clean(Reflect.getMetadata(PATH_METADATA, controller));
+    for (const name of Object.getOwnPropertyNames(controller.prototype)) {
+      const handler = controller.prototype[name];
+      if (name === 'constructor' || typeof handler !== 'function' || Reflect.getMetadata(PATH_METADATA, handler) === undefined) continue;
+      const method = RequestMethod[Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod];
+      if (['GET', 'HEAD', 'ALL', 'OPTIONS'].includes(method)) continue;
+      const path = `/${[base, clean(Reflect.getMetadata(PATH_METADATA, handler))].filter(Boolean).join('/')}`;
+      routes.push({ method, path });
     }
   }
   return routes;
 }
 
-describe('adversarial: CSRF, OAuth state, replayed codes, PKCE, session fixation', () => {
+describe.each(HTTP_ADAPTERS)('adversarial: CSRF, OAuth state, replayed codes, PKCE, session fixation (%s)', (adapter) => {
   let h: Harness;
 
   beforeAll(async () => {
-    h = await startAdversarialHarness();
+    h = await startAdversarialHarness(adapter);
   });
   afterAll(async () => h?.close());
   beforeEach(() => {

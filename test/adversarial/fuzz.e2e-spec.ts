@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { DiscourseConnectProtocolError, verifyAndDecode } from '../../libs/discourse-connect/src/protocol';
 import { DISCORD_FIXTURES } from '../../libs/simulators/src';
 import { TestBrowser } from '../support/browser';
-import { FORUM_SECRET, type Harness } from '../support/harness';
+import { FORUM_SECRET, HTTP_ADAPTERS, type Harness } from '../support/harness';
 import { expectNothingWritten, snapshot, startAdversarialHarness, WEBHOOK_SECRET } from './adversarial-support';
 
 /**
@@ -12,7 +12,8 @@ import { expectNothingWritten, snapshot, startAdversarialHarness, WEBHOOK_SECRET
  * forum): the codec against an independent HMAC, and every other route that takes input.
  */
 
-const RUNS = 60;
+/** Per adapter. */
+const RUNS = 40;
 const hmac = (text: string | Buffer, secret = FORUM_SECRET) => createHmac('sha256', secret).update(text).digest('hex');
 const pct = (s: string) => [...Buffer.from(s, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
 const anyText = fc.oneof(
@@ -46,14 +47,14 @@ describe('adversarial: property-based fuzzing', () => {
     );
   });
 
-  describe('over HTTP', () => {
+  describe.each(HTTP_ADAPTERS)('over HTTP (%s)', (adapter) => {
     let h: Harness;
     const anonymous = new TestBrowser();
     const signedIn = new TestBrowser();
     let discordOrigin = '';
 
     beforeAll(async () => {
-      h = await startAdversarialHarness();
+      h = await startAdversarialHarness(adapter);
       h.discord.knobs.autoApproveAs = DISCORD_FIXTURES.migrated.id;
       await signedIn.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
       discordOrigin = new URL((await new TestBrowser().request(`${h.appUrl}/auth/discord`)).headers.get('location')!).origin;

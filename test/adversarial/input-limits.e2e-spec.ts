@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { DISCORD_FIXTURES } from '../../libs/simulators/src';
 import { TestBrowser } from '../support/browser';
-import { FORUM_SECRET, type Harness } from '../support/harness';
+import { FORUM_SECRET, HTTP_ADAPTERS, type Harness } from '../support/harness';
 import { expectCleanErrorBody, expectNothingWritten, snapshot, startAdversarialHarness, WEBHOOK_SECRET } from './adversarial-support';
 
 /**
@@ -13,13 +13,13 @@ import { expectCleanErrorBody, expectNothingWritten, snapshot, startAdversarialH
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const hmac = (s: string, secret = FORUM_SECRET) => createHmac('sha256', secret).update(s).digest('hex');
 
-describe('adversarial: input size and shape', () => {
+describe.each(HTTP_ADAPTERS)('adversarial: input size and shape (%s)', (adapter) => {
   let h: Harness;
   const anonymous = new TestBrowser();
   const signedIn = new TestBrowser();
 
   beforeAll(async () => {
-    h = await startAdversarialHarness();
+    h = await startAdversarialHarness(adapter);
     h.discord.knobs.autoApproveAs = DISCORD_FIXTURES.migrated.id;
     await signedIn.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
   });

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { DISCORD_FIXTURES } from '../../libs/simulators/src';
 import { TestBrowser } from '../support/browser';
-import { FORUM_SECRET, type Harness } from '../support/harness';
+import { FORUM_SECRET, HTTP_ADAPTERS, type Harness } from '../support/harness';
 import { expectCleanErrorBody, expectNothingWritten, snapshot, startAdversarialHarness } from './adversarial-support';
 
 /**
@@ -60,13 +60,13 @@ const HOSTILE = [
   '//evil\u3002example/',
 ];
 
-describe('adversarial: open redirects', () => {
+describe.each(HTTP_ADAPTERS)('adversarial: open redirects (%s)', (adapter) => {
   let h: Harness;
   const anonymous = new TestBrowser();
   const signedIn = new TestBrowser();
 
   beforeAll(async () => {
-    h = await startAdversarialHarness();
+    h = await startAdversarialHarness(adapter);
     h.discord.knobs.autoApproveAs = DISCORD_FIXTURES.migrated.id;
     const page = await signedIn.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
     expect(page.status).toBe(200);

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { DISCORD_FIXTURES } from '../../libs/simulators/src';
 import { TestBrowser } from '../support/browser';
-import type { Harness } from '../support/harness';
+import { HTTP_ADAPTERS, type Harness } from '../support/harness';
 import { expectCleanErrorBody, expectNothingWritten, snapshot, startAdversarialHarness, WEBHOOK_SECRET } from './adversarial-support';
 
 /**
@@ -15,12 +15,12 @@ import { expectCleanErrorBody, expectNothingWritten, snapshot, startAdversarialH
 const { migrated } = DISCORD_FIXTURES;
 const sign = (body: string, secret = WEBHOOK_SECRET) => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 
-describe('adversarial: webhooks', () => {
+describe.each(HTTP_ADAPTERS)('adversarial: webhooks (%s)', (adapter) => {
   let h: Harness;
   let nextId = 700_000;
 
   beforeAll(async () => {
-    h = await startAdversarialHarness();
+    h = await startAdversarialHarness(adapter);
     h.discord.knobs.autoApproveAs = migrated.id;
     await new TestBrowser().visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
   });

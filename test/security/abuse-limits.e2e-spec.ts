@@ -1,7 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
-import type { Express } from 'express';
 import { DiscourseConnectSettings, discourseConnectOptionsFromEnv } from '../../libs/discourse-connect/src';
-import { startHarness, type Harness, type ModuleStyle } from '../support/harness';
+import { HTTP_ADAPTERS, startHarness, type Harness, type ModuleStyle } from '../support/harness';
 
 /** A host route: neither the module's rate limit nor its security headers apply to it. */
 @Controller('host')
@@ -14,13 +13,12 @@ class HostController {
 
 const LIMIT = 3;
 
-describe.each<ModuleStyle>(['forRoot', 'forRootAsync'])('per-IP rate limit and security headers (%s)', (style) => {
+describe.each(HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as ModuleStyle[]).map((style) => [adapter, style] as const)))('per-IP rate limit and security headers (%s, %s)', (adapter, style) => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness(style, { rateLimit: { limit: LIMIT, ttlSeconds: 60 }, controllers: [HostController] });
-    // As behind one reverse proxy (what TRUST_PROXY=true does in the bundled app): req.ip comes
-    // from X-Forwarded-For, so each test below can be its own client.
-    (h.app.getHttpAdapter().getInstance() as Express).set('trust proxy', 1);
+    // As behind one reverse proxy (what TRUST_PROXY=true does in the bundled app): the client
+    // address comes from X-Forwarded-For, so each test below can be its own client.
+    h = await startHarness(style, { adapter, trustProxy: true, rateLimit: { limit: LIMIT, ttlSeconds: 60 }, controllers: [HostController] });
   });
   afterAll(async () => h.close());
 

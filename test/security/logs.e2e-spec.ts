@@ -3,7 +3,7 @@ import type { DiscourseConnectModuleOptions } from '../../libs/discourse-connect
 import { DISCORD_FIXTURES } from '../../libs/simulators/src';
 import { createJsonLogger, JsonLogger, JsonLoggingModule } from '../../src/logging';
 import { TestBrowser, type Page } from '../support/browser';
-import { FORUM_SECRET, SESSION_SECRET, startHarness, type Harness } from '../support/harness';
+import { FORUM_SECRET, HTTP_ADAPTERS, SESSION_SECRET, startHarness, type Harness } from '../support/harness';
 
 const API_KEY = 'log-scan-admin-api-key-0123456789';
 const WEBHOOK_SECRET = 'log-scan-webhook-secret-0123';
@@ -22,7 +22,7 @@ async function waitFor(check: () => boolean | Promise<boolean>, what: string, ti
  * none may contain a secret, token, signature, payload or cookie seen in the flow, and each
  * failure must leave one line for the operator with its reason and the request id.
  */
-describe('structured logs', () => {
+describe.each(HTTP_ADAPTERS)('structured logs (%s)', (adapter) => {
   const lines: string[] = [];
   const log = createJsonLogger({ destination: { write: (chunk: string) => void lines.push(...chunk.split('\n').filter(Boolean)) } });
   let h: Harness;
@@ -66,6 +66,7 @@ describe('structured logs', () => {
 
   beforeAll(async () => {
     h = await startHarness('forRoot', {
+      adapter,
       logger: new JsonLogger(log),
       imports: [JsonLoggingModule.forRoot(log)],
       forumOptions: { apiKey: API_KEY, apiRateLimitPerMinute: 0, authOverridesName: true },

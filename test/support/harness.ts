@@ -4,8 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplication, LoggerService, ModuleMetadata, NestApplicationOptions, Provider } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
-import { ExpressAdapter } from '@nestjs/platform-express';
-import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import {
@@ -15,6 +13,7 @@ import {
 } from '../../libs/discourse-connect/src';
 import { DiscordSimulator, DiscourseSimulator, type DiscourseSimulatorOptions } from '../../libs/simulators/src';
 import { databaseOptions } from '../../src/database';
+import { createHttpAdapter } from '../../src/http-adapter';
 
 export type ModuleStyle = 'forRoot' | 'forRootAsync';
 /** The Nest HTTP adapter the app runs on. */
@@ -60,6 +59,8 @@ export async function startHarness(
   extra: {
     /** The HTTP adapter: `express` (default) or `fastify`. */
     adapter?: HttpAdapterName;
+    /** Trust one proxy hop (X-Forwarded-For / -Proto), as TRUST_PROXY=true does in the bundled app. */
+    trustProxy?: boolean;
     providers?: Provider[];
     controllers?: ModuleMetadata['controllers'];
     imports?: ModuleMetadata['imports'];
@@ -138,10 +139,8 @@ export async function startHarness(
       controllers: extra.controllers ?? [],
     }).compile();
     const appOptions: NestApplicationOptions = { rawBody: true, logger: extra.logger ?? (process.env.E2E_LOGS ? undefined : false) };
-    const app =
-      adapter === 'fastify'
-        ? moduleRef.createNestApplication(new FastifyAdapter(), appOptions)
-        : moduleRef.createNestApplication(new ExpressAdapter(), appOptions);
+    // The bundled app's adapter setup (same body limit on both; one trusted proxy hop when asked).
+    const app = moduleRef.createNestApplication(createHttpAdapter(adapter, { trustProxy: extra.trustProxy ?? false }), appOptions);
     await app.listen(port, '127.0.0.1');
     return app;
   };

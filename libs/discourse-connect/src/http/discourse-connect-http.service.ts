@@ -147,7 +147,7 @@ function moduleRoutePaths(controllers: Function[]): string[] {
     const proto = controller.prototype as Record<string, unknown>;
     for (const name of Object.getOwnPropertyNames(proto)) {
       const handler = proto[name];
-      if (typeof handler !== 'function') continue;
+      if (name === 'constructor' || typeof handler !== 'function') continue;
       const path = Reflect.getMetadata(PATH_METADATA, handler) as string | string[] | undefined;
       if (path !== undefined) paths.push(join(base, path));
     }

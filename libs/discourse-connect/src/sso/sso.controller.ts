@@ -14,6 +14,18 @@ import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
 import { endLocalSession } from '../session/sign-out';
 import { SsoService } from './sso.service';
 
+/**
+ * Discourse sends two parameters. Counted on the raw query, because the adapters' parsers differ
+ * beyond this: Express keeps the first 1,000 and drops the rest, Fastify keeps them all.
+ */
+const MAX_QUERY_PARAMETERS = 100;
+
+function queryParameterCount(req: DiscourseConnectRequest): number {
+  const target = req.originalUrl ?? req.url;
+  const start = target.indexOf('?');
+  return start === -1 ? 0 : target.slice(start + 1).split('&').filter(Boolean).length;
+}
+
 type UserRequest = DiscourseConnectRequest & { session: NonNullable<DiscourseConnectRequest['session']> };
 
 /** The forum-facing routes: the DiscourseConnect endpoint, the forum link and the logout target. */
@@ -37,6 +49,9 @@ export class SsoController {
   @Header('Cache-Control', 'no-store')
   @Header('Referrer-Policy', 'no-referrer')
   async handshake(@Req() req: UserRequest, @Query() query: Record<string, unknown>) {
+    if (queryParameterCount(req) > MAX_QUERY_PARAMETERS) {
+      throw new BadSsoRequestException('This sign-in link has too many parameters.', 'too_many_parameters');
+    }
     const request = this.sso.verifyRequest(query);
     if (!req.user) {
       const resume = `${requestPath(req)}?${new URLSearchParams({
