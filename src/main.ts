@@ -50,10 +50,13 @@ async function main(): Promise<void> {
   else await app.listen(port);
 
   if (sandbox) {
-    logger.log('Sandbox mode: no Discord credentials are set, so Discord and Discourse are simulated here.');
+    logger.log({
+      msg: 'Sandbox mode: no Discord credentials are set, so Discord and Discourse are simulated here.',
+      adapter: adapterName,
+    });
     console.log(`\n  Open ${sandbox.env.PUBLIC_URL}/ in your browser.\n`);
   } else {
-    logger.log(`Listening on port ${port} (${adapterName}); public URL ${process.env.PUBLIC_URL}`);
+    logger.log({ msg: `Listening on port ${port}; public URL ${process.env.PUBLIC_URL}`, adapter: adapterName });
   }
   const stop = async () => {
     await app.close();

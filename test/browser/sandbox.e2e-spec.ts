@@ -41,18 +41,24 @@ async function freePortTriple(): Promise<number> {
   throw new Error('Could not find three consecutive free ports on 127.0.0.1');
 }
 
-/** The environment of a person who has set nothing: no Discord credentials, no app configuration. */
-function userEnvironment(port: number): NodeJS.ProcessEnv {
+/**
+ * The environment of a person who has set nothing (no Discord credentials, no app configuration)
+ * but the HTTP adapter: unset means Fastify, so `fastify` is tested as the default.
+ */
+function userEnvironment(port: number, adapter: 'fastify' | 'express'): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port) };
   for (const key of Object.keys(env)) {
-    if (/^(DISCORD_|DISCOURSE_|DATABASE_URL$|PUBLIC_URL$|SESSION_SECRET$|TRUST_PROXY$|NODE_ENV$|JEST_)/.test(key)) {
+    if (/^(DISCORD_|DISCOURSE_|DATABASE_URL$|PUBLIC_URL$|SESSION_SECRET$|TRUST_PROXY$|HTTP_ADAPTER$|REDIS_URL$|NODE_ENV$|JEST_)/.test(key)) {
       delete env[key];
     }
   }
+  if (adapter === 'express') env.HTTP_ADAPTER = 'express';
   return env;
 }
 
-describe('sandbox in a real browser', () => {
+let built = false;
+
+describe.each(['fastify', 'express'] as const)('sandbox in a real browser (%s)', (adapter) => {
   let app: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   let workDir: string | undefined;
@@ -69,9 +75,9 @@ describe('sandbox in a real browser', () => {
         `Chromium is not installed at ${CHROMIUM}; the browser test needs it. Install it with: apt-get install -y chromium`,
       );
     }
-    // What `npm start` does first.
+    // What `npm start` does first (once for both adapters).
     try {
-      execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
+      if (!built) execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
         cwd: ROOT,
         stdio: 'pipe',
       });
@@ -79,12 +85,13 @@ describe('sandbox in a real browser', () => {
       const { stdout, stderr } = error as { stdout?: Buffer; stderr?: Buffer };
       throw new Error(`npm run build failed:\n${stdout ?? ''}${stderr ?? ''}`);
     }
+    built = true;
 
     const port = await freePortTriple();
     workDir = mkdtempSync(join(tmpdir(), 'dc-sandbox-'));
     const child = spawn(process.execPath, [MAIN], {
       cwd: workDir,
-      env: userEnvironment(port),
+      env: userEnvironment(port, adapter),
       detached: true, // its own process group, so afterAll can stop all of it
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -171,6 +178,12 @@ describe('sandbox in a real browser', () => {
     expect(await page.locator('#current-user').count()).toBe(0);
   }
 
+  it(`runs on ${adapter}`, async () => {
+    // The startup line is JSON written asynchronously, possibly after the URL.
+    for (let i = 0; i < 40 && !output.includes('"adapter"'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(output).toContain(`"adapter":"${adapter}"`);
+  });
+
   it('signs in on the forum through the simulated Discord consent page', async () => {
     await page.goto(`${forumUrl}/`);
     expect(await page.locator('#current-user').count()).toBe(0);
@@ -180,7 +193,7 @@ describe('sandbox in a real browser', () => {
     await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.username);
     await expect(page.locator('#current-email').textContent()).resolves.toBe(migrated.email);
     mkdirSync(RESULTS, { recursive: true });
-    await page.screenshot({ path: join(RESULTS, 'sandbox-forum-signed-in.png'), fullPage: true });
+    await page.screenshot({ path: join(RESULTS, `sandbox-forum-signed-in-${adapter}.png`), fullPage: true });
   }, 20_000);
 
   it("shows the same person on the app's home page, whose forum link lands on the forum signed in", async () => {
