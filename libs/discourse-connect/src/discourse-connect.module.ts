@@ -131,6 +131,7 @@ export class DiscourseConnectModule extends ConfigurableModuleClass implements N
   constructor(
     @Inject(DiscourseConnectSettings) private readonly settings: DiscourseConnectSettings,
     @Inject(DiscourseConnectHttp) private readonly http: DiscourseConnectHttp,
+    @Inject(DiscourseConnectSecurityHeadersMiddleware) private readonly headers: DiscourseConnectSecurityHeadersMiddleware,
   ) {
     super();
   }
@@ -148,7 +149,11 @@ export class DiscourseConnectModule extends ConfigurableModuleClass implements N
    * (express-session middleware on Express, @fastify/session on Fastify), then the headers.
    */
   async configure(consumer: MiddlewareConsumer): Promise<void> {
-    await this.http.install(consumer, { controllers: CONTROLLERS, filter: new DiscourseConnectExceptionFilter(this.http) });
+    await this.http.install(consumer, {
+      controllers: CONTROLLERS,
+      filter: new DiscourseConnectExceptionFilter(this.http),
+      securityHeaders: this.settings.securityHeaders ? (req, res, next) => this.headers.use(req, res, next) : undefined,
+    });
     if (this.settings.securityHeaders) {
       consumer.apply(DiscourseConnectSecurityHeadersMiddleware).forRoutes(...CONTROLLERS);
     }

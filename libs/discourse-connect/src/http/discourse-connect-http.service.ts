@@ -52,8 +52,11 @@ export class DiscourseConnectHttp {
    * sessions + passport on every route (unless the host installs its own), and the module's error
    * page for body errors on the module's routes.
    */
-  async install(consumer: MiddlewareConsumer, module: { controllers: Function[]; filter: ExceptionFilter }): Promise<void> {
-    const parts = this.sessionParts(module.controllers, module.filter);
+  async install(
+    consumer: MiddlewareConsumer,
+    module: { controllers: Function[]; filter: ExceptionFilter; securityHeaders?: SessionParts['securityHeaders'] },
+  ): Promise<void> {
+    const parts = { ...this.sessionParts(module.controllers, module.filter), securityHeaders: module.securityHeaders };
     this.glue.routeEarlyErrors(parts);
     if (this.settings.session.installMiddleware) await this.glue.installSessions(consumer, parts);
   }

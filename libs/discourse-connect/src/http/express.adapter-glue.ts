@@ -19,7 +19,11 @@ export class ExpressAdapterGlue implements HttpAdapterGlue {
     // Registered before Nest mounts the routes, after its body parsers: their errors stop here.
     (parts.instance as Application).use((error: unknown, req: Request, res: Response, next: NextFunction) => {
       if (!parts.isModuleRoute(requestPath(req as never))) return next(error);
-      if (!parts.renderError(error, req as never, res)) next(error);
+      const render = () => {
+        if (!parts.renderError(error, req as never, res)) next(error);
+      };
+      if (parts.securityHeaders) parts.securityHeaders(req, res, render);
+      else render();
     });
   }
 

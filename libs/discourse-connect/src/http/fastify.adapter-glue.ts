@@ -43,6 +43,17 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
     const fastifySession = require('@fastify/session') as typeof import('@fastify/session');
     /* eslint-enable @typescript-eslint/no-require-imports */
     if (!app.hasReplyDecorator('setCookie')) await app.register(fastifyCookie);
+    // A session saved during the request under a new id (passport's log-in regenerates it) gets
+    // its cookie; without this, @fastify/session would also send a Set-Cookie expiring the old id
+    // first (one Set-Cookie on Express). Runs before the session plugin's onSend hook.
+    app.addHook('onSend', (req: FastifyRequest, _reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void) => {
+      const session = req.session as { isSaved?: () => boolean; encryptedSessionId?: string } | null | undefined;
+      const cookies = req.cookies as Record<string, string | undefined> | undefined;
+      if (cookies?.[s.cookieName] && session?.isSaved?.() && session.encryptedSessionId) {
+        cookies[s.cookieName] = `s:${session.encryptedSessionId}`;
+      }
+      done(null, payload);
+    });
     await app.register(fastifySession, {
       cookieName: s.cookieName,
       cookiePrefix: 's:',

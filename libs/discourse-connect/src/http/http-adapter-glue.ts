@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { MiddlewareConsumer } from '@nestjs/common';
 import type { Store } from 'express-session';
 import type { PassportStatic } from 'passport';
@@ -64,6 +64,11 @@ export interface SessionParts {
    * page; false for any other error, which stays with the app's own error handler.
    */
   renderError(error: unknown, req: DiscourseConnectRequest, res: DiscourseConnectResponse): boolean;
+  /**
+   * The module's security headers as Node middleware, when on: Express parses bodies before any
+   * Nest middleware runs, so its early errors need them added.
+   */
+  securityHeaders?: (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
 }
 
 /**
