@@ -89,8 +89,9 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
       prefix: this.bullPrefix,
       concurrency: 4,
       limiter: { max: 1, duration: Math.max(1, Math.ceil(60_000 / ratePerMinute)) },
-      lockDuration: 30_000,
-      stalledInterval: 15_000,
+      // A worker that died mid-delivery (its lock not renewed) loses the job to another after the lease.
+      lockDuration: this.settings.sync.leaseMs,
+      stalledInterval: Math.max(1000, Math.round(this.settings.sync.leaseMs / 2)),
       settings: {
         backoffStrategy: (attemptsMade: number) => {
           const delay = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.max(0, attemptsMade - 1));

@@ -1,0 +1,23 @@
+/**
+ * Lets a child `node` process run the project's TypeScript directly (no build step, no type
+ * check): `node -r ./test/services/support/ts-register.js entry.ts`. Transpiles each .ts file with
+ * the project's own compiler settings; Node 20 loads the ESM-only @nestjs packages itself.
+ */
+const fs = require('node:fs');
+const ts = require('typescript');
+
+const compilerOptions = {
+  module: ts.ModuleKind.CommonJS,
+  target: ts.ScriptTarget.ES2022,
+  experimentalDecorators: true,
+  emitDecoratorMetadata: true,
+  esModuleInterop: true,
+  sourceMap: false,
+  inlineSourceMap: true,
+};
+
+require.extensions['.ts'] = function compileTs(module, filename) {
+  const source = fs.readFileSync(filename, 'utf8');
+  const { outputText } = ts.transpileModule(source, { compilerOptions, fileName: filename });
+  module._compile(outputText, filename);
+};
