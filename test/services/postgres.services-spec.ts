@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { pickDiscordMetadata, SyncQueue, SyncWorker, UserStore, UsersService, type DiscourseConnectModuleOptions } from '../../libs/discourse-connect/src';
 import { DISCORD_FIXTURES, SIM_GUILD_ID, SIM_GUILD_ROLES } from '../../libs/simulators/src';
@@ -162,6 +164,22 @@ describeWithServices('on PostgreSQL', () => {
     await h.forum.flushWebhooks();
     expect(h.forum.stats.webhookDeliveries.at(-1)).toMatchObject({ id: delivered.id, status: 409 });
     h.forum.webhooks = undefined;
+  });
+
+  it('npm run migration:run applies the migrations to a fresh PostgreSQL database once', async () => {
+    const fresh = await createDatabase('migrate');
+    const run = () =>
+      execFileSync(process.execPath, ['-r', join(__dirname, 'support', 'ts-register.js'), join(__dirname, '..', '..', 'src', 'migrate.ts')], {
+        env: { ...process.env, DATABASE_URL: fresh.url },
+        cwd: join(__dirname, '..', '..'),
+        encoding: 'utf8',
+      });
+    try {
+      expect(run()).toContain('Applied 2 migration(s): DiscourseConnectInitial1732406400000, DiscourseConnectSync1732492800000.');
+      expect(run()).toContain('The database is up to date.');
+    } finally {
+      await fresh.drop();
+    }
   });
 
   it('reports numeric queue counts on /health', async () => {

@@ -162,7 +162,8 @@ describeWithServices('the module with Redis (BullMQ queue, Redis sessions) on Po
       moduleOptions: (o: DiscourseConnectModuleOptions) => ({
         ...o,
         forums: o.forums.map((f) => ({ ...f, api: { key: API_KEY, timeoutMs: 2000 } })),
-        sync: { ratePerMinute: RATE, backoffBaseMs: 100, backoffMaxMs: 400, maxAttempts: 3, pollIntervalMs: 50 },
+        // Retries spread over ~1.7 s: a job waiting out an outage does not run out of them mid-test.
+        sync: { ratePerMinute: RATE, backoffBaseMs: 250, backoffMaxMs: 1000, maxAttempts: 4, pollIntervalMs: 50 },
       }),
     });
     apiCalls = recordApiCalls(h);
@@ -224,6 +225,7 @@ describeWithServices('the module with Redis (BullMQ queue, Redis sessions) on Po
     await signInOnSite(legacy.id);
     await waitFor(() => h.forum.stats.apiRequests >= 1, 'a failed attempt');
     expect(h.forum.stats.syncSsoCalls).toBe(0);
+    expect((await queue().counts()).failed).toBe(0);
     h.discord.updateUser(legacy.id, { global_name: 'second' });
     await signInOnSite(legacy.id);
     h.discord.updateUser(legacy.id, { global_name: 'third' });
@@ -235,6 +237,7 @@ describeWithServices('the module with Redis (BullMQ queue, Redis sessions) on Po
     await idle();
     expect(h.forum.stats.syncSsoCalls).toBe(calls + 1);
     expect(h.forum.findByExternalId(legacy.id)!.name).toBe('third');
+    expect((await queue().counts()).failed).toBe(0);
   });
 
   it('spaces admin API calls by the shared rate limit', async () => {
@@ -281,7 +284,7 @@ describeWithServices('the module with Redis (BullMQ queue, Redis sessions) on Po
     await signInOnSite(migrated.id);
     await waitFor(async () => (await queue().counts()).failed === 1, 'the job to fail', 30_000);
     const [failed] = await queue().failed();
-    expect(failed).toMatchObject({ kind: 'sync', discordId: migrated.id, attempts: 3 });
+    expect(failed).toMatchObject({ kind: 'sync', discordId: migrated.id, attempts: 4 });
     expect(failed.lastError).toContain('500');
     expect(failed.lastError).not.toContain(API_KEY);
     const health = await (await fetch(`${h.appUrl}/health`)).json();
