@@ -80,6 +80,7 @@ async function main() {
       if (global.gc) global.gc();
       process.send({ type: 'memory', memory: process.memoryUsage() });
     }
+    if (msg.type === 'cpu') process.send({ type: 'cpu', cpu: process.cpuUsage() });
     if (msg.type === 'stop') void app.close().finally(() => process.exit(0));
   });
   process.send({ type: 'ready' });

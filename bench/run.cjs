@@ -301,9 +301,15 @@ async function benchHandshake(report) {
 
   // 4. Memory: idle (signed in once, nothing else), then after 10,000 handshakes (also the warm-up).
   const idle = (await app.ask('memory')).memory;
+  const cpuBefore = (await app.ask('cpu')).cpu;
   const warm = await load(app.url + path, cookies.express, { amount: CFG.memoryHandshakes });
+  const cpuAfter = (await app.ask('cpu')).cpu;
   const after = (await app.ask('memory')).memory;
   report.memory = { idle, after, handshakes: warm.ok, bad: warm.bad };
+  // CPU time the app spent per handshake: unlike req/s, hardly moved by other load on the machine.
+  const cpuMicros = cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system;
+  report.cpuPerHandshake = { express: cpuMicros / Math.max(1, warm.ok + warm.bad) };
+  log(`  app CPU per handshake: ${report.cpuPerHandshake.express.toFixed(0)} µs`);
   // The references warm up too.
   await load(limit.url + path, '', { duration: 2 });
   await load(peer.url + path, cookies.peer, { duration: 2 });

@@ -57,6 +57,13 @@ export interface DiscourseConnectSessionOptions {
    * Set false when the host already installs express-session and passport itself. Default true.
    */
   installMiddleware?: boolean;
+  /**
+   * How long, in milliseconds, a session and its user read or written by this process answer a
+   * request without another database read (0: read on every request). Changes made by this process
+   * are seen at once; a change made by another instance on a shared database (a sign-out there, a
+   * profile update) can go unseen here for at most this long. Default 1000.
+   */
+  readCacheMs?: number;
 }
 
 /** Keeping the forum aligned through its admin API (needs `api` on the forum). */

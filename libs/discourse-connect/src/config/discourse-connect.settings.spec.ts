@@ -57,6 +57,7 @@ describe('DiscourseConnectSettings', () => {
       maxAgeSeconds: 14 * 24 * 3600,
       store: undefined,
       installMiddleware: true,
+      readCacheMs: 1000,
     });
     expect(s.afterSignInPath).toBe('/');
     expect(s.afterSignOutPath).toBe('/');

@@ -44,6 +44,7 @@ export class DiscourseConnectSettings {
     maxAgeSeconds: number;
     store?: Store;
     installMiddleware: boolean;
+    readCacheMs: number;
   };
   readonly afterSignOutPath: string;
   readonly afterSignInPath: string;
@@ -131,7 +132,11 @@ export class DiscourseConnectSettings {
       maxAgeSeconds: positive(s.maxAgeSeconds ?? 14 * 24 * 3600, 'session.maxAgeSeconds', fail),
       store: s.store,
       installMiddleware: s.installMiddleware ?? true,
+      readCacheMs: s.readCacheMs ?? 1000,
     };
+    if (!Number.isInteger(this.session.readCacheMs) || this.session.readCacheMs < 0) {
+      fail('session.readCacheMs must be a whole number of milliseconds, 0 or more.');
+    }
 
     // express-session would otherwise throw on every response that sets the cookie.
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(this.session.cookieName)) {

@@ -4,8 +4,8 @@ import type { UsersService } from '../users/users.service';
 
 /**
  * The module's own passport instance: it keeps only the Discord id in the session and loads the
- * user from the store on each request. Not the process-wide instance, so several apps in one
- * process (tests, restarts) never share serializers.
+ * user on each request (`UsersService.findSignedIn`). Not the process-wide instance, so several
+ * apps in one process (tests, restarts) never share serializers.
  */
 export const DISCOURSE_CONNECT_PASSPORT = Symbol('DiscourseConnectPassport');
 
@@ -14,7 +14,7 @@ export function createDiscourseConnectPassport(users: UsersService): PassportSta
   passport.serializeUser((user, done) => done(null, (user as LocalUser).discordId));
   passport.deserializeUser((discordId: unknown, done) => {
     if (typeof discordId !== 'string') return done(null, false);
-    users.findByDiscordId(discordId).then(
+    users.findSignedIn(discordId).then(
       (user) => done(null, user ?? false),
       (error) => done(error),
     );

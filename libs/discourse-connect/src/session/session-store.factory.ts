@@ -29,6 +29,6 @@ export function createSessionStore(
   if (deps.redis) {
     return { store: new RedisSessionStore(deps.redis.client, deps.redis.prefix, ttlMs), kind: 'redis', close: () => undefined };
   }
-  const store = new TypeOrmSessionStore(deps.sessions, ttlMs);
+  const store = new TypeOrmSessionStore(deps.sessions, { defaultTtlMs: ttlMs, readCacheMs: settings.session.readCacheMs });
   return { store, kind: 'database', close: () => store.close() };
 }

@@ -4,31 +4,81 @@ import type { DiscourseConnectSessionEntity } from './discourse-connect-session.
 
 type Callback<T = void> = (err?: unknown, value?: T) => void;
 
+/** A session row as last read or written by this process. */
+interface CachedSession {
+  data: string;
+  expiresAt: number;
+  /** Until when this copy may answer a read without asking the database. */
+  freshUntil: number;
+}
+
+export interface TypeOrmSessionStoreOptions {
+  /** Lifetime of a session whose cookie has no expiry, in milliseconds. */
+  defaultTtlMs: number;
+  /**
+   * How long a session read or written by this process answers reads without the database, in
+   * milliseconds (0: always read the database). Writes and destroys through this store update the
+   * copy at once; only a change made by another process (another instance on a shared database)
+   * can go unseen, for at most this long. Default 1000.
+   */
+  readCacheMs?: number;
+  /** Sessions kept in that cache at most; the oldest go first. Default 10000. */
+  readCacheSize?: number;
+  /** A session's expiry is written at most this often, in milliseconds. Default 10 minutes. */
+  touchIntervalMs?: number;
+  /** Expired rows are deleted this often, in milliseconds. Default 15 minutes. */
+  sweepIntervalMs?: number;
+}
+
 /**
- * An express-session store on the module's TypeORM table. Expired rows are ignored on read and swept
- * periodically; `touch` writes at most once per `touchIntervalMs` per session, so a busy signed-in
- * user does not cost a write per request.
+ * An express-session store (also usable by @fastify/session) on the module's TypeORM table.
+ * Expired rows are ignored on read and swept periodically; `touch` writes at most once per
+ * `touchIntervalMs` per session, so a busy signed-in user does not cost a write per request; a
+ * short read cache keeps the database off the path of a user's quick succession of requests (the
+ * forum link, then the handshake it leads to).
  */
 export class TypeOrmSessionStore extends Store {
   private readonly lastTouch = new Map<string, number>();
+  private readonly cache = new Map<string, CachedSession>();
+  /** Counts writes and destroys, so a read that raced one does not cache what it read. */
+  private writes = 0;
   private readonly sweeper: NodeJS.Timeout;
+  private readonly defaultTtlMs: number;
+  private readonly readCacheMs: number;
+  private readonly readCacheSize: number;
+  private readonly touchIntervalMs: number;
 
   constructor(
     private readonly sessions: Repository<DiscourseConnectSessionEntity>,
-    private readonly defaultTtlMs: number,
-    private readonly touchIntervalMs = 10 * 60_000,
-    sweepIntervalMs = 15 * 60_000,
+    options: TypeOrmSessionStoreOptions | number,
   ) {
     super();
-    this.sweeper = setInterval(() => void this.sweep().catch(() => undefined), sweepIntervalMs);
+    const o = typeof options === 'number' ? { defaultTtlMs: options } : options;
+    this.defaultTtlMs = o.defaultTtlMs;
+    this.readCacheMs = o.readCacheMs ?? 1000;
+    this.readCacheSize = o.readCacheSize ?? 10_000;
+    this.touchIntervalMs = o.touchIntervalMs ?? 10 * 60_000;
+    this.sweeper = setInterval(() => void this.sweep().catch(() => undefined), o.sweepIntervalMs ?? 15 * 60_000);
     this.sweeper.unref();
   }
 
   override get(sid: string, callback: Callback<SessionData | null>): void {
+    const now = Date.now();
+    const cached = this.cache.get(sid);
+    if (cached && cached.freshUntil > now) {
+      if (cached.expiresAt <= now) return callback(null, null);
+      return callback(null, JSON.parse(cached.data) as SessionData);
+    }
+    const writesBefore = this.writes;
     this.sessions
       .findOneBy({ sid })
       .then((row) => {
-        if (!row || row.expiresAt <= Date.now()) return callback(null, null);
+        if (!row) {
+          this.cache.delete(sid);
+          return callback(null, null);
+        }
+        if (this.writes === writesBefore) this.remember(sid, row.data, row.expiresAt);
+        if (row.expiresAt <= Date.now()) return callback(null, null);
         callback(null, JSON.parse(row.data) as SessionData);
       })
       .catch((err) => callback(err));
@@ -36,10 +86,14 @@ export class TypeOrmSessionStore extends Store {
 
   override set(sid: string, session: SessionData, callback?: Callback): void {
     const expiresAt = this.expiryOf(session);
+    const data = JSON.stringify(session);
+    const write = ++this.writes;
+    this.cache.delete(sid);
     this.sessions
-      .upsert({ sid, data: JSON.stringify(session), expiresAt }, ['sid'])
+      .upsert({ sid, data, expiresAt }, ['sid'])
       .then(() => {
         this.lastTouch.set(sid, Date.now());
+        if (this.writes === write) this.remember(sid, data, expiresAt);
         callback?.();
       })
       .catch((err) => callback?.(err));
@@ -47,6 +101,8 @@ export class TypeOrmSessionStore extends Store {
 
   override destroy(sid: string, callback?: Callback): void {
     this.lastTouch.delete(sid);
+    this.writes++;
+    this.cache.delete(sid);
     this.sessions
       .delete({ sid })
       .then(() => callback?.())
@@ -58,9 +114,14 @@ export class TypeOrmSessionStore extends Store {
     if (Date.now() - last < this.touchIntervalMs) return callback?.();
     if (this.lastTouch.size > 100_000) this.lastTouch.clear();
     this.lastTouch.set(sid, Date.now());
+    const expiresAt = this.expiryOf(session);
     this.sessions
-      .update({ sid }, { expiresAt: this.expiryOf(session) })
-      .then(() => callback?.())
+      .update({ sid }, { expiresAt })
+      .then(() => {
+        const cached = this.cache.get(sid);
+        if (cached) cached.expiresAt = expiresAt;
+        callback?.();
+      })
       .catch((err) => callback?.(err));
   }
 
@@ -72,6 +133,17 @@ export class TypeOrmSessionStore extends Store {
 
   close(): void {
     clearInterval(this.sweeper);
+    this.cache.clear();
+  }
+
+  private remember(sid: string, data: string, expiresAt: number): void {
+    if (this.readCacheMs <= 0) return;
+    this.cache.delete(sid); // re-insert: the Map's order is the eviction order
+    this.cache.set(sid, { data, expiresAt, freshUntil: Date.now() + this.readCacheMs });
+    if (this.cache.size > this.readCacheSize) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
   }
 
   private expiryOf(session: SessionData): number {

@@ -1,4 +1,5 @@
 import { Test } from '@nestjs/testing';
+import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { hashDiscordMetadata, type DiscordMetadata } from './discord-profile';
 import type { LocalUser } from './local-user.interface';
 import { UserStore, type LocalUserData } from './user-store.interface';
@@ -162,5 +163,76 @@ describe('UsersService', () => {
     await users.signInFromDiscord(meta());
     expect((await users.findByDiscordId('293847561029384756'))?.username).toBe('ava.migrated');
     expect(await users.findByDiscordId('1')).toBeNull();
+  });
+});
+
+describe('UsersService.findSignedIn (the per-request read)', () => {
+  let store: CountingStore;
+  const make = async (readCacheMs?: number): Promise<UsersService> => {
+    const settings = readCacheMs === undefined ? [] : [{ provide: DiscourseConnectSettings, useValue: { session: { readCacheMs } } }];
+    const moduleRef = await Test.createTestingModule({
+      providers: [UsersService, { provide: UserStore, useValue: store }, ...settings],
+    }).compile();
+    return moduleRef.get(UsersService);
+  };
+
+  beforeEach(() => {
+    store = new CountingStore();
+  });
+
+  it('reads the store once for a quick succession of requests', async () => {
+    const users = await make();
+    await users.signInFromDiscord(meta());
+    store.calls.findByDiscordId = 0;
+    for (let i = 0; i < 5; i++) expect(await users.findSignedIn(meta().id)).toMatchObject({ username: 'ava.migrated' });
+    expect(store.calls.findByDiscordId).toBe(1);
+  });
+
+  it('sees a sign-in that changed the profile at once', async () => {
+    const users = await make();
+    await users.signInFromDiscord(meta());
+    await users.findSignedIn(meta().id);
+    await users.signInFromDiscord(meta({ username: 'ava.renamed' }));
+    expect(await users.findSignedIn(meta().id)).toMatchObject({ username: 'ava.renamed' });
+  });
+
+  it('sees a change made elsewhere once the window ends, and after forget() at once', async () => {
+    const users = await make(40);
+    await users.signInFromDiscord(meta());
+    await users.findSignedIn(meta().id);
+    store.rows.set(meta().id, { ...store.rows.get(meta().id)!, username: 'changed.elsewhere' });
+    expect(await users.findSignedIn(meta().id)).toMatchObject({ username: 'ava.migrated' });
+    await new Promise((r) => setTimeout(r, 60));
+    expect(await users.findSignedIn(meta().id)).toMatchObject({ username: 'changed.elsewhere' });
+    store.rows.set(meta().id, { ...store.rows.get(meta().id)!, username: 'changed.again' });
+    users.forget(meta().id);
+    expect(await users.findSignedIn(meta().id)).toMatchObject({ username: 'changed.again' });
+  });
+
+  it('reads the store on every request when readCacheMs is 0', async () => {
+    const users = await make(0);
+    await users.signInFromDiscord(meta());
+    store.calls.findByDiscordId = 0;
+    await users.findSignedIn(meta().id);
+    await users.findSignedIn(meta().id);
+    expect(store.calls.findByDiscordId).toBe(2);
+  });
+
+  it('hands out copies: a caller changing its user does not change the next request', async () => {
+    const users = await make();
+    await users.signInFromDiscord(meta());
+    const first = (await users.findSignedIn(meta().id))!;
+    first.username = 'mutated by a filter';
+    first.metadata.username = 'mutated too';
+    const second = (await users.findSignedIn(meta().id))!;
+    expect(second.username).toBe('ava.migrated');
+    expect(second.metadata.username).toBe('ava.migrated');
+  });
+
+  it('never keeps a user that is not there', async () => {
+    const users = await make();
+    expect(await users.findSignedIn('123456789012345678')).toBeNull();
+    await users.signInFromDiscord(meta({ id: '123456789012345678' }));
+    expect(await users.findSignedIn('123456789012345678')).toMatchObject({ discordId: '123456789012345678' });
   });
 });

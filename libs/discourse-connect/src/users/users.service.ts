@@ -1,4 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import type { EntityManager } from 'typeorm';
 import { DiscordMetadata, displayNameOf, hashDiscordMetadata } from './discord-profile';
 import type { LocalUser } from './local-user.interface';
@@ -18,10 +19,39 @@ export interface SignInOutcome {
 /** Creates and updates local users from Discord, writing only when the metadata hash changed. */
 @Injectable()
 export class UsersService {
-  constructor(@Inject(UserStore) protected readonly store: UserStore) {}
+  /** Users recently loaded for a signed-in request (see `findSignedIn`). */
+  private readonly recent = new Map<string, { user: LocalUser; freshUntil: number }>();
+  /** Counts writes through this service, so a read that raced one does not cache what it read. */
+  private writes = 0;
+  private readonly readCacheMs: number;
+
+  constructor(
+    @Inject(UserStore) protected readonly store: UserStore,
+    @Optional() @Inject(DiscourseConnectSettings) settings?: DiscourseConnectSettings,
+  ) {
+    this.readCacheMs = settings?.session.readCacheMs ?? 1000;
+  }
 
   findByDiscordId(discordId: string): Promise<LocalUser | null> {
     return this.store.findByDiscordId(discordId);
+  }
+
+  /**
+   * The user of a signed-in request. A user read or written by this process in the last
+   * `session.readCacheMs` (default 1 s) is answered without the store, so a user's quick
+   * succession of requests (the forum link, then the handshake it leads to) reads the store once.
+   * Changes made through this service are seen at once; a change made elsewhere (another
+   * instance, the host writing its own users table) within that window is seen when it ends.
+   */
+  async findSignedIn(discordId: string): Promise<LocalUser | null> {
+    const now = Date.now();
+    const hit = this.recent.get(discordId);
+    if (hit && hit.freshUntil > now) return structuredClone(hit.user);
+    const writesBefore = this.writes;
+    const user = await this.store.findByDiscordId(discordId);
+    if (user && this.writes === writesBefore) this.remember(user);
+    else if (!user) this.recent.delete(discordId);
+    return user;
   }
 
   /**
@@ -42,7 +72,28 @@ export class UsersService {
 
   /** Remembers the forum account of a user; false when the store cannot or the user is unknown. */
   async linkForumAccount(discordId: string, forum: { id: number; username: string }): Promise<boolean> {
-    return this.store.linkForumAccount ? this.store.linkForumAccount(discordId, forum) : false;
+    this.forget(discordId);
+    try {
+      return this.store.linkForumAccount ? await this.store.linkForumAccount(discordId, forum) : false;
+    } finally {
+      this.forget(discordId);
+    }
+  }
+
+  /** Drops this process's cached copy of a user; call it after writing the user store directly. */
+  forget(discordId: string): void {
+    this.writes++;
+    this.recent.delete(discordId);
+  }
+
+  private remember(user: LocalUser): void {
+    if (this.readCacheMs <= 0) return;
+    this.recent.delete(user.discordId);
+    this.recent.set(user.discordId, { user: structuredClone(user), freshUntil: Date.now() + this.readCacheMs });
+    if (this.recent.size > 10_000) {
+      const oldest = this.recent.keys().next().value;
+      if (oldest !== undefined) this.recent.delete(oldest);
+    }
   }
 
   /**
@@ -64,7 +115,12 @@ export class UsersService {
       if (afterWrite && (outcome.created || outcome.changed)) await afterWrite(outcome, manager);
       return outcome;
     };
-    return this.store.transaction ? this.store.transaction(write) : write(this.store);
+    this.forget(meta.id);
+    try {
+      return await (this.store.transaction ? this.store.transaction(write) : write(this.store));
+    } finally {
+      this.forget(meta.id);
+    }
   }
 }
 

@@ -1,0 +1,130 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { SessionData } from 'express-session';
+import { DataSource, type Repository } from 'typeorm';
+import { DISCOURSE_CONNECT_MIGRATIONS } from '../migrations';
+import { DiscourseConnectSessionEntity } from './discourse-connect-session.entity';
+import { TypeOrmSessionStore, type TypeOrmSessionStoreOptions } from './typeorm-session.store';
+
+const DAY = 86_400_000;
+const session = (extra: Record<string, unknown> = {}): SessionData =>
+  ({ cookie: { originalMaxAge: DAY, expires: new Date(Date.now() + DAY) }, ...extra }) as unknown as SessionData;
+
+const promised = {
+  get: (store: TypeOrmSessionStore, sid: string) =>
+    new Promise<SessionData | null | undefined>((resolve, reject) => store.get(sid, (err, s) => (err ? reject(err) : resolve(s)))),
+  set: (store: TypeOrmSessionStore, sid: string, s: SessionData) =>
+    new Promise<void>((resolve, reject) => store.set(sid, s, (err) => (err ? reject(err) : resolve()))),
+  destroy: (store: TypeOrmSessionStore, sid: string) =>
+    new Promise<void>((resolve, reject) => store.destroy(sid, (err) => (err ? reject(err) : resolve()))),
+};
+
+/** The module's session store on a real SQLite file, as two processes on one database would see it. */
+describe('TypeOrmSessionStore', () => {
+  let dir: string;
+  let dataSource: DataSource;
+  let rows: Repository<DiscourseConnectSessionEntity>;
+  const stores: TypeOrmSessionStore[] = [];
+  const newStore = (options: Partial<TypeOrmSessionStoreOptions> = {}) => {
+    const store = new TypeOrmSessionStore(rows, { defaultTtlMs: DAY, ...options });
+    stores.push(store);
+    return store;
+  };
+  let reads: number;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'dc-session-store-'));
+    dataSource = new DataSource({
+      type: 'better-sqlite3',
+      database: join(dir, 'sessions.sqlite'),
+      entities: [DiscourseConnectSessionEntity],
+      migrations: DISCOURSE_CONNECT_MIGRATIONS,
+      migrationsRun: true,
+    });
+    await dataSource.initialize();
+    rows = dataSource.getRepository(DiscourseConnectSessionEntity);
+    reads = 0;
+    const findOneBy = rows.findOneBy.bind(rows);
+    rows.findOneBy = (where) => {
+      reads++;
+      return findOneBy(where);
+    };
+  });
+
+  afterEach(async () => {
+    for (const store of stores.splice(0)) store.close();
+    await dataSource.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('stores, reads back and destroys a session', async () => {
+    const store = newStore();
+    await promised.set(store, 'sid-1', session({ passport: { user: '42' } }));
+    expect(await promised.get(store, 'sid-1')).toMatchObject({ passport: { user: '42' } });
+    expect(await rows.countBy({ sid: 'sid-1' })).toBe(1);
+    await promised.destroy(store, 'sid-1');
+    expect(await promised.get(store, 'sid-1')).toBeNull();
+    expect(await rows.countBy({ sid: 'sid-1' })).toBe(0);
+  });
+
+  it('answers a quick succession of reads with one database read, each with its own copy', async () => {
+    const store = newStore();
+    await promised.set(newStore(), 'sid-1', session({ n: 1 }));
+    const first = (await promised.get(store, 'sid-1')) as unknown as Record<string, unknown>;
+    first.n = 'changed by the request';
+    for (let i = 0; i < 5; i++) expect(await promised.get(store, 'sid-1')).toMatchObject({ n: 1 });
+    expect(reads).toBe(1);
+  });
+
+  it('sees its own writes and destroys at once', async () => {
+    const store = newStore();
+    await promised.set(store, 'sid-1', session({ n: 1 }));
+    await promised.get(store, 'sid-1');
+    await promised.set(store, 'sid-1', session({ n: 2 }));
+    expect(await promised.get(store, 'sid-1')).toMatchObject({ n: 2 });
+    await promised.destroy(store, 'sid-1');
+    expect(await promised.get(store, 'sid-1')).toBeNull();
+  });
+
+  it('sees a sign-out made by another instance once its read window ends', async () => {
+    const here = newStore({ readCacheMs: 50 });
+    const there = newStore({ readCacheMs: 50 });
+    await promised.set(there, 'sid-1', session({ passport: { user: '42' } }));
+    expect(await promised.get(here, 'sid-1')).toMatchObject({ passport: { user: '42' } });
+    await promised.destroy(there, 'sid-1');
+    await new Promise((r) => setTimeout(r, 80));
+    expect(await promised.get(here, 'sid-1')).toBeNull();
+  });
+
+  it('reads the database every time when readCacheMs is 0', async () => {
+    const here = newStore({ readCacheMs: 0 });
+    const there = newStore({ readCacheMs: 0 });
+    await promised.set(there, 'sid-1', session());
+    expect(await promised.get(here, 'sid-1')).not.toBeNull();
+    await promised.destroy(there, 'sid-1');
+    expect(await promised.get(here, 'sid-1')).toBeNull();
+    expect(reads).toBe(2);
+  });
+
+  it('treats an expired session as absent and sweeps it', async () => {
+    const store = newStore();
+    const past = { cookie: { originalMaxAge: 1, expires: new Date(Date.now() - 1000) } } as unknown as SessionData;
+    await promised.set(store, 'old', past);
+    await promised.set(store, 'new', session());
+    expect(await promised.get(store, 'old')).toBeNull();
+    expect(await store.sweep()).toBe(1);
+    expect(await rows.countBy({})).toBe(1);
+  });
+
+  it('keeps at most readCacheSize sessions in memory', async () => {
+    const store = newStore({ readCacheSize: 2 });
+    for (const sid of ['a', 'b', 'c']) await promised.set(store, sid, session({ sid }));
+    reads = 0;
+    await promised.get(store, 'c');
+    await promised.get(store, 'b');
+    expect(reads).toBe(0);
+    await promised.get(store, 'a'); // evicted first
+    expect(reads).toBe(1);
+  });
+});
