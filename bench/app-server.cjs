@@ -1,8 +1,8 @@
 'use strict';
 /**
  * The app under test, in its own process: the real DiscourseConnectModule (forRoot) with the
- * example filter plugin, SQLite (WAL) with the module's TypeORM session store, Express adapter.
- * Started by bench/run.cjs through fork(); configuration in BENCH_APP (JSON); talks over IPC.
+ * example filter plugin, SQLite (WAL) with the module's TypeORM session store, on the HTTP adapter
+ * `cfg.adapter` (express or fastify). Started by bench/run.cjs through fork(); configuration in BENCH_APP (JSON); talks over IPC.
  */
 require('reflect-metadata');
 const { Module } = require('@nestjs/common');
@@ -62,7 +62,11 @@ async function main() {
     providers: [ForumPlugin],
   })(BenchAppModule);
 
-  const app = await NestFactory.create(BenchAppModule, { logger: false, rawBody: true, abortOnError: false });
+  const appOptions = { logger: false, rawBody: true, abortOnError: false };
+  const app =
+    cfg.adapter === 'fastify'
+      ? await NestFactory.create(BenchAppModule, new (require('@nestjs/platform-fastify').FastifyAdapter)(), appOptions)
+      : await NestFactory.create(BenchAppModule, appOptions);
   await app.listen(cfg.port, '127.0.0.1');
   sql.total = 0;
   sql.tx = 0;

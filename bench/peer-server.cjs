@@ -59,6 +59,7 @@ async function main() {
   });
   const server = app.listen(cfg.port, '127.0.0.1', () => process.send({ type: 'ready' }));
   process.on('message', (msg) => {
+    if (msg.type === 'cpu') process.send({ type: 'cpu', cpu: process.cpuUsage() });
     if (msg.type === 'stop') server.close(() => process.exit(0));
   });
 }
