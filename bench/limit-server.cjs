@@ -43,6 +43,7 @@ function end(res, status) {
 }
 
 process.on('message', (msg) => {
+  if (msg.type === 'cpu') process.send({ type: 'cpu', cpu: process.cpuUsage() });
   if (msg.type === 'stop') server.close(() => process.exit(0));
 });
 process.on('disconnect', () => process.exit(0));

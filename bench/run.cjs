@@ -15,7 +15,8 @@
  * BENCH_CONNECTIONS (32), BENCH_SYNC_USERS (10000), BENCH_SYNC_SMALL (1000),
  * BENCH_SYNC_RATE (per minute, 12000), BENCH_OUT (also write the report to this file),
  * BENCH_CPU_PROF (directory: run the app under --cpu-prof there), BENCH_ONLY (comma list of
- * handshake,signin,sync,memory).
+ * handshake,signin,sync,memory), BENCH_ADAPTERS (comma list of fastify,express; both by default),
+ * BENCH_TRACE (print every request of the sign-ins).
  */
 const { fork, spawn } = require('node:child_process');
 const { createHmac, randomBytes } = require('node:crypto');
@@ -152,6 +153,7 @@ class Browser {
     for (let hop = 0; ; hop++) {
       const cookie = this.cookieHeader(current);
       const res = await fetch(current, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+      if (process.env.BENCH_TRACE) log(`    ${res.status} ${new URL(current).origin}${new URL(current).pathname}`);
       const host = new URL(current).host;
       for (const line of res.headers.getSetCookie()) {
         const pair = line.split(';')[0];
@@ -184,7 +186,7 @@ function handshakePath(forumUrl) {
 
 /** One request by hand: a 302 to the forum with a valid signature and our nonce, or it throws. */
 async function checkHandshake(name, url, cookie, nonce, forumUrl) {
-  const res = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+  const res = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {}, signal: AbortSignal.timeout(10_000) });
   const location = res.headers.get('location') || '';
   if (res.status !== 302 || !location.startsWith(`${forumUrl}/session/sso_login?`)) {
     throw new Error(`${name}: expected a 302 to the forum, got ${res.status} ${location}`);
@@ -274,7 +276,7 @@ async function cpuPerRequest(server, url, cookie, amount) {
   return { micros: (after.user + after.system - before.user - before.system) / Math.max(1, result.ok + result.bad), result };
 }
 
-const ADAPTERS = ['fastify', 'express'];
+const ADAPTERS = process.env.BENCH_ADAPTERS ? process.env.BENCH_ADAPTERS.split(',') : ['fastify', 'express'];
 
 async function benchHandshake(report) {
   const sims = await startSimulators();
@@ -301,6 +303,7 @@ async function benchHandshake(report) {
       mkdirSync(CFG.cpuProf, { recursive: true });
       appArgv.push('--cpu-prof', `--cpu-prof-dir=${CFG.cpuProf}`, `--cpu-prof-name=app-${adapter}.cpuprofile`);
     }
+    log(`  starting the app on ${adapter}…`);
     targets[adapter] = await startApp(sims, { adapter }, appArgv);
     cookies[adapter] = await signInOnSite(sims, targets[adapter], SIGNED_IN.id);
   }

@@ -46,7 +46,7 @@ export class UsersService {
   async findSignedIn(discordId: string): Promise<LocalUser | null> {
     const now = Date.now();
     const hit = this.recent.get(discordId);
-    if (hit && hit.freshUntil > now) return structuredClone(hit.user);
+    if (hit && hit.freshUntil > now) return copyOf(hit.user);
     const writesBefore = this.writes;
     const user = await this.store.findByDiscordId(discordId);
     if (user && this.writes === writesBefore) this.remember(user);
@@ -89,7 +89,7 @@ export class UsersService {
   private remember(user: LocalUser): void {
     if (this.readCacheMs <= 0) return;
     this.recent.delete(user.discordId);
-    this.recent.set(user.discordId, { user: structuredClone(user), freshUntil: Date.now() + this.readCacheMs });
+    this.recent.set(user.discordId, { user: copyOf(user), freshUntil: Date.now() + this.readCacheMs });
     if (this.recent.size > 10_000) {
       const oldest = this.recent.keys().next().value;
       if (oldest !== undefined) this.recent.delete(oldest);
@@ -139,6 +139,20 @@ async function writeUser(store: UserStore, data: LocalUserData, retried = false)
   if (existing.metadataHash === data.metadataHash) return { user: existing, created: false, changed: false };
   const user = await store.update(data);
   return { user, created: false, changed: true, previous: existing.metadata };
+}
+
+/**
+ * A deep copy of a user (plain objects, arrays, dates and primitives, which is all a user holds), so
+ * a caller changing its copy never changes the next request's. Several times cheaper than
+ * `structuredClone` for this shape, and this runs on every signed-in request.
+ */
+function copyOf<T>(value: T): T {
+  if (value === null || typeof value !== 'object') return value;
+  if (value instanceof Date) return new Date(value.getTime()) as T;
+  if (Array.isArray(value)) return value.map(copyOf) as T;
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) copy[key] = copyOf((value as Record<string, unknown>)[key]);
+  return copy as T;
 }
 
 function toUserData(meta: DiscordMetadata): LocalUserData {
