@@ -1,6 +1,7 @@
 import type { MiddlewareConsumer } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { HttpAdapterGlue, SessionParts } from './http-adapter-glue';
+import { sessionCookieOptions } from '../session/session-store.factory';
 
 type NodeCallback = (err?: unknown) => void;
 type Middleware = (req: unknown, res: unknown, next: NodeCallback) => void;
@@ -61,13 +62,7 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
       store: store as never,
       saveUninitialized: false,
       rolling: false,
-      cookie: {
-        httpOnly: true,
-        sameSite: 'lax',
-        secure: settings.secureCookies,
-        maxAge: s.maxAgeSeconds * 1000,
-        path: '/',
-      },
+      cookie: sessionCookieOptions(settings),
     });
 
     for (const field of PASSPORT_REQUEST_FIELDS) {

@@ -32,3 +32,17 @@ export function createSessionStore(
   const store = new TypeOrmSessionStore(deps.sessions, { defaultTtlMs: ttlMs, readCacheMs: settings.session.readCacheMs });
   return { store, kind: 'database', close: () => store.close() };
 }
+
+/**
+ * The session cookie's attributes, the same on every adapter: httpOnly, SameSite=Lax, Secure when
+ * the public URL is https, the session's lifetime, the whole site.
+ */
+export function sessionCookieOptions(settings: DiscourseConnectSettings) {
+  return {
+    httpOnly: true,
+    sameSite: 'lax' as const,
+    secure: settings.secureCookies,
+    maxAge: settings.session.maxAgeSeconds * 1000,
+    path: '/',
+  };
+}

@@ -8,7 +8,7 @@ import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DISCOURSE_CONNECT_PASSPORT } from './discourse-connect-passport';
 import { DiscourseConnectSessionEntity } from './discourse-connect-session.entity';
 import { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
-import { createSessionStore, type SessionStoreChoice } from './session-store.factory';
+import { createSessionStore, sessionCookieOptions, type SessionStoreChoice } from './session-store.factory';
 
 /**
  * Server-side sessions and passport, installed by the module on the host's routes: cookie
@@ -38,13 +38,7 @@ export class DiscourseConnectSessionMiddleware implements NestMiddleware, OnModu
         saveUninitialized: false,
         rolling: false,
         unset: 'destroy',
-        cookie: {
-          httpOnly: true,
-          sameSite: 'lax',
-          secure: settings.secureCookies,
-          maxAge: s.maxAgeSeconds * 1000,
-          path: '/',
-        },
+        cookie: sessionCookieOptions(settings),
       }),
       passport.initialize(),
       passport.session(),
