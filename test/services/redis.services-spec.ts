@@ -13,7 +13,7 @@ import {
 } from '../../libs/discourse-connect/src';
 import { DISCORD_FIXTURES } from '../../libs/simulators/src';
 import { TestBrowser } from '../support/browser';
-import { startHarness, type Harness } from '../support/harness';
+import { HTTP_ADAPTERS, startHarness, type Harness } from '../support/harness';
 import { API_KEY, waitFor } from './support/flows';
 import { createDatabase, describeWithServices, redisUrl, uniquePrefix } from './support/services';
 
@@ -76,6 +76,11 @@ describeWithServices('Redis session store', () => {
       const keys = await redis.keys(`${prefix}sess:*`);
       expect(keys).toHaveLength(1);
       expect(await redis.pttl(keys[0])).toBeGreaterThan(15_000);
+      // Plain data in express-session's shape, not the Session/Cookie instances' fields.
+      expect(JSON.parse((await redis.get(keys[0]))!)).toEqual({
+        cookie: { originalMaxAge: 20_000, expires: expect.any(String), secure: false, httpOnly: true, path: '/' },
+        who: 'ava',
+      });
       const headers = { cookie: `sessionId=${sid}` };
       expect(await (await fetch(`${base}/get`, { headers })).json()).toEqual({ who: 'ava' });
       await fetch(`${base}/out`, { headers });
@@ -84,6 +89,83 @@ describeWithServices('Redis session store', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describeWithServices.each(HTTP_ADAPTERS)('Redis sessions through the module on %s', (adapter) => {
+  jest.setTimeout(20_000);
+  let h: Harness;
+  let redis: Redis;
+  const prefix = uniquePrefix(`sessions-${adapter}`);
+  const MAX_AGE_SECONDS = 3600;
+  beforeAll(async () => {
+    redis = new Redis(redisUrl());
+    h = await startHarness('forRoot', {
+      adapter,
+      redis: { url: redisUrl(), prefix },
+      moduleOptions: (o) => ({ ...o, session: { ...o.session, maxAgeSeconds: MAX_AGE_SECONDS } }),
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await redis?.quit();
+  });
+
+  const sessionKeys = () => redis.keys(`${prefix}sess:*`);
+
+  it('signs in, answers the SSO handshake from the Redis session, and signing out deletes the key', async () => {
+    h.discord.knobs.autoApproveAs = migrated.id;
+    const browser = new TestBrowser();
+    const signedAt = Date.now();
+    const page = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+    expect(page.url).toBe(`${h.forum.baseUrl}/`);
+    expect(h.discord.stats.authorizeRequests).toBe(1);
+
+    // One key, plain JSON: the passport user and the cookie's expiry, the same fields on both adapters.
+    const keys = await sessionKeys();
+    expect(keys).toHaveLength(1);
+    const stored = JSON.parse((await redis.get(keys[0]))!);
+    expect(stored).toEqual({
+      cookie: {
+        originalMaxAge: MAX_AGE_SECONDS * 1000,
+        expires: expect.any(String),
+        secure: false,
+        httpOnly: true,
+        path: '/',
+        sameSite: 'lax',
+      },
+      passport: { user: migrated.id },
+    });
+    const expires = new Date(stored.cookie.expires).getTime();
+    expect(expires).toBeGreaterThanOrEqual(signedAt + MAX_AGE_SECONDS * 1000 - 1000);
+    expect(expires).toBeLessThanOrEqual(Date.now() + MAX_AGE_SECONDS * 1000);
+    // Redis expires the key with the cookie.
+    const pttl = await redis.pttl(keys[0]);
+    expect(Math.abs(Date.now() + pttl - expires)).toBeLessThan(2000);
+
+    // A second handshake (the forum signed out) is answered from the session read back from Redis: no
+    // new Discord sign-in.
+    const forgetForum = () => browser.cookies.get('127.0.0.1')?.delete('_forum_session');
+    forgetForum();
+    const again = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2Fagain`);
+    expect(again.url).toBe(`${h.forum.baseUrl}/again`);
+    expect(again.hops.map((hop) => new URL(hop.url).pathname)).toEqual(['/session/sso', '/discourse/sso', '/session/sso_login', '/again']);
+    expect(h.discord.stats.authorizeRequests).toBe(1);
+    // Reading the session neither rewrote it nor moved its expiry.
+    expect(await sessionKeys()).toEqual(keys);
+    expect(JSON.parse((await redis.get(keys[0]))!)).toEqual(stored);
+
+    const out = await browser.request(`${h.appUrl}/auth/logout`, {
+      method: 'POST',
+      headers: { origin: h.appUrl, 'sec-fetch-site': 'same-origin' },
+    });
+    expect(out.status).toBe(303);
+    expect(await sessionKeys()).toHaveLength(0);
+    // Signed out: the next handshake goes through Discord again.
+    forgetForum();
+    const after = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+    expect(after.url).toBe(`${h.forum.baseUrl}/`);
+    expect(h.discord.stats.authorizeRequests).toBe(2);
   });
 });
 
