@@ -77,6 +77,7 @@ export { BullMqSyncQueue, BULL_QUEUE_NAME, type BullSyncJobData } from './sync/b
 export { RedisAdminApiRateLimiter } from './sync/redis-rate-limiter';
 export { DiscourseConnectRedis } from './redis/discourse-connect-redis';
 export { RedisSessionStore } from './redis/redis-session.store';
+export { RedisThrottlerStorage } from './redis/redis-throttler.storage';
 export { createSessionStore, type SessionStoreChoice } from './session/session-store.factory';
 export { SyncWorker } from './sync/sync.worker';
 export { AdminApiRateLimiter } from './sync/rate-limiter';

@@ -1,8 +1,10 @@
-import { ExecutionContext, HttpStatus, Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
+import { ExecutionContext, HttpStatus, Inject, Injectable, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ThrottlerGuard, ThrottlerStorageService, type ThrottlerLimitDetail } from '@nestjs/throttler';
 import type { DiscourseConnectRequest } from '../http/http-adapter-glue';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
+import { RedisThrottlerStorage } from '../redis/redis-throttler.storage';
 import { DiscourseConnectHttpException } from './discourse-connect.exceptions';
 
 /** 429: one client IP sent too many requests to a sign-in or SSO route. */
@@ -22,24 +24,28 @@ export class TooManyRequestsException extends DiscourseConnectHttpException {
 
 /**
  * `@nestjs/throttler` on the module's sign-in and SSO routes only, configured by the module's
- * `rateLimit` option. It keeps its own in-memory counters, so it neither needs nor touches a
- * `ThrottlerModule` the host may have. The client is `req.ip` (Express's `trust proxy` decides it);
+ * `rateLimit` option. It keeps its own counters, so it neither needs nor touches a `ThrottlerModule`
+ * the host may have: in Redis when the module has `redis` (one limit shared by every instance,
+ * `<prefix>throttle:*` keys), in this process's memory otherwise (and while Redis does not answer). The client is `req.ip` (Express's `trust proxy` decides it);
  * each route counts separately. Over the limit: the module's 429 page with `Retry-After`.
  */
 @Injectable()
 export class DiscourseConnectRateLimitGuard extends ThrottlerGuard implements OnApplicationShutdown {
-  private readonly storage: ThrottlerStorageService;
+  /** In-process counters: the storage without Redis, the fallback with it. */
+  private readonly memory: ThrottlerStorageService;
   private ready?: Promise<void>;
 
   // Explicit tokens: the parent's @InjectThrottlerOptions()/@InjectThrottlerStorage() would be inherited.
   constructor(
     @Inject(DiscourseConnectSettings) private readonly settings: DiscourseConnectSettings,
     @Inject(Reflector) reflector: Reflector,
+    @Optional() @Inject(DiscourseConnectRedis) redis?: DiscourseConnectRedis | null,
   ) {
-    const storage = new ThrottlerStorageService();
+    const memory = new ThrottlerStorageService();
+    const storage = redis ? new RedisThrottlerStorage(redis.client, redis.prefix, memory) : memory;
     const { limit, ttlSeconds } = settings.rateLimit;
     super({ throttlers: [{ name: 'default', limit, ttl: ttlSeconds * 1000 }], setHeaders: false }, storage, reflector);
-    this.storage = storage;
+    this.memory = memory;
   }
 
   override async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -67,6 +73,6 @@ export class DiscourseConnectRateLimitGuard extends ThrottlerGuard implements On
   }
 
   onApplicationShutdown(): void {
-    this.storage.onApplicationShutdown();
+    this.memory.onApplicationShutdown();
   }
 }

@@ -1,0 +1,92 @@
+import { Logger } from '@nestjs/common';
+import type { ThrottlerStorage } from '@nestjs/throttler';
+import type { Redis } from 'ioredis';
+import { createHash } from 'node:crypto';
+
+/**
+ * One atomic step of the limit. KEYS: the window's hit counter, the block marker. ARGV: window
+ * (ms), limit, block duration (ms). Returns { hits, ms until the window ends, blocked (0/1), ms
+ * until the block ends }.
+ *
+ * While blocked nothing is counted. A hit over the limit starts a block of `blockDuration` and
+ * clears the counter, so the first request after the block starts a fresh window (as
+ * @nestjs/throttler's in-memory storage does). With no block duration, a hit over the limit is
+ * refused until the window ends and not counted.
+ */
+const INCREMENT = `
+local hits_key, block_key = KEYS[1], KEYS[2]
+local ttl, limit, block = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local blocked_for = redis.call('PTTL', block_key)
+if blocked_for > 0 then
+  return {limit + 1, blocked_for, 1, blocked_for}
+end
+local hits = redis.call('INCR', hits_key)
+local expires_in = redis.call('PTTL', hits_key)
+if expires_in < 0 then
+  redis.call('PEXPIRE', hits_key, ttl)
+  expires_in = ttl
+end
+if hits <= limit then
+  return {hits, expires_in, 0, 0}
+end
+if block > 0 then
+  redis.call('SET', block_key, '1', 'PX', block)
+  redis.call('DEL', hits_key)
+  return {hits, expires_in, 1, block}
+end
+redis.call('DECR', hits_key)
+return {hits, expires_in, 1, expires_in}
+`;
+/** What `ThrottlerStorage.increment` resolves to (the record type is not exported by the package's index). */
+type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
+
+const INCREMENT_SHA = createHash('sha1').update(INCREMENT).digest('hex');
+
+/**
+ * `@nestjs/throttler` storage in Redis, so every app instance counts against one limit per client
+ * and route: one fixed window per key (`<prefix>throttle:{<key>}:hits`, expiring with the window)
+ * and a block marker (`…:block`). The keys hold the throttler's key, a SHA-256 hash (no client
+ * address in clear). When Redis does not answer, the request is counted by `fallback` (this
+ * process only) rather than refused or failed: the limit is a brake on abuse, not a reason to stop
+ * sign-ins; the error is logged by message at most every 30 s, never with the URL.
+ */
+export class RedisThrottlerStorage implements ThrottlerStorage {
+  private readonly logger = new Logger('DiscourseConnect');
+  private lastErrorLog = 0;
+
+  constructor(
+    private readonly redis: Redis,
+    /** Prefix of every key the module writes, e.g. `dc:`. */
+    private readonly prefix: string,
+    private readonly fallback: ThrottlerStorage,
+  ) {}
+
+  async increment(key: string, ttl: number, limit: number, blockDuration: number, throttlerName: string): Promise<ThrottlerStorageRecord> {
+    const base = `${this.prefix}throttle:${throttlerName}:{${key}}`;
+    const args = [`${base}:hits`, `${base}:block`, String(Math.max(1, Math.ceil(ttl))), String(limit), String(Math.max(0, Math.ceil(blockDuration)))];
+    let answer: unknown;
+    try {
+      answer = await this.redis.evalsha(INCREMENT_SHA, 2, ...args).catch((error: Error) => {
+        if (!/NOSCRIPT/.test(error.message)) throw error;
+        return this.redis.eval(INCREMENT, 2, ...args);
+      });
+    } catch (error) {
+      this.logError(error);
+      return this.fallback.increment(key, ttl, limit, blockDuration, throttlerName);
+    }
+    const [totalHits, expiresInMs, blocked, blockedForMs] = (answer as number[]).map(Number);
+    return {
+      totalHits,
+      timeToExpire: Math.ceil(expiresInMs / 1000),
+      isBlocked: blocked === 1,
+      timeToBlockExpire: blocked === 1 ? Math.ceil(blockedForMs / 1000) : 0,
+    };
+  }
+
+  private logError(error: unknown): void {
+    if (Date.now() - this.lastErrorLog < 30_000) return;
+    this.lastErrorLog = Date.now();
+    const message = (error instanceof Error ? error.message : String(error)).replace(/\/\/[^@\s]*@/g, '//***@');
+    this.logger.error(`Rate limit: Redis did not answer, counting in this process meanwhile: ${message}`);
+  }
+}
