@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { INestApplication, LoggerService, ModuleMetadata, NestApplicationOptions, Provider } from '@nestjs/common';
@@ -13,6 +12,7 @@ import {
 } from '../../libs/discourse-connect/src';
 import { DiscordSimulator, DiscourseSimulator, type DiscourseSimulatorOptions } from '../../libs/simulators/src';
 import { databaseOptions } from '../../src/database';
+import { freePort } from './ports';
 import { createHttpAdapter } from '../../src/http-adapter';
 
 export type ModuleStyle = 'forRoot' | 'forRootAsync';
@@ -24,17 +24,7 @@ export const HTTP_ADAPTERS: HttpAdapterName[] = ['express', 'fastify'];
 export const FORUM_SECRET = 'e2e-forum-secret-0123456789';
 export const SESSION_SECRET = 'e2e-session-secret-0123456789abcdef0123';
 
-/** A free loopback port, so the public URL is known before the app is built. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './ports';
 
 export interface Harness {
   app: INestApplication;

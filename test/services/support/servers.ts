@@ -1,8 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../../support/ports';
 
 /**
  * Throwaway PostgreSQL and Redis servers for the `services` test project: started from the
@@ -45,16 +45,6 @@ export function missingServices(): string | null {
   return list.length ? list.join(' and ') : null;
 }
 
-export async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * PostgreSQL refuses to run as root. As root, the server runs as the `postgres` user the Debian
@@ -121,7 +111,7 @@ export async function startPostgres(): Promise<RunningServer> {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`initdb failed (${initResult.status}): ${initResult.stderr || initResult.stdout}`);
   }
-  const port = await freeLoopbackPort();
+  const port = await freePort();
   const run = asServiceUser(join(bin, 'postgres'), [
     '-D', data,
     '-h', '127.0.0.1',
@@ -152,7 +142,7 @@ export async function startRedis(): Promise<RunningServer> {
   const binary = findRedisServer();
   if (!binary) throw new Error('redis-server is not installed (apt-get install redis-server)');
   const dir = mkdtempSync(join(tmpdir(), 'dc-redis-'));
-  const port = await freeLoopbackPort();
+  const port = await freePort();
   const child = spawn(
     binary,
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes'],
