@@ -131,4 +131,22 @@ describe.each(HTTP_ADAPTERS)('adversarial: open redirects (%s)', (adapter) => {
     expect(link.status).toBe(302);
     expect(link.headers.get('location')).toBe(`${h.forumUrl}/session/sso?return_path=${encodeURIComponent('/t/x/1?page=2')}`);
   });
+
+  it('a path with characters outside ASCII is percent-encoded in the Location, never a 500', async () => {
+    // The query parser decodes `%E2%82%AC` to `€`, which Node refuses in a header as it is.
+    const link = await anonymous.request(`${h.appUrl}/discourse/forum?return_path=%2Ft%2F%E2%82%AC%20caf%C3%A9%2F1`);
+    expect(link.status).toBe(302);
+    expect(link.headers.get('location')).toBe(`${h.forumUrl}/t/%E2%82%AC%20caf%C3%A9/1`);
+    const signedInLink = await signedIn.request(`${h.appUrl}/discourse/forum?return_path=%2F%E2%82%AC`);
+    expect(signedInLink.status).toBe(302);
+    expect(signedInLink.headers.get('location')).toBe(`${h.forumUrl}/session/sso?return_path=%2F%E2%82%AC`);
+
+    const browser = new TestBrowser();
+    h.discord.knobs.autoApproveAs = DISCORD_FIXTURES.migrated.id;
+    const before = h.discord.stats.authorizeRequests;
+    const page = await browser.visit(`${h.appUrl}/auth/discord?returnTo=%2F%E2%82%AC%3Fq%3D%C3%A9`);
+    expect(h.discord.stats.authorizeRequests).toBe(before + 1);
+    expect(page.url).toBe(`${h.appUrl}/%E2%82%AC?q=%C3%A9`);
+    expect(browser.cookie(new URL(h.appUrl).hostname, 'dc.sid')).toBeTruthy();
+  });
 });

@@ -25,6 +25,20 @@ export function isSafeRelativePath(value: unknown, maxLength = 2048): value is s
   }
 }
 
+// Characters a Location header may carry as they are; runs of others (and `%` not starting an escape)
+// go through encodeURI. The same rule as the `encodeurl` package Express uses for its redirects.
+const NOT_URL_SAFE = /(?:[^\x21\x23-\x3B\x3D\x3F-\x5F\x61-\x7A\x7C\x7E]+|%+(?![0-9A-Fa-f]{2})){1,1024}/g;
+const SURROGATES = /([\uD800-\uDBFF][\uDC00-\uDFFF])|[\uD800-\uDFFF]/g;
+
+/**
+ * A URL made fit for a `Location` header: characters outside printable ASCII (a `return_path` of
+ * `/€` arrives decoded from the query) are percent-encoded, existing `%XX` escapes are kept, so the
+ * result is the same as Express's `res.redirect` on every adapter (Node refuses a raw `€` in a header).
+ */
+export function encodeLocation(url: string): string {
+  return url.replace(SURROGATES, (_, pair: string | undefined) => pair ?? '\uFFFD').replace(NOT_URL_SAFE, encodeURI);
+}
+
 /** A parsed forum base URL: origin plus a path prefix without a trailing slash (`''` at the root). */
 export interface ForumBase {
   origin: string;

@@ -10,6 +10,7 @@ import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
 import { endLocalSession } from '../session/sign-out';
 import { DiscordAuthGuard, DiscordCallbackGuard } from './discord-auth.guard';
 import { LogOutOfDiscourse } from '../sync/discourse-lifecycle.interceptor';
+import { encodeLocation } from '../common/urls';
 
 /** Discord sign-in and local sign-out. */
 @Controller('auth')
@@ -36,7 +37,7 @@ export class AuthController {
   @Header('Cache-Control', 'no-store')
   @Header('Referrer-Policy', 'no-referrer')
   callback(@Req() req: DiscourseConnectRequest & { discourseConnectReturnTo?: string }) {
-    return { url: req.discourseConnectReturnTo ?? this.settings.afterSignInPath, statusCode: 302 };
+    return { url: encodeLocation(req.discourseConnectReturnTo ?? this.settings.afterSignInPath), statusCode: 302 };
   }
 
   /** Signs out locally, then out of the forum (through the sync queue). Refuses other sites. */

@@ -8,6 +8,7 @@ import { DISCOURSE_CONNECT_PASSPORT } from '../session/discourse-connect-passpor
 import { DiscourseConnectSessionMiddleware } from '../session/session.middleware';
 import { ExpressAdapterGlue } from './express.adapter-glue';
 import { FastifyAdapterGlue } from './fastify.adapter-glue';
+import { encodeLocation } from '../common/urls';
 import {
   UNSUPPORTED_BODY_MESSAGE,
   type DiscourseConnectRequest,
@@ -66,7 +67,7 @@ export class DiscourseConnectHttp {
   }
 
   redirect(res: DiscourseConnectResponse, status: number, url: string): void {
-    this.glue.redirect(res, status, url);
+    this.glue.redirect(res, status, encodeLocation(url));
   }
 
   headersSent(res: DiscourseConnectResponse): boolean {

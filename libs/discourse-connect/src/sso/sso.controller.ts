@@ -6,7 +6,7 @@ import { BadSsoRequestException } from '../common/discourse-connect.exceptions';
 import { renderPage } from '../common/html-page';
 import { DiscourseConnectRateLimitGuard } from '../common/rate-limit.guard';
 import { isSameOriginRequest, SameOriginGuard } from '../common/same-origin.guard';
-import { isSafeRelativePath } from '../common/urls';
+import { encodeLocation, isSafeRelativePath } from '../common/urls';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { SESSION_RETURN_TO } from '../discourse-connect.constants';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
@@ -61,7 +61,7 @@ export class SsoController {
       req.session[SESSION_RETURN_TO] = resume;
       return { url: '/auth/discord?continue=1', statusCode: 302 };
     }
-    return { url: await this.sso.buildResponseUrl(request, req.user), statusCode: 302 };
+    return { url: encodeLocation(await this.sso.buildResponseUrl(request, req.user)), statusCode: 302 };
   }
 
   /**
@@ -81,7 +81,7 @@ export class SsoController {
     }
     const forum = this.settings.forumByName(name);
     if (!forum) throw new BadSsoRequestException('There is no forum by that name.', 'unknown_forum');
-    if (!req.user) return { url: `${forum.url}${path}`, statusCode: 302 };
+    if (!req.user) return { url: encodeLocation(`${forum.url}${path}`), statusCode: 302 };
     return { url: `${forum.url}/session/sso?${new URLSearchParams({ return_path: path })}`, statusCode: 302 };
   }
 
