@@ -97,6 +97,29 @@ describe('TypeOrmSessionStore', () => {
     expect(await promised.get(here, 'sid-1')).toBeNull();
   });
 
+  it('does not cache what a read saw while a write of the same session was on its way (a pool of connections)', async () => {
+    const store = newStore();
+    await promised.set(store, 'sid-1', session({ n: 1 }));
+    // As on PostgreSQL with several connections: the read runs first but answers last.
+    const upsert = rows.upsert.bind(rows);
+    rows.upsert = (async (...args: Parameters<typeof rows.upsert>) => {
+      await new Promise((r) => setTimeout(r, 10));
+      return upsert(...args);
+    }) as typeof rows.upsert;
+    const findOneBy = rows.findOneBy.bind(rows);
+    rows.findOneBy = (async (where: Parameters<typeof rows.findOneBy>[0]) => {
+      const row = await findOneBy(where);
+      await new Promise((r) => setTimeout(r, 30));
+      return row;
+    }) as typeof rows.findOneBy;
+    store.close(); // drop what the first set cached, so the next get goes to the database
+    const write = promised.set(store, 'sid-1', session({ n: 2 }));
+    const staleRead = promised.get(store, 'sid-1');
+    await write;
+    expect(await staleRead).toMatchObject({ n: 1 });
+    expect(await promised.get(store, 'sid-1')).toMatchObject({ n: 2 });
+  });
+
   it('reads the database every time when readCacheMs is 0', async () => {
     const here = newStore({ readCacheMs: 0 });
     const there = newStore({ readCacheMs: 0 });

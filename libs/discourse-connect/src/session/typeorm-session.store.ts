@@ -40,7 +40,10 @@ export interface TypeOrmSessionStoreOptions {
 export class TypeOrmSessionStore extends Store {
   private readonly lastTouch = new Map<string, number>();
   private readonly cache = new Map<string, CachedSession>();
-  /** Counts writes and destroys, so a read that raced one does not cache what it read. */
+  /**
+   * Counts the start and the end of every write and destroy, so a read that overlapped one does not
+   * cache what it read.
+   */
   private writes = 0;
   private readonly sweeper: NodeJS.Timeout;
   private readonly defaultTtlMs: number;
@@ -87,13 +90,18 @@ export class TypeOrmSessionStore extends Store {
   override set(sid: string, session: SessionData, callback?: Callback): void {
     const expiresAt = this.expiryOf(session);
     const data = JSON.stringify(session);
-    const write = ++this.writes;
+    const mine = ++this.writes;
     this.cache.delete(sid);
     this.sessions
       .upsert({ sid, data, expiresAt }, ['sid'])
       .then(() => {
         this.lastTouch.set(sid, Date.now());
-        if (this.writes === write) this.remember(sid, data, expiresAt);
+        // Counted again on completion, so a read that ran alongside this write does not cache what
+        // it read; and kept only when no other write started meanwhile (which one lands last is the
+        // database's call then).
+        const untouched = this.writes === mine;
+        this.writes++;
+        if (untouched) this.remember(sid, data, expiresAt);
         callback?.();
       })
       .catch((err) => callback?.(err));
@@ -105,7 +113,11 @@ export class TypeOrmSessionStore extends Store {
     this.cache.delete(sid);
     this.sessions
       .delete({ sid })
-      .then(() => callback?.())
+      .then(() => {
+        this.writes++;
+        this.cache.delete(sid);
+        callback?.();
+      })
       .catch((err) => callback?.(err));
   }
 
