@@ -32,12 +32,15 @@ export function createHttpAdapter(name: HttpAdapterName, options: { trustProxy: 
     // (address, hop) => hop < 1 is what Express compiles `trust proxy: 1` to.
     const trustProxy = options.trustProxy ? (_address: string, hop: number) => hop < 1 : false;
     // JSON keys named __proto__ / constructor.prototype are dropped, as good as ignored on Express,
-    // rather than failing the whole body with a 400 (Fastify's default).
+    // rather than failing the whole body with a 400 (Fastify's default). Routes match as on Express:
+    // a trailing slash and the letters' case do not matter (`/discourse/sso/` reaches the endpoint).
     return new FastifyAdapter({
       trustProxy,
       bodyLimit: BODY_LIMIT_BYTES,
       onProtoPoisoning: 'remove',
       onConstructorPoisoning: 'remove',
+      ignoreTrailingSlash: true,
+      caseSensitive: false,
     });
   }
   const adapter = new ExpressAdapter();

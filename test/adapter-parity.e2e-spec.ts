@@ -42,6 +42,8 @@ async function flow(adapter: HttpAdapterName): Promise<Row[]> {
     await record('bad sso', await browser.request(`${h.appUrl}/discourse/sso?sso=x&sig=y`), rows);
     await record('bad sso, JSON', await browser.request(`${h.appUrl}/discourse/sso?sso=x&sig=y`, { headers: { accept: 'application/json' } }), rows);
     await record('forum link', await browser.request(`${h.appUrl}/discourse/forum?return_path=%2Ft%2F1`), rows);
+    await record('forum link, trailing slash and capitals', await browser.request(`${h.appUrl}/Discourse/Forum/?return_path=%2Ft%2F1`), rows);
+    await record('forum link, path outside ASCII', await browser.request(`${h.appUrl}/discourse/forum?return_path=%2F%E2%82%AC`), rows);
     await record('foreign return path', await browser.request(`${h.appUrl}/discourse/forum?return_path=%2F%2Fevil.example`), rows);
     await record('logout target from elsewhere', await browser.request(`${h.appUrl}/discourse/logout`), rows);
     await record('cross-site sign-out', await browser.request(`${h.appUrl}/auth/logout`, { method: 'POST', headers: { origin: 'https://evil.example' } }), rows);
@@ -67,7 +69,7 @@ describe('the same answers on both adapters', () => {
     expect(results.fastify?.length).toBe(results.express?.length);
   });
 
-  it.each([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])('request %i: same status, headers and body', (i) => {
+  it.each([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])('request %i: same status, headers and body', (i) => {
     const [express, fastify] = [results.express![i], results.fastify![i]];
     expect(fastify).toEqual(express);
   });
