@@ -9,7 +9,10 @@ import { Redis, type RedisOptions } from 'ioredis';
  */
 export class DiscourseConnectRedis implements OnApplicationShutdown {
   private readonly logger = new Logger('DiscourseConnect');
-  /** For commands (sessions, limiter, queue producer): fails a command after a few retries instead of hanging a request. */
+  /**
+   * For commands (sessions, limiter, queue producer): a command fails after a few reconnection
+   * attempts, or after 2 s without an answer, instead of hanging a request.
+   */
   readonly client: Redis;
   private readonly extra: Redis[] = [];
   private lastErrorLog = 0;
@@ -19,7 +22,7 @@ export class DiscourseConnectRedis implements OnApplicationShutdown {
     /** Prefix of every key the module writes, e.g. `dc:`. */
     readonly prefix: string,
   ) {
-    this.client = this.open({ maxRetriesPerRequest: 2 }, 'discourse-connect');
+    this.client = this.open({ maxRetriesPerRequest: 2, commandTimeout: 2000 }, 'discourse-connect');
   }
 
   /** Another connection on the same server (BullMQ workers need their own, blocking-capable one). */
