@@ -51,13 +51,21 @@ export class DiscourseConnectRedis implements OnApplicationShutdown {
 
   private open(options: RedisOptions, connectionName: string): Redis {
     const connection = new Redis(this.url, { connectionName, enableAutoPipelining: false, ...options });
-    connection.on('error', (error: Error) => {
-      // ioredis retries on its own; say so at most every 30 s, never with the URL.
-      if (Date.now() - this.lastErrorLog < 30_000) return;
-      this.lastErrorLog = Date.now();
-      this.logger.error(`Redis connection error (retrying): ${error.message.replace(/\/\/[^@\s]*@/g, '//***@')}`);
-    });
+    // ioredis retries on its own.
+    connection.on('error', (error: Error) => this.logError('Redis connection error (retrying)', error));
     return connection;
+  }
+
+  /**
+   * Logs a Redis error of the module (its connections, the BullMQ queue and worker) at most once
+   * every 30 s for all of them together, so an outage is one line, not one per retry; by message
+   * only, with any credentials in it masked, never with the URL.
+   */
+  logError(context: string, error: unknown): void {
+    if (Date.now() - this.lastErrorLog < 30_000) return;
+    this.lastErrorLog = Date.now();
+    const message = ((error as Error)?.message ?? String(error)).replace(/\/\/[^@\s]*@/g, '//***@').split(this.url).join('<REDIS_URL>');
+    this.logger.error(`${context}: ${message}`);
   }
 }
 

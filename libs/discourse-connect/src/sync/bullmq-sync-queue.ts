@@ -21,6 +21,22 @@ export interface BullSyncJobData {
 
 export const BULL_QUEUE_NAME = 'discourse-connect-sync';
 const BACKOFF_TYPE = 'discourse-connect';
+/** How long shutdown waits for current deliveries (Redis up) before closing the worker without waiting. */
+const CLOSE_TIMEOUT_MS = 5000;
+
+/** Whether `promise` settles (either way) within `ms`; it is never left to reject unhandled. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = promise.then(
+    () => true,
+    () => true,
+  );
+  try {
+    return await Promise.race([settled, new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * The sync queue for several instances, on BullMQ in Redis.
@@ -72,7 +88,7 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
         removeOnFail: false,
       },
     });
-    this.queue.on('error', (error) => this.logger.error(`sync queue (Redis): ${error.message}`));
+    this.queue.on('error', (error) => this.redis.logError('sync queue (Redis)', error));
   }
 
   private get bullPrefix(): string {
@@ -99,21 +115,43 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
         },
       },
     });
-    this.worker.on('error', (error) => this.logger.error(`sync worker (Redis): ${error.message}`));
+    this.worker.on('error', (error) => this.redis.logError('sync worker (Redis)', error));
   }
 
+  /**
+   * Stops the worker and the queue without ever hanging shutdown, so that
+   * {@link DiscourseConnectRedis.onApplicationShutdown} still runs when Redis is down: BullMQ's
+   * graceful `worker.close()` waits for its blocking connection to end, which never happens while
+   * ioredis is reconnecting. With Redis up, current deliveries may finish for up to
+   * {@link CLOSE_TIMEOUT_MS}; with Redis down (or past that bound) the worker is closed without
+   * waiting. A delivery cut short keeps its job in Redis, taken over by another worker once its lock
+   * runs out.
+   */
   async onModuleDestroy(): Promise<void> {
-    await this.worker?.close();
-    await this.queue.close();
+    const worker = this.worker;
+    if (worker) {
+      const graceful = this.redis.client.status === 'ready' && (await settlesWithin(worker.close(), CLOSE_TIMEOUT_MS));
+      if (!graceful && !(await settlesWithin(worker.close(true), 1000))) {
+        // The graceful close started and hung (Redis went away during it): `close(true)` only returned
+        // that pending close. Stop the worker's timers (stalled-job check, lock renewal) and connections.
+        this.logger.warn(`sync worker: not closed after ${CLOSE_TIMEOUT_MS / 1000} s (Redis not answering); stopping it`);
+        const locks = (worker as unknown as { lockManager?: { close(): Promise<void> } }).lockManager;
+        await settlesWithin(Promise.allSettled([worker.pause(true), locks?.close(), worker.disconnect()]), 1000);
+      }
+    }
+    if (!(await settlesWithin(this.queue.close(), 1000))) await settlesWithin(this.queue.disconnect(), 1000);
   }
 
   /** Idempotent per outbox row: deduplication makes a second hand-over of the same change a no-op or one extra (idempotent) delivery. */
   override async handOver(row: DiscourseConnectSyncJobEntity): Promise<void> {
-    await this.queue.add(
-      row.kind,
-      { kind: row.kind, discordId: row.discordId, forum: row.forum },
-      { deduplication: { id: SyncQueue.dedupeKey(row.kind, row.forum, row.discordId), keepLastIfActive: true } },
-    );
+    await this.add({ kind: row.kind, discordId: row.discordId, forum: row.forum });
+  }
+
+  /** Queues work for a user, coalesced with the user's waiting job (see the class comment). */
+  private async add(data: BullSyncJobData): Promise<void> {
+    await this.queue.add(data.kind, { kind: data.kind, discordId: data.discordId, forum: data.forum }, {
+      deduplication: { id: SyncQueue.dedupeKey(data.kind, data.forum, data.discordId), keepLastIfActive: true },
+    });
   }
 
   async counts(): Promise<SyncQueueCounts> {
@@ -149,7 +187,11 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
       const page = (await this.queue.getFailed(0, 499)).filter((job) => job && (!wanted || wanted.has(String(job.id))));
       if (page.length === 0) break;
       for (const job of page) {
-        await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+        // Not `job.retry()`: it does not restore the deduplication key, so the retried job could run
+        // beside a newer one for the same user. The work is queued again like any change (coalesced
+        // with a job already waiting for the user, fresh attempts), then the failed job removed.
+        await this.add(job.data);
+        await job.remove();
         retried++;
       }
       if (wanted) break;
