@@ -26,7 +26,15 @@ const os = require('node:os');
 const { join, resolve } = require('node:path');
 const autocannon = require('autocannon');
 const Database = require('better-sqlite3');
-const { DiscordSimulator, DiscourseSimulator, DISCORD_FIXTURES, SIM_GUILD_ID, SIM_GUILD_ROLES } = require('../dist/libs/simulators/src');
+const {
+  DiscordSimulator,
+  DiscourseSimulator,
+  DISCORD_FIXTURES,
+  SIM_GUILD_ID,
+  SIM_GUILD_ROLES,
+  seedLocalUsers,
+  seededDiscordId: discordId,
+} = require('../dist/libs/simulators/src');
 
 const ROOT = resolve(__dirname, '..');
 const num = (name, dflt) => (process.env[name] ? Number(process.env[name]) : dflt);
@@ -409,31 +417,6 @@ async function benchSignIn(report) {
 
 // ---------------------------------------------------------------- bulk sync
 
-const discordId = (n) => `3${String(n).padStart(17, '0')}`;
-
-function seedUsers(databaseFile, count) {
-  const db = new Database(databaseFile);
-  try {
-    const insert = db.prepare(
-      `INSERT INTO discourse_connect_users
-         (discord_id, username, display_name, email, email_verified, avatar_hash, metadata, metadata_hash, created_at, updated_at)
-       VALUES (?, ?, ?, ?, 1, NULL, ?, ?, ?, ?)`,
-    );
-    const now = new Date().toISOString().replace('T', ' ').replace('Z', '');
-    db.transaction(() => {
-      for (let i = 0; i < count; i++) {
-        const id = discordId(i + 1);
-        const username = `member${i}_${id.slice(-4)}`;
-        const email = `${username}@example.com`;
-        const metadata = { id, username, global_name: `Member ${i}`, discriminator: '0', avatar: null, email, verified: true, locale: 'en-US' };
-        insert.run(id, username, `Member ${i}`, email, JSON.stringify(metadata), 'ab'.repeat(32), now, now);
-      }
-    })();
-  } finally {
-    db.close();
-  }
-}
-
 function cliEnv(forumUrl, databaseFile, rate, maxRssFile) {
   const base = Object.fromEntries(
     Object.entries(process.env).filter(
@@ -496,7 +479,7 @@ async function benchSyncOnce(users, rate) {
   const databaseFile = join(dir, 'data', 'bench.sqlite');
   const first = await runCli(['failed'], cliEnv(forumUrl, databaseFile, rate), dir);
   if (first.code !== 0) throw new Error(`cli failed: ${first.stderr}`);
-  seedUsers(databaseFile, users);
+  seedLocalUsers(databaseFile, Array.from({ length: users }, (_, i) => discordId(i + 1)));
 
   let firstCall = 0;
   let lastCall = 0;

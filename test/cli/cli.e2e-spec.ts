@@ -7,16 +7,7 @@ import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DiscourseSimulator } from '../../libs/simulators/src';
-
-/** The slice of better-sqlite3 used here (the package ships no type declarations). */
-interface SqliteDatabase {
-  prepare(sql: string): { run(...params: unknown[]): unknown };
-  transaction(fn: () => void): () => void;
-  close(): void;
-}
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const Database = require('better-sqlite3') as new (file: string) => SqliteDatabase;
+import { DiscourseSimulator, seededDiscordId, seedLocalUsers } from '../../libs/simulators/src';
 
 const ROOT = resolve(__dirname, '../..');
 const CLI = join(ROOT, 'dist/src/cli.js');
@@ -35,7 +26,6 @@ interface Run {
 }
 
 /** A Discord-like snowflake for user n (18 digits, never a JS number). */
-const discordId = (n: number) => `3${String(n).padStart(17, '0')}`;
 
 jest.setTimeout(60_000);
 
@@ -102,38 +92,6 @@ describe('CLI (dist/src/cli.js)', () => {
     });
   }
 
-  /** Local users, written straight into the table the app migrated. */
-  function insertUsers(ids: string[]): void {
-    const db = new Database(databaseFile);
-    try {
-      const insert = db.prepare(
-        `INSERT INTO discourse_connect_users
-           (discord_id, username, display_name, email, email_verified, avatar_hash, metadata, metadata_hash, created_at, updated_at)
-         VALUES (?, ?, ?, ?, 1, NULL, ?, ?, ?, ?)`,
-      );
-      const now = new Date().toISOString().replace('T', ' ').replace('Z', '');
-      db.transaction(() => {
-        ids.forEach((id, i) => {
-          const username = `member${i}_${id.slice(-4)}`;
-          const email = `${username}@example.com`;
-          const metadata = {
-            id,
-            username,
-            global_name: `Member ${i}`,
-            discriminator: '0',
-            avatar: null,
-            email,
-            verified: true,
-            locale: 'en-US',
-          };
-          insert.run(id, username, `Member ${i}`, email, JSON.stringify(metadata), 'ab'.repeat(32), now, now);
-        });
-      })();
-    } finally {
-      db.close();
-    }
-  }
-
   /** A browser signed in to the forum as `externalId` (the forum's own sign-in, signed by the test). */
   async function signInToForum(externalId: string, email: string): Promise<string> {
     const start = await fetch(`${forumUrl}/session/sso?return_path=/`, { redirect: 'manual' });
@@ -153,7 +111,7 @@ describe('CLI (dist/src/cli.js)', () => {
   const currentUserStatus = async (cookie: string) =>
     (await fetch(`${forumUrl}/session/current.json`, { headers: { Cookie: cookie } })).status;
 
-  const users = Array.from({ length: 120 }, (_, i) => discordId(i + 1));
+  const users = Array.from({ length: 120 }, (_, i) => seededDiscordId(i + 1));
 
   beforeAll(async () => {
     execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe' });
@@ -164,7 +122,7 @@ describe('CLI (dist/src/cli.js)', () => {
     const first = await cli(['failed']);
     expect(first).toMatchObject({ code: 0 });
     expect(first.stdout).toContain('No failed jobs.');
-    insertUsers(users);
+    seedLocalUsers(databaseFile, users);
   }, 60_000);
 
   afterAll(async () => {

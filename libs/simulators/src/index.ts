@@ -30,3 +30,4 @@ export {
   signPayload,
   verifySignature,
 } from './discourse-payload';
+export { seedLocalUsers, seededDiscordId } from './seed-local-users';
