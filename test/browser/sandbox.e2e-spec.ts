@@ -1,17 +1,17 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { DISCORD_FIXTURES } from '../../libs/simulators/src';
+import { describeWithChromium, launchChromium } from '../support/chromium';
 
 /**
  * The sandbox as a person uses it: `npm start` with no Discord credentials, then a real browser
  * (Debian's Chromium) clicking through the forum, the simulated Discord consent page and the app.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const ROOT = resolve(__dirname, '../..');
 const MAIN = join(ROOT, 'dist/src/main.js');
 const RESULTS = join(ROOT, 'test-results');
@@ -58,7 +58,7 @@ function userEnvironment(port: number, adapter: 'fastify' | 'express'): NodeJS.P
 
 let built = false;
 
-describe.each(['fastify', 'express'] as const)('sandbox in a real browser (%s)', (adapter) => {
+describeWithChromium.each(['fastify', 'express'] as const)('sandbox in a real browser (%s)', (adapter) => {
   let app: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   let workDir: string | undefined;
@@ -70,11 +70,6 @@ describe.each(['fastify', 'express'] as const)('sandbox in a real browser (%s)',
   let forumUrl: string;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `Chromium is not installed at ${CHROMIUM}; the browser test needs it. Install it with: apt-get install -y chromium`,
-      );
-    }
     // What `npm start` does first (once for both adapters).
     try {
       if (!built) execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
@@ -120,19 +115,7 @@ describe.each(['fastify', 'express'] as const)('sandbox in a real browser (%s)',
     // It prints one URL: the app's.
     expect(output.match(/https?:\/\/\S+/g)).toEqual([`${appUrl}/`]);
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--disable-quic',
-      ],
-    });
+    browser = await launchChromium();
     context = await browser.newContext();
     context.setDefaultTimeout(10_000);
     page = await context.newPage();

@@ -1,3 +1,4 @@
+import { packagesRequired } from '../../setup/system-packages';
 import { missingServices, startPostgres, startRedis, type RunningServer } from './servers';
 
 /**
@@ -9,8 +10,8 @@ import { missingServices, startPostgres, startRedis, type RunningServer } from '
 export default async function globalSetup(): Promise<void> {
   const missing = missingServices();
   if (missing) {
-    const required = Boolean(process.env.CI) || process.env.REQUIRE_SERVICES === '1';
-    const message = `${missing} not installed: the PostgreSQL/Redis tests under test/services need them (apt-get install -y postgresql redis-server).`;
+    const required = packagesRequired();
+    const message = `${missing} not installed: the PostgreSQL/Redis tests under test/services need them (npm test installs them as root; otherwise: apt-get install -y postgresql redis-server).`;
     if (required) throw new Error(`${message} CI / REQUIRE_SERVICES is set, so this is a failure.`);
     console.warn(`\n[services] SKIPPED: ${message}\n`);
     process.env.DC_TEST_SERVICES_MISSING = missing;

@@ -1,8 +1,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../support/ports';
+import { findPostgresBin, findRedisServer } from '../../setup/system-packages';
+
 
 /**
  * Throwaway PostgreSQL and Redis servers for the `services` test project: started from the
@@ -14,28 +16,6 @@ export interface RunningServer {
   url: string;
   pid: number;
   stop(): Promise<void>;
-}
-
-/** The newest installed PostgreSQL's bin directory (Debian: /usr/lib/postgresql/<v>/bin), or null. */
-export function findPostgresBin(): string | null {
-  const fromEnv = process.env.POSTGRES_BIN;
-  if (fromEnv) return existsSync(join(fromEnv, 'postgres')) ? fromEnv : null;
-  const root = '/usr/lib/postgresql';
-  if (!existsSync(root)) return null;
-  const versions = readdirSync(root)
-    .filter((v) => existsSync(join(root, v, 'bin', 'postgres')) && existsSync(join(root, v, 'bin', 'initdb')))
-    .sort((a, b) => Number(b) - Number(a));
-  return versions.length ? join(root, versions[0], 'bin') : null;
-}
-
-/** redis-server on the PATH (or REDIS_SERVER), or null. */
-export function findRedisServer(): string | null {
-  const fromEnv = process.env.REDIS_SERVER;
-  if (fromEnv) return existsSync(fromEnv) ? fromEnv : null;
-  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/bin', '/usr/local/bin'])) {
-    if (dir && existsSync(join(dir, 'redis-server'))) return join(dir, 'redis-server');
-  }
-  return null;
 }
 
 /** What is missing to run the services tests, or null when both servers can be started. */

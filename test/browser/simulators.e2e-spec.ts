@@ -1,20 +1,17 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser } from 'playwright-core';
-import { DISCORD_FIXTURES } from './discord-fixtures';
-import { DiscordSimulator } from './discord-simulator';
-import { DiscourseSimulator } from './discourse-simulator';
+import type { Browser } from 'playwright-core';
+import { DISCORD_FIXTURES, DiscordSimulator, DiscourseSimulator } from '../../libs/simulators/src';
+import { describeWithChromium, launchChromium } from '../support/chromium';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SECRET = 'browser-spec-secret-0123456789';
 
 /**
  * Both simulators clicked through in a real Chromium, with a minimal provider written here (not the
  * library): forum → provider → Discord consent page → provider → forum, signed in.
  */
-(existsSync(CHROMIUM) ? describe : describe.skip)('simulators in a real browser', () => {
+describeWithChromium('simulators in a real browser', () => {
   const discord = new DiscordSimulator();
   const forum = new DiscourseSimulator({ secret: SECRET, title: 'Browser forum' });
   let provider: Server;
@@ -93,7 +90,7 @@ const SECRET = 'browser-spec-secret-0123456789';
     providerUrl = `http://127.0.0.1:${(provider.address() as AddressInfo).port}`;
     discord.redirectUris = [`${providerUrl}/cb`];
     forum.connectUrl = `${providerUrl}/discourse/sso`;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    browser = await launchChromium();
   }, 30_000);
 
   afterAll(async () => {
