@@ -1,4 +1,5 @@
 import type { MiddlewareConsumer } from '@nestjs/common';
+import { loadOptionalDependency } from '../config/optional-dependency';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { HttpAdapterGlue, SessionParts } from './http-adapter-glue';
 import { sessionCookieOptions } from '../session/session-store.factory';
@@ -39,10 +40,8 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
     const { settings, store, passport } = parts;
     const s = settings.session;
     // Loaded here, so an app on Express never needs the Fastify packages.
-    /* eslint-disable @typescript-eslint/no-require-imports */
-    const fastifyCookie = require('@fastify/cookie') as typeof import('@fastify/cookie');
-    const fastifySession = require('@fastify/session') as typeof import('@fastify/session');
-    /* eslint-enable @typescript-eslint/no-require-imports */
+    const fastifyCookie = loadOptionalDependency<typeof import('@fastify/cookie')>('@fastify/cookie', 'Sessions on Fastify');
+    const fastifySession = loadOptionalDependency<typeof import('@fastify/session')>('@fastify/session', 'Sessions on Fastify');
     if (!app.hasReplyDecorator('setCookie')) await app.register(fastifyCookie);
     // A session saved during the request under a new id (passport's log-in regenerates it) gets
     // its cookie; without this, @fastify/session would also send a Set-Cookie expiring the old id

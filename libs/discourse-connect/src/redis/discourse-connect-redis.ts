@@ -1,5 +1,6 @@
 import { Logger, OnApplicationShutdown } from '@nestjs/common';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
+import { loadOptionalDependency } from '../config/optional-dependency';
 
 /**
  * The module's one Redis connection setup (sessions, the admin API rate limit, the BullMQ queue).
@@ -50,6 +51,7 @@ export class DiscourseConnectRedis implements OnApplicationShutdown {
   }
 
   private open(options: RedisOptions, connectionName: string): Redis {
+    const { Redis } = loadOptionalDependency<typeof import('ioredis')>('ioredis', 'Redis (the redis option or REDIS_URL)');
     const connection = new Redis(this.url, { connectionName, enableAutoPipelining: false, ...options });
     // ioredis retries on its own.
     connection.on('error', (error: Error) => this.logError('Redis connection error (retrying)', error));

@@ -1,5 +1,6 @@
 import { Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Job, Queue, Worker } from 'bullmq';
+import { loadOptionalDependency } from '../config/optional-dependency';
 import type { Repository } from 'typeorm';
 import type { DiscourseAdminService } from '../admin/discourse-admin.service';
 import { DiscourseApiError, DiscourseRateLimitError } from '../admin/discourse-api.errors';
@@ -68,6 +69,7 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
   private readonly logger = new Logger('DiscourseConnect');
   readonly queue: Queue<BullSyncJobData>;
   private worker?: Worker<BullSyncJobData>;
+  private readonly bullmq = loadOptionalDependency<typeof import('bullmq')>('bullmq', 'The Redis sync queue (the redis option or REDIS_URL)');
 
   constructor(
     jobs: Repository<DiscourseConnectSyncJobEntity>,
@@ -78,7 +80,7 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
     private readonly actions: DiscourseConnectActionsService,
   ) {
     super(jobs, settings);
-    this.queue = new Queue<BullSyncJobData>(BULL_QUEUE_NAME, {
+    this.queue = new this.bullmq.Queue<BullSyncJobData>(BULL_QUEUE_NAME, {
       connection: redis.client,
       prefix: this.bullPrefix,
       defaultJobOptions: {
@@ -99,7 +101,7 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
   onApplicationBootstrap(): void {
     if (!this.settings.sync.worker || this.settings.apiForums.length === 0) return;
     const { ratePerMinute, backoffBaseMs, backoffMaxMs } = this.settings.sync;
-    this.worker = new Worker<BullSyncJobData>(BULL_QUEUE_NAME, (job) => this.process(job), {
+    this.worker = new this.bullmq.Worker<BullSyncJobData>(BULL_QUEUE_NAME, (job) => this.process(job), {
       // Workers block on their connection: their own, with no per-command retry limit (BullMQ needs that).
       connection: this.redis.duplicate({ maxRetriesPerRequest: null }),
       prefix: this.bullPrefix,
@@ -208,13 +210,13 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
       if (error instanceof DiscourseRateLimitError) {
         // The forum's wait applies to the whole queue, on every instance; the job goes back unchanged.
         await this.worker!.rateLimit(error.waitSeconds * 1000);
-        throw Worker.RateLimitError();
+        throw this.bullmq.Worker.RateLimitError();
       }
       const retryable = error instanceof DiscourseApiError && error.retryable;
       if (retryable && attempts < this.settings.sync.maxAttempts) throw new Error(message);
       this.logger.warn(`sync job ${job.id} (${job.data.kind} for ${job.data.discordId}) failed for good: ${message}`);
       this.emit(DiscourseConnectEvents.SyncFailed, job, attempts, message);
-      throw new UnrecoverableError(message);
+      throw new this.bullmq.UnrecoverableError(message);
     }
     this.emit(DiscourseConnectEvents.SyncSucceeded, job, attempts);
   }
