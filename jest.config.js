@@ -28,6 +28,12 @@ const common = {
   transform,
   transformIgnorePatterns: [`/node_modules/(?!(${esmPackages.join('|')})/)`],
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
+  // Inside the repository the packages resolve to their TypeScript source (no rebuild after an
+  // edit); only the consumer test (test/consumer) installs and uses the packed build.
+  moduleNameMapper: {
+    '^nestjs-discourse-connect$': '<rootDir>/libs/discourse-connect/src/index.ts',
+    '^nestjs-discourse-connect-simulators$': '<rootDir>/libs/simulators/src/index.ts',
+  },
 };
 module.exports = {
   projects: [

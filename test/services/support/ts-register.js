@@ -4,7 +4,20 @@
  * the project's own compiler settings; Node 20 loads the ESM-only @nestjs packages itself.
  */
 const fs = require('node:fs');
+const Module = require('node:module');
+const path = require('node:path');
 const ts = require('typescript');
+
+// The workspace packages resolve to their TypeScript source, as in Jest (no build needed).
+const ROOT = path.resolve(__dirname, '../../..');
+const SOURCES = {
+  'nestjs-discourse-connect': path.join(ROOT, 'libs/discourse-connect/src/index.ts'),
+  'nestjs-discourse-connect-simulators': path.join(ROOT, 'libs/simulators/src/index.ts'),
+};
+const resolveFilename = Module._resolveFilename;
+Module._resolveFilename = function resolveWorkspaceSource(request, ...rest) {
+  return resolveFilename.call(this, SOURCES[request] ?? request, ...rest);
+};
 
 const compilerOptions = {
   module: ts.ModuleKind.CommonJS,
