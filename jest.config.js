@@ -39,6 +39,8 @@ module.exports = {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/libs/**/*.spec.ts', '<rootDir>/src/**/*.spec.ts'] },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'] },
+    // The packed tarball installed in a new Nest app outside the repository (test/consumer).
+    { ...common, displayName: 'consumer', testMatch: ['<rootDir>/test/consumer/**/*.consumer-spec.ts'] },
     // Real PostgreSQL and Redis, started by the project's globalSetup from the Debian packages
     // (skipped with one message when they are not installed, a failure when CI is set).
     {
