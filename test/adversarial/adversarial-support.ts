@@ -14,10 +14,19 @@ export const WEBHOOK_SECRET = 'adversarial-webhook-secret-0123';
 export async function startAdversarialHarness(adapter: HttpAdapterName): Promise<Harness> {
   return startHarness('forRoot', {
     adapter,
-    forumOptions: { apiKey: API_KEY, apiRateLimitPerMinute: 0, authOverridesEmail: true, authOverridesName: true },
+    forumOptions: {
+      apiKey: API_KEY,
+      apiRateLimitPerMinute: 0,
+      authOverridesEmail: true,
+      authOverridesName: true,
+    },
     moduleOptions: (o: DiscourseConnectModuleOptions): DiscourseConnectModuleOptions => ({
       ...o,
-      forums: o.forums.map((f) => ({ ...f, api: { key: API_KEY, timeoutMs: 2000 }, webhookSecret: WEBHOOK_SECRET })),
+      forums: o.forums.map((f) => ({
+        ...f,
+        api: { key: API_KEY, timeoutMs: 2000 },
+        webhookSecret: WEBHOOK_SECRET,
+      })),
       sync: { ratePerMinute: 6000, pollIntervalMs: 50, backoffBaseMs: 100, backoffMaxMs: 400 },
     }),
   });
@@ -27,18 +36,37 @@ export interface Snapshot {
   users: unknown[];
   jobs: unknown[];
   webhookEvents: number;
+  /** Signed bodies recorded as processed, and the ordering key per forum user. */
+  webhookBodies: number;
+  webhookUsers: unknown[];
   sessions: number;
-  forum: { ssoLogins: number; ssoErrors: number; syncSsoCalls: number; apiRequests: number; apiLogOuts: number; users: string };
+  forum: {
+    ssoLogins: number;
+    ssoErrors: number;
+    syncSsoCalls: number;
+    apiRequests: number;
+    apiLogOuts: number;
+    users: string;
+  };
 }
 
 const db = (h: Harness) => h.app.get(DataSource);
 
 /** Everything an attack could change: local rows, queued jobs, and what the forum received. */
 export async function snapshot(h: Harness): Promise<Snapshot> {
-  const [users, jobs, [{ n: webhookEvents }], [{ n: sessions }]] = await Promise.all([
+  const [
+    users,
+    jobs,
+    [{ n: webhookEvents }],
+    [{ n: webhookBodies }],
+    webhookUsers,
+    [{ n: sessions }],
+  ] = await Promise.all([
     db(h).query('SELECT * FROM discourse_connect_users ORDER BY discord_id'),
     db(h).query('SELECT * FROM discourse_connect_sync_jobs ORDER BY id'),
     db(h).query('SELECT COUNT(*) AS n FROM discourse_connect_webhook_events'),
+    db(h).query('SELECT COUNT(*) AS n FROM discourse_connect_webhook_bodies'),
+    db(h).query('SELECT * FROM discourse_connect_webhook_users ORDER BY forum, forum_user_id'),
     db(h).query('SELECT COUNT(*) AS n FROM discourse_connect_sessions'),
   ]);
   const s = h.forum.stats;
@@ -46,6 +74,8 @@ export async function snapshot(h: Harness): Promise<Snapshot> {
     users,
     jobs,
     webhookEvents: Number(webhookEvents),
+    webhookBodies: Number(webhookBodies),
+    webhookUsers,
     sessions: Number(sessions),
     forum: {
       ssoLogins: s.ssoLogins,
@@ -59,17 +89,23 @@ export async function snapshot(h: Harness): Promise<Snapshot> {
 }
 
 /**
- * Nothing was written locally (users, sync jobs, webhook deliveries) and nothing was sent to the
+ * Nothing was written locally (users, sync jobs, webhook deliveries, bodies and ordering keys) and nothing was sent to the
  * forum (no sign-in, no admin API call). Sessions may be created by a refused request (an
  * anonymous visitor gets one when sign-in starts), so they are compared only when asked.
  */
-export async function expectNothingWritten(h: Harness, before: Snapshot, opts: { sessions?: boolean } = {}): Promise<void> {
+export async function expectNothingWritten(
+  h: Harness,
+  before: Snapshot,
+  opts: { sessions?: boolean } = {},
+): Promise<void> {
   // Give a wrongly queued job the chance to reach the forum before looking.
   await new Promise((r) => setTimeout(r, 20));
   const after = await snapshot(h);
   expect(after.users).toEqual(before.users);
   expect(after.jobs).toEqual(before.jobs);
   expect(after.webhookEvents).toBe(before.webhookEvents);
+  expect(after.webhookBodies).toBe(before.webhookBodies);
+  expect(after.webhookUsers).toEqual(before.webhookUsers);
   expect(after.forum).toEqual(before.forum);
   if (opts.sessions) expect(after.sessions).toBe(before.sessions);
 }
@@ -81,7 +117,11 @@ export function expectCleanErrorBody(body: string): void {
   expect(body).not.toContain(API_KEY);
 }
 
-export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 8000): Promise<void> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 8000,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);

@@ -44,6 +44,10 @@ import { SyncWorker } from './sync/sync.worker';
 import { DiscourseLifecycleInterceptor } from './sync/discourse-lifecycle.interceptor';
 import { DiscourseWebhooksController } from './webhooks/discourse-webhooks.controller';
 import { DiscourseConnectWebhookEventEntity } from './webhooks/webhook-event.entity';
+import {
+  DiscourseConnectWebhookBodyEntity,
+  DiscourseConnectWebhookUserEntity,
+} from './webhooks/webhook-replay.entities';
 
 /** The module's TypeORM entities; the host's DataSource loads them (`autoLoadEntities: true`). */
 export const DISCOURSE_CONNECT_ENTITIES = [
@@ -51,6 +55,8 @@ export const DISCOURSE_CONNECT_ENTITIES = [
   DiscourseConnectSessionEntity,
   DiscourseConnectSyncJobEntity,
   DiscourseConnectWebhookEventEntity,
+  DiscourseConnectWebhookBodyEntity,
+  DiscourseConnectWebhookUserEntity,
 ];
 
 const CONTROLLERS = [SsoController, AuthController, DiscourseConnectHealthController, DiscourseWebhooksController];

@@ -1,5 +1,10 @@
 import { DiscourseConnectInitial1732406400000 } from './1732406400000-discourse-connect-initial';
 import { DiscourseConnectSync1732492800000 } from './1732492800000-discourse-connect-sync';
+import { DiscourseConnectWebhookReplay1732665600000 } from './1732665600000-discourse-connect-webhook-replay';
 
 /** The module's migrations, in order: add them to the host's DataSource `migrations`. */
-export const DISCOURSE_CONNECT_MIGRATIONS = [DiscourseConnectInitial1732406400000, DiscourseConnectSync1732492800000];
+export const DISCOURSE_CONNECT_MIGRATIONS = [
+  DiscourseConnectInitial1732406400000,
+  DiscourseConnectSync1732492800000,
+  DiscourseConnectWebhookReplay1732665600000,
+];

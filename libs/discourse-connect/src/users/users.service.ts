@@ -80,6 +80,23 @@ export class UsersService {
     }
   }
 
+  /**
+   * Runs `work` in one transaction of the user store with its entity manager, when the store has
+   * transactions (the default one does); otherwise runs it with the plain store and no manager.
+   * Drops the cached copy of `discordId` (when given) before and after.
+   */
+  async inStoreTransaction<T>(
+    discordId: string | null,
+    work: (store: UserStore, manager?: EntityManager) => Promise<T>,
+  ): Promise<T> {
+    if (discordId) this.forget(discordId);
+    try {
+      return await (this.store.transaction ? this.store.transaction(work) : work(this.store));
+    } finally {
+      if (discordId) this.forget(discordId);
+    }
+  }
+
   /** Drops this process's cached copy of a user; call it after writing the user store directly. */
   forget(discordId: string): void {
     this.writes++;
