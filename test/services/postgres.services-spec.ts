@@ -125,9 +125,10 @@ describeWithServices('on PostgreSQL', () => {
   });
 
   it('a first sign-in that loses the insert race to another instance continues in the same transaction', async () => {
-    const store = h.app.get<UserStore>(UserStore);
+    // The module's own store also runs transactions (not part of the public store interface).
+    const store = h.app.get(UserStore) as UserStore & { transaction<T>(work: (tx: UserStore) => Promise<T>): Promise<T> };
     const data = { discordId: '4000000000000000001', username: 'racer', displayName: 'Racer', email: null, emailVerified: false, avatarHash: null, metadata: {} as any, metadataHash: 'a'.repeat(64) };
-    await store.transaction!(async (tx) => {
+    await store.transaction(async (tx) => {
       // Another instance commits the same user between our read and our insert.
       await sql(`INSERT INTO discourse_connect_users (discord_id, username, display_name, metadata, metadata_hash) VALUES ($1, 'other', 'Other', '{}', $2)`, [data.discordId, 'b'.repeat(64)]);
       expect(await tx.create(data)).toBeNull();

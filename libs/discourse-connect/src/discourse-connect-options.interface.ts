@@ -1,4 +1,5 @@
-import type { Store } from 'express-session';
+import type { Type } from '@nestjs/common';
+import type { UserStore } from './users/user-store.interface';
 
 /** One Discourse forum this app signs people into. */
 export interface DiscourseForumOptions {
@@ -50,8 +51,11 @@ export interface DiscourseConnectSessionOptions {
   cookieName?: string;
   /** Session lifetime in seconds. Default 14 days. */
   maxAgeSeconds?: number;
-  /** Where sessions live. Default: the module's database table (survives restarts). */
-  store?: Store;
+  /**
+   * Where sessions live: any express-session store (the same object serves Fastify). Default: the
+   * module's database table (survives restarts), or Redis with `redis`.
+   */
+  store?: DiscourseConnectSessionStore;
   /**
    * Install the session and passport middleware on every route of the host app.
    * Set false when the host already installs express-session and passport itself. Default true.
@@ -124,6 +128,17 @@ export interface DiscourseConnectRedisOptions {
   prefix?: string;
 }
 
+/**
+ * A session store with express-session's API (a subclass of express-session's `Store`, such as
+ * connect-redis or connect-pg-simple), described here without express-session's types.
+ */
+export interface DiscourseConnectSessionStore {
+  get(sid: string, callback: (error: unknown, session?: object | null) => void): void;
+  set(sid: string, session: object, callback?: (error?: unknown) => void): void;
+  destroy(sid: string, callback?: (error?: unknown) => void): void;
+  touch?(sid: string, session: object, callback?: (error?: unknown) => void): void;
+}
+
 /** Options of `DiscourseConnectModule.forRoot()` / `forRootAsync()`. */
 export interface DiscourseConnectModuleOptions {
   /** The forums this app is the DiscourseConnect provider for; at least one. */
@@ -151,4 +166,10 @@ export interface DiscourseConnectModuleOptions {
   securityHeaders?: boolean;
   /** Redis for sessions and the sync queue (several instances). Default: none, the database holds both. */
   redis?: DiscourseConnectRedisOptions;
+  /**
+   * Where local users live, for a host with its own users table: a class (the module instantiates
+   * it, injecting its constructor dependencies from the module's scope) or an instance. Default: the
+   * module's TypeORM table.
+   */
+  userStore?: Type<UserStore> | UserStore;
 }

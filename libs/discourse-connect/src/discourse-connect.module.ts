@@ -1,6 +1,6 @@
 import type { Repository } from 'typeorm';
 import { DynamicModule, Inject, MiddlewareConsumer, Module, NestModule, Provider } from '@nestjs/common';
-import { DiscoveryModule } from '@nestjs/core';
+import { DiscoveryModule, ModuleRef } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
 import { getRepositoryToken, TypeOrmModule } from '@nestjs/typeorm';
 import { DiscourseConnectSettings } from './config/discourse-connect.settings';
@@ -67,7 +67,20 @@ const providers: Provider[] = [
     useFactory: (options: DiscourseConnectModuleOptions) => new DiscourseConnectSettings(options),
     inject: [DISCOURSE_CONNECT_OPTIONS],
   },
-  { provide: UserStore, useClass: TypeOrmUserStore },
+  {
+    // The host's store (`userStore`: a class or an instance), else the module's TypeORM table.
+    provide: UserStore,
+    useFactory: async (
+      options: DiscourseConnectModuleOptions,
+      moduleRef: ModuleRef,
+      users: Repository<DiscourseConnectUserEntity>,
+    ): Promise<UserStore> => {
+      const custom = options.userStore;
+      if (!custom) return new TypeOrmUserStore(users);
+      return typeof custom === 'function' ? moduleRef.create(custom) : custom;
+    },
+    inject: [DISCOURSE_CONNECT_OPTIONS, ModuleRef, getRepositoryToken(DiscourseConnectUserEntity)],
+  },
   UsersService,
   { provide: DISCOURSE_CONNECT_PASSPORT, useFactory: createDiscourseConnectPassport, inject: [UsersService] },
   DiscourseConnectFiltersService,

@@ -130,7 +130,7 @@ export class DiscourseConnectSettings {
       secret: s.secret,
       cookieName: s.cookieName ?? 'dc.sid',
       maxAgeSeconds: positive(s.maxAgeSeconds ?? 14 * 24 * 3600, 'session.maxAgeSeconds', fail),
-      store: s.store,
+      store: s.store as Store | undefined, // an express-session store, typed structurally in the options
       installMiddleware: s.installMiddleware ?? true,
       readCacheMs: s.readCacheMs ?? 1000,
     };

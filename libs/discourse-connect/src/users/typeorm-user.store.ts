@@ -4,11 +4,11 @@ import { DataSource, EntityManager, Repository } from 'typeorm';
 import { DiscourseConnectUserEntity } from './discourse-connect-user.entity';
 import { isUniqueViolation } from '../common/database-errors';
 import type { LocalUser } from './local-user.interface';
-import type { LocalUserData, UserStore } from './user-store.interface';
+import type { LocalUserData, TransactionalUserStore, UserStore } from './user-store.interface';
 
 /** The default user store, on the module's own TypeORM table. */
 @Injectable()
-export class TypeOrmUserStore implements UserStore {
+export class TypeOrmUserStore implements TransactionalUserStore {
   constructor(
     @InjectRepository(DiscourseConnectUserEntity)
     protected readonly users: Repository<DiscourseConnectUserEntity>,

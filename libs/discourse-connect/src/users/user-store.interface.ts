@@ -6,11 +6,11 @@ export type LocalUserData = Omit<LocalUser, 'createdAt' | 'updatedAt' | 'forumUs
 
 /**
  * Where local users live. The default keeps them in the module's TypeORM table; a host app that
- * has its own users table provides its own implementation under this token:
+ * has its own users table gives its own implementation in the module's `userStore` option (a class,
+ * which the module instantiates with its dependencies injected, or an instance).
  *
  * @example
- * DiscourseConnectModule.forRoot({ ... }) // then, in the host module:
- * providers: [{ provide: UserStore, useClass: MyUserStore }]
+ * DiscourseConnectModule.forRoot({ ..., userStore: MyUserStore })
  */
 export interface UserStore {
   findByDiscordId(discordId: string): Promise<LocalUser | null>;
@@ -25,13 +25,20 @@ export interface UserStore {
   listDiscordIds?(after: string | null, limit: number): Promise<string[]>;
   /** Optional: remembers the forum account of a user (from webhooks). */
   linkForumAccount?(discordId: string, forum: { id: number; username: string }): Promise<boolean>;
-  /**
-   * Optional: runs `work` in one database transaction, with a store bound to it and the TypeORM
-   * entity manager, so a user change and the sync job it causes are written together. Without it,
-   * the job is written right after the change.
-   */
-  transaction?<T>(work: (store: UserStore, manager: EntityManager) => Promise<T>): Promise<T>;
+}
+
+/**
+ * The module's own stores (on its TypeORM table) also run work in one database transaction, with
+ * a store bound to it and the entity manager, so a user change and the sync job it causes are
+ * written together. A host's store has no such method: its job is written right after the change.
+ */
+export interface TransactionalUserStore extends UserStore {
+  transaction<T>(work: (store: UserStore, manager: EntityManager) => Promise<T>): Promise<T>;
+}
+
+export function isTransactional(store: UserStore): store is TransactionalUserStore {
+  return typeof (store as Partial<TransactionalUserStore>).transaction === 'function';
 }
 
 /** Injection token of the user store. */
-export const UserStore = Symbol('UserStore');
+export const UserStore = Symbol('DiscourseConnectUserStore');

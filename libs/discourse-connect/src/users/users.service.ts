@@ -3,7 +3,7 @@ import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import type { EntityManager } from 'typeorm';
 import { DiscordMetadata, displayNameOf, hashDiscordMetadata } from './discord-profile';
 import type { LocalUser } from './local-user.interface';
-import { LocalUserData, UserStore } from './user-store.interface';
+import { isTransactional, LocalUserData, UserStore } from './user-store.interface';
 
 /** What a sign-in did to the local user. */
 export interface SignInOutcome {
@@ -91,7 +91,7 @@ export class UsersService {
   ): Promise<T> {
     if (discordId) this.forget(discordId);
     try {
-      return await (this.store.transaction ? this.store.transaction(work) : work(this.store));
+      return await (isTransactional(this.store) ? this.store.transaction(work) : work(this.store));
     } finally {
       if (discordId) this.forget(discordId);
     }
@@ -134,7 +134,7 @@ export class UsersService {
     };
     this.forget(meta.id);
     try {
-      return await (this.store.transaction ? this.store.transaction(write) : write(this.store));
+      return await (isTransactional(this.store) ? this.store.transaction(write) : write(this.store));
     } finally {
       this.forget(meta.id);
     }
