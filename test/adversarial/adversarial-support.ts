@@ -1,5 +1,6 @@
 import { DataSource } from 'typeorm';
 import type { DiscourseConnectModuleOptions } from '../../libs/discourse-connect/src';
+import type { HttpTimeouts } from '../../src/http-adapter';
 import { startHarness, type Harness, type HttpAdapterName } from '../support/harness';
 
 /**
@@ -11,13 +12,26 @@ import { startHarness, type Harness, type HttpAdapterName } from '../support/har
 export const API_KEY = 'adversarial-admin-api-key-0123456789';
 export const WEBHOOK_SECRET = 'adversarial-webhook-secret-0123';
 
-export async function startAdversarialHarness(adapter: HttpAdapterName): Promise<Harness> {
+export async function startAdversarialHarness(
+  adapter: HttpAdapterName,
+  extra: { timeouts?: HttpTimeouts } = {},
+): Promise<Harness> {
   return startHarness('forRoot', {
     adapter,
-    forumOptions: { apiKey: API_KEY, apiRateLimitPerMinute: 0, authOverridesEmail: true, authOverridesName: true },
+    timeouts: extra.timeouts,
+    forumOptions: {
+      apiKey: API_KEY,
+      apiRateLimitPerMinute: 0,
+      authOverridesEmail: true,
+      authOverridesName: true,
+    },
     moduleOptions: (o: DiscourseConnectModuleOptions): DiscourseConnectModuleOptions => ({
       ...o,
-      forums: o.forums.map((f) => ({ ...f, api: { key: API_KEY, timeoutMs: 2000 }, webhookSecret: WEBHOOK_SECRET })),
+      forums: o.forums.map((f) => ({
+        ...f,
+        api: { key: API_KEY, timeoutMs: 2000 },
+        webhookSecret: WEBHOOK_SECRET,
+      })),
       sync: { ratePerMinute: 6000, pollIntervalMs: 50, backoffBaseMs: 100, backoffMaxMs: 400 },
     }),
   });
@@ -28,7 +42,14 @@ export interface Snapshot {
   jobs: unknown[];
   webhookEvents: number;
   sessions: number;
-  forum: { ssoLogins: number; ssoErrors: number; syncSsoCalls: number; apiRequests: number; apiLogOuts: number; users: string };
+  forum: {
+    ssoLogins: number;
+    ssoErrors: number;
+    syncSsoCalls: number;
+    apiRequests: number;
+    apiLogOuts: number;
+    users: string;
+  };
 }
 
 const db = (h: Harness) => h.app.get(DataSource);
@@ -63,7 +84,11 @@ export async function snapshot(h: Harness): Promise<Snapshot> {
  * forum (no sign-in, no admin API call). Sessions may be created by a refused request (an
  * anonymous visitor gets one when sign-in starts), so they are compared only when asked.
  */
-export async function expectNothingWritten(h: Harness, before: Snapshot, opts: { sessions?: boolean } = {}): Promise<void> {
+export async function expectNothingWritten(
+  h: Harness,
+  before: Snapshot,
+  opts: { sessions?: boolean } = {},
+): Promise<void> {
   // Give a wrongly queued job the chance to reach the forum before looking.
   await new Promise((r) => setTimeout(r, 20));
   const after = await snapshot(h);
@@ -81,7 +106,11 @@ export function expectCleanErrorBody(body: string): void {
   expect(body).not.toContain(API_KEY);
 }
 
-export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 8000): Promise<void> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 8000,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
