@@ -32,13 +32,20 @@ async function main(): Promise<void> {
     // JSON lines on stdout, with a request id, secrets redacted (see src/logging.ts).
     const log = createJsonLogger();
     // One trusted hop with TRUST_PROXY=true: the client's address (rate limit, logs) is then the one
-    // the proxy put in X-Forwarded-For, not the proxy's.
-    const adapter = createHttpAdapter(adapterName, { trustProxy: process.env.TRUST_PROXY === 'true' });
-    app = await NestFactory.create(AppModule.forRoot({ databaseUrl: process.env.DATABASE_URL, log }), adapter, {
-      logger: new JsonLogger(log),
-      abortOnError: false,
-      rawBody: true, // webhook signatures cover the exact body
+    // the proxy put in X-Forwarded-For, not the proxy's. Both adapters get the same time limits
+    // (HTTP_TIMEOUTS: 30 s per request, so a trickled body cannot hold a connection) and no X-Powered-By.
+    const adapter = createHttpAdapter(adapterName, {
+      trustProxy: process.env.TRUST_PROXY === 'true',
     });
+    app = await NestFactory.create(
+      AppModule.forRoot({ databaseUrl: process.env.DATABASE_URL, log }),
+      adapter,
+      {
+        logger: new JsonLogger(log),
+        abortOnError: false,
+        rawBody: true, // webhook signatures cover the exact body
+      },
+    );
   } catch (error) {
     // A configuration mistake: say which variable and how to fix it, with no stack trace.
     console.error(`\n${(error as Error).message}\n`);
@@ -56,7 +63,10 @@ async function main(): Promise<void> {
     });
     console.log(`\n  Open ${sandbox.env.PUBLIC_URL}/ in your browser.\n`);
   } else {
-    logger.log({ msg: `Listening on port ${port}; public URL ${process.env.PUBLIC_URL}`, adapter: adapterName });
+    logger.log({
+      msg: `Listening on port ${port}; public URL ${process.env.PUBLIC_URL}`,
+      adapter: adapterName,
+    });
   }
   const stop = async () => {
     await app.close();
@@ -79,7 +89,9 @@ function parsePort(value: string | undefined): number {
   if (value === undefined || value === '') return 3000;
   const port = Number(value);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    console.error(`\nInvalid configuration: PORT must be a number between 1 and 65535 (got "${value}").\n`);
+    console.error(
+      `\nInvalid configuration: PORT must be a number between 1 and 65535 (got "${value}").\n`,
+    );
     process.exit(1);
   }
   return port;

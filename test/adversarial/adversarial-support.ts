@@ -1,5 +1,6 @@
 import { DataSource } from 'typeorm';
 import type { DiscourseConnectModuleOptions } from '../../libs/discourse-connect/src';
+import type { HttpTimeouts } from '../../src/http-adapter';
 import { startHarness, type Harness, type HttpAdapterName } from '../support/harness';
 
 /**
@@ -11,9 +12,13 @@ import { startHarness, type Harness, type HttpAdapterName } from '../support/har
 export const API_KEY = 'adversarial-admin-api-key-0123456789';
 export const WEBHOOK_SECRET = 'adversarial-webhook-secret-0123';
 
-export async function startAdversarialHarness(adapter: HttpAdapterName): Promise<Harness> {
+export async function startAdversarialHarness(
+  adapter: HttpAdapterName,
+  extra: { timeouts?: HttpTimeouts } = {},
+): Promise<Harness> {
   return startHarness('forRoot', {
     adapter,
+    timeouts: extra.timeouts,
     forumOptions: {
       apiKey: API_KEY,
       apiRateLimitPerMinute: 0,

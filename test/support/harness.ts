@@ -1,7 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { INestApplication, LoggerService, ModuleMetadata, NestApplicationOptions, Provider } from '@nestjs/common';
+import type {
+  INestApplication,
+  LoggerService,
+  ModuleMetadata,
+  NestApplicationOptions,
+  Provider,
+} from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -10,10 +16,14 @@ import {
   discourseConnectConfig,
   type DiscourseConnectModuleOptions,
 } from '../../libs/discourse-connect/src';
-import { DiscordSimulator, DiscourseSimulator, type DiscourseSimulatorOptions } from '../../libs/simulators/src';
+import {
+  DiscordSimulator,
+  DiscourseSimulator,
+  type DiscourseSimulatorOptions,
+} from '../../libs/simulators/src';
 import { databaseOptions } from '../../src/database';
 import { freePort } from './ports';
-import { createHttpAdapter } from '../../src/http-adapter';
+import { createHttpAdapter, type HttpTimeouts } from '../../src/http-adapter';
 
 export type ModuleStyle = 'forRoot' | 'forRootAsync';
 /** The Nest HTTP adapter the app runs on. */
@@ -51,6 +61,8 @@ export async function startHarness(
     adapter?: HttpAdapterName;
     /** Trust one proxy hop (X-Forwarded-For / -Proto), as TRUST_PROXY=true does in the bundled app. */
     trustProxy?: boolean;
+    /** The HTTP time limits (default: the bundled app's, 30 s for a request); short ones to test them. */
+    timeouts?: HttpTimeouts;
     providers?: Provider[];
     controllers?: ModuleMetadata['controllers'];
     imports?: ModuleMetadata['imports'];
@@ -91,7 +103,11 @@ export async function startHarness(
 
   const baseOptions: DiscourseConnectModuleOptions = {
     forums: [{ url: forumUrl, secret: FORUM_SECRET }],
-    discord: { clientId: 'sandbox-client-id', clientSecret: 'sandbox-client-secret', baseUrl: discordUrl },
+    discord: {
+      clientId: 'sandbox-client-id',
+      clientSecret: 'sandbox-client-secret',
+      baseUrl: discordUrl,
+    },
     publicUrl: appUrl,
     session: { secret: SESSION_SECRET },
     rateLimit: extra.rateLimit ?? false,
@@ -107,7 +123,9 @@ export async function startHarness(
     PUBLIC_URL: appUrl,
     SESSION_SECRET,
     DISCOURSE_CONNECT_RATE_LIMIT: extra.rateLimit ? String(extra.rateLimit.limit) : 'off',
-    ...(extra.redis ? { REDIS_URL: extra.redis.url, DISCOURSE_CONNECT_REDIS_PREFIX: extra.redis.prefix ?? '' } : {}),
+    ...(extra.redis
+      ? { REDIS_URL: extra.redis.url, DISCOURSE_CONNECT_REDIS_PREFIX: extra.redis.prefix ?? '' }
+      : {}),
     ...extra.env,
   };
 
@@ -128,9 +146,16 @@ export async function startHarness(
       providers: extra.providers ?? [],
       controllers: extra.controllers ?? [],
     }).compile();
-    const appOptions: NestApplicationOptions = { rawBody: true, logger: extra.logger ?? (process.env.E2E_LOGS ? undefined : false) };
-    // The bundled app's adapter setup (same body limit on both; one trusted proxy hop when asked).
-    const app = moduleRef.createNestApplication(createHttpAdapter(adapter, { trustProxy: extra.trustProxy ?? false }), appOptions);
+    const appOptions: NestApplicationOptions = {
+      rawBody: true,
+      logger: extra.logger ?? (process.env.E2E_LOGS ? undefined : false),
+    };
+    // The bundled app's adapter setup (same body limit and time limits on both; one trusted proxy hop when asked).
+    const httpAdapter = createHttpAdapter(adapter, {
+      trustProxy: extra.trustProxy ?? false,
+      timeouts: extra.timeouts,
+    });
+    const app = moduleRef.createNestApplication(httpAdapter, appOptions);
     await app.listen(port, '127.0.0.1');
     return app;
   };

@@ -28,13 +28,21 @@ export class DiscourseConnectSecurityHeadersMiddleware implements NestMiddleware
       },
       referrerPolicy: { policy: 'no-referrer' },
       // HSTS only means something over https; on http (sandbox, tests) it is left out.
-      strictTransportSecurity: settings.secureCookies ? { maxAge: 31_536_000, includeSubDomains: false } : false,
+      strictTransportSecurity: settings.secureCookies
+        ? { maxAge: 31_536_000, includeSubDomains: false }
+        : false,
       xFrameOptions: { action: 'deny' },
     });
   }
 
   /** Nest middleware gets Node's request and response on Fastify, Express's (which extend them) on Express. */
   use(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
+    // A path with percent-encoded characters is none of the module's routes (they answer it with
+    // the 404 of an unknown path on both adapters, see http/): it gets the host's headers only, as
+    // on Express, where this middleware never matches it, though Fastify's router decodes it.
+    // (`originalUrl`: the path as sent; Nest strips the matched path from `url` on Fastify.)
+    const target = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? '';
+    if (target.split('?')[0].includes('%')) return next();
     this.handler(req, res, next);
   }
 }

@@ -1,4 +1,12 @@
-import { ArgumentsHost, ExceptionFilter, HttpException, HttpStatus, Inject, Injectable, MiddlewareConsumer } from '@nestjs/common';
+import {
+  ArgumentsHost,
+  ExceptionFilter,
+  HttpException,
+  HttpStatus,
+  Inject,
+  Injectable,
+  MiddlewareConsumer,
+} from '@nestjs/common';
 import { PATH_METADATA } from '@nestjs/common/constants.js';
 import { HttpAdapterHost } from '@nestjs/core';
 import { DiscourseConnectHttpException } from '../common/discourse-connect.exceptions';
@@ -55,14 +63,26 @@ export class DiscourseConnectHttp {
    */
   async install(
     consumer: MiddlewareConsumer,
-    module: { controllers: Function[]; filter: ExceptionFilter; securityHeaders?: SessionParts['securityHeaders'] },
+    module: {
+      controllers: Function[];
+      filter: ExceptionFilter;
+      securityHeaders?: SessionParts['securityHeaders'];
+    },
   ): Promise<void> {
-    const parts = { ...this.sessionParts(module.controllers, module.filter), securityHeaders: module.securityHeaders };
+    const parts = {
+      ...this.sessionParts(module.controllers, module.filter),
+      securityHeaders: module.securityHeaders,
+    };
     this.glue.routeEarlyErrors(parts);
     if (this.settings.session.installMiddleware) await this.glue.installSessions(consumer, parts);
   }
 
-  send(res: DiscourseConnectResponse, status: number, body: string, headers: Record<string, string>): void {
+  send(
+    res: DiscourseConnectResponse,
+    status: number,
+    body: string,
+    headers: Record<string, string>,
+  ): void {
     this.glue.send(res, status, body, headers);
   }
 
@@ -108,15 +128,24 @@ export class DiscourseConnectHttp {
 
 /** The body errors both adapters raise before a handler runs, with one wording for both. */
 const EARLY_ERRORS: Partial<Record<number, [string, string]>> = {
-  [HttpStatus.BAD_REQUEST]: ['The request body could not be read: it is not valid JSON or form data.', 'unreadable_body'],
+  [HttpStatus.BAD_REQUEST]: [
+    'The request body could not be read: it is not valid JSON or form data.',
+    'unreadable_body',
+  ],
   [HttpStatus.PAYLOAD_TOO_LARGE]: ['The request body is too large.', 'body_too_large'],
   [HttpStatus.UNSUPPORTED_MEDIA_TYPE]: [UNSUPPORTED_BODY_MESSAGE, 'unsupported_media_type'],
 };
 
 function earlyException(error: HttpException): HttpException {
+  if (error instanceof DiscourseConnectHttpException) return error;
   const known = EARLY_ERRORS[error.getStatus()];
   if (!known) return error;
-  return new DiscourseConnectHttpException(error.getStatus(), 'This request cannot be completed', known[0], known[1]);
+  return new DiscourseConnectHttpException(
+    error.getStatus(),
+    'This request cannot be completed',
+    known[0],
+    known[1],
+  );
 }
 
 function httpHost(req: DiscourseConnectRequest, res: DiscourseConnectResponse): ArgumentsHost {

@@ -1,7 +1,13 @@
 import type { MiddlewareConsumer } from '@nestjs/common';
 import type { Application, NextFunction, Request, Response } from 'express';
 import { DiscourseConnectSessionMiddleware } from '../session/session.middleware';
-import { requestPath, type HttpAdapterGlue, type SessionParts } from './http-adapter-glue';
+import {
+  BODYLESS_METHODS,
+  refusedBody,
+  requestPath,
+  type HttpAdapterGlue,
+  type SessionParts,
+} from './http-adapter-glue';
 
 /**
  * `@nestjs/platform-express`: express-session and passport as Nest middleware on every route
@@ -16,14 +22,39 @@ export class ExpressAdapterGlue implements HttpAdapterGlue {
   }
 
   routeEarlyErrors(parts: SessionParts): void {
-    // Registered before Nest mounts the routes, after its body parsers: their errors stop here.
-    (parts.instance as Application).use((error: unknown, req: Request, res: Response, next: NextFunction) => {
-      if (!parts.isModuleRoute(requestPath(req as never))) return next(error);
-      const render = () => {
+    const app = parts.instance as Application;
+    // Express matches routes ignoring a trailing slash and the letters' case: so does this check.
+    const isModuleRoute = (req: Request) =>
+      parts.isModuleRoute(
+        requestPath(req as never)
+          .replace(/(.)\/+$/, '$1')
+          .toLowerCase(),
+      );
+    const render = (error: unknown, req: Request, res: Response, next: NextFunction) => {
+      const send = () => {
         if (!parts.renderError(error, req as never, res)) next(error);
       };
-      if (parts.securityHeaders) parts.securityHeaders(req, res, render);
-      else render();
+      if (parts.securityHeaders) parts.securityHeaders(req, res, send);
+      else send();
+    };
+    // Both registered before Nest mounts the routes, after its body parsers (which run first on
+    // Express, whatever the module does). A body the module refuses (Content-Encoding, a JSON
+    // charset other than UTF-8) gets its 415 here even when the parser accepted it (it inflates
+    // gzip, decodes UTF-16) …
+    app.use((req: Request, res: Response, next: NextFunction) => {
+      const refusal = isModuleRoute(req) ? refusedBody(req as never) : undefined;
+      if (refusal) render(refusal, req, res, next);
+      else next();
+    });
+    // … and the parsers' errors stop here: the module's page, with the module's own 415 when the
+    // body broke its rule; ignored on GET/HEAD, whose body the module never reads (as on Fastify).
+    app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
+      if (!isModuleRoute(req)) return next(error);
+      if (BODYLESS_METHODS.has(req.method) && isBodyParserError(error)) {
+        req.body = undefined;
+        return next();
+      }
+      render(refusedBody(req as never) ?? error, req, res, next);
     });
   }
 
@@ -45,4 +76,12 @@ export class ExpressAdapterGlue implements HttpAdapterGlue {
   headersSent(res: object): boolean {
     return (res as Response).headersSent;
   }
+}
+
+/** An error of body-parser (it sets an http-errors `type` such as `entity.parse.failed`) with a 4xx status. */
+function isBodyParserError(error: unknown): boolean {
+  const e = error as { type?: unknown; status?: unknown } | null;
+  return (
+    typeof e?.type === 'string' && typeof e.status === 'number' && e.status >= 400 && e.status < 500
+  );
 }

@@ -1,7 +1,18 @@
 import type { MiddlewareConsumer } from '@nestjs/common';
 import { loadOptionalDependency } from '../config/optional-dependency';
-import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
-import type { HttpAdapterGlue, SessionParts } from './http-adapter-glue';
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  onRequestHookHandler,
+  RouteOptions,
+} from 'fastify';
+import {
+  hasEncodedPath,
+  refusedBody,
+  type HttpAdapterGlue,
+  type SessionParts,
+} from './http-adapter-glue';
 import { sessionCookieOptions } from '../session/session-store.factory';
 
 type NodeCallback = (err?: unknown) => void;
@@ -46,14 +57,23 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
     // A session saved during the request under a new id (passport's log-in regenerates it) gets
     // its cookie; without this, @fastify/session would also send a Set-Cookie expiring the old id
     // first (one Set-Cookie on Express). Runs before the session plugin's onSend hook.
-    app.addHook('onSend', (req: FastifyRequest, _reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void) => {
-      const session = req.session as { isSaved?: () => boolean; encryptedSessionId?: string } | null | undefined;
-      const cookies = req.cookies as Record<string, string | undefined> | undefined;
-      if (cookies?.[s.cookieName] && session?.isSaved?.() && session.encryptedSessionId) {
-        cookies[s.cookieName] = `s:${session.encryptedSessionId}`;
-      }
-      done(null, payload);
-    });
+    app.addHook(
+      'onSend',
+      (
+        req: FastifyRequest,
+        _reply: FastifyReply,
+        payload: unknown,
+        done: (err: null, payload: unknown) => void,
+      ) => {
+        const session = req.session as
+          { isSaved?: () => boolean; encryptedSessionId?: string } | null | undefined;
+        const cookies = req.cookies as Record<string, string | undefined> | undefined;
+        if (cookies?.[s.cookieName] && session?.isSaved?.() && session.encryptedSessionId) {
+          cookies[s.cookieName] = `s:${session.encryptedSessionId}`;
+        }
+        done(null, payload);
+      },
+    );
     await app.register(fastifySession, {
       cookieName: s.cookieName,
       cookiePrefix: 's:',
@@ -68,10 +88,13 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
       if (!app.hasRequestDecorator(field)) app.decorateRequest(field, null);
     }
     if (!app.hasReplyDecorator('setHeader')) {
-      app.decorateReply('setHeader', function (this: FastifyReply, name: string, value: string | number | string[]) {
-        this.header(name, value);
-        return this;
-      });
+      app.decorateReply(
+        'setHeader',
+        function (this: FastifyReply, name: string, value: string | number | string[]) {
+          this.header(name, value);
+          return this;
+        },
+      );
     }
     if (!app.hasReplyDecorator('end')) {
       app.decorateReply('end', function (this: FastifyReply, chunk?: string | Buffer) {
@@ -82,17 +105,36 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
 
     const initialize = passport.initialize() as Middleware;
     const restore = passport.session() as Middleware;
-    app.addHook('preValidation', (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
-      initialize(req, reply, (err) => (err ? done(err as Error) : restore(req, reply, done as NodeCallback)));
-    });
+    app.addHook(
+      'preValidation',
+      (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+        initialize(req, reply, (err) =>
+          err ? done(err as Error) : restore(req, reply, done as NodeCallback),
+        );
+      },
+    );
   }
 
   routeEarlyErrors(parts: SessionParts): void {
     const app = parts.instance as FastifyInstance;
+    // Before the body is read: a path that matched only once Fastify decoded it (`/discourse/%6Cogout`)
+    // gets the app's 404, as on Express; a body the module refuses (Content-Encoding, a JSON charset
+    // other than UTF-8) its 415. Fastify never parses a GET/HEAD body, so nothing to do there.
+    const guard: onRequestHookHandler = (req, reply, done) => {
+      if (hasEncodedPath(req as never)) {
+        reply.callNotFound();
+        return;
+      }
+      const refusal = refusedBody(req as never);
+      if (refusal) done(refusal);
+      else done();
+    };
     // A route's own error handler sees the errors of its body parsing and hooks; what it rethrows
     // goes on to the app's error handler (Nest's).
     app.addHook('onRoute', (route: RouteOptions) => {
-      if (route.errorHandler || !parts.isModuleRoute(route.url)) return;
+      if (!parts.isModuleRoute(route.url)) return;
+      route.onRequest = [guard, ...(route.onRequest ? [route.onRequest].flat() : [])];
+      if (route.errorHandler) return;
       route.errorHandler = (error, req, reply) => {
         if (!parts.renderError(error, req as never, reply)) throw error;
       };

@@ -3,6 +3,7 @@ import type { MiddlewareConsumer } from '@nestjs/common';
 import type { Store } from 'express-session';
 import type { PassportStatic } from 'passport';
 import type { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import { DiscourseConnectHttpException } from '../common/discourse-connect.exceptions';
 import type { LocalUser } from '../users/local-user.interface';
 
 /**
@@ -48,7 +49,78 @@ export function requestPath(req: DiscourseConnectRequest): string {
 }
 
 /** A body the module cannot read (a content type without a parser, or none at all). */
-export const UNSUPPORTED_BODY_MESSAGE = 'The request body could not be read: send it as application/json.';
+export const UNSUPPORTED_BODY_MESSAGE =
+  'The request body could not be read: send it as application/json.';
+
+/**
+ * Methods whose body the module never reads: a body sent with them is ignored (Fastify does not
+ * parse it; on Express the parser's result or error is dropped), so a GET answers the same with or
+ * without one.
+ */
+export const BODYLESS_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD']);
+
+/**
+ * The module's rule for request bodies, the same on both adapters (the stricter of the two): no
+ * `Content-Encoding` other than identity (Express would inflate gzip/deflate, Fastify refuses it),
+ * and JSON only as UTF-8 (Fastify would read any charset, Express some). Either way the answer is a
+ * 415 with the module's page. Undefined when the request may go on (GET/HEAD: the body is ignored).
+ */
+export function refusedBody(
+  req: Pick<DiscourseConnectRequest, 'method' | 'headers'>,
+): DiscourseConnectHttpException | undefined {
+  if (BODYLESS_METHODS.has(req.method.toUpperCase())) return undefined;
+  const encoding = headerValue(req.headers['content-encoding']);
+  if (encoding !== undefined) {
+    const codings = encoding.split(',').map((c) => c.trim().toLowerCase());
+    if (codings.some((c) => c !== '' && c !== 'identity')) {
+      return new DiscourseConnectHttpException(
+        415,
+        'This request cannot be completed',
+        'The request body could not be read: send it without Content-Encoding (gzip, deflate, br are not accepted).',
+        'unsupported_content_encoding',
+      );
+    }
+  }
+  const contentType = headerValue(req.headers['content-type']);
+  if (contentType !== undefined) {
+    const [type, ...params] = contentType.split(';');
+    const mediaType = type.trim().toLowerCase();
+    if (mediaType === 'application/json' || mediaType.endsWith('+json')) {
+      for (const param of params) {
+        const eq = param.indexOf('=');
+        if (eq === -1 || param.slice(0, eq).trim().toLowerCase() !== 'charset') continue;
+        const charset = param
+          .slice(eq + 1)
+          .trim()
+          .replace(/^"(.*)"$/, '$1')
+          .toLowerCase();
+        if (charset !== 'utf-8') {
+          return new DiscourseConnectHttpException(
+            415,
+            'This request cannot be completed',
+            'The request body could not be read: send JSON as UTF-8 (charset=utf-8 or no charset).',
+            'unsupported_charset',
+          );
+        }
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Whether the path of the request, as sent, holds a percent-encoded character. The module's routes
+ * are plain ASCII paths, so such a request reached one only because the router decoded it
+ * (Fastify does, Express does not): it gets the 404 an unknown path gets, on both adapters.
+ */
+export function hasEncodedPath(req: DiscourseConnectRequest): boolean {
+  return requestPath(req).includes('%');
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  return Array.isArray(value) ? value.join(',') : value;
+}
 
 /** What the glue needs to install sessions and passport. */
 export interface SessionParts {
@@ -68,7 +140,11 @@ export interface SessionParts {
    * The module's security headers as Node middleware, when on: Express parses bodies before any
    * Nest middleware runs, so its early errors need them added.
    */
-  securityHeaders?: (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+  securityHeaders?: (
+    req: IncomingMessage,
+    res: ServerResponse,
+    next: (err?: unknown) => void,
+  ) => void;
 }
 
 /**
@@ -88,7 +164,12 @@ export interface HttpAdapterGlue {
    */
   routeEarlyErrors(parts: SessionParts): void;
   /** Sends `body` with `status` and `headers` (a Content-Type among them). */
-  send(res: DiscourseConnectResponse, status: number, body: string, headers: Record<string, string>): void;
+  send(
+    res: DiscourseConnectResponse,
+    status: number,
+    body: string,
+    headers: Record<string, string>,
+  ): void;
   redirect(res: DiscourseConnectResponse, status: number, url: string): void;
   /** Adds a header value, keeping the values already set (Set-Cookie). */
   appendHeader(res: DiscourseConnectResponse, name: string, value: string): void;
