@@ -32,6 +32,7 @@ const common = {
   // edit); only the consumer test (test/consumer) installs and uses the packed build.
   moduleNameMapper: {
     '^nestjs-discourse-connect$': '<rootDir>/libs/discourse-connect/src/index.ts',
+    '^nestjs-discourse-connect/internal$': '<rootDir>/libs/discourse-connect/src/internal.ts',
     '^nestjs-discourse-connect-simulators$': '<rootDir>/libs/simulators/src/index.ts',
   },
 };

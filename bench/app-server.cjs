@@ -9,7 +9,7 @@ const { Module } = require('@nestjs/common');
 const { NestFactory } = require('@nestjs/core');
 const { TypeOrmModule } = require('@nestjs/typeorm');
 const { EventEmitterModule } = require('@nestjs/event-emitter');
-const { DiscourseConnectModule } = require('../dist/libs/discourse-connect/src');
+const { DiscourseConnectModule } = require('nestjs-discourse-connect');
 const { databaseOptions } = require('../dist/src/database');
 const { ForumPlugin } = require('../dist/src/forum.plugin');
 

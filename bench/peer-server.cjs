@@ -9,7 +9,11 @@ const express = require('express');
 const session = require('express-session');
 const DiscourseSSO = require('discourse-sso');
 const { DataSource } = require('typeorm');
-const { TypeOrmSessionStore, DiscourseConnectSessionEntity, DISCOURSE_CONNECT_MIGRATIONS } = require('../dist/libs/discourse-connect/src');
+// The peer keeps its sessions in the module's own store and table, so both sides pay the same
+// session cost. The store is not public API: it comes from the package's built internals.
+const { dirname, join: joinPath } = require('node:path');
+const internals = joinPath(dirname(require.resolve('nestjs-discourse-connect/package.json')), 'dist', 'internal.js');
+const { TypeOrmSessionStore, DiscourseConnectSessionEntity, DISCOURSE_CONNECT_MIGRATIONS } = require(internals);
 
 const cfg = JSON.parse(process.env.BENCH_APP);
 

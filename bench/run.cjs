@@ -34,7 +34,7 @@ const {
   SIM_GUILD_ROLES,
   seedLocalUsers,
   seededDiscordId: discordId,
-} = require('../dist/libs/simulators/src');
+} = require('nestjs-discourse-connect-simulators');
 
 const ROOT = resolve(__dirname, '..');
 const num = (name, dflt) => (process.env[name] ? Number(process.env[name]) : dflt);

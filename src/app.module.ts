@@ -3,7 +3,7 @@ import { ConfigModule } from '@nestjs/config';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import type { Logger as Pino } from 'pino';
-import { DiscourseConnectModule, discourseConnectConfig } from '../libs/discourse-connect/src';
+import { DiscourseConnectModule, discourseConnectConfig } from 'nestjs-discourse-connect';
 import { databaseOptions } from './database';
 import { ForumPlugin } from './forum.plugin';
 import { HomeController } from './home.controller';

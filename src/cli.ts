@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { CommandFactory } from 'nest-commander';
-import { discourseConnectOptionsFromEnv } from '../libs/discourse-connect/src';
+import { discourseConnectOptionsFromEnv } from 'nestjs-discourse-connect';
 import { loadEnvFile } from './env-file';
 import { sandboxEnv } from './sandbox';
 

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { TypeOrmModuleOptions } from '@nestjs/typeorm';
-import { DISCOURSE_CONNECT_MIGRATIONS } from '../libs/discourse-connect/src';
+import { DISCOURSE_CONNECT_MIGRATIONS } from 'nestjs-discourse-connect';
 
 /** The embedded default: a SQLite file under ./data/. */
 export const DEFAULT_DATABASE_URL = 'sqlite:./data/discourse-connect.sqlite';

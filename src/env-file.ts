@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { findCutEnvValues } from '../libs/discourse-connect/src';
+import { findCutEnvValues } from 'nestjs-discourse-connect';
 
 /**
  * Loads `.env` when present (real environment variables win), after checking it for secrets a

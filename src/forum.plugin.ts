@@ -7,7 +7,7 @@ import {
   type SsoPayloadContext,
   type UserCreatedEvent,
   type SignedOutEvent,
-} from '../libs/discourse-connect/src';
+} from 'nestjs-discourse-connect';
 
 /**
  * An example plugin, the way a host app customises the module: a filter on the payload sent to

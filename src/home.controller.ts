@@ -1,6 +1,6 @@
 import { Controller, Get, Header, Req } from '@nestjs/common';
-import type { LocalUser } from '../libs/discourse-connect/src';
-import { discordAvatarUrl } from '../libs/discourse-connect/src';
+import type { DiscourseConnectUser } from 'nestjs-discourse-connect';
+import { discordAvatarUrl } from 'nestjs-discourse-connect';
 
 const esc = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -11,7 +11,7 @@ export class HomeController {
   @Get()
   @Header('Content-Type', 'text/html; charset=utf-8')
   @Header('Cache-Control', 'no-store')
-  home(@Req() req: { user?: LocalUser | null }): string {
+  home(@Req() req: { user?: DiscourseConnectUser | null }): string {
     const user = req.user;
     const body = user
       ? `<p><img src="${esc(discordAvatarUrl(user.metadata))}" alt="" width="48" height="48" style="border-radius:50%;vertical-align:middle">

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { INestApplication } from '@nestjs/common';
-import { discourseConnectOptionsFromEnv } from '../libs/discourse-connect/src';
+import { discourseConnectOptionsFromEnv } from 'nestjs-discourse-connect';
 import { AppModule } from './app.module';
 import { createHttpAdapter, httpAdapterFromEnv } from './http-adapter';
 import { createJsonLogger, JsonLogger } from './logging';

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { DataSource, type DataSourceOptions } from 'typeorm';
-import { DISCOURSE_CONNECT_ENTITIES } from '../libs/discourse-connect/src';
+import { DISCOURSE_CONNECT_ENTITIES } from 'nestjs-discourse-connect';
 import { databaseOptions } from './database';
 import { loadEnvFile } from './env-file';
 

@@ -1,4 +1,4 @@
-import { DISCORD_FIXTURES } from '../libs/simulators/src';
+import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { gzipSync, deflateSync } from 'node:zlib';
 import { TestBrowser } from './support/browser';
 import { rawRequest } from './support/raw-http';

@@ -6,8 +6,8 @@ import {
   SyncWorker,
   type DiscourseConnectModuleOptions,
   type LocalUser,
-} from '../libs/discourse-connect/src';
-import { DISCORD_FIXTURES, SIM_GUILD_ID, SIM_GUILD_ROLES } from '../libs/simulators/src';
+} from 'nestjs-discourse-connect/internal';
+import { DISCORD_FIXTURES, SIM_GUILD_ID, SIM_GUILD_ROLES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from './support/browser';
 import { HTTP_ADAPTERS, startHarness, type Harness, type HttpAdapterName, type ModuleStyle } from './support/harness';
 

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { deflateSync, gzipSync } from 'node:zlib';
-import { DISCORD_FIXTURES } from '../libs/simulators/src';
+import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { startAdversarialHarness, WEBHOOK_SECRET } from './adversarial/adversarial-support';
 import { TestBrowser } from './support/browser';
 import type { Harness, HttpAdapterName } from './support/harness';

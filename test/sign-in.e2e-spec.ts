@@ -7,8 +7,8 @@ import {
   type CanSignInContext,
   type DiscourseConnectPayload,
   type SsoPayloadContext,
-} from '../libs/discourse-connect/src';
-import { DISCORD_FIXTURES } from '../libs/simulators/src';
+} from 'nestjs-discourse-connect/internal';
+import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from './support/browser';
 import { FORUM_SECRET, HTTP_ADAPTERS, startHarness, type Harness, type ModuleStyle } from './support/harness';
 import { createHmac } from 'node:crypto';

@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { DISCORD_FIXTURES } from '../libs/simulators/src';
+import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from './support/browser';
 import { FORUM_SECRET, HTTP_ADAPTERS, startHarness, type Harness } from './support/harness';
 

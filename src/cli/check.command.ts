@@ -3,8 +3,8 @@ import {
   DiscourseAdminService,
   DiscourseApiError,
   DiscourseConnectSettings,
-  type ResolvedForum,
-} from '../../libs/discourse-connect/src';
+  type DiscourseConnectForum,
+} from 'nestjs-discourse-connect';
 
 type Mark = 'ok' | 'fail' | 'unknown';
 const SYMBOL: Record<Mark, string> = { ok: '[ok]  ', fail: '[FAIL]', unknown: '[?]   ' };
@@ -35,7 +35,7 @@ export class CheckCommand extends CommandRunner {
     }
   }
 
-  private async checkForum(forum: ResolvedForum): Promise<void> {
+  private async checkForum(forum: DiscourseConnectForum): Promise<void> {
     console.log(`\nForum ${forum.url}`);
     try {
       const res = await fetch(`${forum.url}/srv/status`, { signal: AbortSignal.timeout(10_000) });

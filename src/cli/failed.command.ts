@@ -1,11 +1,11 @@
 import { Command, CommandRunner, Option } from 'nest-commander';
-import { SyncQueue } from '../../libs/discourse-connect/src';
+import { DiscourseConnectSyncQueue } from 'nestjs-discourse-connect';
 import { waitForQueue } from './wait-for-queue';
 
 /** `failed [--retry]`: list jobs that ran out of retries, or put them back in the queue. */
 @Command({ name: 'failed', description: 'List sync jobs that ran out of retries; --retry puts them back' })
 export class FailedCommand extends CommandRunner {
-  constructor(private readonly queue: SyncQueue) {
+  constructor(private readonly queue: DiscourseConnectSyncQueue) {
     super();
   }
 

@@ -1,11 +1,11 @@
 import { Command, CommandRunner } from 'nest-commander';
-import { SyncQueue } from '../../libs/discourse-connect/src';
+import { DiscourseConnectSyncQueue } from 'nestjs-discourse-connect';
 import { waitForQueue } from './wait-for-queue';
 
 /** `logout <discordId>`: end the user's forum sessions. */
 @Command({ name: 'logout', arguments: '<discordId>', description: "Log a user out of the forum by Discord id" })
 export class LogoutCommand extends CommandRunner {
-  constructor(private readonly queue: SyncQueue) {
+  constructor(private readonly queue: DiscourseConnectSyncQueue) {
     super();
   }
 

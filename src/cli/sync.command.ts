@@ -1,6 +1,6 @@
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { SyncQueue, UsersService } from '../../libs/discourse-connect/src';
+import { DiscourseConnectSyncQueue, DiscourseConnectUsersService } from 'nestjs-discourse-connect';
 import { waitForQueue } from './wait-for-queue';
 
 interface SyncOptions {
@@ -15,8 +15,8 @@ interface SyncOptions {
 })
 export class SyncCommand extends CommandRunner {
   constructor(
-    private readonly users: UsersService,
-    private readonly queue: SyncQueue,
+    private readonly users: DiscourseConnectUsersService,
+    private readonly queue: DiscourseConnectSyncQueue,
   ) {
     super();
   }

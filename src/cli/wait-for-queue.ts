@@ -1,8 +1,8 @@
-import type { SyncQueue } from '../../libs/discourse-connect/src';
+import type { DiscourseConnectSyncQueue } from 'nestjs-discourse-connect';
 
 /** Waits until no job is pending or running; reports the remaining count as it goes. */
 export async function waitForQueue(
-  queue: SyncQueue,
+  queue: DiscourseConnectSyncQueue,
   onProgress: (remaining: number) => void = () => undefined,
   intervalMs = 250,
 ): Promise<{ failed: number }> {

@@ -1,8 +1,8 @@
 import { DataSource } from 'typeorm';
-import { DiscourseAdminService, SyncQueue, UsersService } from '../../libs/discourse-connect/src';
-import { SsoService } from '../../libs/discourse-connect/src/sso/sso.service';
-import { DiscourseConnectSettings } from '../../libs/discourse-connect/src';
-import { DISCORD_FIXTURES, type SimDiscordUser } from '../../libs/simulators/src';
+import { DiscourseAdminService, SyncQueue, UsersService } from 'nestjs-discourse-connect/internal';
+import { SsoService } from 'nestjs-discourse-connect/internal';
+import { DiscourseConnectSettings } from 'nestjs-discourse-connect/internal';
+import { DISCORD_FIXTURES, type SimDiscordUser } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
 import { HTTP_ADAPTERS, type Harness } from '../support/harness';
 import { expectCleanErrorBody, expectNothingWritten, snapshot, startAdversarialHarness, waitFor } from './adversarial-support';

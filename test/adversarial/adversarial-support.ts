@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import type { DiscourseConnectModuleOptions } from '../../libs/discourse-connect/src';
+import type { DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/internal';
 import type { HttpTimeouts } from '../../src/http-adapter';
 import { startHarness, type Harness, type HttpAdapterName } from '../support/harness';
 

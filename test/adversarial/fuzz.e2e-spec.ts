@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
-import { DiscourseConnectProtocolError, verifyAndDecode } from '../../libs/discourse-connect/src/protocol';
-import { DISCORD_FIXTURES } from '../../libs/simulators/src';
+import { DiscourseConnectProtocolError, verifyAndDecode } from 'nestjs-discourse-connect/internal';
+import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
 import { FORUM_SECRET, HTTP_ADAPTERS, type Harness } from '../support/harness';
 import { expectNothingWritten, snapshot, startAdversarialHarness, WEBHOOK_SECRET } from './adversarial-support';

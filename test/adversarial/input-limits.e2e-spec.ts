@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
-import { DISCORD_FIXTURES } from '../../libs/simulators/src';
+import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
 import { FORUM_SECRET, HTTP_ADAPTERS, type Harness } from '../support/harness';
 import { slowRequest } from '../support/raw-http';

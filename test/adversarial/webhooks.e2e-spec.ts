@@ -1,10 +1,10 @@
 import { createHash, createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { DataSource } from 'typeorm';
-import { DiscourseConnectEvents } from '../../libs/discourse-connect/src/hooks/discourse-connect.events';
-import { DiscourseConnectActionsService } from '../../libs/discourse-connect/src/hooks/actions.service';
-import { TypeOrmUserStore } from '../../libs/discourse-connect/src/users/typeorm-user.store';
-import { DISCORD_FIXTURES } from '../../libs/simulators/src';
+import { DiscourseConnectEvents } from 'nestjs-discourse-connect/internal';
+import { DiscourseConnectActionsService } from 'nestjs-discourse-connect/internal';
+import { TypeOrmUserStore } from 'nestjs-discourse-connect/internal';
+import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
 import { HTTP_ADAPTERS, type Harness } from '../support/harness';
 import {

@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { DISCORD_FIXTURES } from '../../libs/simulators/src';
+import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { describeWithChromium, launchChromium } from '../support/chromium';
 
 /**

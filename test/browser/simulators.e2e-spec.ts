@@ -2,7 +2,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Browser } from 'playwright-core';
-import { DISCORD_FIXTURES, DiscordSimulator, DiscourseSimulator } from '../../libs/simulators/src';
+import { DISCORD_FIXTURES, DiscordSimulator, DiscourseSimulator } from 'nestjs-discourse-connect-simulators';
 import { describeWithChromium, launchChromium } from '../support/chromium';
 
 const SECRET = 'browser-spec-secret-0123456789';

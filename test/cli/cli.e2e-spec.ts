@@ -7,7 +7,7 @@ import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DiscourseSimulator, seededDiscordId, seedLocalUsers } from '../../libs/simulators/src';
+import { DiscourseSimulator, seededDiscordId, seedLocalUsers } from 'nestjs-discourse-connect-simulators';
 
 const ROOT = resolve(__dirname, '../..');
 const CLI = join(ROOT, 'dist/src/cli.js');

@@ -1,5 +1,5 @@
 import { Controller, Get } from '@nestjs/common';
-import { DiscourseConnectSettings, discourseConnectOptionsFromEnv } from '../../libs/discourse-connect/src';
+import { DiscourseConnectSettings, discourseConnectOptionsFromEnv } from 'nestjs-discourse-connect/internal';
 import { HTTP_ADAPTERS, startHarness, type Harness, type ModuleStyle } from '../support/harness';
 
 /** A host route: neither the module's rate limit nor its security headers apply to it. */

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
-import type { DiscourseConnectModuleOptions } from '../../libs/discourse-connect/src';
-import { DISCORD_FIXTURES } from '../../libs/simulators/src';
+import type { DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/internal';
+import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { createJsonLogger, JsonLogger, JsonLoggingModule } from '../../src/logging';
 import { TestBrowser, type Page } from '../support/browser';
 import { FORUM_SECRET, HTTP_ADAPTERS, SESSION_SECRET, startHarness, type Harness } from '../support/harness';

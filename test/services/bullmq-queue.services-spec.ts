@@ -1,7 +1,7 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { BULL_QUEUE_NAME, BullMqSyncQueue, SyncQueue, type DiscourseConnectModuleOptions } from '../../libs/discourse-connect/src';
-import { DISCORD_FIXTURES } from '../../libs/simulators/src';
+import { BULL_QUEUE_NAME, BullMqSyncQueue, SyncQueue, type DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/internal';
+import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { startHarness, type Harness } from '../support/harness';
 import { API_KEY, waitFor } from './support/flows';
 import { startRedis, type RunningServer } from './support/servers';

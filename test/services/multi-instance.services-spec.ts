@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import type { DiscourseConnectModuleOptions } from '../../libs/discourse-connect/src';
-import { DISCORD_FIXTURES, DiscordSimulator, DiscourseSimulator, type SimDiscordUser } from '../../libs/simulators/src';
+import type { DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/internal';
+import { DISCORD_FIXTURES, DiscordSimulator, DiscourseSimulator, type SimDiscordUser } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
 import { FORUM_SECRET, SESSION_SECRET, freePort } from '../support/harness';
 import { API_KEY, waitFor } from './support/flows';

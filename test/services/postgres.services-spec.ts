@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { pickDiscordMetadata, SyncQueue, SyncWorker, UserStore, UsersService, type DiscourseConnectModuleOptions } from '../../libs/discourse-connect/src';
-import { DISCORD_FIXTURES, SIM_GUILD_ID, SIM_GUILD_ROLES } from '../../libs/simulators/src';
+import { pickDiscordMetadata, SyncQueue, SyncWorker, UserStore, UsersService, type DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/internal';
+import { DISCORD_FIXTURES, SIM_GUILD_ID, SIM_GUILD_ROLES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
 import { startHarness, type Harness } from '../support/harness';
 import { createDatabase, describeWithServices } from './support/services';

@@ -1,6 +1,6 @@
 import { ThrottlerStorageService } from '@nestjs/throttler';
 import { Redis } from 'ioredis';
-import { RedisThrottlerStorage } from '../../libs/discourse-connect/src';
+import { RedisThrottlerStorage } from 'nestjs-discourse-connect/internal';
 import { startHarness, type Harness } from '../support/harness';
 import { describeWithServices, redisUrl, uniquePrefix } from './support/services';
 

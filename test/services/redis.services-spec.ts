@@ -10,8 +10,8 @@ import {
   SyncQueue,
   discourseConnectOptionsFromEnv,
   type DiscourseConnectModuleOptions,
-} from '../../libs/discourse-connect/src';
-import { DISCORD_FIXTURES } from '../../libs/simulators/src';
+} from 'nestjs-discourse-connect/internal';
+import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
 import { HTTP_ADAPTERS, startHarness, type Harness } from '../support/harness';
 import { API_KEY, waitFor } from './support/flows';
@@ -209,8 +209,8 @@ describeWithServices('REDIS_URL configuration', () => {
       session: { secret: 's'.repeat(40) },
       redis: { url: 'memcached://:hunter2secret@cache' },
     };
-    expect(() => new (require('../../libs/discourse-connect/src').DiscourseConnectSettings)(options)).toThrow(/redis\.url must be a Redis URL/);
-    expect(() => new (require('../../libs/discourse-connect/src').DiscourseConnectSettings)(options)).not.toThrow(/hunter2secret/);
+    expect(() => new (require('nestjs-discourse-connect/internal').DiscourseConnectSettings)(options)).toThrow(/redis\.url must be a Redis URL/);
+    expect(() => new (require('nestjs-discourse-connect/internal').DiscourseConnectSettings)(options)).not.toThrow(/hunter2secret/);
     expect(DiscourseConnectModule).toBeDefined();
   });
 });

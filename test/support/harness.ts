@@ -15,12 +15,12 @@ import {
   DiscourseConnectModule,
   discourseConnectConfig,
   type DiscourseConnectModuleOptions,
-} from '../../libs/discourse-connect/src';
+} from 'nestjs-discourse-connect/internal';
 import {
   DiscordSimulator,
   DiscourseSimulator,
   type DiscourseSimulatorOptions,
-} from '../../libs/simulators/src';
+} from 'nestjs-discourse-connect-simulators';
 import { databaseOptions } from '../../src/database';
 import { freePort } from './ports';
 import { createHttpAdapter, type HttpTimeouts } from '../../src/http-adapter';

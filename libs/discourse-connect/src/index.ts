@@ -1,53 +1,89 @@
-/** nestjs-discourse-connect: the public API. */
-export { DiscourseConnectModule, DISCOURSE_CONNECT_ENTITIES } from './discourse-connect.module';
+/**
+ * nestjs-discourse-connect: the public API. Every name here is documented in the README and pinned
+ * by `public-api.spec.ts`, so a change to the API is always deliberate (and in the CHANGELOG).
+ */
+
+// ── The module and its configuration ────────────────────────────────────────────────────────────
+
+/** The module: `DiscourseConnectModule.forRoot(options)` or `.forRootAsync({ useFactory, inject })`. */
+export { DiscourseConnectModule } from './discourse-connect.module';
+/** The module's TypeORM entities, for a host DataSource that lists entities instead of `autoLoadEntities`. */
+export { DISCOURSE_CONNECT_ENTITIES } from './discourse-connect.module';
+/** The module's TypeORM migrations: add them to the host DataSource's `migrations`. */
+export { DISCOURSE_CONNECT_MIGRATIONS } from './migrations';
+/** Injection token of the options given to `forRoot`/`forRootAsync`. */
+export { DISCOURSE_CONNECT_OPTIONS } from './discourse-connect.constants';
+/** Parameter decorator that injects the module's options. */
+export { InjectDiscourseConnectOptions } from './discourse-connect.constants';
+/** The option types of `forRoot`/`forRootAsync`. */
 export type {
-  DiscourseConnectSyncOptions,
-  DiscourseConnectRedisOptions,
-  DiscourseConnectGroupsOptions,
-  DiscourseApiOptions,
   DiscourseConnectModuleOptions,
   DiscourseForumOptions,
+  DiscourseApiOptions,
   DiscordOptions,
   DiscourseConnectSessionOptions,
+  DiscourseConnectSessionStore,
+  DiscourseConnectSyncOptions,
+  DiscourseConnectGroupsOptions,
+  DiscourseConnectRateLimitOptions,
+  DiscourseConnectRedisOptions,
 } from './discourse-connect-options.interface';
-export { DISCOURSE_CONNECT_OPTIONS, InjectDiscourseConnectOptions } from './discourse-connect.constants';
-export { DiscourseConnectSettings, type ResolvedForum } from './config/discourse-connect.settings';
-export {
-  discourseConnectConfig,
-  discourseConnectOptionsFromEnv,
-  validateDiscourseConnectEnv,
-  findCutEnvValues,
-  DiscourseConnectEnvironment,
-} from './config/discourse-connect.config';
+/** `registerAs` config from the environment: `ConfigModule.forRoot({ load: [discourseConnectConfig] })`. */
+export { discourseConnectConfig } from './config/discourse-connect.config';
+/** The module's options read from environment variables (throws a readable error naming each bad one). */
+export { discourseConnectOptionsFromEnv } from './config/discourse-connect.config';
+/** Validates the environment variables the module reads (for `ConfigModule`'s `validate`). */
+export { validateDiscourseConnectEnv } from './config/discourse-connect.config';
+/** The environment variables the module reads, with their validation rules. */
+export { DiscourseConnectEnvironment } from './config/discourse-connect.config';
+/** Names of `.env` values cut short by an unquoted `#`, so a host can say so at boot. */
+export { findCutEnvValues } from './config/discourse-connect.config';
+/** Thrown at boot for options or environment the module cannot run with; the message says the fix. */
 export { DiscourseConnectConfigurationError } from './config/configuration.error';
-export { DISCOURSE_CONNECT_MIGRATIONS } from './migrations';
+/** The resolved settings (defaults applied, URLs normalised), injectable in host code. */
+export { DiscourseConnectSettings } from './config/discourse-connect.settings';
+/** One configured forum as the module resolved it (name, URLs, API credentials). */
+export type { ResolvedForum as DiscourseConnectForum } from './config/discourse-connect.settings';
 
-export { DiscordAuthGuard, DiscordCallbackGuard } from './discord/discord-auth.guard';
-export { SameOriginGuard } from './common/same-origin.guard';
+// ── HTTP: guards, pages and errors ──────────────────────────────────────────────────────────────
+
+/** Starts Discord sign-in on a host route (`@UseGuards(DiscordAuthGuard)`). */
+export { DiscordAuthGuard } from './discord/discord-auth.guard';
+/** Finishes Discord sign-in on a host callback route. */
+export { DiscordCallbackGuard } from './discord/discord-auth.guard';
+/** Refuses state-changing requests whose Origin/Referer is not this site (CSRF). */
+export { SameOriginGuard as DiscourseConnectSameOriginGuard } from './common/same-origin.guard';
+/** Renders the module's readable HTML/JSON error pages; usable on host controllers too. */
 export { DiscourseConnectExceptionFilter } from './common/discourse-connect-exception.filter';
-export {
-  DiscourseConnectHttpException,
-  BadSsoRequestException,
-  SsoForbiddenException,
-  DiscordSignInException,
-} from './common/discourse-connect.exceptions';
+/** Base of the module's HTTP errors: a status, a stable code and a message for people. */
+export { DiscourseConnectHttpException } from './common/discourse-connect.exceptions';
+/** 400: a DiscourseConnect request that is malformed or badly signed. */
+export { BadSsoRequestException } from './common/discourse-connect.exceptions';
+/** 403: a DiscourseConnect request that is valid but refused (e.g. by the `user.canSignIn` filter). */
+export { SsoForbiddenException } from './common/discourse-connect.exceptions';
+/** A Discord sign-in that could not finish (denied consent, Discord down, bad state). */
+export { DiscordSignInException } from './common/discourse-connect.exceptions';
 
-export { UserStore, type LocalUserData } from './users/user-store.interface';
-export type { LocalUser } from './users/local-user.interface';
-export { UsersService, type SignInOutcome } from './users/users.service';
-export {
-  type DiscordMetadata,
-  discordAvatarUrl,
-  displayNameOf,
-  hashDiscordMetadata,
-  pickDiscordMetadata,
-} from './users/discord-profile';
-export { DiscourseConnectUserEntity } from './users/discourse-connect-user.entity';
-export { DiscourseConnectSessionEntity } from './session/discourse-connect-session.entity';
-export { TypeOrmSessionStore } from './session/typeorm-session.store';
+// ── Members ─────────────────────────────────────────────────────────────────────────────────────
 
+/** A member as the site keeps them (`req.user` on a signed-in request). */
+export type { LocalUser as DiscourseConnectUser } from './users/local-user.interface';
+/** Injection token and interface of the user store (give your own in the `userStore` option). */
+export { UserStore as DiscourseConnectUserStore } from './users/user-store.interface';
+/** The fields a user store writes when a member is created or their Discord data changed. */
+export type { LocalUserData as DiscourseConnectUserData } from './users/user-store.interface';
+/** Reads members and lists them for bulk work (e.g. a CLI resync). */
+export { UsersService as DiscourseConnectUsersService } from './users/users.service';
+/** The whitelisted copy of a member's Discord profile that the module keeps. */
+export type { DiscordMetadata } from './users/discord-profile';
+/** The member's Discord avatar URL (or Discord's default avatar). */
+export { discordAvatarUrl } from './users/discord-profile';
+
+// ── Extending it: filters and events ────────────────────────────────────────────────────────────
+
+/** Method decorator: `@DiscourseConnectFilter('sso.payload', { priority })` on a host provider. */
 export { DiscourseConnectFilter } from './hooks/discourse-connect-filter.decorator';
-export { DiscourseConnectFiltersService } from './hooks/filters.service';
+/** The filters, their value and context types. */
 export type {
   DiscourseConnectFilters,
   DiscourseConnectFilterName,
@@ -55,38 +91,54 @@ export type {
   CanSignInContext,
   GroupsContext,
 } from './hooks/filters.interface';
-export {
-  DiscourseConnectEvents,
-  type UserCreatedEvent,
-  type ProfileChangedEvent,
-  type SignedInEvent,
-  type SignedOutEvent,
-  type SyncJobEvent,
-  type ForumUserChangedEvent,
+/** Event names for `@OnEvent(DiscourseConnectEvents.SignedIn)` and the others. */
+export { DiscourseConnectEvents } from './hooks/discourse-connect.events';
+/** The events' payloads. */
+export type {
+  UserCreatedEvent,
+  ProfileChangedEvent,
+  SignedInEvent,
+  SignedOutEvent,
+  SyncJobEvent,
+  ForumUserChangedEvent,
 } from './hooks/discourse-connect.events';
 
-export { DiscourseAdminService, type DiscourseUser } from './admin/discourse-admin.service';
-export {
-  DiscourseApiError,
-  DiscourseRateLimitError,
-  DiscourseApiNotConfiguredError,
-} from './admin/discourse-api.errors';
-export { SyncQueue, type SyncQueueCounts, type SyncJobRecord } from './sync/sync-queue.service';
-export { DatabaseSyncQueue } from './sync/database-sync-queue';
-export { BullMqSyncQueue, BULL_QUEUE_NAME, type BullSyncJobData } from './sync/bullmq-sync-queue';
-export { RedisAdminApiRateLimiter } from './sync/redis-rate-limiter';
-export { DiscourseConnectRedis } from './redis/discourse-connect-redis';
-export { RedisSessionStore } from './redis/redis-session.store';
-export { RedisThrottlerStorage } from './redis/redis-throttler.storage';
-export { createSessionStore, type SessionStoreChoice } from './session/session-store.factory';
-export { SyncWorker } from './sync/sync.worker';
-export { AdminApiRateLimiter } from './sync/rate-limiter';
-export { DiscourseConnectSyncJobEntity, type SyncJobKind, type SyncJobStatus } from './sync/sync-job.entity';
-export {
-  SyncToDiscourse,
-  LogOutOfDiscourse,
-  DiscourseLifecycleInterceptor,
-  type DiscourseLifecycleOptions,
-} from './sync/discourse-lifecycle.interceptor';
+// ── Keeping the forum aligned ───────────────────────────────────────────────────────────────────
 
-export * from './protocol';
+/** The typed Discourse admin API client (sync_sso, log out, groups, users). */
+export { DiscourseAdminService } from './admin/discourse-admin.service';
+/** A forum user as the admin API returns it. */
+export type { DiscourseUser } from './admin/discourse-admin.service';
+/** The forum's admin API answered with an error (status and message). */
+export { DiscourseApiError } from './admin/discourse-api.errors';
+/** The forum's admin API answered 429; `retryAfterMs` says when to try again. */
+export { DiscourseRateLimitError } from './admin/discourse-api.errors';
+/** An admin API call to a forum configured without an API key. */
+export { DiscourseApiNotConfiguredError } from './admin/discourse-api.errors';
+/** The durable sync queue (token): enqueue work, count it, list and retry failed jobs. */
+export { SyncQueue as DiscourseConnectSyncQueue } from './sync/sync-queue.service';
+/** Jobs pending, running and failed. */
+export type { SyncQueueCounts as DiscourseConnectSyncQueueCounts } from './sync/sync-queue.service';
+/** A job kept after its last retry. */
+export type { SyncJobRecord as DiscourseConnectFailedJob } from './sync/sync-queue.service';
+/** What a sync job does: `sync` (profile and groups) or `logout`. */
+export type { SyncJobKind as DiscourseConnectSyncJobKind } from './sync/sync-job.entity';
+/** Route decorator: after the handler succeeds, sync the member to the forum. */
+export { SyncToDiscourse } from './sync/discourse-lifecycle.interceptor';
+/** Route decorator: after the handler succeeds, log the member out of the forum. */
+export { LogOutOfDiscourse } from './sync/discourse-lifecycle.interceptor';
+/** The interceptor behind the two decorators above. */
+export { DiscourseLifecycleInterceptor } from './sync/discourse-lifecycle.interceptor';
+/** Options of the two decorators (which member, which forum). */
+export type { DiscourseLifecycleOptions } from './sync/discourse-lifecycle.interceptor';
+
+// ── The DiscourseConnect protocol (no Nest inside) ──────────────────────────────────────────────
+
+/** The payload fields of DiscourseConnect, typed. */
+export type { DiscourseConnectPayload, DiscourseConnectField } from './protocol/discourse-connect.fields';
+/** Signs and encodes a payload: `{ sso, sig }` for a URL. */
+export { buildSignedPayload, type SignedPayload } from './protocol/discourse-connect.codec';
+/** Verifies the signature and decodes a DiscourseConnect request; throws a protocol error otherwise. */
+export { verifyAndDecode } from './protocol/discourse-connect.codec';
+/** A DiscourseConnect request or payload that breaks the protocol, with a stable code. */
+export { DiscourseConnectProtocolError, type DiscourseConnectErrorCode } from './protocol/discourse-connect.errors';

@@ -3,7 +3,7 @@ import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { DiscourseConnectModule, type DiscourseConnectModuleOptions } from '../../../libs/discourse-connect/src';
+import { DiscourseConnectModule, type DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/internal';
 import { databaseOptions } from '../../../src/database';
 
 /**

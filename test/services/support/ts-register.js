@@ -12,6 +12,7 @@ const ts = require('typescript');
 const ROOT = path.resolve(__dirname, '../../..');
 const SOURCES = {
   'nestjs-discourse-connect': path.join(ROOT, 'libs/discourse-connect/src/index.ts'),
+  'nestjs-discourse-connect/internal': path.join(ROOT, 'libs/discourse-connect/src/internal.ts'),
   'nestjs-discourse-connect-simulators': path.join(ROOT, 'libs/simulators/src/index.ts'),
 };
 const resolveFilename = Module._resolveFilename;

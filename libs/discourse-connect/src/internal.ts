@@ -1,0 +1,31 @@
+/**
+ * Everything of the library, under its internal names, for this repository's own tests, demo host
+ * and benchmarks only. Not in the package's `exports`: an app that installs the package cannot
+ * import it, and nothing here is a promise. Hosts use the public API (`index.ts`).
+ */
+export * from './index';
+export { DiscourseConnectSettings, type ResolvedForum } from './config/discourse-connect.settings';
+export { UserStore, type LocalUserData } from './users/user-store.interface';
+export type { LocalUser } from './users/local-user.interface';
+export { UsersService, type SignInOutcome } from './users/users.service';
+export { displayNameOf, hashDiscordMetadata, pickDiscordMetadata } from './users/discord-profile';
+export { DiscourseConnectUserEntity } from './users/discourse-connect-user.entity';
+export { DiscourseConnectSessionEntity } from './session/discourse-connect-session.entity';
+export { TypeOrmSessionStore } from './session/typeorm-session.store';
+export { createSessionStore, type SessionStoreChoice } from './session/session-store.factory';
+export { DiscourseConnectFiltersService } from './hooks/filters.service';
+export { SameOriginGuard } from './common/same-origin.guard';
+export { SyncQueue, type SyncQueueCounts, type SyncJobRecord } from './sync/sync-queue.service';
+export { DatabaseSyncQueue } from './sync/database-sync-queue';
+export { BullMqSyncQueue, BULL_QUEUE_NAME, type BullSyncJobData } from './sync/bullmq-sync-queue';
+export { RedisAdminApiRateLimiter } from './sync/redis-rate-limiter';
+export { DiscourseConnectRedis } from './redis/discourse-connect-redis';
+export { RedisSessionStore } from './redis/redis-session.store';
+export { RedisThrottlerStorage } from './redis/redis-throttler.storage';
+export { SyncWorker } from './sync/sync.worker';
+export { AdminApiRateLimiter } from './sync/rate-limiter';
+export { DiscourseConnectSyncJobEntity, type SyncJobKind, type SyncJobStatus } from './sync/sync-job.entity';
+export { SsoService } from './sso/sso.service';
+export * from './protocol';
+export { DiscourseConnectActionsService } from './hooks/actions.service';
+export { TypeOrmUserStore } from './users/typeorm-user.store';
