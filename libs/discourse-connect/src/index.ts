@@ -10,7 +10,10 @@ export type {
   DiscordOptions,
   DiscourseConnectSessionOptions,
 } from './discourse-connect-options.interface';
-export { DISCOURSE_CONNECT_OPTIONS, InjectDiscourseConnectOptions } from './discourse-connect.constants';
+export {
+  DISCOURSE_CONNECT_OPTIONS,
+  InjectDiscourseConnectOptions,
+} from './discourse-connect.constants';
 export { DiscourseConnectSettings, type ResolvedForum } from './config/discourse-connect.settings';
 export {
   discourseConnectConfig,
@@ -24,6 +27,7 @@ export { DISCOURSE_CONNECT_MIGRATIONS } from './migrations';
 
 export { DiscordAuthGuard, DiscordCallbackGuard } from './discord/discord-auth.guard';
 export { SameOriginGuard } from './common/same-origin.guard';
+export { boundForLog } from './common/log-text';
 export { DiscourseConnectExceptionFilter } from './common/discourse-connect-exception.filter';
 export {
   DiscourseConnectHttpException,
@@ -81,7 +85,11 @@ export { RedisThrottlerStorage } from './redis/redis-throttler.storage';
 export { createSessionStore, type SessionStoreChoice } from './session/session-store.factory';
 export { SyncWorker } from './sync/sync.worker';
 export { AdminApiRateLimiter } from './sync/rate-limiter';
-export { DiscourseConnectSyncJobEntity, type SyncJobKind, type SyncJobStatus } from './sync/sync-job.entity';
+export {
+  DiscourseConnectSyncJobEntity,
+  type SyncJobKind,
+  type SyncJobStatus,
+} from './sync/sync-job.entity';
 export {
   SyncToDiscourse,
   LogOutOfDiscourse,

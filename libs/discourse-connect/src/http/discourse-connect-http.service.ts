@@ -1,4 +1,12 @@
-import { ArgumentsHost, ExceptionFilter, HttpException, HttpStatus, Inject, Injectable, MiddlewareConsumer } from '@nestjs/common';
+import {
+  ArgumentsHost,
+  ExceptionFilter,
+  HttpException,
+  HttpStatus,
+  Inject,
+  Injectable,
+  MiddlewareConsumer,
+} from '@nestjs/common';
 import { PATH_METADATA } from '@nestjs/common/constants.js';
 import { HttpAdapterHost } from '@nestjs/core';
 import { DiscourseConnectHttpException } from '../common/discourse-connect.exceptions';
@@ -6,6 +14,7 @@ import type { PassportStatic } from 'passport';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DISCOURSE_CONNECT_PASSPORT } from '../session/discourse-connect-passport';
 import { DiscourseConnectSessionMiddleware } from '../session/session.middleware';
+import { expiredSessionCookies } from '../session/session-store.factory';
 import { ExpressAdapterGlue } from './express.adapter-glue';
 import { FastifyAdapterGlue } from './fastify.adapter-glue';
 import { encodeLocation } from '../common/urls';
@@ -55,14 +64,26 @@ export class DiscourseConnectHttp {
    */
   async install(
     consumer: MiddlewareConsumer,
-    module: { controllers: Function[]; filter: ExceptionFilter; securityHeaders?: SessionParts['securityHeaders'] },
+    module: {
+      controllers: Function[];
+      filter: ExceptionFilter;
+      securityHeaders?: SessionParts['securityHeaders'];
+    },
   ): Promise<void> {
-    const parts = { ...this.sessionParts(module.controllers, module.filter), securityHeaders: module.securityHeaders };
+    const parts = {
+      ...this.sessionParts(module.controllers, module.filter),
+      securityHeaders: module.securityHeaders,
+    };
     this.glue.routeEarlyErrors(parts);
     if (this.settings.session.installMiddleware) await this.glue.installSessions(consumer, parts);
   }
 
-  send(res: DiscourseConnectResponse, status: number, body: string, headers: Record<string, string>): void {
+  send(
+    res: DiscourseConnectResponse,
+    status: number,
+    body: string,
+    headers: Record<string, string>,
+  ): void {
     this.glue.send(res, status, body, headers);
   }
 
@@ -74,17 +95,18 @@ export class DiscourseConnectHttp {
     return this.glue.headersSent(res);
   }
 
+  /** Sets a response header (one the route must have even when a guard answers, e.g. Cache-Control). */
+  setHeader(res: DiscourseConnectResponse, name: string, value: string): void {
+    this.glue.setHeader(res, name, value);
+  }
+
   /**
-   * Expires the session cookie. Written the same way on both adapters: the attributes of the
-   * session cookie itself, an empty value and a date in 1970.
+   * Expires the session cookie (and its old name, before `__Host-`). Written the same way on both
+   * adapters: the attributes of the session cookie itself, an empty value and a date in 1970.
    */
   clearSessionCookie(res: DiscourseConnectResponse): void {
-    const secure = this.settings.secureCookies ? '; Secure' : '';
-    this.glue.appendHeader(
-      res,
-      'Set-Cookie',
-      `${this.settings.session.cookieName}=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly${secure}; SameSite=Lax`,
-    );
+    for (const line of expiredSessionCookies(this.settings))
+      this.glue.appendHeader(res, 'Set-Cookie', line);
   }
 
   private sessionParts(controllers: Function[], filter: ExceptionFilter): SessionParts {
@@ -108,7 +130,10 @@ export class DiscourseConnectHttp {
 
 /** The body errors both adapters raise before a handler runs, with one wording for both. */
 const EARLY_ERRORS: Partial<Record<number, [string, string]>> = {
-  [HttpStatus.BAD_REQUEST]: ['The request body could not be read: it is not valid JSON or form data.', 'unreadable_body'],
+  [HttpStatus.BAD_REQUEST]: [
+    'The request body could not be read: it is not valid JSON or form data.',
+    'unreadable_body',
+  ],
   [HttpStatus.PAYLOAD_TOO_LARGE]: ['The request body is too large.', 'body_too_large'],
   [HttpStatus.UNSUPPORTED_MEDIA_TYPE]: [UNSUPPORTED_BODY_MESSAGE, 'unsupported_media_type'],
 };
@@ -116,7 +141,12 @@ const EARLY_ERRORS: Partial<Record<number, [string, string]>> = {
 function earlyException(error: HttpException): HttpException {
   const known = EARLY_ERRORS[error.getStatus()];
   if (!known) return error;
-  return new DiscourseConnectHttpException(error.getStatus(), 'This request cannot be completed', known[0], known[1]);
+  return new DiscourseConnectHttpException(
+    error.getStatus(),
+    'This request cannot be completed',
+    known[0],
+    known[1],
+  );
 }
 
 function httpHost(req: DiscourseConnectRequest, res: DiscourseConnectResponse): ArgumentsHost {

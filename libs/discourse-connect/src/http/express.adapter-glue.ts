@@ -17,14 +17,16 @@ export class ExpressAdapterGlue implements HttpAdapterGlue {
 
   routeEarlyErrors(parts: SessionParts): void {
     // Registered before Nest mounts the routes, after its body parsers: their errors stop here.
-    (parts.instance as Application).use((error: unknown, req: Request, res: Response, next: NextFunction) => {
-      if (!parts.isModuleRoute(requestPath(req as never))) return next(error);
-      const render = () => {
-        if (!parts.renderError(error, req as never, res)) next(error);
-      };
-      if (parts.securityHeaders) parts.securityHeaders(req, res, render);
-      else render();
-    });
+    (parts.instance as Application).use(
+      (error: unknown, req: Request, res: Response, next: NextFunction) => {
+        if (!parts.isModuleRoute(requestPath(req as never))) return next(error);
+        const render = () => {
+          if (!parts.renderError(error, req as never, res)) next(error);
+        };
+        if (parts.securityHeaders) parts.securityHeaders(req, res, render);
+        else render();
+      },
+    );
   }
 
   send(res: object, status: number, body: string, headers: Record<string, string>): void {
@@ -36,6 +38,10 @@ export class ExpressAdapterGlue implements HttpAdapterGlue {
 
   redirect(res: object, status: number, url: string): void {
     (res as Response).redirect(status, url);
+  }
+
+  setHeader(res: object, name: string, value: string): void {
+    (res as Response).setHeader(name, value);
   }
 
   appendHeader(res: object, name: string, value: string): void {

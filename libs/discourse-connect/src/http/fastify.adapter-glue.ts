@@ -1,7 +1,11 @@
 import type { MiddlewareConsumer } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { HttpAdapterGlue, SessionParts } from './http-adapter-glue';
-import { sessionCookieOptions } from '../session/session-store.factory';
+import {
+  legacySessionCookie,
+  sessionCookieName,
+  sessionCookieOptions,
+} from '../session/session-store.factory';
 
 type NodeCallback = (err?: unknown) => void;
 type Middleware = (req: unknown, res: unknown, next: NodeCallback) => void;
@@ -38,25 +42,48 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
     const app = parts.instance as FastifyInstance;
     const { settings, store, passport } = parts;
     const s = settings.session;
+    const cookieName = sessionCookieName(settings);
     // Loaded here, so an app on Express never needs the Fastify packages.
     /* eslint-disable @typescript-eslint/no-require-imports */
     const fastifyCookie = require('@fastify/cookie') as typeof import('@fastify/cookie');
     const fastifySession = require('@fastify/session') as typeof import('@fastify/session');
     /* eslint-enable @typescript-eslint/no-require-imports */
     if (!app.hasReplyDecorator('setCookie')) await app.register(fastifyCookie);
+    // The cookie's old name (before `__Host-`) is read when the new one is absent, and moved to the
+    // new name; registered before the session plugin, whose onRequest hook reads the cookie.
+    app.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+      const cookies = req.cookies as Record<string, string | undefined> | undefined;
+      const legacy = cookies
+        ? legacySessionCookie(settings, cookies, encodeURIComponent)
+        : undefined;
+      if (cookies && legacy) {
+        cookies[legacy.name] = legacy.value;
+        for (const line of legacy.setCookies) reply.header('Set-Cookie', line);
+      }
+      done();
+    });
     // A session saved during the request under a new id (passport's log-in regenerates it) gets
     // its cookie; without this, @fastify/session would also send a Set-Cookie expiring the old id
     // first (one Set-Cookie on Express). Runs before the session plugin's onSend hook.
-    app.addHook('onSend', (req: FastifyRequest, _reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void) => {
-      const session = req.session as { isSaved?: () => boolean; encryptedSessionId?: string } | null | undefined;
-      const cookies = req.cookies as Record<string, string | undefined> | undefined;
-      if (cookies?.[s.cookieName] && session?.isSaved?.() && session.encryptedSessionId) {
-        cookies[s.cookieName] = `s:${session.encryptedSessionId}`;
-      }
-      done(null, payload);
-    });
+    app.addHook(
+      'onSend',
+      (
+        req: FastifyRequest,
+        _reply: FastifyReply,
+        payload: unknown,
+        done: (err: null, payload: unknown) => void,
+      ) => {
+        const session = req.session as
+          { isSaved?: () => boolean; encryptedSessionId?: string } | null | undefined;
+        const cookies = req.cookies as Record<string, string | undefined> | undefined;
+        if (cookies?.[cookieName] && session?.isSaved?.() && session.encryptedSessionId) {
+          cookies[cookieName] = `s:${session.encryptedSessionId}`;
+        }
+        done(null, payload);
+      },
+    );
     await app.register(fastifySession, {
-      cookieName: s.cookieName,
+      cookieName,
       cookiePrefix: 's:',
       secret: s.secret,
       store: store as never,
@@ -69,10 +96,13 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
       if (!app.hasRequestDecorator(field)) app.decorateRequest(field, null);
     }
     if (!app.hasReplyDecorator('setHeader')) {
-      app.decorateReply('setHeader', function (this: FastifyReply, name: string, value: string | number | string[]) {
-        this.header(name, value);
-        return this;
-      });
+      app.decorateReply(
+        'setHeader',
+        function (this: FastifyReply, name: string, value: string | number | string[]) {
+          this.header(name, value);
+          return this;
+        },
+      );
     }
     if (!app.hasReplyDecorator('end')) {
       app.decorateReply('end', function (this: FastifyReply, chunk?: string | Buffer) {
@@ -83,9 +113,14 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
 
     const initialize = passport.initialize() as Middleware;
     const restore = passport.session() as Middleware;
-    app.addHook('preValidation', (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
-      initialize(req, reply, (err) => (err ? done(err as Error) : restore(req, reply, done as NodeCallback)));
-    });
+    app.addHook(
+      'preValidation',
+      (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+        initialize(req, reply, (err) =>
+          err ? done(err as Error) : restore(req, reply, done as NodeCallback),
+        );
+      },
+    );
   }
 
   routeEarlyErrors(parts: SessionParts): void {
@@ -106,6 +141,10 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
 
   redirect(res: object, status: number, url: string): void {
     (res as FastifyReply).redirect(url, status);
+  }
+
+  setHeader(res: object, name: string, value: string): void {
+    (res as FastifyReply).header(name, value);
   }
 
   appendHeader(res: object, name: string, value: string): void {

@@ -48,7 +48,8 @@ export function requestPath(req: DiscourseConnectRequest): string {
 }
 
 /** A body the module cannot read (a content type without a parser, or none at all). */
-export const UNSUPPORTED_BODY_MESSAGE = 'The request body could not be read: send it as application/json.';
+export const UNSUPPORTED_BODY_MESSAGE =
+  'The request body could not be read: send it as application/json.';
 
 /** What the glue needs to install sessions and passport. */
 export interface SessionParts {
@@ -68,7 +69,11 @@ export interface SessionParts {
    * The module's security headers as Node middleware, when on: Express parses bodies before any
    * Nest middleware runs, so its early errors need them added.
    */
-  securityHeaders?: (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+  securityHeaders?: (
+    req: IncomingMessage,
+    res: ServerResponse,
+    next: (err?: unknown) => void,
+  ) => void;
 }
 
 /**
@@ -88,8 +93,15 @@ export interface HttpAdapterGlue {
    */
   routeEarlyErrors(parts: SessionParts): void;
   /** Sends `body` with `status` and `headers` (a Content-Type among them). */
-  send(res: DiscourseConnectResponse, status: number, body: string, headers: Record<string, string>): void;
+  send(
+    res: DiscourseConnectResponse,
+    status: number,
+    body: string,
+    headers: Record<string, string>,
+  ): void;
   redirect(res: DiscourseConnectResponse, status: number, url: string): void;
+  /** Sets a header, replacing any value it had. */
+  setHeader(res: DiscourseConnectResponse, name: string, value: string): void;
   /** Adds a header value, keeping the values already set (Set-Cookie). */
   appendHeader(res: DiscourseConnectResponse, name: string, value: string): void;
   headersSent(res: DiscourseConnectResponse): boolean;
