@@ -53,9 +53,7 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
     // new name; registered before the session plugin, whose onRequest hook reads the cookie.
     app.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
       const cookies = req.cookies as Record<string, string | undefined> | undefined;
-      const legacy = cookies
-        ? legacySessionCookie(settings, cookies, encodeURIComponent)
-        : undefined;
+      const legacy = cookies ? legacySessionCookie(settings, cookies) : undefined;
       if (cookies && legacy) {
         cookies[legacy.name] = legacy.value;
         for (const line of legacy.setCookies) reply.header('Set-Cookie', line);

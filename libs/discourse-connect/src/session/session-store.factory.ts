@@ -116,6 +116,17 @@ export function expiredSessionCookies(settings: DiscourseConnectSettings): strin
   );
 }
 
+/** A signed session id cookie, decoded: `s:<id>.<signature>`; nothing else is carried over. */
+const SIGNED_ID_COOKIE = /^s:[A-Za-z0-9_-]{1,128}\.[A-Za-z0-9+/_=-]{1,128}$/;
+
+function isSignedIdCookie(value: string): boolean {
+  try {
+    return SIGNED_ID_COOKIE.test(decodeURIComponent(value));
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The old-name cookie to accept on this request: its value when the request has the old name but not
  * the `__Host-` one (the prefixed cookie always wins), with the `Set-Cookie` values that move the
@@ -125,20 +136,18 @@ export function expiredSessionCookies(settings: DiscourseConnectSettings): strin
 export function legacySessionCookie(
   settings: DiscourseConnectSettings,
   cookies: Record<string, string | undefined>,
-  /** How a value of `cookies` is written in a header (the Fastify glue gets decoded values). */
-  encode: (value: string) => string = (value) => value,
 ): { name: string; value: string; setCookies: string[] } | undefined {
   const legacy = legacySessionCookieName(settings);
   const name = sessionCookieName(settings);
   const value = legacy ? cookies[legacy] : undefined;
-  if (!legacy || value === undefined || value === '' || cookies[name] !== undefined)
+  if (!legacy || value === undefined || !isSignedIdCookie(value) || cookies[name] !== undefined)
     return undefined;
   const expires = new Date(Date.now() + settings.session.maxAgeSeconds * 1000);
   return {
     name,
     value,
     setCookies: [
-      sessionSetCookie(settings, name, encode(value), expires),
+      sessionSetCookie(settings, name, value, expires),
       sessionSetCookie(settings, legacy, '', new Date(0)),
     ],
   };
