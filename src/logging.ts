@@ -13,6 +13,7 @@ import {
   NestModule,
 } from '@nestjs/common';
 import pino, { type DestinationStream, type Logger as Pino } from 'pino';
+import { boundForLog } from 'nestjs-discourse-connect';
 
 /**
  * Structured JSON logs: one pino logger for the whole app, a Nest `LoggerService` over it (so every
@@ -46,14 +47,17 @@ export const REDACTED_PATHS = [
 ];
 
 /** Query parameters that carry signed payloads, signatures, codes or state: scrubbed from messages too. */
-const SECRET_PARAMS = /\b(sso|sig|code|state|code_verifier|code_challenge|access_token|refresh_token)=[^&\s"']+/g;
+const SECRET_PARAMS =
+  /\b(sso|sig|code|state|code_verifier|code_challenge|access_token|refresh_token)=[^&\s"']+/g;
 
 /** Redacts secret-bearing query parameters from free text (a last line of defence for messages). */
 export function scrubMessage(text: string): string {
   return text.replace(SECRET_PARAMS, '$1=[Redacted]');
 }
 
-export function createJsonLogger(options: { destination?: DestinationStream; level?: string } = {}): Pino {
+export function createJsonLogger(
+  options: { destination?: DestinationStream; level?: string } = {},
+): Pino {
   return pino(
     {
       level: options.level ?? process.env.LOG_LEVEL ?? 'info',
@@ -100,12 +104,16 @@ export class JsonLogger implements LoggerService {
 
   private write(level: pino.Level, message: unknown, rest: unknown[], withStack = false): void {
     const params = [...rest];
-    const context = params.length > 0 && typeof params[params.length - 1] === 'string' ? (params.pop() as string) : undefined;
+    const context =
+      params.length > 0 && typeof params[params.length - 1] === 'string'
+        ? (params.pop() as string)
+        : undefined;
     const fields: Record<string, unknown> = {};
     if (context) fields.context = context;
     const reqId = currentRequestId();
     if (reqId) fields.reqId = reqId;
-    if (withStack && typeof params[0] === 'string' && params[0].includes('\n    at ')) fields.stack = scrubMessage(params[0]);
+    if (withStack && typeof params[0] === 'string' && params[0].includes('\n    at '))
+      fields.stack = scrubMessage(params[0]);
     if (message instanceof Error) {
       this.pino[level]({ ...fields, err: message }, scrubMessage(message.message));
     } else if (message !== null && typeof message === 'object') {
@@ -122,19 +130,42 @@ const PINO = Symbol('JSON_LOGGER_PINO');
 const RESPONSE_HEADERS = ['content-type', 'location', 'set-cookie', 'retry-after'];
 
 function pickHeaders(headers: Record<string, unknown>, names: string[]): Record<string, unknown> {
-  return Object.fromEntries(names.filter((n) => headers[n] !== undefined).map((n) => [n, headers[n]]));
+  return Object.fromEntries(
+    names.filter((n) => headers[n] !== undefined).map((n) => [n, headers[n]]),
+  );
 }
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+/** A client's X-Request-Id is kept only when it is this short and this plain; otherwise a new UUID. */
+export const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** Longest query parameter value written in an access line. */
+const MAX_QUERY_VALUE_LENGTH = 256;
+
+/**
+ * The query as logged: at most 50 parameters, each name and value bounded (Discord's `error` and
+ * `error_description` reach the callback from anyone) and stripped of control characters.
+ */
+function boundedQuery(query: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(query).slice(0, 50)) {
+    out[boundForLog(name)] =
+      value === undefined ? undefined : boundForLog(value, MAX_QUERY_VALUE_LENGTH);
+  }
+  return out;
+}
 
 /**
  * What the middleware reads. Nest middleware gets Express's request on Express and Node's own on
  * Fastify, where @fastify/middie adds `originalUrl` and `ip` (the trusted-proxy setting applied)
  * but no parsed query.
  */
-type LoggedRequest = IncomingMessage & { originalUrl?: string; ip?: string; query?: unknown; id?: string };
+type LoggedRequest = IncomingMessage & {
+  originalUrl?: string;
+  ip?: string;
+  query?: unknown;
+  id?: string;
+};
 
 /**
- * Gives each request an id (a well-formed incoming `X-Request-Id` is kept, otherwise a new UUID),
+ * Gives each request an id (an incoming `X-Request-Id` matching `REQUEST_ID` is kept, otherwise a new UUID),
  * sends it back in `X-Request-Id`, and writes one access line per response. Query parameters and
  * headers go through the redaction paths above; the path never carries a query string.
  */
@@ -144,7 +175,8 @@ export class RequestIdMiddleware implements NestMiddleware {
 
   use(req: LoggedRequest, res: ServerResponse, next: () => void): void {
     const incoming = req.headers['x-request-id'];
-    const reqId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    const reqId =
+      typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     req.id = reqId;
     res.setHeader('X-Request-Id', reqId);
     const started = process.hrtime.bigint();
@@ -157,11 +189,17 @@ export class RequestIdMiddleware implements NestMiddleware {
           req: {
             method: req.method,
             path,
-            query: { ...((req.query as Record<string, unknown> | undefined) ?? parseQuery(search)) },
-            headers: { ...req.headers },
+            query: boundedQuery({
+              ...((req.query as Record<string, unknown> | undefined) ?? parseQuery(search)),
+            }),
+            // The client's X-Request-Id is the reqId when accepted; otherwise it is not logged.
+            headers: { ...req.headers, 'x-request-id': undefined },
             ip: req.ip,
           },
-          res: { statusCode: res.statusCode, headers: pickHeaders(res.getHeaders(), RESPONSE_HEADERS) },
+          res: {
+            statusCode: res.statusCode,
+            headers: pickHeaders(res.getHeaders(), RESPONSE_HEADERS),
+          },
           responseTimeMs: Math.round(ms * 10) / 10,
         },
         'request completed',

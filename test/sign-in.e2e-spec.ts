@@ -10,7 +10,13 @@ import {
 } from 'nestjs-discourse-connect/internal';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from './support/browser';
-import { FORUM_SECRET, HTTP_ADAPTERS, startHarness, type Harness, type ModuleStyle } from './support/harness';
+import {
+  FORUM_SECRET,
+  HTTP_ADAPTERS,
+  startHarness,
+  type Harness,
+  type ModuleStyle,
+} from './support/harness';
 import { createHmac } from 'node:crypto';
 
 /** A host plugin: filters in priority order, a refusing filter, a throwing filter and listeners. */
@@ -60,7 +66,9 @@ class TestPlugin {
 const { migrated, legacy, animated, unverified, noEmail, bigId } = DISCORD_FIXTURES;
 
 describe.each(
-  HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as ModuleStyle[]).map((style) => [adapter, style] as const)),
+  HTTP_ADAPTERS.flatMap((adapter) =>
+    (['forRoot', 'forRootAsync'] as ModuleStyle[]).map((style) => [adapter, style] as const),
+  ),
 )('sign-in through the forum (%s, %s)', (adapter, style) => {
   let h: Harness;
   let plugin: TestPlugin;
@@ -83,7 +91,9 @@ describe.each(
   async function signInOnForum(as: string, returnPath = '/t/welcome/1') {
     h.discord.knobs.autoApproveAs = as;
     const browser = new TestBrowser();
-    const page = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=${encodeURIComponent(returnPath)}`);
+    const page = await browser.visit(
+      `${h.forum.baseUrl}/session/sso?return_path=${encodeURIComponent(returnPath)}`,
+    );
     return { browser, page };
   }
 
@@ -116,15 +126,26 @@ describe.each(
     expect(payload.title).toBe('AB'); // filters ran by priority
     expect(payload['custom.forum_name']).toBe('127.0.0.1');
     const forumUser = h.forum.findByExternalId(migrated.id)!;
-    expect(forumUser).toMatchObject({ email: migrated.email, active: true, admin: false, moderator: false });
+    expect(forumUser).toMatchObject({
+      email: migrated.email,
+      active: true,
+      admin: false,
+      moderator: false,
+    });
     expect(page.body).toContain(forumUser.username);
     // The Discord API was called on its versioned path with a real User-Agent.
     expect(h.discord.stats.userFetches).toBe(1);
     expect(h.discord.stats.unversionedUserFetches).toBe(0);
     // Token exchange and profile fetch both carry the module's User-Agent (the rest is the browser).
-    expect(h.discord.stats.userAgents.filter((ua) => ua.startsWith('nestjs-discourse-connect ('))).toHaveLength(2);
+    expect(
+      h.discord.stats.userAgents.filter((ua) => ua.startsWith('nestjs-discourse-connect (')),
+    ).toHaveLength(2);
     const row = await userRow(migrated.id);
-    expect(row).toMatchObject({ username: migrated.username, display_name: migrated.global_name, email_verified: 1 });
+    expect(row).toMatchObject({
+      username: migrated.username,
+      display_name: migrated.global_name,
+      email_verified: 1,
+    });
     expect(row.metadata_hash).toMatch(/^[0-9a-f]{64}$/);
     expect(JSON.stringify(row)).not.toMatch(/access|token/i);
   });
@@ -176,7 +197,10 @@ describe.each(
     expect(plugin.events.map((e) => e.name)).toEqual(['signed-in']);
     expect(plugin.events[0].payload).toMatchObject({ created: false, changed: false });
 
-    h.discord.updateUser(legacy.id, { global_name: 'Old Timer', avatar: 'ffeeddccbbaa99887766554433221100' });
+    h.discord.updateUser(legacy.id, {
+      global_name: 'Old Timer',
+      avatar: 'ffeeddccbbaa99887766554433221100',
+    });
     plugin.events = [];
     await signInOnForum(legacy.id);
     const changed = await userRow(legacy.id);
@@ -199,7 +223,9 @@ describe.each(
     expect(signedInSid).not.toBe(anonymousSid);
 
     const forumLink = await browser.request(`${h.appUrl}/discourse/forum?return_path=%2Ft%2Fx%2F1`);
-    expect(forumLink.headers.get('location')).toBe(`${h.forum.baseUrl}/session/sso?return_path=%2Ft%2Fx%2F1`);
+    expect(forumLink.headers.get('location')).toBe(
+      `${h.forum.baseUrl}/session/sso?return_path=%2Ft%2Fx%2F1`,
+    );
 
     const out = await browser.request(`${h.appUrl}/auth/logout`, {
       method: 'POST',
@@ -215,7 +241,9 @@ describe.each(
   it('refuses sign-out from another site and signs out from the forum logout redirect', async () => {
     const { browser } = await signInOnForum(migrated.id);
     const signedIn = async () =>
-      (await browser.request(`${h.appUrl}/discourse/forum`)).headers.get('location')!.includes('/session/sso');
+      (await browser.request(`${h.appUrl}/discourse/forum`)).headers
+        .get('location')!
+        .includes('/session/sso');
     expect(await signedIn()).toBe(true);
 
     const crossSite = await browser.request(`${h.appUrl}/auth/logout`, {
@@ -236,7 +264,15 @@ describe.each(
     expect(await signedIn()).toBe(true);
 
     // Signing out on the forum sends the browser to logout_redirect, coming from the forum.
-    const page = await browser.submit(`${h.forum.baseUrl}/session/logout`, {}, { referer: `${h.forum.baseUrl}/` });
+    const page = await browser.submit(
+      `${h.forum.baseUrl}/session/logout`,
+      {},
+      {
+        referer: `${h.forum.baseUrl}/`,
+        'sec-fetch-mode': 'navigate',
+        'sec-fetch-dest': 'document',
+      },
+    );
     expect(page.url).toBe(`${h.appUrl}/`);
     expect(await signedIn()).toBe(false);
   });
@@ -251,9 +287,19 @@ describe.each(
   });
 
   it.each([
-    ['token endpoint 500', { tokenFailure: { status: 500 } }, 502, /could not be reached or had a problem/],
+    [
+      'token endpoint 500',
+      { tokenFailure: { status: 500 } },
+      502,
+      /could not be reached or had a problem/,
+    ],
     ['token endpoint 429', { tokenFailure: { status: 429, retryAfter: 7 } }, 503, /slow down/],
-    ['users/@me 429 in plain text', { userFailure: { status: 429, retryAfter: 3, plainText: true } }, 503, /slow down/],
+    [
+      'users/@me 429 in plain text',
+      { userFailure: { status: 429, retryAfter: 3, plainText: true } },
+      503,
+      /slow down/,
+    ],
     ['users/@me 401', { userFailure: { status: 401 } }, 400, /did not accept/],
     ['users/@me 503', { userFailure: { status: 503 } }, 502, /could not be reached/],
   ])('Discord failing (%s) gives a clear page and no user', async (_name, knobs, status, text) => {
@@ -268,7 +314,9 @@ describe.each(
 
   it('a filter refusing the account stops sign-in before anything is written', async () => {
     plugin.refuse.add(animated.id);
-    await h.app.get(DataSource).query('DELETE FROM discourse_connect_users WHERE discord_id = ?', [animated.id]);
+    await h.app
+      .get(DataSource)
+      .query('DELETE FROM discourse_connect_users WHERE discord_id = ?', [animated.id]);
     const { page } = await signInOnForum(animated.id);
     expect(page.status).toBe(403);
     expect(page.body).toContain('Members of the banned list cannot sign in.');
@@ -288,8 +336,15 @@ describe.each(
     const browser = new TestBrowser();
     const res = await browser.request(`${h.appUrl}/discourse/forum?return_path=%2Ft%2Fhello%2F2`);
     expect(res.headers.get('location')).toBe(`${h.forum.baseUrl}/t/hello/2`);
-    for (const bad of ['//evil.example', 'https://evil.example', '/\\evil.example', 'javascript:alert(1)']) {
-      const r = await browser.request(`${h.appUrl}/discourse/forum?return_path=${encodeURIComponent(bad)}`);
+    for (const bad of [
+      '//evil.example',
+      'https://evil.example',
+      '/\\evil.example',
+      'javascript:alert(1)',
+    ]) {
+      const r = await browser.request(
+        `${h.appUrl}/discourse/forum?return_path=${encodeURIComponent(bad)}`,
+      );
       expect(r.status).toBe(400);
       expect(r.headers.get('location')).toBeNull();
     }

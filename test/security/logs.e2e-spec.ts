@@ -3,13 +3,23 @@ import type { DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/int
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { createJsonLogger, JsonLogger, JsonLoggingModule } from '../../src/logging';
 import { TestBrowser, type Page } from '../support/browser';
-import { FORUM_SECRET, HTTP_ADAPTERS, SESSION_SECRET, startHarness, type Harness } from '../support/harness';
+import {
+  FORUM_SECRET,
+  HTTP_ADAPTERS,
+  SESSION_SECRET,
+  startHarness,
+  type Harness,
+} from '../support/harness';
 
 const API_KEY = 'log-scan-admin-api-key-0123456789';
 const WEBHOOK_SECRET = 'log-scan-webhook-secret-0123';
 const CLIENT_SECRET = 'sandbox-client-secret';
 
-async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 8000): Promise<void> {
+async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 8000,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
@@ -24,7 +34,11 @@ async function waitFor(check: () => boolean | Promise<boolean>, what: string, ti
  */
 describe.each(HTTP_ADAPTERS)('structured logs (%s)', (adapter) => {
   const lines: string[] = [];
-  const log = createJsonLogger({ destination: { write: (chunk: string) => void lines.push(...chunk.split('\n').filter(Boolean)) } });
+  const log = createJsonLogger({
+    destination: {
+      write: (chunk: string) => void lines.push(...chunk.split('\n').filter(Boolean)),
+    },
+  });
   let h: Harness;
   /** Every sensitive value the flow handled. */
   const seen = new Set<string>();
@@ -46,7 +60,8 @@ describe.each(HTTP_ADAPTERS)('structured logs (%s)', (adapter) => {
       for (const url of [hop.url, hop.location]) {
         if (!url) continue;
         const params = new URL(url, 'http://x').searchParams;
-        for (const name of ['sso', 'sig', 'code', 'state', 'code_challenge']) remember(params.get(name));
+        for (const name of ['sso', 'sig', 'code', 'state', 'code_challenge'])
+          remember(params.get(name));
       }
     }
   };
@@ -72,7 +87,11 @@ describe.each(HTTP_ADAPTERS)('structured logs (%s)', (adapter) => {
       forumOptions: { apiKey: API_KEY, apiRateLimitPerMinute: 0, authOverridesName: true },
       moduleOptions: (o: DiscourseConnectModuleOptions) => ({
         ...o,
-        forums: o.forums.map((f) => ({ ...f, api: { key: API_KEY, timeoutMs: 2000 }, webhookSecret: WEBHOOK_SECRET })),
+        forums: o.forums.map((f) => ({
+          ...f,
+          api: { key: API_KEY, timeoutMs: 2000 },
+          webhookSecret: WEBHOOK_SECRET,
+        })),
         sync: { ratePerMinute: 6000, pollIntervalMs: 50, backoffBaseMs: 100, backoffMaxMs: 400 },
       }),
     });
@@ -86,9 +105,12 @@ describe.each(HTTP_ADAPTERS)('structured logs (%s)', (adapter) => {
   afterAll(async () => h?.close());
 
   const byRequest = (reqId: string) =>
-    lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((entry) => entry.reqId === reqId);
+    lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((entry) => entry.reqId === reqId);
   /** The operator's lines about a failed request: what the module logged, not the access line. */
-  const failureLines = (reqId: string) => byRequest(reqId).filter((e) => e.msg !== 'request completed');
+  const failureLines = (reqId: string) =>
+    byRequest(reqId).filter((e) => e.msg !== 'request completed');
 
   it('runs the whole flow and writes no secret, token, signature, payload or cookie', async () => {
     const { migrated, legacy } = DISCORD_FIXTURES;
@@ -103,14 +125,19 @@ describe.each(HTTP_ADAPTERS)('structured logs (%s)', (adapter) => {
     rememberCookies(member);
 
     // 2. Bad signature.
-    const sso = Buffer.from(`nonce=abcdef0123456789&return_sso_url=${encodeURIComponent(`${h.forumUrl}/session/sso_login`)}`).toString('base64');
+    const sso = Buffer.from(
+      `nonce=abcdef0123456789&return_sso_url=${encodeURIComponent(`${h.forumUrl}/session/sso_login`)}`,
+    ).toString('base64');
     const badSig = createHmac('sha256', 'not-the-forum-secret').update(sso).digest('hex');
     remember(sso);
     remember(badSig);
-    const forged = await fetch(`${h.appUrl}/discourse/sso?sso=${encodeURIComponent(sso)}&sig=${badSig}`, {
-      headers: { 'x-request-id': 'req-bad-signature', accept: 'text/html' },
-      redirect: 'manual',
-    });
+    const forged = await fetch(
+      `${h.appUrl}/discourse/sso?sso=${encodeURIComponent(sso)}&sig=${badSig}`,
+      {
+        headers: { 'x-request-id': 'req-bad-signature', accept: 'text/html' },
+        redirect: 'manual',
+      },
+    );
     expect(forged.status).toBe(403);
     expect(forged.headers.get('x-request-id')).toBe('req-bad-signature');
     expect(await forged.text()).toContain('does not match');
@@ -156,21 +183,30 @@ describe.each(HTTP_ADAPTERS)('structured logs (%s)', (adapter) => {
 
     expect(issuedTokens.length).toBeGreaterThan(0);
     for (const token of issuedTokens) remember(token);
-    for (const secret of [FORUM_SECRET, SESSION_SECRET, API_KEY, WEBHOOK_SECRET, CLIENT_SECRET]) remember(secret);
+    for (const secret of [FORUM_SECRET, SESSION_SECRET, API_KEY, WEBHOOK_SECRET, CLIENT_SECRET])
+      remember(secret);
 
     // Every line is JSON; none carries a sensitive value.
     expect(lines.length).toBeGreaterThan(20);
     for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
     expect(seen.size).toBeGreaterThan(15);
-    const leaks = [...seen].flatMap((value) => lines.filter((l) => l.includes(value)).map((l) => ({ value, line: l })));
+    const leaks = [...seen].flatMap((value) =>
+      lines.filter((l) => l.includes(value)).map((l) => ({ value, line: l })),
+    );
     expect(leaks).toEqual([]);
 
     // The access lines exist, with the redacted fields marked.
     const access = lines.map((l) => JSON.parse(l)).filter((e) => e.msg === 'request completed');
     expect(access.length).toBeGreaterThan(10);
     expect(access.some((e) => e.req?.headers?.cookie === '[Redacted]')).toBe(true);
-    expect(access.some((e) => e.req?.query?.sig === '[Redacted]' && e.req?.query?.sso === '[Redacted]')).toBe(true);
-    expect(access.some((e) => e.req?.query?.code === '[Redacted]' && e.req?.query?.state === '[Redacted]')).toBe(true);
+    expect(
+      access.some((e) => e.req?.query?.sig === '[Redacted]' && e.req?.query?.sso === '[Redacted]'),
+    ).toBe(true);
+    expect(
+      access.some(
+        (e) => e.req?.query?.code === '[Redacted]' && e.req?.query?.state === '[Redacted]',
+      ),
+    ).toBe(true);
     expect(access.some((e) => e.res?.headers?.['set-cookie'] === '[Redacted]')).toBe(true);
     expect(access.some((e) => e.res?.headers?.location === '[Redacted]')).toBe(true);
     for (const e of access) expect(e.req.path).not.toContain('?');
@@ -187,6 +223,58 @@ describe.each(HTTP_ADAPTERS)('structured logs (%s)', (adapter) => {
       expect(found[0].msg).toContain(reason);
       expect(found[0].msg).toMatch(words);
       expect(byRequest(reqId).filter((e) => e.msg === 'request completed')).toHaveLength(1);
+    }
+  });
+
+  it("bounds and strips Discord's error / error_description on the callback before they reach a log line", async () => {
+    const hostile = `invalid_scope\r\n{"level":"fatal","msg":"forged"}\u001b[31m${'E'.repeat(5000)}`;
+    const description = `\n${'D'.repeat(6000)}`;
+    const res = await fetch(
+      `${h.appUrl}/auth/discord/callback?${new URLSearchParams({ error: hostile, error_description: description })}`,
+      { headers: { 'x-request-id': 'req-hostile-error' }, redirect: 'manual' },
+    );
+    expect(res.status).toBe(400);
+    const entries = byRequest('req-hostile-error');
+    expect(entries.length).toBeGreaterThanOrEqual(2);
+    for (const entry of entries) {
+      const text = JSON.stringify(entry);
+      expect(text.length).toBeLessThan(4000);
+      expect(text).not.toMatch(/\\[rnu]|forged"/);
+    }
+    const [failure] = failureLines('req-hostile-error');
+    expect(failure.msg).toContain('discord_authorization_error:invalid_scope{');
+    const access = entries.find((e) => e.msg === 'request completed') as {
+      req: { query: Record<string, string> };
+    };
+    expect(access.req.query.error.length).toBeLessThanOrEqual(257);
+    expect(access.req.query.error_description.length).toBeLessThanOrEqual(257);
+  });
+
+  it.each([
+    ['too long', 'a'.repeat(65)],
+    ['with a space', 'bad id'],
+    ['with a colon', 'x:y'],
+    ['with markup', '<script>'],
+    ['with a slash', 'a/b'],
+  ])('a client X-Request-Id %s is replaced by a generated one', async (_n, id) => {
+    const res = await fetch(`${h.appUrl}/health`, { headers: { 'x-request-id': id } });
+    const used = res.headers.get('x-request-id')!;
+    expect(used).not.toBe(id);
+    expect(used).toMatch(/^[0-9a-f-]{36}$/);
+    expect(lines.some((l) => l.includes(JSON.stringify(id)))).toBe(false);
+  });
+
+  it('a client X-Request-Id of up to 64 letters, digits and . _ - is kept', async () => {
+    const id = `Req.1_${'x'.repeat(56)}-Z`;
+    const res = await fetch(`${h.appUrl}/health`, { headers: { 'x-request-id': id } });
+    expect(res.headers.get('x-request-id')).toBe(id);
+  });
+
+  it('the SQLite database file is readable by its owner only, and so are its WAL files', () => {
+    const { statSync, existsSync } = jest.requireActual<typeof import('node:fs')>('node:fs');
+    for (const file of [h.databaseFile, `${h.databaseFile}-wal`, `${h.databaseFile}-shm`]) {
+      if (file !== h.databaseFile && !existsSync(file)) continue;
+      expect([file, (statSync(file).mode & 0o777).toString(8)]).toEqual([file, '600']);
     }
   });
 });

@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+
 /**
  * A minimal cookie-keeping HTTP client that follows redirects one hop at a time, like a browser
  * without JavaScript. Cookies are kept per host name (as browsers do: ports do not separate them).
@@ -24,12 +26,19 @@ export class TestBrowser {
   }
 
   /** GET `url`, following redirects (at most `maxHops`). */
-  async visit(url: string, init: { headers?: Record<string, string>; maxHops?: number } = {}): Promise<Page> {
+  async visit(
+    url: string,
+    init: { headers?: Record<string, string>; maxHops?: number } = {},
+  ): Promise<Page> {
     return this.follow(url, { method: 'GET', headers: init.headers }, init.maxHops ?? 20);
   }
 
   /** POST a form, then follow redirects as GETs. */
-  async submit(url: string, form: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<Page> {
+  async submit(
+    url: string,
+    form: Record<string, string> = {},
+    headers: Record<string, string> = {},
+  ): Promise<Page> {
     return this.follow(
       url,
       {
@@ -41,13 +50,25 @@ export class TestBrowser {
     );
   }
 
-  /** One request, no redirect following. */
-  async request(url: string, init: RequestInit & { headers?: Record<string, string> } = {}): Promise<Response> {
+  /**
+   * One request, no redirect following. Node's fetch always sends `Sec-Fetch-Mode: cors`; a request
+   * that sets `Sec-Fetch-Mode` itself, or asks for `exactHeaders` (a browser that sends no Fetch
+   * Metadata), goes out through node:http with exactly the headers given.
+   */
+  async request(
+    url: string,
+    init: RequestInit & { headers?: Record<string, string>; exactHeaders?: boolean } = {},
+  ): Promise<Response> {
     const u = new URL(url);
+    const { exactHeaders, ...rest } = init;
     const headers: Record<string, string> = { ...(init.headers ?? {}) };
     const jar = this.cookies.get(u.hostname);
     if (jar && jar.size > 0) headers.cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-    const res = await fetch(url, { ...init, headers, redirect: 'manual' });
+    const exact =
+      exactHeaders || Object.keys(headers).some((k) => k.toLowerCase() === 'sec-fetch-mode');
+    const res = exact
+      ? await exactRequest(url, init.method ?? 'GET', headers, init.body)
+      : await fetch(url, { ...rest, headers, redirect: 'manual' });
     for (const line of res.headers.getSetCookie()) this.store(u.hostname, line);
     return res;
   }
@@ -67,10 +88,28 @@ export class TestBrowser {
       if (res.status >= 300 && res.status < 400 && location && hops.length <= maxHops) {
         await res.arrayBuffer();
         current = new URL(location, current).toString();
-        req = { method: 'GET', headers: init.headers && pickHeaders(init.headers, ['origin', 'sec-fetch-site', 'referer']) };
+        req = {
+          method: 'GET',
+          // A browser's navigation stays one across redirects: its Fetch Metadata goes along.
+          headers:
+            init.headers &&
+            pickHeaders(init.headers, [
+              'origin',
+              'sec-fetch-site',
+              'sec-fetch-mode',
+              'sec-fetch-dest',
+              'referer',
+            ]),
+        };
         continue;
       }
-      return { url: current, status: res.status, body: await res.text(), headers: res.headers, hops };
+      return {
+        url: current,
+        status: res.status,
+        body: await res.text(),
+        headers: res.headers,
+        hops,
+      };
     }
   }
 
@@ -80,7 +119,9 @@ export class TestBrowser {
     const name = pair.slice(0, eq).trim();
     const value = pair.slice(eq + 1).trim();
     const jar = this.cookies.get(host) ?? new Map<string, string>();
-    const expired = attrs.some((a) => /^\s*expires=thu, 01 jan 1970/i.test(a) || /^\s*max-age=0/i.test(a));
+    const expired = attrs.some(
+      (a) => /^\s*expires=thu, 01 jan 1970/i.test(a) || /^\s*max-age=0/i.test(a),
+    );
     if (expired || value === '') jar.delete(name);
     else jar.set(name, value);
     this.cookies.set(host, jar);
@@ -88,5 +129,33 @@ export class TestBrowser {
 }
 
 function pickHeaders(headers: Record<string, string>, names: string[]): Record<string, string> {
-  return Object.fromEntries(Object.entries(headers).filter(([k]) => names.includes(k.toLowerCase())));
+  return Object.fromEntries(
+    Object.entries(headers).filter(([k]) => names.includes(k.toLowerCase())),
+  );
+}
+
+/** A request with exactly these headers (no Sec-Fetch-Mode added), answered as a fetch Response. */
+function exactRequest(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  body: unknown,
+): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const out = new Headers();
+        for (let i = 0; i < res.rawHeaders.length; i += 2)
+          out.append(res.rawHeaders[i], res.rawHeaders[i + 1]);
+        const status = res.statusCode ?? 500;
+        const empty = method === 'HEAD' || status === 204 || status === 304;
+        resolve(new Response(empty ? null : Buffer.concat(chunks), { status, headers: out }));
+      });
+    });
+    req.on('error', reject);
+    req.end(typeof body === 'string' ? body : undefined);
+  });
 }

@@ -53,6 +53,8 @@ export { DiscordAuthGuard } from './discord/discord-auth.guard';
 export { DiscordCallbackGuard } from './discord/discord-auth.guard';
 /** Refuses state-changing requests whose Origin/Referer is not this site (CSRF). */
 export { SameOriginGuard as DiscourseConnectSameOriginGuard } from './common/same-origin.guard';
+/** Cuts a value from a request to a bounded, single-line, control-free text for a log line. */
+export { boundForLog } from './common/log-text';
 /** Renders the module's readable HTML/JSON error pages; usable on host controllers too. */
 export { DiscourseConnectExceptionFilter } from './common/discourse-connect-exception.filter';
 /** Base of the module's HTTP errors: a status, a stable code and a message for people. */

@@ -1,4 +1,14 @@
-import { Controller, Get, Header, Post, Redirect, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Header,
+  Post,
+  Redirect,
+  Req,
+  Res,
+  UseFilters,
+  UseGuards,
+} from '@nestjs/common';
 import { DiscourseConnectHttp } from '../http/discourse-connect-http.service';
 import type { DiscourseConnectRequest, DiscourseConnectResponse } from '../http/http-adapter-glue';
 import { DiscourseConnectExceptionFilter } from '../common/discourse-connect-exception.filter';
@@ -22,7 +32,10 @@ export class AuthController {
     private readonly http: DiscourseConnectHttp,
   ) {}
 
-  /** Redirects to Discord (the guard does it); `?returnTo=/path` says where to go afterwards. */
+  /**
+   * Redirects to Discord (the guard does it, with a fresh state); `?returnTo=/path` says where to go
+   * afterwards. Only starts sign-in: Discord's answer (code, state) goes to the callback below.
+   */
   @Get('discord')
   @UseGuards(DiscourseConnectRateLimitGuard, DiscordAuthGuard)
   @Header('Cache-Control', 'no-store')
@@ -37,7 +50,10 @@ export class AuthController {
   @Header('Cache-Control', 'no-store')
   @Header('Referrer-Policy', 'no-referrer')
   callback(@Req() req: DiscourseConnectRequest & { discourseConnectReturnTo?: string }) {
-    return { url: encodeLocation(req.discourseConnectReturnTo ?? this.settings.afterSignInPath), statusCode: 302 };
+    return {
+      url: encodeLocation(req.discourseConnectReturnTo ?? this.settings.afterSignInPath),
+      statusCode: 302,
+    };
   }
 
   /** Signs out locally, then out of the forum (through the sync queue). Refuses other sites. */
@@ -45,9 +61,14 @@ export class AuthController {
   @UseGuards(DiscourseConnectRateLimitGuard, SameOriginGuard)
   @LogOutOfDiscourse()
   @Redirect()
-  async logout(@Req() req: DiscourseConnectRequest, @Res({ passthrough: true }) res: DiscourseConnectResponse) {
+  @Header('Cache-Control', 'no-store')
+  async logout(
+    @Req() req: DiscourseConnectRequest,
+    @Res({ passthrough: true }) res: DiscourseConnectResponse,
+  ) {
     const discordId = req.user?.discordId;
     await endLocalSession(req);
+    this.http.setHeader(res, 'Cache-Control', 'no-store');
     this.http.clearSessionCookie(res);
     if (discordId) this.actions.emit(DiscourseConnectEvents.SignedOut, { discordId, via: 'local' });
     return { url: this.settings.afterSignOutPath, statusCode: 303 };

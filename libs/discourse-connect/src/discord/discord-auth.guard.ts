@@ -1,7 +1,18 @@
-import { CanActivate, ExecutionContext, HttpStatus, Inject, Injectable, Logger } from '@nestjs/common';
+import {
+  CanActivate,
+  ExecutionContext,
+  HttpStatus,
+  Inject,
+  Injectable,
+  Logger,
+} from '@nestjs/common';
 import type { DiscourseConnectRequest, DiscourseConnectResponse } from '../http/http-adapter-glue';
 import type { AuthenticateOptions, PassportStatic } from 'passport';
 import { DISCOURSE_CONNECT_PASSPORT } from '../session/discourse-connect-passport';
+import { limitToPreSignInLifetime, startSignedInLifetime } from '../session/session-store.factory';
+import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import { DiscourseConnectHttp } from '../http/discourse-connect-http.service';
+import { boundForLog } from '../common/log-text';
 import {
   BadSsoRequestException,
   DiscordSignInException,
@@ -19,7 +30,9 @@ export interface DiscourseConnectSession {
   [SESSION_RETURN_TO]?: string;
 }
 
-type SessionRequest = DiscourseConnectRequest & { session?: (DiscourseConnectSession & Record<string, unknown>) | null };
+type SessionRequest = DiscourseConnectRequest & {
+  session?: (DiscourseConnectSession & Record<string, unknown>) | null;
+};
 
 /**
  * Runs this module's Discord strategy through this module's passport instance — not the
@@ -75,23 +88,55 @@ export abstract class DiscordPassportGuard implements CanActivate {
   }
 }
 
+/** Parameters only Discord's redirect to the callback carries: never accepted where sign-in starts. */
+const CALLBACK_PARAMETERS = ['code', 'state', 'error', 'error_description', 'error_uri'];
+
 /**
  * Starts Discord sign-in. `?returnTo=/path` (a path on this app only) says where to go afterwards;
- * the SSO endpoint sets it through the session and adds `?continue=1`.
+ * the SSO endpoint sets it through the session and adds `?continue=1`. Only starts: a request that
+ * carries the callback's parameters (code, state, error…) is refused with a 400 page, so the start
+ * never exchanges a code. The answer is never cached (it sets the session cookie), and the session
+ * holding the OAuth state gets the short pre-sign-in lifetime.
  */
 @Injectable()
 export class DiscordAuthGuard extends DiscordPassportGuard {
+  constructor(
+    @Inject(DISCOURSE_CONNECT_PASSPORT) passport: PassportStatic,
+    strategy: DiscordStrategy,
+    private readonly settings: DiscourseConnectSettings,
+    private readonly http: DiscourseConnectHttp,
+  ) {
+    super(passport, strategy);
+  }
+
   override async canActivate(context: ExecutionContext): Promise<boolean> {
     const req = context.switchToHttp().getRequest<SessionRequest>();
-    if (!req.session) throw new Error('DiscourseConnect needs session middleware before its routes');
-    const { returnTo, continue: resume } = req.query as Record<string, unknown>;
+    // Set before passport redirects (the route's own headers apply only after the guards).
+    this.http.setHeader(context.switchToHttp().getResponse(), 'Cache-Control', 'no-store');
+    if (!req.session)
+      throw new Error('DiscourseConnect needs session middleware before its routes');
+    const query = (req.query ?? {}) as Record<string, unknown>;
+    if (CALLBACK_PARAMETERS.some((name) => Object.prototype.hasOwnProperty.call(query, name))) {
+      throw new DiscordSignInException(
+        HttpStatus.BAD_REQUEST,
+        'This sign-in link is not valid',
+        'This address starts signing in with Discord; it does not accept a code from Discord. Start from the sign-in button instead.',
+        'start_with_callback_parameters',
+        TRY_AGAIN,
+      );
+    }
+    const { returnTo, continue: resume } = query;
     if (returnTo !== undefined && !isSafeRelativePath(returnTo)) {
-      throw new BadSsoRequestException('returnTo must be a path on this site, such as /account.', 'bad_return_to');
+      throw new BadSsoRequestException(
+        'returnTo must be a path on this site, such as /account.',
+        'bad_return_to',
+      );
     }
     if (resume !== '1') {
       if (returnTo) req.session[SESSION_RETURN_TO] = returnTo as string;
       else delete req.session[SESSION_RETURN_TO];
     }
+    limitToPreSignInLifetime(req, this.settings);
     return (await super.canActivate(context)) as boolean;
   }
 
@@ -107,9 +152,20 @@ export class DiscordAuthGuard extends DiscordPassportGuard {
  */
 @Injectable()
 export class DiscordCallbackGuard extends DiscordPassportGuard {
+  constructor(
+    @Inject(DISCOURSE_CONNECT_PASSPORT) passport: PassportStatic,
+    strategy: DiscordStrategy,
+    private readonly settings: DiscourseConnectSettings,
+  ) {
+    super(passport, strategy);
+  }
+
   override async canActivate(context: ExecutionContext): Promise<boolean> {
-    const req = context.switchToHttp().getRequest<SessionRequest & { discourseConnectReturnTo?: string }>();
-    if (!req.session) throw new Error('DiscourseConnect needs session middleware before its routes');
+    const req = context
+      .switchToHttp()
+      .getRequest<SessionRequest & { discourseConnectReturnTo?: string }>();
+    if (!req.session)
+      throw new Error('DiscourseConnect needs session middleware before its routes');
     const { code, error } = req.query as Record<string, unknown>;
     // An empty code must not fall through to passport, which would start a new authorization.
     const given = (v: unknown) => typeof v === 'string' && v !== '';
@@ -123,6 +179,7 @@ export class DiscordCallbackGuard extends DiscordPassportGuard {
     await super.canActivate(context);
     // passport regenerates the session id at log-in, so the destination was read before.
     await this.logIn(req);
+    await startSignedInLifetime(req, this.settings);
     req.discourseConnectReturnTo = isSafeRelativePath(returnTo) ? returnTo : undefined;
     return true;
   }
@@ -157,13 +214,18 @@ function handleDiscordResult<TUser>(err: unknown, user: TUser, info: unknown): T
 
 function toSignInException(err: unknown): DiscourseConnectHttpException {
   if (err instanceof DiscourseConnectHttpException) return err;
-  const e = err as { name?: string; code?: string; message?: string; oauthError?: { statusCode?: number; code?: string; data?: unknown } };
+  const e = err as {
+    name?: string;
+    code?: string;
+    message?: string;
+    oauthError?: { statusCode?: number; code?: string; data?: unknown };
+  };
   if (e.name === 'TokenError') {
     return new DiscordSignInException(
       HttpStatus.BAD_REQUEST,
       'Sign-in link expired',
       'Discord did not accept this sign-in code: it expired or was already used. Please sign in again.',
-      `discord_token_error:${e.code ?? 'unknown'}`,
+      `discord_token_error:${boundForLog(e.code ?? 'unknown')}`,
       TRY_AGAIN,
     );
   }
@@ -172,13 +234,14 @@ function toSignInException(err: unknown): DiscourseConnectHttpException {
       HttpStatus.BAD_REQUEST,
       'Discord refused the sign-in',
       'Discord could not authorise this sign-in. Please try again.',
-      `discord_authorization_error:${e.code ?? 'unknown'}`,
+      `discord_authorization_error:${boundForLog(e.code ?? 'unknown')}`,
       TRY_AGAIN,
     );
   }
   const status = err instanceof DiscordApiError ? err.status : (e.oauthError?.statusCode ?? 0);
   if (status === 429) {
-    const retry = err instanceof DiscordApiError ? err.retryAfterSeconds : retryAfterFromOauth(e.oauthError);
+    const retry =
+      err instanceof DiscordApiError ? err.retryAfterSeconds : retryAfterFromOauth(e.oauthError);
     return new DiscordSignInException(
       HttpStatus.SERVICE_UNAVAILABLE,
       'Discord is busy',
@@ -198,7 +261,7 @@ function toSignInException(err: unknown): DiscourseConnectHttpException {
     );
   }
   if (err instanceof Error && err.message.startsWith('Discord returned a user')) {
-    logger.warn(err.message);
+    logger.warn(boundForLog(err.message, 300));
     return new DiscordSignInException(
       HttpStatus.BAD_GATEWAY,
       'Discord sent an unusable answer',

@@ -14,6 +14,7 @@ import type { PassportStatic } from 'passport';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DISCOURSE_CONNECT_PASSPORT } from '../session/discourse-connect-passport';
 import { DiscourseConnectSessionMiddleware } from '../session/session.middleware';
+import { expiredSessionCookies } from '../session/session-store.factory';
 import { ExpressAdapterGlue } from './express.adapter-glue';
 import { FastifyAdapterGlue } from './fastify.adapter-glue';
 import { encodeLocation } from '../common/urls';
@@ -94,17 +95,18 @@ export class DiscourseConnectHttp {
     return this.glue.headersSent(res);
   }
 
+  /** Sets a response header (one the route must have even when a guard answers, e.g. Cache-Control). */
+  setHeader(res: DiscourseConnectResponse, name: string, value: string): void {
+    this.glue.setHeader(res, name, value);
+  }
+
   /**
-   * Expires the session cookie. Written the same way on both adapters: the attributes of the
-   * session cookie itself, an empty value and a date in 1970.
+   * Expires the session cookie (and its old name, before `__Host-`). Written the same way on both
+   * adapters: the attributes of the session cookie itself, an empty value and a date in 1970.
    */
   clearSessionCookie(res: DiscourseConnectResponse): void {
-    const secure = this.settings.secureCookies ? '; Secure' : '';
-    this.glue.appendHeader(
-      res,
-      'Set-Cookie',
-      `${this.settings.session.cookieName}=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly${secure}; SameSite=Lax`,
-    );
+    for (const line of expiredSessionCookies(this.settings))
+      this.glue.appendHeader(res, 'Set-Cookie', line);
   }
 
   private sessionParts(controllers: Function[], filter: ExceptionFilter): SessionParts {

@@ -69,6 +69,10 @@ export class ExpressAdapterGlue implements HttpAdapterGlue {
     (res as Response).redirect(status, url);
   }
 
+  setHeader(res: object, name: string, value: string): void {
+    (res as Response).setHeader(name, value);
+  }
+
   appendHeader(res: object, name: string, value: string): void {
     (res as Response).append(name, value);
   }

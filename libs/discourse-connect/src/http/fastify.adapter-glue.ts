@@ -13,7 +13,11 @@ import {
   type HttpAdapterGlue,
   type SessionParts,
 } from './http-adapter-glue';
-import { sessionCookieOptions } from '../session/session-store.factory';
+import {
+  legacySessionCookie,
+  sessionCookieName,
+  sessionCookieOptions,
+} from '../session/session-store.factory';
 
 type NodeCallback = (err?: unknown) => void;
 type Middleware = (req: unknown, res: unknown, next: NodeCallback) => void;
@@ -50,10 +54,22 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
     const app = parts.instance as FastifyInstance;
     const { settings, store, passport } = parts;
     const s = settings.session;
+    const cookieName = sessionCookieName(settings);
     // Loaded here, so an app on Express never needs the Fastify packages.
     const fastifyCookie = loadOptionalDependency<typeof import('@fastify/cookie')>('@fastify/cookie', 'Sessions on Fastify');
     const fastifySession = loadOptionalDependency<typeof import('@fastify/session')>('@fastify/session', 'Sessions on Fastify');
     if (!app.hasReplyDecorator('setCookie')) await app.register(fastifyCookie);
+    // The cookie's old name (before `__Host-`) is read when the new one is absent, and moved to the
+    // new name; registered before the session plugin, whose onRequest hook reads the cookie.
+    app.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+      const cookies = req.cookies as Record<string, string | undefined> | undefined;
+      const legacy = cookies ? legacySessionCookie(settings, cookies) : undefined;
+      if (cookies && legacy) {
+        cookies[legacy.name] = legacy.value;
+        for (const line of legacy.setCookies) reply.header('Set-Cookie', line);
+      }
+      done();
+    });
     // A session saved during the request under a new id (passport's log-in regenerates it) gets
     // its cookie; without this, @fastify/session would also send a Set-Cookie expiring the old id
     // first (one Set-Cookie on Express). Runs before the session plugin's onSend hook.
@@ -68,14 +84,14 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
         const session = req.session as
           { isSaved?: () => boolean; encryptedSessionId?: string } | null | undefined;
         const cookies = req.cookies as Record<string, string | undefined> | undefined;
-        if (cookies?.[s.cookieName] && session?.isSaved?.() && session.encryptedSessionId) {
-          cookies[s.cookieName] = `s:${session.encryptedSessionId}`;
+        if (cookies?.[cookieName] && session?.isSaved?.() && session.encryptedSessionId) {
+          cookies[cookieName] = `s:${session.encryptedSessionId}`;
         }
         done(null, payload);
       },
     );
     await app.register(fastifySession, {
-      cookieName: s.cookieName,
+      cookieName,
       cookiePrefix: 's:',
       secret: s.secret,
       store: store as never,
@@ -147,6 +163,10 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
 
   redirect(res: object, status: number, url: string): void {
     (res as FastifyReply).redirect(url, status);
+  }
+
+  setHeader(res: object, name: string, value: string): void {
+    (res as FastifyReply).header(name, value);
   }
 
   appendHeader(res: object, name: string, value: string): void {

@@ -171,6 +171,8 @@ export interface HttpAdapterGlue {
     headers: Record<string, string>,
   ): void;
   redirect(res: DiscourseConnectResponse, status: number, url: string): void;
+  /** Sets a header, replacing any value it had. */
+  setHeader(res: DiscourseConnectResponse, name: string, value: string): void;
   /** Adds a header value, keeping the values already set (Set-Cookie). */
   appendHeader(res: DiscourseConnectResponse, name: string, value: string): void;
   headersSent(res: DiscourseConnectResponse): boolean;

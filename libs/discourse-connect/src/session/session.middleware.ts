@@ -8,12 +8,20 @@ import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DISCOURSE_CONNECT_PASSPORT } from './discourse-connect-passport';
 import { DiscourseConnectSessionEntity } from './discourse-connect-session.entity';
 import { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
-import { createSessionStore, sessionCookieOptions, type SessionStoreChoice } from './session-store.factory';
+import {
+  createSessionStore,
+  legacySessionCookie,
+  parseCookieHeader,
+  sessionCookieName,
+  sessionCookieOptions,
+  type SessionStoreChoice,
+} from './session-store.factory';
 
 /**
  * Server-side sessions and passport, installed by the module on the host's routes: cookie
- * httpOnly, SameSite=Lax, Secure when the public URL is https; stored in the module's database
- * table unless the host gives another store.
+ * httpOnly, SameSite=Lax, Secure and `__Host-` when the public URL is https; stored in the
+ * module's database table unless the host gives another store. The cookie's old name (without
+ * `__Host-`) is still read when the new one is absent, and moved to the new name.
  */
 @Injectable()
 export class DiscourseConnectSessionMiddleware implements NestMiddleware, OnModuleDestroy {
@@ -23,15 +31,25 @@ export class DiscourseConnectSessionMiddleware implements NestMiddleware, OnModu
 
   constructor(
     settings: DiscourseConnectSettings,
-    @InjectRepository(DiscourseConnectSessionEntity) sessions: Repository<DiscourseConnectSessionEntity>,
+    @InjectRepository(DiscourseConnectSessionEntity)
+    sessions: Repository<DiscourseConnectSessionEntity>,
     @Inject(DISCOURSE_CONNECT_PASSPORT) passport: PassportStatic,
     @Optional() @Inject(DiscourseConnectRedis) redis?: DiscourseConnectRedis | null,
   ) {
     const s = settings.session;
     this.sessionStore = createSessionStore(settings, { sessions, redis });
     this.chain = [
+      (req, res, next) => {
+        const legacy = legacySessionCookie(settings, parseCookieHeader(req.headers.cookie));
+        if (legacy) {
+          // First in the header: express-session reads the first cookie of a name.
+          req.headers.cookie = `${legacy.name}=${legacy.value}; ${req.headers.cookie ?? ''}`;
+          for (const line of legacy.setCookies) res.append('Set-Cookie', line);
+        }
+        next();
+      },
       session({
-        name: s.cookieName,
+        name: sessionCookieName(settings),
         secret: s.secret,
         store: this.sessionStore.store,
         resave: false,

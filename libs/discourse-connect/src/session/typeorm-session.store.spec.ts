@@ -9,15 +9,24 @@ import { TypeOrmSessionStore, type TypeOrmSessionStoreOptions } from './typeorm-
 
 const DAY = 86_400_000;
 const session = (extra: Record<string, unknown> = {}): SessionData =>
-  ({ cookie: { originalMaxAge: DAY, expires: new Date(Date.now() + DAY) }, ...extra }) as unknown as SessionData;
+  ({
+    cookie: { originalMaxAge: DAY, expires: new Date(Date.now() + DAY) },
+    ...extra,
+  }) as unknown as SessionData;
 
 const promised = {
   get: (store: TypeOrmSessionStore, sid: string) =>
-    new Promise<SessionData | null | undefined>((resolve, reject) => store.get(sid, (err, s) => (err ? reject(err) : resolve(s)))),
+    new Promise<SessionData | null | undefined>((resolve, reject) =>
+      store.get(sid, (err, s) => (err ? reject(err) : resolve(s))),
+    ),
   set: (store: TypeOrmSessionStore, sid: string, s: SessionData) =>
-    new Promise<void>((resolve, reject) => store.set(sid, s, (err) => (err ? reject(err) : resolve()))),
+    new Promise<void>((resolve, reject) =>
+      store.set(sid, s, (err) => (err ? reject(err) : resolve())),
+    ),
   destroy: (store: TypeOrmSessionStore, sid: string) =>
-    new Promise<void>((resolve, reject) => store.destroy(sid, (err) => (err ? reject(err) : resolve()))),
+    new Promise<void>((resolve, reject) =>
+      store.destroy(sid, (err) => (err ? reject(err) : resolve())),
+    ),
 };
 
 /** The module's session store on a real SQLite file, as two processes on one database would see it. */
@@ -132,7 +141,9 @@ describe('TypeOrmSessionStore', () => {
 
   it('treats an expired session as absent and sweeps it', async () => {
     const store = newStore();
-    const past = { cookie: { originalMaxAge: 1, expires: new Date(Date.now() - 1000) } } as unknown as SessionData;
+    const past = {
+      cookie: { originalMaxAge: 1, expires: new Date(Date.now() - 1000) },
+    } as unknown as SessionData;
     await promised.set(store, 'old', past);
     await promised.set(store, 'new', session());
     expect(await promised.get(store, 'old')).toBeNull();
@@ -149,5 +160,16 @@ describe('TypeOrmSessionStore', () => {
     expect(reads).toBe(0);
     await promised.get(store, 'a'); // evicted first
     expect(reads).toBe(1);
+  });
+
+  it('takes a row’s expiry from the cookie: a one-hour pre-sign-in session is not kept for the default lifetime', async () => {
+    const store = newStore({ defaultTtlMs: 14 * DAY });
+    const hour = {
+      cookie: { originalMaxAge: 3_600_000, expires: new Date(Date.now() + 3_600_000) },
+    } as unknown as SessionData;
+    await promised.set(store, 'pre', hour);
+    const row = await rows.findOneByOrFail({ sid: 'pre' });
+    expect(row.expiresAt).toBeLessThanOrEqual(Date.now() + 3_600_000);
+    expect(row.expiresAt).toBeGreaterThan(Date.now() + 3_600_000 - 5_000);
   });
 });

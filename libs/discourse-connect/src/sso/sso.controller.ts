@@ -1,6 +1,21 @@
-import { Controller, Get, Header, Post, Query, Redirect, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Header,
+  Post,
+  Query,
+  Redirect,
+  Req,
+  Res,
+  UseFilters,
+  UseGuards,
+} from '@nestjs/common';
 import { DiscourseConnectHttp } from '../http/discourse-connect-http.service';
-import { requestPath, type DiscourseConnectRequest, type DiscourseConnectResponse } from '../http/http-adapter-glue';
+import {
+  requestPath,
+  type DiscourseConnectRequest,
+  type DiscourseConnectResponse,
+} from '../http/http-adapter-glue';
 import { DiscourseConnectExceptionFilter } from '../common/discourse-connect-exception.filter';
 import { BadSsoRequestException } from '../common/discourse-connect.exceptions';
 import { renderPage } from '../common/html-page';
@@ -12,6 +27,7 @@ import { SESSION_RETURN_TO } from '../discourse-connect.constants';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
 import { endLocalSession } from '../session/sign-out';
+import { limitToPreSignInLifetime } from '../session/session-store.factory';
 import { SsoService } from './sso.service';
 
 /**
@@ -23,10 +39,28 @@ const MAX_QUERY_PARAMETERS = 100;
 function queryParameterCount(req: DiscourseConnectRequest): number {
   const target = req.originalUrl ?? req.url;
   const start = target.indexOf('?');
-  return start === -1 ? 0 : target.slice(start + 1).split('&').filter(Boolean).length;
+  return start === -1
+    ? 0
+    : target
+        .slice(start + 1)
+        .split('&')
+        .filter(Boolean).length;
 }
 
-type UserRequest = DiscourseConnectRequest & { session: NonNullable<DiscourseConnectRequest['session']> };
+/**
+ * A top-level navigation, as the Fetch Metadata headers say: `Sec-Fetch-Mode: navigate` and
+ * `Sec-Fetch-Dest: document`. False without them (a browser too old to send them), so such a
+ * request is never taken for one.
+ */
+function isTopLevelNavigation(req: DiscourseConnectRequest): boolean {
+  return (
+    req.headers['sec-fetch-mode'] === 'navigate' && req.headers['sec-fetch-dest'] === 'document'
+  );
+}
+
+type UserRequest = DiscourseConnectRequest & {
+  session: NonNullable<DiscourseConnectRequest['session']>;
+};
 
 /** The forum-facing routes: the DiscourseConnect endpoint, the forum link and the logout target. */
 @Controller('discourse')
@@ -50,7 +84,10 @@ export class SsoController {
   @Header('Referrer-Policy', 'no-referrer')
   async handshake(@Req() req: UserRequest, @Query() query: Record<string, unknown>) {
     if (queryParameterCount(req) > MAX_QUERY_PARAMETERS) {
-      throw new BadSsoRequestException('This sign-in link has too many parameters.', 'too_many_parameters');
+      throw new BadSsoRequestException(
+        'This sign-in link has too many parameters.',
+        'too_many_parameters',
+      );
     }
     const request = this.sso.verifyRequest(query);
     if (!req.user) {
@@ -59,9 +96,13 @@ export class SsoController {
         sig: query.sig as string,
       })}`;
       req.session[SESSION_RETURN_TO] = resume;
+      limitToPreSignInLifetime(req, this.settings);
       return { url: '/auth/discord?continue=1', statusCode: 302 };
     }
-    return { url: encodeLocation(await this.sso.buildResponseUrl(request, req.user)), statusCode: 302 };
+    return {
+      url: encodeLocation(await this.sso.buildResponseUrl(request, req.user)),
+      statusCode: 302,
+    };
   }
 
   /**
@@ -71,33 +112,48 @@ export class SsoController {
   @Get('forum')
   @Redirect()
   @Header('Cache-Control', 'no-store')
-  forum(@Req() req: UserRequest, @Query('return_path') returnPath: unknown, @Query('forum') name: unknown) {
+  forum(
+    @Req() req: UserRequest,
+    @Query('return_path') returnPath: unknown,
+    @Query('forum') name: unknown,
+  ) {
     const path = returnPath === undefined || returnPath === '' ? '/' : returnPath;
     if (!isSafeRelativePath(path)) {
-      throw new BadSsoRequestException('return_path must be a path on the forum, such as /t/welcome/1.', 'bad_return_path');
+      throw new BadSsoRequestException(
+        'return_path must be a path on the forum, such as /t/welcome/1.',
+        'bad_return_path',
+      );
     }
     if (name !== undefined && typeof name !== 'string') {
       throw new BadSsoRequestException('forum must be given at most once.', 'repeated_forum');
     }
     const forum = this.settings.forumByName(name);
-    if (!forum) throw new BadSsoRequestException('There is no forum by that name.', 'unknown_forum');
+    if (!forum)
+      throw new BadSsoRequestException('There is no forum by that name.', 'unknown_forum');
     if (!req.user) return { url: encodeLocation(`${forum.url}${path}`), statusCode: 302 };
-    return { url: `${forum.url}/session/sso?${new URLSearchParams({ return_path: path })}`, statusCode: 302 };
+    return {
+      url: `${forum.url}/session/sso?${new URLSearchParams({ return_path: path })}`,
+      statusCode: 302,
+    };
   }
 
   /**
    * Discourse's `logout_redirect`: the forum sends the browser here after signing out there.
-   * Arriving from a configured forum (or this site) signs out at once; from anywhere else the person
-   * gets a button to confirm, so a third-party page cannot sign anyone out.
+   * Only a top-level navigation (GET with `Sec-Fetch-Mode: navigate` and `Sec-Fetch-Dest: document`)
+   * arriving from a configured forum (or this site) signs out at once. Anything else gets a button
+   * to confirm: a third-party page, and also an image, script, frame or fetch on the forum itself
+   * (a post can embed an image pointing here), a HEAD request, and a browser that sends no
+   * `Sec-Fetch-*` headers (which cannot tell a navigation from an image; see SECURITY.md).
    */
   @Get('logout')
   @Header('Cache-Control', 'no-store')
   async forumLogout(@Req() req: UserRequest, @Res() res: DiscourseConnectResponse): Promise<void> {
+    this.http.setHeader(res, 'Cache-Control', 'no-store');
     if (!req.user) {
       this.http.redirect(res, 303, this.settings.afterSignOutPath);
       return;
     }
-    if (this.cameFromForumOrHere(req)) {
+    if (req.method === 'GET' && isTopLevelNavigation(req) && this.cameFromForumOrHere(req)) {
       await this.signOut(req, res);
       return;
     }
@@ -107,19 +163,27 @@ export class SsoController {
       form: { action: requestPath(req), label: 'Sign out' },
       links: [{ href: '/', label: 'Stay signed in' }],
     });
-    this.http.send(res, 200, page, { 'Content-Type': 'text/html; charset=utf-8' });
+    this.http.send(res, 200, page, {
+      'Content-Type': 'text/html; charset=utf-8',
+      'Cache-Control': 'no-store',
+    });
   }
 
   /** The confirmation button of the page above. */
   @Post('logout')
   @UseGuards(SameOriginGuard)
-  async confirmForumLogout(@Req() req: UserRequest, @Res() res: DiscourseConnectResponse): Promise<void> {
+  @Header('Cache-Control', 'no-store')
+  async confirmForumLogout(
+    @Req() req: UserRequest,
+    @Res() res: DiscourseConnectResponse,
+  ): Promise<void> {
     await this.signOut(req, res);
   }
 
   private async signOut(req: UserRequest, res: DiscourseConnectResponse): Promise<void> {
     const discordId = req.user?.discordId;
     await endLocalSession(req);
+    this.http.setHeader(res, 'Cache-Control', 'no-store');
     this.http.clearSessionCookie(res);
     if (discordId) this.actions.emit(DiscourseConnectEvents.SignedOut, { discordId, via: 'forum' });
     this.http.redirect(res, 303, this.settings.afterSignOutPath);
