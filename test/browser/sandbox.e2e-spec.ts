@@ -1,10 +1,11 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
+import { buildOnce } from '../support/build';
 import { describeWithChromium, launchChromium } from '../support/chromium';
 
 /**
@@ -56,7 +57,6 @@ function userEnvironment(port: number, adapter: 'fastify' | 'express'): NodeJS.P
   return env;
 }
 
-let built = false;
 
 describeWithChromium.each(['fastify', 'express'] as const)('sandbox in a real browser (%s)', (adapter) => {
   let app: ChildProcess | undefined;
@@ -70,17 +70,8 @@ describeWithChromium.each(['fastify', 'express'] as const)('sandbox in a real br
   let forumUrl: string;
 
   beforeAll(async () => {
-    // What `npm start` does first (once for both adapters).
-    try {
-      if (!built) execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
-        cwd: ROOT,
-        stdio: 'pipe',
-      });
-    } catch (error) {
-      const { stdout, stderr } = error as { stdout?: Buffer; stderr?: Buffer };
-      throw new Error(`npm run build failed:\n${stdout ?? ''}${stderr ?? ''}`);
-    }
-    built = true;
+    // What `npm start` does first (once per test run).
+    buildOnce();
 
     const port = await freePortTriple();
     workDir = mkdtempSync(join(tmpdir(), 'dc-sandbox-'));

@@ -2,12 +2,13 @@
  * The command line as an operator runs it: the built `dist/src/cli.js` in a child process, with its
  * configuration in the environment, a SQLite file of its own and a simulated Discourse forum.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DiscourseSimulator, seededDiscordId, seedLocalUsers } from 'nestjs-discourse-connect-simulators';
+import { buildOnce } from '../support/build';
 
 const ROOT = resolve(__dirname, '../..');
 const CLI = join(ROOT, 'dist/src/cli.js');
@@ -114,7 +115,7 @@ describe('CLI (dist/src/cli.js)', () => {
   const users = Array.from({ length: 120 }, (_, i) => seededDiscordId(i + 1));
 
   beforeAll(async () => {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe' });
+    buildOnce();
     forumUrl = await forum.listen(0);
     dir = mkdtempSync(join(tmpdir(), 'cli-e2e-'));
     databaseFile = join(dir, 'data', 'cli.sqlite');

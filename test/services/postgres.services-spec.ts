@@ -176,7 +176,7 @@ describeWithServices('on PostgreSQL', () => {
         encoding: 'utf8',
       });
     try {
-      expect(run()).toContain('Applied 2 migration(s): DiscourseConnectInitial1732406400000, DiscourseConnectSync1732492800000.');
+      expect(run()).toContain('Applied 3 migration(s): DiscourseConnectInitial1732406400000, DiscourseConnectSync1732492800000, DiscourseConnectWebhookReplay1732665600000.');
       expect(run()).toContain('The database is up to date.');
     } finally {
       await fresh.drop();
