@@ -157,8 +157,8 @@ describe('the packed library in a new Nest app', () => {
           DATABASE_FILE: databaseFile,
           DISCOURSE_URL: forumUrl,
           DISCOURSE_CONNECT_SECRET: FORUM_SECRET,
-          DISCORD_CLIENT_ID: 'consumer-client-id',
-          DISCORD_CLIENT_SECRET: 'consumer-client-secret',
+          DISCORD_CLIENT_ID: 'sandbox-client-id',
+          DISCORD_CLIENT_SECRET: 'sandbox-client-secret',
           DISCORD_BASE_URL: discordUrl,
           PUBLIC_URL: appUrl,
           SESSION_SECRET,
@@ -198,8 +198,11 @@ describe('the packed library in a new Nest app', () => {
       discord.knobs.autoApproveAs = migrated.id;
       const browser = new TestBrowser();
       const page = await browser.visit(`${forum.baseUrl}/session/sso?return_path=${encodeURIComponent('/t/welcome/1')}`);
-      expect(page.status).toBe(200);
-      expect(page.url).toBe(`${forum.baseUrl}/t/welcome/1`);
+      // On failure, the hops and the page say where it stopped.
+      expect({ status: page.status, url: page.url, hops: page.hops, body: page.status === 200 ? '' : page.body.slice(0, 600) }).toMatchObject({
+        status: 200,
+        url: `${forum.baseUrl}/t/welcome/1`,
+      });
       const prefix = variant.prefix ? `/${variant.prefix}` : '';
       expect(page.hops.map((hop) => new URL(hop.url).pathname)).toEqual([
         '/session/sso',

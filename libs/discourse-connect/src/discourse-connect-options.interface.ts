@@ -139,6 +139,16 @@ export interface DiscourseConnectSessionStore {
   touch?(sid: string, session: object, callback?: (error?: unknown) => void): void;
 }
 
+/**
+ * The module's own TypeORM DataSource, for a host that has no TypeORM connection of its own (an app
+ * on Prisma or Mongoose): given next to the options, `forRoot({ ..., database: { url } })` or
+ * `forRootAsync({ useFactory, database: { url } })`. The module then runs its migrations on it at boot.
+ */
+export interface DiscourseConnectDatabaseOptions {
+  /** `sqlite:<file>` (needs `better-sqlite3`) or `postgres://user:pass@host/db` (needs `pg`). Never logged. */
+  url: string;
+}
+
 /** Options of `DiscourseConnectModule.forRoot()` / `forRootAsync()`. */
 export interface DiscourseConnectModuleOptions {
   /** The forums this app is the DiscourseConnect provider for; at least one. */

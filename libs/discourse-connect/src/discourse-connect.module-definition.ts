@@ -1,5 +1,16 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
-import type { DiscourseConnectModuleOptions } from './discourse-connect-options.interface';
+import type { DiscourseConnectDatabaseOptions, DiscourseConnectModuleOptions } from './discourse-connect-options.interface';
+
+/**
+ * Options given next to the module options, known when the module is defined (so also with
+ * `forRootAsync`): `isGlobal`, and `database` for a module that keeps its own DataSource.
+ */
+export interface DiscourseConnectModuleExtras {
+  /** Register the module globally. Default false. */
+  isGlobal?: boolean;
+  /** The module's own database, for a host without a TypeORM connection of its own. Default: the host's. */
+  database?: DiscourseConnectDatabaseOptions;
+}
 
 export const {
   ConfigurableModuleClass,
@@ -8,5 +19,8 @@ export const {
   ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<DiscourseConnectModuleOptions>({ moduleName: 'DiscourseConnect' })
   .setClassMethodName('forRoot')
-  .setExtras({ isGlobal: false }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
+  .setExtras<DiscourseConnectModuleExtras>({ isGlobal: false, database: undefined }, (definition, extras) => ({
+    ...definition,
+    global: extras.isGlobal,
+  }))
   .build();

@@ -2,9 +2,11 @@ import type { Repository } from 'typeorm';
 import { DynamicModule, Inject, MiddlewareConsumer, Module, NestModule, Provider } from '@nestjs/common';
 import { DiscoveryModule, ModuleRef } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
-import { getRepositoryToken, TypeOrmModule } from '@nestjs/typeorm';
+import { getDataSourceToken, getRepositoryToken, TypeOrmModule } from '@nestjs/typeorm';
+import { dataSourceOptionsFromUrl } from './config/database-url';
+import { DISCOURSE_CONNECT_MIGRATIONS } from './migrations';
 import { DiscourseConnectSettings } from './config/discourse-connect.settings';
-import type { DiscourseConnectModuleOptions } from './discourse-connect-options.interface';
+import type { DiscourseConnectDatabaseOptions, DiscourseConnectModuleOptions } from './discourse-connect-options.interface';
 import {
   ASYNC_OPTIONS_TYPE,
   ConfigurableModuleClass,
@@ -156,11 +158,11 @@ export class DiscourseConnectModule extends ConfigurableModuleClass implements N
   }
 
   static forRoot(options: typeof OPTIONS_TYPE): DynamicModule {
-    return withParts(super.forRoot(options));
+    return withParts(super.forRoot(options), options.database);
   }
 
   static forRootAsync(options: typeof ASYNC_OPTIONS_TYPE): DynamicModule {
-    return withParts(super.forRootAsync(options));
+    return withParts(super.forRootAsync(options), options.database);
   }
 
   /**
@@ -179,17 +181,47 @@ export class DiscourseConnectModule extends ConfigurableModuleClass implements N
   }
 }
 
-function withParts(definition: DynamicModule): DynamicModule {
+/** Name of the module's own DataSource (the `database` option). */
+const OWN_DATA_SOURCE = 'discourse-connect';
+
+/**
+ * The module's tables: on the host's default DataSource, or, with `database`, on a DataSource of
+ * the module's own (migrated at boot) whose repositories and DataSource stand in for the default
+ * ones inside the module, so its classes inject them the same way.
+ */
+function databaseParts(database?: DiscourseConnectDatabaseOptions): Pick<DynamicModule, 'imports' | 'providers'> {
+  if (!database) return { imports: [TypeOrmModule.forFeature(DISCOURSE_CONNECT_ENTITIES)], providers: [] };
+  return {
+    imports: [
+      TypeOrmModule.forRootAsync({
+        name: OWN_DATA_SOURCE,
+        useFactory: () => ({
+          ...dataSourceOptionsFromUrl(database.url),
+          entities: DISCOURSE_CONNECT_ENTITIES,
+          migrations: DISCOURSE_CONNECT_MIGRATIONS,
+          migrationsRun: true,
+          synchronize: false,
+        }),
+      }),
+      TypeOrmModule.forFeature(DISCOURSE_CONNECT_ENTITIES, OWN_DATA_SOURCE),
+    ],
+    providers: [
+      { provide: getDataSourceToken(), useExisting: getDataSourceToken(OWN_DATA_SOURCE) },
+      ...DISCOURSE_CONNECT_ENTITIES.map((entity) => ({
+        provide: getRepositoryToken(entity),
+        useExisting: getRepositoryToken(entity, OWN_DATA_SOURCE),
+      })),
+    ],
+  };
+}
+
+function withParts(definition: DynamicModule, database?: DiscourseConnectDatabaseOptions): DynamicModule {
+  const data = databaseParts(database);
   return {
     ...definition,
-    imports: [
-      ...(definition.imports ?? []),
-      DiscoveryModule,
-      PassportModule.register({ session: true }),
-      TypeOrmModule.forFeature(DISCOURSE_CONNECT_ENTITIES),
-    ],
+    imports: [...(definition.imports ?? []), DiscoveryModule, PassportModule.register({ session: true }), ...(data.imports ?? [])],
     controllers: CONTROLLERS,
-    providers: [...(definition.providers ?? []), ...providers],
+    providers: [...(definition.providers ?? []), ...(data.providers ?? []), ...providers],
     exports: [
       DiscourseConnectSettings,
       UserStore,

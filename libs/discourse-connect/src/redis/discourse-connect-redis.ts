@@ -13,6 +13,7 @@ export class DiscourseConnectRedis implements OnApplicationShutdown {
   /**
    * For commands (sessions, limiter, queue producer): a command fails after a few reconnection
    * attempts, or after 2 s without an answer, instead of hanging a request.
+   * @internal (left out of the package's declarations: `ioredis` is an optional peer)
    */
   readonly client: Redis;
   private readonly extra: Redis[] = [];
@@ -26,7 +27,10 @@ export class DiscourseConnectRedis implements OnApplicationShutdown {
     this.client = this.open({ maxRetriesPerRequest: 2, commandTimeout: 2000 }, 'discourse-connect');
   }
 
-  /** Another connection on the same server (BullMQ workers need their own, blocking-capable one). */
+  /**
+   * Another connection on the same server (BullMQ workers need their own, blocking-capable one).
+   * @internal (left out of the package's declarations: `ioredis` is an optional peer)
+   */
   duplicate(options: RedisOptions = {}, name = 'discourse-connect-worker'): Redis {
     const connection = this.open(options, name);
     this.extra.push(connection);
