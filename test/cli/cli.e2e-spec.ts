@@ -114,6 +114,8 @@ describe('CLI (dist/src/cli.js)', () => {
   const users = Array.from({ length: 120 }, (_, i) => seededDiscordId(i + 1));
 
   beforeAll(async () => {
+    // The CLI runs against the built library (dist), so build it first: src may use its newest API.
+    execFileSync('npm', ['run', '--silent', 'build:lib'], { cwd: ROOT, stdio: 'pipe' });
     execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe' });
     forumUrl = await forum.listen(0);
     dir = mkdtempSync(join(tmpdir(), 'cli-e2e-'));
@@ -123,7 +125,7 @@ describe('CLI (dist/src/cli.js)', () => {
     expect(first).toMatchObject({ code: 0 });
     expect(first.stdout).toContain('No failed jobs.');
     seedLocalUsers(databaseFile, users);
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     await forum.close();
