@@ -1,26 +1,35 @@
 import { Controller, Get, Header, Req } from '@nestjs/common';
 import type { DiscourseConnectUser } from 'nestjs-discourse-connect';
-import { discordAvatarUrl } from 'nestjs-discourse-connect';
+import { discordAvatarUrl, DiscourseConnectRoutes } from 'nestjs-discourse-connect';
 
 const esc = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  s.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 
 /** The host app's own page: shows who is signed in and links to the forum. */
 @Controller()
 export class HomeController {
+  constructor(private readonly routes: DiscourseConnectRoutes) {}
+
   @Get()
   @Header('Content-Type', 'text/html; charset=utf-8')
   @Header('Cache-Control', 'no-store')
   home(@Req() req: { user?: DiscourseConnectUser | null }): string {
     const user = req.user;
+    // The module's routes where the app mounts them (a global prefix moves them).
+    const forumLink = esc(`${this.routes.path('forumLink')}?return_path=%2F`);
+    const signIn = esc(this.routes.path('signIn'));
+    const signOut = esc(this.routes.path('signOut'));
     const body = user
       ? `<p><img src="${esc(discordAvatarUrl(user.metadata))}" alt="" width="48" height="48" style="border-radius:50%;vertical-align:middle">
          Signed in as <strong id="current-user">${esc(user.displayName)}</strong> (@${esc(user.username)})</p>
-         <p><a id="forum-link" href="/discourse/forum?return_path=%2F">Go to the forum</a></p>
-         <form method="post" action="/auth/logout"><button id="sign-out" type="submit">Sign out</button></form>`
+         <p><a id="forum-link" href="${forumLink}">Go to the forum</a></p>
+         <form method="post" action="${signOut}"><button id="sign-out" type="submit">Sign out</button></form>`
       : `<p id="current-user-none">You are not signed in.</p>
-         <p><a id="sign-in" href="/auth/discord">Sign in with Discord</a></p>
-         <p><a id="forum-link" href="/discourse/forum?return_path=%2F">Visit the forum</a></p>`;
+         <p><a id="sign-in" href="${signIn}">Sign in with Discord</a></p>
+         <p><a id="forum-link" href="${forumLink}">Visit the forum</a></p>`;
     return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Community site</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}</style></head>
 <body><h1>Community site</h1>${body}</body></html>`;

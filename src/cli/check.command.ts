@@ -5,6 +5,7 @@ import {
   DiscourseConnectSettings,
   type DiscourseConnectForum,
 } from 'nestjs-discourse-connect';
+import { findAppRoutes, type AppRoutes } from './app-routes';
 
 type Mark = 'ok' | 'fail' | 'unknown';
 const SYMBOL: Record<Mark, string> = { ok: '[ok]  ', fail: '[FAIL]', unknown: '[?]   ' };
@@ -13,7 +14,10 @@ const SYMBOL: Record<Mark, string> = { ok: '[ok]  ', fail: '[FAIL]', unknown: '[
  * `check`: a checklist of the forum's side of the setup, read through its API. Says plainly what it
  * could not check. Exits non-zero when something is wrong.
  */
-@Command({ name: 'check', description: "Check the configuration and the forum's DiscourseConnect settings" })
+@Command({
+  name: 'check',
+  description: "Check the configuration and the forum's DiscourseConnect settings",
+})
 export class CheckCommand extends CommandRunner {
   private failures = 0;
 
@@ -26,7 +30,16 @@ export class CheckCommand extends CommandRunner {
 
   async run(): Promise<void> {
     this.line('ok', 'Configuration is valid (every variable passed validation at boot).');
-    for (const forum of this.settings.forums) await this.checkForum(forum);
+    let routes: AppRoutes;
+    try {
+      routes = await findAppRoutes(this.settings.publicUrl);
+    } catch (error) {
+      this.line('fail', (error as Error).message);
+      process.exitCode = 1;
+      return;
+    }
+    console.log(`  Expecting the module's routes as found from ${routes.source}.`);
+    for (const forum of this.settings.forums) await this.checkForum(forum, routes);
     if (this.failures) {
       console.log(`\n${this.failures} problem(s) found.`);
       process.exitCode = 1;
@@ -35,32 +48,55 @@ export class CheckCommand extends CommandRunner {
     }
   }
 
-  private async checkForum(forum: DiscourseConnectForum): Promise<void> {
+  private async checkForum(forum: DiscourseConnectForum, routes: AppRoutes): Promise<void> {
     console.log(`\nForum ${forum.url}`);
     try {
       const res = await fetch(`${forum.url}/srv/status`, { signal: AbortSignal.timeout(10_000) });
-      this.line(res.ok ? 'ok' : 'fail', res.ok ? 'The forum is reachable.' : `The forum answered ${res.status} to /srv/status.`);
+      this.line(
+        res.ok ? 'ok' : 'fail',
+        res.ok ? 'The forum is reachable.' : `The forum answered ${res.status} to /srv/status.`,
+      );
     } catch {
       this.line('fail', `The forum at ${forum.url} could not be reached: check DISCOURSE_URL.`);
       return;
     }
     if (!forum.api) {
-      this.line('unknown', 'No DISCOURSE_API_KEY: the forum settings and the shared secret cannot be checked.');
+      this.line(
+        'unknown',
+        'No DISCOURSE_API_KEY: the forum settings and the shared secret cannot be checked.',
+      );
       return;
     }
     try {
-      const me = await this.admin.get<{ current_user?: { username?: string } }>('/session/current.json', forum.name);
-      this.line('ok', `The API key is accepted (acting as ${me.current_user?.username ?? forum.api.username}).`);
+      const me = await this.admin.get<{ current_user?: { username?: string } }>(
+        '/session/current.json',
+        forum.name,
+      );
+      this.line(
+        'ok',
+        `The API key is accepted (acting as ${me.current_user?.username ?? forum.api.username}).`,
+      );
     } catch (error) {
-      this.line('fail', `The API key was refused: ${describe(error)}. Create an admin key with the needed scopes.`);
+      this.line(
+        'fail',
+        `The API key was refused: ${describe(error)}. Create an admin key with the needed scopes.`,
+      );
       return;
     }
     try {
       const secret = await this.admin.checkSharedSecret(forum.name);
-      if (secret === 'match') this.line('ok', 'DISCOURSE_CONNECT_SECRET matches the forum\'s discourse_connect_secret.');
+      if (secret === 'match')
+        this.line('ok', "DISCOURSE_CONNECT_SECRET matches the forum's discourse_connect_secret.");
       else if (secret === 'mismatch') {
-        this.line('fail', 'DISCOURSE_CONNECT_SECRET does not match the forum\'s discourse_connect_secret.');
-      } else if (secret === 'disabled') this.line('fail', 'DiscourseConnect is not enabled on the forum (enable_discourse_connect).');
+        this.line(
+          'fail',
+          "DISCOURSE_CONNECT_SECRET does not match the forum's discourse_connect_secret.",
+        );
+      } else if (secret === 'disabled')
+        this.line(
+          'fail',
+          'DiscourseConnect is not enabled on the forum (enable_discourse_connect).',
+        );
       else this.line('unknown', 'Could not tell whether the shared secret matches.');
     } catch (error) {
       this.line('unknown', `Could not check the shared secret: ${describe(error)}.`);
@@ -73,25 +109,28 @@ export class CheckCommand extends CommandRunner {
       );
       settings = new Map((body.site_settings ?? []).map((s) => [s.setting, s.value]));
     } catch (error) {
-      this.line('unknown', `Could not read the forum's site settings (${describe(error)}); check them by hand.`);
+      this.line(
+        'unknown',
+        `Could not read the forum's site settings (${describe(error)}); check them by hand.`,
+      );
       return;
     }
     const expectSetting = (name: string, expected: unknown, hint: string) => {
-      if (!settings.has(name)) return this.line('unknown', `The forum did not show ${name}; check it by hand.`);
+      if (!settings.has(name))
+        return this.line('unknown', `The forum did not show ${name}; check it by hand.`);
       const value = settings.get(name);
       const same = String(value).replace(/\/+$/, '') === String(expected).replace(/\/+$/, '');
-      this.line(same ? 'ok' : 'fail', same ? `${name} is ${String(value)}.` : `${name} is "${String(value)}"; ${hint}`);
+      this.line(
+        same ? 'ok' : 'fail',
+        same ? `${name} is ${String(value)}.` : `${name} is "${String(value)}"; ${hint}`,
+      );
     };
-    expectSetting('enable_discourse_connect', true, 'turn it on in the forum\'s Login settings.');
-    expectSetting(
-      'discourse_connect_url',
-      `${this.settings.publicUrl}/discourse/sso`,
-      `set it to ${this.settings.publicUrl}/discourse/sso.`,
-    );
+    expectSetting('enable_discourse_connect', true, "turn it on in the forum's Login settings.");
+    expectSetting('discourse_connect_url', routes.connectUrl, `set it to ${routes.connectUrl}.`);
     expectSetting(
       'logout_redirect',
-      `${this.settings.publicUrl}/discourse/logout`,
-      `set it to ${this.settings.publicUrl}/discourse/logout so signing out there signs out here.`,
+      routes.logoutRedirect,
+      `set it to ${routes.logoutRedirect} so signing out there signs out here.`,
     );
   }
 
@@ -102,5 +141,7 @@ export class CheckCommand extends CommandRunner {
 }
 
 function describe(error: unknown): string {
-  return error instanceof DiscourseApiError ? error.message : (error as Error)?.message ?? String(error);
+  return error instanceof DiscourseApiError
+    ? error.message
+    : ((error as Error)?.message ?? String(error));
 }

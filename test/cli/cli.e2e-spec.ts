@@ -124,7 +124,7 @@ describe('CLI (dist/src/cli.js)', () => {
     expect(first).toMatchObject({ code: 0 });
     expect(first.stdout).toContain('No failed jobs.');
     seedLocalUsers(databaseFile, users);
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     await forum.close();

@@ -9,6 +9,7 @@ import type {
   Provider,
 } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
+import { RouterModule } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import {
@@ -40,6 +41,8 @@ export interface Harness {
   app: INestApplication;
   adapter: HttpAdapterName;
   appUrl: string;
+  /** Where the module's routes are: `appUrl` plus any global prefix and RouterModule path. */
+  mountUrl: string;
   /** The forum URL the app is configured with (the simulator's base URL plus any `forumPath`). */
   forumUrl: string;
   discord: DiscordSimulator;
@@ -86,6 +89,10 @@ export async function startHarness(
     databaseUrl?: string;
     /** `redis://…`: sessions and the sync queue in Redis (both styles); default none. */
     redis?: { url: string; prefix?: string };
+    /** `app.setGlobalPrefix(prefix, options)` before the app listens. */
+    globalPrefix?: string | { prefix: string; exclude?: string[] };
+    /** Mounts the module under `RouterModule.register([{ path, module: DiscourseConnectModule }])`. */
+    routerPath?: string;
   } = {},
 ): Promise<Harness> {
   const adapter = extra.adapter ?? 'express';
@@ -95,9 +102,15 @@ export async function startHarness(
   const forumUrl = (await forum.listen(0)) + (extra.forumPath ?? '');
   const port = await freePort();
   const appUrl = `http://127.0.0.1:${port}`;
-  discord.redirectUris = [`${appUrl}/auth/discord/callback`];
-  forum.connectUrl = `${appUrl}/discourse/sso`;
-  forum.logoutRedirect = `${appUrl}/discourse/logout`;
+  const globalPrefix =
+    typeof extra.globalPrefix === 'string' ? { prefix: extra.globalPrefix } : extra.globalPrefix;
+  const mountUrl = [appUrl, globalPrefix?.prefix, extra.routerPath]
+    .filter(Boolean)
+    .map((p) => p!.replace(/^\/+|\/+$/g, ''))
+    .join('/');
+  discord.redirectUris = [`${mountUrl}/auth/discord/callback`];
+  forum.connectUrl = `${mountUrl}/discourse/sso`;
+  forum.logoutRedirect = `${mountUrl}/discourse/logout`;
   const dir = mkdtempSync(join(tmpdir(), 'dc-e2e-'));
   const databaseFile = join(dir, 'app.sqlite');
 
@@ -141,6 +154,9 @@ export async function startHarness(
         style === 'forRoot'
           ? DiscourseConnectModule.forRoot(options)
           : DiscourseConnectModule.forRootAsync(discourseConnectConfig.asProvider()),
+        ...(extra.routerPath
+          ? [RouterModule.register([{ path: extra.routerPath, module: DiscourseConnectModule }])]
+          : []),
         ...(extra.imports ?? []),
       ],
       providers: extra.providers ?? [],
@@ -156,6 +172,7 @@ export async function startHarness(
       timeouts: extra.timeouts,
     });
     const app = moduleRef.createNestApplication(httpAdapter, appOptions);
+    if (globalPrefix) app.setGlobalPrefix(globalPrefix.prefix, { exclude: globalPrefix.exclude });
     await app.listen(port, '127.0.0.1');
     return app;
   };
@@ -164,6 +181,7 @@ export async function startHarness(
     app: await build(),
     adapter,
     appUrl,
+    mountUrl,
     forumUrl,
     discord,
     forum,

@@ -35,7 +35,10 @@ export interface DiscordOptions {
   baseUrl?: string;
   /** Extra OAuth2 scopes on top of `identify email`. Default none. */
   extraScopes?: string[];
-  /** The redirect URI registered with Discord. Default `<publicUrl>/auth/discord/callback`. */
+  /**
+   * The redirect URI registered with Discord. Default `<publicUrl>/auth/discord/callback`, with the
+   * app's global prefix or the module's RouterModule path in front (`<publicUrl>/community/auth/discord/callback`).
+   */
   callbackUrl?: string;
   /** User-Agent sent to Discord. Default `nestjs-discourse-connect (<publicUrl>, <version>)`. */
   userAgent?: string;

@@ -1,5 +1,12 @@
 import type { Repository } from 'typeorm';
-import { DynamicModule, Inject, MiddlewareConsumer, Module, NestModule, Provider } from '@nestjs/common';
+import {
+  DynamicModule,
+  Inject,
+  MiddlewareConsumer,
+  Module,
+  NestModule,
+  Provider,
+} from '@nestjs/common';
 import { DiscoveryModule, ModuleRef } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
 import { getDataSourceToken, getRepositoryToken, TypeOrmModule } from '@nestjs/typeorm';
@@ -26,8 +33,12 @@ import { DiscourseConnectSecurityHeadersMiddleware } from './common/security-hea
 import { DiscourseConnectSessionEntity } from './session/discourse-connect-session.entity';
 import { DiscourseConnectSessionMiddleware } from './session/session.middleware';
 import { DiscourseConnectHttp } from './http/discourse-connect-http.service';
+import { DiscourseConnectRoutes } from './common/discourse-connect-routes';
 import { DiscourseConnectExceptionFilter } from './common/discourse-connect-exception.filter';
-import { createDiscourseConnectPassport, DISCOURSE_CONNECT_PASSPORT } from './session/discourse-connect-passport';
+import {
+  createDiscourseConnectPassport,
+  DISCOURSE_CONNECT_PASSPORT,
+} from './session/discourse-connect-passport';
 import { SsoController } from './sso/sso.controller';
 import { SsoService } from './sso/sso.service';
 import { DiscourseConnectUserEntity } from './users/discourse-connect-user.entity';
@@ -61,7 +72,12 @@ export const DISCOURSE_CONNECT_ENTITIES = [
   DiscourseConnectWebhookUserEntity,
 ];
 
-const CONTROLLERS = [SsoController, AuthController, DiscourseConnectHealthController, DiscourseWebhooksController];
+const CONTROLLERS = [
+  SsoController,
+  AuthController,
+  DiscourseConnectHealthController,
+  DiscourseWebhooksController,
+];
 
 const providers: Provider[] = [
   {
@@ -84,7 +100,11 @@ const providers: Provider[] = [
     inject: [DISCOURSE_CONNECT_OPTIONS, ModuleRef, getRepositoryToken(DiscourseConnectUserEntity)],
   },
   UsersService,
-  { provide: DISCOURSE_CONNECT_PASSPORT, useFactory: createDiscourseConnectPassport, inject: [UsersService] },
+  {
+    provide: DISCOURSE_CONNECT_PASSPORT,
+    useFactory: createDiscourseConnectPassport,
+    inject: [UsersService],
+  },
   DiscourseConnectFiltersService,
   DiscourseConnectActionsService,
   DiscordApiClient,
@@ -97,6 +117,7 @@ const providers: Provider[] = [
   SsoService,
   DiscourseConnectSessionMiddleware,
   DiscourseConnectHttp,
+  DiscourseConnectRoutes,
   {
     // One Redis connection setup when `redis` is configured (null otherwise); closed at shutdown.
     provide: DiscourseConnectRedis,
@@ -125,7 +146,9 @@ const providers: Provider[] = [
       admin: DiscourseAdminService,
       actions: DiscourseConnectActionsService,
     ): SyncQueue =>
-      redis ? new BullMqSyncQueue(jobs, settings, redis, users, admin, actions) : new DatabaseSyncQueue(jobs, settings),
+      redis
+        ? new BullMqSyncQueue(jobs, settings, redis, users, admin, actions)
+        : new DatabaseSyncQueue(jobs, settings),
     inject: [
       getRepositoryToken(DiscourseConnectSyncJobEntity),
       DiscourseConnectSettings,
@@ -152,9 +175,13 @@ export class DiscourseConnectModule extends ConfigurableModuleClass implements N
   constructor(
     @Inject(DiscourseConnectSettings) private readonly settings: DiscourseConnectSettings,
     @Inject(DiscourseConnectHttp) private readonly http: DiscourseConnectHttp,
-    @Inject(DiscourseConnectSecurityHeadersMiddleware) private readonly headers: DiscourseConnectSecurityHeadersMiddleware,
+    @Inject(DiscourseConnectSecurityHeadersMiddleware)
+    private readonly headers: DiscourseConnectSecurityHeadersMiddleware,
+    @Inject(DiscourseConnectRoutes) routes: DiscourseConnectRoutes,
   ) {
     super();
+    // A RouterModule path is registered on this class; links follow it.
+    routes.attachModule(this.constructor);
   }
 
   static forRoot(options: typeof OPTIONS_TYPE): DynamicModule {
@@ -173,7 +200,9 @@ export class DiscourseConnectModule extends ConfigurableModuleClass implements N
     await this.http.install(consumer, {
       controllers: CONTROLLERS,
       filter: new DiscourseConnectExceptionFilter(this.http),
-      securityHeaders: this.settings.securityHeaders ? (req, res, next) => this.headers.use(req, res, next) : undefined,
+      securityHeaders: this.settings.securityHeaders
+        ? (req, res, next) => this.headers.use(req, res, next)
+        : undefined,
     });
     if (this.settings.securityHeaders) {
       consumer.apply(DiscourseConnectSecurityHeadersMiddleware).forRoutes(...CONTROLLERS);
@@ -224,6 +253,7 @@ function withParts(definition: DynamicModule, database?: DiscourseConnectDatabas
     providers: [...(definition.providers ?? []), ...(data.providers ?? []), ...providers],
     exports: [
       DiscourseConnectSettings,
+      DiscourseConnectRoutes,
       UserStore,
       UsersService,
       DiscourseConnectFiltersService,

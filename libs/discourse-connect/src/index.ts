@@ -27,6 +27,7 @@ export type {
   DiscourseConnectGroupsOptions,
   DiscourseConnectRateLimitOptions,
   DiscourseConnectRedisOptions,
+  DiscourseConnectDatabaseOptions,
 } from './discourse-connect-options.interface';
 /** `registerAs` config from the environment: `ConfigModule.forRoot({ load: [discourseConnectConfig] })`. */
 export { discourseConnectConfig } from './config/discourse-connect.config';
@@ -42,6 +43,13 @@ export { findCutEnvValues } from './config/discourse-connect.config';
 export { DiscourseConnectConfigurationError } from './config/configuration.error';
 /** The resolved settings (defaults applied, URLs normalised), injectable in host code. */
 export { DiscourseConnectSettings } from './config/discourse-connect.settings';
+/** Where the module's routes are served (global prefix, RouterModule path): paths and URLs for links. */
+export { DiscourseConnectRoutes } from './common/discourse-connect-routes';
+/** The names of the module's routes and the path of each as served. */
+export type {
+  DiscourseConnectRouteName,
+  DiscourseConnectRoutePaths,
+} from './common/discourse-connect-routes';
 /** One configured forum as the module resolved it (name, URLs, API credentials). */
 export type { ResolvedForum as DiscourseConnectForum } from './config/discourse-connect.settings';
 
@@ -137,10 +145,16 @@ export type { DiscourseLifecycleOptions } from './sync/discourse-lifecycle.inter
 // ── The DiscourseConnect protocol (no Nest inside) ──────────────────────────────────────────────
 
 /** The payload fields of DiscourseConnect, typed. */
-export type { DiscourseConnectPayload, DiscourseConnectField } from './protocol/discourse-connect.fields';
+export type {
+  DiscourseConnectPayload,
+  DiscourseConnectField,
+} from './protocol/discourse-connect.fields';
 /** Signs and encodes a payload: `{ sso, sig }` for a URL. */
 export { buildSignedPayload, type SignedPayload } from './protocol/discourse-connect.codec';
 /** Verifies the signature and decodes a DiscourseConnect request; throws a protocol error otherwise. */
 export { verifyAndDecode } from './protocol/discourse-connect.codec';
 /** A DiscourseConnect request or payload that breaks the protocol, with a stable code. */
-export { DiscourseConnectProtocolError, type DiscourseConnectErrorCode } from './protocol/discourse-connect.errors';
+export {
+  DiscourseConnectProtocolError,
+  type DiscourseConnectErrorCode,
+} from './protocol/discourse-connect.errors';

@@ -46,7 +46,8 @@ describe('DiscourseConnectSettings', () => {
       authorizationUrl: 'https://discord.com/oauth2/authorize',
       tokenUrl: 'https://discord.com/api/oauth2/token',
       apiUrl: 'https://discord.com/api/v10',
-      callbackUrl: 'https://app.example.com/auth/discord/callback',
+      // Unset: the callback route where the app mounts it (DiscourseConnectRoutes).
+      callbackUrl: undefined,
       scopes: ['identify', 'email'],
       timeoutMs: 10_000,
     });

@@ -33,7 +33,11 @@ export class DiscourseConnectSettings {
     authorizationUrl: string;
     tokenUrl: string;
     apiUrl: string;
-    callbackUrl: string;
+    /**
+     * The redirect URI registered with Discord, when configured. Unset: the module's callback route
+     * where the app mounts it (`DiscourseConnectRoutes.discordCallbackUrl`).
+     */
+    callbackUrl?: string;
     scopes: string[];
     userAgent: string;
     timeoutMs: number;
@@ -60,7 +64,8 @@ export class DiscourseConnectSettings {
     const fail = (message: string): never => {
       throw new DiscourseConnectConfigurationError(message);
     };
-    if (!options) fail('DiscourseConnectModule needs options: forums, discord, publicUrl and session.');
+    if (!options)
+      fail('DiscourseConnectModule needs options: forums, discord, publicUrl and session.');
     const publicUrl = httpUrl(options.publicUrl, 'publicUrl', fail);
     if (new URL(publicUrl).pathname !== '/') {
       fail(`publicUrl must be an origin without a path (got a path in "${publicUrl}").`);
@@ -75,38 +80,68 @@ export class DiscourseConnectSettings {
     this.forums = options.forums.map((forum, i) => {
       const url = httpUrl(forum?.url, `forums[${i}].url`, fail).replace(/\/+$/, '');
       if (typeof forum.secret !== 'string' || forum.secret.length < 10) {
-        fail(`forums[${i}].secret must be at least 10 characters (Discourse refuses shorter secrets).`);
+        fail(
+          `forums[${i}].secret must be at least 10 characters (Discourse refuses shorter secrets).`,
+        );
       }
       if (forum.name !== undefined && (typeof forum.name !== 'string' || !forum.name)) {
-        fail(`forums[${i}].name must be a non-empty string (it is used in ?forum= on the forum link).`);
+        fail(
+          `forums[${i}].name must be a non-empty string (it is used in ?forum= on the forum link).`,
+        );
       }
       const name = forum.name ?? new URL(url).hostname;
-      if (names.has(name)) fail(`forums[${i}].name "${name}" is used twice; give each forum its own name.`);
+      if (names.has(name))
+        fail(`forums[${i}].name "${name}" is used twice; give each forum its own name.`);
       names.add(name);
       let api: ResolvedForum['api'];
       if (forum.api) {
         if (typeof forum.api.key !== 'string' || forum.api.key.length < 8) {
           fail(`forums[${i}].api.key must be an admin API key from the forum (Admin → API).`);
         }
-        const timeoutMs = positive(forum.api.timeoutMs ?? 10_000, `forums[${i}].api.timeoutMs`, fail);
+        const timeoutMs = positive(
+          forum.api.timeoutMs ?? 10_000,
+          `forums[${i}].api.timeoutMs`,
+          fail,
+        );
         api = { key: forum.api.key, username: forum.api.username || 'system', timeoutMs };
       }
-      if (forum.webhookSecret !== undefined && (typeof forum.webhookSecret !== 'string' || forum.webhookSecret.length < 12)) {
-        fail(`forums[${i}].webhookSecret must be at least 12 characters (the secret of the forum's webhook).`);
+      if (
+        forum.webhookSecret !== undefined &&
+        (typeof forum.webhookSecret !== 'string' || forum.webhookSecret.length < 12)
+      ) {
+        fail(
+          `forums[${i}].webhookSecret must be at least 12 characters (the secret of the forum's webhook).`,
+        );
       }
-      return { ...parseForumBase(url), url, name, secret: forum.secret, api, webhookSecret: forum.webhookSecret };
+      return {
+        ...parseForumBase(url),
+        url,
+        name,
+        secret: forum.secret,
+        api,
+        webhookSecret: forum.webhookSecret,
+      };
     });
 
     const d = options.discord;
-    if (!d?.clientId) fail('discord.clientId is required (the Discord application\'s client id).');
-    if (!d.clientSecret) fail('discord.clientSecret is required (the Discord application\'s client secret).');
-    const baseUrl = httpUrl(d.baseUrl ?? 'https://discord.com', 'discord.baseUrl', fail).replace(/\/+$/, '');
-    if (d.extraScopes !== undefined && !(Array.isArray(d.extraScopes) && d.extraScopes.every((x) => typeof x === 'string' && x))) {
-      fail('discord.extraScopes must be a list of Discord OAuth2 scopes, e.g. ["guilds.members.read"].');
+    if (!d?.clientId) fail("discord.clientId is required (the Discord application's client id).");
+    if (!d.clientSecret)
+      fail("discord.clientSecret is required (the Discord application's client secret).");
+    const baseUrl = httpUrl(d.baseUrl ?? 'https://discord.com', 'discord.baseUrl', fail).replace(
+      /\/+$/,
+      '',
+    );
+    if (
+      d.extraScopes !== undefined &&
+      !(Array.isArray(d.extraScopes) && d.extraScopes.every((x) => typeof x === 'string' && x))
+    ) {
+      fail(
+        'discord.extraScopes must be a list of Discord OAuth2 scopes, e.g. ["guilds.members.read"].',
+      );
     }
     const callbackUrl = d.callbackUrl
       ? httpUrl(d.callbackUrl, 'discord.callbackUrl', fail)
-      : `${this.publicUrl}/auth/discord/callback`;
+      : undefined;
     this.discord = {
       clientId: d.clientId,
       clientSecret: d.clientSecret,
@@ -116,7 +151,12 @@ export class DiscourseConnectSettings {
       apiUrl: `${baseUrl}/api/v10`,
       callbackUrl,
       scopes: [
-        ...new Set(['identify', 'email', ...(options.groups ? ['guilds.members.read'] : []), ...(d.extraScopes ?? [])]),
+        ...new Set([
+          'identify',
+          'email',
+          ...(options.groups ? ['guilds.members.read'] : []),
+          ...(d.extraScopes ?? []),
+        ]),
       ],
       userAgent: d.userAgent ?? `nestjs-discourse-connect (${this.publicUrl}, 0.1.0)`,
       timeoutMs: positive(d.timeoutMs ?? 10_000, 'discord.timeoutMs', fail),
@@ -140,7 +180,7 @@ export class DiscourseConnectSettings {
 
     // express-session would otherwise throw on every response that sets the cookie.
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(this.session.cookieName)) {
-      fail('session.cookieName must be a cookie name: letters, digits and !#$%&\'*+-.^_`|~ only.');
+      fail("session.cookieName must be a cookie name: letters, digits and !#$%&'*+-.^_`|~ only.");
     }
 
     const sync = options.sync ?? {};
@@ -154,19 +194,32 @@ export class DiscourseConnectSettings {
       worker: sync.worker ?? true,
       onFirstSignIn: sync.onFirstSignIn ?? false,
     };
-    for (const key of ['ratePerMinute', 'maxAttempts', 'backoffBaseMs', 'backoffMaxMs', 'pollIntervalMs', 'leaseMs'] as const) {
-      if (!(Number.isFinite(this.sync[key]) && this.sync[key] > 0)) fail(`sync.${key} must be a positive number.`);
+    for (const key of [
+      'ratePerMinute',
+      'maxAttempts',
+      'backoffBaseMs',
+      'backoffMaxMs',
+      'pollIntervalMs',
+      'leaseMs',
+    ] as const) {
+      if (!(Number.isFinite(this.sync[key]) && this.sync[key] > 0))
+        fail(`sync.${key} must be a positive number.`);
     }
 
     if (options.groups) {
       const g = options.groups;
-      if (!/^[0-9]{1,20}$/.test(g.guildId ?? '')) fail('groups.guildId must be a Discord server id (digits).');
+      if (!/^[0-9]{1,20}$/.test(g.guildId ?? ''))
+        fail('groups.guildId must be a Discord server id (digits).');
       const entries = Object.entries(g.roleGroups ?? {});
-      if (entries.length === 0) fail('groups.roleGroups must map at least one Discord role id to a forum group.');
+      if (entries.length === 0)
+        fail('groups.roleGroups must map at least one Discord role id to a forum group.');
       for (const [role, group] of entries) {
-        if (!/^[0-9]{1,20}$/.test(role)) fail(`groups.roleGroups: "${role}" is not a Discord role id (digits).`);
+        if (!/^[0-9]{1,20}$/.test(role))
+          fail(`groups.roleGroups: "${role}" is not a Discord role id (digits).`);
         if (!/^[A-Za-z0-9_.-]{1,60}$/.test(group)) {
-          fail(`groups.roleGroups: "${group}" is not a valid forum group name (letters, digits, _ . -).`);
+          fail(
+            `groups.roleGroups: "${group}" is not a valid forum group name (letters, digits, _ . -).`,
+          );
         }
       }
       this.groups = {
@@ -179,7 +232,11 @@ export class DiscourseConnectSettings {
     }
 
     const rateLimit = options.rateLimit;
-    if (rateLimit !== undefined && rateLimit !== false && (typeof rateLimit !== 'object' || rateLimit === null)) {
+    if (
+      rateLimit !== undefined &&
+      rateLimit !== false &&
+      (typeof rateLimit !== 'object' || rateLimit === null)
+    ) {
       fail('rateLimit must be false or { limit, ttlSeconds }.');
     }
     this.rateLimit = {
@@ -201,10 +258,17 @@ export class DiscourseConnectSettings {
       } catch {
         parsed = undefined;
       }
-      if (!parsed || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || !parsed.hostname) {
+      if (
+        !parsed ||
+        (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') ||
+        !parsed.hostname
+      ) {
         fail('redis.url must be a Redis URL such as redis://localhost:6379 (rediss:// for TLS).');
       }
-      if (r.prefix !== undefined && (typeof r.prefix !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(r.prefix))) {
+      if (
+        r.prefix !== undefined &&
+        (typeof r.prefix !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(r.prefix))
+      ) {
         fail('redis.prefix must be 1-64 letters, digits or _ . : - (e.g. "dc:").');
       }
       this.redis = { url: r.url, prefix: r.prefix ?? 'dc:' };
@@ -233,7 +297,8 @@ export class DiscourseConnectSettings {
 
 /** A finite number above zero (a timeout, a lifetime). */
 function positive(value: unknown, key: string, fail: (m: string) => never): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) fail(`${key} must be a positive number.`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)
+    fail(`${key} must be a positive number.`);
   return value as number;
 }
 
@@ -243,7 +308,9 @@ function httpUrl(value: unknown, key: string, fail: (m: string) => never): strin
   try {
     parsed = new URL(value);
   } catch {
-    return fail(`${key} must be an absolute http(s) URL, e.g. https://example.com (got "${value}").`);
+    return fail(
+      `${key} must be an absolute http(s) URL, e.g. https://example.com (got "${value}").`,
+    );
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     fail(`${key} must start with http:// or https:// (got "${parsed.protocol}").`);

@@ -21,9 +21,10 @@ import { endLocalSession } from '../session/sign-out';
 import { DiscordAuthGuard, DiscordCallbackGuard } from './discord-auth.guard';
 import { LogOutOfDiscourse } from '../sync/discourse-lifecycle.interceptor';
 import { encodeLocation } from '../common/urls';
+import { DISCOURSE_CONNECT_ROUTES as ROUTES } from '../common/discourse-connect-routes';
 
 /** Discord sign-in and local sign-out. */
-@Controller('auth')
+@Controller(ROUTES.signIn.controller)
 @UseFilters(DiscourseConnectExceptionFilter)
 export class AuthController {
   constructor(
@@ -36,7 +37,7 @@ export class AuthController {
    * Redirects to Discord (the guard does it, with a fresh state); `?returnTo=/path` says where to go
    * afterwards. Only starts sign-in: Discord's answer (code, state) goes to the callback below.
    */
-  @Get('discord')
+  @Get(ROUTES.signIn.path)
   @UseGuards(DiscourseConnectRateLimitGuard, DiscordAuthGuard)
   @Header('Cache-Control', 'no-store')
   start(): void {
@@ -44,7 +45,7 @@ export class AuthController {
   }
 
   /** Discord's redirect URI. */
-  @Get('discord/callback')
+  @Get(ROUTES.callback.path)
   @UseGuards(DiscourseConnectRateLimitGuard, DiscordCallbackGuard)
   @Redirect()
   @Header('Cache-Control', 'no-store')
@@ -57,7 +58,7 @@ export class AuthController {
   }
 
   /** Signs out locally, then out of the forum (through the sync queue). Refuses other sites. */
-  @Post('logout')
+  @Post(ROUTES.signOut.path)
   @UseGuards(DiscourseConnectRateLimitGuard, SameOriginGuard)
   @LogOutOfDiscourse()
   @Redirect()

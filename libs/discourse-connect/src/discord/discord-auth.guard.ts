@@ -22,8 +22,12 @@ import { isSafeRelativePath } from '../common/urls';
 import { SESSION_RETURN_TO } from '../discourse-connect.constants';
 import { DiscordApiError } from './discord-api.error';
 import { DiscordStrategy } from './discord.strategy';
+import { DiscourseConnectRoutes } from '../common/discourse-connect-routes';
 
-const TRY_AGAIN = [{ href: '/auth/discord', label: 'Sign in with Discord again' }];
+/** The "try again" link of a sign-in error page: the sign-in route where the app mounts it. */
+function tryAgain(routes: DiscourseConnectRoutes): { href: string; label: string }[] {
+  return [{ href: routes.path('signIn'), label: 'Sign in with Discord again' }];
+}
 
 /** Session fields this module keeps. */
 export interface DiscourseConnectSession {
@@ -44,6 +48,7 @@ export abstract class DiscordPassportGuard implements CanActivate {
   constructor(
     @Inject(DISCOURSE_CONNECT_PASSPORT) protected readonly passport: PassportStatic,
     protected readonly strategy: DiscordStrategy,
+    protected readonly routes: DiscourseConnectRoutes,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -51,10 +56,17 @@ export abstract class DiscordPassportGuard implements CanActivate {
     const req = http.getRequest<DiscourseConnectRequest>();
     // On Fastify, the glue gave the reply the two Node methods passport's redirect calls.
     const res = http.getResponse<DiscourseConnectResponse>();
+    const options: AuthenticateOptions & Record<string, unknown> = {
+      ...this.getAuthenticateOptions(),
+      // passport-oauth2 sends this redirect URI both to Discord's authorize page and with the code
+      // exchange: the callback route where the app mounts it (or discord.callbackUrl).
+      callbackURL: this.routes.discordCallbackUrl,
+      session: false,
+    };
     const user = await new Promise<unknown>((resolve, reject) => {
       const authenticate = this.passport.authenticate(
         this.strategy as never,
-        { ...this.getAuthenticateOptions(), session: false },
+        options,
         (err: unknown, u: unknown, info: unknown) => {
           try {
             resolve(this.handleRequest(err, u, info));
@@ -76,7 +88,7 @@ export abstract class DiscordPassportGuard implements CanActivate {
 
   /** Turns passport's outcome into the user, or throws a readable error. */
   protected handleRequest<TUser>(err: unknown, user: TUser, info: unknown): TUser {
-    return handleDiscordResult(err, user, info);
+    return handleDiscordResult(err, user, info, tryAgain(this.routes));
   }
 
   /** Starts the session for `req.user` (passport's log-in; it regenerates the session id). */
@@ -105,8 +117,9 @@ export class DiscordAuthGuard extends DiscordPassportGuard {
     strategy: DiscordStrategy,
     private readonly settings: DiscourseConnectSettings,
     private readonly http: DiscourseConnectHttp,
+    routes: DiscourseConnectRoutes,
   ) {
-    super(passport, strategy);
+    super(passport, strategy, routes);
   }
 
   override async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -122,7 +135,7 @@ export class DiscordAuthGuard extends DiscordPassportGuard {
         'This sign-in link is not valid',
         'This address starts signing in with Discord; it does not accept a code from Discord. Start from the sign-in button instead.',
         'start_with_callback_parameters',
-        TRY_AGAIN,
+        tryAgain(this.routes),
       );
     }
     const { returnTo, continue: resume } = query;
@@ -156,8 +169,9 @@ export class DiscordCallbackGuard extends DiscordPassportGuard {
     @Inject(DISCOURSE_CONNECT_PASSPORT) passport: PassportStatic,
     strategy: DiscordStrategy,
     private readonly settings: DiscourseConnectSettings,
+    routes: DiscourseConnectRoutes,
   ) {
-    super(passport, strategy);
+    super(passport, strategy, routes);
   }
 
   override async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -188,8 +202,13 @@ export class DiscordCallbackGuard extends DiscordPassportGuard {
 const logger = new Logger('DiscourseConnect');
 
 /** Turns every way Discord sign-in can fail into a readable page; never a stack trace. */
-function handleDiscordResult<TUser>(err: unknown, user: TUser, info: unknown): TUser {
-  if (err) throw toSignInException(err);
+function handleDiscordResult<TUser>(
+  err: unknown,
+  user: TUser,
+  info: unknown,
+  tryAgainLinks: { href: string; label: string }[],
+): TUser {
+  if (err) throw toSignInException(err, tryAgainLinks);
   if (!user) {
     const message = (info as { message?: string } | undefined)?.message ?? '';
     if (/state/i.test(message)) {
@@ -198,7 +217,7 @@ function handleDiscordResult<TUser>(err: unknown, user: TUser, info: unknown): T
         'Sign-in expired',
         'This sign-in attempt expired or was started in another browser. Please start again.',
         'oauth_state_mismatch',
-        TRY_AGAIN,
+        tryAgainLinks,
       );
     }
     throw new DiscordSignInException(
@@ -206,13 +225,16 @@ function handleDiscordResult<TUser>(err: unknown, user: TUser, info: unknown): T
       'Sign-in cancelled',
       'You cancelled signing in with Discord, so you are not signed in. Nothing was changed.',
       'discord_access_denied',
-      TRY_AGAIN,
+      tryAgainLinks,
     );
   }
   return user;
 }
 
-function toSignInException(err: unknown): DiscourseConnectHttpException {
+function toSignInException(
+  err: unknown,
+  tryAgainLinks: { href: string; label: string }[],
+): DiscourseConnectHttpException {
   if (err instanceof DiscourseConnectHttpException) return err;
   const e = err as {
     name?: string;
@@ -226,7 +248,7 @@ function toSignInException(err: unknown): DiscourseConnectHttpException {
       'Sign-in link expired',
       'Discord did not accept this sign-in code: it expired or was already used. Please sign in again.',
       `discord_token_error:${boundForLog(e.code ?? 'unknown')}`,
-      TRY_AGAIN,
+      tryAgainLinks,
     );
   }
   if (e.name === 'AuthorizationError') {
@@ -235,7 +257,7 @@ function toSignInException(err: unknown): DiscourseConnectHttpException {
       'Discord refused the sign-in',
       'Discord could not authorise this sign-in. Please try again.',
       `discord_authorization_error:${boundForLog(e.code ?? 'unknown')}`,
-      TRY_AGAIN,
+      tryAgainLinks,
     );
   }
   const status = err instanceof DiscordApiError ? err.status : (e.oauthError?.statusCode ?? 0);
@@ -247,7 +269,7 @@ function toSignInException(err: unknown): DiscourseConnectHttpException {
       'Discord is busy',
       'Discord asked us to slow down. Please wait a moment and sign in again.',
       'discord_rate_limited',
-      TRY_AGAIN,
+      tryAgainLinks,
       retry ?? 5,
     );
   }
@@ -257,7 +279,7 @@ function toSignInException(err: unknown): DiscourseConnectHttpException {
       'Discord refused the sign-in',
       'Discord did not accept this sign-in. Please sign in again.',
       `discord_answered_${status}`,
-      TRY_AGAIN,
+      tryAgainLinks,
     );
   }
   if (err instanceof Error && err.message.startsWith('Discord returned a user')) {
@@ -267,7 +289,7 @@ function toSignInException(err: unknown): DiscourseConnectHttpException {
       'Discord sent an unusable answer',
       'Discord answered with an account this site cannot read. Nothing was changed; please try again later.',
       'discord_invalid_user',
-      TRY_AGAIN,
+      tryAgainLinks,
     );
   }
   return new DiscordSignInException(
@@ -275,7 +297,7 @@ function toSignInException(err: unknown): DiscourseConnectHttpException {
     'Discord is unavailable',
     'Discord could not be reached or had a problem. Nothing was changed; please try again in a moment.',
     status ? `discord_answered_${status}` : 'discord_unreachable',
-    TRY_AGAIN,
+    tryAgainLinks,
   );
 }
 

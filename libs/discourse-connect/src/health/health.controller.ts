@@ -1,26 +1,55 @@
-import { Controller, Get, Header, HttpException, HttpStatus, Inject, Optional } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Header,
+  HttpException,
+  HttpStatus,
+  Inject,
+  Optional,
+} from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
 import { SyncQueue, type SyncQueueCounts } from '../sync/sync-queue.service';
+import {
+  DISCOURSE_CONNECT_ROUTES as ROUTES,
+  DiscourseConnectRoutes,
+} from '../common/discourse-connect-routes';
 
 export interface HealthReport {
   status: 'ok' | 'error';
   checks: { database: 'up' | 'down'; redis?: 'up' | 'down' };
   /** The sync queue's counts (the database outbox plus BullMQ with Redis), when they could be read. */
   queue?: SyncQueueCounts;
+  /**
+   * Where the module's routes are mounted, and the URLs the forum and Discord must be set to (the
+   * CLI's `check` compares the forum's settings with them). Public addresses only, nothing secret.
+   */
+  routes: {
+    /** `''` at the root, `/community` under a global prefix or RouterModule path. */
+    mountPath: string;
+    /** The forum's `discourse_connect_url`. */
+    connectUrl: string;
+    /** The forum's `logout_redirect`. */
+    logoutRedirect: string;
+    /** The redirect URI registered with Discord. */
+    discordRedirectUri: string;
+  };
 }
 
 /**
  * `GET /health`: 200 when the database (and Redis, when configured) answer, 503 otherwise; with
  * the sync queue's pending/running/failed counts. Adapter-neutral (no response object).
  */
-@Controller('health')
+@Controller(ROUTES.health.controller)
 export class DiscourseConnectHealthController {
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly queue: SyncQueue,
-    @Optional() @Inject(DiscourseConnectRedis) private readonly redis?: DiscourseConnectRedis | null,
+    private readonly routes: DiscourseConnectRoutes,
+    @Optional()
+    @Inject(DiscourseConnectRedis)
+    private readonly redis?: DiscourseConnectRedis | null,
   ) {}
 
   @Get()
@@ -31,14 +60,26 @@ export class DiscourseConnectHealthController {
         () => 'up' as const,
         () => 'down' as const,
       ),
-      this.redis ? this.redis.ping().then((up) => (up ? ('up' as const) : ('down' as const))) : undefined,
+      this.redis
+        ? this.redis.ping().then((up) => (up ? ('up' as const) : ('down' as const)))
+        : undefined,
     ]);
     let queue: SyncQueueCounts | undefined;
     if (database === 'up' && redis !== 'down') {
       queue = await this.queue.counts().catch(() => undefined);
     }
     const ok = database === 'up' && redis !== 'down';
-    const report: HealthReport = { status: ok ? 'ok' : 'error', checks: { database, ...(redis ? { redis } : {}) }, queue };
+    const report: HealthReport = {
+      status: ok ? 'ok' : 'error',
+      checks: { database, ...(redis ? { redis } : {}) },
+      queue,
+      routes: {
+        mountPath: this.routes.mountPath,
+        connectUrl: this.routes.url('sso'),
+        logoutRedirect: this.routes.url('forumLogout'),
+        discordRedirectUri: this.routes.discordCallbackUrl,
+      },
+    };
     if (!ok) throw new HttpException(report, HttpStatus.SERVICE_UNAVAILABLE);
     return report;
   }

@@ -29,6 +29,12 @@ import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
 import { endLocalSession } from '../session/sign-out';
 import { limitToPreSignInLifetime } from '../session/session-store.factory';
 import { SsoService } from './sso.service';
+import {
+  DISCOURSE_CONNECT_ROUTES,
+  DiscourseConnectRoutes,
+} from '../common/discourse-connect-routes';
+
+const ROUTES = DISCOURSE_CONNECT_ROUTES;
 
 /**
  * Discourse sends two parameters. Counted on the raw query, because the adapters' parsers differ
@@ -63,7 +69,7 @@ type UserRequest = DiscourseConnectRequest & {
 };
 
 /** The forum-facing routes: the DiscourseConnect endpoint, the forum link and the logout target. */
-@Controller('discourse')
+@Controller(ROUTES.sso.controller)
 @UseFilters(DiscourseConnectExceptionFilter)
 export class SsoController {
   constructor(
@@ -71,13 +77,14 @@ export class SsoController {
     private readonly settings: DiscourseConnectSettings,
     private readonly actions: DiscourseConnectActionsService,
     private readonly http: DiscourseConnectHttp,
+    private readonly routes: DiscourseConnectRoutes,
   ) {}
 
   /**
    * Discourse's `discourse_connect_url`. A signed-in user goes straight back to the forum with a
    * signed payload; an anonymous one signs in with Discord first and then resumes this request.
    */
-  @Get('sso')
+  @Get(ROUTES.sso.path)
   @UseGuards(DiscourseConnectRateLimitGuard)
   @Redirect()
   @Header('Cache-Control', 'no-store')
@@ -97,7 +104,7 @@ export class SsoController {
       })}`;
       req.session[SESSION_RETURN_TO] = resume;
       limitToPreSignInLifetime(req, this.settings);
-      return { url: '/auth/discord?continue=1', statusCode: 302 };
+      return { url: `${this.routes.path('signIn')}?continue=1`, statusCode: 302 };
     }
     return {
       url: encodeLocation(await this.sso.buildResponseUrl(request, req.user)),
@@ -109,7 +116,7 @@ export class SsoController {
    * A link to the forum that arrives signed in: through the forum's `/session/sso` when the person
    * is signed in here, straight to the page otherwise.
    */
-  @Get('forum')
+  @Get(ROUTES.forumLink.path)
   @Redirect()
   @Header('Cache-Control', 'no-store')
   forum(
@@ -145,7 +152,7 @@ export class SsoController {
    * (a post can embed an image pointing here), a HEAD request, and a browser that sends no
    * `Sec-Fetch-*` headers (which cannot tell a navigation from an image; see SECURITY.md).
    */
-  @Get('logout')
+  @Get(ROUTES.forumLogout.path)
   @Header('Cache-Control', 'no-store')
   async forumLogout(@Req() req: UserRequest, @Res() res: DiscourseConnectResponse): Promise<void> {
     this.http.setHeader(res, 'Cache-Control', 'no-store');
@@ -170,7 +177,7 @@ export class SsoController {
   }
 
   /** The confirmation button of the page above. */
-  @Post('logout')
+  @Post(ROUTES.forumLogout.path)
   @UseGuards(SameOriginGuard)
   @Header('Cache-Control', 'no-store')
   async confirmForumLogout(

@@ -1,5 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { Controller, Headers, HttpCode, HttpStatus, Post, Req, UseFilters } from '@nestjs/common';
+import { DISCOURSE_CONNECT_ROUTES as ROUTES } from '../common/discourse-connect-routes';
 import { InjectRepository } from '@nestjs/typeorm';
 import { UNSUPPORTED_BODY_MESSAGE, type DiscourseConnectRequest } from '../http/http-adapter-glue';
 import { EntityManager, Repository } from 'typeorm';
@@ -51,7 +52,7 @@ const refuse = (status: HttpStatus, message: string, reason: string) =>
  * `updated_at`/`last_seen_at`, see `checkWebhookBody`) is not applied. Each event id is also taken once.
  * Needs the raw body: create the app with `NestFactory.create(AppModule, { rawBody: true })`.
  */
-@Controller('discourse')
+@Controller(ROUTES.webhooks.controller)
 @UseFilters(DiscourseConnectExceptionFilter)
 export class DiscourseWebhooksController {
   constructor(
@@ -62,7 +63,7 @@ export class DiscourseWebhooksController {
     private readonly deliveries: Repository<DiscourseConnectWebhookEventEntity>,
   ) {}
 
-  @Post('webhooks')
+  @Post(ROUTES.webhooks.path)
   @HttpCode(200)
   async receive(
     @Req() req: DiscourseConnectRequest,
