@@ -7,7 +7,18 @@
  * included); the project's own TypeScript goes through ts-jest.
  */
 // @fastify/cookie loads cookie@2 (ESM only) with import(), which Jest's CommonJS runtime cannot run.
-const esmPackages = ['@nestjs', 'file-type', 'strtok3', 'token-types', 'peek-readable', 'uint8array-extras', '@tokenizer', 'load-esm', '@fastify/cookie', 'cookie'];
+const esmPackages = [
+  '@nestjs',
+  'file-type',
+  'strtok3',
+  'token-types',
+  'peek-readable',
+  'uint8array-extras',
+  '@tokenizer',
+  'load-esm',
+  '@fastify/cookie',
+  'cookie',
+];
 const transform = {
   '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
   '^.+\\.m?js$': [
@@ -38,10 +49,18 @@ const common = {
 };
 module.exports = {
   projects: [
-    { ...common, displayName: 'unit', testMatch: ['<rootDir>/libs/**/*.spec.ts', '<rootDir>/src/**/*.spec.ts'] },
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/libs/**/*.spec.ts', '<rootDir>/src/**/*.spec.ts'],
+    },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'] },
     // The packed tarball installed in a new Nest app outside the repository (test/consumer).
-    { ...common, displayName: 'consumer', testMatch: ['<rootDir>/test/consumer/**/*.consumer-spec.ts'] },
+    {
+      ...common,
+      displayName: 'consumer',
+      testMatch: ['<rootDir>/test/consumer/**/*.consumer-spec.ts'],
+    },
     // Real PostgreSQL and Redis, started by the project's globalSetup from the Debian packages
     // (skipped with one message when they are not installed, a failure when CI is set).
     {

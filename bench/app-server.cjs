@@ -50,7 +50,10 @@ async function main() {
     sync: { ratePerMinute: 60_000, pollIntervalMs: 3_600_000 },
     ...(cfg.groups ? { groups: cfg.groups } : {}),
   };
-  const db = { ...databaseOptions(`sqlite:${cfg.dbFile}`), ...(cfg.countSql ? { logger: countingLogger } : {}) };
+  const db = {
+    ...databaseOptions(`sqlite:${cfg.dbFile}`),
+    ...(cfg.countSql ? { logger: countingLogger } : {}),
+  };
 
   class BenchAppModule {}
   Module({
@@ -65,7 +68,11 @@ async function main() {
   const appOptions = { logger: false, rawBody: true, abortOnError: false };
   const app =
     cfg.adapter === 'fastify'
-      ? await NestFactory.create(BenchAppModule, new (require('@nestjs/platform-fastify').FastifyAdapter)(), appOptions)
+      ? await NestFactory.create(
+          BenchAppModule,
+          new (require('@nestjs/platform-fastify').FastifyAdapter)(),
+          appOptions,
+        )
       : await NestFactory.create(BenchAppModule, appOptions);
   await app.listen(cfg.port, '127.0.0.1');
   sql.total = 0;

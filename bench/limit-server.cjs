@@ -33,7 +33,10 @@ const server = http.createServer((req, res) => {
     }).toString(),
   ).toString('base64');
   const outSig = createHmac('sha256', secret).update(payload).digest('hex');
-  res.writeHead(302, { Location: `${returnUrl}?${new URLSearchParams({ sso: payload, sig: outSig })}`, 'Content-Length': '0' });
+  res.writeHead(302, {
+    Location: `${returnUrl}?${new URLSearchParams({ sso: payload, sig: outSig })}`,
+    'Content-Length': '0',
+  });
   res.end();
 });
 

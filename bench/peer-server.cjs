@@ -12,8 +12,16 @@ const { DataSource } = require('typeorm');
 // The peer keeps its sessions in the module's own store and table, so both sides pay the same
 // session cost. The store is not public API: it comes from the package's built internals.
 const { dirname, join: joinPath } = require('node:path');
-const internals = joinPath(dirname(require.resolve('nestjs-discourse-connect/package.json')), 'dist', 'internal.js');
-const { TypeOrmSessionStore, DiscourseConnectSessionEntity, DISCOURSE_CONNECT_MIGRATIONS } = require(internals);
+const internals = joinPath(
+  dirname(require.resolve('nestjs-discourse-connect/package.json')),
+  'dist',
+  'internal.js',
+);
+const {
+  TypeOrmSessionStore,
+  DiscourseConnectSessionEntity,
+  DISCOURSE_CONNECT_MIGRATIONS,
+} = require(internals);
 
 const cfg = JSON.parse(process.env.BENCH_APP);
 
@@ -27,7 +35,10 @@ async function main() {
     migrationsRun: true,
   });
   await dataSource.initialize();
-  const store = new TypeOrmSessionStore(dataSource.getRepository(DiscourseConnectSessionEntity), 14 * 86_400_000);
+  const store = new TypeOrmSessionStore(
+    dataSource.getRepository(DiscourseConnectSessionEntity),
+    14 * 86_400_000,
+  );
   const sso = new DiscourseSSO(cfg.forumSecret);
   const app = express();
   app.use(
@@ -38,7 +49,13 @@ async function main() {
       resave: false,
       saveUninitialized: false,
       rolling: false,
-      cookie: { httpOnly: true, sameSite: 'lax', secure: false, maxAge: 14 * 86_400_000, path: '/' },
+      cookie: {
+        httpOnly: true,
+        sameSite: 'lax',
+        secure: false,
+        maxAge: 14 * 86_400_000,
+        path: '/',
+      },
     }),
   );
   app.get('/login', (req, res) => {
@@ -49,7 +66,8 @@ async function main() {
     const user = req.session.user;
     if (!user) return res.status(401).end();
     const { sso: payload, sig } = req.query;
-    if (typeof payload !== 'string' || typeof sig !== 'string' || !sso.validate(payload, sig)) return res.status(403).end();
+    if (typeof payload !== 'string' || typeof sig !== 'string' || !sso.validate(payload, sig))
+      return res.status(403).end();
     const nonce = sso.getNonce(payload);
     const login = sso.buildLoginString({
       nonce,

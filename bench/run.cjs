@@ -20,7 +20,14 @@
  */
 const { fork, spawn } = require('node:child_process');
 const { createHmac, randomBytes } = require('node:crypto');
-const { mkdtempSync, rmSync, readFileSync, writeFileSync, existsSync, mkdirSync } = require('node:fs');
+const {
+  mkdtempSync,
+  rmSync,
+  readFileSync,
+  writeFileSync,
+  existsSync,
+  mkdirSync,
+} = require('node:fs');
 const { createServer } = require('node:net');
 const os = require('node:os');
 const { join, resolve } = require('node:path');
@@ -113,7 +120,12 @@ function startServer(script, config, execArgv = []) {
     const onMessage = (msg) => {
       if (msg.type !== 'ready') return;
       child.off('message', onMessage);
-      done({ child, url: `http://127.0.0.1:${config.port}`, ask: (type) => ask(child, type), stop: () => stopServer(child) });
+      done({
+        child,
+        url: `http://127.0.0.1:${config.port}`,
+        ask: (type) => ask(child, type),
+        stop: () => stopServer(child),
+      });
     };
     child.on('message', onMessage);
   });
@@ -161,7 +173,8 @@ class Browser {
     for (let hop = 0; ; hop++) {
       const cookie = this.cookieHeader(current);
       const res = await fetch(current, { redirect: 'manual', headers: cookie ? { cookie } : {} });
-      if (process.env.BENCH_TRACE) log(`    ${res.status} ${new URL(current).origin}${new URL(current).pathname}`);
+      if (process.env.BENCH_TRACE)
+        log(`    ${res.status} ${new URL(current).origin}${new URL(current).pathname}`);
       const host = new URL(current).host;
       for (const line of res.headers.getSetCookie()) {
         const pair = line.split(';')[0];
@@ -194,7 +207,11 @@ function handshakePath(forumUrl) {
 
 /** One request by hand: a 302 to the forum with a valid signature and our nonce, or it throws. */
 async function checkHandshake(name, url, cookie, nonce, forumUrl) {
-  const res = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {}, signal: AbortSignal.timeout(10_000) });
+  const res = await fetch(url, {
+    redirect: 'manual',
+    headers: cookie ? { cookie } : {},
+    signal: AbortSignal.timeout(10_000),
+  });
   const location = res.headers.get('location') || '';
   if (res.status !== 302 || !location.startsWith(`${forumUrl}/session/sso_login?`)) {
     throw new Error(`${name}: expected a 302 to the forum, got ${res.status} ${location}`);
@@ -215,7 +232,8 @@ async function load(url, cookie, opts) {
     ...opts,
   });
   const ok = result['3xx'];
-  const bad = result['1xx'] + result['2xx'] + result['4xx'] + result['5xx'] + result.errors + result.timeouts;
+  const bad =
+    result['1xx'] + result['2xx'] + result['4xx'] + result['5xx'] + result.errors + result.timeouts;
   return {
     rps: ok / (result.duration || 1),
     p50: result.latency.p50,
@@ -239,7 +257,13 @@ async function startSimulators(forumOptions = {}) {
   const forum = new DiscourseSimulator({ ...forumOptions, secret: FORUM_SECRET });
   const discordUrl = await discord.listen(0);
   const forumUrl = await forum.listen(0);
-  return { discord, forum, discordUrl, forumUrl, close: () => Promise.all([discord.close(), forum.close()]) };
+  return {
+    discord,
+    forum,
+    discordUrl,
+    forumUrl,
+    close: () => Promise.all([discord.close(), forum.close()]),
+  };
 }
 
 async function startApp(sims, extra = {}, execArgv = []) {
@@ -281,17 +305,28 @@ async function cpuPerRequest(server, url, cookie, amount) {
   const before = (await server.ask('cpu')).cpu;
   const result = await load(url, cookie, { amount });
   const after = (await server.ask('cpu')).cpu;
-  return { micros: (after.user + after.system - before.user - before.system) / Math.max(1, result.ok + result.bad), result };
+  return {
+    micros:
+      (after.user + after.system - before.user - before.system) /
+      Math.max(1, result.ok + result.bad),
+    result,
+  };
 }
 
-const ADAPTERS = process.env.BENCH_ADAPTERS ? process.env.BENCH_ADAPTERS.split(',') : ['fastify', 'express'];
+const ADAPTERS = process.env.BENCH_ADAPTERS
+  ? process.env.BENCH_ADAPTERS.split(',')
+  : ['fastify', 'express'];
 
 async function benchHandshake(report) {
   const sims = await startSimulators();
   const user = benchUser(SIGNED_IN);
   const { path, nonce } = handshakePath(sims.forumUrl);
 
-  const limit = await startServer('limit-server.cjs', { port: await freePort(), forumSecret: FORUM_SECRET, user });
+  const limit = await startServer('limit-server.cjs', {
+    port: await freePort(),
+    forumSecret: FORUM_SECRET,
+    user,
+  });
   const peer = await startServer('peer-server.cjs', {
     port: await freePort(),
     forumSecret: FORUM_SECRET,
@@ -309,7 +344,11 @@ async function benchHandshake(report) {
     const appArgv = ['--expose-gc'];
     if (CFG.cpuProf) {
       mkdirSync(CFG.cpuProf, { recursive: true });
-      appArgv.push('--cpu-prof', `--cpu-prof-dir=${CFG.cpuProf}`, `--cpu-prof-name=app-${adapter}.cpuprofile`);
+      appArgv.push(
+        '--cpu-prof',
+        `--cpu-prof-dir=${CFG.cpuProf}`,
+        `--cpu-prof-name=app-${adapter}.cpuprofile`,
+      );
     }
     log(`  starting the app on ${adapter}…`);
     targets[adapter] = await startApp(sims, { adapter }, appArgv);
@@ -326,9 +365,20 @@ async function benchHandshake(report) {
   for (const name of Object.keys(targets)) {
     const app = ADAPTERS.includes(name);
     const idle = app ? (await targets[name].ask('memory')).memory : null;
-    const { micros, result } = await cpuPerRequest(targets[name], targets[name].url + path, cookies[name], CFG.memoryHandshakes);
+    const { micros, result } = await cpuPerRequest(
+      targets[name],
+      targets[name].url + path,
+      cookies[name],
+      CFG.memoryHandshakes,
+    );
     report.cpuPerHandshake[name] = micros;
-    if (app) report.memory[name] = { idle, after: (await targets[name].ask('memory')).memory, handshakes: result.ok, bad: result.bad };
+    if (app)
+      report.memory[name] = {
+        idle,
+        after: (await targets[name].ask('memory')).memory,
+        handshakes: result.ok,
+        bad: result.bad,
+      };
     log(`  ${name}: ${micros.toFixed(0)} µs CPU per handshake`);
   }
 
@@ -337,12 +387,16 @@ async function benchHandshake(report) {
     for (const name of Object.keys(runs)) {
       const r = await load(targets[name].url + path, cookies[name], { duration: CFG.duration });
       runs[name].push(r);
-      log(`  round ${round + 1} ${name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms${r.bad ? `, ${r.bad} bad` : ''}`);
+      log(
+        `  round ${round + 1} ${name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms${r.bad ? `, ${r.bad} bad` : ''}`,
+      );
     }
   }
   // Best round of each (the least disturbed by whatever else the machine was doing).
   const best = (list) => list.reduce((a, b) => (b.rps > a.rps ? b : a));
-  report.handshake = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, { ...best(v), rounds: v }]));
+  report.handshake = Object.fromEntries(
+    Object.entries(runs).map(([k, v]) => [k, { ...best(v), rounds: v }]),
+  );
   await Promise.all(Object.values(targets).map((server) => server.stop()));
   await sims.close();
 }
@@ -350,20 +404,36 @@ async function benchHandshake(report) {
 // ---------------------------------------------------------------- sign-in cost
 
 async function benchSignIn(report) {
-  const sims = await startSimulators({ apiKey: API_KEY, apiRateLimitPerMinute: 0, authOverridesName: true, overridesAvatar: true });
+  const sims = await startSimulators({
+    apiKey: API_KEY,
+    apiRateLimitPerMinute: 0,
+    authOverridesName: true,
+    overridesAvatar: true,
+  });
   const app = await startApp(sims, {
     countSql: true,
     apiKey: API_KEY,
-    groups: { guildId: SIM_GUILD_ID, roleGroups: { [SIM_GUILD_ROLES.member]: 'members', [SIM_GUILD_ROLES.moderator]: 'moderators' } },
+    groups: {
+      guildId: SIM_GUILD_ID,
+      roleGroups: {
+        [SIM_GUILD_ROLES.member]: 'members',
+        [SIM_GUILD_ROLES.moderator]: 'moderators',
+      },
+    },
   });
   const raw = new Database(app.dbFile, { readonly: true, fileMustExist: true });
-  const pendingJobs = raw.prepare("SELECT COUNT(*) AS n FROM discourse_connect_sync_jobs WHERE status IN ('pending', 'running')");
+  const pendingJobs = raw.prepare(
+    "SELECT COUNT(*) AS n FROM discourse_connect_sync_jobs WHERE status IN ('pending', 'running')",
+  );
   const user = DISCORD_FIXTURES.legacy;
 
   const snapshot = () => ({
     discourse: sims.forum.stats.apiRequests,
     syncSso: sims.forum.stats.syncSsoCalls,
-    discord: sims.discord.stats.tokenExchanges + sims.discord.stats.userFetches + sims.discord.stats.guildMemberFetches,
+    discord:
+      sims.discord.stats.tokenExchanges +
+      sims.discord.stats.userFetches +
+      sims.discord.stats.guildMemberFetches,
   });
 
   /** Waits until the queue is empty and nothing has run for 300 ms (background work included). */
@@ -372,7 +442,11 @@ async function benchSignIn(report) {
     let quiet = 0;
     for (let i = 0; i < 200 && quiet < 3; i++) {
       await sleep(100);
-      const state = JSON.stringify([(await app.ask('sql')).sql.total, snapshot(), pendingJobs.get().n]);
+      const state = JSON.stringify([
+        (await app.ask('sql')).sql.total,
+        snapshot(),
+        pendingJobs.get().n,
+      ]);
       quiet = state === last && pendingJobs.get().n === 0 ? quiet + 1 : 0;
       last = state;
     }
@@ -386,7 +460,8 @@ async function benchSignIn(report) {
     const browser = new Browser();
     const before2 = sims.forum.stats.ssoLogins;
     await browser.visit(`${sims.forumUrl}/session/sso?return_path=%2F`);
-    if (sims.forum.stats.ssoLogins !== before2 + 1) throw new Error(`${label}: the forum sign-in did not complete`);
+    if (sims.forum.stats.ssoLogins !== before2 + 1)
+      throw new Error(`${label}: the forum sign-in did not complete`);
     await settle();
     const { sql } = await app.ask('sql');
     const after = snapshot();
@@ -408,7 +483,10 @@ async function benchSignIn(report) {
   report.signIn = [];
   report.signIn.push(await measure('first sign-in'));
   report.signIn.push(await measure('unchanged re-login'));
-  sims.discord.updateUser(user.id, { global_name: 'Renamed Member', avatar: '0123456789abcdef0123456789abcdef' });
+  sims.discord.updateUser(user.id, {
+    global_name: 'Renamed Member',
+    avatar: '0123456789abcdef0123456789abcdef',
+  });
   report.signIn.push(await measure('changed re-login'));
   raw.close();
   await app.stop();
@@ -420,7 +498,9 @@ async function benchSignIn(report) {
 function cliEnv(forumUrl, databaseFile, rate, maxRssFile) {
   const base = Object.fromEntries(
     Object.entries(process.env).filter(
-      ([k]) => !/^(DISCOURSE_|DISCORD_|BENCH_)/.test(k) && !['PUBLIC_URL', 'SESSION_SECRET', 'DATABASE_URL', 'PORT'].includes(k),
+      ([k]) =>
+        !/^(DISCOURSE_|DISCORD_|BENCH_)/.test(k) &&
+        !['PUBLIC_URL', 'SESSION_SECRET', 'DATABASE_URL', 'PORT'].includes(k),
     ),
   );
   return {
@@ -443,11 +523,15 @@ function cliEnv(forumUrl, databaseFile, rate, maxRssFile) {
 function runCli(args, env, cwd, onSample) {
   return new Promise((done, fail) => {
     const started = Date.now();
-    const child = spawn(process.execPath, ['-r', join(__dirname, 'maxrss.cjs'), join(ROOT, 'dist/src/cli.js'), ...args], {
-      cwd,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['-r', join(__dirname, 'maxrss.cjs'), join(ROOT, 'dist/src/cli.js'), ...args],
+      {
+        cwd,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     children.add(child);
     let stdout = '';
     let stderr = '';
@@ -473,13 +557,20 @@ function runCli(args, env, cwd, onSample) {
 }
 
 async function benchSyncOnce(users, rate) {
-  const forum = new DiscourseSimulator({ secret: FORUM_SECRET, apiKey: API_KEY, apiRateLimitPerMinute: rate });
+  const forum = new DiscourseSimulator({
+    secret: FORUM_SECRET,
+    apiKey: API_KEY,
+    apiRateLimitPerMinute: rate,
+  });
   const forumUrl = await forum.listen(0);
   const dir = tmpDir('bench-sync-');
   const databaseFile = join(dir, 'data', 'bench.sqlite');
   const first = await runCli(['failed'], cliEnv(forumUrl, databaseFile, rate), dir);
   if (first.code !== 0) throw new Error(`cli failed: ${first.stderr}`);
-  seedLocalUsers(databaseFile, Array.from({ length: users }, (_, i) => discordId(i + 1)));
+  seedLocalUsers(
+    databaseFile,
+    Array.from({ length: users }, (_, i) => discordId(i + 1)),
+  );
 
   let firstCall = 0;
   let lastCall = 0;
@@ -493,7 +584,12 @@ async function benchSyncOnce(users, rate) {
     }
   };
   const maxRssFile = join(dir, 'maxrss');
-  const run = await runCli(['sync', '--all'], cliEnv(forumUrl, databaseFile, rate, maxRssFile), dir, track);
+  const run = await runCli(
+    ['sync', '--all'],
+    cliEnv(forumUrl, databaseFile, rate, maxRssFile),
+    dir,
+    track,
+  );
   track();
   if (run.code !== 0) throw new Error(`sync --all exited ${run.code}: ${run.stderr.slice(-2000)}`);
   const synced = new Set(forum.users.filter((u) => u.externalId).map((u) => u.externalId));
@@ -532,7 +628,8 @@ async function benchSync(report) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const mb = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 const log = (line) => process.stderr.write(`${line}\n`);
-const fmt = (n, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const fmt = (n, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 function machine() {
   const cpus = os.cpus();
@@ -550,7 +647,9 @@ function render(report, targets) {
   if (report.handshake) {
     const h = report.handshake;
     const lim = h.limit.rps;
-    lines.push(`### 1. SSO handshake (signed-in user, ${CFG.connections} connections, best of ${CFG.rounds} × ${CFG.duration} s, loopback, autocannon)`);
+    lines.push(
+      `### 1. SSO handshake (signed-in user, ${CFG.connections} connections, best of ${CFG.rounds} × ${CFG.duration} s, loopback, autocannon)`,
+    );
     lines.push('');
     lines.push('| server | req/s | p50 ms | p99 ms | × limit | × peer | CPU µs per handshake |');
     lines.push('|---|---:|---:|---:|---:|---:|---:|');
@@ -560,36 +659,52 @@ function render(report, targets) {
       return `| ${name} | ${fmt(r.rps)} | ${r.p50} | ${r.p99} | ${(r.rps / lim).toFixed(2)} | ${(r.rps / h.peer.rps).toFixed(2)} | ${cpu[key] ? fmt(cpu[key]) : ''} |`;
     };
     lines.push(row('limit: bare `node:http`, HMAC + build + sign + redirect', 'limit'));
-    lines.push(row('peer: `discourse-sso` + Express 5 + express-session (module\'s SQLite store)', 'peer'));
-    lines.push(row('**app on Fastify** (session, user lookup, filters, signing, redirect)', 'fastify'));
+    lines.push(
+      row("peer: `discourse-sso` + Express 5 + express-session (module's SQLite store)", 'peer'),
+    );
+    lines.push(
+      row('**app on Fastify** (session, user lookup, filters, signing, redirect)', 'fastify'),
+    );
     lines.push(row('**app on Express** (same)', 'express'));
     lines.push('');
     lines.push(
       `Rounds (req/s): ${Object.entries(h)
         .map(([k, v]) => `${k} ${v.rounds.map((r) => fmt(r.rps)).join(' / ')}`)
-        .join('; ')}. Non-redirect answers or errors: ${Object.values(h).reduce((n, v) => n + v.rounds.reduce((m, r) => m + r.bad, 0), 0)}.`,
+        .join(
+          '; ',
+        )}. Non-redirect answers or errors: ${Object.values(h).reduce((n, v) => n + v.rounds.reduce((m, r) => m + r.bad, 0), 0)}.`,
     );
     lines.push('');
   }
   if (report.signIn) {
-    lines.push('### 2. Sign-in cost (full forum → app → Discord → app → forum round trip, counted)');
+    lines.push(
+      '### 2. Sign-in cost (full forum → app → Discord → app → forum round trip, counted)',
+    );
     lines.push('');
-    lines.push('| sign-in | SQL statements | transactions | profile writes | Discourse API calls (sync_sso) | Discord API calls | statements by kind |');
+    lines.push(
+      '| sign-in | SQL statements | transactions | profile writes | Discourse API calls (sync_sso) | Discord API calls | statements by kind |',
+    );
     lines.push('|---|---:|---:|---:|---:|---:|---|');
     for (const s of report.signIn) {
       const kinds = Object.entries(s.byKey)
         .sort((a, b) => b[1] - a[1])
         .map(([k, v]) => `${k} ×${v}`)
         .join(', ');
-      lines.push(`| ${s.label} | ${s.statements} | ${s.transactions} | ${s.profileWrites} | ${s.discourse} (${s.syncSso}) | ${s.discord} | ${kinds} |`);
+      lines.push(
+        `| ${s.label} | ${s.statements} | ${s.transactions} | ${s.profileWrites} | ${s.discourse} (${s.syncSso}) | ${s.discord} | ${kinds} |`,
+      );
     }
     lines.push('');
   }
   if (report.sync) {
     const { small, big } = report.sync;
-    lines.push(`### 3. Bulk sync (\`sync --all\`, forum and client both limited to ${fmt(CFG.syncRate)}/min)`);
+    lines.push(
+      `### 3. Bulk sync (\`sync --all\`, forum and client both limited to ${fmt(CFG.syncRate)}/min)`,
+    );
     lines.push('');
-    lines.push('| users | sync_sso calls | achieved /min | × allowed | lost | duplicated | 429s | wall time | peak RSS of the CLI |');
+    lines.push(
+      '| users | sync_sso calls | achieved /min | × allowed | lost | duplicated | 429s | wall time | peak RSS of the CLI |',
+    );
     lines.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const s of [small, big]) {
       lines.push(
@@ -597,7 +712,9 @@ function render(report, targets) {
       );
     }
     lines.push('');
-    lines.push(`Peak RSS ${fmt(big.users)} users ÷ ${fmt(small.users)} users: ${(big.maxRss / small.maxRss).toFixed(2)}× (proportional would be ${(big.users / small.users).toFixed(0)}×).`);
+    lines.push(
+      `Peak RSS ${fmt(big.users)} users ÷ ${fmt(small.users)} users: ${(big.maxRss / small.maxRss).toFixed(2)}× (proportional would be ${(big.users / small.users).toFixed(0)}×).`,
+    );
     lines.push('');
   }
   if (report.memory) {
@@ -606,8 +723,12 @@ function render(report, targets) {
     lines.push('| adapter | state | RSS | heap used | external |');
     lines.push('|---|---|---:|---:|---:|');
     for (const [adapter, m] of Object.entries(report.memory)) {
-      lines.push(`| ${adapter} | idle (booted, one sign-in) | ${mb(m.idle.rss)} | ${mb(m.idle.heapUsed)} | ${mb(m.idle.external)} |`);
-      lines.push(`| ${adapter} | after ${fmt(m.handshakes)} handshakes | ${mb(m.after.rss)} | ${mb(m.after.heapUsed)} | ${mb(m.after.external)} |`);
+      lines.push(
+        `| ${adapter} | idle (booted, one sign-in) | ${mb(m.idle.rss)} | ${mb(m.idle.heapUsed)} | ${mb(m.idle.external)} |`,
+      );
+      lines.push(
+        `| ${adapter} | after ${fmt(m.handshakes)} handshakes | ${mb(m.after.rss)} | ${mb(m.after.heapUsed)} | ${mb(m.after.external)} |`,
+      );
     }
     lines.push('');
   }
@@ -615,7 +736,10 @@ function render(report, targets) {
   lines.push('');
   lines.push('| target | measured | result |');
   lines.push('|---|---|---|');
-  for (const t of targets) lines.push(`| ${t.name} | ${t.measured} | ${t.met ? 'met' : `**missed**${t.reason ? ` — ${t.reason}` : ''}`} |`);
+  for (const t of targets)
+    lines.push(
+      `| ${t.name} | ${t.measured} | ${t.met ? 'met' : `**missed**${t.reason ? ` — ${t.reason}` : ''}`} |`,
+    );
   return lines.join('\n');
 }
 
@@ -624,22 +748,46 @@ function evaluate(report) {
   const add = (name, met, measured, reason) => targets.push({ name, met, measured, reason });
   if (report.handshake) {
     const h = report.handshake;
-    add('Handshake on Fastify ≥ 0.5 × limit', h.fastify.rps >= 0.5 * h.limit.rps, `${(h.fastify.rps / h.limit.rps).toFixed(2)} × limit`);
+    add(
+      'Handshake on Fastify ≥ 0.5 × limit',
+      h.fastify.rps >= 0.5 * h.limit.rps,
+      `${(h.fastify.rps / h.limit.rps).toFixed(2)} × limit`,
+    );
     add('Handshake p99 < 10 ms on Fastify', h.fastify.p99 < 10, `${h.fastify.p99} ms`);
-    add('Handshake on Express ≥ 1.0 × peer', h.express.rps >= h.peer.rps, `${(h.express.rps / h.peer.rps).toFixed(2)} × peer`);
+    add(
+      'Handshake on Express ≥ 1.0 × peer',
+      h.express.rps >= h.peer.rps,
+      `${(h.express.rps / h.peer.rps).toFixed(2)} × peer`,
+    );
     add('Handshake p99 < 10 ms on Express', h.express.p99 < 10, `${h.express.p99} ms`);
   }
   if (report.signIn) {
     const u = report.signIn[1];
-    add('Unchanged re-login: no profile write', u.profileWrites === 0, `${u.profileWrites} profile write(s)`);
+    add(
+      'Unchanged re-login: no profile write',
+      u.profileWrites === 0,
+      `${u.profileWrites} profile write(s)`,
+    );
     add('Unchanged re-login: no Discourse call', u.discourse === 0, `${u.discourse} call(s)`);
   }
   if (report.sync) {
     const { small, big } = report.sync;
-    add(`Bulk sync of ${fmt(big.users)}: ≥ 0.9 × allowed rate`, big.share >= 0.9, `${big.share.toFixed(3)} ×`);
-    add('Bulk sync: 0 lost, 0 duplicated', big.lost + big.duplicated + small.lost + small.duplicated === 0, `${big.lost} lost, ${big.duplicated} duplicated`);
+    add(
+      `Bulk sync of ${fmt(big.users)}: ≥ 0.9 × allowed rate`,
+      big.share >= 0.9,
+      `${big.share.toFixed(3)} ×`,
+    );
+    add(
+      'Bulk sync: 0 lost, 0 duplicated',
+      big.lost + big.duplicated + small.lost + small.duplicated === 0,
+      `${big.lost} lost, ${big.duplicated} duplicated`,
+    );
     const ratio = big.maxRss / small.maxRss;
-    add(`Bulk sync: peak RSS flat (${fmt(big.users)} ≤ 1.25 × ${fmt(small.users)})`, ratio <= 1.25, `${ratio.toFixed(2)} ×`);
+    add(
+      `Bulk sync: peak RSS flat (${fmt(big.users)} ≤ 1.25 × ${fmt(small.users)})`,
+      ratio <= 1.25,
+      `${ratio.toFixed(2)} ×`,
+    );
   }
   return targets;
 }

@@ -18,11 +18,18 @@ export class AppModule {
       module: AppModule,
       imports: [
         ...(options.log ? [JsonLoggingModule.forRoot(options.log)] : []),
-        ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: [discourseConnectConfig] }),
+        ConfigModule.forRoot({
+          isGlobal: true,
+          ignoreEnvFile: true,
+          load: [discourseConnectConfig],
+        }),
         EventEmitterModule.forRoot(),
         TypeOrmModule.forRoot(databaseOptions(options.databaseUrl)),
         // Global, so host routes anywhere can use @SyncToDiscourse() / @LogOutOfDiscourse().
-        DiscourseConnectModule.forRootAsync({ ...discourseConnectConfig.asProvider(), isGlobal: true }),
+        DiscourseConnectModule.forRootAsync({
+          ...discourseConnectConfig.asProvider(),
+          isGlobal: true,
+        }),
       ],
       controllers: [HomeController],
       providers: [ForumPlugin],

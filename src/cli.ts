@@ -26,7 +26,11 @@ async function main(): Promise<void> {
       logger: ['error', 'warn'],
       errorHandler: (error) => {
         const code = (error as Error & { code?: string }).code ?? '';
-        if (code === 'commander.helpDisplayed' || code === 'commander.help' || code === 'commander.version') {
+        if (
+          code === 'commander.helpDisplayed' ||
+          code === 'commander.help' ||
+          code === 'commander.version'
+        ) {
           process.exit(0);
         }
         console.error(`\n${error.message}\n`);

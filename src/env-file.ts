@@ -9,7 +9,9 @@ export function loadEnvFile(path = '.env'): void {
   if (!existsSync(path)) return;
   const problems = findCutEnvValues(readFileSync(path, 'utf8'));
   if (problems.length) {
-    console.error(`\nInvalid configuration in ${path}:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`);
+    console.error(
+      `\nInvalid configuration in ${path}:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`,
+    );
     process.exit(1);
   }
   process.loadEnvFile(path);

@@ -19,7 +19,10 @@ export class ForumPlugin {
 
   /** Shows the Discord handle as a custom field on the forum profile. */
   @DiscourseConnectFilter('sso.payload', { priority: 20 })
-  addDiscordHandle(payload: DiscourseConnectPayload, { user }: SsoPayloadContext): DiscourseConnectPayload {
+  addDiscordHandle(
+    payload: DiscourseConnectPayload,
+    { user }: SsoPayloadContext,
+  ): DiscourseConnectPayload {
     return { ...payload, custom: { ...payload.custom, discord_username: user.username } };
   }
 

@@ -13,17 +13,31 @@ async function main(): Promise<void> {
   loadEnvFile();
   let dataSource: DataSource;
   try {
-    const { autoLoadEntities: _auto, migrationsRun: _run, ...options } = databaseOptions(process.env.DATABASE_URL) as Record<string, unknown>;
-    dataSource = new DataSource({ ...options, entities: DISCOURSE_CONNECT_ENTITIES, migrationsRun: false } as unknown as DataSourceOptions);
+    const {
+      autoLoadEntities: _auto,
+      migrationsRun: _run,
+      ...options
+    } = databaseOptions(process.env.DATABASE_URL) as Record<string, unknown>;
+    dataSource = new DataSource({
+      ...options,
+      entities: DISCOURSE_CONNECT_ENTITIES,
+      migrationsRun: false,
+    } as unknown as DataSourceOptions);
     await dataSource.initialize();
   } catch (error) {
     // Never echo DATABASE_URL: it may hold a password.
-    console.error(`\nCould not open the database (DATABASE_URL): ${(error as Error).message.replace(/\/\/[^@\s]*@/g, '//***@')}\n`);
+    console.error(
+      `\nCould not open the database (DATABASE_URL): ${(error as Error).message.replace(/\/\/[^@\s]*@/g, '//***@')}\n`,
+    );
     process.exit(1);
   }
   try {
     const applied = await dataSource.runMigrations({ transaction: 'all' });
-    console.log(applied.length ? `Applied ${applied.length} migration(s): ${applied.map((m) => m.name).join(', ')}.` : 'The database is up to date.');
+    console.log(
+      applied.length
+        ? `Applied ${applied.length} migration(s): ${applied.map((m) => m.name).join(', ')}.`
+        : 'The database is up to date.',
+    );
   } finally {
     await dataSource.destroy();
   }

@@ -1,7 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DiscordSimulator, DiscourseSimulator, SIM_GUILD_ID, SIM_GUILD_ROLES } from 'nestjs-discourse-connect-simulators';
+import {
+  DiscordSimulator,
+  DiscourseSimulator,
+  SIM_GUILD_ID,
+  SIM_GUILD_ROLES,
+} from 'nestjs-discourse-connect-simulators';
 
 /** A running sandbox: simulated Discord and Discourse in this process, and the env that points at them. */
 export interface Sandbox {

@@ -7,9 +7,19 @@ import {
   type DiscourseConnectModuleOptions,
   type LocalUser,
 } from 'nestjs-discourse-connect/internal';
-import { DISCORD_FIXTURES, SIM_GUILD_ID, SIM_GUILD_ROLES } from 'nestjs-discourse-connect-simulators';
+import {
+  DISCORD_FIXTURES,
+  SIM_GUILD_ID,
+  SIM_GUILD_ROLES,
+} from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from './support/browser';
-import { HTTP_ADAPTERS, startHarness, type Harness, type HttpAdapterName, type ModuleStyle } from './support/harness';
+import {
+  HTTP_ADAPTERS,
+  startHarness,
+  type Harness,
+  type HttpAdapterName,
+  type ModuleStyle,
+} from './support/harness';
 
 const API_KEY = 'sim-admin-api-key-0123456789';
 const WEBHOOK_SECRET = 'forum-webhook-secret-0123';
@@ -29,8 +39,18 @@ const withApi =
   (sync: DiscourseConnectModuleOptions['sync'] = {}) =>
   (o: DiscourseConnectModuleOptions): DiscourseConnectModuleOptions => ({
     ...o,
-    forums: o.forums.map((f) => ({ ...f, api: { key: API_KEY, timeoutMs: 2000 }, webhookSecret: WEBHOOK_SECRET })),
-    sync: { ratePerMinute: 6000, pollIntervalMs: 50, backoffBaseMs: 100, backoffMaxMs: 400, ...sync },
+    forums: o.forums.map((f) => ({
+      ...f,
+      api: { key: API_KEY, timeoutMs: 2000 },
+      webhookSecret: WEBHOOK_SECRET,
+    })),
+    sync: {
+      ratePerMinute: 6000,
+      pollIntervalMs: 50,
+      backoffBaseMs: 100,
+      backoffMaxMs: 400,
+      ...sync,
+    },
     groups: { guildId: SIM_GUILD_ID, roleGroups: ROLE_MAP },
   });
 
@@ -44,7 +64,11 @@ const apiEnv = {
     .join(','),
 };
 
-async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 8000): Promise<void> {
+async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 8000,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
@@ -52,10 +76,19 @@ async function waitFor(check: () => boolean | Promise<boolean>, what: string, ti
   }
 }
 
-async function startAligned(adapter: HttpAdapterName, style: ModuleStyle, sync?: DiscourseConnectModuleOptions['sync']): Promise<Harness> {
+async function startAligned(
+  adapter: HttpAdapterName,
+  style: ModuleStyle,
+  sync?: DiscourseConnectModuleOptions['sync'],
+): Promise<Harness> {
   return startHarness(style, {
     adapter,
-    forumOptions: { apiKey: API_KEY, apiRateLimitPerMinute: 0, authOverridesName: true, overridesAvatar: true },
+    forumOptions: {
+      apiKey: API_KEY,
+      apiRateLimitPerMinute: 0,
+      authOverridesName: true,
+      overridesAvatar: true,
+    },
     moduleOptions: withApi(sync),
     env: apiEnv,
     imports: [],
@@ -66,7 +99,11 @@ async function startAligned(adapter: HttpAdapterName, style: ModuleStyle, sync?:
 
 const { migrated, legacy } = DISCORD_FIXTURES;
 
-describe.each(HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as ModuleStyle[]).map((style) => [adapter, style] as const)))('keeping the forum aligned (%s, %s)', (adapter, style) => {
+describe.each(
+  HTTP_ADAPTERS.flatMap((adapter) =>
+    (['forRoot', 'forRootAsync'] as ModuleStyle[]).map((style) => [adapter, style] as const),
+  ),
+)('keeping the forum aligned (%s, %s)', (adapter, style) => {
   let h: Harness;
   beforeAll(async () => {
     h = await startAligned(adapter, style);
@@ -106,7 +143,10 @@ describe.each(HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as
     await idle();
     expect(h.forum.stats.syncSsoCalls).toBe(0);
 
-    h.discord.updateUser(legacy.id, { global_name: 'Old Timer', avatar: '0123456789abcdef0123456789abcdef' });
+    h.discord.updateUser(legacy.id, {
+      global_name: 'Old Timer',
+      avatar: '0123456789abcdef0123456789abcdef',
+    });
     await signInOnSite(legacy.id);
     await waitFor(() => h.forum.stats.syncSsoCalls === 1, 'one sync_sso');
     await idle();
@@ -122,7 +162,8 @@ describe.each(HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as
 
   it('logs the user out of the forum when they sign out on the site', async () => {
     const browser = await signInOnForum(migrated.id);
-    const current = () => browser.request(`${h.forum.baseUrl}/session/current.json`).then((r) => r.status);
+    const current = () =>
+      browser.request(`${h.forum.baseUrl}/session/current.json`).then((r) => r.status);
     expect(await current()).toBe(200);
     const out = await browser.request(`${h.appUrl}/auth/logout`, {
       method: 'POST',
@@ -140,11 +181,16 @@ describe.each(HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as
     expect(h.forum.stats.lastPayload).toMatchObject({ add_groups: 'members,moderators' });
     forumUser.groups.push('veterans'); // given on the forum by hand: not managed here
 
-    h.discord.updateUser(migrated.id, { guildRoles: { [SIM_GUILD_ID]: [SIM_GUILD_ROLES.member, SIM_GUILD_ROLES.veteran] } });
+    h.discord.updateUser(migrated.id, {
+      guildRoles: { [SIM_GUILD_ID]: [SIM_GUILD_ROLES.member, SIM_GUILD_ROLES.veteran] },
+    });
     await signInOnSite(migrated.id);
     await waitFor(() => h.forum.stats.syncSsoCalls === 1, 'the group sync');
     await idle();
-    expect([...h.forum.findByExternalId(migrated.id)!.groups].sort()).toEqual(['members', 'veterans']);
+    expect([...h.forum.findByExternalId(migrated.id)!.groups].sort()).toEqual([
+      'members',
+      'veterans',
+    ]);
   });
 
   it('syncs after a host route that opts in with @SyncToDiscourse()', async () => {
@@ -166,14 +212,19 @@ describe.each(HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as
     const forumUser = h.forum.findByExternalId(migrated.id)!;
     const [row] = await h.app
       .get(DataSource)
-      .query('SELECT forum_user_id, forum_username FROM discourse_connect_users WHERE discord_id = ?', [migrated.id]);
+      .query(
+        'SELECT forum_user_id, forum_username FROM discourse_connect_users WHERE discord_id = ?',
+        [migrated.id],
+      );
     expect(row).toEqual({ forum_user_id: forumUser.id, forum_username: forumUser.username });
 
     h.forum.redeliverWebhook(created.id);
     await h.forum.flushWebhooks();
     expect(h.forum.stats.webhookDeliveries.at(-1)).toMatchObject({ id: created.id, status: 409 });
 
-    const body = JSON.stringify({ user: { id: 99, username: 'mallory', external_id: migrated.id } });
+    const body = JSON.stringify({
+      user: { id: 99, username: 'mallory', external_id: migrated.id },
+    });
     const forged = await fetch(`${h.appUrl}/discourse/webhooks`, {
       method: 'POST',
       headers: {
@@ -188,7 +239,9 @@ describe.each(HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as
     expect(forged.status).toBe(403);
     const [after] = await h.app
       .get(DataSource)
-      .query('SELECT forum_username FROM discourse_connect_users WHERE discord_id = ?', [migrated.id]);
+      .query('SELECT forum_username FROM discourse_connect_users WHERE discord_id = ?', [
+        migrated.id,
+      ]);
     expect(after.forum_username).toBe(forumUser.username);
     h.forum.webhooks = undefined;
   });
@@ -196,7 +249,10 @@ describe.each(HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as
   it('reports queue counts on /health', async () => {
     const res = await fetch(`${h.appUrl}/health`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ status: 'ok', queue: { pending: 0, running: 0, failed: 0 } });
+    expect(await res.json()).toMatchObject({
+      status: 'ok',
+      queue: { pending: 0, running: 0, failed: 0 },
+    });
   });
 });
 
@@ -257,7 +313,11 @@ describe.each(HTTP_ADAPTERS)('delivery through faults (%s, forRoot)', (adapter) 
     await waitFor(() => h.forum.stats.syncSsoCalls === 1, 'the first sync');
     h.forum.knobs.apiFailure = { status: 500 };
     await changeAndSignIn(legacy.id, 'two');
-    await waitFor(async () => (await jobs()).some((j: any) => j.status === 'failed'), 'the job to fail', 10_000);
+    await waitFor(
+      async () => (await jobs()).some((j: any) => j.status === 'failed'),
+      'the job to fail',
+      10_000,
+    );
     const [failed] = await jobs();
     expect(failed).toMatchObject({ status: 'failed', attempts: 4, kind: 'sync' });
     expect(failed.last_error).toContain('500');
@@ -277,10 +337,12 @@ describe.each(HTTP_ADAPTERS)('delivery through faults (%s, forRoot)', (adapter) 
     await waitFor(async () => (await jobs()).length === 2, 'two waiting jobs');
     await h.restart();
     // As if the process died while delivering: the job is still marked running, its lease long gone.
-    await h.app.get(DataSource).query(
-      `UPDATE discourse_connect_sync_jobs SET status = 'running', locked_until = 1, dedupe_key = NULL WHERE discord_id = ?`,
-      [migrated.id],
-    );
+    await h.app
+      .get(DataSource)
+      .query(
+        `UPDATE discourse_connect_sync_jobs SET status = 'running', locked_until = 1, dedupe_key = NULL WHERE discord_id = ?`,
+        [migrated.id],
+      );
     const calls = h.forum.stats.syncSsoCalls;
     h.forum.knobs.apiFailure = null;
     await h.app.get(SyncWorker).drain();

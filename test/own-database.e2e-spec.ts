@@ -5,7 +5,11 @@ import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import Database from 'better-sqlite3';
 import { DiscourseConnectModule } from 'nestjs-discourse-connect';
-import { DISCORD_FIXTURES, DiscordSimulator, DiscourseSimulator } from 'nestjs-discourse-connect-simulators';
+import {
+  DISCORD_FIXTURES,
+  DiscordSimulator,
+  DiscourseSimulator,
+} from 'nestjs-discourse-connect-simulators';
 import { createHttpAdapter } from '../src/http-adapter';
 import { TestBrowser } from './support/browser';
 import { FORUM_SECRET, HTTP_ADAPTERS, SESSION_SECRET, freePort } from './support/harness';
@@ -36,7 +40,11 @@ describe.each(HTTP_ADAPTERS)('the module on its own database (%s)', (adapter) =>
       imports: [
         DiscourseConnectModule.forRoot({
           forums: [{ url: forumUrl, secret: FORUM_SECRET }],
-          discord: { clientId: 'sandbox-client-id', clientSecret: 'sandbox-client-secret', baseUrl: discordUrl },
+          discord: {
+            clientId: 'sandbox-client-id',
+            clientSecret: 'sandbox-client-secret',
+            baseUrl: discordUrl,
+          },
           publicUrl: appUrl,
           session: { secret: SESSION_SECRET },
           rateLimit: false,
@@ -44,7 +52,10 @@ describe.each(HTTP_ADAPTERS)('the module on its own database (%s)', (adapter) =>
         }),
       ],
     }).compile();
-    app = moduleRef.createNestApplication(createHttpAdapter(adapter, { trustProxy: false }), { rawBody: true, logger: false });
+    app = moduleRef.createNestApplication(createHttpAdapter(adapter, { trustProxy: false }), {
+      rawBody: true,
+      logger: false,
+    });
     await app.listen(port, '127.0.0.1');
   });
 
@@ -57,13 +68,20 @@ describe.each(HTTP_ADAPTERS)('the module on its own database (%s)', (adapter) =>
   it('creates and migrates its database, and signs a member in on the forum through it', async () => {
     expect(existsSync(file)).toBe(true);
     discord.knobs.autoApproveAs = migrated.id;
-    const page = await new TestBrowser().visit(`${forum.baseUrl}/session/sso?return_path=%2Ft%2Fwelcome%2F1`);
-    expect({ status: page.status, url: page.url }).toEqual({ status: 200, url: `${forum.baseUrl}/t/welcome/1` });
+    const page = await new TestBrowser().visit(
+      `${forum.baseUrl}/session/sso?return_path=%2Ft%2Fwelcome%2F1`,
+    );
+    expect({ status: page.status, url: page.url }).toEqual({
+      status: 200,
+      url: `${forum.baseUrl}/t/welcome/1`,
+    });
     expect(forum.findByExternalId(migrated.id)).toMatchObject({ email: migrated.email });
     const db = new Database(file, { readonly: true });
     try {
       const users = db.prepare('SELECT discord_id FROM discourse_connect_users').all();
-      const sessions = db.prepare('SELECT COUNT(*) AS n FROM discourse_connect_sessions').get() as { n: number };
+      const sessions = db.prepare('SELECT COUNT(*) AS n FROM discourse_connect_sessions').get() as {
+        n: number;
+      };
       expect(users).toEqual([{ discord_id: migrated.id }]);
       expect(sessions.n).toBeGreaterThan(0);
     } finally {

@@ -1,7 +1,13 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from './support/browser';
-import { FORUM_SECRET, HTTP_ADAPTERS, startHarness, type Harness, type ModuleStyle } from './support/harness';
+import {
+  FORUM_SECRET,
+  HTTP_ADAPTERS,
+  startHarness,
+  type Harness,
+  type ModuleStyle,
+} from './support/harness';
 
 /**
  * `GET /discourse/sso` with everything a broken link, a confused forum or an attacker can send.
@@ -9,7 +15,8 @@ import { FORUM_SECRET, HTTP_ADAPTERS, startHarness, type Harness, type ModuleSty
  */
 
 const b64 = (data: string | Buffer): string => Buffer.from(data).toString('base64');
-const hmac = (text: string, secret = FORUM_SECRET): string => createHmac('sha256', secret).update(text).digest('hex');
+const hmac = (text: string, secret = FORUM_SECRET): string =>
+  createHmac('sha256', secret).update(text).digest('hex');
 const newNonce = (): string => randomBytes(16).toString('hex');
 /** Form-encodes pairs in order (repeats allowed), as a forum would. */
 const formEncode = (pairs: [string, string][]): string =>
@@ -47,10 +54,12 @@ const validPayload = (forumUrl: string, nonce = newNonce()): string =>
 
 /** A payload with `return_sso_url` set to `url` and a good nonce, validly signed. */
 const returningTo = (url: string) => (): string =>
-  signedQuery(formEncode([
-    ['nonce', newNonce()],
-    ['return_sso_url', url],
-  ]));
+  signedQuery(
+    formEncode([
+      ['nonce', newNonce()],
+      ['return_sso_url', url],
+    ]),
+  );
 
 /** A validly built base64 text with a `+` in it (a `~` in the right place gives one). */
 function base64WithPlus(forumUrl: string): string {
@@ -66,7 +75,11 @@ const CASES: BadCase[] = [
   { name: 'missing sig', query: (c) => `sso=${encodeURIComponent(b64(c.valid()))}`, status: 400 },
   { name: 'both missing', query: () => '', status: 400 },
   { name: 'both empty', query: () => 'sso=&sig=', status: 400 },
-  { name: 'unrelated parameters only', query: () => 'foo=bar&return_sso_url=https%3A%2F%2Fevil.example%2F', status: 400 },
+  {
+    name: 'unrelated parameters only',
+    query: () => 'foo=bar&return_sso_url=https%3A%2F%2Fevil.example%2F',
+    status: 400,
+  },
   {
     name: 'sso given twice',
     query: (c) => {
@@ -88,9 +101,21 @@ const CASES: BadCase[] = [
     },
     status: 400,
   },
-  { name: 'sso in bracket form', query: (c) => `sso[]=${encodeURIComponent(b64(c.valid()))}&sig=${hmac(b64(c.valid()))}`, status: 400 },
-  { name: 'sso as a nested key', query: (c) => `sso[a]=${encodeURIComponent(b64(c.valid()))}&sig=${hmac(b64(c.valid()))}`, status: 400 },
-  { name: 'non-hex sig', query: (c) => `sso=${encodeURIComponent(b64(c.valid()))}&sig=${'zz'.repeat(32)}`, status: 400 },
+  {
+    name: 'sso in bracket form',
+    query: (c) => `sso[]=${encodeURIComponent(b64(c.valid()))}&sig=${hmac(b64(c.valid()))}`,
+    status: 400,
+  },
+  {
+    name: 'sso as a nested key',
+    query: (c) => `sso[a]=${encodeURIComponent(b64(c.valid()))}&sig=${hmac(b64(c.valid()))}`,
+    status: 400,
+  },
+  {
+    name: 'non-hex sig',
+    query: (c) => `sso=${encodeURIComponent(b64(c.valid()))}&sig=${'zz'.repeat(32)}`,
+    status: 400,
+  },
   {
     name: 'uppercase hex sig',
     query: (c) => {
@@ -176,37 +201,56 @@ const CASES: BadCase[] = [
   },
   {
     name: 'payload with an empty nonce',
-    query: (c) => signedQuery(formEncode([['nonce', ''], ['return_sso_url', `${c.forumUrl}/session/sso_login`]])),
+    query: (c) =>
+      signedQuery(
+        formEncode([
+          ['nonce', ''],
+          ['return_sso_url', `${c.forumUrl}/session/sso_login`],
+        ]),
+      ),
     status: 400,
   },
   {
     name: 'payload with a nonce that is not a token',
-    query: (c) => signedQuery(formEncode([['nonce', 'a b<script>'], ['return_sso_url', `${c.forumUrl}/session/sso_login`]])),
+    query: (c) =>
+      signedQuery(
+        formEncode([
+          ['nonce', 'a b<script>'],
+          ['return_sso_url', `${c.forumUrl}/session/sso_login`],
+        ]),
+      ),
     status: 400,
   },
   {
     name: 'payload with nonce repeated',
     query: (c) =>
-      signedQuery(formEncode([
-        ['nonce', 'a'],
-        ['nonce', 'b'],
-        ['return_sso_url', `${c.forumUrl}/session/sso_login`],
-      ])),
+      signedQuery(
+        formEncode([
+          ['nonce', 'a'],
+          ['nonce', 'b'],
+          ['return_sso_url', `${c.forumUrl}/session/sso_login`],
+        ]),
+      ),
     status: 400,
   },
   {
     name: 'payload with return_sso_url repeated',
     query: (c) =>
-      signedQuery(formEncode([
-        ['nonce', newNonce()],
-        ['return_sso_url', `${c.forumUrl}/session/sso_login`],
-        ['return_sso_url', 'https://evil.example/session/sso_login'],
-      ])),
+      signedQuery(
+        formEncode([
+          ['nonce', newNonce()],
+          ['return_sso_url', `${c.forumUrl}/session/sso_login`],
+          ['return_sso_url', 'https://evil.example/session/sso_login'],
+        ]),
+      ),
     status: 400,
   },
   {
     name: 'invalid UTF-8 inside the payload',
-    query: (c) => signedQuery(Buffer.concat([Buffer.from(`${c.valid()}&name=`), Buffer.from([0xc3, 0x28, 0xff, 0xfe])])),
+    query: (c) =>
+      signedQuery(
+        Buffer.concat([Buffer.from(`${c.valid()}&name=`), Buffer.from([0xc3, 0x28, 0xff, 0xfe])]),
+      ),
     status: 400,
   },
   {
@@ -219,19 +263,41 @@ const CASES: BadCase[] = [
     query: () => signedQuery(formEncode([['nonce', newNonce()]])),
     status: 400,
   },
-  { name: 'return_sso_url on another host', query: () => returningTo('https://evil.example/session/sso_login')(), status: 403 },
-  { name: 'return_sso_url javascript:alert(1)', query: () => returningTo('javascript:alert(1)')(), status: 403 },
-  { name: 'return_sso_url data: URL', query: () => returningTo('data:text/html,<script>alert(1)</script>')(), status: 403 },
-  { name: 'return_sso_url scheme-relative', query: () => returningTo('//evil.example/session/sso_login')(), status: 403 },
-  { name: 'return_sso_url relative path', query: () => returningTo('/session/sso_login')(), status: 403 },
+  {
+    name: 'return_sso_url on another host',
+    query: () => returningTo('https://evil.example/session/sso_login')(),
+    status: 403,
+  },
+  {
+    name: 'return_sso_url javascript:alert(1)',
+    query: () => returningTo('javascript:alert(1)')(),
+    status: 403,
+  },
+  {
+    name: 'return_sso_url data: URL',
+    query: () => returningTo('data:text/html,<script>alert(1)</script>')(),
+    status: 403,
+  },
+  {
+    name: 'return_sso_url scheme-relative',
+    query: () => returningTo('//evil.example/session/sso_login')(),
+    status: 403,
+  },
+  {
+    name: 'return_sso_url relative path',
+    query: () => returningTo('/session/sso_login')(),
+    status: 403,
+  },
   {
     name: 'return_sso_url userinfo trick (forum-host@evil)',
-    query: (c) => returningTo(`http://${new URL(c.forumOrigin).host}@evil.example/session/sso_login`)(),
+    query: (c) =>
+      returningTo(`http://${new URL(c.forumOrigin).host}@evil.example/session/sso_login`)(),
     status: 403,
   },
   {
     name: 'return_sso_url with credentials on the forum host',
-    query: (c) => returningTo(`http://user:pass@${new URL(c.forumOrigin).host}/session/sso_login`)(),
+    query: (c) =>
+      returningTo(`http://user:pass@${new URL(c.forumOrigin).host}/session/sso_login`)(),
     status: 403,
   },
   {
@@ -311,18 +377,30 @@ type ForumKind = 'root' | 'subfolder';
  * One app at a time: the Discord passport strategy is registered process-wide, so two apps running
  * side by side in one process would share the last one's callback URL.
  */
-describe.each(HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as ModuleStyle[]).map((style) => [adapter, style] as const)))('GET /discourse/sso with bad input (%s, %s)', (adapter, style) => {
+describe.each(
+  HTTP_ADAPTERS.flatMap((adapter) =>
+    (['forRoot', 'forRootAsync'] as ModuleStyle[]).map((style) => [adapter, style] as const),
+  ),
+)('GET /discourse/sso with bad input (%s, %s)', (adapter, style) => {
   describe.each<ForumKind>(['root', 'subfolder'])('forum at the %s', (kind) => {
     let h: Harness;
-    const browsers: Record<Who, TestBrowser> = { anonymous: new TestBrowser(), 'signed-in': new TestBrowser() };
+    const browsers: Record<Who, TestBrowser> = {
+      anonymous: new TestBrowser(),
+      'signed-in': new TestBrowser(),
+    };
     const cases = CASES.filter((c) => (c.app ?? 'root') === kind);
 
     beforeAll(async () => {
-      h = await startHarness(style, kind === 'subfolder' ? { adapter, forumPath: '/forum' } : { adapter });
+      h = await startHarness(
+        style,
+        kind === 'subfolder' ? { adapter, forumPath: '/forum' } : { adapter },
+      );
       h.discord.knobs.autoApproveAs = DISCORD_FIXTURES.migrated.id;
       if (kind === 'root') {
         // Signed in once through the forum's own flow.
-        const page = await browsers['signed-in'].visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+        const page = await browsers['signed-in'].visit(
+          `${h.forum.baseUrl}/session/sso?return_path=%2F`,
+        );
         expect(page.status).toBe(200);
         expect(h.forum.stats.ssoLogins).toBe(1);
       } else {
@@ -342,7 +420,9 @@ describe.each(HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as
 
     describe.each<Who>(['anonymous', 'signed-in'])('%s browser', (who) => {
       it('a valid request is accepted (control)', async () => {
-        const res = await browsers[who].request(`${h.appUrl}/discourse/sso?${signedQuery(validPayload(h.forumUrl))}`);
+        const res = await browsers[who].request(
+          `${h.appUrl}/discourse/sso?${signedQuery(validPayload(h.forumUrl))}`,
+        );
         expect(res.status).toBe(302);
         const location = res.headers.get('location')!;
         if (who === 'anonymous') {
@@ -357,27 +437,32 @@ describe.each(HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as
       it('a valid request with Ruby-style newlines in the base64 is accepted (control)', async () => {
         const text = `${validPayload(h.forumUrl)}&pad=${'p'.repeat(80)}`;
         const sso = `${(b64(text).match(/.{1,60}/g) ?? []).join('\n')}\n`;
-        const res = await browsers[who].request(`${h.appUrl}/discourse/sso?sso=${encodeURIComponent(sso)}&sig=${hmac(sso)}`);
+        const res = await browsers[who].request(
+          `${h.appUrl}/discourse/sso?sso=${encodeURIComponent(sso)}&sig=${hmac(sso)}`,
+        );
         expect(res.status).toBe(302);
       });
 
-      it.each(cases.map((c) => [c.name, c] as const))('%s → a readable 4xx page, no redirect, no forum login', async (_n, c) => {
-        const before = h.forum.stats.ssoLogins;
-        const res = await browsers[who].request(`${h.appUrl}/discourse/sso?${c.query(ctx())}`);
-        const body = await res.text();
-        expect(res.status).toBeGreaterThanOrEqual(400);
-        expect(res.status).toBeLessThan(500);
-        if (c.status) expect(res.status).toBe(c.status);
-        expect(res.headers.get('location')).toBeNull();
-        expect(res.headers.get('content-type')).toMatch(/^text\/html/);
-        expect(body).toMatch(/<h1>[^<]*\w[^<]*<\/h1>/);
-        expect(body).toMatch(/<p id="message">[^<]*[A-Za-z]{3,} [^<]*[.!?]<\/p>/);
-        expect(body).not.toMatch(/\bat \S+ \(/);
-        expect(body).not.toMatch(/\.ts:\d+/);
-        expect(body).not.toMatch(/node_modules|Error:/);
-        expect(body).not.toContain(FORUM_SECRET);
-        expect(h.forum.stats.ssoLogins).toBe(before);
-      });
+      it.each(cases.map((c) => [c.name, c] as const))(
+        '%s → a readable 4xx page, no redirect, no forum login',
+        async (_n, c) => {
+          const before = h.forum.stats.ssoLogins;
+          const res = await browsers[who].request(`${h.appUrl}/discourse/sso?${c.query(ctx())}`);
+          const body = await res.text();
+          expect(res.status).toBeGreaterThanOrEqual(400);
+          expect(res.status).toBeLessThan(500);
+          if (c.status) expect(res.status).toBe(c.status);
+          expect(res.headers.get('location')).toBeNull();
+          expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+          expect(body).toMatch(/<h1>[^<]*\w[^<]*<\/h1>/);
+          expect(body).toMatch(/<p id="message">[^<]*[A-Za-z]{3,} [^<]*[.!?]<\/p>/);
+          expect(body).not.toMatch(/\bat \S+ \(/);
+          expect(body).not.toMatch(/\.ts:\d+/);
+          expect(body).not.toMatch(/node_modules|Error:/);
+          expect(body).not.toContain(FORUM_SECRET);
+          expect(h.forum.stats.ssoLogins).toBe(before);
+        },
+      );
 
       if (kind !== 'root') return;
 
@@ -385,7 +470,9 @@ describe.each(HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as
         const before = h.forum.stats.ssoLogins;
         const sso = b64(`${validPayload(h.forumUrl)}&bio=${'x'.repeat(75_000)}`);
         expect(sso.length).toBeGreaterThanOrEqual(100_000);
-        const res = await browsers[who].request(`${h.appUrl}/discourse/sso?sso=${encodeURIComponent(sso)}&sig=${hmac(sso)}`);
+        const res = await browsers[who].request(
+          `${h.appUrl}/discourse/sso?sso=${encodeURIComponent(sso)}&sig=${hmac(sso)}`,
+        );
         await res.arrayBuffer();
         expect([400, 414, 431]).toContain(res.status);
         expect(res.headers.get('location')).toBeNull();
@@ -394,8 +481,16 @@ describe.each(HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as
 
       it.each([
         ['missing sig', (c: Ctx) => `sso=${encodeURIComponent(b64(c.valid()))}`, 400],
-        ['unknown forum', (c: Ctx) => signedQuery(c.valid(), 'another-forums-secret-0123456789'), 403],
-        ['foreign return_sso_url', () => returningTo('https://evil.example/session/sso_login')(), 403],
+        [
+          'unknown forum',
+          (c: Ctx) => signedQuery(c.valid(), 'another-forums-secret-0123456789'),
+          403,
+        ],
+        [
+          'foreign return_sso_url',
+          () => returningTo('https://evil.example/session/sso_login')(),
+          403,
+        ],
       ] as const)('a JSON client gets a JSON 4xx body (%s)', async (_n, query, status) => {
         const res = await browsers[who].request(`${h.appUrl}/discourse/sso?${query(ctx())}`, {
           headers: { accept: 'application/json' },

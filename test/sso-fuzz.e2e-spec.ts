@@ -12,9 +12,11 @@ import { FORUM_SECRET, HTTP_ADAPTERS, startHarness, type Harness } from './suppo
 
 const RUNS = 150;
 const b64 = (data: string | Buffer): string => Buffer.from(data).toString('base64');
-const hmac = (text: string, secret = FORUM_SECRET): string => createHmac('sha256', secret).update(text).digest('hex');
+const hmac = (text: string, secret = FORUM_SECRET): string =>
+  createHmac('sha256', secret).update(text).digest('hex');
 /** Percent-encodes every UTF-8 byte, so any string (lone surrogates included) travels intact-as-UTF-8. */
-const pct = (s: string): string => [...Buffer.from(s, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
+const pct = (s: string): string =>
+  [...Buffer.from(s, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
 /** What the server decodes from `pct(s)`. */
 const received = (s: string): string => Buffer.from(s, 'utf8').toString('utf8');
 
@@ -37,7 +39,10 @@ describe.each(HTTP_ADAPTERS)('GET /discourse/sso under fuzzing (%s)', (adapter) 
   const forumOrigin = (): string => new URL(h.forumUrl).origin;
 
   /** Sends the params (in order, repeats allowed) and checks what must hold for any input. */
-  async function send(browser: TestBrowser, params: Param[]): Promise<{ status: number; location: string | null }> {
+  async function send(
+    browser: TestBrowser,
+    params: Param[],
+  ): Promise<{ status: number; location: string | null }> {
     const query = params.map(([k, v]) => `${pct(k)}=${pct(v)}`).join('&');
     const before = h.forum.stats.ssoLogins;
     const res = await browser.request(`${h.appUrl}/discourse/sso?${query}`);
@@ -78,7 +83,17 @@ describe.each(HTTP_ADAPTERS)('GET /discourse/sso under fuzzing (%s)', (adapter) 
   const anyText = fc.oneof(
     fc.string({ unit: 'binary', maxLength: 120 }),
     fc.string({ maxLength: 120 }),
-    fc.constantFrom('', ' ', '%%%', '====', 'AA==\n', '\u0000', 'bm9uY2U9YQ==', '+/+/', 'a'.repeat(300)),
+    fc.constantFrom(
+      '',
+      ' ',
+      '%%%',
+      '====',
+      'AA==\n',
+      '\u0000',
+      'bm9uY2U9YQ==',
+      '+/+/',
+      'a'.repeat(300),
+    ),
   );
   const hexish = fc.oneof(
     fc.stringMatching(/^[0-9a-f]{60,68}$/),
@@ -86,7 +101,10 @@ describe.each(HTTP_ADAPTERS)('GET /discourse/sso under fuzzing (%s)', (adapter) 
     anyText,
   );
   const extraParams = fc.array(
-    fc.tuple(fc.oneof(anyText, fc.constantFrom('sso', 'sig', 'SSO', 'sso[]', '__proto__', 'constructor')), anyText),
+    fc.tuple(
+      fc.oneof(anyText, fc.constantFrom('sso', 'sig', 'SSO', 'sso[]', '__proto__', 'constructor')),
+      anyText,
+    ),
     { maxLength: 4 },
   );
   /** Payload texts a forum (or an attacker with the secret) might sign. */
@@ -130,68 +148,81 @@ describe.each(HTTP_ADAPTERS)('GET /discourse/sso under fuzzing (%s)', (adapter) 
   it.each([
     ['anonymous', () => anonymous],
     ['signed-in', () => signedIn],
-  ] as const)('arbitrary sso, sig and extra params never give a 5xx; success needs a valid signature (%s)', async (_n, browser) => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.oneof(anyText, anyText.map((t) => b64(t)), payloadText.map((p) => b64(p.text))),
-        fc.constantFrom('valid', 'upper', 'other-secret', 'arbitrary'),
-        hexish,
-        extraParams,
-        fc.boolean(),
-        async (sso, sigMode, arbitrarySig, extra, extraFirst) => {
-          const sig =
-            sigMode === 'valid'
-              ? hmac(received(sso))
-              : sigMode === 'upper'
-                ? hmac(received(sso)).toUpperCase()
-                : sigMode === 'other-secret'
-                  ? hmac(received(sso), 'another-forums-secret-0123456789')
-                  : arbitrarySig;
-          const core: Param[] = [
-            ['sso', sso],
-            ['sig', sig],
-          ];
-          const params = extraFirst ? [...extra, ...core] : [...core, ...extra];
-          const { status } = await send(browser(), params);
-          if (status < 400) expect(validlySigned(params)).toBe(true);
-          else expect(status).toBeGreaterThanOrEqual(400);
-        },
-      ),
-      { numRuns: RUNS },
-    );
-  });
+  ] as const)(
+    'arbitrary sso, sig and extra params never give a 5xx; success needs a valid signature (%s)',
+    async (_n, browser) => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.oneof(
+            anyText,
+            anyText.map((t) => b64(t)),
+            payloadText.map((p) => b64(p.text)),
+          ),
+          fc.constantFrom('valid', 'upper', 'other-secret', 'arbitrary'),
+          hexish,
+          extraParams,
+          fc.boolean(),
+          async (sso, sigMode, arbitrarySig, extra, extraFirst) => {
+            const sig =
+              sigMode === 'valid'
+                ? hmac(received(sso))
+                : sigMode === 'upper'
+                  ? hmac(received(sso)).toUpperCase()
+                  : sigMode === 'other-secret'
+                    ? hmac(received(sso), 'another-forums-secret-0123456789')
+                    : arbitrarySig;
+            const core: Param[] = [
+              ['sso', sso],
+              ['sig', sig],
+            ];
+            const params = extraFirst ? [...extra, ...core] : [...core, ...extra];
+            const { status } = await send(browser(), params);
+            if (status < 400) expect(validlySigned(params)).toBe(true);
+            else expect(status).toBeGreaterThanOrEqual(400);
+          },
+        ),
+        { numRuns: RUNS },
+      );
+    },
+  );
 
   it.each([
     ['anonymous', () => anonymous],
     ['signed-in', () => signedIn],
-  ] as const)('validly signed arbitrary payloads only ever lead back to the forum (%s)', async (_n, browser) => {
-    let accepted = 0;
-    await fc.assert(
-      fc.asyncProperty(payloadText, async ({ text, returnSsoUrl }) => {
-        const sso = b64(text);
-        const { status } = await send(browser(), [
-          ['sso', sso],
-          ['sig', hmac(sso)],
-        ]);
-        let onForum = false;
-        try {
-          onForum = returnSsoUrl !== null && new URL(returnSsoUrl).origin === forumOrigin();
-        } catch {
-          onForum = false;
-        }
-        if (!onForum) expect(status).toBeGreaterThanOrEqual(400);
-        if (status < 400) accepted++;
-      }),
-      { numRuns: RUNS },
-    );
-    // The generator reaches the success path too, so the redirect checks above really ran.
-    expect(accepted).toBeGreaterThan(0);
-  });
+  ] as const)(
+    'validly signed arbitrary payloads only ever lead back to the forum (%s)',
+    async (_n, browser) => {
+      let accepted = 0;
+      await fc.assert(
+        fc.asyncProperty(payloadText, async ({ text, returnSsoUrl }) => {
+          const sso = b64(text);
+          const { status } = await send(browser(), [
+            ['sso', sso],
+            ['sig', hmac(sso)],
+          ]);
+          let onForum: boolean;
+          try {
+            onForum = returnSsoUrl !== null && new URL(returnSsoUrl).origin === forumOrigin();
+          } catch {
+            onForum = false;
+          }
+          if (!onForum) expect(status).toBeGreaterThanOrEqual(400);
+          if (status < 400) accepted++;
+        }),
+        { numRuns: RUNS },
+      );
+      // The generator reaches the success path too, so the redirect checks above really ran.
+      expect(accepted).toBeGreaterThan(0);
+    },
+  );
 
   it('raw, unescaped query text never gives a 5xx or a redirect', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.string({ unit: fc.constantFrom(...'abcAZ09+/=%&;[]?.-_~!$\'()*,:@ sosigSSO\\"<>{}|^`'.split('')), maxLength: 200 }),
+        fc.string({
+          unit: fc.constantFrom(...'abcAZ09+/=%&;[]?.-_~!$\'()*,:@ sosigSSO\\"<>{}|^`'.split('')),
+          maxLength: 200,
+        }),
         async (raw) => {
           const res = await anonymous.request(`${h.appUrl}/discourse/sso?${raw}`);
           await res.arrayBuffer();
@@ -205,8 +236,27 @@ describe.each(HTTP_ADAPTERS)('GET /discourse/sso under fuzzing (%s)', (adapter) 
   });
 
   it('sanity: a validly signed forum request succeeds for both browsers', async () => {
-    const sso = b64(new URLSearchParams({ nonce: randomBytes(16).toString('hex'), return_sso_url: `${h.forumUrl}/session/sso_login` }).toString());
-    expect((await send(anonymous, [['sso', sso], ['sig', hmac(sso)]])).status).toBe(302);
-    expect((await send(signedIn, [['sso', sso], ['sig', hmac(sso)]])).status).toBe(302);
+    const sso = b64(
+      new URLSearchParams({
+        nonce: randomBytes(16).toString('hex'),
+        return_sso_url: `${h.forumUrl}/session/sso_login`,
+      }).toString(),
+    );
+    expect(
+      (
+        await send(anonymous, [
+          ['sso', sso],
+          ['sig', hmac(sso)],
+        ])
+      ).status,
+    ).toBe(302);
+    expect(
+      (
+        await send(signedIn, [
+          ['sso', sso],
+          ['sig', hmac(sso)],
+        ])
+      ).status,
+    ).toBe(302);
   });
 });

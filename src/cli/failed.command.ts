@@ -3,7 +3,10 @@ import { DiscourseConnectSyncQueue } from 'nestjs-discourse-connect';
 import { waitForQueue } from './wait-for-queue';
 
 /** `failed [--retry]`: list jobs that ran out of retries, or put them back in the queue. */
-@Command({ name: 'failed', description: 'List sync jobs that ran out of retries; --retry puts them back' })
+@Command({
+  name: 'failed',
+  description: 'List sync jobs that ran out of retries; --retry puts them back',
+})
 export class FailedCommand extends CommandRunner {
   constructor(private readonly queue: DiscourseConnectSyncQueue) {
     super();
@@ -24,7 +27,9 @@ export class FailedCommand extends CommandRunner {
     const jobs = await this.queue.failed();
     if (jobs.length === 0) return console.log('No failed jobs.');
     for (const job of jobs) {
-      console.log(`#${job.id} ${job.kind} ${job.discordId} on ${job.forum} after ${job.attempts} attempt(s): ${job.lastError}`);
+      console.log(
+        `#${job.id} ${job.kind} ${job.discordId} on ${job.forum} after ${job.attempts} attempt(s): ${job.lastError}`,
+      );
     }
   }
 }

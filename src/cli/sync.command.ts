@@ -11,7 +11,8 @@ interface SyncOptions {
 @Command({
   name: 'sync',
   arguments: '[discordId]',
-  description: 'Push users to the forum through sync_sso: one Discord id, or --all (streamed in pages)',
+  description:
+    'Push users to the forum through sync_sso: one Discord id, or --all (streamed in pages)',
 })
 export class SyncCommand extends CommandRunner {
   constructor(
@@ -31,7 +32,8 @@ export class SyncCommand extends CommandRunner {
     if (!options.all && !discordId) throw new Error('Give a Discord id, or --all for every user.');
     if (options.all && discordId) throw new Error('Give either a Discord id or --all, not both.');
     if (discordId) {
-      if (!(await this.users.findByDiscordId(discordId))) throw new Error(`No local user has the Discord id ${discordId}.`);
+      if (!(await this.users.findByDiscordId(discordId)))
+        throw new Error(`No local user has the Discord id ${discordId}.`);
       await this.queue.enqueue('sync', discordId);
       await waitForQueue(this.queue);
       console.log(`Synced ${discordId}.`);
@@ -53,9 +55,13 @@ export class SyncCommand extends CommandRunner {
       Presets.shades_classic,
     );
     bar.start(queued, 0);
-    const result = await waitForQueue(this.queue, (remaining) => bar.update(Math.max(0, queued - remaining)));
+    const result = await waitForQueue(this.queue, (remaining) =>
+      bar.update(Math.max(0, queued - remaining)),
+    );
     bar.update(queued);
     bar.stop();
-    console.log(`Queued ${queued} users; ${result.failed} failed job(s) kept (see: npm run cli -- failed).`);
+    console.log(
+      `Queued ${queued} users; ${result.failed} failed job(s) kept (see: npm run cli -- failed).`,
+    );
   }
 }

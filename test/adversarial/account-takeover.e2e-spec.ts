@@ -5,7 +5,13 @@ import { DiscourseConnectSettings } from 'nestjs-discourse-connect/internal';
 import { DISCORD_FIXTURES, type SimDiscordUser } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
 import { HTTP_ADAPTERS, type Harness } from '../support/harness';
-import { expectCleanErrorBody, expectNothingWritten, snapshot, startAdversarialHarness, waitFor } from './adversarial-support';
+import {
+  expectCleanErrorBody,
+  expectNothingWritten,
+  snapshot,
+  startAdversarialHarness,
+  waitFor,
+} from './adversarial-support';
 
 /**
  * Account takeover: a Discord account whose email Discord has not verified (at first sign-in or
@@ -57,13 +63,18 @@ describe.each(HTTP_ADAPTERS)('adversarial: account takeover (%s)', (adapter) => 
 
   /** Adds a Discord account to the simulator (its users map is public) as a copy of `base`. */
   function addDiscordAccount(base: SimDiscordUser, patch: Partial<SimDiscordUser>): void {
-    const user: SimDiscordUser = { ...(JSON.parse(JSON.stringify(base)) as SimDiscordUser), ...patch };
+    const user: SimDiscordUser = {
+      ...(JSON.parse(JSON.stringify(base)) as SimDiscordUser),
+      ...patch,
+    };
     h.discord.users.set(user.id, user);
   }
 
   const forumUserOf = async (browser: TestBrowser) => {
     const res = await browser.request(`${h.forum.baseUrl}/session/current.json`);
-    return res.status === 200 ? ((await res.json()) as { current_user: { id: number; username: string } }).current_user : null;
+    return res.status === 200
+      ? ((await res.json()) as { current_user: { id: number; username: string } }).current_user
+      : null;
   };
 
   it('an email changed on Discord to an unverified one is sent with require_activation and never links the forum account that has it', async () => {
@@ -79,12 +90,21 @@ describe.each(HTTP_ADAPTERS)('adversarial: account takeover (%s)', (adapter) => 
     await idle();
     const local = (await h.app.get(UsersService).findByDiscordId(migrated.id))!;
     expect(local).toMatchObject({ email: 'victim@example.com', emailVerified: false });
-    const payload = await h.app.get(SsoService).payloadFor(local, h.app.get(DiscourseConnectSettings).forums[0]);
-    expect(payload).toMatchObject({ external_id: migrated.id, email: 'victim@example.com', require_activation: true });
+    const payload = await h.app
+      .get(SsoService)
+      .payloadFor(local, h.app.get(DiscourseConnectSettings).forums[0]);
+    expect(payload).toMatchObject({
+      external_id: migrated.id,
+      email: 'victim@example.com',
+      require_activation: true,
+    });
 
     // Through the forum's own sign-in too.
     const { browser } = await signInOnForum(migrated.id);
-    expect(h.forum.stats.lastPayload).toMatchObject({ external_id: migrated.id, require_activation: 'true' });
+    expect(h.forum.stats.lastPayload).toMatchObject({
+      external_id: migrated.id,
+      require_activation: 'true',
+    });
     expect(victim).toMatchObject({ externalId: null, email: 'victim@example.com' });
     expect(h.forum.users.filter((u) => u.externalId === migrated.id)).toEqual([own]);
     expect((await forumUserOf(browser))?.id).not.toBe(victim.id);
@@ -101,7 +121,9 @@ describe.each(HTTP_ADAPTERS)('adversarial: account takeover (%s)', (adapter) => 
       .catch(() => undefined); // the forum may refuse (email taken): either way nothing is linked
     expect(h.forum.stats.syncSsoCalls).toBe(1);
     expect(victim.externalId).toBeNull();
-    expect(h.forum.users.filter((u) => u.externalId === unverified.id).every((u) => !u.active)).toBe(true);
+    expect(
+      h.forum.users.filter((u) => u.externalId === unverified.id).every((u) => !u.active),
+    ).toBe(true);
   });
 
   it.each([
@@ -115,25 +137,34 @@ describe.each(HTTP_ADAPTERS)('adversarial: account takeover (%s)', (adapter) => 
     ['a minus sign', `-${migrated.id}`],
     ['a decimal point', `${migrated.id}.0`],
     ['an exponent', `${migrated.id}e0`],
-    ['full-width digits', migrated.id.replace(/[0-9]/g, (d) => String.fromCharCode(0xff10 + Number(d)))],
-    ['Arabic-Indic digits', migrated.id.replace(/[0-9]/g, (d) => String.fromCharCode(0x0660 + Number(d)))],
+    [
+      'full-width digits',
+      migrated.id.replace(/[0-9]/g, (d) => String.fromCharCode(0xff10 + Number(d))),
+    ],
+    [
+      'Arabic-Indic digits',
+      migrated.id.replace(/[0-9]/g, (d) => String.fromCharCode(0x0660 + Number(d))),
+    ],
     ['a value above 2^64 - 1', '18446744073709551616'],
     ['21 digits', '100000000000000000000'],
-  ])('a Discord id with %s never maps onto another record: 502, nothing written or sent', async (_name, id) => {
-    await signInOnForum(migrated.id);
-    await idle();
-    const before = await snapshot(h);
-    // The same person, same verified email, under an id that differs only in form.
-    addDiscordAccount(migrated, { id });
-    const { page } = await signInOnForum(id);
-    expect(page.status).toBe(502);
-    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
-    expect(page.body).toContain('Discord sent an unusable answer');
-    expect(page.hops.map((hop) => new URL(hop.url).pathname)).not.toContain('/session/sso_login');
-    expectCleanErrorBody(page.body);
-    await expectNothingWritten(h, before);
-    expect(await h.app.get(UsersService).findByDiscordId(id)).toBeNull();
-  });
+  ])(
+    'a Discord id with %s never maps onto another record: 502, nothing written or sent',
+    async (_name, id) => {
+      await signInOnForum(migrated.id);
+      await idle();
+      const before = await snapshot(h);
+      // The same person, same verified email, under an id that differs only in form.
+      addDiscordAccount(migrated, { id });
+      const { page } = await signInOnForum(id);
+      expect(page.status).toBe(502);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(page.body).toContain('Discord sent an unusable answer');
+      expect(page.hops.map((hop) => new URL(hop.url).pathname)).not.toContain('/session/sso_login');
+      expectCleanErrorBody(page.body);
+      await expectNothingWritten(h, before);
+      expect(await h.app.get(UsersService).findByDiscordId(id)).toBeNull();
+    },
+  );
 
   it('keeps snowflakes above 2^53 exact: ids equal as JavaScript numbers stay two people, and 2^64 - 1 works', async () => {
     const a = '9007199254740993';
@@ -141,8 +172,18 @@ describe.each(HTTP_ADAPTERS)('adversarial: account takeover (%s)', (adapter) => 
     const max = '18446744073709551615';
     expect(Number(a)).toBe(Number(b));
     addDiscordAccount(migrated, { id: a, username: 'odd', email: 'odd@example.com', avatar: null });
-    addDiscordAccount(migrated, { id: b, username: 'even', email: 'even@example.com', avatar: null });
-    addDiscordAccount(migrated, { id: max, username: 'max', email: 'max@example.com', avatar: null });
+    addDiscordAccount(migrated, {
+      id: b,
+      username: 'even',
+      email: 'even@example.com',
+      avatar: null,
+    });
+    addDiscordAccount(migrated, {
+      id: max,
+      username: 'max',
+      email: 'max@example.com',
+      avatar: null,
+    });
     for (const id of [a, b, max]) {
       const { page } = await signInOnForum(id);
       expect(page.status).toBe(200);

@@ -1,3 +1,4 @@
+import type { Type } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { RequestMethod, type INestApplication } from '@nestjs/common';
 import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
@@ -34,7 +35,7 @@ function stateChangingRoutes(app: INestApplication): { method: string; path: str
   const routes: { method: string; path: string }[] = [];
   const clean = (p: unknown) => (typeof p === 'string' ? p.replace(/^\/+|\/+$/g, '') : '');
   for (const wrapper of app.get(DiscoveryService).getControllers()) {
-    const controller = wrapper.metatype as Function | undefined;
+    const controller = wrapper.metatype as Type | undefined;
     if (!controller) continue;
     const base = clean(Reflect.getMetadata(PATH_METADATA, controller));
     for (const name of Object.getOwnPropertyNames(controller.prototype)) {

@@ -4,7 +4,12 @@ import { DiscourseConnectProtocolError, verifyAndDecode } from 'nestjs-discourse
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
 import { FORUM_SECRET, HTTP_ADAPTERS, type Harness } from '../support/harness';
-import { expectNothingWritten, snapshot, startAdversarialHarness, WEBHOOK_SECRET } from './adversarial-support';
+import {
+  expectNothingWritten,
+  snapshot,
+  startAdversarialHarness,
+  WEBHOOK_SECRET,
+} from './adversarial-support';
 
 /**
  * Property-based fuzzing beyond GET /discourse/sso (whose fuzzing is test/sso-fuzz.e2e-spec.ts:
@@ -14,23 +19,43 @@ import { expectNothingWritten, snapshot, startAdversarialHarness, WEBHOOK_SECRET
 
 /** Per adapter. */
 const RUNS = 40;
-const hmac = (text: string | Buffer, secret = FORUM_SECRET) => createHmac('sha256', secret).update(text).digest('hex');
-const pct = (s: string) => [...Buffer.from(s, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
+const hmac = (text: string | Buffer, secret = FORUM_SECRET) =>
+  createHmac('sha256', secret).update(text).digest('hex');
+const pct = (s: string) =>
+  [...Buffer.from(s, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
 const anyText = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 80 }),
   fc.string({ maxLength: 80 }),
-  fc.constantFrom('/', '//evil.example', '/\\evil', 'https://evil.example', '/%2F%2Fevil', 'javascript:alert(1)', '\u0000', '/a\uFFFD'),
+  fc.constantFrom(
+    '/',
+    '//evil.example',
+    '/\\evil',
+    'https://evil.example',
+    '/%2F%2Fevil',
+    'javascript:alert(1)',
+    '\u0000',
+    '/a\uFFFD',
+  ),
 );
 
 describe('adversarial: property-based fuzzing', () => {
   it('codec: a payload is accepted only when the signature is the HMAC of the exact text, and then decodes as a form', () => {
     fc.assert(
       fc.property(
-        fc.oneof(anyText, anyText.map((t) => Buffer.from(t).toString('base64')), fc.uint8Array({ maxLength: 60 }).map((b) => Buffer.from(b).toString('base64'))),
+        fc.oneof(
+          anyText,
+          anyText.map((t) => Buffer.from(t).toString('base64')),
+          fc.uint8Array({ maxLength: 60 }).map((b) => Buffer.from(b).toString('base64')),
+        ),
         fc.constantFrom('valid', 'other', 'arbitrary'),
         anyText,
         (sso, mode, arbitrary) => {
-          const sig = mode === 'valid' ? hmac(sso) : mode === 'other' ? hmac(sso, 'another-secret-0123456789') : arbitrary;
+          const sig =
+            mode === 'valid'
+              ? hmac(sso)
+              : mode === 'other'
+                ? hmac(sso, 'another-secret-0123456789')
+                : arbitrary;
           let fields: Record<string, string>;
           try {
             fields = verifyAndDecode(sso, sig, FORUM_SECRET);
@@ -57,50 +82,67 @@ describe('adversarial: property-based fuzzing', () => {
       h = await startAdversarialHarness(adapter);
       h.discord.knobs.autoApproveAs = DISCORD_FIXTURES.migrated.id;
       await signedIn.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
-      discordOrigin = new URL((await new TestBrowser().request(`${h.appUrl}/auth/discord`)).headers.get('location')!).origin;
+      discordOrigin = new URL(
+        (await new TestBrowser().request(`${h.appUrl}/auth/discord`)).headers.get('location')!,
+      ).origin;
     });
     afterAll(async () => h?.close());
 
     it.each([
       ['anonymous', () => anonymous],
       ['signed-in', () => signedIn],
-    ] as const)('returnTo and return_path: never a 5xx, redirects only to Discord, this site or the forum (%s)', async (_n, browser) => {
-      await fc.assert(
-        fc.asyncProperty(anyText, fc.constantFrom('returnTo', 'return_path'), async (value, name) => {
-          const before = await snapshot(h);
-          const path = name === 'returnTo' ? '/auth/discord' : '/discourse/forum';
-          const res = await browser().request(`${h.appUrl}${path}?${name}=${pct(value)}`);
-          await res.arrayBuffer();
-          expect(res.status).toBeLessThan(500);
-          const location = res.headers.get('location');
-          if (location !== null) {
-            expect(res.status).toBe(302);
-            const target = new URL(location, h.appUrl);
-            const allowed = name === 'returnTo' ? [discordOrigin] : [new URL(h.forumUrl).origin];
-            expect(allowed).toContain(target.origin);
-            expect(target.username + target.password).toBe('');
-          } else {
-            expect(res.status).toBeGreaterThanOrEqual(400);
-          }
-          await expectNothingWritten(h, before);
-        }),
-        { numRuns: RUNS },
-      );
-    });
+    ] as const)(
+      'returnTo and return_path: never a 5xx, redirects only to Discord, this site or the forum (%s)',
+      async (_n, browser) => {
+        await fc.assert(
+          fc.asyncProperty(
+            anyText,
+            fc.constantFrom('returnTo', 'return_path'),
+            async (value, name) => {
+              const before = await snapshot(h);
+              const path = name === 'returnTo' ? '/auth/discord' : '/discourse/forum';
+              const res = await browser().request(`${h.appUrl}${path}?${name}=${pct(value)}`);
+              await res.arrayBuffer();
+              expect(res.status).toBeLessThan(500);
+              const location = res.headers.get('location');
+              if (location !== null) {
+                expect(res.status).toBe(302);
+                const target = new URL(location, h.appUrl);
+                const allowed =
+                  name === 'returnTo' ? [discordOrigin] : [new URL(h.forumUrl).origin];
+                expect(allowed).toContain(target.origin);
+                expect(target.username + target.password).toBe('');
+              } else {
+                expect(res.status).toBeGreaterThanOrEqual(400);
+              }
+              await expectNothingWritten(h, before);
+            },
+          ),
+          { numRuns: RUNS },
+        );
+      },
+    );
 
     it('the Discord callback with arbitrary code and state: never a 5xx, never signed in, nothing written', async () => {
       await fc.assert(
-        fc.asyncProperty(fc.array(fc.tuple(fc.constantFrom('code', 'state', 'error', 'x'), anyText), { maxLength: 4 }), async (params) => {
-          const browser = new TestBrowser();
-          await browser.request(`${h.appUrl}/auth/discord`); // a real pending state in this browser
-          const before = await snapshot(h);
-          const res = await browser.request(`${h.appUrl}/auth/discord/callback?${params.map(([k, v]) => `${k}=${pct(v)}`).join('&')}`);
-          await res.arrayBuffer();
-          expect(res.status).toBeGreaterThanOrEqual(400);
-          expect(res.status).toBeLessThan(500);
-          expect(res.headers.get('location')).toBeNull();
-          await expectNothingWritten(h, before);
-        }),
+        fc.asyncProperty(
+          fc.array(fc.tuple(fc.constantFrom('code', 'state', 'error', 'x'), anyText), {
+            maxLength: 4,
+          }),
+          async (params) => {
+            const browser = new TestBrowser();
+            await browser.request(`${h.appUrl}/auth/discord`); // a real pending state in this browser
+            const before = await snapshot(h);
+            const res = await browser.request(
+              `${h.appUrl}/auth/discord/callback?${params.map(([k, v]) => `${k}=${pct(v)}`).join('&')}`,
+            );
+            await res.arrayBuffer();
+            expect(res.status).toBeGreaterThanOrEqual(400);
+            expect(res.status).toBeLessThan(500);
+            expect(res.headers.get('location')).toBeNull();
+            await expectNothingWritten(h, before);
+          },
+        ),
         { numRuns: RUNS },
       );
     });
@@ -109,7 +151,11 @@ describe('adversarial: property-based fuzzing', () => {
       let id = 900_000;
       await fc.assert(
         fc.asyncProperty(
-          fc.oneof(anyText, fc.json(), fc.constant(JSON.stringify({ user: { id: 1, username: 'x', external_id: '1' } }))),
+          fc.oneof(
+            anyText,
+            fc.json(),
+            fc.constant(JSON.stringify({ user: { id: 1, username: 'x', external_id: '1' } })),
+          ),
           fc.constantFrom('valid', 'other', 'arbitrary'),
           anyText,
           async (body, mode, arbitrary) => {

@@ -361,7 +361,11 @@ describe.each(HTTP_ADAPTERS)('adversarial: content encodings and charsets (%s)',
     'charset=%s is UTF-8: the webhook is processed',
     async (charset) => {
       // A body of its own per case: a signed body already processed is refused (409) by design.
-      const raw = Buffer.from(JSON.stringify({ user: { id: 7, username: `utf8-${Buffer.from(charset).toString('hex')}` } }));
+      const raw = Buffer.from(
+        JSON.stringify({
+          user: { id: 7, username: `utf8-${Buffer.from(charset).toString('hex')}` },
+        }),
+      );
       const res = await webhook(raw, raw, {
         'content-type': `application/json; charset=${charset}`,
       });

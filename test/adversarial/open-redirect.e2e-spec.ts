@@ -2,7 +2,12 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
 import { FORUM_SECRET, HTTP_ADAPTERS, type Harness } from '../support/harness';
-import { expectCleanErrorBody, expectNothingWritten, snapshot, startAdversarialHarness } from './adversarial-support';
+import {
+  expectCleanErrorBody,
+  expectNothingWritten,
+  snapshot,
+  startAdversarialHarness,
+} from './adversarial-support';
 
 /**
  * Open redirects: every place a redirect target comes from a request (`return_sso_url` inside a
@@ -73,7 +78,8 @@ describe.each(HTTP_ADAPTERS)('adversarial: open redirects (%s)', (adapter) => {
   });
   afterAll(async () => h?.close());
 
-  const fill = (t: string) => t.replace(/FORUM/g, h.forumUrl).replace(/HOST/g, new URL(h.forumUrl).host);
+  const fill = (t: string) =>
+    t.replace(/FORUM/g, h.forumUrl).replace(/HOST/g, new URL(h.forumUrl).host);
   const browsers = [
     ['anonymous', () => anonymous],
     ['signed-in', () => signedIn],
@@ -96,50 +102,100 @@ describe.each(HTTP_ADAPTERS)('adversarial: open redirects (%s)', (adapter) => {
   }
 
   describe.each(browsers)('%s browser', (_who, browser) => {
-    it.each(HOSTILE.map((t) => [JSON.stringify(t), t]))('return_sso_url %s is refused (403)', async (_n, target) => {
-      const sso = b64(new URLSearchParams({ nonce: randomBytes(16).toString('hex'), return_sso_url: fill(target) }).toString());
-      await expectRefused(browser(), `${h.appUrl}/discourse/sso?sso=${encodeURIComponent(sso)}&sig=${hmac(sso)}`, 403);
-    });
+    it.each(HOSTILE.map((t) => [JSON.stringify(t), t]))(
+      'return_sso_url %s is refused (403)',
+      async (_n, target) => {
+        const sso = b64(
+          new URLSearchParams({
+            nonce: randomBytes(16).toString('hex'),
+            return_sso_url: fill(target),
+          }).toString(),
+        );
+        await expectRefused(
+          browser(),
+          `${h.appUrl}/discourse/sso?sso=${encodeURIComponent(sso)}&sig=${hmac(sso)}`,
+          403,
+        );
+      },
+    );
 
-    it.each(HOSTILE.map((t) => [JSON.stringify(t), t]))('returnTo %s is refused (400)', async (_n, target) => {
-      await expectRefused(browser(), `${h.appUrl}/auth/discord?returnTo=${encodeURIComponent(fill(target))}`, 400);
-    });
+    it.each(HOSTILE.map((t) => [JSON.stringify(t), t]))(
+      'returnTo %s is refused (400)',
+      async (_n, target) => {
+        await expectRefused(
+          browser(),
+          `${h.appUrl}/auth/discord?returnTo=${encodeURIComponent(fill(target))}`,
+          400,
+        );
+      },
+    );
 
-    it.each(HOSTILE.map((t) => [JSON.stringify(t), t]))('return_path %s is refused (400)', async (_n, target) => {
-      await expectRefused(browser(), `${h.appUrl}/discourse/forum?return_path=${encodeURIComponent(fill(target))}`, 400);
-    });
+    it.each(HOSTILE.map((t) => [JSON.stringify(t), t]))(
+      'return_path %s is refused (400)',
+      async (_n, target) => {
+        await expectRefused(
+          browser(),
+          `${h.appUrl}/discourse/forum?return_path=${encodeURIComponent(fill(target))}`,
+          400,
+        );
+      },
+    );
 
     it('returnTo given twice (an array) is refused, not joined or picked', async () => {
-      await expectRefused(browser(), `${h.appUrl}/auth/discord?returnTo=%2Fok&returnTo=%2F%2Fevil.example`, 400);
+      await expectRefused(
+        browser(),
+        `${h.appUrl}/auth/discord?returnTo=%2Fok&returnTo=%2F%2Fevil.example`,
+        400,
+      );
     });
 
     it('return_path given twice (an array) is refused', async () => {
-      await expectRefused(browser(), `${h.appUrl}/discourse/forum?return_path=%2Fok&return_path=%2F%2Fevil.example`, 400);
+      await expectRefused(
+        browser(),
+        `${h.appUrl}/discourse/forum?return_path=%2Fok&return_path=%2F%2Fevil.example`,
+        400,
+      );
     });
   });
 
   it('a returnTo smuggled through the resumed SSO request (continue=1) is still checked', async () => {
-    await expectRefused(new TestBrowser(), `${h.appUrl}/auth/discord?continue=1&returnTo=%2F%2Fevil.example`, 400);
+    await expectRefused(
+      new TestBrowser(),
+      `${h.appUrl}/auth/discord?continue=1&returnTo=%2F%2Fevil.example`,
+      400,
+    );
   });
 
   it('controls: a safe returnTo and return_path are followed, to this site and to the forum only', async () => {
     const browser = new TestBrowser();
     h.discord.knobs.autoApproveAs = DISCORD_FIXTURES.migrated.id;
-    const page = await browser.visit(`${h.appUrl}/auth/discord?returnTo=${encodeURIComponent('/account?tab=1')}`);
+    const page = await browser.visit(
+      `${h.appUrl}/auth/discord?returnTo=${encodeURIComponent('/account?tab=1')}`,
+    );
     expect(page.url).toBe(`${h.appUrl}/account?tab=1`);
-    const link = await browser.request(`${h.appUrl}/discourse/forum?return_path=${encodeURIComponent('/t/x/1?page=2')}`);
+    const link = await browser.request(
+      `${h.appUrl}/discourse/forum?return_path=${encodeURIComponent('/t/x/1?page=2')}`,
+    );
     expect(link.status).toBe(302);
-    expect(link.headers.get('location')).toBe(`${h.forumUrl}/session/sso?return_path=${encodeURIComponent('/t/x/1?page=2')}`);
+    expect(link.headers.get('location')).toBe(
+      `${h.forumUrl}/session/sso?return_path=${encodeURIComponent('/t/x/1?page=2')}`,
+    );
   });
 
   it('a path with characters outside ASCII is percent-encoded in the Location, never a 500', async () => {
     // The query parser decodes `%E2%82%AC` to `€`, which Node refuses in a header as it is.
-    const link = await anonymous.request(`${h.appUrl}/discourse/forum?return_path=%2Ft%2F%E2%82%AC%20caf%C3%A9%2F1`);
+    const link = await anonymous.request(
+      `${h.appUrl}/discourse/forum?return_path=%2Ft%2F%E2%82%AC%20caf%C3%A9%2F1`,
+    );
     expect(link.status).toBe(302);
     expect(link.headers.get('location')).toBe(`${h.forumUrl}/t/%E2%82%AC%20caf%C3%A9/1`);
-    const signedInLink = await signedIn.request(`${h.appUrl}/discourse/forum?return_path=%2F%E2%82%AC`);
+    const signedInLink = await signedIn.request(
+      `${h.appUrl}/discourse/forum?return_path=%2F%E2%82%AC`,
+    );
     expect(signedInLink.status).toBe(302);
-    expect(signedInLink.headers.get('location')).toBe(`${h.forumUrl}/session/sso?return_path=%2F%E2%82%AC`);
+    expect(signedInLink.headers.get('location')).toBe(
+      `${h.forumUrl}/session/sso?return_path=%2F%E2%82%AC`,
+    );
 
     const browser = new TestBrowser();
     h.discord.knobs.autoApproveAs = DISCORD_FIXTURES.migrated.id;

@@ -26,7 +26,8 @@ async function freePortTriple(): Promise<number> {
       server.once('error', () => done(null));
       server.listen(port, '127.0.0.1', () => done(server));
     });
-  const close = (server: ReturnType<typeof createServer>) => new Promise<void>((done) => server.close(() => done()));
+  const close = (server: ReturnType<typeof createServer>) =>
+    new Promise<void>((done) => server.close(() => done()));
   for (let attempt = 0; attempt < 50; attempt++) {
     const first = await listen(0);
     if (!first) continue;
@@ -49,7 +50,11 @@ async function freePortTriple(): Promise<number> {
 function userEnvironment(port: number, adapter: 'fastify' | 'express'): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port) };
   for (const key of Object.keys(env)) {
-    if (/^(DISCORD_|DISCOURSE_|DATABASE_URL$|PUBLIC_URL$|SESSION_SECRET$|TRUST_PROXY$|HTTP_ADAPTER$|REDIS_URL$|NODE_ENV$|JEST_)/.test(key)) {
+    if (
+      /^(DISCORD_|DISCOURSE_|DATABASE_URL$|PUBLIC_URL$|SESSION_SECRET$|TRUST_PROXY$|HTTP_ADAPTER$|REDIS_URL$|NODE_ENV$|JEST_)/.test(
+        key,
+      )
+    ) {
       delete env[key];
     }
   }
@@ -57,166 +62,185 @@ function userEnvironment(port: number, adapter: 'fastify' | 'express'): NodeJS.P
   return env;
 }
 
+describeWithChromium.each(['fastify', 'express'] as const)(
+  'sandbox in a real browser (%s)',
+  (adapter) => {
+    let app: ChildProcess | undefined;
+    let exited: Promise<void> = Promise.resolve();
+    let workDir: string | undefined;
+    let output = '';
+    let browser: Browser | undefined;
+    let context: BrowserContext;
+    let page: Page;
+    let appUrl: string;
+    let forumUrl: string;
 
-describeWithChromium.each(['fastify', 'express'] as const)('sandbox in a real browser (%s)', (adapter) => {
-  let app: ChildProcess | undefined;
-  let exited: Promise<void> = Promise.resolve();
-  let workDir: string | undefined;
-  let output = '';
-  let browser: Browser | undefined;
-  let context: BrowserContext;
-  let page: Page;
-  let appUrl: string;
-  let forumUrl: string;
+    beforeAll(async () => {
+      // What `npm start` does first (once per test run).
+      buildOnce();
 
-  beforeAll(async () => {
-    // What `npm start` does first (once per test run).
-    buildOnce();
-
-    const port = await freePortTriple();
-    workDir = mkdtempSync(join(tmpdir(), 'dc-sandbox-'));
-    const child = spawn(process.execPath, [MAIN], {
-      cwd: workDir,
-      env: userEnvironment(port, adapter),
-      detached: true, // its own process group, so afterAll can stop all of it
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    app = child;
-    exited = new Promise((done) => child.once('exit', () => done()));
-    const printed = await new Promise<string>((done, fail) => {
-      const timer = setTimeout(() => fail(new Error(`The sandbox did not start within 30 s. Output:\n${output}`)), 30_000);
-      const onData = (chunk: Buffer) => {
-        output += chunk.toString();
-        const match = /Open (http:\/\/127\.0\.0\.1:\d+)\/ in your browser/.exec(output);
-        if (match) {
-          clearTimeout(timer);
-          done(match[1]);
-        }
-      };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', onData);
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        fail(new Error(`The sandbox exited with code ${code} before it was ready. Output:\n${output}`));
+      const port = await freePortTriple();
+      workDir = mkdtempSync(join(tmpdir(), 'dc-sandbox-'));
+      const child = spawn(process.execPath, [MAIN], {
+        cwd: workDir,
+        env: userEnvironment(port, adapter),
+        detached: true, // its own process group, so afterAll can stop all of it
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
-    });
-    appUrl = printed;
-    expect(appUrl).toBe(`http://127.0.0.1:${port}`);
-    forumUrl = `http://127.0.0.1:${port + 2}`;
-    // It prints one URL: the app's.
-    expect(output.match(/https?:\/\/\S+/g)).toEqual([`${appUrl}/`]);
+      app = child;
+      exited = new Promise((done) => child.once('exit', () => done()));
+      const printed = await new Promise<string>((done, fail) => {
+        const timer = setTimeout(
+          () => fail(new Error(`The sandbox did not start within 30 s. Output:\n${output}`)),
+          30_000,
+        );
+        const onData = (chunk: Buffer) => {
+          output += chunk.toString();
+          const match = /Open (http:\/\/127\.0\.0\.1:\d+)\/ in your browser/.exec(output);
+          if (match) {
+            clearTimeout(timer);
+            done(match[1]);
+          }
+        };
+        child.stdout!.on('data', onData);
+        child.stderr!.on('data', onData);
+        child.once('exit', (code) => {
+          clearTimeout(timer);
+          fail(
+            new Error(
+              `The sandbox exited with code ${code} before it was ready. Output:\n${output}`,
+            ),
+          );
+        });
+      });
+      appUrl = printed;
+      expect(appUrl).toBe(`http://127.0.0.1:${port}`);
+      forumUrl = `http://127.0.0.1:${port + 2}`;
+      // It prints one URL: the app's.
+      expect(output.match(/https?:\/\/\S+/g)).toEqual([`${appUrl}/`]);
 
-    browser = await launchChromium();
-    context = await browser.newContext();
-    context.setDefaultTimeout(10_000);
-    page = await context.newPage();
-  }, 60_000);
+      browser = await launchChromium();
+      context = await browser.newContext();
+      context.setDefaultTimeout(10_000);
+      page = await context.newPage();
+    }, 60_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    if (app?.pid !== undefined && app.exitCode === null && app.signalCode === null) {
-      const pid = app.pid;
-      try {
-        process.kill(-pid, 'SIGTERM');
-      } catch {
-        // already gone
-      }
-      let timer: NodeJS.Timeout | undefined;
-      const stopped = await Promise.race([
-        exited.then(() => true),
-        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 5_000))),
-      ]);
-      clearTimeout(timer);
-      if (!stopped) {
+    afterAll(async () => {
+      await browser?.close();
+      if (app?.pid !== undefined && app.exitCode === null && app.signalCode === null) {
+        const pid = app.pid;
         try {
-          process.kill(-pid, 'SIGKILL');
+          process.kill(-pid, 'SIGTERM');
         } catch {
           // already gone
         }
-        await exited;
+        let timer: NodeJS.Timeout | undefined;
+        const stopped = await Promise.race([
+          exited.then(() => true),
+          new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 5_000))),
+        ]);
+        clearTimeout(timer);
+        if (!stopped) {
+          try {
+            process.kill(-pid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+          await exited;
+        }
       }
+      if (workDir) rmSync(workDir, { recursive: true, force: true });
+    }, 20_000);
+
+    /** On the simulated Discord consent page, choose the migrated fixture account. */
+    async function approveOnDiscord(): Promise<void> {
+      await page.waitForSelector(`button[data-user-id="${migrated.id}"]`);
+      expect(await page.title()).toContain('Simulated Discord');
+      await page.click(`button[data-user-id="${migrated.id}"]`);
     }
-    if (workDir) rmSync(workDir, { recursive: true, force: true });
-  }, 20_000);
 
-  /** On the simulated Discord consent page, choose the migrated fixture account. */
-  async function approveOnDiscord(): Promise<void> {
-    await page.waitForSelector(`button[data-user-id="${migrated.id}"]`);
-    expect(await page.title()).toContain('Simulated Discord');
-    await page.click(`button[data-user-id="${migrated.id}"]`);
-  }
+    async function expectAppSignedOut(): Promise<void> {
+      await page.goto(`${appUrl}/`);
+      await expect(page.locator('#current-user-none').textContent()).resolves.toContain(
+        'You are not signed in.',
+      );
+      expect(await page.locator('#current-user').count()).toBe(0);
+    }
 
-  async function expectAppSignedOut(): Promise<void> {
-    await page.goto(`${appUrl}/`);
-    await expect(page.locator('#current-user-none').textContent()).resolves.toContain('You are not signed in.');
-    expect(await page.locator('#current-user').count()).toBe(0);
-  }
+    it(`runs on ${adapter}`, async () => {
+      // The startup line is JSON written asynchronously, possibly after the URL.
+      for (let i = 0; i < 40 && !output.includes('"adapter"'); i++)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(output).toContain(`"adapter":"${adapter}"`);
+    });
 
-  it(`runs on ${adapter}`, async () => {
-    // The startup line is JSON written asynchronously, possibly after the URL.
-    for (let i = 0; i < 40 && !output.includes('"adapter"'); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(output).toContain(`"adapter":"${adapter}"`);
-  });
-
-  it('signs in on the forum through the simulated Discord consent page', async () => {
-    await page.goto(`${forumUrl}/`);
-    expect(await page.locator('#current-user').count()).toBe(0);
-    await page.getByRole('link', { name: 'Log In' }).click();
-    await approveOnDiscord();
-    await page.waitForURL(`${forumUrl}/`);
-    await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.username);
-    await expect(page.locator('#current-email').textContent()).resolves.toBe(migrated.email);
-    mkdirSync(RESULTS, { recursive: true });
-    await page.screenshot({ path: join(RESULTS, `sandbox-forum-signed-in-${adapter}.png`), fullPage: true });
-  }, 20_000);
-
-  it("shows the same person on the app's home page, whose forum link lands on the forum signed in", async () => {
-    await page.goto(`${appUrl}/`);
-    await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.global_name);
-    await expect(page.locator('body').textContent()).resolves.toContain(`@${migrated.username}`);
-    await page.getByRole('link', { name: 'Go to the forum' }).click();
-    await page.waitForURL(`${forumUrl}/`);
-    await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.username);
-  }, 20_000);
-
-  it('signs out on the app with the Sign out button', async () => {
-    await page.goto(`${appUrl}/`);
-    await page.click('#sign-out');
-    await page.waitForURL(`${appUrl}/`);
-    await expect(page.locator('#current-user-none').textContent()).resolves.toContain('You are not signed in.');
-    await expectAppSignedOut();
-  }, 20_000);
-
-  it('signing out on the app signed the forum out too (through its admin API)', async () => {
-    // The sandbox forum has an admin API key, so the app's sign-out queued a forum log-out.
-    for (let i = 0; i < 50; i++) {
+    it('signs in on the forum through the simulated Discord consent page', async () => {
       await page.goto(`${forumUrl}/`);
-      if ((await page.locator('#current-user').count()) === 0) break;
-      await page.waitForTimeout(100);
-    }
-    expect(await page.locator('#current-user').count()).toBe(0);
-  }, 20_000);
+      expect(await page.locator('#current-user').count()).toBe(0);
+      await page.getByRole('link', { name: 'Log In' }).click();
+      await approveOnDiscord();
+      await page.waitForURL(`${forumUrl}/`);
+      await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.username);
+      await expect(page.locator('#current-email').textContent()).resolves.toBe(migrated.email);
+      mkdirSync(RESULTS, { recursive: true });
+      await page.screenshot({
+        path: join(RESULTS, `sandbox-forum-signed-in-${adapter}.png`),
+        fullPage: true,
+      });
+    }, 20_000);
 
-  it('signing out on the forum signs the app out too', async () => {
-    await page.goto(`${forumUrl}/`);
-    await page.getByRole('link', { name: 'Log In' }).click();
-    // Discord skips its consent screen for an account that already approved this app in this browser.
-    await page.waitForFunction(
-      "location.pathname.endsWith('/oauth2/authorize') || document.querySelector('#current-user') !== null",
-    );
-    if (page.url().includes('/oauth2/authorize')) await approveOnDiscord();
-    await page.waitForURL(`${forumUrl}/`);
-    await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.username);
-    await page.goto(`${appUrl}/`);
-    await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.global_name);
+    it("shows the same person on the app's home page, whose forum link lands on the forum signed in", async () => {
+      await page.goto(`${appUrl}/`);
+      await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.global_name);
+      await expect(page.locator('body').textContent()).resolves.toContain(`@${migrated.username}`);
+      await page.getByRole('link', { name: 'Go to the forum' }).click();
+      await page.waitForURL(`${forumUrl}/`);
+      await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.username);
+    }, 20_000);
 
-    await page.goto(`${forumUrl}/`);
-    await page.getByRole('button', { name: 'Log Out' }).click();
-    // The forum's logout_redirect is the app's /discourse/logout, which signs out and goes home.
-    await page.waitForURL(`${appUrl}/`);
-    await expect(page.locator('#current-user-none').textContent()).resolves.toContain('You are not signed in.');
-    await expectAppSignedOut();
-    await page.goto(`${forumUrl}/`);
-    expect(await page.locator('#current-user').count()).toBe(0);
-  }, 30_000);
-});
+    it('signs out on the app with the Sign out button', async () => {
+      await page.goto(`${appUrl}/`);
+      await page.click('#sign-out');
+      await page.waitForURL(`${appUrl}/`);
+      await expect(page.locator('#current-user-none').textContent()).resolves.toContain(
+        'You are not signed in.',
+      );
+      await expectAppSignedOut();
+    }, 20_000);
+
+    it('signing out on the app signed the forum out too (through its admin API)', async () => {
+      // The sandbox forum has an admin API key, so the app's sign-out queued a forum log-out.
+      for (let i = 0; i < 50; i++) {
+        await page.goto(`${forumUrl}/`);
+        if ((await page.locator('#current-user').count()) === 0) break;
+        await page.waitForTimeout(100);
+      }
+      expect(await page.locator('#current-user').count()).toBe(0);
+    }, 20_000);
+
+    it('signing out on the forum signs the app out too', async () => {
+      await page.goto(`${forumUrl}/`);
+      await page.getByRole('link', { name: 'Log In' }).click();
+      // Discord skips its consent screen for an account that already approved this app in this browser.
+      await page.waitForFunction(
+        "location.pathname.endsWith('/oauth2/authorize') || document.querySelector('#current-user') !== null",
+      );
+      if (page.url().includes('/oauth2/authorize')) await approveOnDiscord();
+      await page.waitForURL(`${forumUrl}/`);
+      await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.username);
+      await page.goto(`${appUrl}/`);
+      await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.global_name);
+
+      await page.goto(`${forumUrl}/`);
+      await page.getByRole('button', { name: 'Log Out' }).click();
+      // The forum's logout_redirect is the app's /discourse/logout, which signs out and goes home.
+      await page.waitForURL(`${appUrl}/`);
+      await expect(page.locator('#current-user-none').textContent()).resolves.toContain(
+        'You are not signed in.',
+      );
+      await expectAppSignedOut();
+      await page.goto(`${forumUrl}/`);
+      expect(await page.locator('#current-user').count()).toBe(0);
+    }, 30_000);
+  },
+);

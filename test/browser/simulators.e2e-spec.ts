@@ -2,7 +2,11 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Browser } from 'playwright-core';
-import { DISCORD_FIXTURES, DiscordSimulator, DiscourseSimulator } from 'nestjs-discourse-connect-simulators';
+import {
+  DISCORD_FIXTURES,
+  DiscordSimulator,
+  DiscourseSimulator,
+} from 'nestjs-discourse-connect-simulators';
 import { describeWithChromium, launchChromium } from '../support/chromium';
 
 const SECRET = 'browser-spec-secret-0123456789';
@@ -28,13 +32,18 @@ describeWithChromium('simulators in a real browser', () => {
         const url = new URL(req.url!, providerUrl);
         if (url.pathname === '/discourse/sso') {
           const sso = url.searchParams.get('sso')!;
-          if (createHmac('sha256', SECRET).update(sso).digest('hex') !== url.searchParams.get('sig')) {
+          if (
+            createHmac('sha256', SECRET).update(sso).digest('hex') !== url.searchParams.get('sig')
+          ) {
             res.writeHead(403).end('bad sig');
             return;
           }
           const verifier = randomBytes(32).toString('base64url');
           const state = randomBytes(8).toString('hex');
-          pending.set(state, { verifier, sso: new URLSearchParams(Buffer.from(sso, 'base64').toString()) });
+          pending.set(state, {
+            verifier,
+            sso: new URLSearchParams(Buffer.from(sso, 'base64').toString()),
+          });
           const q = new URLSearchParams({
             client_id: 'sandbox-client-id',
             redirect_uri: `${providerUrl}/cb`,
@@ -50,7 +59,9 @@ describeWithChromium('simulators in a real browser', () => {
         if (url.pathname === '/cb') {
           const p = pending.get(url.searchParams.get('state') ?? '');
           if (!p || !url.searchParams.get('code')) {
-            res.writeHead(200, { 'Content-Type': 'text/html' }).end(`<h1 id="denied">${url.searchParams.get('error')}</h1>`);
+            res
+              .writeHead(200, { 'Content-Type': 'text/html' })
+              .end(`<h1 id="denied">${url.searchParams.get('error')}</h1>`);
             return;
           }
           const tok = (await (
@@ -68,7 +79,9 @@ describeWithChromium('simulators in a real browser', () => {
             })
           ).json()) as { access_token: string };
           const me = (await (
-            await fetch(`${discordUrl}/api/v10/users/@me`, { headers: { Authorization: `Bearer ${tok.access_token}` } })
+            await fetch(`${discordUrl}/api/v10/users/@me`, {
+              headers: { Authorization: `Bearer ${tok.access_token}` },
+            })
           ).json()) as { id: string; username: string; global_name: string | null; email: string };
           const payload = new URLSearchParams({
             nonce: p.sso.get('nonce')!,
@@ -80,7 +93,11 @@ describeWithChromium('simulators in a real browser', () => {
           }).toString();
           const sso = Buffer.from(payload).toString('base64');
           const sig = createHmac('sha256', SECRET).update(sso).digest('hex');
-          res.writeHead(302, { Location: `${p.sso.get('return_sso_url')}?${new URLSearchParams({ sso, sig })}` }).end();
+          res
+            .writeHead(302, {
+              Location: `${p.sso.get('return_sso_url')}?${new URLSearchParams({ sso, sig })}`,
+            })
+            .end();
           return;
         }
         res.writeHead(404).end();

@@ -7,7 +7,11 @@ import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DiscourseSimulator, seededDiscordId, seedLocalUsers } from 'nestjs-discourse-connect-simulators';
+import {
+  DiscourseSimulator,
+  seededDiscordId,
+  seedLocalUsers,
+} from 'nestjs-discourse-connect-simulators';
 import { buildOnce } from '../support/build';
 
 const ROOT = resolve(__dirname, '../..');
@@ -55,7 +59,9 @@ describe('CLI (dist/src/cli.js)', () => {
   function env(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
     const base = Object.fromEntries(
       Object.entries(process.env).filter(
-        ([k]) => !/^(DISCOURSE_|DISCORD_)/.test(k) && !['PUBLIC_URL', 'SESSION_SECRET', 'DATABASE_URL', 'PORT'].includes(k),
+        ([k]) =>
+          !/^(DISCOURSE_|DISCORD_)/.test(k) &&
+          !['PUBLIC_URL', 'SESSION_SECRET', 'DATABASE_URL', 'PORT'].includes(k),
       ),
     );
     return {
@@ -79,7 +85,11 @@ describe('CLI (dist/src/cli.js)', () => {
   function cli(args: string[], overrides: Record<string, string> = {}): Promise<Run> {
     const started = Date.now();
     return new Promise((done, fail) => {
-      const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, env: env(overrides), stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [CLI, ...args], {
+        cwd: dir,
+        env: env(overrides),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
@@ -99,12 +109,17 @@ describe('CLI (dist/src/cli.js)', () => {
     const cookie = start.headers.get('set-cookie')!.split(';')[0];
     const sent = new URL(start.headers.get('location')!).searchParams.get('sso')!;
     const nonce = new URLSearchParams(Buffer.from(sent, 'base64').toString('utf8')).get('nonce')!;
-    const sso = Buffer.from(new URLSearchParams({ nonce, external_id: externalId, email }).toString()).toString('base64');
+    const sso = Buffer.from(
+      new URLSearchParams({ nonce, external_id: externalId, email }).toString(),
+    ).toString('base64');
     const sig = createHmac('sha256', CONNECT_SECRET).update(sso).digest('hex');
-    const login = await fetch(`${forumUrl}/session/sso_login?${new URLSearchParams({ sso, sig })}`, {
-      redirect: 'manual',
-      headers: { Cookie: cookie },
-    });
+    const login = await fetch(
+      `${forumUrl}/session/sso_login?${new URLSearchParams({ sso, sig })}`,
+      {
+        redirect: 'manual',
+        headers: { Cookie: cookie },
+      },
+    );
     expect(login.status).toBe(302);
     return cookie;
   }
@@ -136,7 +151,8 @@ describe('CLI (dist/src/cli.js)', () => {
   it('--help lists the commands and exits 0', async () => {
     const run = await cli(['--help']);
     expect(run.code).toBe(0);
-    for (const command of ['sync', 'logout', 'check', 'failed']) expect(run.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
+    for (const command of ['sync', 'logout', 'check', 'failed'])
+      expect(run.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
   });
 
   /** The `sync --all` run, kept for the progress check below. */
@@ -225,7 +241,9 @@ describe('CLI (dist/src/cli.js)', () => {
 
     it('says the forum could not be reached', async () => {
       const run = await cli(['check'], { DISCOURSE_URL: 'http://127.0.0.1:9' });
-      expect(failLines(run).some((l) => /could not be reached/.test(l) && l.includes('DISCOURSE_URL'))).toBe(true);
+      expect(
+        failLines(run).some((l) => /could not be reached/.test(l) && l.includes('DISCOURSE_URL')),
+      ).toBe(true);
       expect(run.code).toBe(1);
     });
   });

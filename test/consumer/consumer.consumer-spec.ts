@@ -9,12 +9,25 @@
  * repository and its node_modules holds the package as installed from the tarball.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
-import { DISCORD_FIXTURES, DiscordSimulator, DiscourseSimulator } from 'nestjs-discourse-connect-simulators';
+import {
+  DISCORD_FIXTURES,
+  DiscordSimulator,
+  DiscourseSimulator,
+} from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
 import { freePort } from '../support/ports';
 
@@ -56,7 +69,8 @@ function hostPackageJson(tarball: string): object {
   };
 }
 
-const registryUnreachable = (output: string) => /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ENETUNREACH|network/i.test(output);
+const registryUnreachable = (output: string) =>
+  /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ENETUNREACH|network/i.test(output);
 
 interface Variant {
   name: string;
@@ -78,7 +92,10 @@ describe('the packed library in a new Nest app', () => {
   let skipped: string | null = null;
 
   beforeAll(async () => {
-    const packed = await run('npm', ['run', '--silent', 'pack:lib'], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 });
+    const packed = await run('npm', ['run', '--silent', 'pack:lib'], {
+      cwd: ROOT,
+      maxBuffer: 16 * 1024 * 1024,
+    });
     const tarball = packed.stdout.trim().split('\n').pop()!;
     expect(tarball).toMatch(/^\/.*nestjs-discourse-connect-[\d.]+\.tgz$/);
 
@@ -87,10 +104,14 @@ describe('the packed library in a new Nest app', () => {
     cpSync(join(__dirname, 'app'), appDir, { recursive: true });
     writeFileSync(join(appDir, 'package.json'), JSON.stringify(hostPackageJson(tarball), null, 2));
     try {
-      await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], {
-        cwd: appDir,
-        maxBuffer: 64 * 1024 * 1024,
-      });
+      await run(
+        'npm',
+        ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'],
+        {
+          cwd: appDir,
+          maxBuffer: 64 * 1024 * 1024,
+        },
+      );
     } catch (error) {
       const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
       if (registryUnreachable(stderr) && !process.env.CI) {
@@ -98,17 +119,28 @@ describe('the packed library in a new Nest app', () => {
         console.warn(`[consumer] SKIPPED: ${skipped} (set CI to make this a failure).`);
         return;
       }
-      throw new Error(`npm install in the consumer app failed:\n${stdout}${stderr}`);
+      throw new Error(`npm install in the consumer app failed:\n${stdout}${stderr}`, {
+        cause: error,
+      });
     }
     // The package came from the tarball, not from a link into this repository.
     const installed = realpathSync(join(appDir, 'node_modules/nestjs-discourse-connect'));
     expect(installed.startsWith(appDir)).toBe(true);
-    expect(JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')).name).toBe('nestjs-discourse-connect');
+    expect(JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')).name).toBe(
+      'nestjs-discourse-connect',
+    );
     try {
-      await run(process.execPath, [join(appDir, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: appDir });
+      await run(
+        process.execPath,
+        [join(appDir, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'],
+        { cwd: appDir },
+      );
     } catch (error) {
       const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
-      throw new Error(`the consumer app does not type-check against the package:\n${stdout}${stderr}`);
+      throw new Error(
+        `the consumer app does not type-check against the package:\n${stdout}${stderr}`,
+        { cause: error },
+      );
     }
   }, 600_000);
 
@@ -122,7 +154,9 @@ describe('the packed library in a new Nest app', () => {
     expect(files).toContain('dist/index.js');
     expect(files).toContain('dist/index.d.ts');
     expect(files).toContain('README.md');
-    expect(files.filter((f) => /\.spec\.|e2e-spec|simulator|\/test\/|^src\/|\.map$/.test(f))).toEqual([]);
+    expect(
+      files.filter((f) => /\.spec\.|e2e-spec|simulator|\/test\/|^src\/|\.map$/.test(f)),
+    ).toEqual([]);
   });
 
   describe.each(VARIANTS)('$name', (variant) => {
@@ -144,7 +178,10 @@ describe('the packed library in a new Nest app', () => {
       discord.redirectUris = [`${mount}/auth/discord/callback`];
       forum.connectUrl = `${mount}/discourse/sso`;
       forum.logoutRedirect = `${mount}/discourse/logout`;
-      databaseFile = join(appDir, `${variant.adapter}-${variant.prefix ?? 'root'}-${variant.userStore ?? 'typeorm'}.sqlite`);
+      databaseFile = join(
+        appDir,
+        `${variant.adapter}-${variant.prefix ?? 'root'}-${variant.userStore ?? 'typeorm'}.sqlite`,
+      );
       const child = spawn(process.execPath, ['dist/main.js'], {
         cwd: appDir,
         env: {
@@ -167,7 +204,10 @@ describe('the packed library in a new Nest app', () => {
       });
       app = child;
       await new Promise<void>((done, fail) => {
-        const timer = setTimeout(() => fail(new Error(`the consumer app did not start:\n${output}`)), 60_000);
+        const timer = setTimeout(
+          () => fail(new Error(`the consumer app did not start:\n${output}`)),
+          60_000,
+        );
         const onData = (chunk: Buffer) => {
           output += chunk.toString();
           if (output.includes('listening on')) {
@@ -197,9 +237,16 @@ describe('the packed library in a new Nest app', () => {
       if (skipped) return;
       discord.knobs.autoApproveAs = migrated.id;
       const browser = new TestBrowser();
-      const page = await browser.visit(`${forum.baseUrl}/session/sso?return_path=${encodeURIComponent('/t/welcome/1')}`);
+      const page = await browser.visit(
+        `${forum.baseUrl}/session/sso?return_path=${encodeURIComponent('/t/welcome/1')}`,
+      );
       // On failure, the hops and the page say where it stopped.
-      expect({ status: page.status, url: page.url, hops: page.hops, body: page.status === 200 ? '' : page.body.slice(0, 600) }).toMatchObject({
+      expect({
+        status: page.status,
+        url: page.url,
+        hops: page.hops,
+        body: page.status === 200 ? '' : page.body.slice(0, 600),
+      }).toMatchObject({
         status: 200,
         url: `${forum.baseUrl}/t/welcome/1`,
       });
@@ -221,7 +268,9 @@ describe('the packed library in a new Nest app', () => {
       expect(body.discordId).toBe(migrated.id);
       const db = new Database(databaseFile, { readonly: true });
       try {
-        const rows = db.prepare('SELECT discord_id FROM discourse_connect_users').all() as { discord_id: string }[];
+        const rows = db.prepare('SELECT discord_id FROM discourse_connect_users').all() as {
+          discord_id: string;
+        }[];
         if (variant.userStore === 'memory') {
           // The host's store served the member; the module's table stayed empty.
           expect(body.inMemoryStore).toEqual([migrated.id]);

@@ -1,5 +1,8 @@
 import { Controller, Get } from '@nestjs/common';
-import { DiscourseConnectSettings, discourseConnectOptionsFromEnv } from 'nestjs-discourse-connect/internal';
+import {
+  DiscourseConnectSettings,
+  discourseConnectOptionsFromEnv,
+} from 'nestjs-discourse-connect/internal';
 import { HTTP_ADAPTERS, startHarness, type Harness, type ModuleStyle } from '../support/harness';
 
 /** A host route: neither the module's rate limit nor its security headers apply to it. */
@@ -13,12 +16,21 @@ class HostController {
 
 const LIMIT = 3;
 
-describe.each(HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as ModuleStyle[]).map((style) => [adapter, style] as const)))('per-IP rate limit and security headers (%s, %s)', (adapter, style) => {
+describe.each(
+  HTTP_ADAPTERS.flatMap((adapter) =>
+    (['forRoot', 'forRootAsync'] as ModuleStyle[]).map((style) => [adapter, style] as const),
+  ),
+)('per-IP rate limit and security headers (%s, %s)', (adapter, style) => {
   let h: Harness;
   beforeAll(async () => {
     // As behind one reverse proxy (what TRUST_PROXY=true does in the bundled app): the client
     // address comes from X-Forwarded-For, so each test below can be its own client.
-    h = await startHarness(style, { adapter, trustProxy: true, rateLimit: { limit: LIMIT, ttlSeconds: 60 }, controllers: [HostController] });
+    h = await startHarness(style, {
+      adapter,
+      trustProxy: true,
+      rateLimit: { limit: LIMIT, ttlSeconds: 60 },
+      controllers: [HostController],
+    });
   });
   afterAll(async () => h.close());
 
@@ -26,7 +38,10 @@ describe.each(HTTP_ADAPTERS.flatMap((adapter) => (['forRoot', 'forRootAsync'] as
   /** A fresh client address for each test. */
   const newClient = () => `203.0.113.${++n}`;
   const get = (path: string, ip: string, headers: Record<string, string> = {}) =>
-    fetch(`${h.appUrl}${path}`, { redirect: 'manual', headers: { 'x-forwarded-for': ip, ...headers } });
+    fetch(`${h.appUrl}${path}`, {
+      redirect: 'manual',
+      headers: { 'x-forwarded-for': ip, ...headers },
+    });
 
   it.each(['/auth/discord', '/discourse/sso?sso=x&sig=y', '/auth/discord/callback?code=x&state=y'])(
     `lets %s through ${LIMIT} times per client, then answers a readable 429 with Retry-After`,
@@ -122,9 +137,17 @@ describe('rate limit options', () => {
       publicUrl: 'https://example.com',
       session: { secret: 's'.repeat(32) },
     };
-    expect(new DiscourseConnectSettings(base).rateLimit).toEqual({ enabled: true, limit: 30, ttlSeconds: 60 });
-    expect(new DiscourseConnectSettings({ ...base, rateLimit: false }).rateLimit.enabled).toBe(false);
-    expect(() => new DiscourseConnectSettings({ ...base, rateLimit: { limit: 0 } })).toThrow(/rateLimit.limit/);
+    expect(new DiscourseConnectSettings(base).rateLimit).toEqual({
+      enabled: true,
+      limit: 30,
+      ttlSeconds: 60,
+    });
+    expect(new DiscourseConnectSettings({ ...base, rateLimit: false }).rateLimit.enabled).toBe(
+      false,
+    );
+    expect(() => new DiscourseConnectSettings({ ...base, rateLimit: { limit: 0 } })).toThrow(
+      /rateLimit.limit/,
+    );
 
     const env = {
       DISCOURSE_URL: 'https://forum.example.com',
@@ -135,8 +158,14 @@ describe('rate limit options', () => {
       SESSION_SECRET: 's'.repeat(32),
     };
     expect(discourseConnectOptionsFromEnv(env).rateLimit).toBeUndefined();
-    expect(discourseConnectOptionsFromEnv({ ...env, DISCOURSE_CONNECT_RATE_LIMIT: 'off' }).rateLimit).toBe(false);
-    expect(discourseConnectOptionsFromEnv({ ...env, DISCOURSE_CONNECT_RATE_LIMIT: '120' }).rateLimit).toEqual({ limit: 120, ttlSeconds: 60 });
-    expect(() => discourseConnectOptionsFromEnv({ ...env, DISCOURSE_CONNECT_RATE_LIMIT: 'lots' })).toThrow(/DISCOURSE_CONNECT_RATE_LIMIT/);
+    expect(
+      discourseConnectOptionsFromEnv({ ...env, DISCOURSE_CONNECT_RATE_LIMIT: 'off' }).rateLimit,
+    ).toBe(false);
+    expect(
+      discourseConnectOptionsFromEnv({ ...env, DISCOURSE_CONNECT_RATE_LIMIT: '120' }).rateLimit,
+    ).toEqual({ limit: 120, ttlSeconds: 60 });
+    expect(() =>
+      discourseConnectOptionsFromEnv({ ...env, DISCOURSE_CONNECT_RATE_LIMIT: 'lots' }),
+    ).toThrow(/DISCOURSE_CONNECT_RATE_LIMIT/);
   });
 });

@@ -1,6 +1,12 @@
+import { Logger } from '@nestjs/common';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { BULL_QUEUE_NAME, BullMqSyncQueue, SyncQueue, type DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/internal';
+import {
+  BULL_QUEUE_NAME,
+  BullMqSyncQueue,
+  SyncQueue,
+  type DiscourseConnectModuleOptions,
+} from 'nestjs-discourse-connect/internal';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { startHarness, type Harness } from '../support/harness';
 import { API_KEY, waitFor } from './support/flows';
@@ -35,7 +41,10 @@ describeWithServices('the BullMQ queue while its Redis is down', () => {
     jest.spyOn(console, 'warn').mockImplementation(() => undefined);
     server = await startRedis();
     // A password the server does not ask for (ioredis goes on without it): it must never be logged.
-    h = await startApp(server.url.replace('redis://', 'redis://:hunter2secret@'), uniquePrefix('down'));
+    h = await startApp(
+      server.url.replace('redis://', 'redis://:hunter2secret@'),
+      uniquePrefix('down'),
+    );
     const queue = bullQueue(h);
     await queue.queue.waitUntilReady();
     // The worker is up and polling before Redis goes away.
@@ -60,7 +69,9 @@ describeWithServices('the BullMQ queue while its Redis is down', () => {
 
   it('logs the outage at most once (every Redis connection of the module shares one limiter), never the URL', async () => {
     const logged: string[] = [];
-    const spy = jest.spyOn(require('@nestjs/common').Logger.prototype, 'error').mockImplementation((...args: unknown[]) => void logged.push(String(args[0])));
+    const spy = jest
+      .spyOn(Logger.prototype, 'error')
+      .mockImplementation((...args: unknown[]) => void logged.push(String(args[0])));
     try {
       await server!.stop();
       await sleep(2500);
@@ -90,20 +101,31 @@ describeWithServices('retrying failed BullMQ jobs', () => {
     await redis?.quit();
   });
 
-  const row = (discordId: string) => ({ kind: 'sync', discordId, forum: 'default', id: 0 }) as never;
+  const row = (discordId: string) =>
+    ({ kind: 'sync', discordId, forum: 'default', id: 0 }) as never;
   const jobsFor = async (discordId: string) =>
-    (await bullQueue(h).queue.getJobs(['waiting', 'prioritized', 'delayed', 'active'])).filter((job) => job?.data.discordId === discordId);
+    (await bullQueue(h).queue.getJobs(['waiting', 'prioritized', 'delayed', 'active'])).filter(
+      (job) => job?.data.discordId === discordId,
+    );
 
   /** Hands a job for the user over and lets a throwaway worker fail it for good. */
   async function failOne(discordId: string): Promise<void> {
     const queue = bullQueue(h);
     await queue.handOver(row(discordId));
     const connection = redis.duplicate({ maxRetriesPerRequest: null });
-    const failer = new Worker(BULL_QUEUE_NAME, async () => {
-      throw new UnrecoverableError('forum said no');
-    }, { connection, prefix: `${prefix}bull` });
+    const failer = new Worker(
+      BULL_QUEUE_NAME,
+      async () => {
+        throw new UnrecoverableError('forum said no');
+      },
+      { connection, prefix: `${prefix}bull` },
+    );
     try {
-      await waitFor(async () => (await queue.queue.getFailedCount()) >= 1 && (await jobsFor(discordId)).length === 0, 'the job to fail');
+      await waitFor(
+        async () =>
+          (await queue.queue.getFailedCount()) >= 1 && (await jobsFor(discordId)).length === 0,
+        'the job to fail',
+      );
     } finally {
       await failer.close();
       await connection.quit();

@@ -2,7 +2,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/internal';
-import { DISCORD_FIXTURES, DiscordSimulator, DiscourseSimulator, type SimDiscordUser } from 'nestjs-discourse-connect-simulators';
+import {
+  DISCORD_FIXTURES,
+  DiscordSimulator,
+  DiscourseSimulator,
+  type SimDiscordUser,
+} from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
 import { FORUM_SECRET, SESSION_SECRET, freePort } from '../support/harness';
 import { API_KEY, waitFor } from './support/flows';
@@ -17,7 +22,8 @@ const USERS = 12;
 class RecordingForum extends DiscourseSimulator {
   readonly syncs: { at: number }[] = [];
   protected override route(req: IncomingMessage, res: ServerResponse, url: URL) {
-    if (req.method === 'POST' && url.pathname === '/admin/users/sync_sso') this.syncs.push({ at: Date.now() });
+    if (req.method === 'POST' && url.pathname === '/admin/users/sync_sso')
+      this.syncs.push({ at: Date.now() });
     return super.route(req, res, url);
   }
 }
@@ -35,16 +41,29 @@ class Instance {
     const root = join(__dirname, '..', '..');
     this.child = spawn(
       process.execPath,
-      ['-r', join(__dirname, 'support', 'ts-register.js'), join(__dirname, 'support', 'instance.ts')],
-      { cwd: root, env: { ...process.env, ...this.env, PORT: new URL(this.url).port }, stdio: ['ignore', 'pipe', 'pipe'] },
+      [
+        '-r',
+        join(__dirname, 'support', 'ts-register.js'),
+        join(__dirname, 'support', 'instance.ts'),
+      ],
+      {
+        cwd: root,
+        env: { ...process.env, ...this.env, PORT: new URL(this.url).port },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
     );
     const child = this.child;
     child.stdout!.on('data', (d) => (this.output += d));
     child.stderr!.on('data', (d) => (this.output += d));
-    await waitFor(() => {
-      if (child.exitCode !== null) throw new Error(`instance exited (${child.exitCode}):\n${this.output}`);
-      return this.output.includes('READY');
-    }, `the instance on ${this.url}`, 60_000);
+    await waitFor(
+      () => {
+        if (child.exitCode !== null)
+          throw new Error(`instance exited (${child.exitCode}):\n${this.output}`);
+        return this.output.includes('READY');
+      },
+      `the instance on ${this.url}`,
+      60_000,
+    );
   }
 
   /** SIGKILL: no shutdown hook, no lock released, nothing flushed. */
@@ -73,7 +92,12 @@ describeWithServices('two instances sharing PostgreSQL and Redis', () => {
     email: `member${i}@example.com`,
   }));
   const discord = new DiscordSimulator({ users });
-  const forum = new RecordingForum({ secret: FORUM_SECRET, apiKey: API_KEY, apiRateLimitPerMinute: RATE_PER_MINUTE, authOverridesName: true });
+  const forum = new RecordingForum({
+    secret: FORUM_SECRET,
+    apiKey: API_KEY,
+    apiRateLimitPerMinute: RATE_PER_MINUTE,
+    authOverridesName: true,
+  });
   let db: Awaited<ReturnType<typeof createDatabase>>;
   let one: Instance;
   let two: Instance;
@@ -86,15 +110,28 @@ describeWithServices('two instances sharing PostgreSQL and Redis', () => {
       const url = `http://127.0.0.1:${await freePort()}`;
       const options: DiscourseConnectModuleOptions = {
         forums: [{ url: forumUrl, secret: FORUM_SECRET, api: { key: API_KEY, timeoutMs: 3000 } }],
-        discord: { clientId: 'sandbox-client-id', clientSecret: 'sandbox-client-secret', baseUrl: discordUrl },
+        discord: {
+          clientId: 'sandbox-client-id',
+          clientSecret: 'sandbox-client-secret',
+          baseUrl: discordUrl,
+        },
         publicUrl: url,
         session: { secret: SESSION_SECRET },
         rateLimit: false,
         // Short leases, so the test does not wait a minute for a killed instance's work.
-        sync: { ratePerMinute: RATE_PER_MINUTE, pollIntervalMs: 100, leaseMs: 3000, backoffBaseMs: 200, backoffMaxMs: 1000 },
+        sync: {
+          ratePerMinute: RATE_PER_MINUTE,
+          pollIntervalMs: 100,
+          leaseMs: 3000,
+          backoffBaseMs: 200,
+          backoffMaxMs: 1000,
+        },
         redis: { url: redisUrl(), prefix },
       };
-      return new Instance(url, { DATABASE_URL: db.url, DC_INSTANCE_OPTIONS: JSON.stringify(options) });
+      return new Instance(url, {
+        DATABASE_URL: db.url,
+        DC_INSTANCE_OPTIONS: JSON.stringify(options),
+      });
     };
     [one, two] = [await instance(), await instance()];
     discord.redirectUris = [`${one.url}/auth/discord/callback`, `${two.url}/auth/discord/callback`];
@@ -160,13 +197,21 @@ describeWithServices('two instances sharing PostgreSQL and Redis', () => {
       discord.updateUser(user.id, { global_name: `Renamed ${i}` });
       await signIn(i % 2 ? two : one, user);
     }
-    await waitFor(() => users.every((u, i) => forum.findByExternalId(u.id)?.name === `Renamed ${i}`), 'every change on the forum', 30_000);
+    await waitFor(
+      () => users.every((u, i) => forum.findByExternalId(u.id)?.name === `Renamed ${i}`),
+      'every change on the forum',
+      30_000,
+    );
     await new Promise((r) => setTimeout(r, 4 * INTERVAL_MS)); // nothing more arrives
     expect(forum.syncs).toHaveLength(USERS);
     expectSpacedByTheRate(forum.syncs.map((s) => s.at));
     expect(forum.stats.apiRateLimited).toBe(limitedBefore);
     const health = await (await fetch(`${one.url}/health`)).json();
-    expect(health).toMatchObject({ status: 'ok', checks: { database: 'up', redis: 'up' }, queue: { pending: 0, running: 0, failed: 0 } });
+    expect(health).toMatchObject({
+      status: 'ok',
+      checks: { database: 'up', redis: 'up' },
+      queue: { pending: 0, running: 0, failed: 0 },
+    });
   });
 
   it('killing one instance mid-burst loses nothing', async () => {
@@ -188,9 +233,15 @@ describeWithServices('two instances sharing PostgreSQL and Redis', () => {
     expect(forum.syncs.length).toBeGreaterThanOrEqual(USERS);
     expect(forum.syncs.length).toBeLessThanOrEqual(USERS + 4);
     expectSpacedByTheRate(forum.syncs.map((s) => s.at));
-    await waitFor(async () => {
-      const health = (await (await fetch(`${one.url}/health`)).json()) as { queue: { pending: number; running: number; failed: number } };
-      return health.queue.pending + health.queue.running === 0 && health.queue.failed === 0;
-    }, 'the surviving instance to report an empty queue', 20_000);
+    await waitFor(
+      async () => {
+        const health = (await (await fetch(`${one.url}/health`)).json()) as {
+          queue: { pending: number; running: number; failed: number };
+        };
+        return health.queue.pending + health.queue.running === 0 && health.queue.failed === 0;
+      },
+      'the surviving instance to report an empty queue',
+      20_000,
+    );
   });
 });

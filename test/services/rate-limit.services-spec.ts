@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { ThrottlerStorageService } from '@nestjs/throttler';
 import { Redis } from 'ioredis';
 import { RedisThrottlerStorage } from 'nestjs-discourse-connect/internal';
@@ -16,7 +17,11 @@ describeWithServices('per-IP rate limit in Redis, shared by every instance', () 
   let two: Harness;
   beforeAll(async () => {
     redis = new Redis(redisUrl());
-    const options = { redis: { url: redisUrl(), prefix }, trustProxy: true, rateLimit: { limit: LIMIT, ttlSeconds: 60 } };
+    const options = {
+      redis: { url: redisUrl(), prefix },
+      trustProxy: true,
+      rateLimit: { limit: LIMIT, ttlSeconds: 60 },
+    };
     one = await startHarness('forRoot', { ...options, adapter: 'express' });
     two = await startHarness('forRoot', { ...options, adapter: 'fastify' });
   });
@@ -29,7 +34,10 @@ describeWithServices('per-IP rate limit in Redis, shared by every instance', () 
   let n = 0;
   const newClient = () => `198.51.100.${++n}`;
   const get = (h: Harness, path: string, ip: string, headers: Record<string, string> = {}) =>
-    fetch(`${h.appUrl}${path}`, { redirect: 'manual', headers: { 'x-forwarded-for': ip, ...headers } });
+    fetch(`${h.appUrl}${path}`, {
+      redirect: 'manual',
+      headers: { 'x-forwarded-for': ip, ...headers },
+    });
 
   it(`lets ${LIMIT} requests spread over both instances through, then both answer the readable 429`, async () => {
     const ip = newClient();
@@ -46,7 +54,9 @@ describeWithServices('per-IP rate limit in Redis, shared by every instance', () 
       expect(retryAfter).toBeLessThanOrEqual(60);
       const body = await page.text();
       expect(body).toContain('Too many attempts');
-      expect(body).toMatch(new RegExp(`more than ${LIMIT} in 60 seconds.*Please wait \\d+ seconds`, 's'));
+      expect(body).toMatch(
+        new RegExp(`more than ${LIMIT} in 60 seconds.*Please wait \\d+ seconds`, 's'),
+      );
     }
     // Another client is not affected, on either instance.
     const other = newClient();
@@ -60,7 +70,8 @@ describeWithServices('per-IP rate limit in Redis, shared by every instance', () 
 
   it('counts each route separately across instances', async () => {
     const ip = newClient();
-    for (let i = 0; i < LIMIT; i++) await (await get(i % 2 ? one : two, '/auth/discord', ip)).arrayBuffer();
+    for (let i = 0; i < LIMIT; i++)
+      await (await get(i % 2 ? one : two, '/auth/discord', ip)).arrayBuffer();
     expect((await get(one, '/auth/discord', ip)).status).toBe(429);
     expect((await get(two, '/discourse/sso?sso=x&sig=y', ip)).status).toBe(400);
   });
@@ -78,20 +89,51 @@ describeWithServices('RedisThrottlerStorage', () => {
   it('answers the ThrottlerStorage record: counts in a window, blocks over the limit, starts afresh after the block', async () => {
     const memory = new ThrottlerStorageService();
     const storage = new RedisThrottlerStorage(redis, uniquePrefix('storage'), memory);
-    expect(await storage.increment('k', 400, 2, 300, 'default')).toEqual({ totalHits: 1, timeToExpire: 1, isBlocked: false, timeToBlockExpire: 0 });
-    expect(await storage.increment('k', 400, 2, 300, 'default')).toMatchObject({ totalHits: 2, isBlocked: false });
-    expect(await storage.increment('k', 400, 2, 300, 'default')).toEqual({ totalHits: 3, timeToExpire: 1, isBlocked: true, timeToBlockExpire: 1 });
+    expect(await storage.increment('k', 400, 2, 300, 'default')).toEqual({
+      totalHits: 1,
+      timeToExpire: 1,
+      isBlocked: false,
+      timeToBlockExpire: 0,
+    });
+    expect(await storage.increment('k', 400, 2, 300, 'default')).toMatchObject({
+      totalHits: 2,
+      isBlocked: false,
+    });
+    expect(await storage.increment('k', 400, 2, 300, 'default')).toEqual({
+      totalHits: 3,
+      timeToExpire: 1,
+      isBlocked: true,
+      timeToBlockExpire: 1,
+    });
     expect(await storage.increment('k', 400, 2, 300, 'default')).toMatchObject({ isBlocked: true });
     // Another key (another client or route) and another throttler name count on their own.
-    expect(await storage.increment('other', 400, 2, 300, 'default')).toMatchObject({ totalHits: 1, isBlocked: false });
-    expect(await storage.increment('k', 400, 2, 300, 'strict')).toMatchObject({ totalHits: 1, isBlocked: false });
+    expect(await storage.increment('other', 400, 2, 300, 'default')).toMatchObject({
+      totalHits: 1,
+      isBlocked: false,
+    });
+    expect(await storage.increment('k', 400, 2, 300, 'strict')).toMatchObject({
+      totalHits: 1,
+      isBlocked: false,
+    });
     await new Promise((r) => setTimeout(r, 350));
-    expect(await storage.increment('k', 400, 2, 300, 'default')).toMatchObject({ totalHits: 1, isBlocked: false });
+    expect(await storage.increment('k', 400, 2, 300, 'default')).toMatchObject({
+      totalHits: 1,
+      isBlocked: false,
+    });
     // Without a block duration, a hit over the limit is refused until the window ends, uncounted.
-    expect(await storage.increment('nb', 300, 1, 0, 'default')).toMatchObject({ totalHits: 1, isBlocked: false });
-    expect(await storage.increment('nb', 300, 1, 0, 'default')).toMatchObject({ isBlocked: true, timeToBlockExpire: 1 });
+    expect(await storage.increment('nb', 300, 1, 0, 'default')).toMatchObject({
+      totalHits: 1,
+      isBlocked: false,
+    });
+    expect(await storage.increment('nb', 300, 1, 0, 'default')).toMatchObject({
+      isBlocked: true,
+      timeToBlockExpire: 1,
+    });
     await new Promise((r) => setTimeout(r, 350));
-    expect(await storage.increment('nb', 300, 1, 0, 'default')).toMatchObject({ totalHits: 1, isBlocked: false });
+    expect(await storage.increment('nb', 300, 1, 0, 'default')).toMatchObject({
+      totalHits: 1,
+      isBlocked: false,
+    });
     memory.onApplicationShutdown();
   });
 
@@ -101,10 +143,17 @@ describeWithServices('RedisThrottlerStorage', () => {
     const memory = new ThrottlerStorageService();
     const storage = new RedisThrottlerStorage(down, uniquePrefix('down'), memory);
     const logged: string[] = [];
-    const spy = jest.spyOn(require('@nestjs/common').Logger.prototype, 'error').mockImplementation((...args: unknown[]) => void logged.push(String(args[0])));
+    const spy = jest
+      .spyOn(Logger.prototype, 'error')
+      .mockImplementation((...args: unknown[]) => void logged.push(String(args[0])));
     try {
-      expect(await storage.increment('k', 60_000, 1, 60_000, 'default')).toMatchObject({ totalHits: 1, isBlocked: false });
-      expect(await storage.increment('k', 60_000, 1, 60_000, 'default')).toMatchObject({ isBlocked: true });
+      expect(await storage.increment('k', 60_000, 1, 60_000, 'default')).toMatchObject({
+        totalHits: 1,
+        isBlocked: false,
+      });
+      expect(await storage.increment('k', 60_000, 1, 60_000, 'default')).toMatchObject({
+        isBlocked: true,
+      });
     } finally {
       spy.mockRestore();
       memory.onApplicationShutdown();

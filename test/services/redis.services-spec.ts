@@ -4,6 +4,7 @@ import Fastify from 'fastify';
 import { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
 import {
+  DiscourseConnectSettings,
   BullMqSyncQueue,
   DiscourseConnectModule,
   RedisSessionStore,
@@ -19,7 +20,9 @@ import { createDatabase, describeWithServices, redisUrl, uniquePrefix } from './
 
 const { migrated, legacy, animated } = DISCORD_FIXTURES;
 const call = <T>(fn: (cb: (err?: unknown, value?: T) => void) => void) =>
-  new Promise<T | undefined>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
+  new Promise<T | undefined>((resolve, reject) =>
+    fn((err, value) => (err ? reject(err) : resolve(value))),
+  );
 
 describeWithServices('Redis session store', () => {
   let redis: Redis;
@@ -34,17 +37,26 @@ describeWithServices('Redis session store', () => {
     const prefix = uniquePrefix('sess');
     const store = new RedisSessionStore(redis, prefix, 60_000);
     const expires = new Date(Date.now() + 30_000);
-    const session = { cookie: { expires, originalMaxAge: 30_000 }, passport: { user: migrated.id } } as any;
+    const session = {
+      cookie: { expires, originalMaxAge: 30_000 },
+      passport: { user: migrated.id },
+    } as any;
     await call((cb) => store.set('abc', session, cb));
     expect(await redis.pttl(`${prefix}sess:abc`)).toBeGreaterThan(25_000);
     expect(await redis.pttl(`${prefix}sess:abc`)).toBeLessThanOrEqual(30_000);
-    expect(await call((cb) => store.get('abc', cb))).toMatchObject({ passport: { user: migrated.id } });
-    await call((cb) => store.touch('abc', { ...session, cookie: { expires: new Date(Date.now() + 50_000) } }, cb));
+    expect(await call((cb) => store.get('abc', cb))).toMatchObject({
+      passport: { user: migrated.id },
+    });
+    await call((cb) =>
+      store.touch('abc', { ...session, cookie: { expires: new Date(Date.now() + 50_000) } }, cb),
+    );
     expect(await redis.pttl(`${prefix}sess:abc`)).toBeGreaterThan(45_000);
     await call((cb) => store.destroy('abc', cb));
     expect(await call((cb) => store.get('abc', cb))).toBeNull();
     // An already expired cookie is not stored; an unknown sid reads as no session.
-    await call((cb) => store.set('old', { cookie: { expires: new Date(Date.now() - 1000) } } as any, cb));
+    await call((cb) =>
+      store.set('old', { cookie: { expires: new Date(Date.now() - 1000) } } as any, cb),
+    );
     expect(await redis.exists(`${prefix}sess:old`)).toBe(0);
     expect(await call((cb) => store.get('nope', cb))).toBeNull();
   });
@@ -78,7 +90,13 @@ describeWithServices('Redis session store', () => {
       expect(await redis.pttl(keys[0])).toBeGreaterThan(15_000);
       // Plain data in express-session's shape, not the Session/Cookie instances' fields.
       expect(JSON.parse((await redis.get(keys[0]))!)).toEqual({
-        cookie: { originalMaxAge: 20_000, expires: expect.any(String), secure: false, httpOnly: true, path: '/' },
+        cookie: {
+          originalMaxAge: 20_000,
+          expires: expect.any(String),
+          secure: false,
+          httpOnly: true,
+          path: '/',
+        },
         who: 'ava',
       });
       const headers = { cookie: `sessionId=${sid}` };
@@ -149,7 +167,12 @@ describeWithServices.each(HTTP_ADAPTERS)('Redis sessions through the module on %
     forgetForum();
     const again = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2Fagain`);
     expect(again.url).toBe(`${h.forum.baseUrl}/again`);
-    expect(again.hops.map((hop) => new URL(hop.url).pathname)).toEqual(['/session/sso', '/discourse/sso', '/session/sso_login', '/again']);
+    expect(again.hops.map((hop) => new URL(hop.url).pathname)).toEqual([
+      '/session/sso',
+      '/discourse/sso',
+      '/session/sso_login',
+      '/again',
+    ]);
     expect(h.discord.stats.authorizeRequests).toBe(1);
     // Reading the session neither rewrote it nor moved its expiry.
     expect(await sessionKeys()).toEqual(keys);
@@ -180,7 +203,13 @@ describeWithServices('REDIS_URL configuration', () => {
   };
 
   it('reads REDIS_URL and the key prefix into the redis option', () => {
-    expect(discourseConnectOptionsFromEnv({ ...env, REDIS_URL: 'redis://:pw@cache:6379/2', DISCOURSE_CONNECT_REDIS_PREFIX: 'site1:' }).redis).toEqual({
+    expect(
+      discourseConnectOptionsFromEnv({
+        ...env,
+        REDIS_URL: 'redis://:pw@cache:6379/2',
+        DISCOURSE_CONNECT_REDIS_PREFIX: 'site1:',
+      }).redis,
+    ).toEqual({
       url: 'redis://:pw@cache:6379/2',
       prefix: 'site1:',
     });
@@ -188,7 +217,11 @@ describeWithServices('REDIS_URL configuration', () => {
   });
 
   it('refuses a bad REDIS_URL with a message that names it and never repeats the value (it may hold a password)', () => {
-    for (const bad of ['http://:hunter2secret@cache:6379', 'hunter2secret', 'redis://:hunter2secret@cache:6379/db?x=1']) {
+    for (const bad of [
+      'http://:hunter2secret@cache:6379',
+      'hunter2secret',
+      'redis://:hunter2secret@cache:6379/db?x=1',
+    ]) {
       let message = '';
       try {
         discourseConnectOptionsFromEnv({ ...env, REDIS_URL: bad });
@@ -209,8 +242,8 @@ describeWithServices('REDIS_URL configuration', () => {
       session: { secret: 's'.repeat(40) },
       redis: { url: 'memcached://:hunter2secret@cache' },
     };
-    expect(() => new (require('nestjs-discourse-connect/internal').DiscourseConnectSettings)(options)).toThrow(/redis\.url must be a Redis URL/);
-    expect(() => new (require('nestjs-discourse-connect/internal').DiscourseConnectSettings)(options)).not.toThrow(/hunter2secret/);
+    expect(() => new DiscourseConnectSettings(options)).toThrow(/redis\.url must be a Redis URL/);
+    expect(() => new DiscourseConnectSettings(options)).not.toThrow(/hunter2secret/);
     expect(DiscourseConnectModule).toBeDefined();
   });
 });
@@ -231,7 +264,8 @@ describeWithServices('the module with Redis (BullMQ queue, Redis sessions) on Po
   let redis: Redis;
   let apiCalls: number[];
   const prefix = uniquePrefix('module');
-  const sql = <T = any>(text: string, params: unknown[] = []) => h.app.get(DataSource).query(text, params) as Promise<T[]>;
+  const sql = <T = any>(text: string, params: unknown[] = []) =>
+    h.app.get(DataSource).query(text, params) as Promise<T[]>;
   const RATE = 600; // one admin API call per 100 ms
 
   beforeAll(async () => {
@@ -245,7 +279,13 @@ describeWithServices('the module with Redis (BullMQ queue, Redis sessions) on Po
         ...o,
         forums: o.forums.map((f) => ({ ...f, api: { key: API_KEY, timeoutMs: 2000 } })),
         // Retries spread over ~1.7 s: a job waiting out an outage does not run out of them mid-test.
-        sync: { ratePerMinute: RATE, backoffBaseMs: 250, backoffMaxMs: 1000, maxAttempts: 4, pollIntervalMs: 50 },
+        sync: {
+          ratePerMinute: RATE,
+          backoffBaseMs: 250,
+          backoffMaxMs: 1000,
+          maxAttempts: 4,
+          pollIntervalMs: 50,
+        },
       }),
     });
     apiCalls = recordApiCalls(h);
@@ -263,10 +303,14 @@ describeWithServices('the module with Redis (BullMQ queue, Redis sessions) on Po
 
   const queue = () => h.app.get(SyncQueue);
   const idle = () =>
-    waitFor(async () => {
-      const c = await queue().counts();
-      return c.pending + c.running === 0;
-    }, 'an empty queue', 20_000);
+    waitFor(
+      async () => {
+        const c = await queue().counts();
+        return c.pending + c.running === 0;
+      },
+      'an empty queue',
+      20_000,
+    );
   const signInOnSite = async (id: string, browser = new TestBrowser()) => {
     h.discord.knobs.autoApproveAs = id;
     const page = await browser.visit(`${h.appUrl}/auth/discord`);
@@ -285,7 +329,9 @@ describeWithServices('the module with Redis (BullMQ queue, Redis sessions) on Po
     expect(page.url).toBe(`${h.forum.baseUrl}/`);
     const keys = await redis.keys(`${prefix}sess:*`);
     expect(keys).toHaveLength(1);
-    expect(JSON.parse((await redis.get(keys[0]))!)).toMatchObject({ passport: { user: migrated.id } });
+    expect(JSON.parse((await redis.get(keys[0]))!)).toMatchObject({
+      passport: { user: migrated.id },
+    });
     expect(await redis.pttl(keys[0])).toBeGreaterThan(13 * 24 * 3600 * 1000);
     expect(await sql('SELECT sid FROM discourse_connect_sessions')).toHaveLength(0);
     const out = await browser.request(`${h.appUrl}/auth/logout`, {
@@ -313,7 +359,10 @@ describeWithServices('the module with Redis (BullMQ queue, Redis sessions) on Po
     h.discord.updateUser(legacy.id, { global_name: 'third' });
     await signInOnSite(legacy.id);
     // Every change has left the outbox for BullMQ, where they are one job for this user.
-    await waitFor(async () => (await sql('SELECT id FROM discourse_connect_sync_jobs')).length === 0, 'the relay to BullMQ');
+    await waitFor(
+      async () => (await sql('SELECT id FROM discourse_connect_sync_jobs')).length === 0,
+      'the relay to BullMQ',
+    );
     const calls = h.forum.stats.syncSsoCalls;
     h.forum.knobs.apiFailure = null;
     await idle();
@@ -333,7 +382,8 @@ describeWithServices('the module with Redis (BullMQ queue, Redis sessions) on Po
     }
     await idle();
     expect(apiCalls).toHaveLength(3);
-    for (let i = 1; i < apiCalls.length; i++) expect(apiCalls[i] - apiCalls[i - 1]).toBeGreaterThanOrEqual(60_000 / RATE - 15);
+    for (let i = 1; i < apiCalls.length; i++)
+      expect(apiCalls[i] - apiCalls[i - 1]).toBeGreaterThanOrEqual(60_000 / RATE - 15);
   });
 
   it('a 429 from the forum pauses the whole queue for its wait, without costing an attempt', async () => {
@@ -370,7 +420,11 @@ describeWithServices('the module with Redis (BullMQ queue, Redis sessions) on Po
     expect(failed.lastError).toContain('500');
     expect(failed.lastError).not.toContain(API_KEY);
     const health = await (await fetch(`${h.appUrl}/health`)).json();
-    expect(health).toMatchObject({ status: 'ok', checks: { database: 'up', redis: 'up' }, queue: { failed: 1 } });
+    expect(health).toMatchObject({
+      status: 'ok',
+      checks: { database: 'up', redis: 'up' },
+      queue: { failed: 1 },
+    });
     h.forum.knobs.apiFailure = null;
     expect(await queue().retryFailed()).toBe(1);
     await idle();

@@ -19,7 +19,12 @@ const say = (line) => console.log(`[npm test] ${line}`);
 
 function canInstall() {
   if (process.env.DC_TEST_NO_INSTALL === '1') return false;
-  if (process.platform !== 'linux' || typeof process.getuid !== 'function' || process.getuid() !== 0) return false;
+  if (
+    process.platform !== 'linux' ||
+    typeof process.getuid !== 'function' ||
+    process.getuid() !== 0
+  )
+    return false;
   return existsSync('/usr/bin/apt-get');
 }
 
@@ -31,7 +36,11 @@ function apt(args) {
     maxBuffer: 64 * 1024 * 1024,
   });
   if (result.status !== 0) {
-    const tail = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n').slice(-15).join('\n');
+    const tail = `${result.stdout ?? ''}${result.stderr ?? ''}`
+      .trim()
+      .split('\n')
+      .slice(-15)
+      .join('\n');
     say(`apt-get ${args.join(' ')} failed (exit ${result.status ?? result.signal}):\n${tail}`);
     return false;
   }
@@ -46,7 +55,9 @@ function main() {
   }
   const names = missing.map((p) => p.pkg);
   if (canInstall()) {
-    say(`installing the Debian packages the tests need: ${names.join(' ')} (apt-get, as root; once per machine)`);
+    say(
+      `installing the Debian packages the tests need: ${names.join(' ')} (apt-get, as root; once per machine)`,
+    );
     const ok = apt(['update']) && apt(['install', '-y', '--no-install-recommends', ...names]);
     missing = missingPackages();
     if (ok && missing.length === 0) {

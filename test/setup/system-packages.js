@@ -23,7 +23,10 @@ function findPostgresBin() {
   const root = '/usr/lib/postgresql';
   if (!existsSync(root)) return null;
   const versions = readdirSync(root)
-    .filter((v) => existsSync(join(root, v, 'bin', 'postgres')) && existsSync(join(root, v, 'bin', 'initdb')))
+    .filter(
+      (v) =>
+        existsSync(join(root, v, 'bin', 'postgres')) && existsSync(join(root, v, 'bin', 'initdb')),
+    )
     .sort((a, b) => Number(b) - Number(a));
   return versions.length ? join(root, versions[0], 'bin') : null;
 }
@@ -41,8 +44,18 @@ function findRedisServer() {
 /** What each package is for and how to tell it is there. */
 const SYSTEM_PACKAGES = [
   { pkg: 'chromium', name: 'Chromium', suites: 'the browser tests', find: findChromium },
-  { pkg: 'postgresql', name: 'PostgreSQL', suites: 'the PostgreSQL/Redis tests (test/services)', find: findPostgresBin },
-  { pkg: 'redis-server', name: 'Redis', suites: 'the PostgreSQL/Redis tests (test/services)', find: findRedisServer },
+  {
+    pkg: 'postgresql',
+    name: 'PostgreSQL',
+    suites: 'the PostgreSQL/Redis tests (test/services)',
+    find: findPostgresBin,
+  },
+  {
+    pkg: 'redis-server',
+    name: 'Redis',
+    suites: 'the PostgreSQL/Redis tests (test/services)',
+    find: findRedisServer,
+  },
 ];
 
 /** The packages whose program is not found. */
@@ -62,4 +75,12 @@ function installCommand(pkgs) {
   return `${sudo}apt-get install -y --no-install-recommends ${pkgs.join(' ')}`;
 }
 
-module.exports = { SYSTEM_PACKAGES, findChromium, findPostgresBin, findRedisServer, missingPackages, packagesRequired, installCommand };
+module.exports = {
+  SYSTEM_PACKAGES,
+  findChromium,
+  findPostgresBin,
+  findRedisServer,
+  missingPackages,
+  packagesRequired,
+  installCommand,
+};

@@ -10,11 +10,15 @@ import { findChromium, installCommand, packagesRequired } from '../setup/system-
 const CHROMIUM = findChromium();
 
 /** `describe` when Chromium is installed (or required, to fail loudly), `describe.skip` otherwise. */
-export const describeWithChromium: jest.Describe = (CHROMIUM || packagesRequired() ? describe : describe.skip) as jest.Describe;
+export const describeWithChromium: jest.Describe = (
+  CHROMIUM || packagesRequired() ? describe : describe.skip
+) as jest.Describe;
 
 export async function launchChromium(): Promise<Browser> {
   if (!CHROMIUM) {
-    throw new Error(`Chromium is not installed; the browser tests need it. Install it with: ${installCommand(['chromium'])}`);
+    throw new Error(
+      `Chromium is not installed; the browser tests need it. Install it with: ${installCommand(['chromium'])}`,
+    );
   }
   return chromium.launch({
     executablePath: CHROMIUM,

@@ -1,5 +1,8 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
-import type { DiscourseConnectDatabaseOptions, DiscourseConnectModuleOptions } from './discourse-connect-options.interface';
+import type {
+  DiscourseConnectDatabaseOptions,
+  DiscourseConnectModuleOptions,
+} from './discourse-connect-options.interface';
 
 /**
  * Options given next to the module options, known when the module is defined (so also with
@@ -19,8 +22,11 @@ export const {
   ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<DiscourseConnectModuleOptions>({ moduleName: 'DiscourseConnect' })
   .setClassMethodName('forRoot')
-  .setExtras<DiscourseConnectModuleExtras>({ isGlobal: false, database: undefined }, (definition, extras) => ({
-    ...definition,
-    global: extras.isGlobal,
-  }))
+  .setExtras<DiscourseConnectModuleExtras>(
+    { isGlobal: false, database: undefined },
+    (definition, extras) => ({
+      ...definition,
+      global: extras.isGlobal,
+    }),
+  )
   .build();

@@ -6,6 +6,7 @@ import {
   Module,
   NestModule,
   Provider,
+  Type,
 } from '@nestjs/common';
 import { DiscoveryModule, ModuleRef } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
@@ -13,7 +14,10 @@ import { getDataSourceToken, getRepositoryToken, TypeOrmModule } from '@nestjs/t
 import { dataSourceOptionsFromUrl } from './config/database-url';
 import { DISCOURSE_CONNECT_MIGRATIONS } from './migrations';
 import { DiscourseConnectSettings } from './config/discourse-connect.settings';
-import type { DiscourseConnectDatabaseOptions, DiscourseConnectModuleOptions } from './discourse-connect-options.interface';
+import type {
+  DiscourseConnectDatabaseOptions,
+  DiscourseConnectModuleOptions,
+} from './discourse-connect-options.interface';
 import {
   ASYNC_OPTIONS_TYPE,
   ConfigurableModuleClass,
@@ -181,7 +185,7 @@ export class DiscourseConnectModule extends ConfigurableModuleClass implements N
   ) {
     super();
     // A RouterModule path is registered on this class; links follow it.
-    routes.attachModule(this.constructor);
+    routes.attachModule(this.constructor as Type);
   }
 
   static forRoot(options: typeof OPTIONS_TYPE): DynamicModule {
@@ -218,8 +222,11 @@ const OWN_DATA_SOURCE = 'discourse-connect';
  * the module's own (migrated at boot) whose repositories and DataSource stand in for the default
  * ones inside the module, so its classes inject them the same way.
  */
-function databaseParts(database?: DiscourseConnectDatabaseOptions): Pick<DynamicModule, 'imports' | 'providers'> {
-  if (!database) return { imports: [TypeOrmModule.forFeature(DISCOURSE_CONNECT_ENTITIES)], providers: [] };
+function databaseParts(
+  database?: DiscourseConnectDatabaseOptions,
+): Pick<DynamicModule, 'imports' | 'providers'> {
+  if (!database)
+    return { imports: [TypeOrmModule.forFeature(DISCOURSE_CONNECT_ENTITIES)], providers: [] };
   return {
     imports: [
       TypeOrmModule.forRootAsync({
@@ -244,11 +251,19 @@ function databaseParts(database?: DiscourseConnectDatabaseOptions): Pick<Dynamic
   };
 }
 
-function withParts(definition: DynamicModule, database?: DiscourseConnectDatabaseOptions): DynamicModule {
+function withParts(
+  definition: DynamicModule,
+  database?: DiscourseConnectDatabaseOptions,
+): DynamicModule {
   const data = databaseParts(database);
   return {
     ...definition,
-    imports: [...(definition.imports ?? []), DiscoveryModule, PassportModule.register({ session: true }), ...(data.imports ?? [])],
+    imports: [
+      ...(definition.imports ?? []),
+      DiscoveryModule,
+      PassportModule.register({ session: true }),
+      ...(data.imports ?? []),
+    ],
     controllers: CONTROLLERS,
     providers: [...(definition.providers ?? []), ...(data.providers ?? []), ...providers],
     exports: [

@@ -24,7 +24,11 @@ export { RedisSessionStore } from './redis/redis-session.store';
 export { RedisThrottlerStorage } from './redis/redis-throttler.storage';
 export { SyncWorker } from './sync/sync.worker';
 export { AdminApiRateLimiter } from './sync/rate-limiter';
-export { DiscourseConnectSyncJobEntity, type SyncJobKind, type SyncJobStatus } from './sync/sync-job.entity';
+export {
+  DiscourseConnectSyncJobEntity,
+  type SyncJobKind,
+  type SyncJobStatus,
+} from './sync/sync-job.entity';
 export { SsoService } from './sso/sso.service';
 export * from './protocol';
 export { DiscourseConnectActionsService } from './hooks/actions.service';

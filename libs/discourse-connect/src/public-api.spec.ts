@@ -99,7 +99,9 @@ function exportStatements(): { text: string; names: string[]; typeOnly: boolean 
       .map((s) => s.trim())
       .filter(Boolean)
       .map((s) => ({ spec: s.replace(/^type /, ''), type: s.startsWith('type ') }))
-      .map(({ spec, type }) => (type ? `type:${spec.split(/\s+as\s+/).pop()}` : spec.split(/\s+as\s+/).pop()!)),
+      .map(({ spec, type }) =>
+        type ? `type:${spec.split(/\s+as\s+/).pop()}` : spec.split(/\s+as\s+/).pop()!,
+      ),
   }));
 }
 
@@ -121,7 +123,10 @@ describe('public API (index.ts)', () => {
     const lines = SOURCE.split('\n');
     lines.forEach((line, i) => {
       if (!line.startsWith('export ')) return;
-      expect({ line, doc: lines[i - 1].trim() }).toEqual({ line, doc: expect.stringMatching(/^\/\*\*.*\*\/$|^\*\/$/) });
+      expect({ line, doc: lines[i - 1].trim() }).toEqual({
+        line,
+        doc: expect.stringMatching(/^\/\*\*.*\*\/$|^\*\/$/),
+      });
     });
   });
 });

@@ -25,7 +25,8 @@ export const SIM_GUILD_ROLES = {
   veteran: '1098765432109876603',
 } as const;
 
-export type DiscordFixtureName = 'migrated' | 'legacy' | 'animated' | 'unverified' | 'noEmail' | 'bigId' | 'changing';
+export type DiscordFixtureName =
+  'migrated' | 'legacy' | 'animated' | 'unverified' | 'noEmail' | 'bigId' | 'changing';
 
 function deepFreeze<T extends object>(value: T): T {
   for (const v of Object.values(value)) {
@@ -148,7 +149,9 @@ export const DISCORD_FIXTURES: Readonly<Record<DiscordFixtureName, SimDiscordUse
 export function cloneDiscordUser(user: SimDiscordUser): SimDiscordUser {
   const copy: SimDiscordUser = { ...user };
   if (user.guildRoles) {
-    copy.guildRoles = Object.fromEntries(Object.entries(user.guildRoles).map(([g, r]) => [g, [...r]]));
+    copy.guildRoles = Object.fromEntries(
+      Object.entries(user.guildRoles).map(([g, r]) => [g, [...r]]),
+    );
   }
   return copy;
 }

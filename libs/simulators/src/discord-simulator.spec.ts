@@ -3,7 +3,6 @@ import { DISCORD_FIXTURES, SIM_GUILD_ID } from './discord-fixtures';
 import { DiscordSimulator } from './discord-simulator';
 
 /** `Response#json()` typed loosely for assertions. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const json = (res: Response): Promise<any> => res.json();
 
 const CALLBACK = 'http://127.0.0.1:3000/auth/discord/callback';
@@ -23,7 +22,10 @@ describe('DiscordSimulator', () => {
   afterAll(() => sim.close());
   afterEach(() => sim.reset());
 
-  function authorizeUrl(over: Record<string, string | null> = {}, challenge = pkce().challenge): string {
+  function authorizeUrl(
+    over: Record<string, string | null> = {},
+    challenge = pkce().challenge,
+  ): string {
     const params: Record<string, string | null> = {
       client_id: 'sandbox-client-id',
       redirect_uri: CALLBACK,
@@ -87,7 +89,9 @@ describe('DiscordSimulator', () => {
       expect(f.noEmail.email).toBeNull();
       expect(f.bigId.id).toBe('1234567890123456789');
       expect(BigInt(f.bigId.id)).toBeGreaterThan(2n ** 53n);
-      const emails = Object.values(f).map((u) => u.email).filter((e) => e !== null);
+      const emails = Object.values(f)
+        .map((u) => u.email)
+        .filter((e) => e !== null);
       expect(new Set(emails).size).toBe(emails.length);
       for (const e of emails) expect(e).toMatch(/@example\.com$/);
     });
@@ -123,7 +127,13 @@ describe('DiscordSimulator', () => {
       const page = await (await fetch(authorizeUrl({ state: 'a b&c' }))).text();
       const hidden = [...page.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)];
       const form = new URLSearchParams();
-      const unescape = (s: string) => s.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+      const unescape = (s: string) =>
+        s
+          .replace(/&quot;/g, '"')
+          .replace(/&#39;/g, "'")
+          .replace(/&lt;/g, '<')
+          .replace(/&gt;/g, '>')
+          .replace(/&amp;/g, '&');
       for (const [, k, v] of hidden) form.set(k, unescape(v));
       form.set('approve_as', DISCORD_FIXTURES.legacy.id);
       const res = await fetch(`${base}/oauth2/authorize`, {
@@ -160,7 +170,10 @@ describe('DiscordSimulator', () => {
         form.set('approve_as', DISCORD_FIXTURES.animated.id);
         return fetch(`${base}/oauth2/authorize`, {
           method: 'POST',
-          headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...(cookie ? { Cookie: cookie } : {}) },
+          headers: {
+            'Content-Type': 'application/x-www-form-urlencoded',
+            ...(cookie ? { Cookie: cookie } : {}),
+          },
           body: form.toString(),
           redirect: 'manual',
         });
@@ -168,7 +181,10 @@ describe('DiscordSimulator', () => {
       const first = await approve(authorizeUrl({ prompt: 'none' }));
       const cookie = first.headers.get('set-cookie')!.split(';')[0];
       expect(cookie).toMatch(/^__sim_discord_session=/);
-      const again = await fetch(authorizeUrl({ prompt: 'none' }), { redirect: 'manual', headers: { Cookie: cookie } });
+      const again = await fetch(authorizeUrl({ prompt: 'none' }), {
+        redirect: 'manual',
+        headers: { Cookie: cookie },
+      });
       expect(again.status).toBe(302);
       expect(new URL(again.headers.get('location')!).searchParams.get('code')).toBeTruthy();
       // more scopes, no prompt=none, or another browser: the screen again
@@ -177,7 +193,10 @@ describe('DiscordSimulator', () => {
         [{}, cookie],
         [{ prompt: 'none' }, ''],
       ] as Array<[Record<string, string>, string]>) {
-        const res = await fetch(authorizeUrl(over), { redirect: 'manual', headers: c ? { Cookie: c } : {} });
+        const res = await fetch(authorizeUrl(over), {
+          redirect: 'manual',
+          headers: c ? { Cookie: c } : {},
+        });
         expect(res.status).toBe(200);
         await res.text();
       }
@@ -209,13 +228,16 @@ describe('DiscordSimulator', () => {
       [{ code_challenge: null }, 'PKCE'],
       [{ code_challenge_method: 'plain' }, 'S256'],
       [{ code_challenge_method: null }, 'S256'],
-    ] as Array<[Record<string, string | null>, string]>)('rejects %j with a 400 page', async (over, text) => {
-      sim.knobs.autoApproveAs = DISCORD_FIXTURES.migrated.id;
-      const res = await fetch(authorizeUrl(over), { redirect: 'manual' });
-      expect(res.status).toBe(400);
-      expect(res.headers.get('content-type')).toMatch(/text\/html/);
-      expect(await res.text()).toContain(text);
-    });
+    ] as Array<[Record<string, string | null>, string]>)(
+      'rejects %j with a 400 page',
+      async (over, text) => {
+        sim.knobs.autoApproveAs = DISCORD_FIXTURES.migrated.id;
+        const res = await fetch(authorizeUrl(over), { redirect: 'manual' });
+        expect(res.status).toBe(400);
+        expect(res.headers.get('content-type')).toMatch(/text\/html/);
+        expect(await res.text()).toContain(text);
+      },
+    );
 
     it('keeps an existing query on the redirect URI', async () => {
       const withQuery = 'http://127.0.0.1:3000/cb?tenant=a';
@@ -242,7 +264,10 @@ describe('DiscordSimulator', () => {
         scope: 'identify email',
       });
       const me = await fetch(`${base}/api/v10/users/@me`, {
-        headers: { Authorization: `Bearer ${tok.access_token}`, 'User-Agent': 'TestBot (https://example.com, 1.0)' },
+        headers: {
+          Authorization: `Bearer ${tok.access_token}`,
+          'User-Agent': 'TestBot (https://example.com, 1.0)',
+        },
       });
       expect(me.status).toBe(200);
       const body = await json(me);
@@ -257,14 +282,22 @@ describe('DiscordSimulator', () => {
         mfa_enabled: true,
       });
       expect(body).not.toHaveProperty('guildRoles');
-      expect(sim.stats).toMatchObject({ tokenExchanges: 1, userFetches: 1, unversionedUserFetches: 0 });
+      expect(sim.stats).toMatchObject({
+        tokenExchanges: 1,
+        userFetches: 1,
+        unversionedUserFetches: 0,
+      });
       expect(sim.stats.userAgents).toContain('TestBot (https://example.com, 1.0)');
     });
 
     it('keeps the 19-digit id a string in the JSON text', async () => {
       const { code, verifier } = await getCode(DISCORD_FIXTURES.bigId.id);
       const tok = await json(await exchange(code, verifier));
-      const text = await (await fetch(`${base}/api/v10/users/@me`, { headers: { Authorization: `Bearer ${tok.access_token}` } })).text();
+      const text = await (
+        await fetch(`${base}/api/v10/users/@me`, {
+          headers: { Authorization: `Bearer ${tok.access_token}` },
+        })
+      ).text();
       expect(text).toContain('"id":"1234567890123456789"');
     });
 
@@ -272,7 +305,11 @@ describe('DiscordSimulator', () => {
       const { code, verifier } = await getCode(DISCORD_FIXTURES.migrated.id, { scope: 'identify' });
       const tok = await json(await exchange(code, verifier));
       expect(tok.scope).toBe('identify');
-      const body = await json(await fetch(`${base}/api/v10/users/@me`, { headers: { Authorization: `Bearer ${tok.access_token}` } }));
+      const body = await json(
+        await fetch(`${base}/api/v10/users/@me`, {
+          headers: { Authorization: `Bearer ${tok.access_token}` },
+        }),
+      );
       expect(body.id).toBe(DISCORD_FIXTURES.migrated.id);
       expect(body).not.toHaveProperty('email');
       expect(body).not.toHaveProperty('verified');
@@ -285,7 +322,11 @@ describe('DiscordSimulator', () => {
       ] as const) {
         const { code, verifier } = await getCode(fixture.id);
         const tok = await json(await exchange(code, verifier));
-        const body = await json(await fetch(`${base}/api/v10/users/@me`, { headers: { Authorization: `Bearer ${tok.access_token}` } }));
+        const body = await json(
+          await fetch(`${base}/api/v10/users/@me`, {
+            headers: { Authorization: `Bearer ${tok.access_token}` },
+          }),
+        );
         expect(body.email).toBe(email);
         expect(body.verified).toBe(verified);
       }
@@ -296,7 +337,10 @@ describe('DiscordSimulator', () => {
       expect((await exchange(code, verifier)).status).toBe(200);
       const again = await exchange(code, verifier);
       expect(again.status).toBe(400);
-      expect(await json(again)).toEqual({ error: 'invalid_grant', error_description: 'Invalid "code" in request.' });
+      expect(await json(again)).toEqual({
+        error: 'invalid_grant',
+        error_description: 'Invalid "code" in request.',
+      });
     });
 
     it('codes expire after 10 minutes', async () => {
@@ -351,7 +395,10 @@ describe('DiscordSimulator', () => {
       expect(res.status).toBe(401);
       expect(await json(res)).toEqual({ error: 'invalid_client' });
       const basic = Buffer.from('sandbox-client-id:wrong').toString('base64');
-      const res2 = await token({ grant_type: 'authorization_code', code }, { Authorization: `Basic ${basic}` });
+      const res2 = await token(
+        { grant_type: 'authorization_code', code },
+        { Authorization: `Basic ${basic}` },
+      );
       expect(res2.status).toBe(401);
       // the code survived the failed attempts
       expect((await exchange(code, verifier)).status).toBe(200);
@@ -368,7 +415,11 @@ describe('DiscordSimulator', () => {
     });
 
     it('rejects other grant types', async () => {
-      const res = await token({ client_id: 'sandbox-client-id', client_secret: 'sandbox-client-secret', grant_type: 'password' });
+      const res = await token({
+        client_id: 'sandbox-client-id',
+        client_secret: 'sandbox-client-secret',
+        grant_type: 'password',
+      });
       expect(res.status).toBe(400);
       expect((await json(res)).error).toBe('unsupported_grant_type');
     });
@@ -387,7 +438,7 @@ describe('DiscordSimulator', () => {
             redirect_uri: CALLBACK,
             code_verifier: verifier,
           }).toString(),
-        })
+        }),
       );
       const refreshed = await token({
         client_id: 'sandbox-client-id',
@@ -400,7 +451,9 @@ describe('DiscordSimulator', () => {
     });
 
     it('answers 401 for an unknown token', async () => {
-      const res = await fetch(`${base}/api/v10/users/@me`, { headers: { Authorization: 'Bearer nope' } });
+      const res = await fetch(`${base}/api/v10/users/@me`, {
+        headers: { Authorization: 'Bearer nope' },
+      });
       expect(res.status).toBe(401);
       expect(await json(res)).toEqual({ message: '401: Unauthorized', code: 0 });
       const none = await fetch(`${base}/api/v10/users/@me`);
@@ -410,7 +463,9 @@ describe('DiscordSimulator', () => {
     it('counts the unversioned /api/users/@me separately', async () => {
       const { code, verifier } = await getCode(DISCORD_FIXTURES.legacy.id);
       const tok = await json(await exchange(code, verifier));
-      const res = await fetch(`${base}/api/users/@me`, { headers: { Authorization: `Bearer ${tok.access_token}` } });
+      const res = await fetch(`${base}/api/users/@me`, {
+        headers: { Authorization: `Bearer ${tok.access_token}` },
+      });
       expect(res.status).toBe(200);
       expect((await json(res)).discriminator).toBe('1337');
       expect(sim.stats.unversionedUserFetches).toBe(1);
@@ -422,7 +477,11 @@ describe('DiscordSimulator', () => {
       for (let i = 0; i < 2; i++) {
         const { code, verifier } = await getCode(DISCORD_FIXTURES.changing.id);
         const tok = await json(await exchange(code, verifier));
-        const me = await json(await fetch(`${base}/api/v10/users/@me`, { headers: { Authorization: `Bearer ${tok.access_token}` } }));
+        const me = await json(
+          await fetch(`${base}/api/v10/users/@me`, {
+            headers: { Authorization: `Bearer ${tok.access_token}` },
+          }),
+        );
         seen.push([me.global_name, me.avatar]);
       }
       expect(seen[0][0]).not.toBe(DISCORD_FIXTURES.changing.global_name);
@@ -439,7 +498,11 @@ describe('DiscordSimulator', () => {
       const res = await exchange(code, verifier);
       expect(res.status).toBe(429);
       expect(res.headers.get('retry-after')).toBe('3');
-      expect(await json(res)).toEqual({ message: 'You are being rate limited.', retry_after: 3, global: false });
+      expect(await json(res)).toEqual({
+        message: 'You are being rate limited.',
+        retry_after: 3,
+        global: false,
+      });
       sim.knobs.tokenFailure = null;
       expect((await exchange(code, verifier)).status).toBe(200);
     });
@@ -489,7 +552,9 @@ describe('DiscordSimulator', () => {
 
     it('returns roles for a member', async () => {
       const t = await tokenFor(DISCORD_FIXTURES.migrated.id, 'identify email guilds.members.read');
-      const res = await fetch(memberUrl(SIM_GUILD_ID), { headers: { Authorization: `Bearer ${t}` } });
+      const res = await fetch(memberUrl(SIM_GUILD_ID), {
+        headers: { Authorization: `Bearer ${t}` },
+      });
       expect(res.status).toBe(200);
       const body = await json(res);
       expect(body.roles).toEqual(DISCORD_FIXTURES.migrated.guildRoles![SIM_GUILD_ID]);
@@ -502,12 +567,16 @@ describe('DiscordSimulator', () => {
 
     it('404 Unknown Guild for a non-member, 403 without the scope', async () => {
       const t = await tokenFor(DISCORD_FIXTURES.unverified.id, 'identify guilds.members.read');
-      const res = await fetch(memberUrl(SIM_GUILD_ID), { headers: { Authorization: `Bearer ${t}` } });
+      const res = await fetch(memberUrl(SIM_GUILD_ID), {
+        headers: { Authorization: `Bearer ${t}` },
+      });
       expect(res.status).toBe(404);
       expect(await json(res)).toEqual({ message: 'Unknown Guild', code: 10004 });
 
       const t2 = await tokenFor(DISCORD_FIXTURES.migrated.id, 'identify email');
-      const res2 = await fetch(memberUrl(SIM_GUILD_ID), { headers: { Authorization: `Bearer ${t2}` } });
+      const res2 = await fetch(memberUrl(SIM_GUILD_ID), {
+        headers: { Authorization: `Bearer ${t2}` },
+      });
       expect(res2.status).toBe(403);
       expect(await json(res2)).toEqual({ message: 'Missing Access', code: 50001 });
     });
@@ -515,7 +584,9 @@ describe('DiscordSimulator', () => {
     it('sees role changes made through updateUser', async () => {
       const t = await tokenFor(DISCORD_FIXTURES.legacy.id, 'identify guilds.members.read');
       sim.updateUser(DISCORD_FIXTURES.legacy.id, { guildRoles: { [SIM_GUILD_ID]: ['42'] } });
-      const body = await json(await fetch(memberUrl(SIM_GUILD_ID), { headers: { Authorization: `Bearer ${t}` } }));
+      const body = await json(
+        await fetch(memberUrl(SIM_GUILD_ID), { headers: { Authorization: `Bearer ${t}` } }),
+      );
       expect(body.roles).toEqual(['42']);
     });
   });

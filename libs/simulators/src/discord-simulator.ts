@@ -192,14 +192,22 @@ export class DiscordSimulator extends SimulatedServer {
     return true;
   }
 
-  protected override async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  protected override async route(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+  ): Promise<void> {
     const agents = this.stats.userAgents;
     agents.push(String(req.headers['user-agent'] ?? ''));
     if (agents.length > MAX_USER_AGENTS) agents.splice(0, agents.length - MAX_USER_AGENTS);
     const path = url.pathname.replace(/%40/gi, '@').replace(/\/+$/, '') || '/';
     const method = req.method ?? 'GET';
 
-    if (path === '/oauth2/authorize' || path === '/api/oauth2/authorize' || path === '/api/v10/oauth2/authorize') {
+    if (
+      path === '/oauth2/authorize' ||
+      path === '/api/oauth2/authorize' ||
+      path === '/api/v10/oauth2/authorize'
+    ) {
       if (method === 'GET') return this.authorizeGet(req, res, url.searchParams);
       if (method === 'POST') return this.authorizePost(req, res);
       return this.notFound(res, 405);
@@ -227,7 +235,9 @@ export class DiscordSimulator extends SimulatedServer {
   // ---------------------------------------------------------------- authorize
 
   /** Validates an authorize request; returns an error page's text, or the parsed request. */
-  private validateAuthorize(params: URLSearchParams):
+  private validateAuthorize(
+    params: URLSearchParams,
+  ):
     | { error: string }
     | { redirectUri: string; scopes: string[]; state: string | null; codeChallenge: string } {
     if (params.get('client_id') !== this.clientId) return { error: 'Unknown application' };
@@ -235,11 +245,13 @@ export class DiscordSimulator extends SimulatedServer {
     if (redirectUri === null || !this.redirectUris.includes(redirectUri)) {
       return { error: 'Invalid OAuth2 redirect_uri' };
     }
-    if (params.get('response_type') !== 'code') return { error: 'Invalid response_type: only "code" is supported' };
+    if (params.get('response_type') !== 'code')
+      return { error: 'Invalid response_type: only "code" is supported' };
     const scopes = (params.get('scope') ?? '').split(' ').filter(Boolean);
     const unknown = scopes.find((s) => !KNOWN_SCOPES.has(s));
     if (unknown !== undefined) return { error: `Invalid scope: ${unknown}` };
-    if (!scopes.includes('identify')) return { error: 'Invalid scope: the "identify" scope is required' };
+    if (!scopes.includes('identify'))
+      return { error: 'Invalid scope: the "identify" scope is required' };
     const codeChallenge = params.get('code_challenge');
     if (!codeChallenge || !/^[A-Za-z0-9_-]{43,128}$/.test(codeChallenge)) {
       return { error: 'Invalid code_challenge: PKCE is required' };
@@ -248,7 +260,12 @@ export class DiscordSimulator extends SimulatedServer {
       return { error: 'Invalid code_challenge_method: only S256 is supported' };
     }
     const state = params.get('state');
-    return { redirectUri, scopes, state: state === null || state === '' ? null : state, codeChallenge };
+    return {
+      redirectUri,
+      scopes,
+      state: state === null || state === '' ? null : state,
+      codeChallenge,
+    };
   }
 
   private errorPage(res: ServerResponse, message: string): void {
@@ -270,16 +287,24 @@ export class DiscordSimulator extends SimulatedServer {
       return this.approve(res, { ...v, userId: this.knobs.autoApproveAs });
     }
     // Like Discord: prompt=none skips the screen when this browser's account already granted these scopes.
-    const browserUser = this.browserSessions.get(parseCookies(req.headers.cookie).get(BROWSER_COOKIE) ?? '');
+    const browserUser = this.browserSessions.get(
+      parseCookies(req.headers.cookie).get(BROWSER_COOKIE) ?? '',
+    );
     if (params.get('prompt') === 'none' && browserUser !== undefined) {
       const granted = this.grants.get(browserUser);
-      if (granted && v.scopes.every((s) => granted.has(s))) return this.approve(res, { ...v, userId: browserUser });
+      if (granted && v.scopes.every((s) => granted.has(s)))
+        return this.approve(res, { ...v, userId: browserUser });
     }
     return this.consentPage(res, params, v.scopes);
   }
 
   /** Remembers who approved in this browser and what they granted (for later prompt=none). */
-  private rememberApproval(req: IncomingMessage, res: ServerResponse, userId: string, scopes: string[]): void {
+  private rememberApproval(
+    req: IncomingMessage,
+    res: ServerResponse,
+    userId: string,
+    scopes: string[],
+  ): void {
     let sid = parseCookies(req.headers.cookie).get(BROWSER_COOKIE);
     if (sid === undefined || !this.browserSessions.has(sid)) {
       sid = randomHex(16);
@@ -297,13 +322,23 @@ export class DiscordSimulator extends SimulatedServer {
     const v = this.validateAuthorize(params);
     if ('error' in v) return this.errorPage(res, v.error);
     const userId = params.get('approve_as');
-    if (this.knobs.deny || params.has('cancel') || userId === null) return this.deny(res, v.redirectUri, v.state);
+    if (this.knobs.deny || params.has('cancel') || userId === null)
+      return this.deny(res, v.redirectUri, v.state);
     if (this.users.has(userId)) this.rememberApproval(req, res, userId, v.scopes);
     return this.approve(res, { ...v, userId });
   }
 
   private consentPage(res: ServerResponse, params: URLSearchParams, scopes: string[]): void {
-    const keep = ['client_id', 'redirect_uri', 'response_type', 'scope', 'state', 'code_challenge', 'code_challenge_method', 'prompt'];
+    const keep = [
+      'client_id',
+      'redirect_uri',
+      'response_type',
+      'scope',
+      'state',
+      'code_challenge',
+      'code_challenge_method',
+      'prompt',
+    ];
     const hidden = keep
       .filter((k) => params.has(k))
       .map((k) => `<input type="hidden" name="${k}" value="${escapeHtml(params.get(k))}">`)
@@ -311,10 +346,13 @@ export class DiscordSimulator extends SimulatedServer {
     const buttons = [...this.users.values()]
       .map((u) => {
         const label = u.global_name ?? u.username;
-        const detail = `@${u.username}${u.discriminator !== '0' ? '#' + u.discriminator : ''}` +
+        const detail =
+          `@${u.username}${u.discriminator !== '0' ? '#' + u.discriminator : ''}` +
           (u.email ? `, ${u.email}${u.verified ? '' : ' (unverified)'}` : ', no email');
-        return `<li><button type="submit" name="approve_as" value="${escapeHtml(u.id)}" data-user-id="${escapeHtml(u.id)}">` +
-          `Sign in as ${escapeHtml(label)}</button> <span class="sim">${escapeHtml(detail)}</span></li>`;
+        return (
+          `<li><button type="submit" name="approve_as" value="${escapeHtml(u.id)}" data-user-id="${escapeHtml(u.id)}">` +
+          `Sign in as ${escapeHtml(label)}</button> <span class="sim">${escapeHtml(detail)}</span></li>`
+        );
       })
       .join('');
     const scopeList = scopes.map((s) => `<li><code>${escapeHtml(s)}</code></li>`).join('');
@@ -331,14 +369,23 @@ export class DiscordSimulator extends SimulatedServer {
   }
 
   private deny(res: ServerResponse, redirectUri: string, state: string | null): void {
-    const q = new URLSearchParams({ error: 'access_denied', error_description: DENIED_DESCRIPTION });
+    const q = new URLSearchParams({
+      error: 'access_denied',
+      error_description: DENIED_DESCRIPTION,
+    });
     if (state !== null) q.set('state', state);
     redirect(res, appendQuery(redirectUri, q.toString()));
   }
 
   private approve(
     res: ServerResponse,
-    r: { redirectUri: string; scopes: string[]; state: string | null; codeChallenge: string; userId: string },
+    r: {
+      redirectUri: string;
+      scopes: string[];
+      state: string | null;
+      codeChallenge: string;
+      userId: string;
+    },
   ): void {
     if (!this.users.has(r.userId)) return this.errorPage(res, 'Unknown account');
     const code = randomToken(30);
@@ -362,22 +409,34 @@ export class DiscordSimulator extends SimulatedServer {
       const retryAfter = f.retryAfter ?? 1;
       const headers = { 'Retry-After': String(Math.ceil(retryAfter)) };
       if (f.plainText) return sendText(res, 429, 'error code: 1015', headers);
-      return sendJson(res, 429, { message: 'You are being rate limited.', retry_after: retryAfter, global: false }, {
-        ...headers,
-        'X-RateLimit-Scope': 'user',
-      });
+      return sendJson(
+        res,
+        429,
+        { message: 'You are being rate limited.', retry_after: retryAfter, global: false },
+        {
+          ...headers,
+          'X-RateLimit-Scope': 'user',
+        },
+      );
     }
-    const headers: Record<string, string> = f.retryAfter !== undefined ? { 'Retry-After': String(f.retryAfter) } : {};
+    const headers: Record<string, string> =
+      f.retryAfter !== undefined ? { 'Retry-After': String(f.retryAfter) } : {};
     if (f.plainText) return sendText(res, f.status, `${f.status} Service Unavailable`, headers);
-    if (f.status >= 500) return sendJson(res, f.status, { message: `${f.status}: Internal Server Error`, code: 0 }, headers);
+    if (f.status >= 500)
+      return sendJson(
+        res,
+        f.status,
+        { message: `${f.status}: Internal Server Error`, code: 0 },
+        headers,
+      );
     return sendJson(res, f.status, { message: `${f.status}: Error`, code: 0 }, headers);
   }
 
   /** Client authentication by HTTP Basic or body fields; null when it fails. */
   private authenticateClient(req: IncomingMessage, body: URLSearchParams): string | null {
     const auth = req.headers.authorization;
-    let id: string | null = null;
-    let secret: string | null = null;
+    let id: string | null;
+    let secret: string | null;
     if (auth && /^basic /i.test(auth)) {
       const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
@@ -403,9 +462,15 @@ export class DiscordSimulator extends SimulatedServer {
     this.stats.tokenExchanges++;
     const raw = await readBody(req);
     if (this.knobs.tokenFailure) return this.failure(res, this.knobs.tokenFailure);
-    const contentType = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    const contentType = String(req.headers['content-type'] ?? '')
+      .split(';')[0]
+      .trim()
+      .toLowerCase();
     if (contentType !== 'application/x-www-form-urlencoded') {
-      return sendJson(res, 400, { error: 'invalid_request', error_description: 'Invalid content type' });
+      return sendJson(res, 400, {
+        error: 'invalid_request',
+        error_description: 'Invalid content type',
+      });
     }
     const body = new URLSearchParams(raw);
     const clientId = this.authenticateClient(req, body);
@@ -418,10 +483,16 @@ export class DiscordSimulator extends SimulatedServer {
     }
     const codeValue = body.get('code');
     if (!codeValue) {
-      return sendJson(res, 400, { error: 'invalid_request', error_description: 'Missing "code" in request.' });
+      return sendJson(res, 400, {
+        error: 'invalid_request',
+        error_description: 'Missing "code" in request.',
+      });
     }
     const invalidCode = () =>
-      sendJson(res, 400, { error: 'invalid_grant', error_description: 'Invalid "code" in request.' });
+      sendJson(res, 400, {
+        error: 'invalid_grant',
+        error_description: 'Invalid "code" in request.',
+      });
     const code = this.codes.get(codeValue);
     if (!code || code.clientId !== clientId) return invalidCode();
     if (this.now() - code.createdAt > CODE_TTL_MS) {
@@ -429,11 +500,21 @@ export class DiscordSimulator extends SimulatedServer {
       return invalidCode();
     }
     if (body.get('redirect_uri') !== code.redirectUri) {
-      return sendJson(res, 400, { error: 'invalid_grant', error_description: 'Invalid "redirect_uri" in request.' });
+      return sendJson(res, 400, {
+        error: 'invalid_grant',
+        error_description: 'Invalid "redirect_uri" in request.',
+      });
     }
     const verifier = body.get('code_verifier');
-    if (!verifier || !/^[A-Za-z0-9._~-]{43,128}$/.test(verifier) || !safeEqual(s256(verifier), code.codeChallenge)) {
-      return sendJson(res, 400, { error: 'invalid_grant', error_description: 'Invalid "code_verifier" in request.' });
+    if (
+      !verifier ||
+      !/^[A-Za-z0-9._~-]{43,128}$/.test(verifier) ||
+      !safeEqual(s256(verifier), code.codeChallenge)
+    ) {
+      return sendJson(res, 400, {
+        error: 'invalid_grant',
+        error_description: 'Invalid "code_verifier" in request.',
+      });
     }
     this.codes.delete(codeValue);
     const user = this.users.get(code.userId);
@@ -446,7 +527,10 @@ export class DiscordSimulator extends SimulatedServer {
     const value = body.get('refresh_token') ?? '';
     const grant = this.refreshTokens.get(value);
     if (!grant || grant.clientId !== clientId) {
-      return sendJson(res, 400, { error: 'invalid_grant', error_description: 'Invalid "refresh_token" in request.' });
+      return sendJson(res, 400, {
+        error: 'invalid_grant',
+        error_description: 'Invalid "refresh_token" in request.',
+      });
     }
     this.refreshTokens.delete(value);
     return this.issueTokens(res, grant);
@@ -468,7 +552,8 @@ export class DiscordSimulator extends SimulatedServer {
 
   private async revoke(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = new URLSearchParams(await readBody(req));
-    if (this.authenticateClient(req, body) === null) return sendJson(res, 401, { error: 'invalid_client' });
+    if (this.authenticateClient(req, body) === null)
+      return sendJson(res, 401, { error: 'invalid_client' });
     const token = body.get('token') ?? '';
     this.accessTokens.delete(token);
     this.refreshTokens.delete(token);
@@ -558,7 +643,9 @@ export class DiscordSimulator extends SimulatedServer {
         banner: null,
         communication_disabled_until: null,
         flags: 0,
-        joined_at: new Date(snowflakeTime(user.id) + 86_400_000).toISOString().replace('Z', '000+00:00'),
+        joined_at: new Date(snowflakeTime(user.id) + 86_400_000)
+          .toISOString()
+          .replace('Z', '000+00:00'),
         nick: null,
         pending: false,
         premium_since: null,

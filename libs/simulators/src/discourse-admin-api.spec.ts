@@ -4,7 +4,6 @@ import { DiscourseSimulator } from './discourse-simulator';
 const SECRET = 'forum-shared-secret-0123456789';
 const KEY = 'admin-api-key-0123456789';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const json = (res: Response): Promise<any> => res.json();
 
 function signed(fields: Record<string, string>): { sso: string; sig: string } {
@@ -28,7 +27,12 @@ describe('DiscourseSimulator admin API', () => {
     t += 120_000;
   });
 
-  function api(method: string, path: string, form?: Record<string, string>, headers: Record<string, string> = {}) {
+  function api(
+    method: string,
+    path: string,
+    form?: Record<string, string>,
+    headers: Record<string, string> = {},
+  ) {
     return fetch(`${base}${path}`, {
       method,
       headers: {
@@ -41,16 +45,31 @@ describe('DiscourseSimulator admin API', () => {
     });
   }
 
-  const ava = { external_id: '293847561029384756', email: 'ava@example.com', username: 'ava', name: 'Ava' };
+  const ava = {
+    external_id: '293847561029384756',
+    email: 'ava@example.com',
+    username: 'ava',
+    name: 'Ava',
+  };
 
   it('sync_sso creates, then updates, a user without a nonce', async () => {
-    const res = await api('POST', '/admin/users/sync_sso', signed({ ...ava, add_groups: 'members' }));
+    const res = await api(
+      'POST',
+      '/admin/users/sync_sso',
+      signed({ ...ava, add_groups: 'members' }),
+    );
     expect(res.status).toBe(200);
     const user = await json(res);
-    expect(user).toMatchObject({ id: expect.any(Number), username: 'ava', external_id: ava.external_id });
+    expect(user).toMatchObject({
+      id: expect.any(Number),
+      username: 'ava',
+      external_id: ava.external_id,
+    });
     expect(sim.findByExternalId(ava.external_id)!.groups).toEqual(['members']);
 
-    const again = await json(await api('POST', '/admin/users/sync_sso', signed({ ...ava, admin: 'true' })));
+    const again = await json(
+      await api('POST', '/admin/users/sync_sso', signed({ ...ava, admin: 'true' })),
+    );
     expect(again.id).toBe(user.id);
     expect(sim.users).toHaveLength(1);
     expect(sim.users[0].admin).toBe(true);
@@ -79,7 +98,11 @@ describe('DiscourseSimulator admin API', () => {
   });
 
   it('by-external finds users by external id, JSON 404 otherwise', async () => {
-    const u = sim.addUser({ username: 'bob', email: 'bob@example.com', externalId: '1234567890123456789' });
+    const u = sim.addUser({
+      username: 'bob',
+      email: 'bob@example.com',
+      externalId: '1234567890123456789',
+    });
     for (const prefix of ['/u', '/users']) {
       const res = await api('GET', `${prefix}/by-external/1234567890123456789.json`);
       expect(res.status).toBe(200);
@@ -95,9 +118,17 @@ describe('DiscourseSimulator admin API', () => {
     sim.connectUrl = 'http://127.0.0.1:1/sso';
     const start = await fetch(`${base}/session/sso`, { redirect: 'manual' });
     const cookie = start.headers.get('set-cookie')!.split(';')[0];
-    const sent = new URLSearchParams(Buffer.from(new URL(start.headers.get('location')!).searchParams.get('sso')!, 'base64').toString());
+    const sent = new URLSearchParams(
+      Buffer.from(
+        new URL(start.headers.get('location')!).searchParams.get('sso')!,
+        'base64',
+      ).toString(),
+    );
     const back = signed({ nonce: sent.get('nonce')!, ...ava });
-    const login = await fetch(`${base}/session/sso_login?${new URLSearchParams(back)}`, { redirect: 'manual', headers: { Cookie: cookie } });
+    const login = await fetch(`${base}/session/sso_login?${new URLSearchParams(back)}`, {
+      redirect: 'manual',
+      headers: { Cookie: cookie },
+    });
     expect(login.status).toBe(302);
     const me = () => fetch(`${base}/session/current.json`, { headers: { Cookie: cookie } });
     expect((await me()).status).toBe(200);
@@ -122,7 +153,9 @@ describe('DiscourseSimulator admin API', () => {
     expect(add.status).toBe(200);
     expect((await json(add)).usernames).toEqual(['bob']);
     expect(sim.users.find((u) => u.username === 'bob')!.groups).toEqual(['veterans']);
-    expect((await api('PUT', `/groups/${id}/members.json`, { usernames: 'bob,cy' })).status).toBe(422);
+    expect((await api('PUT', `/groups/${id}/members.json`, { usernames: 'bob,cy' })).status).toBe(
+      422,
+    );
 
     const del = await json(await api('DELETE', `/groups/${id}/members.json`, { usernames: 'cy' }));
     expect(del.usernames).toEqual(['cy']);
@@ -132,23 +165,35 @@ describe('DiscourseSimulator admin API', () => {
   });
 
   it('403 without a valid key or with a non-admin Api-Username', async () => {
-    expect((await api('GET', '/u/by-external/1.json', undefined, { 'Api-Key': 'wrong' })).status).toBe(403);
+    expect(
+      (await api('GET', '/u/by-external/1.json', undefined, { 'Api-Key': 'wrong' })).status,
+    ).toBe(403);
     sim.addUser({ username: 'pleb', email: 'pleb@example.com' });
     sim.addUser({ username: 'boss', email: 'boss@example.com', admin: true });
-    expect((await api('GET', '/u/by-external/1.json', undefined, { 'Api-Username': 'pleb' })).status).toBe(403);
-    expect((await api('GET', '/u/by-external/1.json', undefined, { 'Api-Username': 'boss' })).status).toBe(404);
+    expect(
+      (await api('GET', '/u/by-external/1.json', undefined, { 'Api-Username': 'pleb' })).status,
+    ).toBe(403);
+    expect(
+      (await api('GET', '/u/by-external/1.json', undefined, { 'Api-Username': 'boss' })).status,
+    ).toBe(404);
     sim.apiKey = undefined;
     expect((await api('GET', '/u/by-external/1.json')).status).toBe(403);
   });
 
   it('one rate-limit budget per site: 429 with Retry-After and wait_seconds', async () => {
     sim.apiRateLimitPerMinute = 3;
-    for (let i = 0; i < 3; i++) expect((await api('GET', '/u/by-external/1.json')).status).toBe(404);
+    for (let i = 0; i < 3; i++)
+      expect((await api('GET', '/u/by-external/1.json')).status).toBe(404);
     t += 20_000;
-    const limited = await api('GET', '/u/by-external/1.json', undefined, { 'Api-Username': 'system' });
+    const limited = await api('GET', '/u/by-external/1.json', undefined, {
+      'Api-Username': 'system',
+    });
     expect(limited.status).toBe(429);
     expect(limited.headers.get('retry-after')).toBe('40');
-    expect(await json(limited)).toMatchObject({ error_type: 'rate_limit', extras: { wait_seconds: 40 } });
+    expect(await json(limited)).toMatchObject({
+      error_type: 'rate_limit',
+      extras: { wait_seconds: 40 },
+    });
     expect(sim.stats.apiRateLimited).toBe(1);
     t += 40_000;
     expect((await api('GET', '/u/by-external/1.json')).status).toBe(404);
@@ -167,16 +212,24 @@ describe('DiscourseSimulator admin API', () => {
   it('current.json for an API request: the acting user, 403 invalid_access for a bad key', async () => {
     const res = await api('GET', '/session/current.json');
     expect(res.status).toBe(200);
-    expect((await json(res)).current_user).toMatchObject({ id: -1, username: 'system', admin: true });
+    expect((await json(res)).current_user).toMatchObject({
+      id: -1,
+      username: 'system',
+      admin: true,
+    });
     sim.addUser({ username: 'Boss', email: 'boss@example.com', admin: true });
-    const boss = await json(await api('GET', '/session/current.json', undefined, { 'Api-Username': 'boss' }));
+    const boss = await json(
+      await api('GET', '/session/current.json', undefined, { 'Api-Username': 'boss' }),
+    );
     expect(boss.current_user).toMatchObject({ username: 'Boss', admin: true });
 
     const bad = await api('GET', '/session/current.json', undefined, { 'Api-Key': 'wrong-key' });
     expect(bad.status).toBe(403);
     expect(await json(bad)).toMatchObject({ error_type: 'invalid_access' });
     sim.addUser({ username: 'pleb', email: 'pleb@example.com' });
-    expect((await api('GET', '/session/current.json', undefined, { 'Api-Username': 'pleb' })).status).toBe(403);
+    expect(
+      (await api('GET', '/session/current.json', undefined, { 'Api-Username': 'pleb' })).status,
+    ).toBe(403);
     // Without a key and without a browser session: nobody is signed in.
     expect((await fetch(`${base}/session/current.json`)).status).toBe(404);
     expect(sim.stats.apiRequests).toBe(4);
@@ -188,24 +241,39 @@ describe('DiscourseSimulator admin API', () => {
     sim.overridesGroups = true;
     const res = await api('GET', '/admin/site_settings.json');
     expect(res.status).toBe(200);
-    const list: { setting: string; value: string; type: string; description: string }[] = (await json(res)).site_settings;
+    const list: { setting: string; value: string; type: string; description: string }[] = (
+      await json(res)
+    ).site_settings;
     const value = (name: string) => list.find((s) => s.setting === name)?.value;
     expect(value('enable_discourse_connect')).toBe('true');
     expect(value('discourse_connect_url')).toBe('https://app.example.com/discourse/sso');
     expect(value('logout_redirect')).toBe('');
     expect(value('discourse_connect_overrides_groups')).toBe('true');
     expect(value('auth_overrides_email')).toBe('false');
-    for (const s of list) expect(s).toMatchObject({ type: expect.any(String), description: expect.any(String) });
+    for (const s of list)
+      expect(s).toMatchObject({ type: expect.any(String), description: expect.any(String) });
     expect(JSON.stringify(list)).not.toContain(SECRET);
     expect(value('discourse_connect_secret')).toMatch(/^\*+$/);
 
     sim.knobs.connectEnabled = false;
     sim.logoutRedirect = 'https://app.example.com/discourse/logout';
-    const again = await json(await api('GET', '/admin/site_settings.json?filter_names[]=logout_redirect&filter_names[]=enable_discourse_connect'));
-    expect(again.site_settings.map((s: { setting: string }) => s.setting).sort()).toEqual(['enable_discourse_connect', 'logout_redirect']);
-    expect(again.site_settings.find((s: { setting: string }) => s.setting === 'logout_redirect').value).toBe('https://app.example.com/discourse/logout');
+    const again = await json(
+      await api(
+        'GET',
+        '/admin/site_settings.json?filter_names[]=logout_redirect&filter_names[]=enable_discourse_connect',
+      ),
+    );
+    expect(again.site_settings.map((s: { setting: string }) => s.setting).sort()).toEqual([
+      'enable_discourse_connect',
+      'logout_redirect',
+    ]);
+    expect(
+      again.site_settings.find((s: { setting: string }) => s.setting === 'logout_redirect').value,
+    ).toBe('https://app.example.com/discourse/logout');
 
-    expect((await api('GET', '/admin/site_settings.json', undefined, { 'Api-Key': 'wrong' })).status).toBe(403);
+    expect(
+      (await api('GET', '/admin/site_settings.json', undefined, { 'Api-Key': 'wrong' })).status,
+    ).toBe(403);
     sim.apiRateLimitPerMinute = 2;
     expect((await api('GET', '/admin/site_settings.json')).status).toBe(429);
     expect(sim.stats.apiRateLimited).toBe(1);

@@ -1,15 +1,26 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { decodeBase64, isAcceptableBase64, parseRackQuery, readPayloadFields, verifySignature } from './discourse-payload';
+import {
+  decodeBase64,
+  isAcceptableBase64,
+  parseRackQuery,
+  readPayloadFields,
+  verifySignature,
+} from './discourse-payload';
 import { ForumError } from './discourse-errors';
 import type { DiscourseSimulator, SimForumUser } from './discourse-simulator';
 import { readBody, safeDecode, safeEqual, sendJson, sendText } from './http-helpers';
 
-const NOT_FOUND = { errors: ['The requested URL or resource could not be found.'], error_type: 'not_found' };
+const NOT_FOUND = {
+  errors: ['The requested URL or resource could not be found.'],
+  error_type: 'not_found',
+};
 /** Discourse's built-in `system` user (id -1), whom `Api-Username: system` acts as. */
 const SYSTEM_USER = { id: -1, username: 'system', name: 'system', admin: true, moderator: true };
 
 const INVALID_ACCESS = {
-  errors: ['You are not permitted to view the requested resource. The API username or key is invalid.'],
+  errors: [
+    'You are not permitted to view the requested resource. The API username or key is invalid.',
+  ],
   error_type: 'invalid_access',
 };
 
@@ -51,17 +62,27 @@ export class SimulatedAdminApi {
     const method = req.method ?? 'GET';
     let m: RegExpExecArray | null;
     let handler: (() => Promise<void> | void) | undefined;
-    if (method === 'POST' && path === '/admin/users/sync_sso') handler = () => this.syncSso(req, res);
-    else if (method === 'GET' && (m = /^\/(?:u|users)\/by-external\/([^/]+?)(?:\.json)?$/.exec(path))) {
+    if (method === 'POST' && path === '/admin/users/sync_sso')
+      handler = () => this.syncSso(req, res);
+    else if (
+      method === 'GET' &&
+      (m = /^\/(?:u|users)\/by-external\/([^/]+?)(?:\.json)?$/.exec(path))
+    ) {
       const id = safeDecode(m[1]);
       handler = () => this.byExternal(res, id);
-    } else if (method === 'POST' && (m = /^\/admin\/users\/(\d+)\/log_out(?:\.json)?$/.exec(path))) {
+    } else if (
+      method === 'POST' &&
+      (m = /^\/admin\/users\/(\d+)\/log_out(?:\.json)?$/.exec(path))
+    ) {
       const id = Number(m[1]);
       handler = () => this.logOut(res, id);
     } else if (method === 'GET' && (m = /^\/groups\/([^/]+?)\.json$/.exec(path))) {
       const name = safeDecode(m[1]);
       handler = () => this.group(res, name);
-    } else if ((method === 'PUT' || method === 'DELETE') && (m = /^\/groups\/(\d+)\/members(?:\.json)?$/.exec(path))) {
+    } else if (
+      (method === 'PUT' || method === 'DELETE') &&
+      (m = /^\/groups\/(\d+)\/members(?:\.json)?$/.exec(path))
+    ) {
       const id = Number(m[1]);
       handler = () => this.members(req, res, id, method === 'PUT', url);
     } else if (method === 'GET' && (m = /^\/admin\/users\/(\d+)(?:\.json)?$/.exec(path))) {
@@ -69,7 +90,11 @@ export class SimulatedAdminApi {
       handler = () => this.adminUser(res, id);
     } else if (method === 'GET' && /^\/admin\/site_settings(?:\.json)?$/.test(path)) {
       handler = () => this.siteSettings(res, url);
-    } else if (method === 'GET' && path === '/session/current.json' && req.headers['api-key'] !== undefined) {
+    } else if (
+      method === 'GET' &&
+      path === '/session/current.json' &&
+      req.headers['api-key'] !== undefined
+    ) {
       // An API request (no browser session involved): the user the key acts as.
       handler = () => this.currentUser(req, res);
     }
@@ -80,13 +105,24 @@ export class SimulatedAdminApi {
     if (f.knobs.apiFailure) {
       await readBody(req);
       const { status, retryAfter, plainText } = f.knobs.apiFailure;
-      const headers: Record<string, string> = retryAfter !== undefined ? { 'Retry-After': String(retryAfter) } : {};
+      const headers: Record<string, string> =
+        retryAfter !== undefined ? { 'Retry-After': String(retryAfter) } : {};
       if (status === 429 && plainText) {
-        sendText(res, 429, 'Slow down, too many requests from this IP address. Please retry again in 10 seconds.', headers);
+        sendText(
+          res,
+          429,
+          'Slow down, too many requests from this IP address. Please retry again in 10 seconds.',
+          headers,
+        );
       } else if (status === 429) {
         this.rateLimited(res, retryAfter ?? 10);
       } else if (plainText || status >= 500) {
-        sendText(res, status, status === 503 ? 'Service Unavailable' : 'Internal Server Error', headers);
+        sendText(
+          res,
+          status,
+          status === 503 ? 'Service Unavailable' : 'Internal Server Error',
+          headers,
+        );
       } else {
         sendJson(res, status, { errors: [`Simulated failure ${status}`] }, headers);
       }
@@ -113,7 +149,9 @@ export class SimulatedAdminApi {
       res,
       429,
       {
-        errors: [`You’ve performed this action too many times. Please wait ${wait} seconds before trying again.`],
+        errors: [
+          `You’ve performed this action too many times. Please wait ${wait} seconds before trying again.`,
+        ],
         error_type: 'rate_limit',
         extras: { wait_seconds: wait, time_left: `${wait} seconds` },
       },
@@ -154,14 +192,20 @@ export class SimulatedAdminApi {
     if (!acting) return sendJson(res, 403, INVALID_ACCESS);
     const u =
       acting === 'system'
-        ? { ...SYSTEM_USER, avatar_template: '/images/discourse-logo-sketch-small.png', groups: [] as string[] }
+        ? {
+            ...SYSTEM_USER,
+            avatar_template: '/images/discourse-logo-sketch-small.png',
+            groups: [] as string[],
+          }
         : {
             id: acting.id,
             username: acting.username,
             name: acting.name,
             admin: acting.admin,
             moderator: acting.moderator,
-            avatar_template: acting.avatarUrl ?? `/letter_avatar_proxy/v4/letter/${acting.username[0]?.toLowerCase() ?? 'x'}/9de0a6/{size}.png`,
+            avatar_template:
+              acting.avatarUrl ??
+              `/letter_avatar_proxy/v4/letter/${acting.username[0]?.toLowerCase() ?? 'x'}/9de0a6/{size}.png`,
             groups: acting.groups,
           };
     sendJson(res, 200, {
@@ -186,24 +230,76 @@ export class SimulatedAdminApi {
    */
   private siteSettings(res: ServerResponse, url: URL): void {
     const f = this.forum;
-    const bool = (setting: string, value: boolean, description: string, def = false) =>
-      ({ setting, value: String(value), default: String(def), description, type: 'bool', category: 'login', secret: false });
-    const str = (setting: string, value: string | undefined, description: string, type = 'string') =>
-      ({ setting, value: value ?? '', default: '', description, type, category: 'login', secret: false });
+    const bool = (setting: string, value: boolean, description: string, def = false) => ({
+      setting,
+      value: String(value),
+      default: String(def),
+      description,
+      type: 'bool',
+      category: 'login',
+      secret: false,
+    });
+    const str = (
+      setting: string,
+      value: string | undefined,
+      description: string,
+      type = 'string',
+    ) => ({
+      setting,
+      value: value ?? '',
+      default: '',
+      description,
+      type,
+      category: 'login',
+      secret: false,
+    });
     const all = [
       { ...str('title', f.title, 'The name of this site.'), category: 'required' },
-      bool('enable_discourse_connect', f.knobs.connectEnabled, 'Enable sign on via DiscourseConnect.'),
-      str('discourse_connect_url', f.connectUrl, 'URL of DiscourseConnect endpoint (must include http:// or https://).'),
+      bool(
+        'enable_discourse_connect',
+        f.knobs.connectEnabled,
+        'Enable sign on via DiscourseConnect.',
+      ),
+      str(
+        'discourse_connect_url',
+        f.connectUrl,
+        'URL of DiscourseConnect endpoint (must include http:// or https://).',
+      ),
       {
-        ...str('discourse_connect_secret', f.secret ? '********' : '', 'Secret string used to cryptographically authenticate DiscourseConnect information.', 'secret'),
+        ...str(
+          'discourse_connect_secret',
+          f.secret ? '********' : '',
+          'Secret string used to cryptographically authenticate DiscourseConnect information.',
+          'secret',
+        ),
         secret: true,
       },
       str('logout_redirect', f.logoutRedirect, 'Location to redirect browser to after logout.'),
-      bool('discourse_connect_overrides_groups', f.overridesGroups, 'Synchronize all manual group membership with groups specified in the groups attribute.'),
-      bool('discourse_connect_overrides_avatar', f.overridesAvatar, 'Overrides user avatar with value from DiscourseConnect payload.'),
-      bool('auth_overrides_email', f.authOverridesEmail, 'Overrides local email with external site email on every login.'),
-      bool('auth_overrides_username', f.authOverridesUsername, 'Overrides local username with external site username on every login.'),
-      bool('auth_overrides_name', f.authOverridesName, 'Overrides local full name with external site full name on every login.'),
+      bool(
+        'discourse_connect_overrides_groups',
+        f.overridesGroups,
+        'Synchronize all manual group membership with groups specified in the groups attribute.',
+      ),
+      bool(
+        'discourse_connect_overrides_avatar',
+        f.overridesAvatar,
+        'Overrides user avatar with value from DiscourseConnect payload.',
+      ),
+      bool(
+        'auth_overrides_email',
+        f.authOverridesEmail,
+        'Overrides local email with external site email on every login.',
+      ),
+      bool(
+        'auth_overrides_username',
+        f.authOverridesUsername,
+        'Overrides local username with external site username on every login.',
+      ),
+      bool(
+        'auth_overrides_name',
+        f.authOverridesName,
+        'Overrides local full name with external site full name on every login.',
+      ),
     ];
     const wanted = url.searchParams.getAll('filter_names[]');
     const list = wanted.length ? all.filter((s) => wanted.includes(s.setting)) : all;
@@ -218,7 +314,8 @@ export class SimulatedAdminApi {
     let expired = 0;
     while (expired < this.calls.length && now - this.calls[expired] >= 60_000) expired++;
     if (expired > 0) this.calls.splice(0, expired);
-    if (this.calls.length >= limit) return Math.max(1, Math.ceil((this.calls[0] + 60_000 - now) / 1000));
+    if (this.calls.length >= limit)
+      return Math.max(1, Math.ceil((this.calls[0] + 60_000 - now) / 1000));
     this.calls.push(now);
     return 0;
   }
@@ -228,14 +325,18 @@ export class SimulatedAdminApi {
       id: u.id,
       username: u.username,
       name: u.name,
-      avatar_template: u.avatarUrl ?? `/letter_avatar_proxy/v4/letter/${u.username[0]?.toLowerCase() ?? 'x'}/9de0a6/{size}.png`,
+      avatar_template:
+        u.avatarUrl ??
+        `/letter_avatar_proxy/v4/letter/${u.username[0]?.toLowerCase() ?? 'x'}/9de0a6/{size}.png`,
       active: u.active,
       admin: u.admin,
       moderator: u.moderator,
       email: u.email,
       external_id: u.externalId,
       groups: u.groups.map((g) => ({ id: this.groupId(g), name: g, automatic: false })),
-      single_sign_on_record: u.externalId ? { external_id: u.externalId, external_email: u.email } : null,
+      single_sign_on_record: u.externalId
+        ? { external_id: u.externalId, external_email: u.email }
+        : null,
     };
   }
 
@@ -257,7 +358,10 @@ export class SimulatedAdminApi {
       body = { sso: form.get('sso') ?? undefined, sig: form.get('sig') ?? undefined };
     }
     if (typeof body.sso !== 'string' || typeof body.sig !== 'string') {
-      return sendJson(res, 400, { errors: ['param is missing or the value is empty: sso'], error_type: 'invalid_parameters' });
+      return sendJson(res, 400, {
+        errors: ['param is missing or the value is empty: sso'],
+        error_type: 'invalid_parameters',
+      });
     }
     // Discourse rebuilds "sso=…&sig=…" from the already-decoded params and parses it again,
     // so the payload is form-decoded twice: a "+" in the base64 turns into a space.
@@ -282,8 +386,14 @@ export class SimulatedAdminApi {
       sendJson(res, 200, this.userJson(user));
     } catch (e) {
       if (!(e instanceof ForumError)) throw e;
-      if (e.kind === 'external_id') return sendJson(res, 422, { failed: 'FAILED', message: 'external_id is blank' });
-      sendJson(res, 403, { message: e.kind === 'email_taken' ? 'Primary email has already been taken' : 'Primary email is invalid' });
+      if (e.kind === 'external_id')
+        return sendJson(res, 422, { failed: 'FAILED', message: 'external_id is blank' });
+      sendJson(res, 403, {
+        message:
+          e.kind === 'email_taken'
+            ? 'Primary email has already been taken'
+            : 'Primary email is invalid',
+      });
     }
   }
 
@@ -312,12 +422,25 @@ export class SimulatedAdminApi {
     if (!g) return sendJson(res, 404, NOT_FOUND);
     const count = this.forum.users.filter((u) => u.groups.includes(g)).length;
     sendJson(res, 200, {
-      group: { id: this.groupId(g), name: g, full_name: null, automatic: false, user_count: count, visibility_level: 0 },
+      group: {
+        id: this.groupId(g),
+        name: g,
+        full_name: null,
+        automatic: false,
+        user_count: count,
+        visibility_level: 0,
+      },
       extras: { visible_group_names: [...this.forum.groups] },
     });
   }
 
-  private async members(req: IncomingMessage, res: ServerResponse, id: number, add: boolean, url: URL): Promise<void> {
+  private async members(
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: number,
+    add: boolean,
+    url: URL,
+  ): Promise<void> {
     const raw = await readBody(req);
     const group = this.groupById(id);
     if (!group) return sendJson(res, 404, NOT_FOUND);
@@ -332,7 +455,10 @@ export class SimulatedAdminApi {
     } else {
       usernames = new URLSearchParams(raw).get('usernames') ?? url.searchParams.get('usernames');
     }
-    const names = (usernames ?? '').split(',').map((n) => n.trim()).filter(Boolean);
+    const names = (usernames ?? '')
+      .split(',')
+      .map((n) => n.trim())
+      .filter(Boolean);
     const users = names.map((n) => this.forum.findByUsername(n));
     if (names.length === 0 || users.some((u) => !u)) {
       return sendJson(res, 400, {
@@ -345,13 +471,19 @@ export class SimulatedAdminApi {
       const toAdd = found.filter((u) => !u.groups.includes(group));
       if (toAdd.length === 0) {
         return sendJson(res, 422, {
-          errors: [`${found.map((u) => u.username).join(', ')} ${found.length === 1 ? 'is' : 'are'} already a member of this group`],
+          errors: [
+            `${found.map((u) => u.username).join(', ')} ${found.length === 1 ? 'is' : 'are'} already a member of this group`,
+          ],
         });
       }
       for (const u of toAdd) u.groups.push(group);
       this.forum.stats.apiGroupChanges++;
       for (const u of toAdd) this.forum.userChanged(u, 'user_updated');
-      return sendJson(res, 200, { success: 'OK', usernames: toAdd.map((u) => u.username), emails: [] });
+      return sendJson(res, 200, {
+        success: 'OK',
+        usernames: toAdd.map((u) => u.username),
+        emails: [],
+      });
     }
     const removed = found.filter((u) => u.groups.includes(group));
     for (const u of removed) u.groups = u.groups.filter((g) => g !== group);

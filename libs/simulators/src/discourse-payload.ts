@@ -8,10 +8,34 @@ import { safeEqual } from './http-helpers';
 
 /** Fields Discourse reads from a payload (plus any `custom.<name>`). */
 export const DISCOURSE_CONNECT_FIELDS: readonly string[] = [
-  'add_groups', 'admin', 'avatar_force_update', 'avatar_url', 'bio', 'card_background_url', 'confirmed_2fa',
-  'email', 'external_id', 'failed', 'groups', 'locale', 'locale_force_update', 'location', 'logout',
-  'moderator', 'name', 'no_2fa_methods', 'nonce', 'prompt', 'profile_background_url', 'remove_groups',
-  'require_2fa', 'require_activation', 'return_sso_url', 'suppress_welcome_message', 'title', 'username',
+  'add_groups',
+  'admin',
+  'avatar_force_update',
+  'avatar_url',
+  'bio',
+  'card_background_url',
+  'confirmed_2fa',
+  'email',
+  'external_id',
+  'failed',
+  'groups',
+  'locale',
+  'locale_force_update',
+  'location',
+  'logout',
+  'moderator',
+  'name',
+  'no_2fa_methods',
+  'nonce',
+  'prompt',
+  'profile_background_url',
+  'remove_groups',
+  'require_2fa',
+  'require_activation',
+  'return_sso_url',
+  'suppress_welcome_message',
+  'title',
+  'username',
   'website',
 ];
 
@@ -35,7 +59,11 @@ export function signPayload(secret: string, base64Text: string): string {
 }
 
 /** Constant-time signature check; a valid signature is 64 lowercase hex characters. */
-export function verifySignature(secret: string, base64Text: string, sig: string | null | undefined): boolean {
+export function verifySignature(
+  secret: string,
+  base64Text: string,
+  sig: string | null | undefined,
+): boolean {
   if (typeof sig !== 'string' || !/^[0-9a-f]{64}$/.test(sig)) return false;
   return safeEqual(signPayload(secret, base64Text), sig);
 }

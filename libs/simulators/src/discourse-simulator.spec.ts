@@ -3,7 +3,6 @@ import { DiscourseSimulator } from './discourse-simulator';
 import { decodeBase64, encodeBase64, parseRackQuery, verifySignature } from './discourse-payload';
 
 /** `Response#json()` typed loosely for assertions. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const json = (res: Response): Promise<any> => res.json();
 
 const SECRET = 'forum-shared-secret-0123456789';
@@ -18,7 +17,10 @@ function sign(b64: string, secret = SECRET): string {
 class Browser {
   cookie = '';
   async get(url: string): Promise<Response> {
-    const res = await fetch(url, { redirect: 'manual', headers: this.cookie ? { Cookie: this.cookie } : {} });
+    const res = await fetch(url, {
+      redirect: 'manual',
+      headers: this.cookie ? { Cookie: this.cookie } : {},
+    });
     this.take(res);
     return res;
   }
@@ -26,7 +28,10 @@ class Browser {
     const res = await fetch(url, {
       method: 'POST',
       redirect: 'manual',
-      headers: { ...(this.cookie ? { Cookie: this.cookie } : {}), 'Content-Type': 'application/x-www-form-urlencoded' },
+      headers: {
+        ...(this.cookie ? { Cookie: this.cookie } : {}),
+        'Content-Type': 'application/x-www-form-urlencoded',
+      },
       body: '',
     });
     this.take(res);
@@ -58,8 +63,13 @@ describe('DiscourseSimulator', () => {
   });
 
   /** Starts a login in `browser`; returns the nonce and the return_sso_url Discourse sent. */
-  async function start(browser: Browser, returnPath = '/'): Promise<{ nonce: string; returnSsoUrl: string; location: string }> {
-    const res = await browser.get(`${base}/session/sso?return_path=${encodeURIComponent(returnPath)}`);
+  async function start(
+    browser: Browser,
+    returnPath = '/',
+  ): Promise<{ nonce: string; returnSsoUrl: string; location: string }> {
+    const res = await browser.get(
+      `${base}/session/sso?return_path=${encodeURIComponent(returnPath)}`,
+    );
     expect(res.status).toBe(302);
     const location = res.headers.get('location')!;
     expect(location.startsWith(CONNECT_URL + '?')).toBe(true);
@@ -75,7 +85,11 @@ describe('DiscourseSimulator', () => {
     return new URLSearchParams({ sso, sig: sign(sso, secret) }).toString();
   }
 
-  async function login(browser: Browser, fields: Record<string, string>, returnPath = '/'): Promise<Response> {
+  async function login(
+    browser: Browser,
+    fields: Record<string, string>,
+    returnPath = '/',
+  ): Promise<Response> {
     const { nonce, returnSsoUrl } = await start(browser, returnPath);
     return browser.get(`${returnSsoUrl}?${reply({ nonce, ...fields })}`);
   }
@@ -86,7 +100,12 @@ describe('DiscourseSimulator', () => {
     return (await json(res)).current_user;
   }
 
-  const ava = { external_id: '293847561029384756', email: 'ava@example.com', username: 'ava.migrated', name: 'Ava' };
+  const ava = {
+    external_id: '293847561029384756',
+    email: 'ava@example.com',
+    username: 'ava.migrated',
+    name: 'Ava',
+  };
 
   describe('payload helpers', () => {
     it('verify the public test vector (Discourse docs), trailing newline included', () => {
@@ -98,7 +117,9 @@ describe('DiscourseSimulator', () => {
       expect(verifySignature(v.secret, v.sso, v.sig)).toBe(true);
       expect(verifySignature(v.secret, v.sso.trim(), v.sig)).toBe(false);
       expect(verifySignature(v.secret, v.sso, v.sig.toUpperCase())).toBe(false);
-      expect(Object.fromEntries(parseRackQuery(decodeBase64(v.sso)))).toEqual({ nonce: 'cb68251eefb5211e58c00ff1395f0c0b' });
+      expect(Object.fromEntries(parseRackQuery(decodeBase64(v.sso)))).toEqual({
+        nonce: 'cb68251eefb5211e58c00ff1395f0c0b',
+      });
     });
 
     it('Ruby-style base64 wraps at 60 characters with a trailing newline', () => {
@@ -141,12 +162,16 @@ describe('DiscourseSimulator', () => {
     it('redirects to the provider with a signed nonce payload and sets an HttpOnly Lax session cookie', async () => {
       const res = await fetch(`${base}/session/sso?return_path=/t/x/1`, { redirect: 'manual' });
       expect(res.status).toBe(302);
-      expect(res.headers.get('set-cookie')).toMatch(/^_forum_session=[0-9a-f]{32}; Path=\/; HttpOnly; SameSite=Lax$/);
+      expect(res.headers.get('set-cookie')).toMatch(
+        /^_forum_session=[0-9a-f]{32}; Path=\/; HttpOnly; SameSite=Lax$/,
+      );
       const q = new URL(res.headers.get('location')!).searchParams;
       const sso = q.get('sso')!;
       expect(q.get('sig')).toBe(sign(sso));
       expect(Buffer.from(sso, 'base64').toString()).toMatch(
-        new RegExp(`^nonce=[0-9a-f]{32}&return_sso_url=${encodeURIComponent(base + '/session/sso_login').replace(/\./g, '\\.')}$`),
+        new RegExp(
+          `^nonce=[0-9a-f]{32}&return_sso_url=${encodeURIComponent(base + '/session/sso_login').replace(/\./g, '\\.')}$`,
+        ),
       );
       expect(sim.stats.ssoRedirects).toBe(1);
     });
@@ -179,15 +204,27 @@ describe('DiscourseSimulator', () => {
   describe('/session/sso_login', () => {
     it('signs a new user in and returns to the return path', async () => {
       const b = new Browser();
-      const res = await login(b, { ...ava, avatar_url: 'https://cdn.example.com/a.png' }, '/t/welcome/1');
+      const res = await login(
+        b,
+        { ...ava, avatar_url: 'https://cdn.example.com/a.png' },
+        '/t/welcome/1',
+      );
       expect(res.status).toBe(302);
       expect(res.headers.get('location')).toBe('/t/welcome/1');
-      expect(await current(b)).toMatchObject({ username: 'ava.migrated', name: 'Ava', email: 'ava@example.com', external_id: ava.external_id });
+      expect(await current(b)).toMatchObject({
+        username: 'ava.migrated',
+        name: 'Ava',
+        email: 'ava@example.com',
+        external_id: ava.external_id,
+      });
       const html = await (await b.get(`${base}/`)).text();
       expect(html).toContain('<span id="current-user">ava.migrated</span>');
       expect(html).toContain('src="https://cdn.example.com/a.png"');
       expect(sim.stats.ssoLogins).toBe(1);
-      expect(sim.stats.lastPayload).toMatchObject({ external_id: ava.external_id, email: 'ava@example.com' });
+      expect(sim.stats.lastPayload).toMatchObject({
+        external_id: ava.external_id,
+        email: 'ava@example.com',
+      });
       expect(sim.findByExternalId(ava.external_id)?.active).toBe(true);
     });
 
@@ -208,7 +245,10 @@ describe('DiscourseSimulator', () => {
     it('accepts a reply whose base64 has Ruby newlines (signature over the text as received)', async () => {
       const b = new Browser();
       const { nonce, returnSsoUrl } = await start(b);
-      const sso = encodeBase64(new URLSearchParams({ nonce, ...ava, name: 'A'.repeat(80) }).toString(), true);
+      const sso = encodeBase64(
+        new URLSearchParams({ nonce, ...ava, name: 'A'.repeat(80) }).toString(),
+        true,
+      );
       const res = await b.get(`${returnSsoUrl}?${new URLSearchParams({ sso, sig: sign(sso) })}`);
       expect(res.status).toBe(302);
     });
@@ -232,7 +272,9 @@ describe('DiscourseSimulator', () => {
       await start(attacker);
       const res = await attacker.get(`${returnSsoUrl}?${reply({ nonce, ...ava })}`);
       expect(res.status).toBe(419);
-      const noCookie = await fetch(`${returnSsoUrl}?${reply({ nonce, ...ava })}`, { redirect: 'manual' });
+      const noCookie = await fetch(`${returnSsoUrl}?${reply({ nonce, ...ava })}`, {
+        redirect: 'manual',
+      });
       expect(noCookie.status).toBe(419);
       // still usable by its own browser
       expect((await victim.get(`${returnSsoUrl}?${reply({ nonce, ...ava })}`)).status).toBe(302);
@@ -271,7 +313,9 @@ describe('DiscourseSimulator', () => {
       }
       // A raw, unescaped "+" arrives as a space: Discourse rejects it.
       // (Form-encoded ASCII never yields "+" in base64; a raw ">" does.)
-      const plus = Buffer.from(`${new URLSearchParams({ nonce, ...ava })}&name=>>>`).toString('base64');
+      const plus = Buffer.from(`${new URLSearchParams({ nonce, ...ava })}&name=>>>`).toString(
+        'base64',
+      );
       expect(plus).toContain('+');
       expect((await b.get(`${returnSsoUrl}?sso=${plus}&sig=${sign(plus)}`)).status).toBe(422);
       expect(sim.stats.ssoErrors).toBe(6);
@@ -382,22 +426,50 @@ describe('DiscourseSimulator', () => {
         await b.post(`${base}/session/logout`);
         expect((await login(b, { ...ava, ...fields })).status).toBe(302);
       };
-      await again({ username: 'renamed', name: 'New Name', email: 'new@example.com', avatar_url: 'https://cdn.example.com/2.png' });
-      expect(user).toMatchObject({ username: 'ava.migrated', name: 'Ava', email: 'ava@example.com', avatarUrl: 'https://cdn.example.com/1.png' });
+      await again({
+        username: 'renamed',
+        name: 'New Name',
+        email: 'new@example.com',
+        avatar_url: 'https://cdn.example.com/2.png',
+      });
+      expect(user).toMatchObject({
+        username: 'ava.migrated',
+        name: 'Ava',
+        email: 'ava@example.com',
+        avatarUrl: 'https://cdn.example.com/1.png',
+      });
 
       await again({ avatar_url: 'https://cdn.example.com/3.png', avatar_force_update: 'true' });
       expect(user.avatarUrl).toBe('https://cdn.example.com/3.png');
 
-      sim.authOverridesUsername = sim.authOverridesName = sim.authOverridesEmail = sim.overridesAvatar = true;
-      await again({ username: 'renamed', name: 'New Name', email: 'New@Example.com', avatar_url: 'https://cdn.example.com/4.png' });
-      expect(user).toMatchObject({ username: 'renamed', name: 'New Name', email: 'new@example.com', avatarUrl: 'https://cdn.example.com/4.png' });
+      sim.authOverridesUsername =
+        sim.authOverridesName =
+        sim.authOverridesEmail =
+        sim.overridesAvatar =
+          true;
+      await again({
+        username: 'renamed',
+        name: 'New Name',
+        email: 'New@Example.com',
+        avatar_url: 'https://cdn.example.com/4.png',
+      });
+      expect(user).toMatchObject({
+        username: 'renamed',
+        name: 'New Name',
+        email: 'new@example.com',
+        avatarUrl: 'https://cdn.example.com/4.png',
+      });
     });
 
     it('makes usernames valid and unique', async () => {
       sim.addUser({ username: 'ava', email: 'someone@example.com' });
       await login(new Browser(), { ...ava, username: 'ava' });
       expect(sim.findByExternalId(ava.external_id)!.username).toBe('ava1');
-      await login(new Browser(), { external_id: '2', email: 'x@example.com', username: 'Spärkle ✨ star' });
+      await login(new Browser(), {
+        external_id: '2',
+        email: 'x@example.com',
+        username: 'Spärkle ✨ star',
+      });
       expect(sim.findByExternalId('2')!.username).toBe('Sparkle_star');
       await login(new Browser(), { external_id: '3', email: 'y@example.com', username: 'x' });
       expect(sim.findByExternalId('3')!.username).toBe('x11');
@@ -429,7 +501,11 @@ describe('DiscourseSimulator', () => {
 });
 
 describe('DiscourseSimulator in a subfolder', () => {
-  const sim = new DiscourseSimulator({ secret: SECRET, connectUrl: CONNECT_URL, basePath: '/forum' });
+  const sim = new DiscourseSimulator({
+    secret: SECRET,
+    connectUrl: CONNECT_URL,
+    basePath: '/forum',
+  });
   let base: string;
   beforeAll(async () => {
     base = await sim.listen(0);
@@ -448,9 +524,16 @@ describe('DiscourseSimulator in a subfolder', () => {
     const sso = new URL(start.headers.get('location')!).searchParams.get('sso')!;
     const sent = new URLSearchParams(Buffer.from(sso, 'base64').toString());
     expect(sent.get('return_sso_url')).toBe(`${base}/forum/session/sso_login`);
-    const fields = { nonce: sent.get('nonce')!, external_id: '7', email: 'seven@example.com', username: 'seven' };
+    const fields = {
+      nonce: sent.get('nonce')!,
+      external_id: '7',
+      email: 'seven@example.com',
+      username: 'seven',
+    };
     const back = Buffer.from(new URLSearchParams(fields).toString()).toString('base64');
-    const res = await b.get(`${sent.get('return_sso_url')}?${new URLSearchParams({ sso: back, sig: sign(back) })}`);
+    const res = await b.get(
+      `${sent.get('return_sso_url')}?${new URLSearchParams({ sso: back, sig: sign(back) })}`,
+    );
     expect(res.status).toBe(302);
     expect(res.headers.get('location')).toBe('/forum/t/a/1');
     const logout = await b.post(`${base}/forum/session/logout`);

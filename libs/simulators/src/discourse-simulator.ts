@@ -10,7 +10,11 @@ import {
 } from './discourse-payload';
 import { SimulatedAdminApi } from './discourse-admin-api';
 import { ForumError } from './discourse-errors';
-import { SimulatedWebhooks, type SimWebhookConfig, type SimWebhookDelivery } from './discourse-webhooks';
+import {
+  SimulatedWebhooks,
+  type SimWebhookConfig,
+  type SimWebhookDelivery,
+} from './discourse-webhooks';
 import {
   escapeHtml,
   parseCookies,
@@ -112,7 +116,12 @@ interface ForumSession {
   nonces: Map<string, { createdAt: number; returnPath: string }>;
 }
 
-const defaultKnobs = (): DiscourseKnobs => ({ connectEnabled: true, down: false, apiFailure: null, webhooksEnabled: true });
+const defaultKnobs = (): DiscourseKnobs => ({
+  connectEnabled: true,
+  down: false,
+  apiFailure: null,
+  webhooksEnabled: true,
+});
 const defaultStats = (): DiscourseStats => ({
   ssoRedirects: 0,
   ssoLogins: 0,
@@ -310,7 +319,10 @@ export class DiscourseSimulator extends SimulatedServer {
     const newId = randomHex(16);
     const created: ForumSession = { nonces: new Map() };
     this.sessions.set(newId, created);
-    res.setHeader('Set-Cookie', `${SESSION_COOKIE}=${newId}; Path=${this.prefix() || '/'}; HttpOnly; SameSite=Lax`);
+    res.setHeader(
+      'Set-Cookie',
+      `${SESSION_COOKIE}=${newId}; Path=${this.prefix() || '/'}; HttpOnly; SameSite=Lax`,
+    );
     return created;
   }
 
@@ -321,7 +333,11 @@ export class DiscourseSimulator extends SimulatedServer {
 
   // ---------------------------------------------------------------- routing
 
-  protected override async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  protected override async route(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+  ): Promise<void> {
     const method = req.method ?? 'GET';
     const prefix = this.prefix();
     let path = url.pathname;
@@ -335,7 +351,11 @@ export class DiscourseSimulator extends SimulatedServer {
       if (path === '/' || path === '/latest') return this.home(req, res);
       const topic = /^\/t\/([^/]+)\/(\d+)(?:\/\d+)?\/?$/.exec(path);
       if (topic) return this.topic(req, res, safeDecode(topic[1]), topic[2]);
-      if (path === '/login') return redirect(res, this.path(`/session/sso?return_path=${encodeURIComponent(this.path('/'))}`));
+      if (path === '/login')
+        return redirect(
+          res,
+          this.path(`/session/sso?return_path=${encodeURIComponent(this.path('/'))}`),
+        );
       if (path === '/session/sso') return this.ssoStart(req, res, url.searchParams);
       if (path === '/session/sso_login') return this.ssoLogin(req, res, url);
       if (path === '/session/current.json') return this.currentJson(req, res);
@@ -358,7 +378,9 @@ export class DiscourseSimulator extends SimulatedServer {
         `<p id="session-status">Not signed in. <a id="login" href="${escapeHtml(this.path('/session/sso?return_path=' + encodeURIComponent(this.path(returnPath))))}">Log In</a></p></header>`
       );
     }
-    const flags = [user.admin ? 'admin' : '', user.moderator ? 'moderator' : ''].filter(Boolean).join(', ');
+    const flags = [user.admin ? 'admin' : '', user.moderator ? 'moderator' : '']
+      .filter(Boolean)
+      .join(', ');
     const avatar = user.avatarUrl
       ? `<img class="avatar" id="current-avatar" src="${escapeHtml(user.avatarUrl)}" alt="avatar"> `
       : '';
@@ -409,9 +431,17 @@ export class DiscourseSimulator extends SimulatedServer {
 
   private notFound(req: IncomingMessage, res: ServerResponse): void {
     if ((req.url ?? '').split('?')[0].endsWith('.json')) {
-      return sendJson(res, 404, { errors: ['The requested URL or resource could not be found.'], error_type: 'not_found' });
+      return sendJson(res, 404, {
+        errors: ['The requested URL or resource could not be found.'],
+        error_type: 'not_found',
+      });
     }
-    sendHtml(res, 404, `Page Not Found - ${this.title}`, "<h1>Oops! That page doesn’t exist or is private.</h1>");
+    sendHtml(
+      res,
+      404,
+      `Page Not Found - ${this.title}`,
+      '<h1>Oops! That page doesn’t exist or is private.</h1>',
+    );
   }
 
   private currentJson(req: IncomingMessage, res: ServerResponse): void {
@@ -450,7 +480,10 @@ export class DiscourseSimulator extends SimulatedServer {
     const session = this.session(req, res)!;
     const nonce = randomHex(16);
     session.nonces.set(nonce, { createdAt: this.now(), returnPath });
-    const payload = new URLSearchParams({ nonce, return_sso_url: `${this.forumUrl(req)}${this.path('/session/sso_login')}` }).toString();
+    const payload = new URLSearchParams({
+      nonce,
+      return_sso_url: `${this.forumUrl(req)}${this.path('/session/sso_login')}`,
+    }).toString();
     const sso = encodeBase64(payload, this.legacyBase64Newlines);
     const sig = signPayload(this.secret, sso);
     this.stats.ssoRedirects++;
@@ -460,7 +493,10 @@ export class DiscourseSimulator extends SimulatedServer {
 
   private ssoErrorPage(res: ServerResponse, e: ForumError): void {
     this.stats.ssoErrors++;
-    const title = e.status === 500 && e.text === 'Internal Server Error' ? 'Internal Server Error' : 'Login Error';
+    const title =
+      e.status === 500 && e.text === 'Internal Server Error'
+        ? 'Internal Server Error'
+        : 'Login Error';
     sendHtml(
       res,
       e.status,
@@ -482,7 +518,8 @@ export class DiscourseSimulator extends SimulatedServer {
   private ssoLoginOrThrow(req: IncomingMessage, res: ServerResponse, url: URL): void {
     const ssoValues = url.searchParams.getAll('sso');
     const sigValues = url.searchParams.getAll('sig');
-    if (ssoValues.length > 1 || sigValues.length > 1) throw new ForumError('parse', 500, 'Internal Server Error');
+    if (ssoValues.length > 1 || sigValues.length > 1)
+      throw new ForumError('parse', 500, 'Internal Server Error');
     const sso = ssoValues[0];
     const sig = sigValues[0];
     if (sso === undefined || !isAcceptableBase64(sso) || !verifySignature(this.secret, sso, sig)) {
@@ -580,7 +617,8 @@ export class DiscourseSimulator extends SimulatedServer {
     }
     if (this.authOverridesName && f.name && user.name !== f.name) user.name = f.name;
     const force = readBool(f, 'avatar_force_update') === true;
-    if (f.avatar_url && (!user.avatarUrl || force || this.overridesAvatar)) user.avatarUrl = f.avatar_url;
+    if (f.avatar_url && (!user.avatarUrl || force || this.overridesAvatar))
+      user.avatarUrl = f.avatar_url;
   }
 
   private canonicalGroups(list: string | undefined): string[] {

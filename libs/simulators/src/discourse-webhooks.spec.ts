@@ -87,11 +87,18 @@ describe('DiscourseSimulator webhooks', () => {
     });
   }
 
-  const ava = { external_id: '293847561029384756', email: 'ava@example.com', username: 'ava', name: 'Ava' };
+  const ava = {
+    external_id: '293847561029384756',
+    email: 'ava@example.com',
+    username: 'ava',
+    name: 'Ava',
+  };
 
   it('sync_sso sends user_created then user_updated, signed over the exact body', async () => {
     expect((await api('POST', '/admin/users/sync_sso', signed(ava))).status).toBe(200);
-    expect((await api('POST', '/admin/users/sync_sso', signed({ ...ava, admin: 'true' }))).status).toBe(200);
+    expect(
+      (await api('POST', '/admin/users/sync_sso', signed({ ...ava, admin: 'true' }))).status,
+    ).toBe(200);
     await sim.flushWebhooks();
 
     expect(receiver.received).toHaveLength(2);
@@ -105,7 +112,9 @@ describe('DiscourseSimulator webhooks', () => {
       const expected = createHmac('sha256', HOOK_SECRET).update(r.body).digest('hex');
       expect(r.headers['x-discourse-event-signature']).toBe(`sha256=${expected}`);
     }
-    expect(Number(created.headers['x-discourse-event-id'])).toBeLessThan(Number(updated.headers['x-discourse-event-id']));
+    expect(Number(created.headers['x-discourse-event-id'])).toBeLessThan(
+      Number(updated.headers['x-discourse-event-id']),
+    );
     const user = sim.findByExternalId(ava.external_id)!;
     expect(JSON.parse(created.body).user).toMatchObject({
       id: user.id,
@@ -140,14 +149,28 @@ describe('DiscourseSimulator webhooks', () => {
   it('sso_login and admin group changes send events too', async () => {
     sim.applyPayload({ ...ava, nonce: 'x' });
     const bob = sim.addUser({ username: 'bob', email: 'bob@example.com' }); // existed already: no event
-    const group = (await (await api('GET', '/groups/members.json')).json()) as { group: { id: number } };
-    expect((await api('PUT', `/groups/${group.group.id}/members.json`, { usernames: 'bob' })).status).toBe(200);
+    const group = (await (await api('GET', '/groups/members.json')).json()) as {
+      group: { id: number };
+    };
+    expect(
+      (await api('PUT', `/groups/${group.group.id}/members.json`, { usernames: 'bob' })).status,
+    ).toBe(200);
     await sim.flushWebhooks();
-    const events = receiver.received.map((r) => [r.headers['x-discourse-event'], JSON.parse(r.body).user.username]);
-    expect(events).toEqual(expect.arrayContaining([['user_created', 'ava'], ['user_updated', 'bob']]));
+    const events = receiver.received.map((r) => [
+      r.headers['x-discourse-event'],
+      JSON.parse(r.body).user.username,
+    ]);
+    expect(events).toEqual(
+      expect.arrayContaining([
+        ['user_created', 'ava'],
+        ['user_updated', 'bob'],
+      ]),
+    );
     expect(events).toHaveLength(2);
     const bobBody = receiver.received.find((r) => JSON.parse(r.body).user.id === bob.id)!;
-    expect(JSON.parse(bobBody.body).user.groups).toEqual([expect.objectContaining({ name: 'members' })]);
+    expect(JSON.parse(bobBody.body).user.groups).toEqual([
+      expect.objectContaining({ name: 'members' }),
+    ]);
   });
 
   it('redeliverWebhook replays the same id, body and signature', async () => {
@@ -159,8 +182,15 @@ describe('DiscourseSimulator webhooks', () => {
     const [first, replay] = receiver.received;
     expect(replay.body).toBe(first.body);
     expect(replay.headers['x-discourse-event-id']).toBe(first.headers['x-discourse-event-id']);
-    expect(replay.headers['x-discourse-event-signature']).toBe(first.headers['x-discourse-event-signature']);
-    expect(sim.stats.webhookDeliveries[1]).toEqual({ event: 'user_created', id: 1, status: 200, redelivery: true });
+    expect(replay.headers['x-discourse-event-signature']).toBe(
+      first.headers['x-discourse-event-signature'],
+    );
+    expect(sim.stats.webhookDeliveries[1]).toEqual({
+      event: 'user_created',
+      id: 1,
+      status: 200,
+      redelivery: true,
+    });
     expect(() => sim.redeliverWebhook(99)).toThrow(/99/);
   });
 
@@ -173,7 +203,12 @@ describe('DiscourseSimulator webhooks', () => {
     sim.webhooks = { url: 'http://127.0.0.1:1/hook', secret: HOOK_SECRET };
     sim.applyPayload(ava);
     await sim.flushWebhooks();
-    expect(sim.stats.webhookDeliveries[1]).toMatchObject({ event: 'user_updated', id: 2, status: 0, error: expect.any(String) });
+    expect(sim.stats.webhookDeliveries[1]).toMatchObject({
+      event: 'user_updated',
+      id: 2,
+      status: 0,
+      error: expect.any(String),
+    });
   });
 
   it('nothing is sent when the webhook is off or not configured; no signature without a secret', async () => {

@@ -58,8 +58,16 @@ export class SimulatedWebhooks {
     const hook = this.forum.webhooks;
     if (!hook || !hook.url || !this.forum.knobs.webhooksEnabled) return;
     const id = this.nextEventId++;
-    const body = JSON.stringify({ user: webhookUserJson(user, (g) => this.forum.adminApi.groupId(g)) });
-    const stored: StoredEvent = { event, id, body, instance: this.forum.forumRootUrl, hook: { ...hook } };
+    const body = JSON.stringify({
+      user: webhookUserJson(user, (g) => this.forum.adminApi.groupId(g)),
+    });
+    const stored: StoredEvent = {
+      event,
+      id,
+      body,
+      instance: this.forum.forumRootUrl,
+      hook: { ...hook },
+    };
     this.events.set(id, stored);
     this.deliver(stored, false);
   }
@@ -87,7 +95,8 @@ export class SimulatedWebhooks {
       'X-Discourse-Event': e.event,
     };
     if (e.hook.secret) {
-      headers['X-Discourse-Event-Signature'] = `sha256=${createHmac('sha256', e.hook.secret).update(e.body).digest('hex')}`;
+      headers['X-Discourse-Event-Signature'] =
+        `sha256=${createHmac('sha256', e.hook.secret).update(e.body).digest('hex')}`;
     }
     const record = (status: number, error?: string) => {
       const d: SimWebhookDelivery = { event: e.event, id: e.id, status };
@@ -119,12 +128,17 @@ export class SimulatedWebhooks {
 }
 
 /** What `WebHookUserSerializer` puts under `user` (the fields the simulator models). */
-function webhookUserJson(u: SimForumUser, groupId: (name: string) => number): Record<string, unknown> {
+function webhookUserJson(
+  u: SimForumUser,
+  groupId: (name: string) => number,
+): Record<string, unknown> {
   return {
     id: u.id,
     username: u.username,
     name: u.name,
-    avatar_template: u.avatarUrl ?? `/letter_avatar_proxy/v4/letter/${u.username[0]?.toLowerCase() ?? 'x'}/9de0a6/{size}.png`,
+    avatar_template:
+      u.avatarUrl ??
+      `/letter_avatar_proxy/v4/letter/${u.username[0]?.toLowerCase() ?? 'x'}/9de0a6/{size}.png`,
     email: u.email,
     external_id: u.externalId,
     admin: u.admin,

@@ -106,7 +106,12 @@ export function sendText(
 }
 
 /** A complete HTML document; `bodyHtml` must already be escaped. */
-export function sendHtml(res: ServerResponse, status: number, title: string, bodyHtml: string): void {
+export function sendHtml(
+  res: ServerResponse,
+  status: number,
+  title: string,
+  bodyHtml: string,
+): void {
   const doc =
     '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">' +
     '<meta name="viewport" content="width=device-width, initial-scale=1">' +
@@ -155,7 +160,11 @@ export function parseCookies(header: string | undefined): Map<string, string> {
 export abstract class SimulatedServer {
   private server: Server | undefined;
 
-  protected abstract route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> | void;
+  protected abstract route(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+  ): Promise<void> | void;
 
   /** Called before routing; return true when the request was consumed (e.g. the service is "down"). */
   protected intercept(req: IncomingMessage): boolean {
@@ -193,7 +202,8 @@ export abstract class SimulatedServer {
       });
       server.listen(port, host, () => {
         const addr = server.address() as AddressInfo;
-        const h = addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address;
+        const h =
+          addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address;
         const base = `http://${h}:${addr.port}`;
         this.onListening(base);
         resolve(base);

@@ -1,4 +1,10 @@
-export { DISCORD_FIXTURES, SIM_GUILD_ID, SIM_GUILD_ROLES, type DiscordFixtureName, type SimDiscordUser } from './discord-fixtures';
+export {
+  DISCORD_FIXTURES,
+  SIM_GUILD_ID,
+  SIM_GUILD_ROLES,
+  type DiscordFixtureName,
+  type SimDiscordUser,
+} from './discord-fixtures';
 export {
   DiscordSimulator,
   s256,

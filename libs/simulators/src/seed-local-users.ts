@@ -23,8 +23,26 @@ export function seedLocalUsers(databaseFile: string, ids: readonly string[]): vo
       ids.forEach((id, i) => {
         const username = `member${i}_${id.slice(-4)}`;
         const email = `${username}@example.com`;
-        const metadata = { id, username, global_name: `Member ${i}`, discriminator: '0', avatar: null, email, verified: true, locale: 'en-US' };
-        insert.run(id, username, `Member ${i}`, email, JSON.stringify(metadata), 'ab'.repeat(32), now, now);
+        const metadata = {
+          id,
+          username,
+          global_name: `Member ${i}`,
+          discriminator: '0',
+          avatar: null,
+          email,
+          verified: true,
+          locale: 'en-US',
+        };
+        insert.run(
+          id,
+          username,
+          `Member ${i}`,
+          email,
+          JSON.stringify(metadata),
+          'ab'.repeat(32),
+          now,
+          now,
+        );
       });
     })();
   } finally {

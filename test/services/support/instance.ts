@@ -3,7 +3,10 @@ import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { DiscourseConnectModule, type DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/internal';
+import {
+  DiscourseConnectModule,
+  type DiscourseConnectModuleOptions,
+} from 'nestjs-discourse-connect/internal';
 import { databaseOptions } from '../../../src/database';
 
 /**
@@ -11,7 +14,9 @@ import { databaseOptions } from '../../../src/database';
  * in DC_INSTANCE_OPTIONS (JSON), on DATABASE_URL, listening on PORT. Prints READY when listening.
  */
 async function main(): Promise<void> {
-  const options = JSON.parse(process.env.DC_INSTANCE_OPTIONS ?? '{}') as DiscourseConnectModuleOptions;
+  const options = JSON.parse(
+    process.env.DC_INSTANCE_OPTIONS ?? '{}',
+  ) as DiscourseConnectModuleOptions;
   @Module({
     imports: [
       EventEmitterModule.forRoot(),
@@ -20,7 +25,10 @@ async function main(): Promise<void> {
     ],
   })
   class InstanceModule {}
-  const app = await NestFactory.create(InstanceModule, { logger: ['error', 'warn'], rawBody: true });
+  const app = await NestFactory.create(InstanceModule, {
+    logger: ['error', 'warn'],
+    rawBody: true,
+  });
   app.enableShutdownHooks();
   await app.listen(Number(process.env.PORT), '127.0.0.1');
   process.stdout.write('READY\n');

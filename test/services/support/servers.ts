@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { freePort } from '../../support/ports';
 import { findPostgresBin, findRedisServer } from '../../setup/system-packages';
 
-
 /**
  * Throwaway PostgreSQL and Redis servers for the `services` test project: started from the
  * Debian packages' binaries (`postgresql`, `redis-server`) in a temporary directory, on free
@@ -20,38 +19,61 @@ export interface RunningServer {
 
 /** What is missing to run the services tests, or null when both servers can be started. */
 export function missingServices(): string | null {
-  const missing = [findPostgresBin() ? null : 'PostgreSQL (Debian package postgresql)', findRedisServer() ? null : 'redis-server'];
+  const missing = [
+    findPostgresBin() ? null : 'PostgreSQL (Debian package postgresql)',
+    findRedisServer() ? null : 'redis-server',
+  ];
   const list = missing.filter(Boolean);
   return list.length ? list.join(' and ') : null;
 }
-
 
 /**
  * PostgreSQL refuses to run as root. As root, the server runs as the `postgres` user the Debian
  * package creates (or `nobody`), through setpriv, which execs in place: the pid we hold is the
  * postmaster's, so stopping it needs no extra process.
  */
-function asServiceUser(command: string, args: string[]): { command: string; args: string[]; uid?: number } {
+function asServiceUser(
+  command: string,
+  args: string[],
+): { command: string; args: string[]; uid?: number } {
   if (process.getuid?.() !== 0) return { command, args };
   const user = ['postgres', 'nobody'].find((name) => spawnSync('id', ['-u', name]).status === 0)!;
   const uid = Number(spawnSync('id', ['-u', user]).stdout.toString().trim());
   return {
     command: 'setpriv',
-    args: [`--reuid=${user}`, `--regid=${spawnSync('id', ['-g', user]).stdout.toString().trim()}`, '--init-groups', command, ...args],
+    args: [
+      `--reuid=${user}`,
+      `--regid=${spawnSync('id', ['-g', user]).stdout.toString().trim()}`,
+      '--init-groups',
+      command,
+      ...args,
+    ],
     uid,
   };
 }
 
-async function waitUntil(check: () => Promise<boolean>, what: string, child: ChildProcess, log: () => string, timeoutMs = 20_000) {
+async function waitUntil(
+  check: () => Promise<boolean>,
+  what: string,
+  child: ChildProcess,
+  log: () => string,
+  timeoutMs = 20_000,
+) {
   const until = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode}:\n${log()}`);
-    if (Date.now() > until) throw new Error(`${what} did not start within ${timeoutMs} ms:\n${log()}`);
+    if (child.exitCode !== null)
+      throw new Error(`${what} exited with code ${child.exitCode}:\n${log()}`);
+    if (Date.now() > until)
+      throw new Error(`${what} did not start within ${timeoutMs} ms:\n${log()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
-function stopper(child: ChildProcess, signal: NodeJS.Signals, cleanup: () => void): () => Promise<void> {
+function stopper(
+  child: ChildProcess,
+  signal: NodeJS.Signals,
+  cleanup: () => void,
+): () => Promise<void> {
   return async () => {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -84,23 +106,44 @@ export async function startPostgres(): Promise<RunningServer> {
   if (!bin) throw new Error('PostgreSQL is not installed (apt-get install postgresql)');
   const dir = mkdtempSync(join(tmpdir(), 'dc-pg-'));
   const data = join(dir, 'data');
-  const init = asServiceUser(join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync']);
+  const init = asServiceUser(join(bin, 'initdb'), [
+    '-D',
+    data,
+    '-A',
+    'trust',
+    '-U',
+    'postgres',
+    '-E',
+    'UTF8',
+    '--locale=C',
+    '--no-sync',
+  ]);
   if (init.uid !== undefined) chownSync(dir, init.uid, -1);
   const initResult = spawnSync(init.command, init.args, { encoding: 'utf8' });
   if (initResult.status !== 0) {
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`initdb failed (${initResult.status}): ${initResult.stderr || initResult.stdout}`);
+    throw new Error(
+      `initdb failed (${initResult.status}): ${initResult.stderr || initResult.stdout}`,
+    );
   }
   const port = await freePort();
   const run = asServiceUser(join(bin, 'postgres'), [
-    '-D', data,
-    '-h', '127.0.0.1',
-    '-p', String(port),
-    '-k', dir, // the unix socket lives in the temp dir, not /var/run/postgresql
-    '-c', 'fsync=off',
-    '-c', 'synchronous_commit=off',
-    '-c', 'full_page_writes=off',
-    '-c', 'max_connections=200',
+    '-D',
+    data,
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-k',
+    dir, // the unix socket lives in the temp dir, not /var/run/postgresql
+    '-c',
+    'fsync=off',
+    '-c',
+    'synchronous_commit=off',
+    '-c',
+    'full_page_writes=off',
+    '-c',
+    'max_connections=200',
   ]);
   const child = spawn(run.command, run.args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -109,7 +152,12 @@ export async function startPostgres(): Promise<RunningServer> {
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   const stop = stopper(child, 'SIGINT', () => rmSync(dir, { recursive: true, force: true }));
   try {
-    await waitUntil(() => pgReady(url), 'postgres', child, () => output);
+    await waitUntil(
+      () => pgReady(url),
+      'postgres',
+      child,
+      () => output,
+    );
   } catch (error) {
     await stop();
     throw error;
@@ -125,7 +173,20 @@ export async function startRedis(): Promise<RunningServer> {
   const port = await freePort();
   const child = spawn(
     binary,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes'],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--protected-mode',
+      'yes',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
@@ -133,7 +194,12 @@ export async function startRedis(): Promise<RunningServer> {
   child.stderr!.on('data', (d) => (output = (output + d).slice(-4000)));
   const stop = stopper(child, 'SIGTERM', () => rmSync(dir, { recursive: true, force: true }));
   try {
-    await waitUntil(async () => output.includes('Ready to accept connections'), 'redis-server', child, () => output);
+    await waitUntil(
+      async () => output.includes('Ready to accept connections'),
+      'redis-server',
+      child,
+      () => output,
+    );
   } catch (error) {
     await stop();
     throw error;
@@ -148,8 +214,11 @@ export interface PgClient {
   end(): Promise<void>;
 }
 
-export function pgClient(options: { connectionString: string; connectionTimeoutMillis?: number }): PgClient {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+export function pgClient(options: {
+  connectionString: string;
+  connectionTimeoutMillis?: number;
+}): PgClient {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- pg is loaded only when the services tests run
   const { Client } = require('pg') as { Client: new (o: typeof options) => PgClient };
   return new Client(options);
 }

@@ -10,17 +10,25 @@ import { pgClient } from './servers';
 export const servicesMissing: string | null = process.env.DC_TEST_SERVICES_MISSING ?? null;
 
 /** `describe` when PostgreSQL and Redis run, `describe.skip` otherwise (globalSetup said why, once). */
-export const describeWithServices: jest.Describe = (servicesMissing ? describe.skip : describe) as jest.Describe;
+export const describeWithServices: jest.Describe = (
+  servicesMissing ? describe.skip : describe
+) as jest.Describe;
 
 export function postgresServerUrl(): string {
   const url = process.env.DC_TEST_POSTGRES_URL;
-  if (!url) throw new Error('No test PostgreSQL: run this file through the jest project "services" (npx jest --selectProjects services).');
+  if (!url)
+    throw new Error(
+      'No test PostgreSQL: run this file through the jest project "services" (npx jest --selectProjects services).',
+    );
   return url;
 }
 
 export function redisUrl(): string {
   const url = process.env.DC_TEST_REDIS_URL;
-  if (!url) throw new Error('No test Redis: run this file through the jest project "services" (npx jest --selectProjects services).');
+  if (!url)
+    throw new Error(
+      'No test Redis: run this file through the jest project "services" (npx jest --selectProjects services).',
+    );
   return url;
 }
 

@@ -4,7 +4,11 @@ import type { DiscourseConnectPayload } from '../protocol';
 import { SsoService } from '../sso/sso.service';
 import { AdminApiRateLimiter } from '../sync/rate-limiter';
 import type { LocalUser } from '../users/local-user.interface';
-import { DiscourseApiError, DiscourseApiNotConfiguredError, DiscourseRateLimitError } from './discourse-api.errors';
+import {
+  DiscourseApiError,
+  DiscourseApiNotConfiguredError,
+  DiscourseRateLimitError,
+} from './discourse-api.errors';
 
 /** The parts of a Discourse user this module reads. */
 export interface DiscourseUser {
@@ -43,9 +47,14 @@ export class DiscourseAdminService {
    * Creates or updates the forum user without a browser (`POST /admin/users/sync_sso`). Given a
    * local user, the payload goes through the same filters as a sign-in.
    */
-  async syncSso(subject: LocalUser | DiscourseConnectPayload, forumName?: string): Promise<DiscourseUser> {
+  async syncSso(
+    subject: LocalUser | DiscourseConnectPayload,
+    forumName?: string,
+  ): Promise<DiscourseUser> {
     const forum = this.forum(forumName);
-    const payload = isLocalUser(subject) ? await this.sso.payloadFor(subject, forum) : { ...subject };
+    const payload = isLocalUser(subject)
+      ? await this.sso.payloadFor(subject, forum)
+      : { ...subject };
     delete payload.nonce;
     if (!payload.external_id) throw new DiscourseApiError(422, 'sync_sso needs an external_id');
     const signed = this.sso.sign(payload, forum);
@@ -53,7 +62,8 @@ export class DiscourseAdminService {
       sso: signed.sso,
       sig: signed.sig,
     })) as DiscourseUser;
-    if (typeof user?.id === 'number') this.remember(this.userIds, `${forum.name}:${payload.external_id}`, user.id);
+    if (typeof user?.id === 'number')
+      this.remember(this.userIds, `${forum.name}:${payload.external_id}`, user.id);
     return user;
   }
 
@@ -114,7 +124,9 @@ export class DiscourseAdminService {
     const forum = this.forum(forumName);
     const id = await this.groupId(forum, groupName);
     try {
-      await this.request(forum, 'PUT', `/groups/${id}/members.json`, { usernames: usernames.join(',') });
+      await this.request(forum, 'PUT', `/groups/${id}/members.json`, {
+        usernames: usernames.join(','),
+      });
     } catch (error) {
       // Discourse answers 422 when every user given is a member already.
       if (error instanceof DiscourseApiError && error.status === 422) return;
@@ -123,11 +135,17 @@ export class DiscourseAdminService {
   }
 
   /** Removes forum users from a group by name. */
-  async removeGroupMembers(groupName: string, usernames: string[], forumName?: string): Promise<void> {
+  async removeGroupMembers(
+    groupName: string,
+    usernames: string[],
+    forumName?: string,
+  ): Promise<void> {
     if (usernames.length === 0) return;
     const forum = this.forum(forumName);
     const id = await this.groupId(forum, groupName);
-    await this.request(forum, 'DELETE', `/groups/${id}/members.json`, { usernames: usernames.join(',') });
+    await this.request(forum, 'DELETE', `/groups/${id}/members.json`, {
+      usernames: usernames.join(','),
+    });
   }
 
   /**
@@ -135,11 +153,16 @@ export class DiscourseAdminService {
    * signed with our secret but with a blank external_id is refused by Discourse with "external_id
    * ... blank" when the signature matched, and with a signature error when it did not.
    */
-  async checkSharedSecret(forumName?: string): Promise<'match' | 'mismatch' | 'disabled' | 'unknown'> {
+  async checkSharedSecret(
+    forumName?: string,
+  ): Promise<'match' | 'mismatch' | 'disabled' | 'unknown'> {
     const forum = this.forum(forumName);
     const signed = this.sso.sign({ external_id: '', email: 'secret-check@invalid.example' }, forum);
     try {
-      await this.request(forum, 'POST', '/admin/users/sync_sso', { sso: signed.sso, sig: signed.sig });
+      await this.request(forum, 'POST', '/admin/users/sync_sso', {
+        sso: signed.sso,
+        sig: signed.sig,
+      });
       return 'unknown';
     } catch (error) {
       if (!(error instanceof DiscourseApiError)) throw error;
@@ -147,7 +170,8 @@ export class DiscourseAdminService {
       const message = error.discourseMessage ?? '';
       if (error.status === 422 && /signature|sig/i.test(message)) return 'mismatch';
       if (error.status === 422 && /external_id|blank/i.test(message)) return 'match';
-      if (error.status === 0 || error.status >= 500 || error.status === 403 || error.status === 401) throw error;
+      if (error.status === 0 || error.status >= 500 || error.status === 403 || error.status === 401)
+        throw error;
       return 'unknown';
     }
   }
@@ -165,7 +189,8 @@ export class DiscourseAdminService {
       group?: { id?: number };
     };
     const id = body?.group?.id;
-    if (typeof id !== 'number') throw new DiscourseApiError(404, `The forum has no group named "${name}".`);
+    if (typeof id !== 'number')
+      throw new DiscourseApiError(404, `The forum has no group named "${name}".`);
     this.remember(this.groupIds, key, id);
     return id;
   }
@@ -202,7 +227,10 @@ export class DiscourseAdminService {
       });
     } catch (error) {
       const timedOut = (error as Error)?.name === 'TimeoutError';
-      throw new DiscourseApiError(0, `${what}: the forum ${timedOut ? 'did not answer in time' : 'could not be reached'}`);
+      throw new DiscourseApiError(
+        0,
+        `${what}: the forum ${timedOut ? 'did not answer in time' : 'could not be reached'}`,
+      );
     }
     const text = await response.text();
     let body: unknown;
@@ -216,7 +244,10 @@ export class DiscourseAdminService {
     if (response.status === 429) {
       const wait = waitSecondsOf(response.headers, body, text);
       this.limiter?.pause(wait);
-      throw new DiscourseRateLimitError(`${what}: the forum is rate limiting the admin API; wait ${wait}s`, wait);
+      throw new DiscourseRateLimitError(
+        `${what}: the forum is rate limiting the admin API; wait ${wait}s`,
+        wait,
+      );
     }
     throw new DiscourseApiError(
       response.status,
@@ -237,7 +268,8 @@ function isLocalUser(subject: LocalUser | DiscourseConnectPayload): subject is L
 
 /** Discourse's own words: `errors[]`, `message`, `error` or `failed`; short and single-line. */
 function discourseMessage(body: unknown, text: string): string | undefined {
-  const b = body as { errors?: unknown; message?: unknown; error?: unknown; failed?: unknown } | undefined;
+  const b = body as
+    { errors?: unknown; message?: unknown; error?: unknown; failed?: unknown } | undefined;
   const raw = Array.isArray(b?.errors)
     ? b!.errors.join('; ')
     : typeof b?.message === 'string'
@@ -257,7 +289,8 @@ export function waitSecondsOf(headers: Headers, body: unknown, text: string): nu
   const header = Number(headers.get('retry-after'));
   if (Number.isFinite(header) && header > 0) return Math.ceil(header);
   const extras = (body as { extras?: { wait_seconds?: unknown } } | undefined)?.extras;
-  if (typeof extras?.wait_seconds === 'number' && extras.wait_seconds > 0) return Math.ceil(extras.wait_seconds);
+  if (typeof extras?.wait_seconds === 'number' && extras.wait_seconds > 0)
+    return Math.ceil(extras.wait_seconds);
   const match = /(\d+)\s*seconds?/i.exec(text);
   if (match) return Number(match[1]);
   return 10;

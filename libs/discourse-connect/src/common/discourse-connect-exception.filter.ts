@@ -1,6 +1,17 @@
-import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import {
+  ArgumentsHost,
+  Catch,
+  ExceptionFilter,
+  HttpException,
+  HttpStatus,
+  Logger,
+} from '@nestjs/common';
 import { DiscourseConnectHttp } from '../http/discourse-connect-http.service';
-import { requestPath, type DiscourseConnectRequest, type DiscourseConnectResponse } from '../http/http-adapter-glue';
+import {
+  requestPath,
+  type DiscourseConnectRequest,
+  type DiscourseConnectResponse,
+} from '../http/http-adapter-glue';
 import { renderPage } from './html-page';
 import { DiscourseConnectHttpException } from './discourse-connect.exceptions';
 
@@ -43,16 +54,25 @@ export class DiscourseConnectExceptionFilter implements ExceptionFilter {
       this.logger.warn(`${route} -> ${status}: ${message}`);
     } else {
       const err = exception as Error;
-      this.logger.error(`${route} -> 500 unexpected ${err?.name ?? 'error'}: ${err?.message ?? String(exception)}`);
+      this.logger.error(
+        `${route} -> 500 unexpected ${err?.name ?? 'error'}: ${err?.message ?? String(exception)}`,
+      );
     }
 
     if (this.http.headersSent(res)) return;
     const headers: Record<string, string> = { 'Cache-Control': 'no-store' };
     if (retryAfter !== undefined) headers['Retry-After'] = String(retryAfter);
-    const wantsJson = (req.headers.accept ?? '').includes('application/json') && !(req.headers.accept ?? '').includes('text/html');
+    const wantsJson =
+      (req.headers.accept ?? '').includes('application/json') &&
+      !(req.headers.accept ?? '').includes('text/html');
     if (wantsJson) {
       headers['Content-Type'] = 'application/json; charset=utf-8';
-      this.http.send(res, status, JSON.stringify({ statusCode: status, error: title, message }), headers);
+      this.http.send(
+        res,
+        status,
+        JSON.stringify({ statusCode: status, error: title, message }),
+        headers,
+      );
     } else {
       headers['Content-Type'] = 'text/html; charset=utf-8';
       this.http.send(res, status, renderPage({ title, message, links }), headers);

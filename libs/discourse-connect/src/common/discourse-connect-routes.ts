@@ -1,3 +1,4 @@
+import type { Type } from '@nestjs/common';
 import { Injectable, Logger, type OnApplicationBootstrap, RequestMethod } from '@nestjs/common';
 import { MODULE_PATH, PATH_METADATA, VERSION_METADATA } from '@nestjs/common/constants.js';
 import { ModulesContainer, ModuleRef, type ApplicationConfig } from '@nestjs/core';
@@ -47,7 +48,7 @@ export function unmountedRoutePath(name: DiscourseConnectRouteName): string {
 @Injectable()
 export class DiscourseConnectRoutes implements OnApplicationBootstrap {
   private readonly logger = new Logger('DiscourseConnect');
-  private moduleClass?: Function;
+  private moduleClass?: Type;
   private cached?: DiscourseConnectRoutePaths;
   private warned = false;
 
@@ -58,7 +59,7 @@ export class DiscourseConnectRoutes implements OnApplicationBootstrap {
   ) {}
 
   /** Called by the module: the class whose RouterModule path applies to the routes. */
-  attachModule(moduleClass: Function): void {
+  attachModule(moduleClass: Type): void {
     this.moduleClass = moduleClass;
     this.cached = undefined;
   }
@@ -141,7 +142,7 @@ export class DiscourseConnectRoutes implements OnApplicationBootstrap {
     for (const module of this.modules.values()) {
       if (module.metatype !== this.moduleClass) continue;
       for (const wrapper of module.controllers.values()) {
-        const metatype = wrapper.metatype as Function | null;
+        const metatype = wrapper.metatype as Type | null;
         if (metatype && Reflect.getMetadata(PATH_METADATA, metatype) === controllerPath) {
           return Reflect.getMetadata(VERSION_METADATA, metatype);
         }

@@ -1,6 +1,17 @@
-import { ExecutionContext, HttpStatus, Inject, Injectable, OnApplicationShutdown, Optional } from '@nestjs/common';
+import {
+  ExecutionContext,
+  HttpStatus,
+  Inject,
+  Injectable,
+  OnApplicationShutdown,
+  Optional,
+} from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { ThrottlerGuard, ThrottlerStorageService, type ThrottlerLimitDetail } from '@nestjs/throttler';
+import {
+  ThrottlerGuard,
+  ThrottlerStorageService,
+  type ThrottlerLimitDetail,
+} from '@nestjs/throttler';
 import type { DiscourseConnectRequest } from '../http/http-adapter-glue';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
@@ -30,7 +41,10 @@ export class TooManyRequestsException extends DiscourseConnectHttpException {
  * each route counts separately. Over the limit: the module's 429 page with `Retry-After`.
  */
 @Injectable()
-export class DiscourseConnectRateLimitGuard extends ThrottlerGuard implements OnApplicationShutdown {
+export class DiscourseConnectRateLimitGuard
+  extends ThrottlerGuard
+  implements OnApplicationShutdown
+{
   /** In-process counters: the storage without Redis, the fallback with it. */
   private readonly memory: ThrottlerStorageService;
   private ready?: Promise<void>;
@@ -44,7 +58,11 @@ export class DiscourseConnectRateLimitGuard extends ThrottlerGuard implements On
     const memory = new ThrottlerStorageService();
     const storage = redis ? new RedisThrottlerStorage(redis.client, redis.prefix, memory) : memory;
     const { limit, ttlSeconds } = settings.rateLimit;
-    super({ throttlers: [{ name: 'default', limit, ttl: ttlSeconds * 1000 }], setHeaders: false }, storage, reflector);
+    super(
+      { throttlers: [{ name: 'default', limit, ttl: ttlSeconds * 1000 }], setHeaders: false },
+      storage,
+      reflector,
+    );
     this.memory = memory;
   }
 
@@ -67,7 +85,10 @@ export class DiscourseConnectRateLimitGuard extends ThrottlerGuard implements On
     return r.ip ?? r.socket?.remoteAddress ?? 'unknown';
   }
 
-  protected override async throwThrottlingException(_context: ExecutionContext, detail: ThrottlerLimitDetail): Promise<void> {
+  protected override async throwThrottlingException(
+    _context: ExecutionContext,
+    detail: ThrottlerLimitDetail,
+  ): Promise<void> {
     const { limit, ttlSeconds } = this.settings.rateLimit;
     throw new TooManyRequestsException(Math.max(1, detail.timeToBlockExpire), limit, ttlSeconds);
   }

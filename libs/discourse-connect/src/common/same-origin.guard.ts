@@ -25,7 +25,10 @@ export class SameOriginGuard implements CanActivate {
   }
 }
 
-export function isSameOriginRequest(req: Pick<DiscourseConnectRequest, 'headers'>, publicUrl: string): boolean {
+export function isSameOriginRequest(
+  req: Pick<DiscourseConnectRequest, 'headers'>,
+  publicUrl: string,
+): boolean {
   const site = req.headers['sec-fetch-site'];
   if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return false;
   const origin = req.headers.origin;

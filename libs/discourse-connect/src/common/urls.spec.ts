@@ -1,12 +1,17 @@
 import { isSafeRelativePath, isUnderForum, parseForumBase } from './urls';
 
 describe('isSafeRelativePath', () => {
-  it.each(['/', '/t/welcome/1', '/t/welcome/1?page=2#post_3', '/u/ava%20m', '/path/with:colon', '/a//b', '/%2e%2e/x'])(
-    'accepts the path %j',
-    (path) => {
-      expect(isSafeRelativePath(path)).toBe(true);
-    },
-  );
+  it.each([
+    '/',
+    '/t/welcome/1',
+    '/t/welcome/1?page=2#post_3',
+    '/u/ava%20m',
+    '/path/with:colon',
+    '/a//b',
+    '/%2e%2e/x',
+  ])('accepts the path %j', (path) => {
+    expect(isSafeRelativePath(path)).toBe(true);
+  });
 
   it.each([
     ['scheme-relative', '//evil.example'],
@@ -48,10 +53,22 @@ describe('isSafeRelativePath', () => {
 
 describe('parseForumBase', () => {
   it('splits origin and folder, without a trailing slash', () => {
-    expect(parseForumBase('https://forum.example.com')).toEqual({ origin: 'https://forum.example.com', path: '' });
-    expect(parseForumBase('https://forum.example.com/')).toEqual({ origin: 'https://forum.example.com', path: '' });
-    expect(parseForumBase('https://example.com/forum/')).toEqual({ origin: 'https://example.com', path: '/forum' });
-    expect(parseForumBase('http://127.0.0.1:8080/a/b')).toEqual({ origin: 'http://127.0.0.1:8080', path: '/a/b' });
+    expect(parseForumBase('https://forum.example.com')).toEqual({
+      origin: 'https://forum.example.com',
+      path: '',
+    });
+    expect(parseForumBase('https://forum.example.com/')).toEqual({
+      origin: 'https://forum.example.com',
+      path: '',
+    });
+    expect(parseForumBase('https://example.com/forum/')).toEqual({
+      origin: 'https://example.com',
+      path: '/forum',
+    });
+    expect(parseForumBase('http://127.0.0.1:8080/a/b')).toEqual({
+      origin: 'http://127.0.0.1:8080',
+      path: '/a/b',
+    });
   });
 });
 
@@ -85,7 +102,10 @@ describe('isUnderForum', () => {
     ['newline', 'https://forum.example.com/session/sso_login\r\nX: y'],
     ['control character', 'https://forum.example.com/\u0001'],
     ['no slash after the origin', 'https://forum.example.com?x=/'],
-    ['explicit default port (the raw text must start with the origin)', 'https://forum.example.com:443/session/sso_login'],
+    [
+      'explicit default port (the raw text must start with the origin)',
+      'https://forum.example.com:443/session/sso_login',
+    ],
     ['encoded slash', 'https://forum.example.com/%2F%2Fevil.example'],
     ['ftp', 'ftp://forum.example.com/'],
     ['not a URL', 'not a url'],
@@ -120,7 +140,10 @@ describe('isUnderForum', () => {
     expect(isUnderForum(url, sub)).toBe(false);
   });
 
-  it.each([undefined, null, 1, ['https://forum.example.com/']])('refuses the non-string %p', (value) => {
-    expect(isUnderForum(value, root)).toBe(false);
-  });
+  it.each([undefined, null, 1, ['https://forum.example.com/']])(
+    'refuses the non-string %p',
+    (value) => {
+      expect(isUnderForum(value, root)).toBe(false);
+    },
+  );
 });

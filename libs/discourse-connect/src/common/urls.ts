@@ -3,7 +3,6 @@
  * configured forum's is refused, never "fixed up".
  */
 
-// eslint-disable-next-line no-control-regex
 // U+FFFD is what invalid UTF-8 in the query decodes to: the request was damaged or forged.
 const UNSAFE_CHARS = /[\u0000-\u001f\u007f\\\ufffd]/;
 
@@ -27,7 +26,8 @@ export function isSafeRelativePath(value: unknown, maxLength = 2048): value is s
 
 // Characters a Location header may carry as they are; runs of others (and `%` not starting an escape)
 // go through encodeURI. The same rule as the `encodeurl` package Express uses for its redirects.
-const NOT_URL_SAFE = /(?:[^\x21\x23-\x3B\x3D\x3F-\x5F\x61-\x7A\x7C\x7E]+|%+(?![0-9A-Fa-f]{2})){1,1024}/g;
+const NOT_URL_SAFE =
+  /(?:[^\x21\x23-\x3B\x3D\x3F-\x5F\x61-\x7A\x7C\x7E]+|%+(?![0-9A-Fa-f]{2})){1,1024}/g;
 const SURROGATES = /([\uD800-\uDBFF][\uDC00-\uDFFF])|[\uD800-\uDFFF]/g;
 
 /**
@@ -36,7 +36,9 @@ const SURROGATES = /([\uD800-\uDBFF][\uDC00-\uDFFF])|[\uD800-\uDFFF]/g;
  * result is the same as Express's `res.redirect` on every adapter (Node refuses a raw `€` in a header).
  */
 export function encodeLocation(url: string): string {
-  return url.replace(SURROGATES, (_, pair: string | undefined) => pair ?? '\uFFFD').replace(NOT_URL_SAFE, encodeURI);
+  return url
+    .replace(SURROGATES, (_, pair: string | undefined) => pair ?? '\uFFFD')
+    .replace(NOT_URL_SAFE, encodeURI);
 }
 
 /** A parsed forum base URL: origin plus a path prefix without a trailing slash (`''` at the root). */
@@ -55,7 +57,8 @@ export function parseForumBase(url: string): ForumBase {
  * and a path inside the forum's path prefix with no encoded slash or backslash.
  */
 export function isUnderForum(candidate: unknown, base: ForumBase): candidate is string {
-  if (typeof candidate !== 'string' || candidate.length > 2048 || UNSAFE_CHARS.test(candidate)) return false;
+  if (typeof candidate !== 'string' || candidate.length > 2048 || UNSAFE_CHARS.test(candidate))
+    return false;
   let parsed: URL;
   try {
     parsed = new URL(candidate);

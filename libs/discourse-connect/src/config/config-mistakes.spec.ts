@@ -22,23 +22,30 @@ const messageOf = (overrides: Record<string, string>): string => {
 
 describe('configuration mistakes forum admins make', () => {
   it('works with a trailing slash on DISCOURSE_URL, and with a subfolder forum', () => {
-    expect(discourseConnectOptionsFromEnv({ ...env, DISCOURSE_URL: 'https://forum.example.com/' }).forums[0].url).toBe(
-      'https://forum.example.com/',
-    );
+    expect(
+      discourseConnectOptionsFromEnv({ ...env, DISCOURSE_URL: 'https://forum.example.com/' })
+        .forums[0].url,
+    ).toBe('https://forum.example.com/');
     expect(messageOf({ DISCOURSE_URL: 'https://example.com/forum' })).toBe('');
   });
 
-  it.each(['/latest', '/session/sso', '/session/sso_login', '/admin/site_settings', '/t/welcome/1', '/login'])(
-    'stops on DISCOURSE_URL pointing at a forum page (%s), saying to use the base URL',
-    (path) => {
-      const message = messageOf({ DISCOURSE_URL: `https://forum.example.com${path}` });
-      expect(message).toContain('DISCOURSE_URL');
-      expect(message).toContain('https://forum.example.com');
-    },
-  );
+  it.each([
+    '/latest',
+    '/session/sso',
+    '/session/sso_login',
+    '/admin/site_settings',
+    '/t/welcome/1',
+    '/login',
+  ])('stops on DISCOURSE_URL pointing at a forum page (%s), saying to use the base URL', (path) => {
+    const message = messageOf({ DISCOURSE_URL: `https://forum.example.com${path}` });
+    expect(message).toContain('DISCOURSE_URL');
+    expect(message).toContain('https://forum.example.com');
+  });
 
   it('stops on a query in DISCOURSE_URL and a path in PUBLIC_URL, naming the variable', () => {
-    expect(messageOf({ DISCOURSE_URL: 'https://forum.example.com/?x=1' })).toContain('DISCOURSE_URL');
+    expect(messageOf({ DISCOURSE_URL: 'https://forum.example.com/?x=1' })).toContain(
+      'DISCOURSE_URL',
+    );
     expect(messageOf({ PUBLIC_URL: 'https://example.com/app' })).toContain('PUBLIC_URL');
   });
 

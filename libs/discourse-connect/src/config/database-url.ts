@@ -11,7 +11,10 @@ import { DiscourseConnectConfigurationError } from './configuration.error';
 export function dataSourceOptionsFromUrl(url: string): DataSourceOptions {
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length);
-    if (!path) throw new DiscourseConnectConfigurationError('database.url is invalid: use sqlite:<file path>, e.g. sqlite:./data/discourse-connect.sqlite');
+    if (!path)
+      throw new DiscourseConnectConfigurationError(
+        'database.url is invalid: use sqlite:<file path>, e.g. sqlite:./data/discourse-connect.sqlite',
+      );
     // Sessions and e-mail addresses live here: the directory is the owner's only.
     if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true, mode: 0o700 });
     return { type: 'better-sqlite3', database: path, enableWAL: path !== ':memory:' };

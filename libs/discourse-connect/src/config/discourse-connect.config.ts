@@ -1,6 +1,14 @@
 import { registerAs } from '@nestjs/config';
 import { plainToInstance } from 'class-transformer';
-import { IsNotEmpty, IsOptional, IsString, IsUrl, Matches, MinLength, validateSync } from 'class-validator';
+import {
+  IsNotEmpty,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Matches,
+  MinLength,
+  validateSync,
+} from 'class-validator';
 import type { DiscourseConnectModuleOptions } from '../discourse-connect-options.interface';
 import { DiscourseConnectConfigurationError } from './configuration.error';
 
@@ -9,12 +17,14 @@ const URL_RULES = { require_tld: false, require_protocol: true, protocols: ['htt
 /** The environment variables the module reads, with the rule each must follow. */
 export class DiscourseConnectEnvironment {
   /** Forum base URL, e.g. https://forum.example.com. */
-  @IsUrl(URL_RULES, { message: 'must be the forum\'s base URL, e.g. https://forum.example.com' })
+  @IsUrl(URL_RULES, { message: "must be the forum's base URL, e.g. https://forum.example.com" })
   DISCOURSE_URL!: string;
 
   /** The forum's discourse_connect_secret. */
   @IsString()
-  @MinLength(10, { message: 'must be at least 10 characters, the same as discourse_connect_secret on the forum' })
+  @MinLength(10, {
+    message: 'must be at least 10 characters, the same as discourse_connect_secret on the forum',
+  })
   DISCOURSE_CONNECT_SECRET!: string;
 
   @IsString()
@@ -38,7 +48,9 @@ export class DiscourseConnectEnvironment {
 
   @IsOptional()
   @IsString()
-  @MinLength(8, { message: 'must be an admin API key created on the forum (Admin → API → New API Key)' })
+  @MinLength(8, {
+    message: 'must be an admin API key created on the forum (Admin → API → New API Key)',
+  })
   DISCOURSE_API_KEY?: string;
 
   @IsOptional()
@@ -47,7 +59,9 @@ export class DiscourseConnectEnvironment {
   DISCOURSE_API_USERNAME?: string;
 
   @IsOptional()
-  @Matches(/^[1-9][0-9]{0,5}$/, { message: 'must be a whole number of requests per minute, e.g. 60' })
+  @Matches(/^[1-9][0-9]{0,5}$/, {
+    message: 'must be a whole number of requests per minute, e.g. 60',
+  })
   DISCOURSE_API_RATE_PER_MINUTE?: string;
 
   @IsOptional()
@@ -60,26 +74,34 @@ export class DiscourseConnectEnvironment {
   DISCORD_GUILD_ID?: string;
 
   @IsOptional()
-  @Matches(/^\s*[0-9]{1,20}\s*=\s*[A-Za-z0-9_.-]{1,60}\s*(,\s*[0-9]{1,20}\s*=\s*[A-Za-z0-9_.-]{1,60}\s*)*$/, {
-    message: 'must map Discord role ids to forum groups, e.g. 123=members,456=moderators',
-  })
+  @Matches(
+    /^\s*[0-9]{1,20}\s*=\s*[A-Za-z0-9_.-]{1,60}\s*(,\s*[0-9]{1,20}\s*=\s*[A-Za-z0-9_.-]{1,60}\s*)*$/,
+    {
+      message: 'must map Discord role ids to forum groups, e.g. 123=members,456=moderators',
+    },
+  )
   DISCOURSE_GROUP_MAP?: string;
 
   /** Requests per minute per client IP on the sign-in and SSO routes; `off` turns the limit off. */
   @IsOptional()
-  @Matches(/^(off|[1-9][0-9]{0,5})$/, { message: 'must be a whole number of requests per minute per IP, e.g. 30, or off' })
+  @Matches(/^(off|[1-9][0-9]{0,5})$/, {
+    message: 'must be a whole number of requests per minute per IP, e.g. 30, or off',
+  })
   DISCOURSE_CONNECT_RATE_LIMIT?: string;
 
   /** Sessions and the sync queue in Redis, for several instances. The value is never echoed (it may hold a password). */
   @IsOptional()
   @Matches(/^rediss?:\/\/[^\s/?#]+(\/[0-9]{1,2})?\/?$/, {
-    message: 'must be a Redis URL such as redis://localhost:6379 or rediss://user:password@host:6380/0',
+    message:
+      'must be a Redis URL such as redis://localhost:6379 or rediss://user:password@host:6380/0',
   })
   REDIS_URL?: string;
 
   /** Prefix of the module's Redis keys, so apps can share one Redis. */
   @IsOptional()
-  @Matches(/^[A-Za-z0-9_.:-]{1,64}$/, { message: 'must be 1-64 letters, digits or _ . : - (e.g. dc:)' })
+  @Matches(/^[A-Za-z0-9_.:-]{1,64}$/, {
+    message: 'must be 1-64 letters, digits or _ . : - (e.g. dc:)',
+  })
   DISCOURSE_CONNECT_REDIS_PREFIX?: string;
 }
 
@@ -88,9 +110,14 @@ export class DiscourseConnectEnvironment {
  *
  * @throws DiscourseConnectConfigurationError
  */
-export function validateDiscourseConnectEnv(env: Record<string, unknown>): DiscourseConnectEnvironment {
+export function validateDiscourseConnectEnv(
+  env: Record<string, unknown>,
+): DiscourseConnectEnvironment {
   const relevant = Object.fromEntries(
-    Object.keys(new DiscourseConnectEnvironmentKeys()).map((k) => [k, env[k] === '' ? undefined : env[k]]),
+    Object.keys(new DiscourseConnectEnvironmentKeys()).map((k) => [
+      k,
+      env[k] === '' ? undefined : env[k],
+    ]),
   );
   const parsed = plainToInstance(DiscourseConnectEnvironment, relevant);
   const errors = validateSync(parsed, { skipMissingProperties: false });
@@ -132,7 +159,8 @@ class DiscourseConnectEnvironmentKeys {
 }
 
 /** Forum pages people paste instead of the forum's base URL. */
-const FORUM_PAGES = /\/(latest|categories|top|login|session(\/sso(_login)?)?|admin(\/.*)?|t\/.*|c\/.*|u\/.*)\/?$/i;
+const FORUM_PAGES =
+  /\/(latest|categories|top|login|session(\/sso(_login)?)?|admin(\/.*)?|t\/.*|c\/.*|u\/.*)\/?$/i;
 
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
@@ -147,7 +175,9 @@ function checkUrlMistakes(v: DiscourseConnectEnvironment): void {
   };
   const forum = new URL(v.DISCOURSE_URL);
   if (forum.search || forum.hash || forum.username || forum.password) {
-    fail(`DISCOURSE_URL must be the forum's base URL without a query, fragment or credentials (got "${forum.origin}${forum.pathname}…").`);
+    fail(
+      `DISCOURSE_URL must be the forum's base URL without a query, fragment or credentials (got "${forum.origin}${forum.pathname}…").`,
+    );
   }
   if (FORUM_PAGES.test(forum.pathname)) {
     fail(
@@ -190,7 +220,9 @@ export function findCutEnvValues(envFileText: string): string[] {
 }
 
 /** Module options from a validated environment. */
-export function discourseConnectOptionsFromEnv(env: Record<string, unknown>): DiscourseConnectModuleOptions {
+export function discourseConnectOptionsFromEnv(
+  env: Record<string, unknown>,
+): DiscourseConnectModuleOptions {
   const v = validateDiscourseConnectEnv(env);
   checkUrlMistakes(v);
   if (Boolean(v.DISCORD_GUILD_ID) !== Boolean(v.DISCOURSE_GROUP_MAP)) {
@@ -202,7 +234,9 @@ export function discourseConnectOptionsFromEnv(env: Record<string, unknown>): Di
     ? {
         guildId: v.DISCORD_GUILD_ID,
         roleGroups: Object.fromEntries(
-          v.DISCOURSE_GROUP_MAP!.split(',').map((pair) => pair.split('=').map((part) => part.trim()) as [string, string]),
+          v
+            .DISCOURSE_GROUP_MAP!.split(',')
+            .map((pair) => pair.split('=').map((part) => part.trim()) as [string, string]),
         ),
         fullGroupList: env.DISCOURSE_GROUPS_FULL_LIST === 'true',
         requireMembership: env.DISCORD_REQUIRE_GUILD_MEMBERSHIP === 'true',
@@ -211,13 +245,22 @@ export function discourseConnectOptionsFromEnv(env: Record<string, unknown>): Di
   const rateLimit = v.DISCOURSE_CONNECT_RATE_LIMIT;
   return {
     groups,
-    rateLimit: rateLimit === 'off' ? false : rateLimit ? { limit: Number(rateLimit), ttlSeconds: 60 } : undefined,
-    sync: v.DISCOURSE_API_RATE_PER_MINUTE ? { ratePerMinute: Number(v.DISCOURSE_API_RATE_PER_MINUTE) } : undefined,
+    rateLimit:
+      rateLimit === 'off'
+        ? false
+        : rateLimit
+          ? { limit: Number(rateLimit), ttlSeconds: 60 }
+          : undefined,
+    sync: v.DISCOURSE_API_RATE_PER_MINUTE
+      ? { ratePerMinute: Number(v.DISCOURSE_API_RATE_PER_MINUTE) }
+      : undefined,
     forums: [
       {
         url: v.DISCOURSE_URL,
         secret: v.DISCOURSE_CONNECT_SECRET,
-        api: v.DISCOURSE_API_KEY ? { key: v.DISCOURSE_API_KEY, username: v.DISCOURSE_API_USERNAME } : undefined,
+        api: v.DISCOURSE_API_KEY
+          ? { key: v.DISCOURSE_API_KEY, username: v.DISCOURSE_API_USERNAME }
+          : undefined,
         webhookSecret: v.DISCOURSE_WEBHOOK_SECRET,
       },
     ],
@@ -228,7 +271,9 @@ export function discourseConnectOptionsFromEnv(env: Record<string, unknown>): Di
     },
     publicUrl: v.PUBLIC_URL,
     session: { secret: v.SESSION_SECRET },
-    ...(v.REDIS_URL ? { redis: { url: v.REDIS_URL, prefix: v.DISCOURSE_CONNECT_REDIS_PREFIX } } : {}),
+    ...(v.REDIS_URL
+      ? { redis: { url: v.REDIS_URL, prefix: v.DISCOURSE_CONNECT_REDIS_PREFIX } }
+      : {}),
   };
 }
 

@@ -51,7 +51,9 @@ describe('DiscourseConnectSettings', () => {
       scopes: ['identify', 'email'],
       timeoutMs: 10_000,
     });
-    expect(s.discord.userAgent).toMatch(/^nestjs-discourse-connect \(https:\/\/app\.example\.com, /);
+    expect(s.discord.userAgent).toMatch(
+      /^nestjs-discourse-connect \(https:\/\/app\.example\.com, /,
+    );
     expect(s.session).toEqual({
       secret: 's'.repeat(32),
       cookieName: 'dc.sid',
@@ -72,7 +74,12 @@ describe('DiscourseConnectSettings', () => {
       withChange((o) => {
         o.publicUrl = 'http://localhost:3000';
         o.forums = [
-          { url: 'https://example.com/forum/', secret: 'forum-secret-0123456789', name: 'main', api: { key: 'abcdefgh' } },
+          {
+            url: 'https://example.com/forum/',
+            secret: 'forum-secret-0123456789',
+            name: 'main',
+            api: { key: 'abcdefgh' },
+          },
           { url: 'https://other.example.com', secret: 'other-secret-0123456789' },
         ];
         o.discord.extraScopes = ['email', 'guilds'];
@@ -83,7 +90,11 @@ describe('DiscourseConnectSettings', () => {
       }),
     );
     expect(s.secureCookies).toBe(false);
-    expect(s.forums[0]).toMatchObject({ name: 'main', url: 'https://example.com/forum', path: '/forum' });
+    expect(s.forums[0]).toMatchObject({
+      name: 'main',
+      url: 'https://example.com/forum',
+      path: '/forum',
+    });
     expect(s.forums[0].api).toEqual({ key: 'abcdefgh', username: 'system', timeoutMs: 10_000 });
     expect(s.forums[1].name).toBe('other.example.com');
     expect(s.discord.scopes).toEqual(['identify', 'email', 'guilds']);
@@ -101,18 +112,42 @@ describe('DiscourseConnectSettings', () => {
     ['publicUrl not a URL', (o) => (o.publicUrl = 'app.example.com'), /publicUrl/],
     ['publicUrl with a path', (o) => (o.publicUrl = 'https://app.example.com/app'), /publicUrl/],
     ['publicUrl ftp', (o) => (o.publicUrl = 'ftp://app.example.com'), /publicUrl/],
-    ['publicUrl with credentials', (o) => (o.publicUrl = 'https://u:p@app.example.com'), /publicUrl/],
+    [
+      'publicUrl with credentials',
+      (o) => (o.publicUrl = 'https://u:p@app.example.com'),
+      /publicUrl/,
+    ],
     ['publicUrl with a query', (o) => (o.publicUrl = 'https://app.example.com/?x=1'), /publicUrl/],
     ['forums missing', (o) => delete o.forums, /forums/],
     ['forums empty', (o) => (o.forums = []), /forums/],
-    ['forums not an array', (o) => (o.forums = { url: 'https://f.example.com', secret: 'x'.repeat(20) }), /forums/],
+    [
+      'forums not an array',
+      (o) => (o.forums = { url: 'https://f.example.com', secret: 'x'.repeat(20) }),
+      /forums/,
+    ],
     ['forums[0] null', (o) => (o.forums = [null]), /forums\[0\]\.url/],
     ['forums[0].url missing', (o) => delete o.forums[0].url, /forums\[0\]\.url/],
-    ['forums[0].url javascript:', (o) => (o.forums[0].url = 'javascript:alert(1)'), /forums\[0\]\.url/],
-    ['forums[0].url with a fragment', (o) => (o.forums[0].url = 'https://f.example.com/#x'), /forums\[0\]\.url/],
+    [
+      'forums[0].url javascript:',
+      (o) => (o.forums[0].url = 'javascript:alert(1)'),
+      /forums\[0\]\.url/,
+    ],
+    [
+      'forums[0].url with a fragment',
+      (o) => (o.forums[0].url = 'https://f.example.com/#x'),
+      /forums\[0\]\.url/,
+    ],
     ['forums[0].secret missing', (o) => delete o.forums[0].secret, /forums\[0\]\.secret/],
-    ['forums[0].secret under 10 characters', (o) => (o.forums[0].secret = '123456789'), /forums\[0\]\.secret/],
-    ['forums[0].secret not a string', (o) => (o.forums[0].secret = 1234567890123), /forums\[0\]\.secret/],
+    [
+      'forums[0].secret under 10 characters',
+      (o) => (o.forums[0].secret = '123456789'),
+      /forums\[0\]\.secret/,
+    ],
+    [
+      'forums[0].secret not a string',
+      (o) => (o.forums[0].secret = 1234567890123),
+      /forums\[0\]\.secret/,
+    ],
     [
       'forums[1].name used twice',
       (o) => o.forums.push({ url: 'https://forum.example.com/other', secret: 'x'.repeat(12) }),
@@ -120,25 +155,73 @@ describe('DiscourseConnectSettings', () => {
     ],
     ['forums[0].name empty', (o) => (o.forums[0].name = ''), /forums\[0\]\.name/],
     ['forums[0].name not a string', (o) => (o.forums[0].name = 7), /forums\[0\]\.name/],
-    ['forums[0].api.key too short', (o) => (o.forums[0].api = { key: 'short' }), /forums\[0\]\.api\.key/],
-    ['forums[0].api.timeoutMs negative', (o) => (o.forums[0].api = { key: 'abcdefgh', timeoutMs: -1 }), /forums\[0\]\.api\.timeoutMs/],
+    [
+      'forums[0].api.key too short',
+      (o) => (o.forums[0].api = { key: 'short' }),
+      /forums\[0\]\.api\.key/,
+    ],
+    [
+      'forums[0].api.timeoutMs negative',
+      (o) => (o.forums[0].api = { key: 'abcdefgh', timeoutMs: -1 }),
+      /forums\[0\]\.api\.timeoutMs/,
+    ],
     ['discord missing', (o) => delete o.discord, /discord\.clientId/],
     ['discord.clientId missing', (o) => delete o.discord.clientId, /discord\.clientId/],
     ['discord.clientSecret missing', (o) => (o.discord.clientSecret = ''), /discord\.clientSecret/],
-    ['discord.baseUrl not http', (o) => (o.discord.baseUrl = 'file:///etc/passwd'), /discord\.baseUrl/],
-    ['discord.callbackUrl not a URL', (o) => (o.discord.callbackUrl = '/auth/discord/callback'), /discord\.callbackUrl/],
+    [
+      'discord.baseUrl not http',
+      (o) => (o.discord.baseUrl = 'file:///etc/passwd'),
+      /discord\.baseUrl/,
+    ],
+    [
+      'discord.callbackUrl not a URL',
+      (o) => (o.discord.callbackUrl = '/auth/discord/callback'),
+      /discord\.callbackUrl/,
+    ],
     ['discord.timeoutMs zero', (o) => (o.discord.timeoutMs = 0), /discord\.timeoutMs/],
     ['discord.timeoutMs NaN', (o) => (o.discord.timeoutMs = Number.NaN), /discord\.timeoutMs/],
-    ['discord.extraScopes not a list', (o) => (o.discord.extraScopes = 'guilds'), /discord\.extraScopes/],
+    [
+      'discord.extraScopes not a list',
+      (o) => (o.discord.extraScopes = 'guilds'),
+      /discord\.extraScopes/,
+    ],
     ['session missing', (o) => delete o.session, /session\.secret/],
-    ['session.secret under 32 characters', (o) => (o.session.secret = 's'.repeat(31)), /session\.secret/],
-    ['session.cookieName with a semicolon', (o) => (o.session.cookieName = 'a;b'), /session\.cookieName/],
+    [
+      'session.secret under 32 characters',
+      (o) => (o.session.secret = 's'.repeat(31)),
+      /session\.secret/,
+    ],
+    [
+      'session.cookieName with a semicolon',
+      (o) => (o.session.cookieName = 'a;b'),
+      /session\.cookieName/,
+    ],
     ['session.cookieName empty', (o) => (o.session.cookieName = ''), /session\.cookieName/],
-    ['session.maxAgeSeconds negative', (o) => (o.session.maxAgeSeconds = -5), /session\.maxAgeSeconds/],
-    ['session.maxAgeSeconds NaN', (o) => (o.session.maxAgeSeconds = Number.NaN), /session\.maxAgeSeconds/],
-    ['afterSignInPath absolute', (o) => (o.afterSignInPath = 'https://evil.example/'), /afterSignInPath/],
-    ['afterSignInPath scheme-relative', (o) => (o.afterSignInPath = '//evil.example'), /afterSignInPath/],
-    ['afterSignOutPath with a backslash', (o) => (o.afterSignOutPath = '/\\evil.example'), /afterSignOutPath/],
+    [
+      'session.maxAgeSeconds negative',
+      (o) => (o.session.maxAgeSeconds = -5),
+      /session\.maxAgeSeconds/,
+    ],
+    [
+      'session.maxAgeSeconds NaN',
+      (o) => (o.session.maxAgeSeconds = Number.NaN),
+      /session\.maxAgeSeconds/,
+    ],
+    [
+      'afterSignInPath absolute',
+      (o) => (o.afterSignInPath = 'https://evil.example/'),
+      /afterSignInPath/,
+    ],
+    [
+      'afterSignInPath scheme-relative',
+      (o) => (o.afterSignInPath = '//evil.example'),
+      /afterSignInPath/,
+    ],
+    [
+      'afterSignOutPath with a backslash',
+      (o) => (o.afterSignOutPath = '/\\evil.example'),
+      /afterSignOutPath/,
+    ],
     ['afterSignOutPath empty', (o) => (o.afterSignOutPath = ''), /afterSignOutPath/],
   ])('%s → a configuration error naming the option', (_name, change, option) => {
     const error = configurationError(withChange(change));

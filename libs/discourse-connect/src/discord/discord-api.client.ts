@@ -17,22 +17,36 @@ export class DiscordApiClient {
     let response: Response;
     try {
       response = await fetch(`${apiUrl}${path}`, {
-        headers: { Authorization: `Bearer ${accessToken}`, 'User-Agent': userAgent, Accept: 'application/json' },
+        headers: {
+          Authorization: `Bearer ${accessToken}`,
+          'User-Agent': userAgent,
+          Accept: 'application/json',
+        },
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (error) {
       const timedOut = (error as Error)?.name === 'TimeoutError';
-      throw new DiscordApiError(0, timedOut ? 'Discord did not answer in time' : 'Discord could not be reached');
+      throw new DiscordApiError(
+        0,
+        timedOut ? 'Discord did not answer in time' : 'Discord could not be reached',
+      );
     }
     const body = await response.text();
     if (!response.ok) {
       const retry = response.status === 429 ? retryAfterOf(response.headers, body) : undefined;
-      throw new DiscordApiError(response.status, `Discord answered ${response.status} to GET ${path}`, retry);
+      throw new DiscordApiError(
+        response.status,
+        `Discord answered ${response.status} to GET ${path}`,
+        retry,
+      );
     }
     try {
       return JSON.parse(body) as T;
     } catch {
-      throw new DiscordApiError(502, `Discord answered GET ${path} with something that is not JSON`);
+      throw new DiscordApiError(
+        502,
+        `Discord answered GET ${path} with something that is not JSON`,
+      );
     }
   }
 }

@@ -54,7 +54,10 @@ export class DiscordStrategy extends PassportStrategy(Strategy, 'discord') {
    * with a double-callback bug on guild/connection fetches). Only the raw user object is passed on;
    * the access token never leaves this method.
    */
-  override userProfile(accessToken: string, done: (err?: Error | null, profile?: unknown) => void): void {
+  override userProfile(
+    accessToken: string,
+    done: (err?: Error | null, profile?: unknown) => void,
+  ): void {
     this.api.get<Record<string, unknown>>('/users/@me', accessToken).then(
       (raw) => done(null, raw),
       (error: Error) => done(error),
@@ -64,8 +67,13 @@ export class DiscordStrategy extends PassportStrategy(Strategy, 'discord') {
   /** Role ids in the guild (sorted), or null when the user is not a member. Once per sign-in. */
   private async guildRoles(accessToken: string, guildId: string): Promise<string[] | null> {
     try {
-      const member = await this.api.get<{ roles?: unknown }>(`/users/@me/guilds/${guildId}/member`, accessToken);
-      return Array.isArray(member.roles) ? member.roles.filter((r): r is string => typeof r === 'string').sort() : [];
+      const member = await this.api.get<{ roles?: unknown }>(
+        `/users/@me/guilds/${guildId}/member`,
+        accessToken,
+      );
+      return Array.isArray(member.roles)
+        ? member.roles.filter((r): r is string => typeof r === 'string').sort()
+        : [];
     } catch (error) {
       // Unknown Guild / Unknown Member: not a member. Anything else fails the sign-in (never guess).
       if (error instanceof DiscordApiError && error.status === 404) return null;
@@ -73,7 +81,11 @@ export class DiscordStrategy extends PassportStrategy(Strategy, 'discord') {
     }
   }
 
-  async validate(accessToken: string, _refreshToken: string, raw: Record<string, unknown>): Promise<LocalUser> {
+  async validate(
+    accessToken: string,
+    _refreshToken: string,
+    raw: Record<string, unknown>,
+  ): Promise<LocalUser> {
     const discord = pickDiscordMetadata(raw);
     const groups = this.settingsRef.groups;
     if (groups) {
@@ -93,7 +105,9 @@ export class DiscordStrategy extends PassportStrategy(Strategy, 'discord') {
       throw new DiscordSignInException(
         403,
         'Sign-in not allowed',
-        typeof verdict === 'string' && verdict ? verdict : 'This Discord account is not allowed to sign in here.',
+        typeof verdict === 'string' && verdict
+          ? verdict
+          : 'This Discord account is not allowed to sign in here.',
         'sign_in_refused_by_filter',
       );
     }
@@ -101,12 +115,17 @@ export class DiscordStrategy extends PassportStrategy(Strategy, 'discord') {
     // A changed profile reaches the forum without a browser round trip: the sync job is written in
     // the same transaction as the change, and delivered by the worker.
     const outcome = await this.users.signInFromDiscord(discord, async (o, manager) => {
-      if (o.changed || (o.created && onFirstSignIn)) await this.queue.enqueue('sync', o.user.discordId, { manager });
+      if (o.changed || (o.created && onFirstSignIn))
+        await this.queue.enqueue('sync', o.user.discordId, { manager });
     });
     if (outcome.changed || outcome.created) this.queue.notify();
-    if (outcome.created) this.actions.emit(DiscourseConnectEvents.UserCreated, { user: outcome.user });
+    if (outcome.created)
+      this.actions.emit(DiscourseConnectEvents.UserCreated, { user: outcome.user });
     if (outcome.changed && outcome.previous) {
-      this.actions.emit(DiscourseConnectEvents.ProfileChanged, { user: outcome.user, previous: outcome.previous });
+      this.actions.emit(DiscourseConnectEvents.ProfileChanged, {
+        user: outcome.user,
+        previous: outcome.previous,
+      });
     }
     this.actions.emit(DiscourseConnectEvents.SignedIn, {
       user: outcome.user,

@@ -22,6 +22,8 @@ export class DiscourseConnectActionsService {
   }
 
   private logListenerError(event: string, error: unknown): void {
-    this.logger.error(`a listener of "${event}" failed: ${(error as Error)?.message ?? String(error)}`);
+    this.logger.error(
+      `a listener of "${event}" failed: ${(error as Error)?.message ?? String(error)}`,
+    );
   }
 }

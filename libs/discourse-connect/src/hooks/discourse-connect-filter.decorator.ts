@@ -26,7 +26,8 @@ export interface FilterRegistration {
 export const DiscourseConnectFilter = (
   name: DiscourseConnectFilterName,
   options: { priority?: number } = {},
-): MethodDecorator => SetMetadata<string, FilterRegistration>(DISCOURSE_CONNECT_FILTER, {
-  name,
-  priority: options.priority ?? 10,
-});
+): MethodDecorator =>
+  SetMetadata<string, FilterRegistration>(DISCOURSE_CONNECT_FILTER, {
+    name,
+    priority: options.priority ?? 10,
+  });

@@ -1,15 +1,25 @@
 import { HttpStatus, Injectable, Logger, Scope } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { DiscourseConnectHttpException, SsoForbiddenException } from '../common/discourse-connect.exceptions';
+import {
+  DiscourseConnectHttpException,
+  SsoForbiddenException,
+} from '../common/discourse-connect.exceptions';
 import type { DiscourseConnectPayload } from '../protocol';
 import { DiscourseConnectFilter } from './discourse-connect-filter.decorator';
 import type { CanSignInContext, SsoPayloadContext } from './filters.interface';
 import { DiscourseConnectFiltersService } from './filters.service';
 
-const ctx = { user: { discordId: '1' }, forum: { name: 'f', url: 'https://f.example.com' } } as unknown as SsoPayloadContext;
+const ctx = {
+  user: { discordId: '1' },
+  forum: { name: 'f', url: 'https://f.example.com' },
+} as unknown as SsoPayloadContext;
 const signInCtx = { discord: { id: '1' }, existing: null } as unknown as CanSignInContext;
-const payload = (): DiscourseConnectPayload => ({ external_id: '1', email: 'a@example.com', title: '' });
+const payload = (): DiscourseConnectPayload => ({
+  external_id: '1',
+  email: 'a@example.com',
+  title: '',
+});
 
 /** A host plugin with decorated methods, declared out of priority order. */
 @Injectable()
@@ -91,15 +101,23 @@ describe('DiscourseConnectFiltersService', () => {
   it('runs equal priorities in registration order', async () => {
     const order: string[] = [];
     for (const label of ['x', 'y', 'z']) {
-      filters.add('user.canSignIn', (v) => {
-        order.push(label);
-        return v;
-      }, 50);
+      filters.add(
+        'user.canSignIn',
+        (v) => {
+          order.push(label);
+          return v;
+        },
+        50,
+      );
     }
-    filters.add('user.canSignIn', (v) => {
-      order.push('early');
-      return v;
-    }, 0);
+    filters.add(
+      'user.canSignIn',
+      (v) => {
+        order.push('early');
+        return v;
+      },
+      0,
+    );
     expect(await filters.apply('user.canSignIn', true, signInCtx)).toBe(true);
     expect(order).toEqual(['early', 'x', 'y', 'z']);
   });
@@ -112,7 +130,11 @@ describe('DiscourseConnectFiltersService', () => {
   });
 
   it('returns the value unchanged when no filter is registered', async () => {
-    const fresh = new DiscourseConnectFiltersService(undefined as never, undefined as never, undefined as never);
+    const fresh = new DiscourseConnectFiltersService(
+      undefined as never,
+      undefined as never,
+      undefined as never,
+    );
     const value = payload();
     expect(fresh.has('sso.payload')).toBe(false);
     expect(await fresh.apply('sso.payload', value, ctx)).toBe(value);
@@ -128,27 +150,38 @@ describe('DiscourseConnectFiltersService', () => {
     ['an Error', new Error('plugin bug: db password=hunter2')],
     ['a string', 'oops'],
     ['null', null],
-  ])('a filter throwing %s fails closed with a 403 DiscourseConnectHttpException', async (_name, thrown) => {
-    plugin.throwing = thrown;
-    const error = await filters.apply('sso.payload', payload(), ctx).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(DiscourseConnectHttpException);
-    expect(error).toBeInstanceOf(SsoForbiddenException);
-    const e = error as DiscourseConnectHttpException;
-    expect(e.getStatus()).toBe(HttpStatus.FORBIDDEN);
-    expect(e.reason).toBe('filter_failed:sso.payload');
-    // The person sees a generic message; the filter's own text only goes to the log.
-    expect(JSON.stringify(e.getResponse())).not.toContain('hunter2');
-    expect(Logger.prototype.error).toHaveBeenCalledWith(expect.stringContaining('TitlePlugin.third'));
-  });
+  ])(
+    'a filter throwing %s fails closed with a 403 DiscourseConnectHttpException',
+    async (_name, thrown) => {
+      plugin.throwing = thrown;
+      const error = await filters.apply('sso.payload', payload(), ctx).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(DiscourseConnectHttpException);
+      expect(error).toBeInstanceOf(SsoForbiddenException);
+      const e = error as DiscourseConnectHttpException;
+      expect(e.getStatus()).toBe(HttpStatus.FORBIDDEN);
+      expect(e.reason).toBe('filter_failed:sso.payload');
+      // The person sees a generic message; the filter's own text only goes to the log.
+      expect(JSON.stringify(e.getResponse())).not.toContain('hunter2');
+      expect(Logger.prototype.error).toHaveBeenCalledWith(
+        expect.stringContaining('TitlePlugin.third'),
+      );
+    },
+  );
 
   it('a rejecting async filter fails closed too', async () => {
-    filters.add('sso.payload', async () => {
-      throw new Error('async bug');
-    }, 100);
-    await expect(filters.apply('sso.payload', payload(), ctx)).rejects.toBeInstanceOf(SsoForbiddenException);
+    filters.add(
+      'sso.payload',
+      async () => {
+        throw new Error('async bug');
+      },
+      100,
+    );
+    await expect(filters.apply('sso.payload', payload(), ctx)).rejects.toBeInstanceOf(
+      SsoForbiddenException,
+    );
   });
 
   it('a filter throwing a DiscourseConnectHttpException is passed through as it is', async () => {

@@ -1,6 +1,9 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
-import { SsoForbiddenException, DiscourseConnectHttpException } from '../common/discourse-connect.exceptions';
+import {
+  SsoForbiddenException,
+  DiscourseConnectHttpException,
+} from '../common/discourse-connect.exceptions';
 import { DISCOURSE_CONNECT_FILTER, FilterRegistration } from './discourse-connect-filter.decorator';
 import type { DiscourseConnectFilterName, DiscourseConnectFilters } from './filters.interface';
 
@@ -43,7 +46,12 @@ export class DiscourseConnectFiltersService implements OnModuleInit {
         );
         if (!registration) continue;
         const fn = (instance[method] as FilterFn).bind(instance);
-        this.add(registration.name, fn, registration.priority, `${prototype.constructor.name}.${method}`);
+        this.add(
+          registration.name,
+          fn,
+          registration.priority,
+          `${prototype.constructor.name}.${method}`,
+        );
       }
     }
   }
@@ -51,7 +59,10 @@ export class DiscourseConnectFiltersService implements OnModuleInit {
   /** Registers a filter by code (the decorator is the usual way). */
   add<K extends DiscourseConnectFilterName>(
     name: K,
-    fn: (value: DiscourseConnectFilters[K]['value'], context: DiscourseConnectFilters[K]['context']) => unknown,
+    fn: (
+      value: DiscourseConnectFilters[K]['value'],
+      context: DiscourseConnectFilters[K]['context'],
+    ) => unknown,
     priority = 10,
     label = fn.name || 'anonymous filter',
   ): void {

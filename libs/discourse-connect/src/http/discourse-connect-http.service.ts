@@ -1,3 +1,4 @@
+import type { Type } from '@nestjs/common';
 import {
   ArgumentsHost,
   ExceptionFilter,
@@ -65,7 +66,7 @@ export class DiscourseConnectHttp {
   async install(
     consumer: MiddlewareConsumer,
     module: {
-      controllers: Function[];
+      controllers: Type[];
       filter: ExceptionFilter;
       securityHeaders?: SessionParts['securityHeaders'];
     },
@@ -109,7 +110,7 @@ export class DiscourseConnectHttp {
       this.glue.appendHeader(res, 'Set-Cookie', line);
   }
 
-  private sessionParts(controllers: Function[], filter: ExceptionFilter): SessionParts {
+  private sessionParts(controllers: Type[], filter: ExceptionFilter): SessionParts {
     const routes = moduleRoutePaths(controllers);
     return {
       settings: this.settings,
@@ -168,7 +169,7 @@ function httpHost(req: DiscourseConnectRequest, res: DiscourseConnectResponse): 
 }
 
 /** `/discourse/sso`, `/auth/discord`, …: the paths of the module's routes, from their decorators. */
-function moduleRoutePaths(controllers: Function[]): string[] {
+function moduleRoutePaths(controllers: Type[]): string[] {
   const join = (...parts: unknown[]) =>
     `/${parts
       .flat()

@@ -56,8 +56,14 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
     const s = settings.session;
     const cookieName = sessionCookieName(settings);
     // Loaded here, so an app on Express never needs the Fastify packages.
-    const fastifyCookie = loadOptionalDependency<typeof import('@fastify/cookie')>('@fastify/cookie', 'Sessions on Fastify');
-    const fastifySession = loadOptionalDependency<typeof import('@fastify/session')>('@fastify/session', 'Sessions on Fastify');
+    const fastifyCookie = loadOptionalDependency<typeof import('@fastify/cookie')>(
+      '@fastify/cookie',
+      'Sessions on Fastify',
+    );
+    const fastifySession = loadOptionalDependency<typeof import('@fastify/session')>(
+      '@fastify/session',
+      'Sessions on Fastify',
+    );
     if (!app.hasReplyDecorator('setCookie')) await app.register(fastifyCookie);
     // The cookie's old name (before `__Host-`) is read when the new one is absent, and moved to the
     // new name; registered before the session plugin, whose onRequest hook reads the cookie.

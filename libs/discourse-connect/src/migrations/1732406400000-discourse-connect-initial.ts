@@ -36,7 +36,10 @@ export class DiscourseConnectInitial1732406400000 implements MigrationInterface 
     );
     await queryRunner.createIndex(
       'discourse_connect_sessions',
-      new TableIndex({ name: 'IDX_discourse_connect_sessions_expires_at', columnNames: ['expires_at'] }),
+      new TableIndex({
+        name: 'IDX_discourse_connect_sessions_expires_at',
+        columnNames: ['expires_at'],
+      }),
     );
   }
 

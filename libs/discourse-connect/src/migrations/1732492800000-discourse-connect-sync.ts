@@ -9,7 +9,13 @@ export class DiscourseConnectSync1732492800000 implements MigrationInterface {
       new Table({
         name: 'discourse_connect_sync_jobs',
         columns: [
-          { name: 'id', type: 'integer', isPrimary: true, isGenerated: true, generationStrategy: 'increment' },
+          {
+            name: 'id',
+            type: 'integer',
+            isPrimary: true,
+            isGenerated: true,
+            generationStrategy: 'increment',
+          },
           { name: 'discord_id', type: 'varchar', length: '20' },
           { name: 'forum', type: 'varchar', length: '128' },
           { name: 'kind', type: 'varchar', length: '16' },
@@ -27,17 +33,30 @@ export class DiscourseConnectSync1732492800000 implements MigrationInterface {
     );
     await queryRunner.createIndex(
       'discourse_connect_sync_jobs',
-      new TableIndex({ name: 'UQ_discourse_connect_sync_jobs_dedupe_key', columnNames: ['dedupe_key'], isUnique: true }),
+      new TableIndex({
+        name: 'UQ_discourse_connect_sync_jobs_dedupe_key',
+        columnNames: ['dedupe_key'],
+        isUnique: true,
+      }),
     );
     await queryRunner.createIndex(
       'discourse_connect_sync_jobs',
-      new TableIndex({ name: 'IDX_discourse_connect_sync_jobs_status_run_at', columnNames: ['status', 'run_at'] }),
+      new TableIndex({
+        name: 'IDX_discourse_connect_sync_jobs_status_run_at',
+        columnNames: ['status', 'run_at'],
+      }),
     );
     await queryRunner.createTable(
       new Table({
         name: 'discourse_connect_webhook_events',
         columns: [
-          { name: 'id', type: 'integer', isPrimary: true, isGenerated: true, generationStrategy: 'increment' },
+          {
+            name: 'id',
+            type: 'integer',
+            isPrimary: true,
+            isGenerated: true,
+            generationStrategy: 'increment',
+          },
           { name: 'forum', type: 'varchar', length: '128' },
           { name: 'event_id', type: 'varchar', length: '64' },
           { name: 'event', type: 'varchar', length: '64' },

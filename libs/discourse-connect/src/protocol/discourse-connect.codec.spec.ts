@@ -67,9 +67,15 @@ describe('DiscourseConnect codec', () => {
   it('checks the signature format before comparing', () => {
     const sso = encodePayload({ nonce: 'abc' });
     const sig = createHmac('sha256', 'secret-123456').update(sso).digest('hex');
-    expect(code(() => verifySignature(sso, sig.toUpperCase(), 'secret-123456'))).toBe('malformed_signature');
-    expect(code(() => verifySignature(sso, sig.slice(2), 'secret-123456'))).toBe('malformed_signature');
-    expect(code(() => verifySignature(sso, `${sig}00`, 'secret-123456'))).toBe('malformed_signature');
+    expect(code(() => verifySignature(sso, sig.toUpperCase(), 'secret-123456'))).toBe(
+      'malformed_signature',
+    );
+    expect(code(() => verifySignature(sso, sig.slice(2), 'secret-123456'))).toBe(
+      'malformed_signature',
+    );
+    expect(code(() => verifySignature(sso, `${sig}00`, 'secret-123456'))).toBe(
+      'malformed_signature',
+    );
     expect(code(() => verifySignature(sso, '', 'secret-123456'))).toBe('missing_signature');
     expect(isValidSignature(sso, 'z'.repeat(64), 'secret-123456')).toBe(false);
   });
@@ -110,11 +116,16 @@ describe('DiscourseConnect codec', () => {
     expect(code(() => serializePayload({ add_groups: ['a,b'] }))).toBe('invalid_field');
     expect(code(() => serializePayload({ groups: ['a b'] }))).toBe('invalid_field');
     expect(code(() => serializePayload({ custom: { 'a=b': 'x' } }))).toBe('invalid_field');
-    expect(code(() => serializePayload({ admin: 'yes' as unknown as boolean }))).toBe('invalid_field');
+    expect(code(() => serializePayload({ admin: 'yes' as unknown as boolean }))).toBe(
+      'invalid_field',
+    );
   });
 
   it('produces strict base64 and a query Discourse can read back', () => {
-    const signed = buildSignedPayload({ nonce: 'n', external_id: '1', name: 'é ü ?&=' }, 'secret-123456');
+    const signed = buildSignedPayload(
+      { nonce: 'n', external_id: '1', name: 'é ü ?&=' },
+      'secret-123456',
+    );
     expect(signed.sso).not.toMatch(/\s/);
     expect(signed.sig).toMatch(/^[0-9a-f]{64}$/);
     const params = new URLSearchParams(signed.query);
@@ -130,10 +141,12 @@ describe('DiscourseConnect codec', () => {
     expect(code(() => decodePayload('bm9 uY2U='))).toBe('malformed_payload'); // "+" decoded to a space
     expect(code(() => decodePayload('bm9uY2U'))).toBe('malformed_payload');
     expect(code(() => decodePayload('%%%%'))).toBe('malformed_payload');
-    expect(code(() => decodePayload(Buffer.from([0x6e, 0x3d, 0xff, 0xfe]).toString('base64')))).toBe(
-      'malformed_payload',
+    expect(
+      code(() => decodePayload(Buffer.from([0x6e, 0x3d, 0xff, 0xfe]).toString('base64'))),
+    ).toBe('malformed_payload');
+    expect(code(() => decodePayload(Buffer.from('a=1&a=2').toString('base64')))).toBe(
+      'duplicate_field',
     );
-    expect(code(() => decodePayload(Buffer.from('a=1&a=2').toString('base64')))).toBe('duplicate_field');
   });
 
   it('reads booleans and group lists as Discourse does', () => {
@@ -188,7 +201,9 @@ describe('DiscourseConnect codec', () => {
     it('matches URLSearchParams#toString exactly for arbitrary text', () => {
       fc.assert(
         fc.property(text, (value) => {
-          expect(serializePayload({ name: value })).toBe(new URLSearchParams({ name: value }).toString());
+          expect(serializePayload({ name: value })).toBe(
+            new URLSearchParams({ name: value }).toString(),
+          );
         }),
       );
     });

@@ -27,7 +27,8 @@ export function signPayload(base64: string, secret: string): string {
  *   characters, or does not match.
  */
 export function verifySignature(base64: string, sig: string, secret: string): void {
-  if (!sig) throw new DiscourseConnectProtocolError('missing_signature', 'The sig parameter is missing.');
+  if (!sig)
+    throw new DiscourseConnectProtocolError('missing_signature', 'The sig parameter is missing.');
   if (!SIGNATURE.test(sig)) {
     throw new DiscourseConnectProtocolError(
       'malformed_signature',
@@ -35,7 +36,10 @@ export function verifySignature(base64: string, sig: string, secret: string): vo
     );
   }
   if (!isValidSignature(base64, sig, secret)) {
-    throw new DiscourseConnectProtocolError('bad_signature', 'The signature does not match the payload.');
+    throw new DiscourseConnectProtocolError(
+      'bad_signature',
+      'The signature does not match the payload.',
+    );
   }
 }
 
@@ -53,7 +57,8 @@ export function isValidSignature(base64: string, sig: string, secret: string): b
  *   invalid UTF-8, or a field given twice (Discourse itself answers 500 to repeated keys).
  */
 export function decodePayload(base64: string): Record<string, string> {
-  if (!base64) throw new DiscourseConnectProtocolError('missing_payload', 'The sso parameter is missing.');
+  if (!base64)
+    throw new DiscourseConnectProtocolError('missing_payload', 'The sso parameter is missing.');
   if (!BASE64_TEXT.test(base64)) {
     throw new DiscourseConnectProtocolError(
       'malformed_payload',
@@ -62,18 +67,27 @@ export function decodePayload(base64: string): Record<string, string> {
   }
   const compact = base64.replace(/[\r\n]/g, '');
   if (compact.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(compact)) {
-    throw new DiscourseConnectProtocolError('malformed_payload', 'The sso parameter is not valid base64.');
+    throw new DiscourseConnectProtocolError(
+      'malformed_payload',
+      'The sso parameter is not valid base64.',
+    );
   }
   let text: string;
   try {
     text = utf8.decode(Buffer.from(compact, 'base64'));
   } catch {
-    throw new DiscourseConnectProtocolError('malformed_payload', 'The sso payload is not valid UTF-8.');
+    throw new DiscourseConnectProtocolError(
+      'malformed_payload',
+      'The sso payload is not valid UTF-8.',
+    );
   }
   const fields: Record<string, string> = Object.create(null);
   for (const [key, value] of new URLSearchParams(text)) {
     if (Object.prototype.hasOwnProperty.call(fields, key)) {
-      throw new DiscourseConnectProtocolError('duplicate_field', `The sso payload names "${printable(key)}" twice.`);
+      throw new DiscourseConnectProtocolError(
+        'duplicate_field',
+        `The sso payload names "${printable(key)}" twice.`,
+      );
     }
     fields[key] = value;
   }
@@ -81,8 +95,13 @@ export function decodePayload(base64: string): Record<string, string> {
 }
 
 /** Verifies then decodes: the one call a provider endpoint needs. */
-export function verifyAndDecode(base64: string, sig: string, secret: string): Record<string, string> {
-  if (!base64) throw new DiscourseConnectProtocolError('missing_payload', 'The sso parameter is missing.');
+export function verifyAndDecode(
+  base64: string,
+  sig: string,
+  secret: string,
+): Record<string, string> {
+  if (!base64)
+    throw new DiscourseConnectProtocolError('missing_payload', 'The sso parameter is missing.');
   verifySignature(base64, sig, secret);
   return decodePayload(base64);
 }
@@ -107,7 +126,10 @@ export function serializePayload(payload: DiscourseConnectPayload): string {
     const value = custom[name];
     if (value === null || value === undefined) continue;
     if (!CUSTOM_NAME.test(name)) {
-      throw new DiscourseConnectProtocolError('invalid_field', `"${printable(name)}" is not a valid custom field name.`);
+      throw new DiscourseConnectProtocolError(
+        'invalid_field',
+        `"${printable(name)}" is not a valid custom field name.`,
+      );
     }
     params.append(`custom.${name}`, String(value));
   }
@@ -129,7 +151,10 @@ export interface SignedPayload {
   query: string;
 }
 
-export function buildSignedPayload(payload: DiscourseConnectPayload, secret: string): SignedPayload {
+export function buildSignedPayload(
+  payload: DiscourseConnectPayload,
+  secret: string,
+): SignedPayload {
   const sso = encodePayload(payload);
   const sig = signPayload(sso, secret);
   return { sso, sig, query: new URLSearchParams({ sso, sig }).toString() };
@@ -148,18 +173,25 @@ export function readBoolean(fields: Record<string, string>, name: string): boole
 
 /** Splits a comma-joined group list. */
 export function readGroups(value: string | undefined): string[] {
-  return (value ?? '').split(',').map((g) => g.trim()).filter(Boolean);
+  return (value ?? '')
+    .split(',')
+    .map((g) => g.trim())
+    .filter(Boolean);
 }
 
 function fieldText(field: string, value: unknown): string {
   if (isBooleanField(field)) {
     if (typeof value !== 'boolean') {
-      throw new DiscourseConnectProtocolError('invalid_field', `The field "${field}" must be true or false.`);
+      throw new DiscourseConnectProtocolError(
+        'invalid_field',
+        `The field "${field}" must be true or false.`,
+      );
     }
     return value ? 'true' : 'false';
   }
   if (isGroupListField(field)) {
-    const list = typeof value === 'string' ? readGroups(value) : (value as readonly unknown[]).map(String);
+    const list =
+      typeof value === 'string' ? readGroups(value) : (value as readonly unknown[]).map(String);
     for (const name of list) {
       if (!GROUP_NAME.test(name)) {
         throw new DiscourseConnectProtocolError(

@@ -42,7 +42,9 @@ export class DiscourseConnectRedis implements OnApplicationShutdown {
     try {
       const answer = await Promise.race([
         this.client.ping(),
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 1000).unref()),
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error('timeout')), 1000).unref(),
+        ),
       ]);
       return answer === 'PONG';
     } catch {
@@ -55,10 +57,19 @@ export class DiscourseConnectRedis implements OnApplicationShutdown {
   }
 
   private open(options: RedisOptions, connectionName: string): Redis {
-    const { Redis } = loadOptionalDependency<typeof import('ioredis')>('ioredis', 'Redis (the redis option or REDIS_URL)');
-    const connection = new Redis(this.url, { connectionName, enableAutoPipelining: false, ...options });
+    const { Redis } = loadOptionalDependency<typeof import('ioredis')>(
+      'ioredis',
+      'Redis (the redis option or REDIS_URL)',
+    );
+    const connection = new Redis(this.url, {
+      connectionName,
+      enableAutoPipelining: false,
+      ...options,
+    });
     // ioredis retries on its own.
-    connection.on('error', (error: Error) => this.logError('Redis connection error (retrying)', error));
+    connection.on('error', (error: Error) =>
+      this.logError('Redis connection error (retrying)', error),
+    );
     return connection;
   }
 
@@ -70,7 +81,10 @@ export class DiscourseConnectRedis implements OnApplicationShutdown {
   logError(context: string, error: unknown): void {
     if (Date.now() - this.lastErrorLog < 30_000) return;
     this.lastErrorLog = Date.now();
-    const message = ((error as Error)?.message ?? String(error)).replace(/\/\/[^@\s]*@/g, '//***@').split(this.url).join('<REDIS_URL>');
+    const message = ((error as Error)?.message ?? String(error))
+      .replace(/\/\/[^@\s]*@/g, '//***@')
+      .split(this.url)
+      .join('<REDIS_URL>');
     this.logger.error(`${context}: ${message}`);
   }
 }
@@ -78,7 +92,10 @@ export class DiscourseConnectRedis implements OnApplicationShutdown {
 async function quit(connection: Redis): Promise<void> {
   if (connection.status === 'end') return;
   try {
-    await Promise.race([connection.quit(), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+    await Promise.race([
+      connection.quit(),
+      new Promise((resolve) => setTimeout(resolve, 2000).unref()),
+    ]);
   } catch {
     /* closing anyway */
   }

@@ -48,7 +48,8 @@ export class RedisSessionStore extends Store {
         } catch (error) {
           return callback(error);
         }
-        if (data === null || typeof data !== 'object' || Array.isArray(data)) return callback(null, null);
+        if (data === null || typeof data !== 'object' || Array.isArray(data))
+          return callback(null, null);
         callback(null, toStoredSession(data) as unknown as SessionData);
       },
       (err) => callback(err),
@@ -103,7 +104,9 @@ export class RedisSessionStore extends Store {
  * The plain data of a session, whatever object holds it (express-session's session, @fastify/session's
  * `Session`, or parsed JSON): its own enumerable fields, and the cookie in express-session's shape.
  */
-export function toStoredSession(session: Record<string, unknown>): Record<string, unknown> & { cookie?: StoredSessionCookie } {
+export function toStoredSession(
+  session: Record<string, unknown>,
+): Record<string, unknown> & { cookie?: StoredSessionCookie } {
   const out: Record<string, unknown> & { cookie?: StoredSessionCookie } = {};
   for (const key of Object.keys(session)) {
     if (key === 'cookie' || key === '__proto__') continue;
@@ -117,17 +120,30 @@ export function toStoredSession(session: Record<string, unknown>): Record<string
 export function toStoredCookie(cookie: unknown): StoredSessionCookie | undefined {
   if (cookie === null || typeof cookie !== 'object') return undefined;
   const c = cookie as Record<string, unknown>;
-  const expiresAt = c.expires instanceof Date || typeof c.expires === 'string' || typeof c.expires === 'number' ? new Date(c.expires).getTime() : NaN;
+  const expiresAt =
+    c.expires instanceof Date || typeof c.expires === 'string' || typeof c.expires === 'number'
+      ? new Date(c.expires).getTime()
+      : NaN;
   const out: StoredSessionCookie = {
-    originalMaxAge: typeof c.originalMaxAge === 'number' && Number.isFinite(c.originalMaxAge) ? c.originalMaxAge : null,
+    originalMaxAge:
+      typeof c.originalMaxAge === 'number' && Number.isFinite(c.originalMaxAge)
+        ? c.originalMaxAge
+        : null,
     expires: Number.isFinite(expiresAt) ? new Date(expiresAt).toISOString() : null,
   };
   if (typeof c.secure === 'boolean' || c.secure === 'auto') out.secure = c.secure;
   if (typeof c.httpOnly === 'boolean') out.httpOnly = c.httpOnly;
   if (typeof c.domain === 'string') out.domain = c.domain;
   if (typeof c.path === 'string') out.path = c.path;
-  if (typeof c.sameSite === 'boolean' || c.sameSite === 'lax' || c.sameSite === 'strict' || c.sameSite === 'none') out.sameSite = c.sameSite;
+  if (
+    typeof c.sameSite === 'boolean' ||
+    c.sameSite === 'lax' ||
+    c.sameSite === 'strict' ||
+    c.sameSite === 'none'
+  )
+    out.sameSite = c.sameSite;
   if (typeof c.partitioned === 'boolean') out.partitioned = c.partitioned;
-  if (c.priority === 'low' || c.priority === 'medium' || c.priority === 'high') out.priority = c.priority;
+  if (c.priority === 'low' || c.priority === 'medium' || c.priority === 'high')
+    out.priority = c.priority;
   return out;
 }

@@ -61,9 +61,21 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     private readonly fallback: ThrottlerStorage,
   ) {}
 
-  async increment(key: string, ttl: number, limit: number, blockDuration: number, throttlerName: string): Promise<ThrottlerStorageRecord> {
+  async increment(
+    key: string,
+    ttl: number,
+    limit: number,
+    blockDuration: number,
+    throttlerName: string,
+  ): Promise<ThrottlerStorageRecord> {
     const base = `${this.prefix}throttle:${throttlerName}:{${key}}`;
-    const args = [`${base}:hits`, `${base}:block`, String(Math.max(1, Math.ceil(ttl))), String(limit), String(Math.max(0, Math.ceil(blockDuration)))];
+    const args = [
+      `${base}:hits`,
+      `${base}:block`,
+      String(Math.max(1, Math.ceil(ttl))),
+      String(limit),
+      String(Math.max(0, Math.ceil(blockDuration))),
+    ];
     let answer: unknown;
     try {
       answer = await this.redis.evalsha(INCREMENT_SHA, 2, ...args).catch((error: Error) => {
@@ -86,7 +98,12 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   private logError(error: unknown): void {
     if (Date.now() - this.lastErrorLog < 30_000) return;
     this.lastErrorLog = Date.now();
-    const message = (error instanceof Error ? error.message : String(error)).replace(/\/\/[^@\s]*@/g, '//***@');
-    this.logger.error(`Rate limit: Redis did not answer, counting in this process meanwhile: ${message}`);
+    const message = (error instanceof Error ? error.message : String(error)).replace(
+      /\/\/[^@\s]*@/g,
+      '//***@',
+    );
+    this.logger.error(
+      `Rate limit: Redis did not answer, counting in this process meanwhile: ${message}`,
+    );
   }
 }

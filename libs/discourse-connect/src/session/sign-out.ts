@@ -7,10 +7,14 @@ import type { DiscourseConnectRequest } from '../http/http-adapter-glue';
  */
 export async function endLocalSession(req: DiscourseConnectRequest): Promise<void> {
   await new Promise<void>((resolve, reject) =>
-    typeof req.logout === 'function' ? req.logout({ keepSessionInfo: false }, (err) => (err ? reject(err) : resolve())) : resolve(),
+    typeof req.logout === 'function'
+      ? req.logout({ keepSessionInfo: false }, (err) => (err ? reject(err) : resolve()))
+      : resolve(),
   );
   const session = req.session;
   if (session) {
-    await new Promise<void>((resolve, reject) => session.destroy((err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      session.destroy((err) => (err ? reject(err) : resolve())),
+    );
   }
 }

@@ -61,7 +61,10 @@ export class TypeOrmSessionStore extends Store {
     this.readCacheMs = o.readCacheMs ?? 1000;
     this.readCacheSize = o.readCacheSize ?? 10_000;
     this.touchIntervalMs = o.touchIntervalMs ?? 10 * 60_000;
-    this.sweeper = setInterval(() => void this.sweep().catch(() => undefined), o.sweepIntervalMs ?? 15 * 60_000);
+    this.sweeper = setInterval(
+      () => void this.sweep().catch(() => undefined),
+      o.sweepIntervalMs ?? 15 * 60_000,
+    );
     this.sweeper.unref();
   }
 

@@ -1,5 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { BadSsoRequestException, SsoForbiddenException } from '../common/discourse-connect.exceptions';
+import {
+  BadSsoRequestException,
+  SsoForbiddenException,
+} from '../common/discourse-connect.exceptions';
 import { isUnderForum } from '../common/urls';
 import { DiscourseConnectSettings, ResolvedForum } from '../config/discourse-connect.settings';
 import { DiscourseConnectFiltersService } from '../hooks/filters.service';
@@ -46,9 +49,13 @@ export class SsoService {
   verifyRequest(query: Record<string, unknown>): SsoRequest {
     const sso = single(query, 'sso');
     const sig = single(query, 'sig');
-    if (sso.length > MAX_SSO_LENGTH) throw new BadSsoRequestException('The sso parameter is too long.', 'sso_too_long');
+    if (sso.length > MAX_SSO_LENGTH)
+      throw new BadSsoRequestException('The sso parameter is too long.', 'sso_too_long');
     if (!SIGNATURE.test(sig)) {
-      throw new BadSsoRequestException('The sig parameter must be 64 lowercase hexadecimal characters.', 'malformed_sig');
+      throw new BadSsoRequestException(
+        'The sig parameter must be 64 lowercase hexadecimal characters.',
+        'malformed_sig',
+      );
     }
     if (!BASE64_TEXT.test(sso)) {
       throw new BadSsoRequestException(
@@ -75,7 +82,10 @@ export class SsoService {
     }
     const returnSsoUrl = fields.return_sso_url;
     if (!returnSsoUrl) {
-      throw new BadSsoRequestException('The sign-in request does not say where to return.', 'missing_return_sso_url');
+      throw new BadSsoRequestException(
+        'The sign-in request does not say where to return.',
+        'missing_return_sso_url',
+      );
     }
     if (!isUnderForum(returnSsoUrl, forum)) {
       throw new SsoForbiddenException(
@@ -103,7 +113,11 @@ export class SsoService {
    *
    * @throws SsoForbiddenException when the Discord account has no email, or a filter refuses.
    */
-  async payloadFor(user: LocalUser, forum: ResolvedForum, nonce?: string): Promise<DiscourseConnectPayload> {
+  async payloadFor(
+    user: LocalUser,
+    forum: ResolvedForum,
+    nonce?: string,
+  ): Promise<DiscourseConnectPayload> {
     if (!user.email) {
       throw new SsoForbiddenException(
         'The forum needs an email address to create your account, and your Discord account has none. ' +
@@ -130,7 +144,9 @@ export class SsoService {
     });
     const payload: DiscourseConnectPayload = { ...filtered, nonce, external_id: user.discordId };
     if (!user.emailVerified && payload.email && payload.require_activation !== true) {
-      this.logger.warn('an sso.payload filter dropped require_activation for an unverified email; it was put back');
+      this.logger.warn(
+        'an sso.payload filter dropped require_activation for an unverified email; it was put back',
+      );
       payload.require_activation = true;
     }
     return payload;
@@ -141,7 +157,10 @@ export class SsoService {
    * removed; groups the module does not manage are never touched. With `fullGroupList`, the whole
    * list goes in `groups` instead.
    */
-  protected async groupFields(user: LocalUser, forum: ResolvedForum): Promise<DiscourseConnectPayload> {
+  protected async groupFields(
+    user: LocalUser,
+    forum: ResolvedForum,
+  ): Promise<DiscourseConnectPayload> {
     const config = this.settings.groups;
     if (!config) return {};
     const roles = user.metadata.roles ?? null;
@@ -188,7 +207,10 @@ function single(query: Record<string, unknown>, name: string): string {
     );
   }
   if (typeof value !== 'string') {
-    throw new BadSsoRequestException(`The ${name} parameter must be given exactly once.`, `repeated_${name}`);
+    throw new BadSsoRequestException(
+      `The ${name} parameter must be given exactly once.`,
+      `repeated_${name}`,
+    );
   }
   return value;
 }

@@ -33,7 +33,10 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
     () => true,
   );
   try {
-    return await Promise.race([settled, new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]);
+    return await Promise.race([
+      settled,
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -69,7 +72,10 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
   private readonly logger = new Logger('DiscourseConnect');
   readonly queue: Queue<BullSyncJobData>;
   private worker?: Worker<BullSyncJobData>;
-  private readonly bullmq = loadOptionalDependency<typeof import('bullmq')>('bullmq', 'The Redis sync queue (the redis option or REDIS_URL)');
+  private readonly bullmq = loadOptionalDependency<typeof import('bullmq')>(
+    'bullmq',
+    'The Redis sync queue (the redis option or REDIS_URL)',
+  );
 
   constructor(
     jobs: Repository<DiscourseConnectSyncJobEntity>,
@@ -101,22 +107,29 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
   onApplicationBootstrap(): void {
     if (!this.settings.sync.worker || this.settings.apiForums.length === 0) return;
     const { ratePerMinute, backoffBaseMs, backoffMaxMs } = this.settings.sync;
-    this.worker = new this.bullmq.Worker<BullSyncJobData>(BULL_QUEUE_NAME, (job) => this.process(job), {
-      // Workers block on their connection: their own, with no per-command retry limit (BullMQ needs that).
-      connection: this.redis.duplicate({ maxRetriesPerRequest: null }),
-      prefix: this.bullPrefix,
-      concurrency: 4,
-      limiter: { max: 1, duration: Math.max(1, Math.ceil(60_000 / ratePerMinute)) },
-      // A worker that died mid-delivery (its lock not renewed) loses the job to another after the lease.
-      lockDuration: this.settings.sync.leaseMs,
-      stalledInterval: Math.max(1000, Math.round(this.settings.sync.leaseMs / 2)),
-      settings: {
-        backoffStrategy: (attemptsMade: number) => {
-          const delay = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.max(0, attemptsMade - 1));
-          return Math.round(delay * (0.8 + Math.random() * 0.4));
+    this.worker = new this.bullmq.Worker<BullSyncJobData>(
+      BULL_QUEUE_NAME,
+      (job) => this.process(job),
+      {
+        // Workers block on their connection: their own, with no per-command retry limit (BullMQ needs that).
+        connection: this.redis.duplicate({ maxRetriesPerRequest: null }),
+        prefix: this.bullPrefix,
+        concurrency: 4,
+        limiter: { max: 1, duration: Math.max(1, Math.ceil(60_000 / ratePerMinute)) },
+        // A worker that died mid-delivery (its lock not renewed) loses the job to another after the lease.
+        lockDuration: this.settings.sync.leaseMs,
+        stalledInterval: Math.max(1000, Math.round(this.settings.sync.leaseMs / 2)),
+        settings: {
+          backoffStrategy: (attemptsMade: number) => {
+            const delay = Math.min(
+              backoffMaxMs,
+              backoffBaseMs * 2 ** Math.max(0, attemptsMade - 1),
+            );
+            return Math.round(delay * (0.8 + Math.random() * 0.4));
+          },
         },
       },
-    });
+    );
     this.worker.on('error', (error) => this.redis.logError('sync worker (Redis)', error));
   }
 
@@ -132,16 +145,25 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
   async onModuleDestroy(): Promise<void> {
     const worker = this.worker;
     if (worker) {
-      const graceful = this.redis.client.status === 'ready' && (await settlesWithin(worker.close(), CLOSE_TIMEOUT_MS));
+      const graceful =
+        this.redis.client.status === 'ready' &&
+        (await settlesWithin(worker.close(), CLOSE_TIMEOUT_MS));
       if (!graceful && !(await settlesWithin(worker.close(true), 1000))) {
         // The graceful close started and hung (Redis went away during it): `close(true)` only returned
         // that pending close. Stop the worker's timers (stalled-job check, lock renewal) and connections.
-        this.logger.warn(`sync worker: not closed after ${CLOSE_TIMEOUT_MS / 1000} s (Redis not answering); stopping it`);
-        const locks = (worker as unknown as { lockManager?: { close(): Promise<void> } }).lockManager;
-        await settlesWithin(Promise.allSettled([worker.pause(true), locks?.close(), worker.disconnect()]), 1000);
+        this.logger.warn(
+          `sync worker: not closed after ${CLOSE_TIMEOUT_MS / 1000} s (Redis not answering); stopping it`,
+        );
+        const locks = (worker as unknown as { lockManager?: { close(): Promise<void> } })
+          .lockManager;
+        await settlesWithin(
+          Promise.allSettled([worker.pause(true), locks?.close(), worker.disconnect()]),
+          1000,
+        );
       }
     }
-    if (!(await settlesWithin(this.queue.close(), 1000))) await settlesWithin(this.queue.disconnect(), 1000);
+    if (!(await settlesWithin(this.queue.close(), 1000)))
+      await settlesWithin(this.queue.disconnect(), 1000);
   }
 
   /** Idempotent per outbox row: deduplication makes a second hand-over of the same change a no-op or one extra (idempotent) delivery. */
@@ -151,20 +173,40 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
 
   /** Queues work for a user, coalesced with the user's waiting job (see the class comment). */
   private async add(data: BullSyncJobData): Promise<void> {
-    await this.queue.add(data.kind, { kind: data.kind, discordId: data.discordId, forum: data.forum }, {
-      deduplication: { id: SyncQueue.dedupeKey(data.kind, data.forum, data.discordId), keepLastIfActive: true },
-    });
+    await this.queue.add(
+      data.kind,
+      { kind: data.kind, discordId: data.discordId, forum: data.forum },
+      {
+        deduplication: {
+          id: SyncQueue.dedupeKey(data.kind, data.forum, data.discordId),
+          keepLastIfActive: true,
+        },
+      },
+    );
   }
 
   async counts(): Promise<SyncQueueCounts> {
     const [outbox, bull] = await Promise.all([
       this.outboxCounts(),
-      this.queue.getJobCounts('waiting', 'delayed', 'prioritized', 'waiting-children', 'active', 'failed'),
+      this.queue.getJobCounts(
+        'waiting',
+        'delayed',
+        'prioritized',
+        'waiting-children',
+        'active',
+        'failed',
+      ),
     ]);
     const n = (key: string) => Number((bull as Record<string, number>)[key] ?? 0);
     return {
       // Rows not yet handed over to BullMQ are waiting too.
-      pending: outbox.pending + outbox.running + n('waiting') + n('delayed') + n('prioritized') + n('waiting-children'),
+      pending:
+        outbox.pending +
+        outbox.running +
+        n('waiting') +
+        n('delayed') +
+        n('prioritized') +
+        n('waiting-children'),
       running: n('active'),
       failed: outbox.failed + n('failed'),
     };
@@ -186,7 +228,9 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
     const wanted = ids ? new Set(ids.map(String)) : undefined;
     let retried = 0;
     for (;;) {
-      const page = (await this.queue.getFailed(0, 499)).filter((job) => job && (!wanted || wanted.has(String(job.id))));
+      const page = (await this.queue.getFailed(0, 499)).filter(
+        (job) => job && (!wanted || wanted.has(String(job.id))),
+      );
       if (page.length === 0) break;
       for (const job of page) {
         // Not `job.retry()`: it does not restore the deduplication key, so the retried job could run
@@ -213,8 +257,11 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
         throw this.bullmq.Worker.RateLimitError();
       }
       const retryable = error instanceof DiscourseApiError && error.retryable;
-      if (retryable && attempts < this.settings.sync.maxAttempts) throw new Error(message);
-      this.logger.warn(`sync job ${job.id} (${job.data.kind} for ${job.data.discordId}) failed for good: ${message}`);
+      if (retryable && attempts < this.settings.sync.maxAttempts)
+        throw new Error(message, { cause: error });
+      this.logger.warn(
+        `sync job ${job.id} (${job.data.kind} for ${job.data.discordId}) failed for good: ${message}`,
+      );
       this.emit(DiscourseConnectEvents.SyncFailed, job, attempts, message);
       throw new this.bullmq.UnrecoverableError(message);
     }

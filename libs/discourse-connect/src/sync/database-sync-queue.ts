@@ -12,7 +12,8 @@ import { SyncQueue, type SyncJobRecord, type SyncQueueCounts } from './sync-queu
 @Injectable()
 export class DatabaseSyncQueue extends SyncQueue {
   constructor(
-    @InjectRepository(DiscourseConnectSyncJobEntity) jobs: Repository<DiscourseConnectSyncJobEntity>,
+    @InjectRepository(DiscourseConnectSyncJobEntity)
+    jobs: Repository<DiscourseConnectSyncJobEntity>,
     settings: DiscourseConnectSettings,
   ) {
     super(jobs, settings);
@@ -32,7 +33,9 @@ export class DatabaseSyncQueue extends SyncQueue {
    */
   async retryFailed(ids?: (number | string)[]): Promise<number> {
     const numeric = ids?.map(Number).filter((id) => Number.isInteger(id));
-    const failed = await this.jobs.find({ where: { status: 'failed', ...(numeric ? { id: In(numeric) } : {}) } });
+    const failed = await this.jobs.find({
+      where: { status: 'failed', ...(numeric ? { id: In(numeric) } : {}) },
+    });
     let retried = 0;
     for (const job of failed) {
       const key = SyncQueue.dedupeKey(job.kind, job.forum, job.discordId);

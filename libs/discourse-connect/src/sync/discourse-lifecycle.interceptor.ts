@@ -19,6 +19,7 @@ export const DISCOURSE_LIFECYCLE = 'discourse-connect:lifecycle';
 /** Which user a lifecycle decorator acts on. Default: the signed-in user (`req.user`). */
 export interface DiscourseLifecycleOptions {
   /** Reads the Discord id from the request, e.g. `(req) => req.params.discordId` on an admin route. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the host's request on either adapter: its reader knows the shape
   user?: (request: any) => string | undefined | null;
 }
 
@@ -40,10 +41,10 @@ export class DiscourseLifecycleInterceptor implements NestInterceptor {
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const meta = this.reflector.getAllAndOverride<LifecycleMetadata | undefined>(DISCOURSE_LIFECYCLE, [
-      context.getHandler(),
-      context.getClass(),
-    ]);
+    const meta = this.reflector.getAllAndOverride<LifecycleMetadata | undefined>(
+      DISCOURSE_LIFECYCLE,
+      [context.getHandler(), context.getClass()],
+    );
     if (!meta) return next.handle();
     const req = context.switchToHttp().getRequest<{ user?: LocalUser }>();
     // Read before the handler runs: a sign-out handler removes req.user.
@@ -56,7 +57,9 @@ export class DiscourseLifecycleInterceptor implements NestInterceptor {
             try {
               await this.queue.enqueue(kind, discordId);
             } catch (error) {
-              this.logger.error(`could not record ${kind} for ${discordId}: ${(error as Error).message}`);
+              this.logger.error(
+                `could not record ${kind} for ${discordId}: ${(error as Error).message}`,
+              );
             }
           }
         }

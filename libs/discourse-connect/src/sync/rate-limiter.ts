@@ -7,7 +7,8 @@ export class AdminApiRateLimiter {
   private pausedUntil = 0;
 
   constructor(private perMinute: number) {
-    if (!(perMinute > 0)) throw new Error('the admin API rate must be a positive number of requests per minute');
+    if (!(perMinute > 0))
+      throw new Error('the admin API rate must be a positive number of requests per minute');
   }
 
   get ratePerMinute(): number {

@@ -42,7 +42,13 @@ export class RedisAdminApiRateLimiter extends AdminApiRateLimiter {
     let wait: number;
     try {
       wait = Number(
-        await this.redis.eval(ACQUIRE, 2, `${this.prefix}admin-api:next`, `${this.prefix}admin-api:paused`, String(60_000 / this.ratePerMinute)),
+        await this.redis.eval(
+          ACQUIRE,
+          2,
+          `${this.prefix}admin-api:next`,
+          `${this.prefix}admin-api:paused`,
+          String(60_000 / this.ratePerMinute),
+        ),
       );
     } catch {
       return super.acquire();
@@ -52,6 +58,8 @@ export class RedisAdminApiRateLimiter extends AdminApiRateLimiter {
 
   override pause(seconds: number): void {
     super.pause(seconds);
-    this.redis.eval(PAUSE, 1, `${this.prefix}admin-api:paused`, String(Math.ceil(seconds * 1000))).catch(() => undefined);
+    this.redis
+      .eval(PAUSE, 1, `${this.prefix}admin-api:paused`, String(Math.ceil(seconds * 1000)))
+      .catch(() => undefined);
   }
 }

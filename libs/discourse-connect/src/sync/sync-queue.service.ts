@@ -56,10 +56,18 @@ export abstract class SyncQueue {
    * Records `kind` for this user on every forum with an admin API key (or the one named).
    * Resolves once the job is durable; a job already waiting for the same user absorbs this one.
    */
-  async enqueue(kind: SyncJobKind, discordId: string, options: { forum?: string; manager?: EntityManager } = {}): Promise<void> {
-    const forums = options.forum ? this.settings.apiForums.filter((f) => f.name === options.forum) : this.settings.apiForums;
+  async enqueue(
+    kind: SyncJobKind,
+    discordId: string,
+    options: { forum?: string; manager?: EntityManager } = {},
+  ): Promise<void> {
+    const forums = options.forum
+      ? this.settings.apiForums.filter((f) => f.name === options.forum)
+      : this.settings.apiForums;
     if (forums.length === 0) return;
-    const repo = options.manager ? options.manager.getRepository(DiscourseConnectSyncJobEntity) : this.jobs;
+    const repo = options.manager
+      ? options.manager.getRepository(DiscourseConnectSyncJobEntity)
+      : this.jobs;
     const now = Date.now();
     // ON CONFLICT DO NOTHING / INSERT OR IGNORE: never aborts the caller's transaction (PostgreSQL
     // would abort it on a unique violation).

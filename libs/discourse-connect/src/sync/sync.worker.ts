@@ -114,8 +114,15 @@ export class SyncWorker implements OnApplicationBootstrap, OnModuleDestroy {
       } catch (error) {
         // Redis unreachable: the row stays in the outbox and is relayed later (never failed for that).
         const message = ((error as Error)?.message ?? String(error)).slice(0, 500);
-        this.logger.warn(`could not hand sync job ${job.id} over to the Redis queue, retrying: ${message}`);
-        await this.requeue(job, attempts, Date.now() + this.backoff(Math.min(attempts, 8)), message);
+        this.logger.warn(
+          `could not hand sync job ${job.id} over to the Redis queue, retrying: ${message}`,
+        );
+        await this.requeue(
+          job,
+          attempts,
+          Date.now() + this.backoff(Math.min(attempts, 8)),
+          message,
+        );
         return;
       }
       await this.jobs.delete({ id: job.id });
@@ -131,7 +138,11 @@ export class SyncWorker implements OnApplicationBootstrap, OnModuleDestroy {
     this.emit(DiscourseConnectEvents.SyncSucceeded, job, attempts);
   }
 
-  private async handleFailure(job: DiscourseConnectSyncJobEntity, attempts: number, error: unknown): Promise<void> {
+  private async handleFailure(
+    job: DiscourseConnectSyncJobEntity,
+    attempts: number,
+    error: unknown,
+  ): Promise<void> {
     const message = ((error as Error)?.message ?? String(error)).slice(0, 500);
     if (error instanceof DiscourseRateLimitError) {
       // The wait applies to the whole queue (the limiter paused every call); it costs no attempt.
@@ -143,13 +154,23 @@ export class SyncWorker implements OnApplicationBootstrap, OnModuleDestroy {
       await this.requeue(job, attempts, Date.now() + this.backoff(attempts), message);
       return;
     }
-    await this.jobs.update({ id: job.id }, { status: 'failed', attempts, lockedUntil: null, lastError: message });
-    this.logger.warn(`sync job ${job.id} (${job.kind} for ${job.discordId}) failed for good: ${message}`);
+    await this.jobs.update(
+      { id: job.id },
+      { status: 'failed', attempts, lockedUntil: null, lastError: message },
+    );
+    this.logger.warn(
+      `sync job ${job.id} (${job.kind} for ${job.discordId}) failed for good: ${message}`,
+    );
     this.emit(DiscourseConnectEvents.SyncFailed, job, attempts, message);
   }
 
   /** Back to pending; if a newer job for the same user is already waiting, that one covers this. */
-  private async requeue(job: DiscourseConnectSyncJobEntity, attempts: number, runAt: number, lastError: string | null) {
+  private async requeue(
+    job: DiscourseConnectSyncJobEntity,
+    attempts: number,
+    runAt: number,
+    lastError: string | null,
+  ) {
     const dedupeKey = SyncQueue.dedupeKey(job.kind, job.forum, job.discordId);
     try {
       await this.jobs.update(
@@ -163,7 +184,9 @@ export class SyncWorker implements OnApplicationBootstrap, OnModuleDestroy {
 
   /** Jobs whose worker died mid-delivery go back to the queue once their lease ran out. */
   private async reclaimExpired(): Promise<void> {
-    const stale = await this.jobs.find({ where: { status: 'running', lockedUntil: LessThan(Date.now()) } });
+    const stale = await this.jobs.find({
+      where: { status: 'running', lockedUntil: LessThan(Date.now()) },
+    });
     for (const job of stale) await this.requeue(job, job.attempts, Date.now(), job.lastError);
   }
 
@@ -173,7 +196,12 @@ export class SyncWorker implements OnApplicationBootstrap, OnModuleDestroy {
     return Math.round(delay * (0.8 + Math.random() * 0.4));
   }
 
-  private emit(event: string, job: DiscourseConnectSyncJobEntity, attempts: number, error?: string): void {
+  private emit(
+    event: string,
+    job: DiscourseConnectSyncJobEntity,
+    attempts: number,
+    error?: string,
+  ): void {
     const payload: SyncJobEvent = {
       jobId: job.id,
       kind: job.kind,

@@ -31,15 +31,23 @@ const CDN = 'https://cdn.discordapp.com';
 
 describe('discordAvatarUrl', () => {
   it('a static avatar is a .png of size 512', () => {
-    expect(discordAvatarUrl({ id: '293847561029384756', avatar: '4f2c1b9e8d7a6c5b4a3f2e1d0c9b8a7f', discriminator: '0' })).toBe(
-      `${CDN}/avatars/293847561029384756/4f2c1b9e8d7a6c5b4a3f2e1d0c9b8a7f.png?size=512`,
-    );
+    expect(
+      discordAvatarUrl({
+        id: '293847561029384756',
+        avatar: '4f2c1b9e8d7a6c5b4a3f2e1d0c9b8a7f',
+        discriminator: '0',
+      }),
+    ).toBe(`${CDN}/avatars/293847561029384756/4f2c1b9e8d7a6c5b4a3f2e1d0c9b8a7f.png?size=512`);
   });
 
   it('an animated (a_) avatar is a .gif', () => {
-    expect(discordAvatarUrl({ id: '293847561029384756', avatar: 'a_1f2e3d4c5b6a79880716253443526170', discriminator: '0' })).toBe(
-      `${CDN}/avatars/293847561029384756/a_1f2e3d4c5b6a79880716253443526170.gif?size=512`,
-    );
+    expect(
+      discordAvatarUrl({
+        id: '293847561029384756',
+        avatar: 'a_1f2e3d4c5b6a79880716253443526170',
+        discriminator: '0',
+      }),
+    ).toBe(`${CDN}/avatars/293847561029384756/a_1f2e3d4c5b6a79880716253443526170.gif?size=512`);
   });
 
   it.each([
@@ -51,7 +59,9 @@ describe('discordAvatarUrl', () => {
     ['8772388474482327453', 2],
     ['0', 0],
   ])('a migrated user without avatar gets default avatar (id >> 22) %% 6 (%s → %d)', (id, n) => {
-    expect(discordAvatarUrl({ id, avatar: null, discriminator: '0' })).toBe(`${CDN}/embed/avatars/${n}.png`);
+    expect(discordAvatarUrl({ id, avatar: null, discriminator: '0' })).toBe(
+      `${CDN}/embed/avatars/${n}.png`,
+    );
   });
 
   it.each([
@@ -59,9 +69,14 @@ describe('discordAvatarUrl', () => {
     ['0001', 1],
     ['9999', 4],
     ['0005', 0],
-  ])('a legacy user without avatar gets default avatar discriminator %% 5 (#%s → %d)', (discriminator, n) => {
-    expect(discordAvatarUrl({ id: '81384788765712384', avatar: null, discriminator })).toBe(`${CDN}/embed/avatars/${n}.png`);
-  });
+  ])(
+    'a legacy user without avatar gets default avatar discriminator %% 5 (#%s → %d)',
+    (discriminator, n) => {
+      expect(discordAvatarUrl({ id: '81384788765712384', avatar: null, discriminator })).toBe(
+        `${CDN}/embed/avatars/${n}.png`,
+      );
+    },
+  );
 
   it('changes exactly when the avatar changes', () => {
     const base = { id: '293847561029384756', discriminator: '0' };
@@ -93,26 +108,48 @@ describe('pickDiscordMetadata', () => {
   });
 
   it('never carries an access or refresh token, even from a whole passport profile', () => {
-    const profile = { ...rawUser(), accessToken: 'secret-access-token', refreshToken: 'secret-refresh', fetchedAt: 'now', provider: 'discord' };
+    const profile = {
+      ...rawUser(),
+      accessToken: 'secret-access-token',
+      refreshToken: 'secret-refresh',
+      fetchedAt: 'now',
+      provider: 'discord',
+    };
     const picked = pickDiscordMetadata(profile);
     const text = JSON.stringify(picked);
     expect(text).not.toContain('secret-access-token');
     expect(text).not.toContain('secret-refresh');
     expect(Object.keys(picked).sort()).toEqual(
-      ['avatar', 'discriminator', 'email', 'global_name', 'id', 'locale', 'username', 'verified'].sort(),
+      [
+        'avatar',
+        'discriminator',
+        'email',
+        'global_name',
+        'id',
+        'locale',
+        'username',
+        'verified',
+      ].sort(),
     );
   });
 
   it('keeps a snowflake above 2^53 exact (as a string)', () => {
-    expect(pickDiscordMetadata(rawUser({ id: '1234567890123456789' })).id).toBe('1234567890123456789');
-    expect(pickDiscordMetadata(rawUser({ id: '18446744073709551615' })).id).toBe('18446744073709551615');
+    expect(pickDiscordMetadata(rawUser({ id: '1234567890123456789' })).id).toBe(
+      '1234567890123456789',
+    );
+    expect(pickDiscordMetadata(rawUser({ id: '18446744073709551615' })).id).toBe(
+      '18446744073709551615',
+    );
   });
 
   it.each([
     ['a numeric id', { id: 1234 }],
     ['a non-digit id', { id: '12a' }],
     ['an empty id', { id: '' }],
-    ['an id with a leading zero (a second identity for the same number)', { id: '0293847561029384756' }],
+    [
+      'an id with a leading zero (a second identity for the same number)',
+      { id: '0293847561029384756' },
+    ],
     ['an id with whitespace', { id: ' 293847561029384756' }],
     ['an id above 2^64 - 1', { id: '18446744073709551616' }],
     ['no username', { username: undefined }],
@@ -122,13 +159,30 @@ describe('pickDiscordMetadata', () => {
   });
 
   it('normalises empty and missing optional fields to null / false / "0"', () => {
-    const m = pickDiscordMetadata({ id: '1', username: 'x', global_name: '', avatar: '', email: null, verified: 'true' });
-    expect(m).toEqual({ id: '1', username: 'x', global_name: null, discriminator: '0', avatar: null, email: null, verified: false, locale: null });
+    const m = pickDiscordMetadata({
+      id: '1',
+      username: 'x',
+      global_name: '',
+      avatar: '',
+      email: null,
+      verified: 'true',
+    });
+    expect(m).toEqual({
+      id: '1',
+      username: 'x',
+      global_name: null,
+      discriminator: '0',
+      avatar: null,
+      email: null,
+      verified: false,
+      locale: null,
+    });
   });
 });
 
 describe('hashDiscordMetadata', () => {
-  const m = (over: Record<string, unknown> = {}): DiscordMetadata => pickDiscordMetadata(rawUser(over));
+  const m = (over: Record<string, unknown> = {}): DiscordMetadata =>
+    pickDiscordMetadata(rawUser(over));
 
   it('is a stable SHA-256 hex', () => {
     expect(hashDiscordMetadata(m())).toMatch(/^[0-9a-f]{64}$/);

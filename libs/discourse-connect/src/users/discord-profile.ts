@@ -27,7 +27,8 @@ export interface DiscordMetadata {
  */
 const SNOWFLAKE = /^(?:0|[1-9][0-9]{0,19})$/;
 const MAX_SNOWFLAKE = (1n << 64n) - 1n;
-const isSnowflake = (id: unknown): id is string => typeof id === 'string' && SNOWFLAKE.test(id) && BigInt(id) <= MAX_SNOWFLAKE;
+const isSnowflake = (id: unknown): id is string =>
+  typeof id === 'string' && SNOWFLAKE.test(id) && BigInt(id) <= MAX_SNOWFLAKE;
 
 /**
  * Picks the whitelisted fields out of a Discord `/users/@me` answer. Never pass the passport profile
@@ -38,7 +39,8 @@ const isSnowflake = (id: unknown): id is string => typeof id === 'string' && SNO
 export function pickDiscordMetadata(raw: Record<string, unknown>): DiscordMetadata {
   const id = raw.id;
   if (!isSnowflake(id)) throw new Error('Discord returned a user without a valid id');
-  if (typeof raw.username !== 'string' || !raw.username) throw new Error('Discord returned a user without a username');
+  if (typeof raw.username !== 'string' || !raw.username)
+    throw new Error('Discord returned a user without a username');
   const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
   return {
     id,
@@ -77,7 +79,9 @@ export const displayNameOf = (meta: Pick<DiscordMetadata, 'global_name' | 'usern
  * computed from the id with BigInt for migrated users and from the discriminator for legacy ones.
  * It changes exactly when the avatar changes, which is what lets updates reach the forum.
  */
-export function discordAvatarUrl(meta: Pick<DiscordMetadata, 'id' | 'avatar' | 'discriminator'>): string {
+export function discordAvatarUrl(
+  meta: Pick<DiscordMetadata, 'id' | 'avatar' | 'discriminator'>,
+): string {
   if (meta.avatar) {
     const ext = meta.avatar.startsWith('a_') ? 'gif' : 'png';
     return `https://cdn.discordapp.com/avatars/${meta.id}/${encodeURIComponent(meta.avatar)}.${ext}?size=512`;

@@ -40,7 +40,9 @@ export class TypeOrmUserStore implements TransactionalUserStore {
       // Inside a transaction the insert gets its own savepoint: on PostgreSQL a unique violation
       // (another instance created the user first) would otherwise abort the whole transaction.
       if (this.users.manager.queryRunner?.isTransactionActive) {
-        await this.users.manager.transaction((manager) => manager.getRepository(DiscourseConnectUserEntity).insert(data));
+        await this.users.manager.transaction((manager) =>
+          manager.getRepository(DiscourseConnectUserEntity).insert(data),
+        );
       } else {
         await this.users.insert(data);
       }
@@ -52,13 +54,23 @@ export class TypeOrmUserStore implements TransactionalUserStore {
   }
 
   async listDiscordIds(after: string | null, limit: number): Promise<string[]> {
-    const query = this.users.createQueryBuilder('u').select('u.discordId', 'id').orderBy('u.discordId', 'ASC').limit(limit);
+    const query = this.users
+      .createQueryBuilder('u')
+      .select('u.discordId', 'id')
+      .orderBy('u.discordId', 'ASC')
+      .limit(limit);
     if (after !== null) query.where('u.discordId > :after', { after });
     return (await query.getRawMany<{ id: string }>()).map((row) => row.id);
   }
 
-  async linkForumAccount(discordId: string, forum: { id: number; username: string }): Promise<boolean> {
-    const result = await this.users.update({ discordId }, { forumUserId: forum.id, forumUsername: forum.username });
+  async linkForumAccount(
+    discordId: string,
+    forum: { id: number; username: string },
+  ): Promise<boolean> {
+    const result = await this.users.update(
+      { discordId },
+      { forumUserId: forum.id, forumUsername: forum.username },
+    );
     return Boolean(result.affected);
   }
 
@@ -68,4 +80,3 @@ export class TypeOrmUserStore implements TransactionalUserStore {
     return this.users.findOneByOrFail({ discordId });
   }
 }
-

@@ -2,7 +2,10 @@ import type { EntityManager } from 'typeorm';
 import type { LocalUser } from './local-user.interface';
 
 /** Fields written when a user is created or their Discord data changed. */
-export type LocalUserData = Omit<LocalUser, 'createdAt' | 'updatedAt' | 'forumUserId' | 'forumUsername'>;
+export type LocalUserData = Omit<
+  LocalUser,
+  'createdAt' | 'updatedAt' | 'forumUserId' | 'forumUsername'
+>;
 
 /**
  * Where local users live. The default keeps them in the module's TypeORM table; a host app that

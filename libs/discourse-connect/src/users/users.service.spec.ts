@@ -57,7 +57,11 @@ class CountingStore implements UserStore {
   }
 }
 
-const row = (data: LocalUserData): LocalUser => ({ ...data, createdAt: new Date(0), updatedAt: new Date(0) });
+const row = (data: LocalUserData): LocalUser => ({
+  ...data,
+  createdAt: new Date(0),
+  updatedAt: new Date(0),
+});
 
 describe('UsersService', () => {
   let users: UsersService;
@@ -118,9 +122,14 @@ describe('UsersService', () => {
   it('updates once when Discord data changed, and reports what it was before', async () => {
     await users.signInFromDiscord(meta());
     store.calls = { findByDiscordId: 0, create: 0, update: 0 };
-    const outcome = await users.signInFromDiscord(meta({ global_name: 'Ava R.', avatar: 'a_0123456789abcdef' }));
+    const outcome = await users.signInFromDiscord(
+      meta({ global_name: 'Ava R.', avatar: 'a_0123456789abcdef' }),
+    );
     expect(outcome).toMatchObject({ created: false, changed: true });
-    expect(outcome.previous).toMatchObject({ global_name: 'Ava', avatar: '4f2c1b9e8d7a6c5b4a3f2e1d0c9b8a7f' });
+    expect(outcome.previous).toMatchObject({
+      global_name: 'Ava',
+      avatar: '4f2c1b9e8d7a6c5b4a3f2e1d0c9b8a7f',
+    });
     expect(outcome.user).toMatchObject({ displayName: 'Ava R.', avatarHash: 'a_0123456789abcdef' });
     expect(store.calls.update).toBe(1);
     expect(store.calls.create).toBe(0);
@@ -138,7 +147,10 @@ describe('UsersService', () => {
   });
 
   it('two first sign-ins at once give one user, one created and one returning', async () => {
-    const [a, b] = await Promise.all([users.signInFromDiscord(meta()), users.signInFromDiscord(meta())]);
+    const [a, b] = await Promise.all([
+      users.signInFromDiscord(meta()),
+      users.signInFromDiscord(meta()),
+    ]);
     expect([a.created, b.created].sort()).toEqual([false, true]);
     expect(store.rows.size).toBe(1);
     expect(store.calls.create).toBe(2);
@@ -152,7 +164,9 @@ describe('UsersService', () => {
   });
 
   it('runs the write in the store transaction when it has one', async () => {
-    const transaction = jest.fn(<T>(work: (s: UserStore, m: never) => Promise<T>) => work(store, undefined as never));
+    const transaction = jest.fn(<T>(work: (s: UserStore, m: never) => Promise<T>) =>
+      work(store, undefined as never),
+    );
     Object.assign(store, { transaction });
     await users.signInFromDiscord(meta());
     await users.signInFromDiscord(meta());
@@ -169,7 +183,10 @@ describe('UsersService', () => {
 describe('UsersService.findSignedIn (the per-request read)', () => {
   let store: CountingStore;
   const make = async (readCacheMs?: number): Promise<UsersService> => {
-    const settings = readCacheMs === undefined ? [] : [{ provide: DiscourseConnectSettings, useValue: { session: { readCacheMs } } }];
+    const settings =
+      readCacheMs === undefined
+        ? []
+        : [{ provide: DiscourseConnectSettings, useValue: { session: { readCacheMs } } }];
     const moduleRef = await Test.createTestingModule({
       providers: [UsersService, { provide: UserStore, useValue: store }, ...settings],
     }).compile();
@@ -184,7 +201,8 @@ describe('UsersService.findSignedIn (the per-request read)', () => {
     const users = await make();
     await users.signInFromDiscord(meta());
     store.calls.findByDiscordId = 0;
-    for (let i = 0; i < 5; i++) expect(await users.findSignedIn(meta().id)).toMatchObject({ username: 'ava.migrated' });
+    for (let i = 0; i < 5; i++)
+      expect(await users.findSignedIn(meta().id)).toMatchObject({ username: 'ava.migrated' });
     expect(store.calls.findByDiscordId).toBe(1);
   });
 
@@ -233,6 +251,8 @@ describe('UsersService.findSignedIn (the per-request read)', () => {
     const users = await make();
     expect(await users.findSignedIn('123456789012345678')).toBeNull();
     await users.signInFromDiscord(meta({ id: '123456789012345678' }));
-    expect(await users.findSignedIn('123456789012345678')).toMatchObject({ discordId: '123456789012345678' });
+    expect(await users.findSignedIn('123456789012345678')).toMatchObject({
+      discordId: '123456789012345678',
+    });
   });
 });

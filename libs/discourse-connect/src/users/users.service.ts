@@ -60,7 +60,8 @@ export class UsersService {
    * @throws Error when the user store cannot list users.
    */
   async *allDiscordIds(pageSize = 500): AsyncGenerator<string[]> {
-    if (!this.store.listDiscordIds) throw new Error('The configured user store cannot list users (listDiscordIds).');
+    if (!this.store.listDiscordIds)
+      throw new Error('The configured user store cannot list users (listDiscordIds).');
     let after: string | null = null;
     for (;;) {
       const page = await this.store.listDiscordIds(after, pageSize);
@@ -71,10 +72,15 @@ export class UsersService {
   }
 
   /** Remembers the forum account of a user; false when the store cannot or the user is unknown. */
-  async linkForumAccount(discordId: string, forum: { id: number; username: string }): Promise<boolean> {
+  async linkForumAccount(
+    discordId: string,
+    forum: { id: number; username: string },
+  ): Promise<boolean> {
     this.forget(discordId);
     try {
-      return this.store.linkForumAccount ? await this.store.linkForumAccount(discordId, forum) : false;
+      return this.store.linkForumAccount
+        ? await this.store.linkForumAccount(discordId, forum)
+        : false;
     } finally {
       this.forget(discordId);
     }
@@ -106,7 +112,10 @@ export class UsersService {
   private remember(user: LocalUser): void {
     if (this.readCacheMs <= 0) return;
     this.recent.delete(user.discordId);
-    this.recent.set(user.discordId, { user: copyOf(user), freshUntil: Date.now() + this.readCacheMs });
+    this.recent.set(user.discordId, {
+      user: copyOf(user),
+      freshUntil: Date.now() + this.readCacheMs,
+    });
     if (this.recent.size > 10_000) {
       const oldest = this.recent.keys().next().value;
       if (oldest !== undefined) this.recent.delete(oldest);
@@ -134,26 +143,35 @@ export class UsersService {
     };
     this.forget(meta.id);
     try {
-      return await (isTransactional(this.store) ? this.store.transaction(write) : write(this.store));
+      return await (isTransactional(this.store)
+        ? this.store.transaction(write)
+        : write(this.store));
     } finally {
       this.forget(meta.id);
     }
   }
 }
 
-async function writeUser(store: UserStore, data: LocalUserData, retried = false): Promise<SignInOutcome> {
+async function writeUser(
+  store: UserStore,
+  data: LocalUserData,
+  retried = false,
+): Promise<SignInOutcome> {
   const existing = await store.findByDiscordId(data.discordId);
   if (!existing) {
     if (retried) {
       // create() said "exists" but the row is not there: re-trying would loop forever.
-      throw new Error(`The local user ${data.discordId} could not be created: the user store refused the insert.`);
+      throw new Error(
+        `The local user ${data.discordId} could not be created: the user store refused the insert.`,
+      );
     }
     const created = await store.create(data);
     if (created) return { user: created, created: true, changed: false };
     // Lost a race with a parallel first sign-in: continue as a returning user.
     return writeUser(store, data, true);
   }
-  if (existing.metadataHash === data.metadataHash) return { user: existing, created: false, changed: false };
+  if (existing.metadataHash === data.metadataHash)
+    return { user: existing, created: false, changed: false };
   const user = await store.update(data);
   return { user, created: false, changed: true, previous: existing.metadata };
 }

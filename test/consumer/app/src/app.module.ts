@@ -10,6 +10,9 @@ import {
 import { InMemoryUserStore } from './in-memory-user.store';
 import { MeController } from './me.controller';
 
+/** The host's own store, shared by its controllers and the module (given as an instance). */
+const memoryStore = new InMemoryUserStore();
+
 /** A host app as the README's "Add it to your Nest app" shows it, plus a user-store variant. */
 @Module({
   imports: [
@@ -25,10 +28,10 @@ import { MeController } from './me.controller';
     DiscourseConnectModule.forRootAsync({
       inject: [discourseConnectConfig.KEY],
       useFactory: (options: ConfigType<typeof discourseConnectConfig>) =>
-        process.env.USER_STORE === 'memory' ? { ...options, userStore: InMemoryUserStore } : options,
+        process.env.USER_STORE === 'memory' ? { ...options, userStore: memoryStore } : options,
     }),
   ],
-  providers: [InMemoryUserStore],
+  providers: [{ provide: InMemoryUserStore, useValue: memoryStore }],
   controllers: [MeController],
 })
 export class AppModule {}

@@ -5,8 +5,12 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module';
 
 async function bootstrap(): Promise<void> {
-  const adapter = process.env.HTTP_ADAPTER === 'fastify' ? new FastifyAdapter() : new ExpressAdapter();
-  const app = await NestFactory.create(AppModule, adapter, { rawBody: true, logger: ['error', 'warn'] });
+  const adapter =
+    process.env.HTTP_ADAPTER === 'fastify' ? new FastifyAdapter() : new ExpressAdapter();
+  const app = await NestFactory.create(AppModule, adapter, {
+    rawBody: true,
+    logger: ['error', 'warn'],
+  });
   if (process.env.GLOBAL_PREFIX) app.setGlobalPrefix(process.env.GLOBAL_PREFIX);
   app.enableShutdownHooks();
   await app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1');

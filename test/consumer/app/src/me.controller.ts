@@ -8,7 +8,10 @@ export class MeController {
   constructor(private readonly memory: InMemoryUserStore) {}
 
   @Get()
-  me(@Req() req: { user?: DiscourseConnectUser }): { discordId: string | null; inMemoryStore: string[] } {
+  me(@Req() req: { user?: DiscourseConnectUser }): {
+    discordId: string | null;
+    inMemoryStore: string[];
+  } {
     return { discordId: req.user?.discordId ?? null, inMemoryStore: [...this.memory.users.keys()] };
   }
 }

@@ -1,0 +1,68 @@
+import { Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import {
+  DiscourseConnectSettings,
+  DiscourseConnectUserStore,
+  type DiscourseConnectUser,
+  type DiscourseConnectUserData,
+} from 'nestjs-discourse-connect';
+import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
+import { TestBrowser } from './support/browser';
+import { HTTP_ADAPTERS, startHarness, type Harness } from './support/harness';
+
+/** A host's own user store, given as a class: the module instantiates it, injecting its dependencies. */
+@Injectable()
+class MapUserStore implements DiscourseConnectUserStore {
+  readonly users = new Map<string, DiscourseConnectUser>();
+
+  constructor(readonly settings: DiscourseConnectSettings) {}
+
+  async findByDiscordId(discordId: string): Promise<DiscourseConnectUser | null> {
+    return this.users.get(discordId) ?? null;
+  }
+
+  async create(data: DiscourseConnectUserData): Promise<DiscourseConnectUser | null> {
+    if (this.users.has(data.discordId)) return null;
+    const user = { ...data, createdAt: new Date(), updatedAt: new Date() };
+    this.users.set(data.discordId, user);
+    return user;
+  }
+
+  async update(data: DiscourseConnectUserData): Promise<DiscourseConnectUser> {
+    const user = { ...this.users.get(data.discordId)!, ...data, updatedAt: new Date() };
+    this.users.set(data.discordId, user);
+    return user;
+  }
+}
+
+describe.each(HTTP_ADAPTERS)('the userStore option (%s)', (adapter) => {
+  const { migrated } = DISCORD_FIXTURES;
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness('forRoot', {
+      adapter,
+      moduleOptions: (options) => ({ ...options, userStore: MapUserStore }),
+    });
+  });
+
+  afterAll(() => h.close());
+
+  it('serves members from the host class the module instantiated, never from its own table', async () => {
+    h.discord.knobs.autoApproveAs = migrated.id;
+    const page = await new TestBrowser().visit(
+      `${h.forum.baseUrl}/session/sso?return_path=%2Ft%2Fwelcome%2F1`,
+    );
+    expect({ status: page.status, url: page.url }).toEqual({
+      status: 200,
+      url: `${h.forum.baseUrl}/t/welcome/1`,
+    });
+    const store = h.app.get<MapUserStore>(DiscourseConnectUserStore);
+    expect(store).toBeInstanceOf(MapUserStore);
+    expect(store.settings).toBeInstanceOf(DiscourseConnectSettings); // its dependency was injected
+    expect([...store.users.keys()]).toEqual([migrated.id]);
+    expect(await h.app.get(DataSource).query('SELECT * FROM discourse_connect_users')).toEqual([]);
+    // A signed-in handshake reads the member back from the same store.
+    expect(h.forum.findByExternalId(migrated.id)).toMatchObject({ email: migrated.email });
+  });
+});
