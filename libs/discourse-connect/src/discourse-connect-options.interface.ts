@@ -55,10 +55,11 @@ export interface DiscourseConnectSessionOptions {
   /** Session lifetime in seconds. Default 14 days. */
   maxAgeSeconds?: number;
   /**
-   * Where sessions live: any express-session store (the same object serves Fastify). Default: the
+   * Where sessions live: any express-session store (the same object serves Fastify), as an instance
+   * or a class (the module instantiates it, injecting its constructor dependencies). Default: the
    * module's database table (survives restarts), or Redis with `redis`.
    */
-  store?: DiscourseConnectSessionStore;
+  store?: DiscourseConnectSessionStore | Type<DiscourseConnectSessionStore>;
   /**
    * Install the session and passport middleware on every route of the host app.
    * Set false when the host already installs express-session and passport itself. Default true.

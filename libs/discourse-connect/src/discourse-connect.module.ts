@@ -36,6 +36,7 @@ import { DiscourseConnectRateLimitGuard } from './common/rate-limit.guard';
 import { DiscourseConnectSecurityHeadersMiddleware } from './common/security-headers.middleware';
 import { DiscourseConnectSessionEntity } from './session/discourse-connect-session.entity';
 import { DiscourseConnectSessionMiddleware } from './session/session.middleware';
+import { HOST_SESSION_STORE } from './session/session-store.factory';
 import { DiscourseConnectHttp } from './http/discourse-connect-http.service';
 import { DiscourseConnectRoutes } from './common/discourse-connect-routes';
 import { DiscourseConnectExceptionFilter } from './common/discourse-connect-exception.filter';
@@ -96,12 +97,16 @@ const providers: Provider[] = [
       options: DiscourseConnectModuleOptions,
       moduleRef: ModuleRef,
       users: Repository<DiscourseConnectUserEntity>,
-    ): Promise<UserStore> => {
-      const custom = options.userStore;
-      if (!custom) return new TypeOrmUserStore(users);
-      return typeof custom === 'function' ? moduleRef.create(custom) : custom;
-    },
+    ): Promise<UserStore> =>
+      (await hostExtension(options.userStore, moduleRef)) ?? new TypeOrmUserStore(users),
     inject: [DISCOURSE_CONNECT_OPTIONS, ModuleRef, getRepositoryToken(DiscourseConnectUserEntity)],
+  },
+  {
+    // The host's session store (`session.store`: a class or an instance), else null: the module's own.
+    provide: HOST_SESSION_STORE,
+    useFactory: (options: DiscourseConnectModuleOptions, moduleRef: ModuleRef) =>
+      hostExtension(options.session?.store, moduleRef),
+    inject: [DISCOURSE_CONNECT_OPTIONS, ModuleRef],
   },
   UsersService,
   {
@@ -212,6 +217,18 @@ export class DiscourseConnectModule extends ConfigurableModuleClass implements N
       consumer.apply(DiscourseConnectSecurityHeadersMiddleware).forRoutes(...CONTROLLERS);
     }
   }
+}
+
+/**
+ * An extension point given in the options: an instance is used as it is; a class is instantiated
+ * by the module (`ModuleRef.create`), its constructor dependencies injected from the module's scope.
+ */
+async function hostExtension<T extends object>(
+  given: T | Type<T> | undefined,
+  moduleRef: ModuleRef,
+): Promise<T | null> {
+  if (!given) return null;
+  return typeof given === 'function' ? moduleRef.create(given as Type<T>) : given;
 }
 
 /** Name of the module's own DataSource (the `database` option). */

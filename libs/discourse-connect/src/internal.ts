@@ -33,3 +33,4 @@ export { SsoService } from './sso/sso.service';
 export * from './protocol';
 export { DiscourseConnectActionsService } from './hooks/actions.service';
 export { TypeOrmUserStore } from './users/typeorm-user.store';
+export { DiscourseConnectSessionMiddleware } from './session/session.middleware';

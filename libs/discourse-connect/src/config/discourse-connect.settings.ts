@@ -1,5 +1,4 @@
 import { DiscourseConnectConfigurationError } from './configuration.error';
-import type { Store } from 'express-session';
 import type {
   DiscourseConnectGroupsOptions,
   DiscourseConnectModuleOptions,
@@ -46,7 +45,6 @@ export class DiscourseConnectSettings {
     secret: string;
     cookieName: string;
     maxAgeSeconds: number;
-    store?: Store;
     installMiddleware: boolean;
     readCacheMs: number;
   };
@@ -170,7 +168,6 @@ export class DiscourseConnectSettings {
       secret: s.secret,
       cookieName: s.cookieName ?? 'dc.sid',
       maxAgeSeconds: positive(s.maxAgeSeconds ?? 14 * 24 * 3600, 'session.maxAgeSeconds', fail),
-      store: s.store as Store | undefined, // an express-session store, typed structurally in the options
       installMiddleware: s.installMiddleware ?? true,
       readCacheMs: s.readCacheMs ?? 1000,
     };

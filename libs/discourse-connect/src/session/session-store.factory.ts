@@ -6,6 +6,9 @@ import { RedisSessionStore } from '../redis/redis-session.store';
 import type { DiscourseConnectSessionEntity } from './discourse-connect-session.entity';
 import { TypeOrmSessionStore } from './typeorm-session.store';
 
+/** Injection token of the host's session store (`session.store`), or null for the module's own. */
+export const HOST_SESSION_STORE = Symbol('DiscourseConnectHostSessionStore');
+
 /** The session store in use and how to release what the module created for it. */
 export interface SessionStoreChoice {
   store: Store;
@@ -25,11 +28,12 @@ export function createSessionStore(
   deps: {
     sessions: Repository<DiscourseConnectSessionEntity>;
     redis?: DiscourseConnectRedis | null;
+    /** The host's `session.store` (instantiated by the module when given as a class), if any. */
+    hostStore?: Store | null;
   },
 ): SessionStoreChoice {
   const ttlMs = settings.session.maxAgeSeconds * 1000;
-  if (settings.session.store)
-    return { store: settings.session.store, kind: 'host', close: () => undefined };
+  if (deps.hostStore) return { store: deps.hostStore, kind: 'host', close: () => undefined };
   if (deps.redis) {
     return {
       store: new RedisSessionStore(deps.redis.client, deps.redis.prefix, ttlMs),

@@ -1,3 +1,4 @@
+import type { Store } from 'express-session';
 import { Inject, Injectable, NestMiddleware, OnModuleDestroy, Optional } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
@@ -15,6 +16,7 @@ import {
   sessionCookieName,
   sessionCookieOptions,
   type SessionStoreChoice,
+  HOST_SESSION_STORE,
 } from './session-store.factory';
 
 /**
@@ -34,10 +36,11 @@ export class DiscourseConnectSessionMiddleware implements NestMiddleware, OnModu
     @InjectRepository(DiscourseConnectSessionEntity)
     sessions: Repository<DiscourseConnectSessionEntity>,
     @Inject(DISCOURSE_CONNECT_PASSPORT) passport: PassportStatic,
+    @Inject(HOST_SESSION_STORE) hostStore: Store | null,
     @Optional() @Inject(DiscourseConnectRedis) redis?: DiscourseConnectRedis | null,
   ) {
     const s = settings.session;
-    this.sessionStore = createSessionStore(settings, { sessions, redis });
+    this.sessionStore = createSessionStore(settings, { sessions, redis, hostStore });
     this.chain = [
       (req, res, next) => {
         const legacy = legacySessionCookie(settings, parseCookieHeader(req.headers.cookie));

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { MemoryStore } from 'express-session';
 import { DataSource } from 'typeorm';
 import {
   DiscourseConnectSettings,
@@ -7,6 +8,7 @@ import {
   type DiscourseConnectUserData,
 } from 'nestjs-discourse-connect';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
+import { DiscourseConnectSessionMiddleware } from 'nestjs-discourse-connect/internal';
 import { TestBrowser } from './support/browser';
 import { HTTP_ADAPTERS, startHarness, type Harness } from './support/harness';
 
@@ -35,14 +37,37 @@ class MapUserStore implements DiscourseConnectUserStore {
   }
 }
 
-describe.each(HTTP_ADAPTERS)('the userStore option (%s)', (adapter) => {
+/** A host's session store, given as a class: any express-session store; this one counts its writes. */
+@Injectable()
+class CountingSessionStore extends MemoryStore {
+  writes = 0;
+
+  constructor(readonly settings: DiscourseConnectSettings) {
+    super();
+  }
+
+  override set(
+    sid: string,
+    session: Parameters<MemoryStore['set']>[1],
+    callback?: (err?: unknown) => void,
+  ): void {
+    this.writes++;
+    super.set(sid, session, callback);
+  }
+}
+
+describe.each(HTTP_ADAPTERS)('the userStore and session.store options (%s)', (adapter) => {
   const { migrated } = DISCORD_FIXTURES;
   let h: Harness;
 
   beforeAll(async () => {
     h = await startHarness('forRoot', {
       adapter,
-      moduleOptions: (options) => ({ ...options, userStore: MapUserStore }),
+      moduleOptions: (options) => ({
+        ...options,
+        userStore: MapUserStore,
+        session: { ...options.session, store: CountingSessionStore },
+      }),
     });
   });
 
@@ -64,5 +89,16 @@ describe.each(HTTP_ADAPTERS)('the userStore option (%s)', (adapter) => {
     expect(await h.app.get(DataSource).query('SELECT * FROM discourse_connect_users')).toEqual([]);
     // A signed-in handshake reads the member back from the same store.
     expect(h.forum.findByExternalId(migrated.id)).toMatchObject({ email: migrated.email });
+  });
+
+  it('keeps sessions in the host class the module instantiated, not in its own table', async () => {
+    const http = h.app.get(DiscourseConnectSessionMiddleware);
+    const store = http.sessionStore.store as CountingSessionStore;
+    expect(store).toBeInstanceOf(CountingSessionStore);
+    expect(store.settings).toBeInstanceOf(DiscourseConnectSettings);
+    expect(store.writes).toBeGreaterThan(0);
+    expect(await h.app.get(DataSource).query('SELECT * FROM discourse_connect_sessions')).toEqual(
+      [],
+    );
   });
 });
