@@ -3,6 +3,9 @@ import { MemoryStore } from 'express-session';
 import { DataSource } from 'typeorm';
 import {
   DiscourseConnectSettings,
+  DiscourseConnectSyncDelivery,
+  DiscourseConnectSyncQueue,
+  type DiscourseConnectSyncJobKind,
   DiscourseConnectUserStore,
   type DiscourseConnectUser,
   type DiscourseConnectUserData,
@@ -100,5 +103,90 @@ describe.each(HTTP_ADAPTERS)('the userStore and session.store options (%s)', (ad
     expect(await h.app.get(DataSource).query('SELECT * FROM discourse_connect_sessions')).toEqual(
       [],
     );
+  });
+});
+
+/** A host's own sync queue, given as a class: jobs land here; the host's worker delivers them. */
+@Injectable()
+class ArraySyncQueue extends DiscourseConnectSyncQueue {
+  readonly jobs: { kind: DiscourseConnectSyncJobKind; discordId: string; forum?: string }[] = [];
+  initialised = false;
+
+  constructor(readonly delivery: DiscourseConnectSyncDelivery) {
+    super();
+  }
+
+  onModuleInit(): void {
+    this.initialised = true;
+  }
+
+  async enqueue(
+    kind: DiscourseConnectSyncJobKind,
+    discordId: string,
+    options?: { forum?: string },
+  ) {
+    this.jobs.push({ kind, discordId, forum: options?.forum });
+  }
+
+  async counts() {
+    return { pending: this.jobs.length, running: 0, failed: 0 };
+  }
+
+  async failed() {
+    return [];
+  }
+
+  async retryFailed() {
+    return 0;
+  }
+
+  /** The host's worker: delivers every job to each forum, with the module's delivery. */
+  async drain(forum: string): Promise<void> {
+    for (const job of this.jobs.splice(0))
+      await this.delivery.deliver({ ...job, forum: job.forum ?? forum });
+  }
+}
+
+describe.each(HTTP_ADAPTERS)('the syncQueue option (%s)', (adapter) => {
+  const { migrated } = DISCORD_FIXTURES;
+  const API_KEY = 'extension-points-api-key-0123456789';
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness('forRoot', {
+      adapter,
+      forumOptions: { apiKey: API_KEY, apiRateLimitPerMinute: 0 },
+      moduleOptions: (options) => ({
+        ...options,
+        forums: options.forums.map((f) => ({ ...f, api: { key: API_KEY } })),
+        sync: { onFirstSignIn: true },
+        syncQueue: ArraySyncQueue,
+      }),
+    });
+  });
+
+  afterAll(() => h.close());
+
+  it('sends jobs to the host queue, whose worker delivers them; the module queue stays empty', async () => {
+    const queue = h.app.get<{ host: ArraySyncQueue }>(DiscourseConnectSyncQueue).host;
+    expect(queue).toBeInstanceOf(ArraySyncQueue);
+    expect(queue.initialised).toBe(true); // the module ran the lifecycle hooks of the class it created
+    h.discord.knobs.autoApproveAs = migrated.id;
+    const page = await new TestBrowser().visit(
+      `${h.forum.baseUrl}/session/sso?return_path=%2Ft%2Fwelcome%2F1`,
+    );
+    expect(page.status).toBe(200);
+    expect(queue.jobs).toEqual([{ kind: 'sync', discordId: migrated.id, forum: undefined }]);
+    expect(await h.app.get(DiscourseConnectSyncQueue).counts()).toEqual({
+      pending: 1,
+      running: 0,
+      failed: 0,
+    });
+    expect(await h.app.get(DataSource).query('SELECT * FROM discourse_connect_sync_jobs')).toEqual(
+      [],
+    );
+    const before = h.forum.stats.syncSsoCalls;
+    await queue.drain(h.app.get(DiscourseConnectSettings).forums[0].name);
+    expect(h.forum.stats.syncSsoCalls).toBe(before + 1);
   });
 });

@@ -11,7 +11,6 @@ export async function waitForQueue(
     const remaining = counts.pending + counts.running;
     onProgress(remaining);
     if (remaining === 0) return { failed: counts.failed };
-    queue.notify();
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }

@@ -1,4 +1,5 @@
 import type { Type } from '@nestjs/common';
+import type { DiscourseConnectSyncQueue } from './sync/discourse-connect-sync-queue';
 import type { UserStore } from './users/user-store.interface';
 
 /** One Discourse forum this app signs people into. */
@@ -186,4 +187,11 @@ export interface DiscourseConnectModuleOptions {
    * module's TypeORM table.
    */
   userStore?: Type<UserStore> | UserStore;
+  /**
+   * The host's own sync queue (a class extending `DiscourseConnectSyncQueue`, which the module
+   * instantiates with its dependencies injected and whose lifecycle hooks it runs, or an instance):
+   * jobs go there instead of the module's database or Redis queue, and the host's worker delivers
+   * each with `DiscourseConnectSyncDelivery`. Default: the module's own queue.
+   */
+  syncQueue?: Type<DiscourseConnectSyncQueue> | DiscourseConnectSyncQueue;
 }

@@ -54,6 +54,11 @@ import { DiscourseAdminService } from './admin/discourse-admin.service';
 import { AdminApiRateLimiter } from './sync/rate-limiter';
 import { DiscourseConnectSyncJobEntity } from './sync/sync-job.entity';
 import { SyncQueue } from './sync/sync-queue.service';
+import {
+  DiscourseConnectSyncDelivery,
+  DiscourseConnectSyncQueue,
+} from './sync/discourse-connect-sync-queue';
+import { HostSyncQueue } from './sync/host-sync-queue';
 import { DatabaseSyncQueue } from './sync/database-sync-queue';
 import { BullMqSyncQueue } from './sync/bullmq-sync-queue';
 import { RedisAdminApiRateLimiter } from './sync/redis-rate-limiter';
@@ -145,19 +150,26 @@ const providers: Provider[] = [
   },
   DiscourseAdminService,
   {
-    // The abstract SyncQueue is the token: BullMQ in Redis with `redis`, the database otherwise.
+    // The internal queue: the host's (`syncQueue`) behind a wrapper, else BullMQ in Redis with
+    // `redis`, else the database. The public token below is an alias of it.
     provide: SyncQueue,
-    useFactory: (
+    useFactory: async (
       jobs: Repository<DiscourseConnectSyncJobEntity>,
       settings: DiscourseConnectSettings,
       redis: DiscourseConnectRedis | null,
       users: UsersService,
       admin: DiscourseAdminService,
       actions: DiscourseConnectActionsService,
-    ): SyncQueue =>
-      redis
+      options: DiscourseConnectModuleOptions,
+      moduleRef: ModuleRef,
+    ): Promise<SyncQueue> => {
+      const host = await hostExtension(options.syncQueue, moduleRef);
+      if (host)
+        return new HostSyncQueue(host, typeof options.syncQueue === 'function', jobs, settings);
+      return redis
         ? new BullMqSyncQueue(jobs, settings, redis, users, admin, actions)
-        : new DatabaseSyncQueue(jobs, settings),
+        : new DatabaseSyncQueue(jobs, settings);
+    },
     inject: [
       getRepositoryToken(DiscourseConnectSyncJobEntity),
       DiscourseConnectSettings,
@@ -165,8 +177,12 @@ const providers: Provider[] = [
       UsersService,
       DiscourseAdminService,
       DiscourseConnectActionsService,
+      DISCOURSE_CONNECT_OPTIONS,
+      ModuleRef,
     ],
   },
+  { provide: DiscourseConnectSyncQueue, useExisting: SyncQueue },
+  DiscourseConnectSyncDelivery,
   SyncWorker,
   DiscourseLifecycleInterceptor,
 ];
@@ -293,6 +309,8 @@ function withParts(
       SameOriginGuard,
       DiscourseAdminService,
       SyncQueue,
+      DiscourseConnectSyncQueue,
+      DiscourseConnectSyncDelivery,
       SyncWorker,
       AdminApiRateLimiter,
       DiscourseConnectRedis,

@@ -125,12 +125,14 @@ export { DiscourseApiError } from './admin/discourse-api.errors';
 export { DiscourseRateLimitError } from './admin/discourse-api.errors';
 /** An admin API call to a forum configured without an API key. */
 export { DiscourseApiNotConfiguredError } from './admin/discourse-api.errors';
-/** The durable sync queue (token): enqueue work, count it, list and retry failed jobs. */
-export { SyncQueue as DiscourseConnectSyncQueue } from './sync/sync-queue.service';
+/** The durable sync queue (token, and the base of a host's own queue in the `syncQueue` option). */
+export { DiscourseConnectSyncQueue } from './sync/discourse-connect-sync-queue';
+/** Delivers one sync job to the forum, for a host's own queue worker. */
+export { DiscourseConnectSyncDelivery } from './sync/discourse-connect-sync-queue';
 /** Jobs pending, running and failed. */
-export type { SyncQueueCounts as DiscourseConnectSyncQueueCounts } from './sync/sync-queue.service';
+export type { SyncQueueCounts as DiscourseConnectSyncQueueCounts } from './sync/discourse-connect-sync-queue';
 /** A job kept after its last retry. */
-export type { SyncJobRecord as DiscourseConnectFailedJob } from './sync/sync-queue.service';
+export type { SyncJobRecord as DiscourseConnectFailedJob } from './sync/discourse-connect-sync-queue';
 /** What a sync job does: `sync` (profile and groups) or `logout`. */
 export type { SyncJobKind as DiscourseConnectSyncJobKind } from './sync/sync-job.entity';
 /** Route decorator: after the handler succeeds, sync the member to the forum. */

@@ -28,6 +28,7 @@ const VALUES = [
   'DiscourseConnectRoutes',
   'DiscourseConnectSameOriginGuard',
   'DiscourseConnectSettings',
+  'DiscourseConnectSyncDelivery',
   'DiscourseConnectSyncQueue',
   'DiscourseConnectUserStore',
   'DiscourseConnectUsersService',

@@ -1,23 +1,13 @@
 import { EntityManager, Repository } from 'typeorm';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectSyncJobEntity, SyncJobKind } from './sync-job.entity';
+import {
+  DiscourseConnectSyncQueue,
+  type SyncJobRecord,
+  type SyncQueueCounts,
+} from './discourse-connect-sync-queue';
 
-export interface SyncQueueCounts {
-  pending: number;
-  running: number;
-  failed: number;
-}
-
-/** A job kept after running out of retries (`failed`), whichever queue holds it. */
-export interface SyncJobRecord {
-  /** The database row id (embedded queue) or the BullMQ job id (Redis). */
-  id: number | string;
-  kind: SyncJobKind;
-  discordId: string;
-  forum: string;
-  attempts: number;
-  lastError: string | null;
-}
+export type { SyncJobRecord, SyncQueueCounts };
 
 /**
  * The sync queue: work for the forum (profile syncs, log-outs), durable and coalesced per user.
@@ -33,13 +23,17 @@ export interface SyncJobRecord {
  * caller's transaction (a transactional outbox): a user change and the job it causes commit
  * together or not at all, whatever happens to the process right after.
  */
-export abstract class SyncQueue {
+export abstract class SyncQueue extends DiscourseConnectSyncQueue {
+  /** Whether the module's worker delivers (or relays) this queue's jobs from the database outbox. */
+  readonly deliversFromOutbox: boolean = true;
   private listeners: (() => void)[] = [];
 
   constructor(
     protected readonly jobs: Repository<DiscourseConnectSyncJobEntity>,
     protected readonly settings: DiscourseConnectSettings,
-  ) {}
+  ) {
+    super();
+  }
 
   static dedupeKey(kind: SyncJobKind, forum: string, discordId: string): string {
     return `${kind}:${forum}:${discordId}`;
@@ -101,15 +95,6 @@ export abstract class SyncQueue {
   onEnqueued(listener: () => void): void {
     this.listeners.push(listener);
   }
-
-  /** Jobs waiting (`pending`), being delivered (`running`) and kept after their last retry (`failed`). */
-  abstract counts(): Promise<SyncQueueCounts>;
-
-  /** Jobs kept after running out of retries. */
-  abstract failed(limit?: number): Promise<SyncJobRecord[]>;
-
-  /** Puts failed jobs back in the queue (all, or those ids); resolves to how many. */
-  abstract retryFailed(ids?: (number | string)[]): Promise<number>;
 
   /** Rows of the outbox by status (shared by both implementations). */
   protected async outboxCounts(): Promise<SyncQueueCounts> {

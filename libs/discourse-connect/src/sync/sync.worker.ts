@@ -42,6 +42,7 @@ export class SyncWorker implements OnApplicationBootstrap, OnModuleDestroy {
   ) {}
 
   onApplicationBootstrap(): void {
+    if (!this.queue.deliversFromOutbox) return; // the host's own queue delivers its jobs
     if (!this.settings.sync.worker && !this.queue.handOver) return;
     if (this.settings.apiForums.length === 0) {
       this.logger.log(
