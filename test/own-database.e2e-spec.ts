@@ -1,18 +1,8 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { INestApplication } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
+import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { DiscourseConnectModule } from 'nestjs-discourse-connect';
-import {
-  DISCORD_FIXTURES,
-  DiscordSimulator,
-  DiscourseSimulator,
-} from 'nestjs-discourse-connect-simulators';
-import { createHttpAdapter } from '../src/http-adapter';
+import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from './support/browser';
-import { FORUM_SECRET, HTTP_ADAPTERS, SESSION_SECRET, freePort } from './support/harness';
+import { HTTP_ADAPTERS, startHarness, type Harness } from './support/harness';
 
 /**
  * A host with no TypeORM connection of its own (an app on Prisma or Mongoose): the `database`
@@ -20,63 +10,26 @@ import { FORUM_SECRET, HTTP_ADAPTERS, SESSION_SECRET, freePort } from './support
  */
 describe.each(HTTP_ADAPTERS)('the module on its own database (%s)', (adapter) => {
   const { migrated } = DISCORD_FIXTURES;
-  const discord = new DiscordSimulator();
-  const forum = new DiscourseSimulator({ secret: FORUM_SECRET });
-  let app: INestApplication;
-  let dir: string;
-  let file: string;
+  let h: Harness;
 
   beforeAll(async () => {
-    const discordUrl = await discord.listen(0);
-    const forumUrl = await forum.listen(0);
-    const port = await freePort();
-    const appUrl = `http://127.0.0.1:${port}`;
-    discord.redirectUris = [`${appUrl}/auth/discord/callback`];
-    forum.connectUrl = `${appUrl}/discourse/sso`;
-    dir = mkdtempSync(join(tmpdir(), 'dc-own-db-'));
-    file = join(dir, 'nested', 'discourse-connect.sqlite');
-    const moduleRef = await Test.createTestingModule({
-      // No TypeOrmModule in the host at all.
-      imports: [
-        DiscourseConnectModule.forRoot({
-          forums: [{ url: forumUrl, secret: FORUM_SECRET }],
-          discord: {
-            clientId: 'sandbox-client-id',
-            clientSecret: 'sandbox-client-secret',
-            baseUrl: discordUrl,
-          },
-          publicUrl: appUrl,
-          session: { secret: SESSION_SECRET },
-          rateLimit: false,
-          database: { url: `sqlite:${file}` },
-        }),
-      ],
-    }).compile();
-    app = moduleRef.createNestApplication(createHttpAdapter(adapter, { trustProxy: false }), {
-      rawBody: true,
-      logger: false,
-    });
-    await app.listen(port, '127.0.0.1');
+    h = await startHarness('forRoot', { adapter, ownDatabase: true });
   });
 
-  afterAll(async () => {
-    await app?.close();
-    await Promise.all([discord.close(), forum.close()]);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => h?.close());
 
   it('creates and migrates its database, and signs a member in on the forum through it', async () => {
-    expect(existsSync(file)).toBe(true);
-    discord.knobs.autoApproveAs = migrated.id;
+    expect(existsSync(h.databaseFile)).toBe(true);
+    h.discord.knobs.autoApproveAs = migrated.id;
     const page = await new TestBrowser().visit(
-      `${forum.baseUrl}/session/sso?return_path=%2Ft%2Fwelcome%2F1`,
+      `${h.forum.baseUrl}/session/sso?return_path=%2Ft%2Fwelcome%2F1`,
     );
     expect({ status: page.status, url: page.url }).toEqual({
       status: 200,
-      url: `${forum.baseUrl}/t/welcome/1`,
+      url: `${h.forum.baseUrl}/t/welcome/1`,
     });
-    expect(forum.findByExternalId(migrated.id)).toMatchObject({ email: migrated.email });
-    const db = new Database(file, { readonly: true });
+    expect(h.forum.findByExternalId(migrated.id)).toMatchObject({ email: migrated.email });
+    const db = new Database(h.databaseFile, { readonly: true });
     try {
       const users = db.prepare('SELECT discord_id FROM discourse_connect_users').all();
       const sessions = db.prepare('SELECT COUNT(*) AS n FROM discourse_connect_sessions').get() as {
@@ -90,7 +43,7 @@ describe.each(HTTP_ADAPTERS)('the module on its own database (%s)', (adapter) =>
   });
 
   it('answers /health from its own database', async () => {
-    const res = await fetch(`${await app.getUrl()}/health`.replace('[::1]', '127.0.0.1'));
+    const res = await fetch(`${h.appUrl}/health`);
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ status: 'ok', checks: { database: 'up' } });
   });

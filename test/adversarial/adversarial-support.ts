@@ -1,6 +1,7 @@
 import { DataSource } from 'typeorm';
 import type { DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/internal';
 import type { HttpTimeouts } from '../../src/http-adapter';
+import type { TestBrowser } from '../support/browser';
 import { startHarness, type Harness, type HttpAdapterName } from '../support/harness';
 
 /**
@@ -35,6 +36,16 @@ export async function startAdversarialHarness(
       sync: { ratePerMinute: 6000, pollIntervalMs: 50, backoffBaseMs: 100, backoffMaxMs: 400 },
     }),
   });
+}
+
+/** Whether `browser` is signed in: the forum link sends a signed-in person through the forum's SSO. */
+export async function isSignedIn(
+  h: Harness,
+  browser: TestBrowser,
+  headers: Record<string, string> = {},
+): Promise<boolean> {
+  const res = await browser.request(`${h.appUrl}/discourse/forum`, { headers });
+  return res.headers.get('location')!.includes('/session/sso?');
 }
 
 export interface Snapshot {

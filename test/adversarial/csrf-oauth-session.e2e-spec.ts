@@ -14,6 +14,7 @@ import {
   snapshot,
   startAdversarialHarness,
   waitFor,
+  isSignedIn as isSignedInOn,
 } from './adversarial-support';
 
 /**
@@ -69,10 +70,7 @@ describe.each(HTTP_ADAPTERS)(
       h.discord.knobs.autoApproveAs = migrated.id;
     });
 
-    const isSignedIn = async (browser: TestBrowser) =>
-      (await browser.request(`${h.appUrl}/discourse/forum`)).headers
-        .get('location')!
-        .includes('/session/sso?');
+    const isSignedIn = (browser: TestBrowser) => isSignedInOn(h, browser);
 
     async function signedInBrowser(): Promise<{ browser: TestBrowser; callbackUrl: string }> {
       const browser = new TestBrowser();

@@ -2,6 +2,7 @@ import { DataSource } from 'typeorm';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
 import { HTTP_ADAPTERS, startHarness, type Harness } from '../support/harness';
+import { isSignedIn as isSignedInOn } from './adversarial-support';
 
 /**
  * The session cookie on an https site is `__Host-dc.sid` (Secure, Path=/, no Domain), so a sibling
@@ -48,10 +49,7 @@ describe.each(HTTP_ADAPTERS)('adversarial: __Host- session cookie on https (%s)'
     return { browser, start, callback };
   }
 
-  const isSignedIn = async (browser: TestBrowser) =>
-    (await browser.request(`${h.appUrl}/discourse/forum`, { headers: HTTPS })).headers
-      .get('location')!
-      .includes('/session/sso?');
+  const isSignedIn = (browser: TestBrowser) => isSignedInOn(h, browser, HTTPS);
   const sidOf = (value: string) => /^s:([^.]+)\./.exec(decodeURIComponent(value))?.[1];
   const rowExists = async (value: string) =>
     (

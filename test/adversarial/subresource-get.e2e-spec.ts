@@ -7,6 +7,7 @@ import {
   expectNothingWritten,
   snapshot,
   startAdversarialHarness,
+  isSignedIn as isSignedInOn,
 } from './adversarial-support';
 
 /**
@@ -88,10 +89,7 @@ describe.each(HTTP_ADAPTERS)(
       h.discord.knobs.autoApproveAs = migrated.id;
     });
 
-    const isSignedIn = async (browser: TestBrowser) =>
-      (await browser.request(`${h.appUrl}/discourse/forum`)).headers
-        .get('location')!
-        .includes('/session/sso?');
+    const isSignedIn = (browser: TestBrowser) => isSignedInOn(h, browser);
 
     async function signedInBrowser(): Promise<TestBrowser> {
       const browser = new TestBrowser();

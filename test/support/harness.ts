@@ -87,6 +87,11 @@ export async function startHarness(
     logger?: LoggerService;
     /** `postgres://…` to run on PostgreSQL (see test/services); default a fresh SQLite file. */
     databaseUrl?: string;
+    /**
+     * No TypeORM connection in the host: the module keeps its own DataSource on the test's SQLite
+     * file (the `database` option; forRoot only).
+     */
+    ownDatabase?: boolean;
     /** `redis://…`: sessions and the sync queue in Redis (both styles); default none. */
     redis?: { url: string; prefix?: string };
     /** `app.setGlobalPrefix(prefix, options)` before the app listens. */
@@ -150,9 +155,17 @@ export async function startHarness(
     const moduleRef = await Test.createTestingModule({
       imports: [
         EventEmitterModule.forRoot(),
-        TypeOrmModule.forRoot(databaseOptions(extra.databaseUrl ?? `sqlite:${databaseFile}`)),
+        ...(extra.ownDatabase
+          ? []
+          : [
+              TypeOrmModule.forRoot(databaseOptions(extra.databaseUrl ?? `sqlite:${databaseFile}`)),
+            ]),
         style === 'forRoot'
-          ? DiscourseConnectModule.forRoot(options)
+          ? DiscourseConnectModule.forRoot(
+              extra.ownDatabase
+                ? { ...options, database: { url: `sqlite:${databaseFile}` } }
+                : options,
+            )
           : DiscourseConnectModule.forRootAsync(discourseConnectConfig.asProvider()),
         ...(extra.routerPath
           ? [RouterModule.register([{ path: extra.routerPath, module: DiscourseConnectModule }])]
