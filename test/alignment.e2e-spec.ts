@@ -20,6 +20,7 @@ import {
   type HttpAdapterName,
   type ModuleStyle,
 } from './support/harness';
+import { waitFor } from './support/wait';
 
 const API_KEY = 'sim-admin-api-key-0123456789';
 const WEBHOOK_SECRET = 'forum-webhook-secret-0123';
@@ -63,18 +64,6 @@ const apiEnv = {
     .map(([role, group]) => `${role}=${group}`)
     .join(','),
 };
-
-async function waitFor(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 8000,
-): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function startAligned(
   adapter: HttpAdapterName,

@@ -5,6 +5,7 @@ import { startAdversarialHarness, WEBHOOK_SECRET } from './adversarial/adversari
 import { TestBrowser } from './support/browser';
 import type { Harness, HttpAdapterName } from './support/harness';
 import { rawRequest, slowRequest } from './support/raw-http';
+import { nextEventId } from './support/signing';
 
 /**
  * What the bundled host sets on both adapters (time limits, no X-Powered-By, router options without
@@ -41,7 +42,7 @@ describe.each<HttpAdapterName>(['fastify', 'express'])('host and hostile input (
   const webhookHeaders = (signed: string | Buffer, extra: Record<string, string>) => ({
     'x-discourse-instance': h.forum.baseUrl,
     'x-discourse-event': 'ping',
-    'x-discourse-event-id': String(Date.now()),
+    'x-discourse-event-id': nextEventId(),
     'x-discourse-event-signature': sign(signed),
     ...extra,
   });

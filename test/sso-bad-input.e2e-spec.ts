@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from './support/browser';
 import {
@@ -8,15 +8,13 @@ import {
   type Harness,
   type ModuleStyle,
 } from './support/harness';
+import { b64, hmac } from './support/signing';
 
 /**
  * `GET /discourse/sso` with everything a broken link, a confused forum or an attacker can send.
  * Inputs are built here with node:crypto and Buffer, never with the library's codec.
  */
 
-const b64 = (data: string | Buffer): string => Buffer.from(data).toString('base64');
-const hmac = (text: string, secret = FORUM_SECRET): string =>
-  createHmac('sha256', secret).update(text).digest('hex');
 const newNonce = (): string => randomBytes(16).toString('hex');
 /** Form-encodes pairs in order (repeats allowed), as a forum would. */
 const formEncode = (pairs: [string, string][]): string =>

@@ -1,8 +1,9 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from './support/browser';
-import { FORUM_SECRET, HTTP_ADAPTERS, startHarness, type Harness } from './support/harness';
+import { HTTP_ADAPTERS, startHarness, type Harness } from './support/harness';
+import { b64, hmac } from './support/signing';
 
 /**
  * Property-based fuzzing of `GET /discourse/sso` on real HTTP: whatever arrives, never a 5xx; a
@@ -11,9 +12,6 @@ import { FORUM_SECRET, HTTP_ADAPTERS, startHarness, type Harness } from './suppo
  */
 
 const RUNS = 150;
-const b64 = (data: string | Buffer): string => Buffer.from(data).toString('base64');
-const hmac = (text: string, secret = FORUM_SECRET): string =>
-  createHmac('sha256', secret).update(text).digest('hex');
 /** Percent-encodes every UTF-8 byte, so any string (lone surrogates included) travels intact-as-UTF-8. */
 const pct = (s: string): string =>
   [...Buffer.from(s, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');

@@ -3,6 +3,9 @@ import type { DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/int
 import type { HttpTimeouts } from '../../src/http-adapter';
 import type { TestBrowser } from '../support/browser';
 import { startHarness, type Harness, type HttpAdapterName } from '../support/harness';
+import { waitFor } from '../support/wait';
+
+export { waitFor };
 
 /**
  * Shared by the adversarial suite: an app with the forum's admin API and webhooks configured (so a
@@ -131,16 +134,4 @@ export function expectCleanErrorBody(body: string): void {
   expect(body).not.toMatch(/\bat \S+ \(|\.ts:\d+|node_modules|Error: /);
   expect(body).not.toContain(WEBHOOK_SECRET);
   expect(body).not.toContain(API_KEY);
-}
-
-export async function waitFor(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 8000,
-): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }

@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { DiscourseConnectProtocolError, verifyAndDecode } from 'nestjs-discourse-connect/internal';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
@@ -10,6 +9,7 @@ import {
   startAdversarialHarness,
   WEBHOOK_SECRET,
 } from './adversarial-support';
+import { hmac } from '../support/signing';
 
 /**
  * Property-based fuzzing beyond GET /discourse/sso (whose fuzzing is test/sso-fuzz.e2e-spec.ts:
@@ -19,8 +19,6 @@ import {
 
 /** Per adapter. */
 const RUNS = 40;
-const hmac = (text: string | Buffer, secret = FORUM_SECRET) =>
-  createHmac('sha256', secret).update(text).digest('hex');
 const pct = (s: string) =>
   [...Buffer.from(s, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
 const anyText = fc.oneof(

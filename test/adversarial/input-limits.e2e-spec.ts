@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
-import { FORUM_SECRET, HTTP_ADAPTERS, type Harness } from '../support/harness';
+import { HTTP_ADAPTERS, type Harness } from '../support/harness';
 import { slowRequest } from '../support/raw-http';
 import {
   expectCleanErrorBody,
@@ -11,16 +11,13 @@ import {
   startAdversarialHarness,
   WEBHOOK_SECRET,
 } from './adversarial-support';
+import { b64, hmac, nextEventId } from '../support/signing';
 
 /**
  * Input size and shape: oversized queries and bodies, heavily repeated parameters, invalid UTF-8 and
  * NUL bytes. Every one gets a 4xx (never a 5xx, never a redirect), memory stays bounded and the
  * process keeps answering. A 100 KB `sso` and the 5 KB limit are in test/sso-bad-input.e2e-spec.ts.
  */
-
-const b64 = (s: string) => Buffer.from(s).toString('base64');
-const hmac = (s: string, secret = FORUM_SECRET) =>
-  createHmac('sha256', secret).update(s).digest('hex');
 
 describe.each(HTTP_ADAPTERS)('adversarial: input size and shape (%s)', (adapter) => {
   let h: Harness;
@@ -173,7 +170,7 @@ describe.each(HTTP_ADAPTERS)('adversarial: input size and shape (%s)', (adapter)
           'content-type': contentType,
           'x-discourse-instance': h.forum.baseUrl,
           'x-discourse-event': 'user_updated',
-          'x-discourse-event-id': String(Date.now()),
+          'x-discourse-event-id': nextEventId(),
           'x-discourse-event-signature': sign(raw),
         },
         body: raw,
@@ -308,7 +305,7 @@ describe.each(HTTP_ADAPTERS)('adversarial: content encodings and charsets (%s)',
         'content-type': 'application/json',
         'x-discourse-instance': h.forum.baseUrl,
         'x-discourse-event': 'user_updated',
-        'x-discourse-event-id': String(Date.now() + Math.floor(Math.random() * 1000)),
+        'x-discourse-event-id': nextEventId(),
         'x-discourse-event-signature': `sha256=${createHmac('sha256', WEBHOOK_SECRET).update(signedOver).digest('hex')}`,
         ...headers,
       },

@@ -1,13 +1,14 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
-import { FORUM_SECRET, HTTP_ADAPTERS, type Harness } from '../support/harness';
+import { HTTP_ADAPTERS, type Harness } from '../support/harness';
 import {
   expectCleanErrorBody,
   expectNothingWritten,
   snapshot,
   startAdversarialHarness,
 } from './adversarial-support';
+import { b64, hmac } from '../support/signing';
 
 /**
  * Open redirects: every place a redirect target comes from a request (`return_sso_url` inside a
@@ -17,9 +18,6 @@ import {
  * escapes) is in test/sso-bad-input.e2e-spec.ts; this file adds the encoded and parser-confusion
  * variants and runs the same hostile list against all three parameters.
  */
-
-const b64 = (s: string) => Buffer.from(s).toString('base64');
-const hmac = (s: string) => createHmac('sha256', FORUM_SECRET).update(s).digest('hex');
 
 /** Targets that must never be followed, whatever the parameter. `FORUM` is the forum's origin, `HOST` its host. */
 const HOSTILE = [

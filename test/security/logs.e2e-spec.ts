@@ -10,22 +10,11 @@ import {
   startHarness,
   type Harness,
 } from '../support/harness';
+import { waitFor } from '../support/wait';
 
 const API_KEY = 'log-scan-admin-api-key-0123456789';
 const WEBHOOK_SECRET = 'log-scan-webhook-secret-0123';
 const CLIENT_SECRET = 'sandbox-client-secret';
-
-async function waitFor(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 8000,
-): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /**
  * The whole flow with the JSON logger writing to a captured stream: every line must be JSON,
