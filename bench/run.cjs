@@ -39,9 +39,11 @@ const {
   DISCORD_FIXTURES,
   SIM_GUILD_ID,
   SIM_GUILD_ROLES,
+} = require('nestjs-discourse-connect-simulators');
+const {
   seedLocalUsers,
   seededDiscordId: discordId,
-} = require('nestjs-discourse-connect-simulators');
+} = require('../test/support/seed-local-users.js');
 
 const ROOT = resolve(__dirname, '..');
 const num = (name, dflt) => (process.env[name] ? Number(process.env[name]) : dflt);

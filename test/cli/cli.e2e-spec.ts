@@ -7,11 +7,8 @@ import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import {
-  DiscourseSimulator,
-  seededDiscordId,
-  seedLocalUsers,
-} from 'nestjs-discourse-connect-simulators';
+import { DiscourseSimulator } from 'nestjs-discourse-connect-simulators';
+import { seededDiscordId, seedLocalUsers } from '../support/seed-local-users';
 import { buildOnce } from '../support/build';
 
 const ROOT = resolve(__dirname, '../..');

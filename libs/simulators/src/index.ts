@@ -36,4 +36,3 @@ export {
   signPayload,
   verifySignature,
 } from './discourse-payload';
-export { seedLocalUsers, seededDiscordId } from './seed-local-users';

@@ -1,16 +1,22 @@
-import Database from 'better-sqlite3';
+'use strict';
+/**
+ * Seeds local members straight into the module's users table of a migrated SQLite file, for the
+ * tests and the bench that need thousands of signed-up members without signing each one in. A test
+ * helper of this repository (plain JavaScript, so the bench can load it without a compiler): the
+ * simulators share nothing with the library, so this does not live there.
+ */
+const Database = require('better-sqlite3');
 
 /** The Discord id of the n-th seeded user (n ≥ 1): a canonical 18-digit snowflake. */
-export function seededDiscordId(n: number): string {
+function seededDiscordId(n) {
   return `3${String(n).padStart(17, '0')}`;
 }
 
 /**
- * Writes local users straight into the module's users table of a migrated SQLite file, in one
- * transaction — for tests and the bench that need thousands of signed-up members without signing
- * each one in. User `i` (from 0) is `Member i`, `member<i>_<last 4 digits>@example.com`, verified.
+ * Writes the users in one transaction. User `i` (from 0) is `Member i`,
+ * `member<i>_<last 4 digits>@example.com`, verified.
  */
-export function seedLocalUsers(databaseFile: string, ids: readonly string[]): void {
+function seedLocalUsers(databaseFile, ids) {
   const db = new Database(databaseFile);
   try {
     const insert = db.prepare(
@@ -49,3 +55,5 @@ export function seedLocalUsers(databaseFile: string, ids: readonly string[]): vo
     db.close();
   }
 }
+
+module.exports = { seededDiscordId, seedLocalUsers };
