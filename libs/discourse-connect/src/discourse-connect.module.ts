@@ -50,6 +50,8 @@ import { DiscourseConnectUserEntity } from './users/discourse-connect-user.entit
 import { TypeOrmUserStore } from './users/typeorm-user.store';
 import { UserStore } from './users/user-store.interface';
 import { UsersService } from './users/users.service';
+import { DiscourseConnectSignIn } from './users/sign-in.service';
+import { DiscourseConnectSignOut } from './session/sign-out';
 import { DiscourseAdminService } from './admin/discourse-admin.service';
 import { AdminApiRateLimiter } from './sync/rate-limiter';
 import { DiscourseConnectSyncJobEntity } from './sync/sync-job.entity';
@@ -122,6 +124,8 @@ const providers: Provider[] = [
   DiscourseConnectFiltersService,
   DiscourseConnectActionsService,
   DiscordApiClient,
+  DiscourseConnectSignIn,
+  DiscourseConnectSignOut,
   DiscordStrategy,
   DiscordAuthGuard,
   DiscordCallbackGuard,

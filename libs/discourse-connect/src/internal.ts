@@ -8,6 +8,13 @@ export { DiscourseConnectSettings, type ResolvedForum } from './config/discourse
 export { UserStore, type LocalUserData } from './users/user-store.interface';
 export type { LocalUser } from './users/local-user.interface';
 export { UsersService, type SignInOutcome } from './users/users.service';
+export { DiscourseConnectSignIn } from './users/sign-in.service';
+export {
+  SignInRefusedError,
+  InvalidDiscordProfileError,
+  type SignInRefusal,
+} from './users/sign-in.errors';
+export { ReturnTo } from './session/return-to';
 export { displayNameOf, hashDiscordMetadata, pickDiscordMetadata } from './users/discord-profile';
 export { DiscourseConnectUserEntity } from './users/discourse-connect-user.entity';
 export { DiscourseConnectSessionEntity } from './session/discourse-connect-session.entity';

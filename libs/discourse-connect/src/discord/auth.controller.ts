@@ -9,15 +9,13 @@ import {
   UseFilters,
   UseGuards,
 } from '@nestjs/common';
-import { DiscourseConnectHttp } from '../http/discourse-connect-http.service';
 import type { DiscourseConnectRequest, DiscourseConnectResponse } from '../http/http-adapter-glue';
 import { DiscourseConnectExceptionFilter } from '../common/discourse-connect-exception.filter';
 import { DiscourseConnectRateLimitGuard } from '../common/rate-limit.guard';
 import { SameOriginGuard } from '../common/same-origin.guard';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
-import { DiscourseConnectActionsService } from '../hooks/actions.service';
-import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
-import { endLocalSession } from '../session/sign-out';
+import { ReturnTo } from '../session/return-to';
+import { DiscourseConnectSignOut } from '../session/sign-out';
 import { DiscordAuthGuard, DiscordCallbackGuard } from './discord-auth.guard';
 import { LogOutOfDiscourse } from '../sync/discourse-lifecycle.interceptor';
 import { encodeLocation } from '../common/urls';
@@ -29,8 +27,7 @@ import { DISCOURSE_CONNECT_ROUTES as ROUTES } from '../common/discourse-connect-
 export class AuthController {
   constructor(
     private readonly settings: DiscourseConnectSettings,
-    private readonly actions: DiscourseConnectActionsService,
-    private readonly http: DiscourseConnectHttp,
+    private readonly signOut: DiscourseConnectSignOut,
   ) {}
 
   /**
@@ -50,9 +47,9 @@ export class AuthController {
   @Redirect()
   @Header('Cache-Control', 'no-store')
   @Header('Referrer-Policy', 'no-referrer')
-  callback(@Req() req: DiscourseConnectRequest & { discourseConnectReturnTo?: string }) {
+  callback(@Req() req: DiscourseConnectRequest) {
     return {
-      url: encodeLocation(req.discourseConnectReturnTo ?? this.settings.afterSignInPath),
+      url: encodeLocation(ReturnTo.take(req) ?? this.settings.afterSignInPath),
       statusCode: 302,
     };
   }
@@ -67,11 +64,7 @@ export class AuthController {
     @Req() req: DiscourseConnectRequest,
     @Res({ passthrough: true }) res: DiscourseConnectResponse,
   ) {
-    const discordId = req.user?.discordId;
-    await endLocalSession(req);
-    this.http.setHeader(res, 'Cache-Control', 'no-store');
-    this.http.clearSessionCookie(res);
-    if (discordId) this.actions.emit(DiscourseConnectEvents.SignedOut, { discordId, via: 'local' });
+    await this.signOut.signOut(req, res, 'local');
     return { url: this.settings.afterSignOutPath, statusCode: 303 };
   }
 }

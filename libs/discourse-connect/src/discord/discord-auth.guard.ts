@@ -19,7 +19,9 @@ import {
   DiscourseConnectHttpException,
 } from '../common/discourse-connect.exceptions';
 import { isSafeRelativePath } from '../common/urls';
-import { SESSION_RETURN_TO } from '../discourse-connect.constants';
+import { ReturnTo } from '../session/return-to';
+import { InvalidDiscordProfileError, SignInRefusedError } from '../users/sign-in.errors';
+import { AuthorizationError, InternalOAuthError, TokenError } from 'passport-oauth2';
 import { DiscordApiError } from './discord-api.error';
 import { DiscordStrategy } from './discord.strategy';
 import { DiscourseConnectRoutes } from '../common/discourse-connect-routes';
@@ -28,15 +30,6 @@ import { DiscourseConnectRoutes } from '../common/discourse-connect-routes';
 function tryAgain(routes: DiscourseConnectRoutes): { href: string; label: string }[] {
   return [{ href: routes.path('signIn'), label: 'Sign in with Discord again' }];
 }
-
-/** Session fields this module keeps. */
-export interface DiscourseConnectSession {
-  [SESSION_RETURN_TO]?: string;
-}
-
-type SessionRequest = DiscourseConnectRequest & {
-  session?: (DiscourseConnectSession & Record<string, unknown>) | null;
-};
 
 /**
  * Runs this module's Discord strategy through this module's passport instance — not the
@@ -69,7 +62,7 @@ export abstract class DiscordPassportGuard implements CanActivate {
         options,
         (err: unknown, u: unknown, info: unknown) => {
           try {
-            resolve(this.handleRequest(err, u, info));
+            resolve(this.handleRequest(err, u, info, req));
           } catch (error) {
             reject(error);
           }
@@ -87,8 +80,13 @@ export abstract class DiscordPassportGuard implements CanActivate {
   }
 
   /** Turns passport's outcome into the user, or throws a readable error. */
-  protected handleRequest<TUser>(err: unknown, user: TUser, info: unknown): TUser {
-    return handleDiscordResult(err, user, info, tryAgain(this.routes));
+  protected handleRequest<TUser>(
+    err: unknown,
+    user: TUser,
+    _info: unknown,
+    req?: DiscourseConnectRequest,
+  ): TUser {
+    return handleDiscordResult(err, user, req, tryAgain(this.routes));
   }
 
   /** Starts the session for `req.user` (passport's log-in; it regenerates the session id). */
@@ -123,7 +121,7 @@ export class DiscordAuthGuard extends DiscordPassportGuard {
   }
 
   override async canActivate(context: ExecutionContext): Promise<boolean> {
-    const req = context.switchToHttp().getRequest<SessionRequest>();
+    const req = context.switchToHttp().getRequest<DiscourseConnectRequest>();
     // Set before passport redirects (the route's own headers apply only after the guards).
     this.http.setHeader(context.switchToHttp().getResponse(), 'Cache-Control', 'no-store');
     if (!req.session)
@@ -145,10 +143,8 @@ export class DiscordAuthGuard extends DiscordPassportGuard {
         'bad_return_to',
       );
     }
-    if (resume !== '1') {
-      if (returnTo) req.session[SESSION_RETURN_TO] = returnTo as string;
-      else delete req.session[SESSION_RETURN_TO];
-    }
+    // `continue=1`: resuming what the SSO endpoint remembered.
+    if (resume !== '1') ReturnTo.remember(req, returnTo);
     limitToPreSignInLifetime(req, this.settings);
     return (await super.canActivate(context)) as boolean;
   }
@@ -161,7 +157,7 @@ export class DiscordAuthGuard extends DiscordPassportGuard {
 
 /**
  * Discord's redirect URI: exchanges the code, signs the user in with a fresh session id (no
- * fixation), and leaves where to go next on `req.discourseConnectReturnTo`.
+ * fixation). Where to go next stays with {@link ReturnTo}: the callback route takes it.
  */
 @Injectable()
 export class DiscordCallbackGuard extends DiscordPassportGuard {
@@ -175,9 +171,7 @@ export class DiscordCallbackGuard extends DiscordPassportGuard {
   }
 
   override async canActivate(context: ExecutionContext): Promise<boolean> {
-    const req = context
-      .switchToHttp()
-      .getRequest<SessionRequest & { discourseConnectReturnTo?: string }>();
+    const req = context.switchToHttp().getRequest<DiscourseConnectRequest>();
     if (!req.session)
       throw new Error('DiscourseConnect needs session middleware before its routes');
     const { code, error } = req.query as Record<string, unknown>;
@@ -189,12 +183,11 @@ export class DiscordCallbackGuard extends DiscordPassportGuard {
         'callback_without_code',
       );
     }
-    const returnTo = req.session[SESSION_RETURN_TO];
     await super.canActivate(context);
-    // passport regenerates the session id at log-in, so the destination was read before.
+    // passport regenerates the session id at log-in, so the destination is taken off it before.
+    ReturnTo.keepAcrossLogIn(req);
     await this.logIn(req);
     await startSignedInLifetime(req, this.settings);
-    req.discourseConnectReturnTo = isSafeRelativePath(returnTo) ? returnTo : undefined;
     return true;
   }
 }
@@ -205,26 +198,28 @@ const logger = new Logger('DiscourseConnect');
 function handleDiscordResult<TUser>(
   err: unknown,
   user: TUser,
-  info: unknown,
+  req: DiscourseConnectRequest | undefined,
   tryAgainLinks: { href: string; label: string }[],
 ): TUser {
   if (err) throw toSignInException(err, tryAgainLinks);
   if (!user) {
-    const message = (info as { message?: string } | undefined)?.message ?? '';
-    if (/state/i.test(message)) {
+    // passport-oauth2 fails without an error in two cases only: Discord's `error=access_denied`
+    // (the person cancelled), checked before anything else, and a state that does not verify.
+    const query = (req?.query ?? {}) as Record<string, unknown>;
+    if (query.error === 'access_denied') {
       throw new DiscordSignInException(
         HttpStatus.FORBIDDEN,
-        'Sign-in expired',
-        'This sign-in attempt expired or was started in another browser. Please start again.',
-        'oauth_state_mismatch',
+        'Sign-in cancelled',
+        'You cancelled signing in with Discord, so you are not signed in. Nothing was changed.',
+        'discord_access_denied',
         tryAgainLinks,
       );
     }
     throw new DiscordSignInException(
       HttpStatus.FORBIDDEN,
-      'Sign-in cancelled',
-      'You cancelled signing in with Discord, so you are not signed in. Nothing was changed.',
-      'discord_access_denied',
+      'Sign-in expired',
+      'This sign-in attempt expired or was started in another browser. Please start again.',
+      'oauth_state_mismatch',
       tryAgainLinks,
     );
   }
@@ -236,34 +231,50 @@ function toSignInException(
   tryAgainLinks: { href: string; label: string }[],
 ): DiscourseConnectHttpException {
   if (err instanceof DiscourseConnectHttpException) return err;
-  const e = err as {
-    name?: string;
-    code?: string;
-    message?: string;
-    oauthError?: { statusCode?: number; code?: string; data?: unknown };
-  };
-  if (e.name === 'TokenError') {
+  if (err instanceof SignInRefusedError) {
+    return new DiscordSignInException(
+      HttpStatus.FORBIDDEN,
+      err.code === 'not_a_guild_member' ? 'Server membership needed' : 'Sign-in not allowed',
+      err.message,
+      err.code,
+    );
+  }
+  if (err instanceof TokenError) {
     return new DiscordSignInException(
       HttpStatus.BAD_REQUEST,
       'Sign-in link expired',
       'Discord did not accept this sign-in code: it expired or was already used. Please sign in again.',
-      `discord_token_error:${boundForLog(e.code ?? 'unknown')}`,
+      `discord_token_error:${boundForLog(err.code ?? 'unknown')}`,
       tryAgainLinks,
     );
   }
-  if (e.name === 'AuthorizationError') {
+  if (err instanceof AuthorizationError) {
     return new DiscordSignInException(
       HttpStatus.BAD_REQUEST,
       'Discord refused the sign-in',
       'Discord could not authorise this sign-in. Please try again.',
-      `discord_authorization_error:${boundForLog(e.code ?? 'unknown')}`,
+      `discord_authorization_error:${boundForLog(err.code ?? 'unknown')}`,
       tryAgainLinks,
     );
   }
-  const status = err instanceof DiscordApiError ? err.status : (e.oauthError?.statusCode ?? 0);
+  if (err instanceof InvalidDiscordProfileError) {
+    logger.warn(boundForLog(err.message, 300));
+    return new DiscordSignInException(
+      HttpStatus.BAD_GATEWAY,
+      'Discord sent an unusable answer',
+      'Discord answered with an account this site cannot read. Nothing was changed; please try again later.',
+      err.code,
+      tryAgainLinks,
+    );
+  }
+  const oauthError =
+    err instanceof InternalOAuthError
+      ? (err.oauthError as { statusCode?: number; data?: unknown } | undefined)
+      : undefined;
+  const status = err instanceof DiscordApiError ? err.status : (oauthError?.statusCode ?? 0);
   if (status === 429) {
     const retry =
-      err instanceof DiscordApiError ? err.retryAfterSeconds : retryAfterFromOauth(e.oauthError);
+      err instanceof DiscordApiError ? err.retryAfterSeconds : retryAfterFromOauth(oauthError);
     return new DiscordSignInException(
       HttpStatus.SERVICE_UNAVAILABLE,
       'Discord is busy',
@@ -279,16 +290,6 @@ function toSignInException(
       'Discord refused the sign-in',
       'Discord did not accept this sign-in. Please sign in again.',
       `discord_answered_${status}`,
-      tryAgainLinks,
-    );
-  }
-  if (err instanceof Error && err.message.startsWith('Discord returned a user')) {
-    logger.warn(boundForLog(err.message, 300));
-    return new DiscordSignInException(
-      HttpStatus.BAD_GATEWAY,
-      'Discord sent an unusable answer',
-      'Discord answered with an account this site cannot read. Nothing was changed; please try again later.',
-      'discord_invalid_user',
       tryAgainLinks,
     );
   }

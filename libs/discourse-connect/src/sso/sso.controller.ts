@@ -23,10 +23,8 @@ import { DiscourseConnectRateLimitGuard } from '../common/rate-limit.guard';
 import { isSameOriginRequest, SameOriginGuard } from '../common/same-origin.guard';
 import { encodeLocation, isSafeRelativePath } from '../common/urls';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
-import { SESSION_RETURN_TO } from '../discourse-connect.constants';
-import { DiscourseConnectActionsService } from '../hooks/actions.service';
-import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
-import { endLocalSession } from '../session/sign-out';
+import { ReturnTo } from '../session/return-to';
+import { DiscourseConnectSignOut } from '../session/sign-out';
 import { limitToPreSignInLifetime } from '../session/session-store.factory';
 import { SsoService } from './sso.service';
 import {
@@ -75,8 +73,8 @@ export class SsoController {
   constructor(
     private readonly sso: SsoService,
     private readonly settings: DiscourseConnectSettings,
-    private readonly actions: DiscourseConnectActionsService,
     private readonly http: DiscourseConnectHttp,
+    private readonly signOuts: DiscourseConnectSignOut,
     private readonly routes: DiscourseConnectRoutes,
   ) {}
 
@@ -102,7 +100,7 @@ export class SsoController {
         sso: query.sso as string,
         sig: query.sig as string,
       })}`;
-      req.session[SESSION_RETURN_TO] = resume;
+      ReturnTo.remember(req, resume);
       limitToPreSignInLifetime(req, this.settings);
       return { url: `${this.routes.path('signIn')}?continue=1`, statusCode: 302 };
     }
@@ -188,11 +186,7 @@ export class SsoController {
   }
 
   private async signOut(req: UserRequest, res: DiscourseConnectResponse): Promise<void> {
-    const discordId = req.user?.discordId;
-    await endLocalSession(req);
-    this.http.setHeader(res, 'Cache-Control', 'no-store');
-    this.http.clearSessionCookie(res);
-    if (discordId) this.actions.emit(DiscourseConnectEvents.SignedOut, { discordId, via: 'forum' });
+    await this.signOuts.signOut(req, res, 'forum');
     this.http.redirect(res, 303, this.settings.afterSignOutPath);
   }
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { InvalidDiscordProfileError } from './sign-in.errors';
 
 /**
  * The Discord user fields this module keeps, and hashes for change detection. Flags, premium_type
@@ -34,13 +35,14 @@ const isSnowflake = (id: unknown): id is string =>
  * Picks the whitelisted fields out of a Discord `/users/@me` answer. Never pass the passport profile
  * around whole: it carries the access token.
  *
- * @throws Error when the answer has no usable id or username.
+ * @throws InvalidDiscordProfileError when the answer has no usable id or username.
  */
 export function pickDiscordMetadata(raw: Record<string, unknown>): DiscordMetadata {
   const id = raw.id;
-  if (!isSnowflake(id)) throw new Error('Discord returned a user without a valid id');
+  if (!isSnowflake(id))
+    throw new InvalidDiscordProfileError('Discord returned a user without a valid id');
   if (typeof raw.username !== 'string' || !raw.username)
-    throw new Error('Discord returned a user without a username');
+    throw new InvalidDiscordProfileError('Discord returned a user without a username');
   const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
   return {
     id,

@@ -39,12 +39,15 @@ export class TypeOrmUserStore implements TransactionalUserStore {
     try {
       // Inside a transaction the insert gets its own savepoint: on PostgreSQL a unique violation
       // (another instance created the user first) would otherwise abort the whole transaction.
+      // Not reloading the generated columns after the insert: the row is read once, below.
+      const insert = (users: Repository<DiscourseConnectUserEntity>) =>
+        users.createQueryBuilder().insert().values(data).updateEntity(false).execute();
       if (this.users.manager.queryRunner?.isTransactionActive) {
         await this.users.manager.transaction((manager) =>
-          manager.getRepository(DiscourseConnectUserEntity).insert(data),
+          insert(manager.getRepository(DiscourseConnectUserEntity)),
         );
       } else {
-        await this.users.insert(data);
+        await insert(this.users);
       }
     } catch (error) {
       if (isUniqueViolation(error)) return null; // another request created the same user first

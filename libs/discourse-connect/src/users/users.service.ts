@@ -123,21 +123,24 @@ export class UsersService {
   }
 
   /**
-   * Creates or updates the local user from Discord. Reads first; writes (and calls `afterWrite`,
-   * in the same transaction when the store supports one) only when the user is new or the
-   * metadata hash changed.
+   * Creates or updates the local user from Discord. Reads first (unless the caller already read the
+   * user and passes it as `known.existing`); writes (and calls `afterWrite`, in the same transaction
+   * when the store supports one) only when the user is new or the metadata hash changed. The read
+   * is not repeated inside the transaction: a parallel first sign-in that wins the insert is
+   * detected by `create` answering null, and only then is the user read again.
    */
   async signInFromDiscord(
     meta: DiscordMetadata,
     afterWrite?: (outcome: SignInOutcome, manager?: EntityManager) => Promise<void>,
+    known?: { existing: LocalUser | null },
   ): Promise<SignInOutcome> {
     const data = toUserData(meta);
-    const existing = await this.store.findByDiscordId(meta.id);
+    const existing = known ? known.existing : await this.store.findByDiscordId(meta.id);
     if (existing && existing.metadataHash === data.metadataHash) {
       return { user: existing, created: false, changed: false };
     }
     const write = async (store: UserStore, manager?: EntityManager): Promise<SignInOutcome> => {
-      const outcome = await writeUser(store, data);
+      const outcome = await writeUser(store, data, existing);
       if (afterWrite && (outcome.created || outcome.changed)) await afterWrite(outcome, manager);
       return outcome;
     };
@@ -152,12 +155,13 @@ export class UsersService {
   }
 }
 
+/** Writes the user given what was read before (`existing`); re-reads only after a lost insert race. */
 async function writeUser(
   store: UserStore,
   data: LocalUserData,
+  existing: LocalUser | null,
   retried = false,
 ): Promise<SignInOutcome> {
-  const existing = await store.findByDiscordId(data.discordId);
   if (!existing) {
     if (retried) {
       // create() said "exists" but the row is not there: re-trying would loop forever.
@@ -168,7 +172,7 @@ async function writeUser(
     const created = await store.create(data);
     if (created) return { user: created, created: true, changed: false };
     // Lost a race with a parallel first sign-in: continue as a returning user.
-    return writeUser(store, data, true);
+    return writeUser(store, data, await store.findByDiscordId(data.discordId), true);
   }
   if (existing.metadataHash === data.metadataHash)
     return { user: existing, created: false, changed: false };

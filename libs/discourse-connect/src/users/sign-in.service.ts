@@ -1,0 +1,122 @@
+import { Injectable } from '@nestjs/common';
+import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import { DiscordApiClient } from '../discord/discord-api.client';
+import { DiscordApiError } from '../discord/discord-api.error';
+import { DiscourseConnectActionsService } from '../hooks/actions.service';
+import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
+import { DiscourseConnectFiltersService } from '../hooks/filters.service';
+import { SyncQueue } from '../sync/sync-queue.service';
+import { pickDiscordMetadata, type DiscordMetadata } from './discord-profile';
+import type { LocalUser } from './local-user.interface';
+import { SignInRefusedError } from './sign-in.errors';
+import { UsersService, type SignInOutcome } from './users.service';
+
+/**
+ * The sign-in use case, once Discord has answered with the user's profile: reads the guild roles,
+ * applies the membership requirement and the `user.canSignIn` filter, and writes the local user
+ * with the sync job it causes in one transaction. Reads the user once (the filter's `existing` is
+ * the one the write decision uses). Events and the queue's wake-up come only after the commit.
+ * Knows nothing of HTTP: a refusal is a {@link SignInRefusedError}.
+ */
+@Injectable()
+export class DiscourseConnectSignIn {
+  constructor(
+    private readonly settings: DiscourseConnectSettings,
+    private readonly api: DiscordApiClient,
+    private readonly users: UsersService,
+    private readonly filters: DiscourseConnectFiltersService,
+    private readonly actions: DiscourseConnectActionsService,
+    private readonly queue: SyncQueue,
+  ) {}
+
+  /**
+   * Signs in the Discord user of `profile` (the raw `/users/@me` answer).
+   *
+   * @throws InvalidDiscordProfileError when the profile has no usable id or username.
+   * @throws SignInRefusedError when the membership requirement or the filter refuses.
+   * @throws DiscordApiError when Discord fails while the roles are read.
+   */
+  async signIn(profile: Record<string, unknown>, accessToken: string): Promise<LocalUser> {
+    const discord = pickDiscordMetadata(profile);
+    await this.readRoles(discord, accessToken);
+    const existing = await this.users.findByDiscordId(discord.id);
+    await this.checkAllowed(discord, existing);
+    const outcome = await this.write(discord, existing);
+    this.announce(outcome);
+    return outcome.user;
+  }
+
+  private async readRoles(discord: DiscordMetadata, accessToken: string): Promise<void> {
+    const groups = this.settings.groups;
+    if (!groups) return;
+    discord.roles = await this.guildRoles(accessToken, groups.guildId);
+    if (discord.roles === null && groups.requireMembership) {
+      throw new SignInRefusedError(
+        'not_a_guild_member',
+        'Only members of our Discord server can sign in. Join the server, then sign in again.',
+      );
+    }
+  }
+
+  /** Role ids in the guild (sorted), or null when the user is not a member. Once per sign-in. */
+  private async guildRoles(accessToken: string, guildId: string): Promise<string[] | null> {
+    try {
+      const member = await this.api.get<{ roles?: unknown }>(
+        `/users/@me/guilds/${guildId}/member`,
+        accessToken,
+      );
+      return Array.isArray(member.roles)
+        ? member.roles.filter((r): r is string => typeof r === 'string').sort()
+        : [];
+    } catch (error) {
+      // Unknown Guild / Unknown Member: not a member. Anything else fails the sign-in (never guess).
+      if (error instanceof DiscordApiError && error.status === 404) return null;
+      throw error;
+    }
+  }
+
+  private async checkAllowed(discord: DiscordMetadata, existing: LocalUser | null): Promise<void> {
+    const verdict = await this.filters.apply('user.canSignIn', true, { discord, existing });
+    if (verdict === true) return;
+    throw new SignInRefusedError(
+      'sign_in_refused_by_filter',
+      typeof verdict === 'string' && verdict
+        ? verdict
+        : 'This Discord account is not allowed to sign in here.',
+    );
+  }
+
+  /**
+   * Creates or updates the user. A changed profile reaches the forum without a browser round trip:
+   * the sync job is written in the same transaction as the change, and delivered by the worker.
+   */
+  private write(discord: DiscordMetadata, existing: LocalUser | null): Promise<SignInOutcome> {
+    const { onFirstSignIn } = this.settings.sync;
+    return this.users.signInFromDiscord(
+      discord,
+      async (o, manager) => {
+        if (o.changed || (o.created && onFirstSignIn))
+          await this.queue.enqueue('sync', o.user.discordId, { manager });
+      },
+      { existing },
+    );
+  }
+
+  /** After the commit: wakes the queue's workers and emits the events. */
+  private announce(outcome: SignInOutcome): void {
+    if (outcome.changed || outcome.created) this.queue.notify();
+    if (outcome.created)
+      this.actions.emit(DiscourseConnectEvents.UserCreated, { user: outcome.user });
+    if (outcome.changed && outcome.previous) {
+      this.actions.emit(DiscourseConnectEvents.ProfileChanged, {
+        user: outcome.user,
+        previous: outcome.previous,
+      });
+    }
+    this.actions.emit(DiscourseConnectEvents.SignedIn, {
+      user: outcome.user,
+      created: outcome.created,
+      changed: outcome.changed,
+    });
+  }
+}
