@@ -50,6 +50,7 @@ import { DiscourseConnectUserEntity } from './users/discourse-connect-user.entit
 import { TypeOrmUserStore } from './users/typeorm-user.store';
 import { UserStore } from './users/user-store.interface';
 import { UsersService } from './users/users.service';
+import { DiscoursePayloadBuilder } from './users/discourse-payload.builder';
 import { DiscourseAdminService } from './admin/discourse-admin.service';
 import { AdminApiRateLimiter } from './sync/rate-limiter';
 import { DiscourseConnectSyncJobEntity } from './sync/sync-job.entity';
@@ -129,6 +130,7 @@ const providers: Provider[] = [
   DiscourseConnectRateLimitGuard,
   DiscourseConnectSecurityHeadersMiddleware,
   SsoService,
+  DiscoursePayloadBuilder,
   DiscourseConnectSessionMiddleware,
   DiscourseConnectHttp,
   DiscourseConnectRoutes,
