@@ -1,6 +1,6 @@
 import { DataSource } from 'typeorm';
 import { DiscourseAdminService, SyncQueue, UsersService } from 'nestjs-discourse-connect/internal';
-import { SsoService } from 'nestjs-discourse-connect/internal';
+import { DiscoursePayloadBuilder } from 'nestjs-discourse-connect/internal';
 import { DiscourseConnectSettings } from 'nestjs-discourse-connect/internal';
 import { DISCORD_FIXTURES, type SimDiscordUser } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
@@ -91,8 +91,8 @@ describe.each(HTTP_ADAPTERS)('adversarial: account takeover (%s)', (adapter) => 
     const local = (await h.app.get(UsersService).findByDiscordId(migrated.id))!;
     expect(local).toMatchObject({ email: 'victim@example.com', emailVerified: false });
     const payload = await h.app
-      .get(SsoService)
-      .payloadFor(local, h.app.get(DiscourseConnectSettings).forums[0]);
+      .get(DiscoursePayloadBuilder)
+      .forSync(local, h.app.get(DiscourseConnectSettings).forums[0]);
     expect(payload).toMatchObject({
       external_id: migrated.id,
       email: 'victim@example.com',

@@ -52,6 +52,7 @@ import { UserStore } from './users/user-store.interface';
 import { UsersService } from './users/users.service';
 import { DiscourseConnectSignIn } from './users/sign-in.service';
 import { DiscourseConnectSignOut } from './session/sign-out';
+import { DiscoursePayloadBuilder } from './users/discourse-payload.builder';
 import { DiscourseAdminService } from './admin/discourse-admin.service';
 import { AdminApiRateLimiter } from './sync/rate-limiter';
 import { DiscourseConnectSyncJobEntity } from './sync/sync-job.entity';
@@ -133,6 +134,7 @@ const providers: Provider[] = [
   DiscourseConnectRateLimitGuard,
   DiscourseConnectSecurityHeadersMiddleware,
   SsoService,
+  DiscoursePayloadBuilder,
   DiscourseConnectSessionMiddleware,
   DiscourseConnectHttp,
   DiscourseConnectRoutes,

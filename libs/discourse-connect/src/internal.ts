@@ -37,6 +37,10 @@ export {
   type SyncJobStatus,
 } from './sync/sync-job.entity';
 export { SsoService } from './sso/sso.service';
+export {
+  DiscoursePayloadBuilder,
+  MemberCannotBeSyncedError,
+} from './users/discourse-payload.builder';
 export * from './protocol';
 export { DiscourseConnectActionsService } from './hooks/actions.service';
 export { TypeOrmUserStore } from './users/typeorm-user.store';

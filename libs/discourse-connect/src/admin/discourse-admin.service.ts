@@ -1,8 +1,8 @@
 import { Injectable, Optional } from '@nestjs/common';
 import { DiscourseConnectSettings, ResolvedForum } from '../config/discourse-connect.settings';
 import type { DiscourseConnectPayload } from '../protocol';
-import { SsoService } from '../sso/sso.service';
 import { AdminApiRateLimiter } from '../sync/rate-limiter';
+import { DiscoursePayloadBuilder } from '../users/discourse-payload.builder';
 import type { LocalUser } from '../users/local-user.interface';
 import {
   DiscourseApiError,
@@ -34,7 +34,7 @@ export class DiscourseAdminService {
 
   constructor(
     protected readonly settings: DiscourseConnectSettings,
-    protected readonly sso: SsoService,
+    protected readonly payloads: DiscoursePayloadBuilder,
     @Optional() protected readonly limiter?: AdminApiRateLimiter,
   ) {}
 
@@ -46,6 +46,9 @@ export class DiscourseAdminService {
   /**
    * Creates or updates the forum user without a browser (`POST /admin/users/sync_sso`). Given a
    * local user, the payload goes through the same filters as a sign-in.
+   *
+   * @throws MemberCannotBeSyncedError when no payload can be made for the user (no email, or one
+   *   Discourse would not accept); DiscourseApiError when the forum refuses or cannot be reached.
    */
   async syncSso(
     subject: LocalUser | DiscourseConnectPayload,
@@ -53,11 +56,11 @@ export class DiscourseAdminService {
   ): Promise<DiscourseUser> {
     const forum = this.forum(forumName);
     const payload = isLocalUser(subject)
-      ? await this.sso.payloadFor(subject, forum)
+      ? await this.payloads.forSync(subject, forum)
       : { ...subject };
     delete payload.nonce;
     if (!payload.external_id) throw new DiscourseApiError(422, 'sync_sso needs an external_id');
-    const signed = this.sso.sign(payload, forum);
+    const signed = this.payloads.sign(payload, forum);
     const user = (await this.request(forum, 'POST', '/admin/users/sync_sso', {
       sso: signed.sso,
       sig: signed.sig,
@@ -157,7 +160,10 @@ export class DiscourseAdminService {
     forumName?: string,
   ): Promise<'match' | 'mismatch' | 'disabled' | 'unknown'> {
     const forum = this.forum(forumName);
-    const signed = this.sso.sign({ external_id: '', email: 'secret-check@invalid.example' }, forum);
+    const signed = this.payloads.sign(
+      { external_id: '', email: 'secret-check@invalid.example' },
+      forum,
+    );
     try {
       await this.request(forum, 'POST', '/admin/users/sync_sso', {
         sso: signed.sso,

@@ -12,6 +12,8 @@ import {
   readGroups,
   serializePayload,
   verifyAndDecode,
+  verifyProviderRequest,
+  verifyRequestWithAnySecret,
   verifySignature,
 } from './discourse-connect.codec';
 import { DiscourseConnectProtocolError } from './discourse-connect.errors';
@@ -78,6 +80,44 @@ describe('DiscourseConnect codec', () => {
     );
     expect(code(() => verifySignature(sso, '', 'secret-123456'))).toBe('missing_signature');
     expect(isValidSignature(sso, 'z'.repeat(64), 'secret-123456')).toBe(false);
+  });
+
+  it('checks a provider request in a fixed order: presence, length, sig format, alphabet, signature, decoding, nonce, return URL', () => {
+    const secrets = ['first-secret-0123456', 'second-secret-0123456'];
+    const sign = (text: string, secret = secrets[1]) => {
+      const sso = Buffer.from(text).toString('base64');
+      return [sso, createHmac('sha256', secret).update(sso).digest('hex')] as const;
+    };
+    const [sso, sig] = sign('nonce=abc123&return_sso_url=https%3A%2F%2Fforum.example.com%2Fx');
+    expect(verifyProviderRequest(sso, sig, secrets)).toMatchObject({
+      secretIndex: 1,
+      nonce: 'abc123',
+      returnSsoUrl: 'https://forum.example.com/x',
+    });
+    const long = sign(`nonce=abc&bio=${'x'.repeat(5000)}`);
+    expect(code(() => verifyProviderRequest('', '', secrets))).toBe('missing_payload');
+    expect(code(() => verifyProviderRequest(sso, '', secrets))).toBe('missing_signature');
+    expect(code(() => verifyProviderRequest(long[0], 'zz', secrets))).toBe('payload_too_long');
+    expect(verifyRequestWithAnySecret(long[0], long[1], secrets, Infinity).fields.nonce).toBe(
+      'abc',
+    );
+    expect(code(() => verifyProviderRequest('%%%', 'zz', secrets))).toBe('malformed_signature');
+    // A "+" that became a space: a malformed payload, not a bad signature.
+    expect(code(() => verifyProviderRequest('bm9 uY2U=', sig, secrets))).toBe('malformed_payload');
+    expect(code(() => verifyAndDecode('bm9 uY2U=', sig, secrets[1]))).toBe('malformed_payload');
+    expect(code(() => verifyProviderRequest(sso, sig, [secrets[0]]))).toBe('bad_signature');
+    expect(code(() => verifyProviderRequest(...sign('nonce=a&nonce=b'), secrets))).toBe(
+      'duplicate_field',
+    );
+    expect(code(() => verifyProviderRequest(...sign('return_sso_url=x'), secrets))).toBe(
+      'missing_nonce',
+    );
+    expect(
+      code(() => verifyProviderRequest(...sign('nonce=a%20b&return_sso_url=x'), secrets)),
+    ).toBe('missing_nonce');
+    expect(code(() => verifyProviderRequest(...sign('nonce=abc'), secrets))).toBe(
+      'missing_return_sso_url',
+    );
   });
 
   it('serialises every field in Discourse order, booleans as strings, groups comma-joined', () => {

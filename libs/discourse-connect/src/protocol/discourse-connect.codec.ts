@@ -11,6 +11,13 @@ import {
 export const BASE64_TEXT = /^[A-Za-z0-9+/=\r\n]+$/;
 /** A well-formed `sig`: 64 lowercase hexadecimal characters. */
 export const SIGNATURE = /^[0-9a-f]{64}$/;
+/**
+ * The longest `sso` a provider endpoint reads. Discourse sends a nonce and its `return_sso_url`,
+ * a few hundred characters; anything much longer is refused before any work is done on it.
+ */
+export const MAX_REQUEST_PAYLOAD_LENGTH = 4096;
+/** A nonce as a provider accepts it: a short token (Discourse sends 32 hex characters). */
+const NONCE = /^[A-Za-z0-9_-]{1,128}$/;
 const CUSTOM_NAME = /^[A-Za-z0-9_-]+$/;
 const GROUP_NAME = /^[^,\s]+$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -27,20 +34,8 @@ export function signPayload(base64: string, secret: string): string {
  *   characters, or does not match.
  */
 export function verifySignature(base64: string, sig: string, secret: string): void {
-  if (!sig)
-    throw new DiscourseConnectProtocolError('missing_signature', 'The sig parameter is missing.');
-  if (!SIGNATURE.test(sig)) {
-    throw new DiscourseConnectProtocolError(
-      'malformed_signature',
-      'The sig parameter must be 64 lowercase hexadecimal characters.',
-    );
-  }
-  if (!isValidSignature(base64, sig, secret)) {
-    throw new DiscourseConnectProtocolError(
-      'bad_signature',
-      'The signature does not match the payload.',
-    );
-  }
+  checkSignatureFormat(sig);
+  if (!isValidSignature(base64, sig, secret)) throw badSignature();
 }
 
 /** Constant-time check of a well-formed signature; false for anything malformed. */
@@ -57,14 +52,8 @@ export function isValidSignature(base64: string, sig: string, secret: string): b
  *   invalid UTF-8, or a field given twice (Discourse itself answers 500 to repeated keys).
  */
 export function decodePayload(base64: string): Record<string, string> {
-  if (!base64)
-    throw new DiscourseConnectProtocolError('missing_payload', 'The sso parameter is missing.');
-  if (!BASE64_TEXT.test(base64)) {
-    throw new DiscourseConnectProtocolError(
-      'malformed_payload',
-      'The sso parameter is not base64 (a "+" turned into a space by a broken link is a common cause).',
-    );
-  }
+  checkPayloadPresent(base64);
+  checkBase64Alphabet(base64);
   const compact = base64.replace(/[\r\n]/g, '');
   if (compact.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(compact)) {
     throw new DiscourseConnectProtocolError(
@@ -94,16 +83,85 @@ export function decodePayload(base64: string): Record<string, string> {
   return fields;
 }
 
-/** Verifies then decodes: the one call a provider endpoint needs. */
+/**
+ * Verifies then decodes a request signed with `secret`.
+ *
+ * @throws DiscourseConnectProtocolError as {@link verifyRequestWithAnySecret} does.
+ */
 export function verifyAndDecode(
   base64: string,
   sig: string,
   secret: string,
 ): Record<string, string> {
-  if (!base64)
-    throw new DiscourseConnectProtocolError('missing_payload', 'The sso parameter is missing.');
-  verifySignature(base64, sig, secret);
-  return decodePayload(base64);
+  return verifyRequestWithAnySecret(base64, sig, [secret], Infinity).fields;
+}
+
+/** What a verified request carries, and which of the secrets signed it. */
+export interface VerifiedRequest {
+  /** Index in the `secrets` given of the secret that made the signature. */
+  secretIndex: number;
+  fields: Record<string, string>;
+}
+
+/**
+ * The checks on an incoming `sso`/`sig` pair, in this order: both present, `sso` no longer than
+ * `maxLength`, `sig` 64 lowercase hex characters, `sso` in the base64 alphabet, the signature made
+ * by one of `secrets` (constant-time, over the text exactly as received), then the decoding.
+ *
+ * @throws DiscourseConnectProtocolError with the code of the first check that fails.
+ */
+export function verifyRequestWithAnySecret(
+  base64: string,
+  sig: string,
+  secrets: readonly string[],
+  maxLength = MAX_REQUEST_PAYLOAD_LENGTH,
+): VerifiedRequest {
+  checkPayloadPresent(base64);
+  if (!sig) throw new DiscourseConnectProtocolError('missing_signature', missingText('sig'));
+  if (base64.length > maxLength) {
+    throw new DiscourseConnectProtocolError('payload_too_long', 'The sso parameter is too long.');
+  }
+  checkSignatureFormat(sig);
+  checkBase64Alphabet(base64);
+  const secretIndex = secrets.findIndex((secret) => isValidSignature(base64, sig, secret));
+  if (secretIndex === -1) throw badSignature();
+  return { secretIndex, fields: decodePayload(base64) };
+}
+
+/** A provider's reading of a forum's request: the nonce to echo and where to send the browser. */
+export interface ProviderRequest extends VerifiedRequest {
+  nonce: string;
+  /** Not yet checked against the forum's URL: that is the caller's job. */
+  returnSsoUrl: string;
+}
+
+/**
+ * Everything a provider endpoint checks that does not depend on its configuration:
+ * {@link verifyRequestWithAnySecret}, then a nonce that is a short token and a `return_sso_url`.
+ *
+ * @throws DiscourseConnectProtocolError with the code of the first check that fails.
+ */
+export function verifyProviderRequest(
+  base64: string,
+  sig: string,
+  secrets: readonly string[],
+): ProviderRequest {
+  const verified = verifyRequestWithAnySecret(base64, sig, secrets);
+  const nonce = verified.fields.nonce;
+  if (!nonce || !NONCE.test(nonce)) {
+    throw new DiscourseConnectProtocolError(
+      'missing_nonce',
+      'The sign-in request has no valid nonce.',
+    );
+  }
+  const returnSsoUrl = verified.fields.return_sso_url;
+  if (!returnSsoUrl) {
+    throw new DiscourseConnectProtocolError(
+      'missing_return_sso_url',
+      'The sign-in request does not say where to return.',
+    );
+  }
+  return { ...verified, nonce, returnSsoUrl };
 }
 
 /**
@@ -203,6 +261,40 @@ function fieldText(field: string, value: unknown): string {
     return list.join(',');
   }
   return String(value);
+}
+
+function missingText(name: 'sso' | 'sig'): string {
+  return `The ${name} parameter is missing. Start signing in from the forum's "Log In" button.`;
+}
+
+function checkPayloadPresent(base64: string): void {
+  if (!base64) throw new DiscourseConnectProtocolError('missing_payload', missingText('sso'));
+}
+
+function checkSignatureFormat(sig: string): void {
+  if (!sig) throw new DiscourseConnectProtocolError('missing_signature', missingText('sig'));
+  if (!SIGNATURE.test(sig)) {
+    throw new DiscourseConnectProtocolError(
+      'malformed_signature',
+      'The sig parameter must be 64 lowercase hexadecimal characters.',
+    );
+  }
+}
+
+function checkBase64Alphabet(base64: string): void {
+  if (!BASE64_TEXT.test(base64)) {
+    throw new DiscourseConnectProtocolError(
+      'malformed_payload',
+      'The sso parameter is not base64. If a "+" became a space, the link was damaged on the way.',
+    );
+  }
+}
+
+function badSignature(): DiscourseConnectProtocolError {
+  return new DiscourseConnectProtocolError(
+    'bad_signature',
+    'The signature of this sign-in request does not match. The forum and this site must share the same DiscourseConnect secret.',
+  );
 }
 
 /** Keeps untrusted text short and printable before it goes into a message. */

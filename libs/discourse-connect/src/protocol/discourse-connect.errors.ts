@@ -5,7 +5,10 @@ export type DiscourseConnectErrorCode =
   | 'malformed_signature'
   | 'malformed_payload'
   | 'bad_signature'
+  | 'payload_too_long'
   | 'duplicate_field'
+  | 'missing_nonce'
+  | 'missing_return_sso_url'
   | 'invalid_field';
 
 /**

@@ -1,0 +1,153 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { DiscourseConnectSettings, ResolvedForum } from '../config/discourse-connect.settings';
+import { DiscourseConnectFiltersService } from '../hooks/filters.service';
+import { buildSignedPayload, type DiscourseConnectPayload, type SignedPayload } from '../protocol';
+import { discordAvatarUrl } from './discord-profile';
+import type { LocalUser } from './local-user.interface';
+
+/** Why no payload could be made for a member. */
+export type DiscoursePayloadErrorCode =
+  /** The Discord account has no email address, and the forum needs one. */
+  | 'discord_account_without_email'
+  /** The payload (after the filters) is one Discourse would not accept; nothing was sent. */
+  | 'invalid_payload';
+
+/**
+ * A member who cannot be described to the forum. A domain error: the SSO endpoint turns it into a
+ * page for the person, a sync job records its message for the operator. Never worth retrying.
+ */
+export class MemberCannotBeSyncedError extends Error {
+  readonly retryable = false;
+
+  constructor(
+    readonly code: DiscoursePayloadErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'MemberCannotBeSyncedError';
+  }
+}
+
+/**
+ * Turns a local user into the DiscourseConnect fields that describe them to a forum, the one way
+ * for both the browser sign-in (with the forum's nonce) and the admin API's `sync_sso` (without).
+ * The `sso.payload` filters run last, and cannot break the invariants: the right external_id
+ * (and nonce), and `require_activation` whenever Discord has not verified the email.
+ */
+@Injectable()
+export class DiscoursePayloadBuilder {
+  private readonly logger = new Logger('DiscourseConnect');
+
+  constructor(
+    private readonly settings: DiscourseConnectSettings,
+    private readonly filters: DiscourseConnectFiltersService,
+  ) {}
+
+  /**
+   * The payload answering a forum's sign-in request.
+   *
+   * @throws MemberCannotBeSyncedError when the Discord account has no email. A refusing filter
+   *   throws what the filters service throws.
+   */
+  forSignIn(
+    user: LocalUser,
+    forum: ResolvedForum,
+    nonce: string,
+  ): Promise<DiscourseConnectPayload> {
+    return this.build(user, forum, nonce);
+  }
+
+  /**
+   * The payload of a `sync_sso` call: the same fields, never a nonce.
+   *
+   * @throws MemberCannotBeSyncedError when the Discord account has no email.
+   */
+  async forSync(user: LocalUser, forum: ResolvedForum): Promise<DiscourseConnectPayload> {
+    const payload = await this.build(user, forum, undefined);
+    delete payload.nonce;
+    return payload;
+  }
+
+  /**
+   * Signs a payload with the forum's secret.
+   *
+   * @throws MemberCannotBeSyncedError (`invalid_payload`) when the payload is one Discourse would
+   *   not accept (a filter put a comma in a group name, say).
+   */
+  sign(payload: DiscourseConnectPayload, forum: ResolvedForum): SignedPayload {
+    try {
+      return buildSignedPayload(payload, forum.secret);
+    } catch (error) {
+      this.logger.error(`the SSO payload could not be built: ${(error as Error).message}`);
+      throw new MemberCannotBeSyncedError(
+        'invalid_payload',
+        `The DiscourseConnect payload is not one Discourse accepts: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  private async build(
+    user: LocalUser,
+    forum: ResolvedForum,
+    nonce: string | undefined,
+  ): Promise<DiscourseConnectPayload> {
+    if (!user.email) {
+      throw new MemberCannotBeSyncedError(
+        'discord_account_without_email',
+        `The Discord account ${user.discordId} has no email address, and the forum needs one.`,
+      );
+    }
+    const base: DiscourseConnectPayload = {
+      nonce,
+      external_id: user.discordId,
+      email: user.email,
+      username: user.username,
+      name: user.displayName,
+      avatar_url: discordAvatarUrl(user.metadata),
+      // Discourse links an existing forum account by email unless activation is required: an email
+      // Discord has not verified must never be trusted for that.
+      require_activation: user.emailVerified ? undefined : true,
+    };
+    Object.assign(base, await this.groupFields(user, forum));
+    const filtered = await this.filters.apply('sso.payload', base, {
+      user,
+      forum: { name: forum.name, url: forum.url },
+    });
+    const payload: DiscourseConnectPayload = { ...filtered, nonce, external_id: user.discordId };
+    if (!user.emailVerified && payload.email && payload.require_activation !== true) {
+      this.logger.warn(
+        'an sso.payload filter dropped require_activation for an unverified email; it was put back',
+      );
+      payload.require_activation = true;
+    }
+    return payload;
+  }
+
+  /**
+   * Group fields from the role map: the wanted groups are added and the other managed groups
+   * removed; groups the module does not manage are never touched. With `fullGroupList`, the whole
+   * list goes in `groups` instead.
+   */
+  private async groupFields(
+    user: LocalUser,
+    forum: ResolvedForum,
+  ): Promise<DiscourseConnectPayload> {
+    const config = this.settings.groups;
+    if (!config) return {};
+    const roles = user.metadata.roles ?? null;
+    const fromRoles = [...new Set((roles ?? []).map((r) => config.roleGroups[r]).filter(Boolean))];
+    const wanted = await this.filters.apply('discourse.groups', fromRoles, {
+      user,
+      roles,
+      managed: config.managed,
+      forum: { name: forum.name, url: forum.url },
+    });
+    const wantedSet = new Set(wanted.map((g) => g.toLowerCase()));
+    if (config.fullGroupList) return { groups: [...wanted].sort() };
+    const remove = config.managed.filter((g) => !wantedSet.has(g.toLowerCase()));
+    return {
+      add_groups: wanted.length ? [...wanted].sort() : undefined,
+      remove_groups: remove.length ? remove : undefined,
+    };
+  }
+}
