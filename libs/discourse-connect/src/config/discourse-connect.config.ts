@@ -1,6 +1,7 @@
 import { registerAs } from '@nestjs/config';
 import { plainToInstance } from 'class-transformer';
 import {
+  IsIn,
   IsNotEmpty,
   IsOptional,
   IsString,
@@ -8,101 +9,62 @@ import {
   Matches,
   MinLength,
   validateSync,
+  type ValidationOptions,
 } from 'class-validator';
 import type { DiscourseConnectModuleOptions } from '../discourse-connect-options.interface';
 import { DiscourseConnectConfigurationError } from './configuration.error';
+import {
+  ENV_ENTRIES,
+  ENV_NAMES,
+  isRequiredInEnv,
+  optionFromEnv,
+  type ConfigEntry,
+  type ConfigRule,
+  type DiscourseConnectEnvValues,
+  type EnvBinding,
+} from './discourse-connect.schema';
 
 const URL_RULES = { require_tld: false, require_protocol: true, protocols: ['http', 'https'] };
 
-/** The environment variables the module reads, with the rule each must follow. */
-export class DiscourseConnectEnvironment {
-  /** Forum base URL, e.g. https://forum.example.com. */
-  @IsUrl(URL_RULES, { message: "must be the forum's base URL, e.g. https://forum.example.com" })
-  DISCOURSE_URL!: string;
+const EnvironmentValues = class {} as new () => DiscourseConnectEnvValues;
 
-  /** The forum's discourse_connect_secret. */
-  @IsString()
-  @MinLength(10, {
-    message: 'must be at least 10 characters, the same as discourse_connect_secret on the forum',
-  })
-  DISCOURSE_CONNECT_SECRET!: string;
+/**
+ * The environment variables the module reads, with the rule each must follow: one property per
+ * variable of the configuration schema (`discourse-connect.schema.ts`), its class-validator rules
+ * applied from there.
+ */
+export class DiscourseConnectEnvironment extends EnvironmentValues {}
 
-  @IsString()
-  @IsNotEmpty({ message: 'must be the client id of your Discord application' })
-  DISCORD_CLIENT_ID!: string;
+/** The class-validator rules of a variable, from its schema entry. */
+function envDecorators(entry: ConfigEntry & { env: EnvBinding }): PropertyDecorator[] {
+  const rule: ConfigRule = entry.env.rule ?? entry.rule;
+  const options: ValidationOptions = { message: entry.env.message ?? entry.message };
+  const rules = ((): PropertyDecorator[] => {
+    switch (rule.kind) {
+      case 'httpUrl':
+        return [IsUrl(URL_RULES, options)];
+      case 'minLength':
+        return [IsString(), MinLength(rule.min, options)];
+      case 'nonEmpty':
+        return [IsString(), IsNotEmpty(options)];
+      case 'pattern':
+        return [Matches(rule.pattern, options)];
+      case 'positive':
+        return [Matches(/^[1-9][0-9]{0,5}$/, options)];
+      case 'boolean':
+        return [IsIn(['true', 'false'], options)];
+      default:
+        // A variable for an option whose rule has no text form needs its own rule in the schema.
+        throw new Error(`${entry.env.name} needs an env rule in the configuration schema`);
+    }
+  })();
+  return isRequiredInEnv(entry) ? rules : [IsOptional(), ...rules];
+}
 
-  @IsString()
-  @IsNotEmpty({ message: 'must be the client secret of your Discord application' })
-  DISCORD_CLIENT_SECRET!: string;
-
-  @IsOptional()
-  @IsUrl(URL_RULES, { message: 'must be an http(s) URL such as https://discord.com' })
-  DISCORD_BASE_URL?: string;
-
-  @IsUrl(URL_RULES, { message: 'must be where this app is reachable, e.g. http://localhost:3000' })
-  PUBLIC_URL!: string;
-
-  @IsString()
-  @MinLength(32, { message: 'must be at least 32 random characters (try: openssl rand -hex 32)' })
-  SESSION_SECRET!: string;
-
-  @IsOptional()
-  @IsString()
-  @MinLength(8, {
-    message: 'must be an admin API key created on the forum (Admin → API → New API Key)',
-  })
-  DISCOURSE_API_KEY?: string;
-
-  @IsOptional()
-  @IsString()
-  @IsNotEmpty({ message: 'must be the forum username the API key acts as (usually system)' })
-  DISCOURSE_API_USERNAME?: string;
-
-  @IsOptional()
-  @Matches(/^[1-9][0-9]{0,5}$/, {
-    message: 'must be a whole number of requests per minute, e.g. 60',
-  })
-  DISCOURSE_API_RATE_PER_MINUTE?: string;
-
-  @IsOptional()
-  @IsString()
-  @MinLength(12, { message: 'must be the secret of the forum webhook, at least 12 characters' })
-  DISCOURSE_WEBHOOK_SECRET?: string;
-
-  @IsOptional()
-  @Matches(/^[0-9]{1,20}$/, { message: 'must be the id of your Discord server (digits only)' })
-  DISCORD_GUILD_ID?: string;
-
-  @IsOptional()
-  @Matches(
-    /^\s*[0-9]{1,20}\s*=\s*[A-Za-z0-9_.-]{1,60}\s*(,\s*[0-9]{1,20}\s*=\s*[A-Za-z0-9_.-]{1,60}\s*)*$/,
-    {
-      message: 'must map Discord role ids to forum groups, e.g. 123=members,456=moderators',
-    },
-  )
-  DISCOURSE_GROUP_MAP?: string;
-
-  /** Requests per minute per client IP on the sign-in and SSO routes; `off` turns the limit off. */
-  @IsOptional()
-  @Matches(/^(off|[1-9][0-9]{0,5})$/, {
-    message: 'must be a whole number of requests per minute per IP, e.g. 30, or off',
-  })
-  DISCOURSE_CONNECT_RATE_LIMIT?: string;
-
-  /** Sessions and the sync queue in Redis, for several instances. The value is never echoed (it may hold a password). */
-  @IsOptional()
-  @Matches(/^rediss?:\/\/[^\s/?#]+(\/[0-9]{1,2})?\/?$/, {
-    message:
-      'must be a Redis URL such as redis://localhost:6379 or rediss://user:password@host:6380/0',
-  })
-  REDIS_URL?: string;
-
-  /** Prefix of the module's Redis keys, so apps can share one Redis. */
-  @IsOptional()
-  @Matches(/^[A-Za-z0-9_.:-]{1,64}$/, {
-    message: 'must be 1-64 letters, digits or _ . : - (e.g. dc:)',
-  })
-  DISCOURSE_CONNECT_REDIS_PREFIX?: string;
+for (const entry of ENV_ENTRIES) {
+  for (const decorate of envDecorators(entry)) {
+    decorate(DiscourseConnectEnvironment.prototype, entry.env.name);
+  }
 }
 
 /**
@@ -114,10 +76,7 @@ export function validateDiscourseConnectEnv(
   env: Record<string, unknown>,
 ): DiscourseConnectEnvironment {
   const relevant = Object.fromEntries(
-    Object.keys(new DiscourseConnectEnvironmentKeys()).map((k) => [
-      k,
-      env[k] === '' ? undefined : env[k],
-    ]),
+    ENV_NAMES.map((k) => [k, env[k] === '' ? undefined : env[k]]),
   );
   const parsed = plainToInstance(DiscourseConnectEnvironment, relevant);
   const errors = validateSync(parsed, { skipMissingProperties: false });
@@ -136,26 +95,6 @@ export function validateDiscourseConnectEnv(
     );
   }
   return parsed;
-}
-
-/** Every variable name, so only those are read from the environment. */
-class DiscourseConnectEnvironmentKeys {
-  DISCOURSE_URL = 1;
-  DISCOURSE_CONNECT_SECRET = 1;
-  DISCORD_CLIENT_ID = 1;
-  DISCORD_CLIENT_SECRET = 1;
-  DISCORD_BASE_URL = 1;
-  PUBLIC_URL = 1;
-  SESSION_SECRET = 1;
-  DISCOURSE_API_KEY = 1;
-  DISCOURSE_API_USERNAME = 1;
-  DISCORD_GUILD_ID = 1;
-  DISCOURSE_GROUP_MAP = 1;
-  DISCOURSE_WEBHOOK_SECRET = 1;
-  DISCOURSE_API_RATE_PER_MINUTE = 1;
-  DISCOURSE_CONNECT_RATE_LIMIT = 1;
-  REDIS_URL = 1;
-  DISCOURSE_CONNECT_REDIS_PREFIX = 1;
 }
 
 /** Forum pages people paste instead of the forum's base URL. */
@@ -205,7 +144,7 @@ export function findCutEnvValues(envFileText: string): string[] {
   const problems: string[] = [];
   for (const line of envFileText.split(/\r?\n/)) {
     const m = /^\s*(?:export\s+)?([A-Z0-9_]+)\s*=\s*(.*)$/.exec(line);
-    if (!m || !(m[1] in new DiscourseConnectEnvironmentKeys())) continue;
+    if (!m || !ENV_NAMES.includes(m[1])) continue;
     const raw = m[2];
     if (/^["'`]/.test(raw)) continue; // quoted: # is part of the value
     const hash = raw.indexOf('#');
@@ -219,7 +158,7 @@ export function findCutEnvValues(envFileText: string): string[] {
   return problems;
 }
 
-/** Module options from a validated environment. */
+/** Module options from a validated environment: each variable set goes to its option in the schema. */
 export function discourseConnectOptionsFromEnv(
   env: Record<string, unknown>,
 ): DiscourseConnectModuleOptions {
@@ -230,51 +169,27 @@ export function discourseConnectOptionsFromEnv(
       'Invalid configuration: DISCORD_GUILD_ID and DISCOURSE_GROUP_MAP go together (set both to map roles to groups, or neither).',
     );
   }
-  const groups = v.DISCORD_GUILD_ID
-    ? {
-        guildId: v.DISCORD_GUILD_ID,
-        roleGroups: Object.fromEntries(
-          v
-            .DISCOURSE_GROUP_MAP!.split(',')
-            .map((pair) => pair.split('=').map((part) => part.trim()) as [string, string]),
-        ),
-        fullGroupList: env.DISCOURSE_GROUPS_FULL_LIST === 'true',
-        requireMembership: env.DISCORD_REQUIRE_GUILD_MEMBERSHIP === 'true',
-      }
-    : undefined;
-  const rateLimit = v.DISCOURSE_CONNECT_RATE_LIMIT;
-  return {
-    groups,
-    rateLimit:
-      rateLimit === 'off'
-        ? false
-        : rateLimit
-          ? { limit: Number(rateLimit), ttlSeconds: 60 }
-          : undefined,
-    sync: v.DISCOURSE_API_RATE_PER_MINUTE
-      ? { ratePerMinute: Number(v.DISCOURSE_API_RATE_PER_MINUTE) }
-      : undefined,
-    forums: [
-      {
-        url: v.DISCOURSE_URL,
-        secret: v.DISCOURSE_CONNECT_SECRET,
-        api: v.DISCOURSE_API_KEY
-          ? { key: v.DISCOURSE_API_KEY, username: v.DISCOURSE_API_USERNAME }
-          : undefined,
-        webhookSecret: v.DISCOURSE_WEBHOOK_SECRET,
-      },
-    ],
-    discord: {
-      clientId: v.DISCORD_CLIENT_ID,
-      clientSecret: v.DISCORD_CLIENT_SECRET,
-      baseUrl: v.DISCORD_BASE_URL,
-    },
-    publicUrl: v.PUBLIC_URL,
-    session: { secret: v.SESSION_SECRET },
-    ...(v.REDIS_URL
-      ? { redis: { url: v.REDIS_URL, prefix: v.DISCOURSE_CONNECT_REDIS_PREFIX } }
-      : {}),
-  };
+  const values = v as unknown as Record<string, string | undefined>;
+  const options: Record<string, unknown> = {};
+  for (const entry of ENV_ENTRIES) {
+    const text = values[entry.env.name];
+    if (text === undefined || (entry.env.needs && values[entry.env.needs] === undefined)) continue;
+    const [path, value] = optionFromEnv(entry, text);
+    // The environment describes one forum: the first.
+    setPath(options, path.replace('forums[]', 'forums.0'), value);
+  }
+  return options as unknown as DiscourseConnectModuleOptions;
+}
+
+/** Sets `a.b.0.c` in nested objects, creating them (an array for a numeric step). */
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const steps = path.split('.');
+  let node = target;
+  steps.slice(0, -1).forEach((step, i) => {
+    node[step] ??= /^[0-9]+$/.test(steps[i + 1]) ? [] : {};
+    node = node[step] as Record<string, unknown>;
+  });
+  node[steps[steps.length - 1]] = value;
 }
 
 /**

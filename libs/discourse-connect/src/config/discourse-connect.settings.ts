@@ -4,7 +4,9 @@ import type {
   DiscourseConnectModuleOptions,
   DiscourseConnectSyncOptions,
 } from '../discourse-connect-options.interface';
-import { ForumBase, isSafeRelativePath, parseForumBase } from '../common/urls';
+import { ForumBase, parseForumBase } from '../common/urls';
+import { configEntry, optionProblem } from './discourse-connect.schema';
+import { packageVersion } from './package-version';
 
 /** A forum with its URL parsed once. */
 export interface ResolvedForum extends ForumBase {
@@ -64,7 +66,11 @@ export class DiscourseConnectSettings {
     };
     if (!options)
       fail('DiscourseConnectModule needs options: forums, discord, publicUrl and session.');
-    const publicUrl = httpUrl(options.publicUrl, 'publicUrl', fail);
+    /** The option's value, or its default; checked by its rule in the schema. */
+    const read = <T>(option: string, value: unknown, forum?: number): T =>
+      readOption<T>(option, value, fail, forum);
+
+    const publicUrl = read<string>('publicUrl', options.publicUrl);
     if (new URL(publicUrl).pathname !== '/') {
       fail(`publicUrl must be an origin without a path (got a path in "${publicUrl}").`);
     }
@@ -76,155 +82,85 @@ export class DiscourseConnectSettings {
     }
     const names = new Set<string>();
     this.forums = options.forums.map((forum, i) => {
-      const url = httpUrl(forum?.url, `forums[${i}].url`, fail).replace(/\/+$/, '');
-      if (typeof forum.secret !== 'string' || forum.secret.length < 10) {
-        fail(
-          `forums[${i}].secret must be at least 10 characters (Discourse refuses shorter secrets).`,
-        );
-      }
-      if (forum.name !== undefined && (typeof forum.name !== 'string' || !forum.name)) {
-        fail(
-          `forums[${i}].name must be a non-empty string (it is used in ?forum= on the forum link).`,
-        );
-      }
-      const name = forum.name ?? new URL(url).hostname;
+      const url = read<string>('forums[].url', forum?.url, i).replace(/\/+$/, '');
+      const secret = read<string>('forums[].secret', forum.secret, i);
+      const name =
+        read<string | undefined>('forums[].name', forum.name, i) ?? new URL(url).hostname;
       if (names.has(name))
         fail(`forums[${i}].name "${name}" is used twice; give each forum its own name.`);
       names.add(name);
-      let api: ResolvedForum['api'];
-      if (forum.api) {
-        if (typeof forum.api.key !== 'string' || forum.api.key.length < 8) {
-          fail(`forums[${i}].api.key must be an admin API key from the forum (Admin → API).`);
-        }
-        const timeoutMs = positive(
-          forum.api.timeoutMs ?? 10_000,
-          `forums[${i}].api.timeoutMs`,
-          fail,
-        );
-        api = { key: forum.api.key, username: forum.api.username || 'system', timeoutMs };
-      }
-      if (
-        forum.webhookSecret !== undefined &&
-        (typeof forum.webhookSecret !== 'string' || forum.webhookSecret.length < 12)
-      ) {
-        fail(
-          `forums[${i}].webhookSecret must be at least 12 characters (the secret of the forum's webhook).`,
-        );
-      }
+      const api: ResolvedForum['api'] = forum.api
+        ? {
+            key: read('forums[].api.key', forum.api.key, i),
+            username: read('forums[].api.username', forum.api.username || undefined, i),
+            timeoutMs: read('forums[].api.timeoutMs', forum.api.timeoutMs, i),
+          }
+        : undefined;
       return {
         ...parseForumBase(url),
         url,
         name,
-        secret: forum.secret,
+        secret,
         api,
-        webhookSecret: forum.webhookSecret,
+        webhookSecret: read<string | undefined>('forums[].webhookSecret', forum.webhookSecret, i),
       };
     });
 
     const d = options.discord;
-    if (!d?.clientId) fail("discord.clientId is required (the Discord application's client id).");
-    if (!d.clientSecret)
-      fail("discord.clientSecret is required (the Discord application's client secret).");
-    const baseUrl = httpUrl(d.baseUrl ?? 'https://discord.com', 'discord.baseUrl', fail).replace(
-      /\/+$/,
-      '',
-    );
-    if (
-      d.extraScopes !== undefined &&
-      !(Array.isArray(d.extraScopes) && d.extraScopes.every((x) => typeof x === 'string' && x))
-    ) {
-      fail(
-        'discord.extraScopes must be a list of Discord OAuth2 scopes, e.g. ["guilds.members.read"].',
-      );
-    }
-    const callbackUrl = d.callbackUrl
-      ? httpUrl(d.callbackUrl, 'discord.callbackUrl', fail)
-      : undefined;
+    const clientId = read<string>('discord.clientId', d?.clientId);
+    const clientSecret = read<string>('discord.clientSecret', d.clientSecret);
+    const baseUrl = read<string>('discord.baseUrl', d.baseUrl).replace(/\/+$/, '');
+    const extraScopes = read<string[] | undefined>('discord.extraScopes', d.extraScopes) ?? [];
     this.discord = {
-      clientId: d.clientId,
-      clientSecret: d.clientSecret,
+      clientId,
+      clientSecret,
       baseUrl,
       authorizationUrl: `${baseUrl}/oauth2/authorize`,
       tokenUrl: `${baseUrl}/api/oauth2/token`,
       apiUrl: `${baseUrl}/api/v10`,
-      callbackUrl,
+      callbackUrl: read('discord.callbackUrl', d.callbackUrl || undefined),
       scopes: [
         ...new Set([
           'identify',
           'email',
           ...(options.groups ? ['guilds.members.read'] : []),
-          ...(d.extraScopes ?? []),
+          ...extraScopes,
         ]),
       ],
-      userAgent: d.userAgent ?? `nestjs-discourse-connect (${this.publicUrl}, 0.1.0)`,
-      timeoutMs: positive(d.timeoutMs ?? 10_000, 'discord.timeoutMs', fail),
+      userAgent: d.userAgent ?? `nestjs-discourse-connect (${this.publicUrl}, ${packageVersion()})`,
+      timeoutMs: read('discord.timeoutMs', d.timeoutMs),
     };
 
     const s = options.session;
-    if (!s?.secret || s.secret.length < 32) {
-      fail('session.secret must be at least 32 characters (it signs the session cookie).');
-    }
     this.session = {
-      secret: s.secret,
-      cookieName: s.cookieName ?? 'dc.sid',
-      maxAgeSeconds: positive(s.maxAgeSeconds ?? 14 * 24 * 3600, 'session.maxAgeSeconds', fail),
-      installMiddleware: s.installMiddleware ?? true,
-      readCacheMs: s.readCacheMs ?? 1000,
+      secret: read('session.secret', s?.secret),
+      cookieName: read('session.cookieName', s.cookieName),
+      maxAgeSeconds: read('session.maxAgeSeconds', s.maxAgeSeconds),
+      installMiddleware: read('session.installMiddleware', s.installMiddleware),
+      readCacheMs: read('session.readCacheMs', s.readCacheMs),
     };
-    if (!Number.isInteger(this.session.readCacheMs) || this.session.readCacheMs < 0) {
-      fail('session.readCacheMs must be a whole number of milliseconds, 0 or more.');
-    }
-
-    // express-session would otherwise throw on every response that sets the cookie.
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(this.session.cookieName)) {
-      fail("session.cookieName must be a cookie name: letters, digits and !#$%&'*+-.^_`|~ only.");
-    }
 
     const sync = options.sync ?? {};
     this.sync = {
-      ratePerMinute: sync.ratePerMinute ?? 60,
-      maxAttempts: sync.maxAttempts ?? 10,
-      backoffBaseMs: sync.backoffBaseMs ?? 2000,
-      backoffMaxMs: sync.backoffMaxMs ?? 600_000,
-      pollIntervalMs: sync.pollIntervalMs ?? 500,
-      leaseMs: sync.leaseMs ?? 60_000,
-      worker: sync.worker ?? true,
-      onFirstSignIn: sync.onFirstSignIn ?? false,
+      ratePerMinute: read('sync.ratePerMinute', sync.ratePerMinute),
+      maxAttempts: read('sync.maxAttempts', sync.maxAttempts),
+      backoffBaseMs: read('sync.backoffBaseMs', sync.backoffBaseMs),
+      backoffMaxMs: read('sync.backoffMaxMs', sync.backoffMaxMs),
+      pollIntervalMs: read('sync.pollIntervalMs', sync.pollIntervalMs),
+      leaseMs: read('sync.leaseMs', sync.leaseMs),
+      worker: read('sync.worker', sync.worker),
+      onFirstSignIn: read('sync.onFirstSignIn', sync.onFirstSignIn),
     };
-    for (const key of [
-      'ratePerMinute',
-      'maxAttempts',
-      'backoffBaseMs',
-      'backoffMaxMs',
-      'pollIntervalMs',
-      'leaseMs',
-    ] as const) {
-      if (!(Number.isFinite(this.sync[key]) && this.sync[key] > 0))
-        fail(`sync.${key} must be a positive number.`);
-    }
 
     if (options.groups) {
       const g = options.groups;
-      if (!/^[0-9]{1,20}$/.test(g.guildId ?? ''))
-        fail('groups.guildId must be a Discord server id (digits).');
-      const entries = Object.entries(g.roleGroups ?? {});
-      if (entries.length === 0)
-        fail('groups.roleGroups must map at least one Discord role id to a forum group.');
-      for (const [role, group] of entries) {
-        if (!/^[0-9]{1,20}$/.test(role))
-          fail(`groups.roleGroups: "${role}" is not a Discord role id (digits).`);
-        if (!/^[A-Za-z0-9_.-]{1,60}$/.test(group)) {
-          fail(
-            `groups.roleGroups: "${group}" is not a valid forum group name (letters, digits, _ . -).`,
-          );
-        }
-      }
+      const roleGroups = read<Record<string, string>>('groups.roleGroups', g.roleGroups);
       this.groups = {
-        guildId: g.guildId,
-        roleGroups: { ...g.roleGroups },
-        fullGroupList: g.fullGroupList ?? false,
-        requireMembership: g.requireMembership ?? false,
-        managed: [...new Set(entries.map(([, group]) => group))].sort(),
+        guildId: read('groups.guildId', g.guildId),
+        roleGroups: { ...roleGroups },
+        fullGroupList: read('groups.fullGroupList', g.fullGroupList),
+        requireMembership: read('groups.requireMembership', g.requireMembership),
+        managed: [...new Set(Object.values(roleGroups))].sort(),
       };
     }
 
@@ -238,47 +174,19 @@ export class DiscourseConnectSettings {
     }
     this.rateLimit = {
       enabled: rateLimit !== false,
-      limit: positive((rateLimit || {}).limit ?? 30, 'rateLimit.limit', fail),
-      ttlSeconds: positive((rateLimit || {}).ttlSeconds ?? 60, 'rateLimit.ttlSeconds', fail),
+      limit: read('rateLimit.limit', (rateLimit || {}).limit),
+      ttlSeconds: read('rateLimit.ttlSeconds', (rateLimit || {}).ttlSeconds),
     };
-    if (options.securityHeaders !== undefined && typeof options.securityHeaders !== 'boolean') {
-      fail('securityHeaders must be true or false.');
-    }
-    this.securityHeaders = options.securityHeaders ?? true;
+    this.securityHeaders = read('securityHeaders', options.securityHeaders);
 
     if (options.redis !== undefined) {
       const r = options.redis;
-      // The URL may carry a password: never put it in a message.
-      let parsed: URL | undefined;
-      try {
-        parsed = typeof r?.url === 'string' ? new URL(r.url) : undefined;
-      } catch {
-        parsed = undefined;
-      }
-      if (
-        !parsed ||
-        (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') ||
-        !parsed.hostname
-      ) {
-        fail('redis.url must be a Redis URL such as redis://localhost:6379 (rediss:// for TLS).');
-      }
-      if (
-        r.prefix !== undefined &&
-        (typeof r.prefix !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(r.prefix))
-      ) {
-        fail('redis.prefix must be 1-64 letters, digits or _ . : - (e.g. "dc:").');
-      }
-      this.redis = { url: r.url, prefix: r.prefix ?? 'dc:' };
+      // The URL may carry a password: the schema marks it secret, it never appears in a message.
+      this.redis = { url: read('redis.url', r?.url), prefix: read('redis.prefix', r.prefix) };
     }
 
-    this.afterSignOutPath = options.afterSignOutPath ?? '/';
-    this.afterSignInPath = options.afterSignInPath ?? '/';
-    for (const [key, value] of [
-      ['afterSignOutPath', this.afterSignOutPath],
-      ['afterSignInPath', this.afterSignInPath],
-    ] as const) {
-      if (!isSafeRelativePath(value)) fail(`${key} must be a path on this app, such as "/".`);
-    }
+    this.afterSignOutPath = read('afterSignOutPath', options.afterSignOutPath);
+    this.afterSignInPath = read('afterSignInPath', options.afterSignInPath);
   }
 
   /** Forums with an admin API key: the ones the sync queue works for. */
@@ -292,28 +200,23 @@ export class DiscourseConnectSettings {
   }
 }
 
-/** A finite number above zero (a timeout, a lifetime). */
-function positive(value: unknown, key: string, fail: (m: string) => never): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)
-    fail(`${key} must be a positive number.`);
-  return value as number;
-}
-
-function httpUrl(value: unknown, key: string, fail: (m: string) => never): string {
-  if (typeof value !== 'string' || !value) return fail(`${key} is required: an http(s) URL.`);
-  let parsed: URL;
-  try {
-    parsed = new URL(value);
-  } catch {
-    return fail(
-      `${key} must be an absolute http(s) URL, e.g. https://example.com (got "${value}").`,
-    );
+/**
+ * An option's value checked by its schema entry, or the entry's default when it is not given.
+ * `forum` is the index of the forum, for the `forums[]` options.
+ */
+function readOption<T>(
+  option: string,
+  value: unknown,
+  fail: (m: string) => never,
+  forum?: number,
+): T {
+  const entry = configEntry(option);
+  const name = forum === undefined ? option : option.replace('forums[]', `forums[${forum}]`);
+  if (value === undefined) {
+    if (entry.required) fail(`${name} is required: it ${entry.message}.`);
+    return entry.default as T;
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    fail(`${key} must start with http:// or https:// (got "${parsed.protocol}").`);
-  }
-  if (parsed.username || parsed.password || parsed.search || parsed.hash) {
-    fail(`${key} must not contain credentials, a query or a fragment.`);
-  }
-  return value;
+  const problem = optionProblem(entry, value);
+  if (problem !== undefined) fail(`${name} ${problem}.`);
+  return value as T;
 }

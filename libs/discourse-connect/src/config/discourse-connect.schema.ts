@@ -1,0 +1,543 @@
+import { isSafeRelativePath } from '../common/urls';
+
+/**
+ * The one definition of the module's configuration: every option with a rule and a default, and the
+ * environment variable that sets it. The env class and its validation, the env → options mapping, the
+ * list of accepted variables (and the README's configuration table, checked by a test) and the
+ * defaults and rules of `DiscourseConnectSettings` all follow from this table.
+ */
+
+/** A Discord snowflake: a server, role or user id. */
+export const DISCORD_ID = /^[0-9]{1,20}$/;
+/** A forum group name. */
+export const FORUM_GROUP = /^[A-Za-z0-9_.-]{1,60}$/;
+/** A cookie name express-session and @fastify/session accept. */
+const COOKIE_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** What `DISCOURSE_GROUP_MAP` looks like: `123=members,456=moderators`. */
+const GROUP_MAP = new RegExp(
+  `^\\s*${inner(DISCORD_ID)}\\s*=\\s*${inner(FORUM_GROUP)}\\s*(,\\s*${inner(DISCORD_ID)}\\s*=\\s*${inner(FORUM_GROUP)}\\s*)*$`,
+);
+/** The window of the per-IP rate limit, in seconds, when only the limit is given. */
+const RATE_LIMIT_WINDOW_SECONDS = 60;
+
+/** How a value is checked. Each kind checks an option's value and, unless the env binding has its own rule, a variable's text. */
+export type ConfigRule =
+  /** An absolute http(s) URL without credentials, query or fragment. */
+  | { kind: 'httpUrl' }
+  | { kind: 'minLength'; min: number }
+  | { kind: 'nonEmpty' }
+  | { kind: 'pattern'; pattern: RegExp }
+  /** A finite number above zero; in the environment, a whole number. */
+  | { kind: 'positive' }
+  /** A whole number, 0 or more. */
+  | { kind: 'wholeOrZero' }
+  | { kind: 'boolean' }
+  /** A path on this app, such as `/`. */
+  | { kind: 'relativePath' }
+  | { kind: 'redisUrl' }
+  /** A list of non-empty strings. */
+  | { kind: 'stringList' }
+  /** Discord role id → forum group name. */
+  | { kind: 'roleGroups' };
+
+/** How an environment variable sets an option. */
+export interface EnvBinding {
+  /** The variable's name. */
+  readonly name: string;
+  /** A value that passes, for examples and tests. */
+  readonly example: string;
+  /** The rule on the variable's text, when it is not the option's rule. */
+  readonly rule?: ConfigRule;
+  /** The human message for the variable, when it is not the option's: "… it <message>". */
+  readonly message?: string;
+  /** Read only when this other variable is set (checked all the same). */
+  readonly needs?: string;
+  /** Where the text goes, when not to the option converted by its type. */
+  readonly toOptions?: (text: string) => readonly [path: string, value: unknown];
+}
+
+/** One option of `DiscourseConnectModuleOptions`, and the variable that sets it, if any. */
+export interface ConfigEntry {
+  /** Path in the options; `forums[]` is each forum (the environment sets the first one). */
+  readonly option: string;
+  readonly type: 'string' | 'number' | 'boolean' | 'list' | 'map';
+  /** Used when the option is not given. */
+  readonly default?: string | number | boolean;
+  /** Required in its object (at the top level, or once the optional object it sits in is given). */
+  readonly required?: boolean;
+  /** Never repeated in a message, never logged. */
+  readonly secret?: boolean;
+  readonly rule: ConfigRule;
+  /** What the value must be, after its name: "<name> <message>". */
+  readonly message: string;
+  readonly env?: EnvBinding;
+}
+
+/** Option objects that may be left out; what is required inside them is required only with them. */
+export const OPTIONAL_SECTIONS = ['forums[].api', 'groups', 'redis', 'sync', 'rateLimit'] as const;
+
+const POSITIVE = 'must be a positive number';
+const BOOLEAN = 'must be true or false';
+const APP_PATH = 'must be a path on this app, such as "/"';
+
+/** The configuration table. */
+export const DISCOURSE_CONNECT_SCHEMA = [
+  {
+    option: 'forums[].url',
+    type: 'string',
+    required: true,
+    rule: { kind: 'httpUrl' },
+    message: "must be the forum's base URL, e.g. https://forum.example.com",
+    env: { name: 'DISCOURSE_URL', example: 'https://forum.example.com' },
+  },
+  {
+    option: 'forums[].secret',
+    type: 'string',
+    required: true,
+    secret: true,
+    rule: { kind: 'minLength', min: 10 },
+    message: 'must be at least 10 characters, the same as discourse_connect_secret on the forum',
+    env: { name: 'DISCOURSE_CONNECT_SECRET', example: 'forum-secret-0123456789' },
+  },
+  {
+    option: 'forums[].name',
+    type: 'string',
+    rule: { kind: 'nonEmpty' },
+    message: 'must be a non-empty string (it is used in ?forum= on the forum link)',
+  },
+  {
+    option: 'forums[].api.key',
+    type: 'string',
+    required: true,
+    secret: true,
+    rule: { kind: 'minLength', min: 8 },
+    message: 'must be an admin API key created on the forum (Admin → API → New API Key)',
+    env: { name: 'DISCOURSE_API_KEY', example: 'abcdefgh12345678' },
+  },
+  {
+    option: 'forums[].api.username',
+    type: 'string',
+    default: 'system',
+    rule: { kind: 'nonEmpty' },
+    message: 'must be the forum username the API key acts as (usually system)',
+    env: { name: 'DISCOURSE_API_USERNAME', example: 'sync-bot', needs: 'DISCOURSE_API_KEY' },
+  },
+  {
+    option: 'forums[].api.timeoutMs',
+    type: 'number',
+    default: 10_000,
+    rule: { kind: 'positive' },
+    message: POSITIVE,
+  },
+  {
+    option: 'forums[].webhookSecret',
+    type: 'string',
+    secret: true,
+    rule: { kind: 'minLength', min: 12 },
+    message: 'must be the secret of the forum webhook, at least 12 characters',
+    env: { name: 'DISCOURSE_WEBHOOK_SECRET', example: 'webhook-secret-0123' },
+  },
+  {
+    option: 'discord.clientId',
+    type: 'string',
+    required: true,
+    rule: { kind: 'nonEmpty' },
+    message: 'must be the client id of your Discord application',
+    env: { name: 'DISCORD_CLIENT_ID', example: '123456789012345678' },
+  },
+  {
+    option: 'discord.clientSecret',
+    type: 'string',
+    required: true,
+    secret: true,
+    rule: { kind: 'nonEmpty' },
+    message: 'must be the client secret of your Discord application',
+    env: { name: 'DISCORD_CLIENT_SECRET', example: 'discord-client-secret' },
+  },
+  {
+    option: 'discord.baseUrl',
+    type: 'string',
+    default: 'https://discord.com',
+    rule: { kind: 'httpUrl' },
+    message: 'must be an http(s) URL such as https://discord.com',
+    env: { name: 'DISCORD_BASE_URL', example: 'http://127.0.0.1:9000' },
+  },
+  {
+    option: 'discord.callbackUrl',
+    type: 'string',
+    rule: { kind: 'httpUrl' },
+    message: 'must be the redirect URI registered with Discord, an http(s) URL',
+  },
+  {
+    option: 'discord.extraScopes',
+    type: 'list',
+    rule: { kind: 'stringList' },
+    message: 'must be a list of Discord OAuth2 scopes, e.g. ["guilds.members.read"]',
+  },
+  {
+    option: 'discord.timeoutMs',
+    type: 'number',
+    default: 10_000,
+    rule: { kind: 'positive' },
+    message: POSITIVE,
+  },
+  {
+    option: 'publicUrl',
+    type: 'string',
+    required: true,
+    rule: { kind: 'httpUrl' },
+    message: 'must be where this app is reachable, e.g. http://localhost:3000',
+    env: { name: 'PUBLIC_URL', example: 'http://localhost:3000' },
+  },
+  {
+    option: 'session.secret',
+    type: 'string',
+    required: true,
+    secret: true,
+    rule: { kind: 'minLength', min: 32 },
+    message: 'must be at least 32 random characters (try: openssl rand -hex 32)',
+    env: { name: 'SESSION_SECRET', example: 'session-secret-0123456789abcdef0123456789' },
+  },
+  {
+    option: 'session.cookieName',
+    type: 'string',
+    default: 'dc.sid',
+    rule: { kind: 'pattern', pattern: COOKIE_NAME },
+    message: "must be a cookie name: letters, digits and !#$%&'*+-.^_`|~ only",
+  },
+  {
+    option: 'session.maxAgeSeconds',
+    type: 'number',
+    default: 14 * 24 * 3600,
+    rule: { kind: 'positive' },
+    message: POSITIVE,
+  },
+  {
+    option: 'session.installMiddleware',
+    type: 'boolean',
+    default: true,
+    rule: { kind: 'boolean' },
+    message: BOOLEAN,
+  },
+  {
+    option: 'session.readCacheMs',
+    type: 'number',
+    default: 1000,
+    rule: { kind: 'wholeOrZero' },
+    message: 'must be a whole number of milliseconds, 0 or more',
+  },
+  {
+    option: 'sync.ratePerMinute',
+    type: 'number',
+    default: 60,
+    rule: { kind: 'positive' },
+    message: POSITIVE,
+    env: {
+      name: 'DISCOURSE_API_RATE_PER_MINUTE',
+      example: '120',
+      message: 'must be a whole number of requests per minute, e.g. 60',
+    },
+  },
+  {
+    option: 'sync.maxAttempts',
+    type: 'number',
+    default: 10,
+    rule: { kind: 'positive' },
+    message: POSITIVE,
+  },
+  {
+    option: 'sync.backoffBaseMs',
+    type: 'number',
+    default: 2000,
+    rule: { kind: 'positive' },
+    message: POSITIVE,
+  },
+  {
+    option: 'sync.backoffMaxMs',
+    type: 'number',
+    default: 600_000,
+    rule: { kind: 'positive' },
+    message: POSITIVE,
+  },
+  {
+    option: 'sync.pollIntervalMs',
+    type: 'number',
+    default: 500,
+    rule: { kind: 'positive' },
+    message: POSITIVE,
+  },
+  {
+    option: 'sync.leaseMs',
+    type: 'number',
+    default: 60_000,
+    rule: { kind: 'positive' },
+    message: POSITIVE,
+  },
+  {
+    option: 'sync.worker',
+    type: 'boolean',
+    default: true,
+    rule: { kind: 'boolean' },
+    message: BOOLEAN,
+  },
+  {
+    option: 'sync.onFirstSignIn',
+    type: 'boolean',
+    default: false,
+    rule: { kind: 'boolean' },
+    message: BOOLEAN,
+  },
+  {
+    option: 'groups.guildId',
+    type: 'string',
+    required: true,
+    rule: { kind: 'pattern', pattern: DISCORD_ID },
+    message: 'must be the id of your Discord server (digits only)',
+    env: { name: 'DISCORD_GUILD_ID', example: '223456789012345678' },
+  },
+  {
+    option: 'groups.roleGroups',
+    type: 'map',
+    required: true,
+    rule: { kind: 'roleGroups' },
+    message: 'must map Discord role ids to forum groups, e.g. 123=members,456=moderators',
+    env: {
+      name: 'DISCOURSE_GROUP_MAP',
+      example: '123=members, 456=moderators',
+      rule: { kind: 'pattern', pattern: GROUP_MAP },
+      toOptions: (text) => [
+        'groups.roleGroups',
+        Object.fromEntries(
+          text.split(',').map((pair) => pair.split('=').map((part) => part.trim())),
+        ),
+      ],
+    },
+  },
+  {
+    option: 'groups.fullGroupList',
+    type: 'boolean',
+    default: false,
+    rule: { kind: 'boolean' },
+    message: BOOLEAN,
+    env: { name: 'DISCOURSE_GROUPS_FULL_LIST', example: 'true', needs: 'DISCORD_GUILD_ID' },
+  },
+  {
+    option: 'groups.requireMembership',
+    type: 'boolean',
+    default: false,
+    rule: { kind: 'boolean' },
+    message: BOOLEAN,
+    env: {
+      name: 'DISCORD_REQUIRE_GUILD_MEMBERSHIP',
+      example: 'true',
+      needs: 'DISCORD_GUILD_ID',
+    },
+  },
+  {
+    option: 'rateLimit.limit',
+    type: 'number',
+    default: 30,
+    rule: { kind: 'positive' },
+    message: POSITIVE,
+    env: {
+      name: 'DISCOURSE_CONNECT_RATE_LIMIT',
+      example: '120',
+      rule: { kind: 'pattern', pattern: /^(off|[1-9][0-9]{0,5})$/ },
+      message: 'must be a whole number of requests per minute per IP, e.g. 30, or off',
+      toOptions: (text) =>
+        text === 'off'
+          ? ['rateLimit', false]
+          : ['rateLimit', { limit: Number(text), ttlSeconds: RATE_LIMIT_WINDOW_SECONDS }],
+    },
+  },
+  {
+    option: 'rateLimit.ttlSeconds',
+    type: 'number',
+    default: RATE_LIMIT_WINDOW_SECONDS,
+    rule: { kind: 'positive' },
+    message: POSITIVE,
+  },
+  {
+    option: 'securityHeaders',
+    type: 'boolean',
+    default: true,
+    rule: { kind: 'boolean' },
+    message: BOOLEAN,
+  },
+  {
+    option: 'redis.url',
+    type: 'string',
+    required: true,
+    secret: true,
+    rule: { kind: 'redisUrl' },
+    message:
+      'must be a Redis URL such as redis://localhost:6379 or rediss://user:password@host:6380/0',
+    env: {
+      name: 'REDIS_URL',
+      example: 'redis://:password@cache:6379/2',
+      rule: { kind: 'pattern', pattern: /^rediss?:\/\/[^\s/?#]+(\/[0-9]{1,2})?\/?$/ },
+    },
+  },
+  {
+    option: 'redis.prefix',
+    type: 'string',
+    default: 'dc:',
+    rule: { kind: 'pattern', pattern: /^[A-Za-z0-9_.:-]{1,64}$/ },
+    message: 'must be 1-64 letters, digits or _ . : - (e.g. dc:)',
+    env: { name: 'DISCOURSE_CONNECT_REDIS_PREFIX', example: 'site1:', needs: 'REDIS_URL' },
+  },
+  {
+    option: 'afterSignOutPath',
+    type: 'string',
+    default: '/',
+    rule: { kind: 'relativePath' },
+    message: APP_PATH,
+  },
+  {
+    option: 'afterSignInPath',
+    type: 'string',
+    default: '/',
+    rule: { kind: 'relativePath' },
+    message: APP_PATH,
+  },
+] as const satisfies readonly ConfigEntry[];
+
+type Entry = (typeof DISCOURSE_CONNECT_SCHEMA)[number];
+type EnvEntry = Extract<Entry, { env: EnvBinding }>;
+/** The name of a variable the module reads. */
+export type DiscourseConnectEnvName = EnvEntry['env']['name'];
+type OptionalSection = (typeof OPTIONAL_SECTIONS)[number];
+/** The variables the environment must set (the others may be left out). */
+type RequiredEnvName<E = Extract<EnvEntry, { required: true }>> = E extends {
+  option: `${OptionalSection}.${string}`;
+}
+  ? never
+  : E extends { env: { name: infer N } }
+    ? N
+    : never;
+/** The module's variables after validation: each one's text, absent when not set. */
+export type DiscourseConnectEnvValues = {
+  [K in Exclude<DiscourseConnectEnvName, RequiredEnvName>]?: string;
+} & { [K in RequiredEnvName]: string };
+
+/** Every entry, typed loosely for code that walks the table. */
+export const CONFIG_ENTRIES: readonly ConfigEntry[] = DISCOURSE_CONNECT_SCHEMA;
+
+/** The entries that an environment variable sets. */
+export const ENV_ENTRIES = CONFIG_ENTRIES.filter(
+  (e): e is ConfigEntry & { env: EnvBinding } => e.env !== undefined,
+);
+
+/** The names of the variables the module reads, in the table's order. */
+export const ENV_NAMES: readonly string[] = ENV_ENTRIES.map((e) => e.env.name);
+
+/** The entry of an option path (`forums[].secret`, `sync.leaseMs`). */
+export function configEntry(option: string): ConfigEntry {
+  const entry = CONFIG_ENTRIES.find((e) => e.option === option);
+  if (!entry) throw new Error(`No configuration entry for ${option}`);
+  return entry;
+}
+
+/** Whether the environment must set this entry's variable: required, and not inside an optional object. */
+export function isRequiredInEnv(entry: ConfigEntry): boolean {
+  return (
+    entry.required === true &&
+    !OPTIONAL_SECTIONS.some((section) => entry.option.startsWith(`${section}.`))
+  );
+}
+
+/** The option value a variable's text stands for, and where it goes. */
+export function optionFromEnv(
+  entry: ConfigEntry & { env: EnvBinding },
+  text: string,
+): readonly [string, unknown] {
+  if (entry.env.toOptions) return entry.env.toOptions(text);
+  const value =
+    entry.type === 'number' ? Number(text) : entry.type === 'boolean' ? text === 'true' : text;
+  return [entry.option, value];
+}
+
+/**
+ * What is wrong with an option value, as the text after its name ("must be …"), or undefined when
+ * it follows the entry's rule. A secret entry's value never appears in it.
+ */
+export function optionProblem(entry: ConfigEntry, value: unknown): string | undefined {
+  const rule = entry.rule;
+  switch (rule.kind) {
+    case 'httpUrl':
+      return httpUrlProblem(value);
+    case 'minLength':
+      return typeof value === 'string' && value.length >= rule.min ? undefined : entry.message;
+    case 'nonEmpty':
+      return typeof value === 'string' && value.length > 0 ? undefined : entry.message;
+    case 'pattern':
+      return typeof value === 'string' && rule.pattern.test(value) ? undefined : entry.message;
+    case 'positive':
+      return typeof value === 'number' && Number.isFinite(value) && value > 0
+        ? undefined
+        : entry.message;
+    case 'wholeOrZero':
+      return Number.isInteger(value) && (value as number) >= 0 ? undefined : entry.message;
+    case 'boolean':
+      return typeof value === 'boolean' ? undefined : entry.message;
+    case 'relativePath':
+      return isSafeRelativePath(value) ? undefined : entry.message;
+    case 'stringList':
+      return Array.isArray(value) && value.every((x) => typeof x === 'string' && x)
+        ? undefined
+        : entry.message;
+    case 'redisUrl':
+      return isRedisUrl(value) ? undefined : entry.message;
+    case 'roleGroups':
+      return roleGroupsProblem(value, entry.message);
+  }
+}
+
+function isRedisUrl(value: unknown): boolean {
+  try {
+    const parsed = typeof value === 'string' ? new URL(value) : undefined;
+    return (
+      parsed !== undefined &&
+      (parsed.protocol === 'redis:' || parsed.protocol === 'rediss:') &&
+      parsed.hostname !== ''
+    );
+  } catch {
+    return false;
+  }
+}
+
+function roleGroupsProblem(value: unknown, message: string): string | undefined {
+  const entries =
+    typeof value === 'object' && value !== null ? Object.entries(value as object) : [];
+  if (entries.length === 0) return `${message} (at least one)`;
+  for (const [role, group] of entries) {
+    if (!DISCORD_ID.test(role)) return `${message} ("${role}" is not a Discord role id, digits)`;
+    if (typeof group !== 'string' || !FORUM_GROUP.test(group)) {
+      return `${message} ("${String(group)}" is not a forum group name: letters, digits, _ . -)`;
+    }
+  }
+  return undefined;
+}
+
+/** An absolute http(s) URL without credentials, query or fragment (URLs here are not secret). */
+function httpUrlProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string' || !value) return 'is required: an http(s) URL';
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    return `must be an absolute http(s) URL, e.g. https://example.com (got "${value}")`;
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    return `must start with http:// or https:// (got "${parsed.protocol}")`;
+  }
+  if (parsed.username || parsed.password || parsed.search || parsed.hash) {
+    return 'must not contain credentials, a query or a fragment';
+  }
+  return undefined;
+}
+
+/** The source of a pattern without its anchors, to build larger patterns from it. */
+function inner(pattern: RegExp): string {
+  return pattern.source.replace(/^\^/, '').replace(/\$$/, '');
+}
