@@ -31,15 +31,15 @@ import { DiscordStrategy } from './discord/discord.strategy';
 import { DiscourseConnectHealthController } from './health/health.controller';
 import { DiscourseConnectActionsService } from './hooks/actions.service';
 import { DiscourseConnectFiltersService } from './hooks/filters.service';
-import { SameOriginGuard } from './common/same-origin.guard';
-import { DiscourseConnectRateLimitGuard } from './common/rate-limit.guard';
-import { DiscourseConnectSecurityHeadersMiddleware } from './common/security-headers.middleware';
+import { SameOriginGuard } from './http/same-origin.guard';
+import { DiscourseConnectRateLimitGuard } from './http/rate-limit.guard';
+import { DiscourseConnectSecurityHeadersMiddleware } from './http/security-headers.middleware';
 import { DiscourseConnectSessionEntity } from './session/discourse-connect-session.entity';
 import { DiscourseConnectSessionMiddleware } from './session/session.middleware';
 import { HOST_SESSION_STORE } from './session/session-store.factory';
 import { DiscourseConnectHttp } from './http/discourse-connect-http.service';
-import { DiscourseConnectRoutes } from './common/discourse-connect-routes';
-import { DiscourseConnectExceptionFilter } from './common/discourse-connect-exception.filter';
+import { DiscourseConnectRoutes } from './http/discourse-connect-routes';
+import { DiscourseConnectExceptionFilter } from './http/discourse-connect-exception.filter';
 import {
   createDiscourseConnectPassport,
   DISCOURSE_CONNECT_PASSPORT,
@@ -50,8 +50,8 @@ import { DiscourseConnectUserEntity } from './users/discourse-connect-user.entit
 import { TypeOrmUserStore } from './users/typeorm-user.store';
 import { UserStore } from './users/user-store.interface';
 import { UsersService } from './users/users.service';
-import { DiscourseConnectSignIn } from './users/sign-in.service';
-import { DiscourseConnectSignOut } from './session/sign-out';
+import { DiscourseConnectSignIn } from './discord/sign-in.service';
+import { DiscourseConnectSignOut } from './http/sign-out';
 import { DiscoursePayloadBuilder } from './users/discourse-payload.builder';
 import { DiscourseAdminService } from './admin/discourse-admin.service';
 import { AdminApiRateLimiter } from './sync/rate-limiter';

@@ -44,12 +44,12 @@ export { DiscourseConnectConfigurationError } from './config/configuration.error
 /** The resolved settings (defaults applied, URLs normalised), injectable in host code. */
 export { DiscourseConnectSettings } from './config/discourse-connect.settings';
 /** Where the module's routes are served (global prefix, RouterModule path): paths and URLs for links. */
-export { DiscourseConnectRoutes } from './common/discourse-connect-routes';
+export { DiscourseConnectRoutes } from './http/discourse-connect-routes';
 /** The names of the module's routes and the path of each as served. */
 export type {
   DiscourseConnectRouteName,
   DiscourseConnectRoutePaths,
-} from './common/discourse-connect-routes';
+} from './http/discourse-connect-routes';
 /** One configured forum as the module resolved it (name, URLs, API credentials). */
 export type { ResolvedForum as DiscourseConnectForum } from './config/discourse-connect.settings';
 
@@ -60,11 +60,11 @@ export { DiscordAuthGuard } from './discord/discord-auth.guard';
 /** Finishes Discord sign-in on a host callback route. */
 export { DiscordCallbackGuard } from './discord/discord-auth.guard';
 /** Refuses state-changing requests whose Origin/Referer is not this site (CSRF). */
-export { SameOriginGuard as DiscourseConnectSameOriginGuard } from './common/same-origin.guard';
+export { SameOriginGuard as DiscourseConnectSameOriginGuard } from './http/same-origin.guard';
 /** Cuts a value from a request to a bounded, single-line, control-free text for a log line. */
 export { boundForLog } from './common/log-text';
 /** Renders the module's readable HTML/JSON error pages; usable on host controllers too. */
-export { DiscourseConnectExceptionFilter } from './common/discourse-connect-exception.filter';
+export { DiscourseConnectExceptionFilter } from './http/discourse-connect-exception.filter';
 /** Base of the module's HTTP errors: a status, a stable code and a message for people. */
 export { DiscourseConnectHttpException } from './common/discourse-connect.exceptions';
 /** 400: a DiscourseConnect request that is malformed or badly signed. */

@@ -8,26 +8,26 @@ export { DiscourseConnectSettings, type ResolvedForum } from './config/discourse
 export { UserStore, type LocalUserData } from './users/user-store.interface';
 export type { LocalUser } from './users/local-user.interface';
 export { UsersService, type SignInOutcome } from './users/users.service';
-export { DiscourseConnectSignIn } from './users/sign-in.service';
+export { DiscourseConnectSignIn } from './discord/sign-in.service';
 export {
   SignInRefusedError,
   InvalidDiscordProfileError,
   type SignInRefusal,
-} from './users/sign-in.errors';
-export { ReturnTo } from './session/return-to';
+} from './discord/sign-in.errors';
+export { ReturnTo } from './http/return-to';
 export { displayNameOf, hashDiscordMetadata, pickDiscordMetadata } from './users/discord-profile';
 export { DiscourseConnectUserEntity } from './users/discourse-connect-user.entity';
 export { DiscourseConnectSessionEntity } from './session/discourse-connect-session.entity';
 export { TypeOrmSessionStore } from './session/typeorm-session.store';
 export { createSessionStore, type SessionStoreChoice } from './session/session-store.factory';
 export { DiscourseConnectFiltersService } from './hooks/filters.service';
-export { SameOriginGuard } from './common/same-origin.guard';
+export { SameOriginGuard } from './http/same-origin.guard';
 export { SyncQueue, type SyncQueueCounts, type SyncJobRecord } from './sync/sync-queue.service';
 export { DatabaseSyncQueue } from './sync/database-sync-queue';
 export { BullMqSyncQueue, BULL_QUEUE_NAME, type BullSyncJobData } from './sync/bullmq-sync-queue';
 export { RedisAdminApiRateLimiter } from './sync/redis-rate-limiter';
 export { DiscourseConnectRedis } from './redis/discourse-connect-redis';
-export { RedisSessionStore } from './redis/redis-session.store';
+export { RedisSessionStore } from './session/redis-session.store';
 export { RedisThrottlerStorage } from './redis/redis-throttler.storage';
 export { SyncWorker } from './sync/sync.worker';
 export { AdminApiRateLimiter } from './sync/rate-limiter';

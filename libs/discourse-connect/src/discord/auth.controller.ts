@@ -10,16 +10,16 @@ import {
   UseGuards,
 } from '@nestjs/common';
 import type { DiscourseConnectRequest, DiscourseConnectResponse } from '../http/http-adapter-glue';
-import { DiscourseConnectExceptionFilter } from '../common/discourse-connect-exception.filter';
-import { DiscourseConnectRateLimitGuard } from '../common/rate-limit.guard';
-import { SameOriginGuard } from '../common/same-origin.guard';
+import { DiscourseConnectExceptionFilter } from '../http/discourse-connect-exception.filter';
+import { DiscourseConnectRateLimitGuard } from '../http/rate-limit.guard';
+import { SameOriginGuard } from '../http/same-origin.guard';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
-import { ReturnTo } from '../session/return-to';
-import { DiscourseConnectSignOut } from '../session/sign-out';
+import { ReturnTo } from '../http/return-to';
+import { DiscourseConnectSignOut } from '../http/sign-out';
 import { DiscordAuthGuard, DiscordCallbackGuard } from './discord-auth.guard';
 import { LogOutOfDiscourse } from '../sync/discourse-lifecycle.interceptor';
 import { encodeLocation } from '../common/urls';
-import { DISCOURSE_CONNECT_ROUTES as ROUTES } from '../common/discourse-connect-routes';
+import { DISCOURSE_CONNECT_ROUTES as ROUTES } from '../http/discourse-connect-routes';
 
 /** Discord sign-in and local sign-out. */
 @Controller(ROUTES.signIn.controller)

@@ -19,12 +19,12 @@ import {
   DiscourseConnectHttpException,
 } from '../common/discourse-connect.exceptions';
 import { isSafeRelativePath } from '../common/urls';
-import { ReturnTo } from '../session/return-to';
-import { InvalidDiscordProfileError, SignInRefusedError } from '../users/sign-in.errors';
+import { ReturnTo } from '../http/return-to';
+import { InvalidDiscordProfileError, SignInRefusedError } from './sign-in.errors';
 import { AuthorizationError, InternalOAuthError, TokenError } from 'passport-oauth2';
 import { DiscordApiError } from './discord-api.error';
 import { DiscordStrategy } from './discord.strategy';
-import { DiscourseConnectRoutes } from '../common/discourse-connect-routes';
+import { DiscourseConnectRoutes } from '../http/discourse-connect-routes';
 
 /** The "try again" link of a sign-in error page: the sign-in route where the app mounts it. */
 function tryAgain(routes: DiscourseConnectRoutes): { href: string; label: string }[] {

@@ -3,7 +3,7 @@ import { PassportStrategy } from '@nestjs/passport';
 import { Strategy, type StrategyOptions } from 'passport-discord';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import type { LocalUser } from '../users/local-user.interface';
-import { DiscourseConnectSignIn } from '../users/sign-in.service';
+import { DiscourseConnectSignIn } from './sign-in.service';
 import { DiscordApiClient } from './discord-api.client';
 
 /** passport-discord's options plus the passport-oauth2 ones its typings lack. */

@@ -14,7 +14,7 @@ import { SyncQueue, type SyncQueueCounts } from '../sync/sync-queue.service';
 import {
   DISCOURSE_CONNECT_ROUTES as ROUTES,
   DiscourseConnectRoutes,
-} from '../common/discourse-connect-routes';
+} from '../http/discourse-connect-routes';
 
 export interface HealthReport {
   status: 'ok' | 'error';

@@ -2,7 +2,7 @@ import type { Store } from 'express-session';
 import type { Repository } from 'typeorm';
 import type { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import type { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
-import { RedisSessionStore } from '../redis/redis-session.store';
+import { RedisSessionStore } from './redis-session.store';
 import type { DiscourseConnectSessionEntity } from './discourse-connect-session.entity';
 import { TypeOrmSessionStore } from './typeorm-session.store';
 

@@ -16,21 +16,18 @@ import {
   type DiscourseConnectRequest,
   type DiscourseConnectResponse,
 } from '../http/http-adapter-glue';
-import { DiscourseConnectExceptionFilter } from '../common/discourse-connect-exception.filter';
+import { DiscourseConnectExceptionFilter } from '../http/discourse-connect-exception.filter';
 import { BadSsoRequestException } from '../common/discourse-connect.exceptions';
-import { renderPage } from '../common/html-page';
-import { DiscourseConnectRateLimitGuard } from '../common/rate-limit.guard';
-import { isSameOriginRequest, SameOriginGuard } from '../common/same-origin.guard';
+import { renderPage } from '../http/html-page';
+import { DiscourseConnectRateLimitGuard } from '../http/rate-limit.guard';
+import { isSameOriginRequest, SameOriginGuard } from '../http/same-origin.guard';
 import { encodeLocation, isSafeRelativePath } from '../common/urls';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
-import { ReturnTo } from '../session/return-to';
-import { DiscourseConnectSignOut } from '../session/sign-out';
+import { ReturnTo } from '../http/return-to';
+import { DiscourseConnectSignOut } from '../http/sign-out';
 import { limitToPreSignInLifetime } from '../session/session-store.factory';
 import { SsoService } from './sso.service';
-import {
-  DISCOURSE_CONNECT_ROUTES,
-  DiscourseConnectRoutes,
-} from '../common/discourse-connect-routes';
+import { DISCOURSE_CONNECT_ROUTES, DiscourseConnectRoutes } from '../http/discourse-connect-routes';
 
 const ROUTES = DISCOURSE_CONNECT_ROUTES;
 

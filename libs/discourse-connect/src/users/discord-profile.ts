@@ -1,5 +1,10 @@
 import { createHash } from 'node:crypto';
-import { InvalidDiscordProfileError } from './sign-in.errors';
+
+/** Discord answered `/users/@me` with an account this app cannot read (no valid id or username). */
+export class InvalidDiscordProfileError extends Error {
+  override readonly name = 'InvalidDiscordProfileError';
+  readonly code = 'discord_invalid_user';
+}
 
 /**
  * The Discord user fields this module keeps, and hashes for change detection. Flags, premium_type

@@ -1,10 +1,10 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { Controller, Headers, HttpCode, HttpStatus, Post, Req, UseFilters } from '@nestjs/common';
-import { DISCOURSE_CONNECT_ROUTES as ROUTES } from '../common/discourse-connect-routes';
+import { DISCOURSE_CONNECT_ROUTES as ROUTES } from '../http/discourse-connect-routes';
 import { InjectRepository } from '@nestjs/typeorm';
 import { UNSUPPORTED_BODY_MESSAGE, type DiscourseConnectRequest } from '../http/http-adapter-glue';
 import { EntityManager, Repository } from 'typeorm';
-import { DiscourseConnectExceptionFilter } from '../common/discourse-connect-exception.filter';
+import { DiscourseConnectExceptionFilter } from '../http/discourse-connect-exception.filter';
 import { DiscourseConnectHttpException } from '../common/discourse-connect.exceptions';
 import { DiscourseConnectSettings, ResolvedForum } from '../config/discourse-connect.settings';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';

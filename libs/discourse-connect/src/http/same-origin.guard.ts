@@ -1,7 +1,7 @@
 import { CanActivate, ExecutionContext, HttpStatus, Injectable } from '@nestjs/common';
-import type { DiscourseConnectRequest } from '../http/http-adapter-glue';
+import type { DiscourseConnectRequest } from './http-adapter-glue';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
-import { DiscourseConnectHttpException } from './discourse-connect.exceptions';
+import { DiscourseConnectHttpException } from '../common/discourse-connect.exceptions';
 
 /**
  * Refuses state-changing requests that a third-party page could send: a cross-site `Sec-Fetch-Site`

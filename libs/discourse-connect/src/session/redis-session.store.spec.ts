@@ -1,6 +1,6 @@
 import type { SessionData } from 'express-session';
 import type { Redis } from 'ioredis';
-import { PRE_SIGN_IN_MAX_AGE_MS } from '../session/session-store.factory';
+import { PRE_SIGN_IN_MAX_AGE_MS } from './session-store.factory';
 import { RedisSessionStore } from './redis-session.store';
 
 const DAY = 86_400_000;

@@ -1,8 +1,8 @@
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
-import type { DiscordApiClient } from '../discord/discord-api.client';
-import { DiscordApiError } from '../discord/discord-api.error';
+import type { DiscordApiClient } from './discord-api.client';
+import { DiscordApiError } from './discord-api.error';
 import { DISCOURSE_CONNECT_ENTITIES } from '../discourse-connect.module';
 import type { DiscourseConnectModuleOptions } from '../discourse-connect-options.interface';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
@@ -11,11 +11,11 @@ import { DiscourseConnectFiltersService } from '../hooks/filters.service';
 import { DISCOURSE_CONNECT_MIGRATIONS } from '../migrations';
 import { DatabaseSyncQueue } from '../sync/database-sync-queue';
 import { DiscourseConnectSyncJobEntity } from '../sync/sync-job.entity';
-import { DiscourseConnectUserEntity } from './discourse-connect-user.entity';
+import { DiscourseConnectUserEntity } from '../users/discourse-connect-user.entity';
 import { InvalidDiscordProfileError, SignInRefusedError } from './sign-in.errors';
 import { DiscourseConnectSignIn } from './sign-in.service';
-import { TypeOrmUserStore } from './typeorm-user.store';
-import { UsersService } from './users.service';
+import { TypeOrmUserStore } from '../users/typeorm-user.store';
+import { UsersService } from '../users/users.service';
 
 const DISCORD_ID = '293847561029384756';
 const GUILD = '111111111111111111';

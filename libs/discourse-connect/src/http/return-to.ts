@@ -1,6 +1,6 @@
 import { isSafeRelativePath } from '../common/urls';
 import { SESSION_RETURN_TO } from '../discourse-connect.constants';
-import type { DiscourseConnectRequest } from '../http/http-adapter-glue';
+import type { DiscourseConnectRequest } from './http-adapter-glue';
 
 type ReturnToRequest = Pick<DiscourseConnectRequest, 'session'>;
 

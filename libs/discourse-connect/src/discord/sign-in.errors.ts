@@ -17,8 +17,5 @@ export class SignInRefusedError extends Error {
   }
 }
 
-/** Discord answered `/users/@me` with an account this app cannot read (no valid id or username). */
-export class InvalidDiscordProfileError extends Error {
-  override readonly name = 'InvalidDiscordProfileError';
-  readonly code = 'discord_invalid_user';
-}
+/** Thrown by `pickDiscordMetadata` (users/); kept here too so the sign-in flow's errors are in one place. */
+export { InvalidDiscordProfileError } from '../users/discord-profile';

@@ -6,14 +6,14 @@ import {
   HttpStatus,
   Logger,
 } from '@nestjs/common';
-import { DiscourseConnectHttp } from '../http/discourse-connect-http.service';
+import { DiscourseConnectHttp } from './discourse-connect-http.service';
 import {
   requestPath,
   type DiscourseConnectRequest,
   type DiscourseConnectResponse,
-} from '../http/http-adapter-glue';
+} from './http-adapter-glue';
 import { renderPage } from './html-page';
-import { DiscourseConnectHttpException } from './discourse-connect.exceptions';
+import { DiscourseConnectHttpException } from '../common/discourse-connect.exceptions';
 
 /**
  * Renders the module's errors as a readable page (or JSON for API clients) with no stack trace,

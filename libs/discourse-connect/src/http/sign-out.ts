@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
-import { DiscourseConnectHttp } from '../http/discourse-connect-http.service';
-import type { DiscourseConnectRequest, DiscourseConnectResponse } from '../http/http-adapter-glue';
+import { DiscourseConnectHttp } from './discourse-connect-http.service';
+import type { DiscourseConnectRequest, DiscourseConnectResponse } from './http-adapter-glue';
 
 /**
  * Ends the local session completely: passport's log-out, then the session row itself. The caller

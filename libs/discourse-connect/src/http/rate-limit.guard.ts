@@ -12,11 +12,11 @@ import {
   ThrottlerStorageService,
   type ThrottlerLimitDetail,
 } from '@nestjs/throttler';
-import type { DiscourseConnectRequest } from '../http/http-adapter-glue';
+import type { DiscourseConnectRequest } from './http-adapter-glue';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
 import { RedisThrottlerStorage } from '../redis/redis-throttler.storage';
-import { DiscourseConnectHttpException } from './discourse-connect.exceptions';
+import { DiscourseConnectHttpException } from '../common/discourse-connect.exceptions';
 
 /** 429: one client IP sent too many requests to a sign-in or SSO route. */
 export class TooManyRequestsException extends DiscourseConnectHttpException {

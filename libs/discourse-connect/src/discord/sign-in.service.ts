@@ -1,15 +1,15 @@
 import { Injectable } from '@nestjs/common';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
-import { DiscordApiClient } from '../discord/discord-api.client';
-import { DiscordApiError } from '../discord/discord-api.error';
+import { DiscordApiClient } from './discord-api.client';
+import { DiscordApiError } from './discord-api.error';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
 import { DiscourseConnectFiltersService } from '../hooks/filters.service';
 import { SyncQueue } from '../sync/sync-queue.service';
-import { pickDiscordMetadata, type DiscordMetadata } from './discord-profile';
-import type { LocalUser } from './local-user.interface';
+import { pickDiscordMetadata, type DiscordMetadata } from '../users/discord-profile';
+import type { LocalUser } from '../users/local-user.interface';
 import { SignInRefusedError } from './sign-in.errors';
-import { UsersService, type SignInOutcome } from './users.service';
+import { UsersService, type SignInOutcome } from '../users/users.service';
 
 /**
  * The sign-in use case, once Discord has answered with the user's profile: reads the guild roles,
