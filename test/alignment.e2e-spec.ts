@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import {
   SyncQueue,
   SyncToDiscourse,
-  SyncWorker,
+  DatabaseSyncWorker,
   type DiscourseConnectModuleOptions,
   type LocalUser,
 } from 'nestjs-discourse-connect/internal';
@@ -334,7 +334,7 @@ describe.each(HTTP_ADAPTERS)('delivery through faults (%s, forRoot)', (adapter) 
       );
     const calls = h.forum.stats.syncSsoCalls;
     h.forum.knobs.apiFailure = null;
-    await h.app.get(SyncWorker).drain();
+    await h.app.get(DatabaseSyncWorker).drain();
     await waitFor(async () => (await jobs()).length === 0, 'delivery after the restart');
     expect(h.forum.stats.syncSsoCalls).toBe(calls + 2);
     expect(h.forum.findByExternalId(legacy.id)!.name).toBe('two');

@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 import {
   pickDiscordMetadata,
   SyncQueue,
-  SyncWorker,
+  DatabaseSyncWorker,
   UserStore,
   UsersService,
   type DiscourseConnectModuleOptions,
@@ -232,7 +232,7 @@ describeWithServices('on PostgreSQL', () => {
     await h.restart();
     h.forum.knobs.apiFailure = null;
     expect(await h.app.get(SyncQueue).retryFailed()).toBe(1);
-    await h.app.get(SyncWorker).drain();
+    await h.app.get(DatabaseSyncWorker).drain();
     await idle();
     expect(h.forum.findByExternalId(migrated.id)!.name).toBe('kept');
   });

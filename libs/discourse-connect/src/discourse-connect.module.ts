@@ -66,7 +66,9 @@ import { DatabaseSyncQueue } from './sync/database-sync-queue';
 import { BullMqSyncQueue } from './sync/bullmq-sync-queue';
 import { RedisAdminApiRateLimiter } from './sync/redis-rate-limiter';
 import { DiscourseConnectRedis } from './redis/discourse-connect-redis';
-import { SyncWorker } from './sync/sync.worker';
+import { DatabaseSyncWorker } from './sync/database-sync.worker';
+import { SyncOutboxRelay } from './sync/outbox-relay';
+import { SyncDeliveryCore } from './sync/sync-delivery.core';
 import { DiscourseLifecycleInterceptor } from './sync/discourse-lifecycle.interceptor';
 import { DiscourseWebhooksController } from './webhooks/discourse-webhooks.controller';
 import { DiscourseConnectWebhookEventEntity } from './webhooks/webhook-event.entity';
@@ -163,9 +165,7 @@ const providers: Provider[] = [
       jobs: Repository<DiscourseConnectSyncJobEntity>,
       settings: DiscourseConnectSettings,
       redis: DiscourseConnectRedis | null,
-      users: UsersService,
-      admin: DiscourseAdminService,
-      actions: DiscourseConnectActionsService,
+      delivery: SyncDeliveryCore,
       options: DiscourseConnectModuleOptions,
       moduleRef: ModuleRef,
     ): Promise<SyncQueue> => {
@@ -173,23 +173,23 @@ const providers: Provider[] = [
       if (host)
         return new HostSyncQueue(host, typeof options.syncQueue === 'function', jobs, settings);
       return redis
-        ? new BullMqSyncQueue(jobs, settings, redis, users, admin, actions)
+        ? new BullMqSyncQueue(jobs, settings, redis, delivery)
         : new DatabaseSyncQueue(jobs, settings);
     },
     inject: [
       getRepositoryToken(DiscourseConnectSyncJobEntity),
       DiscourseConnectSettings,
       DiscourseConnectRedis,
-      UsersService,
-      DiscourseAdminService,
-      DiscourseConnectActionsService,
+      SyncDeliveryCore,
       DISCOURSE_CONNECT_OPTIONS,
       ModuleRef,
     ],
   },
   { provide: DiscourseConnectSyncQueue, useExisting: SyncQueue },
+  SyncDeliveryCore,
   DiscourseConnectSyncDelivery,
-  SyncWorker,
+  DatabaseSyncWorker,
+  SyncOutboxRelay,
   DiscourseLifecycleInterceptor,
 ];
 
@@ -317,7 +317,8 @@ function withParts(
       SyncQueue,
       DiscourseConnectSyncQueue,
       DiscourseConnectSyncDelivery,
-      SyncWorker,
+      DatabaseSyncWorker,
+      SyncOutboxRelay,
       AdminApiRateLimiter,
       DiscourseConnectRedis,
       DiscourseLifecycleInterceptor,

@@ -29,7 +29,13 @@ export { RedisAdminApiRateLimiter } from './sync/redis-rate-limiter';
 export { DiscourseConnectRedis } from './redis/discourse-connect-redis';
 export { RedisSessionStore } from './session/redis-session.store';
 export { RedisThrottlerStorage } from './redis/redis-throttler.storage';
-export { SyncWorker } from './sync/sync.worker';
+export { DatabaseSyncWorker } from './sync/database-sync.worker';
+export { SyncOutboxRelay } from './sync/outbox-relay';
+export {
+  SyncDeliveryCore,
+  type SyncDeliveryJob,
+  type SyncDeliveryOutcome,
+} from './sync/sync-delivery.core';
 export { AdminApiRateLimiter } from './sync/rate-limiter';
 export {
   DiscourseConnectSyncJobEntity,

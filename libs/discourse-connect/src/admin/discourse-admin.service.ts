@@ -1,4 +1,5 @@
 import { Injectable, Optional } from '@nestjs/common';
+import { httpRequest, retryAfterSeconds } from '../common/http-request';
 import { DiscourseConnectSettings, ResolvedForum } from '../config/discourse-connect.settings';
 import type { DiscourseConnectPayload } from '../protocol';
 import { AdminApiRateLimiter } from '../sync/rate-limiter';
@@ -216,29 +217,25 @@ export class DiscourseAdminService {
   ): Promise<unknown> {
     const what = `${method} ${path}`;
     await this.limiter?.acquire();
-    let response: Response;
-    try {
-      response = await fetch(`${forum.url}${path}`, {
-        method,
-        headers: {
-          'Api-Key': forum.api.key,
-          'Api-Username': forum.api.username,
-          Accept: 'application/json',
-          'User-Agent': this.settings.discord.userAgent,
-          ...(form ? { 'Content-Type': 'application/x-www-form-urlencoded' } : {}),
-        },
-        body: form ? new URLSearchParams(form).toString() : undefined,
-        signal: AbortSignal.timeout(forum.api.timeoutMs),
-        redirect: 'manual',
-      });
-    } catch (error) {
-      const timedOut = (error as Error)?.name === 'TimeoutError';
+    const response = await httpRequest(`${forum.url}${path}`, {
+      method,
+      headers: {
+        'Api-Key': forum.api.key,
+        'Api-Username': forum.api.username,
+        Accept: 'application/json',
+        'User-Agent': this.settings.discord.userAgent,
+      },
+      form,
+      timeoutMs: forum.api.timeoutMs,
+      redirect: 'manual',
+    });
+    if (!response.reached) {
       throw new DiscourseApiError(
         0,
-        `${what}: the forum ${timedOut ? 'did not answer in time' : 'could not be reached'}`,
+        `${what}: the forum ${response.timedOut ? 'did not answer in time' : 'could not be reached'}`,
       );
     }
-    const text = await response.text();
+    const text = response.text;
     let body: unknown;
     try {
       body = text ? JSON.parse(text) : undefined;
@@ -292,8 +289,8 @@ function discourseMessage(body: unknown, text: string): string | undefined {
 
 /** `Retry-After` first, then the JSON `extras.wait_seconds`, then a number in a plain-text body. */
 export function waitSecondsOf(headers: Headers, body: unknown, text: string): number {
-  const header = Number(headers.get('retry-after'));
-  if (Number.isFinite(header) && header > 0) return Math.ceil(header);
+  const header = retryAfterSeconds(headers);
+  if (header !== undefined) return header;
   const extras = (body as { extras?: { wait_seconds?: unknown } } | undefined)?.extras;
   if (typeof extras?.wait_seconds === 'number' && extras.wait_seconds > 0)
     return Math.ceil(extras.wait_seconds);

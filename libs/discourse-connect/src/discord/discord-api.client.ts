@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import { httpRequest } from '../common/http-request';
 import { DiscordApiError, retryAfterOf } from './discord-api.error';
 
 /** Calls Discord's versioned API (`<DISCORD_BASE_URL>/api/v10`) with a real User-Agent and a timeout. */
@@ -14,24 +15,21 @@ export class DiscordApiClient {
    */
   async get<T>(path: string, accessToken: string): Promise<T> {
     const { apiUrl, userAgent, timeoutMs } = this.settings.discord;
-    let response: Response;
-    try {
-      response = await fetch(`${apiUrl}${path}`, {
-        headers: {
-          Authorization: `Bearer ${accessToken}`,
-          'User-Agent': userAgent,
-          Accept: 'application/json',
-        },
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-    } catch (error) {
-      const timedOut = (error as Error)?.name === 'TimeoutError';
+    const response = await httpRequest(`${apiUrl}${path}`, {
+      headers: {
+        Authorization: `Bearer ${accessToken}`,
+        'User-Agent': userAgent,
+        Accept: 'application/json',
+      },
+      timeoutMs,
+    });
+    if (!response.reached) {
       throw new DiscordApiError(
         0,
-        timedOut ? 'Discord did not answer in time' : 'Discord could not be reached',
+        response.timedOut ? 'Discord did not answer in time' : 'Discord could not be reached',
       );
     }
-    const body = await response.text();
+    const body = response.text;
     if (!response.ok) {
       const retry = response.status === 429 ? retryAfterOf(response.headers, body) : undefined;
       throw new DiscordApiError(

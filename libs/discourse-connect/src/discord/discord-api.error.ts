@@ -1,3 +1,5 @@
+import { retryAfterSeconds } from '../common/http-request';
+
 /** Discord answered with an error status (or could not be reached: `status` 0). */
 export class DiscordApiError extends Error {
   constructor(
@@ -13,8 +15,8 @@ export class DiscordApiError extends Error {
 
 /** Reads Discord's 429 wait: the `Retry-After` header first, then the JSON body's `retry_after`. */
 export function retryAfterOf(headers: Headers, body: string): number | undefined {
-  const header = Number(headers.get('retry-after'));
-  if (Number.isFinite(header) && header > 0) return Math.ceil(header);
+  const header = retryAfterSeconds(headers);
+  if (header !== undefined) return header;
   try {
     const parsed = JSON.parse(body) as { retry_after?: unknown };
     if (typeof parsed.retry_after === 'number') return Math.ceil(parsed.retry_after);

@@ -28,7 +28,8 @@ export interface ForumUserChangedEvent {
 
 /** A job of the sync queue was delivered, or ran out of retries (it is kept and can be retried). */
 export interface SyncJobEvent {
-  jobId: number;
+  /** The job's id in its queue: a BullMQ job id, or the database row id as a string. */
+  jobId: string;
   kind: 'sync' | 'logout';
   discordId: string;
   forum: string;

@@ -1,6 +1,7 @@
 import { Logger, OnApplicationShutdown } from '@nestjs/common';
 import type { Redis, RedisOptions } from 'ioredis';
 import { loadOptionalDependency } from '../config/optional-dependency';
+import { RedisErrorLog } from './redis-error-log';
 
 /**
  * The module's one Redis connection setup (sessions, the admin API rate limit, the BullMQ queue).
@@ -17,13 +18,14 @@ export class DiscourseConnectRedis implements OnApplicationShutdown {
    */
   readonly client: Redis;
   private readonly extra: Redis[] = [];
-  private lastErrorLog = 0;
+  private readonly errors: RedisErrorLog;
 
   constructor(
     private readonly url: string,
     /** Prefix of every key the module writes, e.g. `dc:`. */
     readonly prefix: string,
   ) {
+    this.errors = new RedisErrorLog(this.logger, url);
     this.client = this.open({ maxRetriesPerRequest: 2, commandTimeout: 2000 }, 'discourse-connect');
   }
 
@@ -79,13 +81,7 @@ export class DiscourseConnectRedis implements OnApplicationShutdown {
    * only, with any credentials in it masked, never with the URL.
    */
   logError(context: string, error: unknown): void {
-    if (Date.now() - this.lastErrorLog < 30_000) return;
-    this.lastErrorLog = Date.now();
-    const message = ((error as Error)?.message ?? String(error))
-      .replace(/\/\/[^@\s]*@/g, '//***@')
-      .split(this.url)
-      .join('<REDIS_URL>');
-    this.logger.error(`${context}: ${message}`);
+    this.errors.log(context, error);
   }
 }
 

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
 import type { Redis } from 'ioredis';
 import { createHash } from 'node:crypto';
+import { RedisErrorLog } from './redis-error-log';
 
 /**
  * One atomic step of the limit. KEYS: the window's hit counter, the block marker. ARGV: window
@@ -51,8 +52,7 @@ const INCREMENT_SHA = createHash('sha1').update(INCREMENT).digest('hex');
  * sign-ins; the error is logged by message at most every 30 s, never with the URL.
  */
 export class RedisThrottlerStorage implements ThrottlerStorage {
-  private readonly logger = new Logger('DiscourseConnect');
-  private lastErrorLog = 0;
+  private readonly errors = new RedisErrorLog(new Logger('DiscourseConnect'));
 
   constructor(
     private readonly redis: Redis,
@@ -83,7 +83,10 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
         return this.redis.eval(INCREMENT, 2, ...args);
       });
     } catch (error) {
-      this.logError(error);
+      this.errors.log(
+        'Rate limit: Redis did not answer, counting in this process meanwhile',
+        error,
+      );
       return this.fallback.increment(key, ttl, limit, blockDuration, throttlerName);
     }
     const [totalHits, expiresInMs, blocked, blockedForMs] = (answer as number[]).map(Number);
@@ -93,17 +96,5 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
       isBlocked: blocked === 1,
       timeToBlockExpire: blocked === 1 ? Math.ceil(blockedForMs / 1000) : 0,
     };
-  }
-
-  private logError(error: unknown): void {
-    if (Date.now() - this.lastErrorLog < 30_000) return;
-    this.lastErrorLog = Date.now();
-    const message = (error instanceof Error ? error.message : String(error)).replace(
-      /\/\/[^@\s]*@/g,
-      '//***@',
-    );
-    this.logger.error(
-      `Rate limit: Redis did not answer, counting in this process meanwhile: ${message}`,
-    );
   }
 }

@@ -1,15 +1,10 @@
 import { Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import type { Job, Queue, Worker } from 'bullmq';
-import { loadOptionalDependency } from '../config/optional-dependency';
 import type { Repository } from 'typeorm';
-import type { DiscourseAdminService } from '../admin/discourse-admin.service';
-import { DiscourseApiError, DiscourseRateLimitError } from '../admin/discourse-api.errors';
+import { loadOptionalDependency } from '../config/optional-dependency';
 import type { DiscourseConnectSettings } from '../config/discourse-connect.settings';
-import type { DiscourseConnectActionsService } from '../hooks/actions.service';
-import { DiscourseConnectEvents, type SyncJobEvent } from '../hooks/discourse-connect.events';
 import type { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
-import type { UsersService } from '../users/users.service';
-import { deliverToForum } from './deliver';
+import type { SyncDeliveryCore, SyncDeliveryJob } from './sync-delivery.core';
 import type { DiscourseConnectSyncJobEntity, SyncJobKind } from './sync-job.entity';
 import { SyncQueue, type SyncJobRecord, type SyncQueueCounts } from './sync-queue.service';
 
@@ -46,7 +41,7 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
  * The sync queue for several instances, on BullMQ in Redis.
  *
  * Durability (transactional outbox): `enqueue` still writes the job as a database row in the
- * caller's transaction, exactly like the embedded queue. {@link SyncWorker} (in every instance)
+ * caller's transaction, exactly like the embedded queue. {@link SyncOutboxRelay} (in every instance)
  * then claims committed rows, hands each one to BullMQ through {@link handOver}, and deletes the
  * row only after Redis accepted the job. A process that dies between the commit and the hand-over
  * leaves the row behind; its lease runs out and another instance hands it over. Writing to Redis
@@ -81,9 +76,7 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
     jobs: Repository<DiscourseConnectSyncJobEntity>,
     settings: DiscourseConnectSettings,
     private readonly redis: DiscourseConnectRedis,
-    private readonly users: UsersService,
-    private readonly admin: DiscourseAdminService,
-    private readonly actions: DiscourseConnectActionsService,
+    private readonly delivery: SyncDeliveryCore,
   ) {
     super(jobs, settings);
     this.queue = new this.bullmq.Queue<BullSyncJobData>(BULL_QUEUE_NAME, {
@@ -106,7 +99,7 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
   /** Starts this instance's BullMQ worker (unless `sync.worker` is false or no forum has an API key). */
   onApplicationBootstrap(): void {
     if (!this.settings.sync.worker || this.settings.apiForums.length === 0) return;
-    const { ratePerMinute, backoffBaseMs, backoffMaxMs } = this.settings.sync;
+    const { ratePerMinute } = this.settings.sync;
     this.worker = new this.bullmq.Worker<BullSyncJobData>(
       BULL_QUEUE_NAME,
       (job) => this.process(job),
@@ -120,13 +113,7 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
         lockDuration: this.settings.sync.leaseMs,
         stalledInterval: Math.max(1000, Math.round(this.settings.sync.leaseMs / 2)),
         settings: {
-          backoffStrategy: (attemptsMade: number) => {
-            const delay = Math.min(
-              backoffMaxMs,
-              backoffBaseMs * 2 ** Math.max(0, attemptsMade - 1),
-            );
-            return Math.round(delay * (0.8 + Math.random() * 0.4));
-          },
+          backoffStrategy: (attemptsMade: number) => this.delivery.backoff(attemptsMade),
         },
       },
     );
@@ -197,31 +184,12 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
         'failed',
       ),
     ]);
-    const n = (key: string) => Number((bull as Record<string, number>)[key] ?? 0);
-    return {
-      // Rows not yet handed over to BullMQ are waiting too.
-      pending:
-        outbox.pending +
-        outbox.running +
-        n('waiting') +
-        n('delayed') +
-        n('prioritized') +
-        n('waiting-children'),
-      running: n('active'),
-      failed: outbox.failed + n('failed'),
-    };
+    return combinedCounts(outbox, bull);
   }
 
   async failed(limit = 100): Promise<SyncJobRecord[]> {
     const jobs = await this.queue.getFailed(0, limit - 1);
-    return jobs.filter(Boolean).map((job) => ({
-      id: job.id ?? '',
-      kind: job.data.kind,
-      discordId: job.data.discordId,
-      forum: job.data.forum,
-      attempts: job.attemptsMade,
-      lastError: job.failedReason ?? null,
-    }));
+    return jobs.filter(Boolean).map(failedJobRecord);
   }
 
   async retryFailed(ids?: (number | string)[]): Promise<number> {
@@ -245,38 +213,70 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
     return retried;
   }
 
+  /**
+   * One delivery attempt through {@link SyncDeliveryCore}, its outcome told to BullMQ: a 429 pauses
+   * the whole queue (on every instance) and puts the job back unchanged; a retryable failure is
+   * thrown for BullMQ's backoff (the core's formula); a failure for good ends the job at once.
+   */
   private async process(job: Job<BullSyncJobData>): Promise<void> {
-    const attempts = job.attemptsMade + 1;
-    try {
-      await deliverToForum(job.data, this.users, this.admin);
-    } catch (error) {
-      const message = ((error as Error)?.message ?? String(error)).slice(0, 500);
-      if (error instanceof DiscourseRateLimitError) {
-        // The forum's wait applies to the whole queue, on every instance; the job goes back unchanged.
-        await this.worker!.rateLimit(error.waitSeconds * 1000);
+    const outcome = await this.delivery.run(bullJob(job), async (outcome) => {
+      if (outcome.status === 'rate-limited') await this.worker!.rateLimit(outcome.waitMs);
+    });
+    switch (outcome.status) {
+      case 'delivered':
+        return;
+      case 'rate-limited':
         throw this.bullmq.Worker.RateLimitError();
-      }
-      const retryable = error instanceof DiscourseApiError && error.retryable;
-      if (retryable && attempts < this.settings.sync.maxAttempts)
-        throw new Error(message, { cause: error });
-      this.logger.warn(
-        `sync job ${job.id} (${job.data.kind} for ${job.data.discordId}) failed for good: ${message}`,
-      );
-      this.emit(DiscourseConnectEvents.SyncFailed, job, attempts, message);
-      throw new this.bullmq.UnrecoverableError(message);
+      case 'retry':
+        throw new Error(outcome.error, { cause: outcome.cause });
+      case 'failed':
+        throw new this.bullmq.UnrecoverableError(outcome.error);
     }
-    this.emit(DiscourseConnectEvents.SyncSucceeded, job, attempts);
   }
+}
 
-  private emit(event: string, job: Job<BullSyncJobData>, attempts: number, error?: string): void {
-    const payload: SyncJobEvent = {
-      jobId: Number(job.id),
-      kind: job.data.kind,
-      discordId: job.data.discordId,
-      forum: job.data.forum,
-      attempts,
-      ...(error ? { error } : {}),
-    };
-    this.actions.emit(event, payload);
-  }
+/** A BullMQ job as the delivery core sees it. */
+export function bullJob(
+  job: Pick<Job<BullSyncJobData>, 'id' | 'data' | 'attemptsMade'>,
+): SyncDeliveryJob {
+  return {
+    id: String(job.id ?? ''),
+    kind: job.data.kind,
+    discordId: job.data.discordId,
+    forum: job.data.forum,
+    attemptsMade: job.attemptsMade,
+  };
+}
+
+/** A job of BullMQ's failed set as the queue reports it. */
+export function failedJobRecord(
+  job: Pick<Job<BullSyncJobData>, 'id' | 'data' | 'attemptsMade' | 'failedReason'>,
+): SyncJobRecord {
+  return {
+    id: job.id ?? '',
+    kind: job.data.kind,
+    discordId: job.data.discordId,
+    forum: job.data.forum,
+    attempts: job.attemptsMade,
+    lastError: job.failedReason ?? null,
+  };
+}
+
+/** The queue's counts: outbox rows not yet handed over to BullMQ are waiting too. */
+export function combinedCounts(
+  outbox: SyncQueueCounts,
+  bull: Record<string, number | undefined>,
+): SyncQueueCounts {
+  const n = (key: string) => Number(bull[key] ?? 0);
+  return {
+    pending:
+      outbox.pending +
+      outbox.running +
+      n('waiting') +
+      n('delayed') +
+      n('prioritized') +
+      n('waiting-children'),
+    running: n('active'),
+    failed: outbox.failed + n('failed'),
+  };
 }

@@ -6,7 +6,7 @@ import { DiscourseConnectSyncJobEntity } from './sync-job.entity';
 import { SyncQueue, type SyncJobRecord, type SyncQueueCounts } from './sync-queue.service';
 
 /**
- * The embedded sync queue (no Redis): jobs live in the database until {@link SyncWorker} delivered
+ * The embedded sync queue (no Redis): jobs live in the database until {@link DatabaseSyncWorker} delivered
  * them; repeated changes of one user while a job waits are coalesced into that job.
  */
 @Injectable()

@@ -1,7 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { DiscourseAdminService } from '../admin/discourse-admin.service';
-import { UsersService } from '../users/users.service';
-import { deliverToForum } from './deliver';
+import { SyncDeliveryCore } from './sync-delivery.core';
 import type { SyncJobKind } from './sync-job.entity';
 
 export interface SyncQueueCounts {
@@ -57,12 +55,9 @@ export abstract class DiscourseConnectSyncQueue {
  */
 @Injectable()
 export class DiscourseConnectSyncDelivery {
-  constructor(
-    private readonly users: UsersService,
-    private readonly admin: DiscourseAdminService,
-  ) {}
+  constructor(private readonly core: SyncDeliveryCore) {}
 
   deliver(job: { kind: SyncJobKind; discordId: string; forum: string }): Promise<void> {
-    return deliverToForum(job, this.users, this.admin);
+    return this.core.deliver(job);
   }
 }

@@ -14,7 +14,7 @@ export type { SyncJobRecord, SyncQueueCounts };
  * This abstract class is the injection token; the module provides one of two implementations and
  * the rest of the code never knows which:
  *
- * - {@link DatabaseSyncQueue} (default): the jobs live in the database and {@link SyncWorker}
+ * - {@link DatabaseSyncQueue} (default): the jobs live in the database and {@link DatabaseSyncWorker}
  *   delivers them from there, rate-limited per process.
  * - {@link BullMqSyncQueue} (with `redis`): several instances share one BullMQ queue in Redis,
  *   with one rate limit for all of them.
@@ -41,7 +41,7 @@ export abstract class SyncQueue extends DiscourseConnectSyncQueue {
 
   /**
    * Hands an outbox row over to a distributed queue (BullMQ), or undefined when the rows are
-   * delivered straight from the database. Called by {@link SyncWorker}; must be idempotent for
+   * delivered straight from the database. Called by {@link SyncOutboxRelay}; must be idempotent for
    * one row (a row may be handed over twice if a process dies in between).
    */
   handOver?(job: DiscourseConnectSyncJobEntity): Promise<void>;

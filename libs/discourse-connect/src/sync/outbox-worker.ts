@@ -1,0 +1,129 @@
+import { Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { LessThan, LessThanOrEqual, type Repository } from 'typeorm';
+import type { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import type { DiscourseConnectSyncJobEntity } from './sync-job.entity';
+import { SyncQueue } from './sync-queue.service';
+
+/**
+ * Works through the database outbox of sync jobs, oldest first: claims each due row under a lease
+ * (a crash mid-way leaves the row locked until the lease runs out, then it is processed again),
+ * polls every `sync.pollIntervalMs`, and starts a pass at once when a job is enqueued in this
+ * process. What is done with a claimed row is the subclass's: {@link DatabaseSyncWorker} delivers
+ * it to the forum, {@link SyncOutboxRelay} hands it over to BullMQ.
+ */
+export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDestroy {
+  protected readonly logger = new Logger('DiscourseConnect');
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private again = false;
+  private stopped = false;
+
+  constructor(
+    protected readonly jobs: Repository<DiscourseConnectSyncJobEntity>,
+    protected readonly queue: SyncQueue,
+    protected readonly settings: DiscourseConnectSettings,
+  ) {}
+
+  /** Whether this worker is the one for the module's queue (the other one stays idle). */
+  protected abstract get handlesQueue(): boolean;
+
+  /** Whether it starts on its own at boot (polling, woken by enqueues); `drain()` works regardless. */
+  protected get startsOnBoot(): boolean {
+    return true;
+  }
+
+  /** Does the work of a claimed row (status `running`), and deletes or requeues it. */
+  protected abstract process(row: DiscourseConnectSyncJobEntity): Promise<void>;
+
+  onApplicationBootstrap(): void {
+    if (!this.handlesQueue || !this.startsOnBoot) return;
+    if (this.settings.apiForums.length === 0) {
+      this.logger.log(
+        'No DISCOURSE_API_KEY: syncing profiles, groups and sign-outs to the forum through its admin API is off.',
+      );
+      return;
+    }
+    this.queue.onEnqueued(() => this.kick());
+    this.timer = setInterval(() => this.kick(), this.settings.sync.pollIntervalMs);
+    this.timer.unref();
+    this.kick();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** Starts a pass now (or right after the current one). */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.drain()
+      .catch((error) => this.logger.error(`sync worker pass failed: ${(error as Error).message}`))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again && !this.stopped) {
+          this.again = false;
+          this.kick();
+        }
+      });
+  }
+
+  /** Processes every due row; resolves when none is left (used by tests and the CLI). */
+  async drain(): Promise<void> {
+    if (!this.handlesQueue) return;
+    await this.reclaimExpired();
+    while (!this.stopped) {
+      const row = await this.claimNext();
+      if (!row) return;
+      await this.process(row);
+    }
+  }
+
+  private async claimNext(): Promise<DiscourseConnectSyncJobEntity | null> {
+    for (let tries = 0; tries < 5; tries++) {
+      const row = await this.jobs.findOne({
+        where: { status: 'pending', runAt: LessThanOrEqual(Date.now()) },
+        order: { id: 'ASC' },
+      });
+      if (!row) return null;
+      const lockedUntil = Date.now() + this.settings.sync.leaseMs;
+      const result = await this.jobs.update(
+        { id: row.id, status: 'pending' },
+        { status: 'running', lockedUntil, dedupeKey: null },
+      );
+      if (result.affected) return { ...row, status: 'running', lockedUntil, dedupeKey: null };
+    }
+    return null;
+  }
+
+  /** Back to pending; if a newer job for the same user is already waiting, that one covers this. */
+  protected async requeue(
+    row: DiscourseConnectSyncJobEntity,
+    attempts: number,
+    runAt: number,
+    lastError: string | null,
+  ): Promise<void> {
+    const dedupeKey = SyncQueue.dedupeKey(row.kind, row.forum, row.discordId);
+    try {
+      await this.jobs.update(
+        { id: row.id },
+        { status: 'pending', attempts, runAt, lockedUntil: null, dedupeKey, lastError },
+      );
+    } catch {
+      await this.jobs.delete({ id: row.id });
+    }
+  }
+
+  /** Rows whose worker died mid-way go back to the queue once their lease ran out. */
+  private async reclaimExpired(): Promise<void> {
+    const stale = await this.jobs.find({
+      where: { status: 'running', lockedUntil: LessThan(Date.now()) },
+    });
+    for (const row of stale) await this.requeue(row, row.attempts, Date.now(), row.lastError);
+  }
+}
