@@ -52,9 +52,9 @@ import { UserStore } from './users/user-store.interface';
 import { UsersService } from './users/users.service';
 import { DiscourseConnectSignIn } from './discord/sign-in.service';
 import { DiscourseConnectSignOut } from './http/sign-out';
-import { DiscoursePayloadBuilder } from './users/discourse-payload.builder';
+import { DiscoursePayloadBuilder } from './payload/discourse-payload.builder';
 import { DiscourseAdminService } from './admin/discourse-admin.service';
-import { AdminApiRateLimiter } from './sync/rate-limiter';
+import { AdminApiRateLimiter } from './admin/rate-limiter';
 import { DiscourseConnectSyncJobEntity } from './sync/sync-job.entity';
 import { SyncQueue } from './sync/sync-queue.service';
 import {
@@ -64,7 +64,7 @@ import {
 import { HostSyncQueue } from './sync/host-sync-queue';
 import { DatabaseSyncQueue } from './sync/database-sync-queue';
 import { BullMqSyncQueue } from './sync/bullmq-sync-queue';
-import { RedisAdminApiRateLimiter } from './sync/redis-rate-limiter';
+import { RedisAdminApiRateLimiter } from './admin/redis-rate-limiter';
 import { DiscourseConnectRedis } from './redis/discourse-connect-redis';
 import { DatabaseSyncWorker } from './sync/database-sync.worker';
 import { SyncOutboxRelay } from './sync/outbox-relay';

@@ -25,7 +25,7 @@ export { SameOriginGuard } from './http/same-origin.guard';
 export { SyncQueue, type SyncQueueCounts, type SyncJobRecord } from './sync/sync-queue.service';
 export { DatabaseSyncQueue } from './sync/database-sync-queue';
 export { BullMqSyncQueue, BULL_QUEUE_NAME, type BullSyncJobData } from './sync/bullmq-sync-queue';
-export { RedisAdminApiRateLimiter } from './sync/redis-rate-limiter';
+export { RedisAdminApiRateLimiter } from './admin/redis-rate-limiter';
 export { DiscourseConnectRedis } from './redis/discourse-connect-redis';
 export { RedisSessionStore } from './session/redis-session.store';
 export { RedisThrottlerStorage } from './redis/redis-throttler.storage';
@@ -36,7 +36,7 @@ export {
   type SyncDeliveryJob,
   type SyncDeliveryOutcome,
 } from './sync/sync-delivery.core';
-export { AdminApiRateLimiter } from './sync/rate-limiter';
+export { AdminApiRateLimiter } from './admin/rate-limiter';
 export {
   DiscourseConnectSyncJobEntity,
   type SyncJobKind,
@@ -46,7 +46,7 @@ export { SsoService } from './sso/sso.service';
 export {
   DiscoursePayloadBuilder,
   MemberCannotBeSyncedError,
-} from './users/discourse-payload.builder';
+} from './payload/discourse-payload.builder';
 export * from './protocol';
 export { DiscourseConnectActionsService } from './hooks/actions.service';
 export { TypeOrmUserStore } from './users/typeorm-user.store';

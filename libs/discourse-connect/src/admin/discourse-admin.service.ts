@@ -2,8 +2,8 @@ import { Injectable, Optional } from '@nestjs/common';
 import { httpRequest, retryAfterSeconds } from '../common/http-request';
 import { DiscourseConnectSettings, ResolvedForum } from '../config/discourse-connect.settings';
 import type { DiscourseConnectPayload } from '../protocol';
-import { AdminApiRateLimiter } from '../sync/rate-limiter';
-import { DiscoursePayloadBuilder } from '../users/discourse-payload.builder';
+import { AdminApiRateLimiter } from './rate-limiter';
+import { DiscoursePayloadBuilder } from '../payload/discourse-payload.builder';
 import type { LocalUser } from '../users/local-user.interface';
 import {
   DiscourseApiError,

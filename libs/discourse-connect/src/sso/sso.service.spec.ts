@@ -8,7 +8,7 @@ import {
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectFiltersService } from '../hooks/filters.service';
 import { decodePayload, verifySignature } from '../protocol';
-import { DiscoursePayloadBuilder } from '../users/discourse-payload.builder';
+import { DiscoursePayloadBuilder } from '../payload/discourse-payload.builder';
 import type { LocalUser } from '../users/local-user.interface';
 import { SsoService } from './sso.service';
 

@@ -14,7 +14,7 @@ import {
 import {
   DiscoursePayloadBuilder,
   MemberCannotBeSyncedError,
-} from '../users/discourse-payload.builder';
+} from '../payload/discourse-payload.builder';
 import type { LocalUser } from '../users/local-user.interface';
 
 /** A verified request from a forum. */

@@ -7,7 +7,7 @@ import type {
 import { DiscourseConnectFiltersService } from '../hooks/filters.service';
 import { decodePayload, verifySignature, type DiscourseConnectPayload } from '../protocol';
 import { DiscoursePayloadBuilder, MemberCannotBeSyncedError } from './discourse-payload.builder';
-import type { LocalUser } from './local-user.interface';
+import type { LocalUser } from '../users/local-user.interface';
 
 const SECRET = 'forum-secret-0123456789';
 const ROLE_MOD = '111';

@@ -2,8 +2,8 @@ import { Injectable, Logger } from '@nestjs/common';
 import { DiscourseConnectSettings, ResolvedForum } from '../config/discourse-connect.settings';
 import { DiscourseConnectFiltersService } from '../hooks/filters.service';
 import { buildSignedPayload, type DiscourseConnectPayload, type SignedPayload } from '../protocol';
-import { discordAvatarUrl } from './discord-profile';
-import type { LocalUser } from './local-user.interface';
+import { discordAvatarUrl } from '../users/discord-profile';
+import type { LocalUser } from '../users/local-user.interface';
 
 /** Why no payload could be made for a member. */
 export type DiscoursePayloadErrorCode =
