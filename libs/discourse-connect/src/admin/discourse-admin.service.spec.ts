@@ -1,0 +1,173 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import { DiscourseConnectFiltersService } from '../hooks/filters.service';
+import { DiscoursePayloadBuilder } from '../payload/discourse-payload.builder';
+import { decodePayload, verifySignature } from '../protocol';
+import type { LocalUser } from '../users/local-user.interface';
+import { DiscourseAdminService } from './discourse-admin.service';
+import {
+  DiscourseApiError,
+  DiscourseApiNotConfiguredError,
+  DiscourseRateLimitError,
+} from './discourse-api.errors';
+
+/**
+ * The admin API client against a small local forum written here: what it sends (form-encoded
+ * `sso`/`sig` signed with the forum's secret, `Api-Key`/`Api-Username`), and how it reads answers
+ * (429 → rate limit with the forum's wait, 5xx → retryable, 4xx → refused, 404 by-external → null).
+ */
+const SECRET = 'admin-spec-forum-secret-0123';
+const API_KEY = 'admin-spec-api-key-0123456789';
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+describe('DiscourseAdminService', () => {
+  let server: Server;
+  let forumUrl: string;
+  const seen: Seen[] = [];
+  let answer: (req: Seen, res: ServerResponse) => void;
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => (body += chunk));
+      req.on('end', () => {
+        const r = { method: req.method!, url: req.url!, headers: req.headers, body };
+        seen.push(r);
+        answer(r, res);
+      });
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    forumUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(() => new Promise<void>((done) => server.close(() => done())));
+
+  beforeEach(() => {
+    seen.length = 0;
+  });
+
+  const json = (
+    res: ServerResponse,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ) => {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.end(JSON.stringify(body));
+  };
+
+  function client(api = true): DiscourseAdminService {
+    const settings = new DiscourseConnectSettings({
+      forums: [
+        {
+          url: forumUrl,
+          secret: SECRET,
+          ...(api ? { api: { key: API_KEY, timeoutMs: 2000 } } : {}),
+        },
+      ],
+      discord: { clientId: 'id', clientSecret: 'secret' },
+      publicUrl: 'https://example.com',
+      session: { secret: 's'.repeat(32) },
+    });
+    const filters = new DiscourseConnectFiltersService(
+      undefined as never,
+      undefined as never,
+      undefined as never,
+    );
+    return new DiscourseAdminService(settings, new DiscoursePayloadBuilder(settings, filters));
+  }
+
+  const member: LocalUser = {
+    discordId: '80351110224678912',
+    username: 'nelly',
+    displayName: 'Nelly',
+    email: 'nelly@example.com',
+    emailVerified: false,
+    avatarHash: null,
+    metadata: {
+      id: '80351110224678912',
+      username: 'nelly',
+      global_name: 'Nelly',
+      discriminator: '0',
+      avatar: null,
+      email: 'nelly@example.com',
+      verified: false,
+    },
+    metadataHash: 'a'.repeat(64),
+    createdAt: new Date(),
+    updatedAt: new Date(),
+  } as LocalUser;
+
+  it('posts a form-encoded sync_sso signed with the forum secret, with the API credentials', async () => {
+    answer = (_req, res) => json(res, 200, { id: 7, username: 'nelly' });
+    await expect(client().syncSso(member)).resolves.toMatchObject({ id: 7, username: 'nelly' });
+    const [req] = seen;
+    expect(req).toMatchObject({ method: 'POST', url: '/admin/users/sync_sso' });
+    expect(req.headers['api-key']).toBe(API_KEY);
+    expect(req.headers['api-username']).toBe('system');
+    expect(req.headers['content-type']).toMatch(/^application\/x-www-form-urlencoded/);
+    const form = new URLSearchParams(req.body);
+    expect(() => verifySignature(form.get('sso')!, form.get('sig')!, SECRET)).not.toThrow();
+    const fields = decodePayload(form.get('sso')!);
+    expect(fields).toMatchObject({
+      external_id: member.discordId,
+      email: member.email,
+      require_activation: 'true',
+    });
+    expect(fields).not.toHaveProperty('nonce');
+  });
+
+  it('reads a 429 as a rate limit with the wait the forum asked for', async () => {
+    answer = (_req, res) =>
+      json(res, 429, { extras: { wait_seconds: 12 } }, { 'retry-after': '12' });
+    const error = await client()
+      .syncSso(member)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DiscourseRateLimitError);
+    expect((error as DiscourseRateLimitError).waitSeconds).toBe(12);
+  });
+
+  it('reads a 5xx as retryable and a 4xx as refused, with the forum message and never the key', async () => {
+    answer = (_req, res) => json(res, 503, { errors: ['down for maintenance'] });
+    const down = (await client()
+      .syncSso(member)
+      .catch((e: unknown) => e)) as DiscourseApiError;
+    expect(down).toBeInstanceOf(DiscourseApiError);
+    expect(down.retryable).toBe(true);
+    answer = (_req, res) => json(res, 422, { failed: 'FAILED', message: 'Login error' });
+    const refused = (await client()
+      .syncSso(member)
+      .catch((e: unknown) => e)) as DiscourseApiError;
+    expect(refused.status).toBe(422);
+    expect(refused.retryable).toBe(false);
+    expect(`${down.message} ${refused.message}`).not.toContain(API_KEY);
+  });
+
+  it('finds a user by external id (null when the forum has none) and logs them out', async () => {
+    answer = (req, res) => {
+      if (req.url === `/u/by-external/${member.discordId}.json`)
+        return json(res, 200, { user: { id: 9, username: 'nelly' } });
+      if (req.url === '/u/by-external/1.json') return json(res, 404, { errors: ['not found'] });
+      if (req.url === '/admin/users/9/log_out') return json(res, 200, { success: 'OK' });
+      json(res, 500, {});
+    };
+    const admin = client();
+    await expect(admin.getUserByExternalId('1')).resolves.toBeNull();
+    await expect(admin.logOutByExternalId(member.discordId)).resolves.toBe(true);
+    expect(seen.map((r) => `${r.method} ${r.url}`)).toContain('POST /admin/users/9/log_out');
+  });
+
+  it('is off for a forum without an API key', async () => {
+    const admin = client(false);
+    expect(admin.isEnabled()).toBe(false);
+    await expect(admin.syncSso(member)).rejects.toBeInstanceOf(DiscourseApiNotConfiguredError);
+    expect(seen).toEqual([]);
+  });
+});
