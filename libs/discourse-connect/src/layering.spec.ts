@@ -59,14 +59,14 @@ function partOf(file: string): string {
 }
 
 const imports = sourceFiles(SRC).flatMap((file) =>
-  [...readFileSync(file, 'utf8').matchAll(/^(?:import|export)\b[^;']*?(?:from )?'([^']+)';/gms)].map(
-    (m) => ({
-      file: relative(SRC, file),
-      from: partOf(file),
-      spec: m[1],
-      target: m[1].startsWith('.') ? normalize(join(dirname(file), m[1])) : null,
-    }),
-  ),
+  [
+    ...readFileSync(file, 'utf8').matchAll(/^(?:import|export)\b[^;']*?(?:from )?'([^']+)';/gms),
+  ].map((m) => ({
+    file: relative(SRC, file),
+    from: partOf(file),
+    spec: m[1],
+    target: m[1].startsWith('.') ? normalize(join(dirname(file), m[1])) : null,
+  })),
 );
 
 describe('layering of the library', () => {
