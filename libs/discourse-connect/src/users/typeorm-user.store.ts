@@ -77,9 +77,11 @@ export class TypeOrmUserStore implements TransactionalUserStore {
     return Boolean(result.affected);
   }
 
-  async update(data: LocalUserData): Promise<LocalUser> {
+  async update(data: LocalUserData, current?: LocalUser): Promise<LocalUser> {
     const { discordId, ...fields } = data;
-    await this.users.update({ discordId }, fields);
-    return this.users.findOneByOrFail({ discordId });
+    const updatedAt = new Date();
+    await this.users.update({ discordId }, { ...fields, updatedAt });
+    // The row is what was read plus what was written: no second read when the caller had it.
+    return current ? { ...current, ...data, updatedAt } : this.users.findOneByOrFail({ discordId });
   }
 }

@@ -20,7 +20,11 @@ export interface UserStore {
   /** Inserts a new user; resolves to `null` when a user with that id already exists. */
   create(data: LocalUserData): Promise<LocalUser | null>;
   /** Replaces the Discord-derived fields of an existing user. */
-  update(data: LocalUserData): Promise<LocalUser>;
+  /**
+   * `current` is the member as read just before this change, when the caller has it: a store may
+   * build its answer from it instead of reading the row again.
+   */
+  update(data: LocalUserData, current?: LocalUser): Promise<LocalUser>;
   /**
    * Optional: Discord ids in ascending order after `after` (exclusive), at most `limit`: lets the
    * bulk resync stream every user in pages instead of loading them all.

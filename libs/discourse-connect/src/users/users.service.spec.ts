@@ -197,9 +197,19 @@ describe('UsersService.findSignedIn (the per-request read)', () => {
     store = new CountingStore();
   });
 
+  it('answers the requests right after a sign-in from the member it wrote, without a read', async () => {
+    const users = await make();
+    await users.signInFromDiscord(meta());
+    store.calls.findByDiscordId = 0;
+    for (let i = 0; i < 5; i++)
+      expect(await users.findSignedIn(meta().id)).toMatchObject({ username: 'ava.migrated' });
+    expect(store.calls.findByDiscordId).toBe(0);
+  });
+
   it('reads the store once for a quick succession of requests', async () => {
     const users = await make();
     await users.signInFromDiscord(meta());
+    users.forget(meta().id);
     store.calls.findByDiscordId = 0;
     for (let i = 0; i < 5; i++)
       expect(await users.findSignedIn(meta().id)).toMatchObject({ username: 'ava.migrated' });

@@ -145,13 +145,18 @@ export class UsersService {
       return outcome;
     };
     this.forget(meta.id);
+    let outcome: SignInOutcome;
     try {
-      return await (isTransactional(this.store)
+      outcome = await (isTransactional(this.store)
         ? this.store.transaction(write)
         : write(this.store));
     } finally {
       this.forget(meta.id);
     }
+    // Committed: the member as just written answers the signed-in requests that follow (the SSO
+    // handshake right after the callback) without another read.
+    this.remember(outcome.user);
+    return outcome;
   }
 }
 
@@ -176,7 +181,7 @@ async function writeUser(
   }
   if (existing.metadataHash === data.metadataHash)
     return { user: existing, created: false, changed: false };
-  const user = await store.update(data);
+  const user = await store.update(data, existing);
   return { user, created: false, changed: true, previous: existing.metadata };
 }
 
