@@ -19,11 +19,10 @@ import {
   type Harness,
   type HttpAdapterName,
   type ModuleStyle,
+  API_KEY,
+  WEBHOOK_SECRET,
 } from './support/harness';
 import { waitFor } from './support/wait';
-
-const API_KEY = 'sim-admin-api-key-0123456789';
-const WEBHOOK_SECRET = 'forum-webhook-secret-0123';
 const ROLE_MAP = { [SIM_GUILD_ROLES.member]: 'members', [SIM_GUILD_ROLES.moderator]: 'moderators' };
 
 /** A host route that opts in to "after this succeeds, sync this user". */

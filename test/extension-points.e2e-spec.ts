@@ -13,7 +13,7 @@ import {
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { DiscourseConnectSessionMiddleware } from 'nestjs-discourse-connect/internal';
 import { TestBrowser } from './support/browser';
-import { HTTP_ADAPTERS, startHarness, type Harness } from './support/harness';
+import { HTTP_ADAPTERS, startHarness, type Harness, API_KEY } from './support/harness';
 
 /** A host's own user store, given as a class: the module instantiates it, injecting its dependencies. */
 @Injectable()
@@ -149,7 +149,6 @@ class ArraySyncQueue extends DiscourseConnectSyncQueue {
 
 describe.each(HTTP_ADAPTERS)('the syncQueue option (%s)', (adapter) => {
   const { migrated } = DISCORD_FIXTURES;
-  const API_KEY = 'extension-points-api-key-0123456789';
   let h: Harness;
 
   beforeAll(async () => {

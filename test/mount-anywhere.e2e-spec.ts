@@ -10,9 +10,7 @@ import { CheckCommand } from '../src/cli/check.command';
 import { findAppRoutes, MOUNT_PATH_VARIABLE } from '../src/cli/app-routes';
 import { HomeController } from '../src/home.controller';
 import { TestBrowser } from './support/browser';
-import { HTTP_ADAPTERS, startHarness, type Harness } from './support/harness';
-
-const API_KEY = 'mount-e2e-admin-api-key-0123456789';
+import { HTTP_ADAPTERS, startHarness, type Harness, API_KEY } from './support/harness';
 jest.setTimeout(30_000);
 const { migrated } = DISCORD_FIXTURES;
 

@@ -2,7 +2,13 @@ import { DataSource } from 'typeorm';
 import type { DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/internal';
 import type { HttpTimeouts } from '../../src/http-adapter';
 import type { TestBrowser } from '../support/browser';
-import { startHarness, type Harness, type HttpAdapterName } from '../support/harness';
+import {
+  startHarness,
+  type Harness,
+  type HttpAdapterName,
+  API_KEY,
+  WEBHOOK_SECRET,
+} from '../support/harness';
 import { waitFor } from '../support/wait';
 
 export { waitFor };
@@ -12,9 +18,6 @@ export { waitFor };
  * wrongful write would also show up as a sync job or an admin API call), and a snapshot of
  * everything an attack could have written locally or sent to the forum.
  */
-
-export const API_KEY = 'adversarial-admin-api-key-0123456789';
-export const WEBHOOK_SECRET = 'adversarial-webhook-secret-0123';
 
 export async function startAdversarialHarness(
   adapter: HttpAdapterName,
@@ -135,3 +138,5 @@ export function expectCleanErrorBody(body: string): void {
   expect(body).not.toContain(WEBHOOK_SECRET);
   expect(body).not.toContain(API_KEY);
 }
+
+export { API_KEY, WEBHOOK_SECRET };

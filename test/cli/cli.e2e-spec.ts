@@ -10,12 +10,12 @@ import { join, resolve } from 'node:path';
 import { DiscourseSimulator } from 'nestjs-discourse-connect-simulators';
 import { seededDiscordId, seedLocalUsers } from '../support/seed-local-users';
 import { buildOnce } from '../support/build';
+import { API_KEY } from '../support/harness';
 
 const ROOT = resolve(__dirname, '../..');
 const CLI = join(ROOT, 'dist/src/cli.js');
 
 const CONNECT_SECRET = 'cli-e2e-connect-secret-0123456789';
-const API_KEY = 'cli-e2e-admin-api-key-0123456789';
 const SESSION_SECRET = 'cli-e2e-session-secret-0123456789abcdef';
 const PUBLIC_URL = 'http://127.0.0.1:39871';
 const RATE = 600;

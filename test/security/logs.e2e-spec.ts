@@ -9,11 +9,10 @@ import {
   SESSION_SECRET,
   startHarness,
   type Harness,
+  API_KEY,
+  WEBHOOK_SECRET,
 } from '../support/harness';
 import { waitFor } from '../support/wait';
-
-const API_KEY = 'log-scan-admin-api-key-0123456789';
-const WEBHOOK_SECRET = 'log-scan-webhook-secret-0123';
 const CLIENT_SECRET = 'sandbox-client-secret';
 
 /**

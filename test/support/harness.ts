@@ -34,6 +34,9 @@ export const HTTP_ADAPTERS: HttpAdapterName[] = ['express', 'fastify'];
 
 export const FORUM_SECRET = 'e2e-forum-secret-0123456789';
 export const SESSION_SECRET = 'e2e-session-secret-0123456789abcdef0123';
+/** The simulated forum's admin API key and webhook secret, when a test turns them on. */
+export const API_KEY = 'e2e-admin-api-key-0123456789';
+export const WEBHOOK_SECRET = 'e2e-webhook-secret-0123';
 
 export { freePort } from './ports';
 

@@ -1,5 +1,7 @@
 import { waitFor } from '../../support/wait';
+import { API_KEY } from '../../support/harness';
 
 export { waitFor };
 /** Shared bits of the services specs. */
-export const API_KEY = 'sim-admin-api-key-0123456789';
+
+export { API_KEY };
