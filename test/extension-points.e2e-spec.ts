@@ -11,7 +11,7 @@ import {
   type DiscourseConnectUserData,
 } from 'nestjs-discourse-connect';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
-import { DiscourseConnectSessionMiddleware } from 'nestjs-discourse-connect/internal';
+import { DiscourseConnectSessions } from 'nestjs-discourse-connect/internal';
 import { TestBrowser } from './support/browser';
 import { HTTP_ADAPTERS, startHarness, type Harness, API_KEY } from './support/harness';
 
@@ -95,8 +95,7 @@ describe.each(HTTP_ADAPTERS)('the userStore and session.store options (%s)', (ad
   });
 
   it('keeps sessions in the host class the module instantiated, not in its own table', async () => {
-    const http = h.app.get(DiscourseConnectSessionMiddleware);
-    const store = http.sessionStore.store as CountingSessionStore;
+    const store = h.app.get(DiscourseConnectSessions).store as CountingSessionStore;
     expect(store).toBeInstanceOf(CountingSessionStore);
     expect(store.settings).toBeInstanceOf(DiscourseConnectSettings);
     expect(store.writes).toBeGreaterThan(0);

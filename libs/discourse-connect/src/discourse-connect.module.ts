@@ -36,6 +36,7 @@ import { DiscourseConnectRateLimitGuard } from './http/rate-limit.guard';
 import { DiscourseConnectSecurityHeadersMiddleware } from './http/security-headers.middleware';
 import { DiscourseConnectSessionEntity } from './session/discourse-connect-session.entity';
 import { DiscourseConnectSessionMiddleware } from './session/session.middleware';
+import { DiscourseConnectSessions } from './session/sessions';
 import { HOST_SESSION_STORE } from './session/session-store.factory';
 import { DiscourseConnectHttp } from './http/discourse-connect-http.service';
 import { DiscourseConnectRoutes } from './http/discourse-connect-routes';
@@ -137,6 +138,7 @@ const providers: Provider[] = [
   DiscourseConnectSecurityHeadersMiddleware,
   SsoService,
   DiscoursePayloadBuilder,
+  DiscourseConnectSessions,
   DiscourseConnectSessionMiddleware,
   DiscourseConnectHttp,
   DiscourseConnectRoutes,
@@ -216,11 +218,11 @@ export class DiscourseConnectModule extends ConfigurableModuleClass implements N
   }
 
   static forRoot(options: typeof OPTIONS_TYPE): DynamicModule {
-    return withParts(super.forRoot(options), options.database);
+    return completeDefinition(super.forRoot(options), options.database);
   }
 
   static forRootAsync(options: typeof ASYNC_OPTIONS_TYPE): DynamicModule {
-    return withParts(super.forRootAsync(options), options.database);
+    return completeDefinition(super.forRootAsync(options), options.database);
   }
 
   /**
@@ -290,7 +292,8 @@ function databaseParts(
   };
 }
 
-function withParts(
+/** The definition Nest built from the options, completed with the module's imports, controllers, providers and exports. */
+function completeDefinition(
   definition: DynamicModule,
   database?: DiscourseConnectDatabaseOptions,
 ): DynamicModule {

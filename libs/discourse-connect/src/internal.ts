@@ -51,3 +51,4 @@ export * from './protocol';
 export { DiscourseConnectActionsService } from './hooks/actions.service';
 export { TypeOrmUserStore } from './users/typeorm-user.store';
 export { DiscourseConnectSessionMiddleware } from './session/session.middleware';
+export { DiscourseConnectSessions } from './session/sessions';

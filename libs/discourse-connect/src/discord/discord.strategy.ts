@@ -21,20 +21,20 @@ type DiscordStrategyOptions = StrategyOptions & {
 @Injectable()
 export class DiscordStrategy extends PassportStrategy(Strategy, 'discord') {
   constructor(
-    private readonly settingsRef: DiscourseConnectSettings,
+    settings: DiscourseConnectSettings,
     private readonly api: DiscordApiClient,
     private readonly signIn: DiscourseConnectSignIn,
   ) {
     const options: DiscordStrategyOptions = {
-      clientID: settingsRef.discord.clientId,
-      clientSecret: settingsRef.discord.clientSecret,
-      callbackURL: settingsRef.discord.callbackUrl,
-      authorizationURL: settingsRef.discord.authorizationUrl,
-      tokenURL: settingsRef.discord.tokenUrl,
-      scope: settingsRef.discord.scopes,
+      clientID: settings.discord.clientId,
+      clientSecret: settings.discord.clientSecret,
+      callbackURL: settings.discord.callbackUrl,
+      authorizationURL: settings.discord.authorizationUrl,
+      tokenURL: settings.discord.tokenUrl,
+      scope: settings.discord.scopes,
       state: true,
       pkce: true,
-      customHeaders: { 'User-Agent': settingsRef.discord.userAgent },
+      customHeaders: { 'User-Agent': settings.discord.userAgent },
     };
     super(options);
   }

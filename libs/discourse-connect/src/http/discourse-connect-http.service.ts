@@ -14,7 +14,7 @@ import { DiscourseConnectHttpException } from '../common/discourse-connect.excep
 import type { PassportStatic } from 'passport';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DISCOURSE_CONNECT_PASSPORT } from '../session/discourse-connect-passport';
-import { DiscourseConnectSessionMiddleware } from '../session/session.middleware';
+import { DiscourseConnectSessions } from '../session/sessions';
 import { expiredSessionCookies } from '../session/session-store.factory';
 import { ExpressAdapterGlue } from './express.adapter-glue';
 import { FastifyAdapterGlue } from './fastify.adapter-glue';
@@ -24,7 +24,7 @@ import {
   type DiscourseConnectRequest,
   type DiscourseConnectResponse,
   type HttpAdapterGlue,
-  type SessionParts,
+  type HttpInstallContext,
 } from './http-adapter-glue';
 
 /**
@@ -40,7 +40,7 @@ export class DiscourseConnectHttp {
     private readonly adapterHost: HttpAdapterHost,
     private readonly settings: DiscourseConnectSettings,
     @Inject(DISCOURSE_CONNECT_PASSPORT) private readonly passport: PassportStatic,
-    private readonly sessionMiddleware: DiscourseConnectSessionMiddleware,
+    private readonly sessions: DiscourseConnectSessions,
   ) {}
 
   /** The glue of the adapter in use (known once the Nest application exists). */
@@ -68,11 +68,11 @@ export class DiscourseConnectHttp {
     module: {
       controllers: Type[];
       filter: ExceptionFilter;
-      securityHeaders?: SessionParts['securityHeaders'];
+      securityHeaders?: HttpInstallContext['securityHeaders'];
     },
   ): Promise<void> {
     const parts = {
-      ...this.sessionParts(module.controllers, module.filter),
+      ...this.installContext(module.controllers, module.filter),
       securityHeaders: module.securityHeaders,
     };
     this.glue.routeEarlyErrors(parts);
@@ -110,11 +110,11 @@ export class DiscourseConnectHttp {
       this.glue.appendHeader(res, 'Set-Cookie', line);
   }
 
-  private sessionParts(controllers: Type[], filter: ExceptionFilter): SessionParts {
+  private installContext(controllers: Type[], filter: ExceptionFilter): HttpInstallContext {
     const routes = moduleRoutePaths(controllers);
     return {
       settings: this.settings,
-      store: this.sessionMiddleware.sessionStore.store,
+      store: this.sessions.store,
       passport: this.passport,
       instance: this.adapterHost.httpAdapter.getInstance(),
       // With a global prefix or RouterModule path the registered path ends with the module's own.

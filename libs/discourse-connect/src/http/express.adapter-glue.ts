@@ -6,7 +6,7 @@ import {
   refusedBody,
   requestPath,
   type HttpAdapterGlue,
-  type SessionParts,
+  type HttpInstallContext,
 } from './http-adapter-glue';
 
 /**
@@ -21,7 +21,7 @@ export class ExpressAdapterGlue implements HttpAdapterGlue {
     consumer.apply(DiscourseConnectSessionMiddleware).forRoutes('{*path}');
   }
 
-  routeEarlyErrors(parts: SessionParts): void {
+  routeEarlyErrors(parts: HttpInstallContext): void {
     const app = parts.instance as Application;
     // Express matches routes ignoring a trailing slash and the letters' case: so does this check.
     const isModuleRoute = (req: Request) =>

@@ -11,7 +11,7 @@ import {
   hasEncodedPath,
   refusedBody,
   type HttpAdapterGlue,
-  type SessionParts,
+  type HttpInstallContext,
 } from './http-adapter-glue';
 import {
   legacySessionCookie,
@@ -50,7 +50,7 @@ const PASSPORT_REQUEST_FIELDS = [
 export class FastifyAdapterGlue implements HttpAdapterGlue {
   readonly name = 'fastify';
 
-  async installSessions(_consumer: MiddlewareConsumer, parts: SessionParts): Promise<void> {
+  async installSessions(_consumer: MiddlewareConsumer, parts: HttpInstallContext): Promise<void> {
     const app = parts.instance as FastifyInstance;
     const { settings, store, passport } = parts;
     const s = settings.session;
@@ -137,7 +137,7 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
     );
   }
 
-  routeEarlyErrors(parts: SessionParts): void {
+  routeEarlyErrors(parts: HttpInstallContext): void {
     const app = parts.instance as FastifyInstance;
     // Before the body is read: a path that matched only once Fastify decoded it (`/discourse/%6Cogout`)
     // gets the app's 404, as on Express; a body the module refuses (Content-Encoding, a JSON charset

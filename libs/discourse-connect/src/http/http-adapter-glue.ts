@@ -122,8 +122,8 @@ function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(',') : value;
 }
 
-/** What the glue needs to install sessions and passport. */
-export interface SessionParts {
+/** What the glue needs to install the module on the adapter: sessions and passport, the module's error page for body errors, its route test and its security headers. */
+export interface HttpInstallContext {
   settings: DiscourseConnectSettings;
   store: Store;
   passport: PassportStatic;
@@ -157,12 +157,12 @@ export interface HttpAdapterGlue {
    * Installs server-side sessions and the module's passport on every route, before the routes are
    * registered (called from the module's `configure()`).
    */
-  installSessions(consumer: MiddlewareConsumer, parts: SessionParts): Promise<void>;
+  installSessions(consumer: MiddlewareConsumer, parts: HttpInstallContext): Promise<void>;
   /**
    * Sends errors raised before the handler of a module route (a body too large, bad JSON, an
    * unsupported content type) to `parts.renderError`, so they get the module's page too.
    */
-  routeEarlyErrors(parts: SessionParts): void;
+  routeEarlyErrors(parts: HttpInstallContext): void;
   /** Sends `body` with `status` and `headers` (a Content-Type among them). */
   send(
     res: DiscourseConnectResponse,

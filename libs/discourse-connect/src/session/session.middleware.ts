@@ -1,22 +1,15 @@
-import type { Store } from 'express-session';
-import { Inject, Injectable, NestMiddleware, OnModuleDestroy, Optional } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
+import { Inject, Injectable, NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import session from 'express-session';
 import type { PassportStatic } from 'passport';
-import { Repository } from 'typeorm';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import { DiscourseConnectSessions } from './sessions';
 import { DISCOURSE_CONNECT_PASSPORT } from './discourse-connect-passport';
-import { DiscourseConnectSessionEntity } from './discourse-connect-session.entity';
-import { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
 import {
-  createSessionStore,
   legacySessionCookie,
   parseCookieHeader,
   sessionCookieName,
   sessionCookieOptions,
-  type SessionStoreChoice,
-  HOST_SESSION_STORE,
 } from './session-store.factory';
 
 /**
@@ -26,21 +19,15 @@ import {
  * `__Host-`) is still read when the new one is absent, and moved to the new name.
  */
 @Injectable()
-export class DiscourseConnectSessionMiddleware implements NestMiddleware, OnModuleDestroy {
+export class DiscourseConnectSessionMiddleware implements NestMiddleware {
   private readonly chain: RequestHandler[];
-  /** The session store in use, on either adapter (the Fastify glue hands it to @fastify/session). */
-  readonly sessionStore: SessionStoreChoice;
 
   constructor(
     settings: DiscourseConnectSettings,
-    @InjectRepository(DiscourseConnectSessionEntity)
-    sessions: Repository<DiscourseConnectSessionEntity>,
+    sessions: DiscourseConnectSessions,
     @Inject(DISCOURSE_CONNECT_PASSPORT) passport: PassportStatic,
-    @Inject(HOST_SESSION_STORE) hostStore: Store | null,
-    @Optional() @Inject(DiscourseConnectRedis) redis?: DiscourseConnectRedis | null,
   ) {
     const s = settings.session;
-    this.sessionStore = createSessionStore(settings, { sessions, redis, hostStore });
     this.chain = [
       (req, res, next) => {
         const legacy = legacySessionCookie(settings, parseCookieHeader(req.headers.cookie));
@@ -54,7 +41,7 @@ export class DiscourseConnectSessionMiddleware implements NestMiddleware, OnModu
       session({
         name: sessionCookieName(settings),
         secret: s.secret,
-        store: this.sessionStore.store,
+        store: sessions.store,
         resave: false,
         saveUninitialized: false,
         rolling: false,
@@ -75,9 +62,5 @@ export class DiscourseConnectSessionMiddleware implements NestMiddleware, OnModu
       handler(req, res, step);
     };
     step();
-  }
-
-  onModuleDestroy(): void {
-    this.sessionStore.close();
   }
 }

@@ -5,7 +5,7 @@ import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents, type SyncJobEvent } from '../hooks/discourse-connect.events';
 import { UsersService } from '../users/users.service';
-import { deliverToForum } from './deliver';
+import { deliverToForum } from './deliver-to-forum';
 import type { SyncJobKind } from './sync-job.entity';
 
 /** The work of one job: what to do for which member on which forum. */

@@ -1,0 +1,45 @@
+import { Inject, Injectable, OnModuleDestroy, Optional } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import type { Store } from 'express-session';
+import type { Repository } from 'typeorm';
+import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
+import { DiscourseConnectSessionEntity } from './discourse-connect-session.entity';
+import {
+  createSessionStore,
+  HOST_SESSION_STORE,
+  type SessionStoreChoice,
+} from './session-store.factory';
+
+/**
+ * The session store the module uses on either adapter (express-session on Express, the Fastify
+ * glue's @fastify/session take the same object): the host's, Redis, or the module's table. Owns
+ * it: the store's timers stop when the module is destroyed.
+ */
+@Injectable()
+export class DiscourseConnectSessions implements OnModuleDestroy {
+  private readonly choice: SessionStoreChoice;
+
+  constructor(
+    settings: DiscourseConnectSettings,
+    @InjectRepository(DiscourseConnectSessionEntity)
+    sessions: Repository<DiscourseConnectSessionEntity>,
+    @Inject(HOST_SESSION_STORE) hostStore: Store | null,
+    @Optional() @Inject(DiscourseConnectRedis) redis?: DiscourseConnectRedis | null,
+  ) {
+    this.choice = createSessionStore(settings, { sessions, redis, hostStore });
+  }
+
+  get store(): Store {
+    return this.choice.store;
+  }
+
+  /** `host`: the host's `session.store`; `redis`: shared by instances; `database`: the module's table. */
+  get kind(): SessionStoreChoice['kind'] {
+    return this.choice.kind;
+  }
+
+  onModuleDestroy(): void {
+    this.choice.close();
+  }
+}
