@@ -25,6 +25,8 @@ import { AuthorizationError, InternalOAuthError, TokenError } from 'passport-oau
 import { DiscordApiError } from './discord-api.error';
 import { DiscordStrategy } from './discord.strategy';
 import { DiscourseConnectRoutes } from '../http/discourse-connect-routes';
+import { filterFailedPage } from '../http/discourse-connect-exception.filter';
+import { FilterFailedError } from '../hooks/filter-failed.error';
 
 /** The "try again" link of a sign-in error page: the sign-in route where the app mounts it. */
 function tryAgain(routes: DiscourseConnectRoutes): { href: string; label: string }[] {
@@ -231,6 +233,7 @@ function toSignInException(
   tryAgainLinks: { href: string; label: string }[],
 ): DiscourseConnectHttpException {
   if (err instanceof DiscourseConnectHttpException) return err;
+  if (err instanceof FilterFailedError) return filterFailedPage(err);
   if (err instanceof SignInRefusedError) {
     return new DiscordSignInException(
       HttpStatus.FORBIDDEN,

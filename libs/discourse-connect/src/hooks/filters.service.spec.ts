@@ -9,6 +9,8 @@ import type { DiscourseConnectPayload } from '../protocol';
 import { DiscourseConnectFilter } from './discourse-connect-filter.decorator';
 import type { CanSignInContext, SsoPayloadContext } from './filters.interface';
 import { DiscourseConnectFiltersService } from './filters.service';
+import { filterFailedPage } from '../http/discourse-connect-exception.filter';
+import { FilterFailedError } from './filter-failed.error';
 
 const ctx = {
   user: { discordId: '1' },
@@ -158,13 +160,17 @@ describe('DiscourseConnectFiltersService', () => {
         () => undefined,
         (e: unknown) => e,
       );
-      expect(error).toBeInstanceOf(DiscourseConnectHttpException);
-      expect(error).toBeInstanceOf(SsoForbiddenException);
-      const e = error as DiscourseConnectHttpException;
+      // A domain error (no page: background work gets it too); the HTTP layer makes the page.
+      expect(error).toBeInstanceOf(FilterFailedError);
+      expect(error).not.toBeInstanceOf(DiscourseConnectHttpException);
+      expect((error as FilterFailedError).filter).toBe('sso.payload');
+      const e = filterFailedPage(error as FilterFailedError);
+      expect(e).toBeInstanceOf(SsoForbiddenException);
       expect(e.getStatus()).toBe(HttpStatus.FORBIDDEN);
       expect(e.reason).toBe('filter_failed:sso.payload');
       // The person sees a generic message; the filter's own text only goes to the log.
       expect(JSON.stringify(e.getResponse())).not.toContain('hunter2');
+      expect((error as Error).message).not.toContain('hunter2');
       expect(Logger.prototype.error).toHaveBeenCalledWith(
         expect.stringContaining('TitlePlugin.third'),
       );
@@ -180,7 +186,7 @@ describe('DiscourseConnectFiltersService', () => {
       100,
     );
     await expect(filters.apply('sso.payload', payload(), ctx)).rejects.toBeInstanceOf(
-      SsoForbiddenException,
+      FilterFailedError,
     );
   });
 

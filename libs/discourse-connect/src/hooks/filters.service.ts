@@ -1,9 +1,7 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
-import {
-  SsoForbiddenException,
-  DiscourseConnectHttpException,
-} from '../common/discourse-connect.exceptions';
+import { DiscourseConnectHttpException } from '../common/discourse-connect.exceptions';
+import { FilterFailedError } from './filter-failed.error';
 import { DISCOURSE_CONNECT_FILTER, FilterRegistration } from './discourse-connect-filter.decorator';
 import type { DiscourseConnectFilterName, DiscourseConnectFilters } from './filters.interface';
 
@@ -79,7 +77,8 @@ export class DiscourseConnectFiltersService implements OnModuleInit {
   /**
    * Runs every filter of `name` over `value` in priority order.
    *
-   * @throws SsoForbiddenException when a filter throws (fail closed).
+   * @throws FilterFailedError when a filter throws (fail closed); a page a filter throws on purpose
+   *   (a `DiscourseConnectHttpException`) goes through as it is.
    */
   async apply<K extends DiscourseConnectFilterName>(
     name: K,
@@ -95,11 +94,7 @@ export class DiscourseConnectFiltersService implements OnModuleInit {
         this.logger.error(
           `filter ${filter.label} on "${name}" threw ${(error as Error)?.name ?? 'an error'}: ${(error as Error)?.message ?? error}`,
         );
-        throw new SsoForbiddenException(
-          'This site could not complete the sign-in. Nothing was changed; please try again later or contact the site owner.',
-          `filter_failed:${name}`,
-          'Sign-in stopped by the site',
-        );
+        throw new FilterFailedError(name, { cause: error });
       }
     }
     return current as DiscourseConnectFilters[K]['value'];

@@ -14,6 +14,8 @@ import {
 } from './http-adapter-glue';
 import { renderPage } from './html-page';
 import { DiscourseConnectHttpException } from '../common/discourse-connect.exceptions';
+import { SsoForbiddenException } from '../common/discourse-connect.exceptions';
+import { FilterFailedError } from '../hooks/filter-failed.error';
 
 /**
  * Renders the module's errors as a readable page (or JSON for API clients) with no stack trace,
@@ -26,7 +28,8 @@ export class DiscourseConnectExceptionFilter implements ExceptionFilter {
 
   constructor(private readonly http: DiscourseConnectHttp) {}
 
-  catch(exception: unknown, host: ArgumentsHost): void {
+  catch(thrown: unknown, host: ArgumentsHost): void {
+    const exception = thrown instanceof FilterFailedError ? filterFailedPage(thrown) : thrown;
     const ctx = host.switchToHttp();
     const req = ctx.getRequest<DiscourseConnectRequest>();
     const res = ctx.getResponse<DiscourseConnectResponse>();
@@ -78,4 +81,13 @@ export class DiscourseConnectExceptionFilter implements ExceptionFilter {
       this.http.send(res, status, renderPage({ title, message, links }), headers);
     }
   }
+}
+
+/** The page a person sees when a host filter failed (the work stopped, nothing was changed). */
+export function filterFailedPage(error: FilterFailedError): SsoForbiddenException {
+  return new SsoForbiddenException(
+    'This site could not complete the sign-in. Nothing was changed; please try again later or contact the site owner.',
+    `filter_failed:${error.filter}`,
+    'Sign-in stopped by the site',
+  );
 }

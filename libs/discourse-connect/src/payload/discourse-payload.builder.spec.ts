@@ -8,6 +8,8 @@ import { DiscourseConnectFiltersService } from '../hooks/filters.service';
 import { decodePayload, verifySignature, type DiscourseConnectPayload } from '../protocol';
 import { DiscoursePayloadBuilder, MemberCannotBeSyncedError } from './discourse-payload.builder';
 import type { LocalUser } from '../users/local-user.interface';
+import { HttpException } from '@nestjs/common';
+import { FilterFailedError } from '../hooks/filter-failed.error';
 
 const SECRET = 'forum-secret-0123456789';
 const ROLE_MOD = '111';
@@ -242,6 +244,16 @@ describe('DiscoursePayloadBuilder', () => {
       expect(Object.getPrototypeOf(MemberCannotBeSyncedError.prototype)).toBe(Error.prototype);
       expect((error as Error).message).not.toMatch(/User Settings/);
     }
+  });
+
+  it('a host filter that throws stops a sync with a domain error, not a page', async () => {
+    const { builder, forum, filters } = setup();
+    filters.add('sso.payload', () => {
+      throw new Error('plugin bug');
+    });
+    const error = await builder.forSync(user(), forum).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FilterFailedError);
+    expect(error).not.toBeInstanceOf(HttpException);
   });
 
   it('signs with the forum secret, and refuses a payload Discourse would not accept with a domain error', async () => {
