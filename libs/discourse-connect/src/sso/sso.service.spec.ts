@@ -28,8 +28,9 @@ function signed(fields: Record<string, string>, secret = MAIN.secret) {
 const valid = (forumUrl = MAIN.url, secret = MAIN.secret) =>
   signed({ nonce: NONCE, return_sso_url: `${forumUrl}/session/sso_login` }, secret);
 
-function setup() {
+function setup(ssoOptions?: { resumeWithinSeconds?: number }) {
   const settings = new DiscourseConnectSettings({
+    sso: ssoOptions,
     forums: [
       { ...MAIN, name: 'main' },
       { ...SUB, name: 'sub' },
@@ -339,6 +340,14 @@ describe('SsoService', () => {
       expect(sso.restartUrl(request, query, T0 + 25 * MINUTE + 1)).toBe(
         'https://forum.example.com/session/sso?return_path=%2F',
       );
+    });
+
+    it('follows a configured limit (10 minutes, for a forum on an older release)', () => {
+      const { sso } = setup({ resumeWithinSeconds: 600 });
+      const query = { ...valid(), remembered_at: String(T0) };
+      const request = sso.verifyRequest(query);
+      expect(sso.restartUrl(request, query, T0 + 9 * MINUTE)).toBeUndefined();
+      expect(sso.restartUrl(request, query, T0 + 11 * MINUTE)).toMatch(/\/session\/sso\?/);
     });
 
     it('starts over on a forum in a subfolder, and for a made-up time', () => {
