@@ -172,6 +172,20 @@ export interface DiscourseConnectModuleOptions {
   sync?: DiscourseConnectSyncOptions;
   /** Forum groups from Discord guild roles. Default: groups are not managed. */
   groups?: DiscourseConnectGroupsOptions;
+  /** The answers to the forums' sign-in requests. */
+  sso?: {
+    /**
+     * How old, in seconds, a forum's sign-in request remembered before Discord sign-in may be when
+     * it is answered. An older one is not answered with its nonce (Discourse's nonce lives 30
+     * minutes, 10 in older releases): the person is sent to the forum's `/session/sso` for a fresh
+     * one instead. Default 1500 (25 minutes).
+     */
+    resumeWithinSeconds?: number;
+    /** The forums' `min_username_length`, for the usernames the module sends. Default 3. */
+    minUsernameLength?: number;
+    /** The forums' `max_username_length`, for the usernames the module sends. Default 20. */
+    maxUsernameLength?: number;
+  };
   /** Per-IP limit on the sign-in and SSO routes; `false` turns it off. Default 30 requests/minute/IP. */
   rateLimit?: DiscourseConnectRateLimitOptions | false;
   /**

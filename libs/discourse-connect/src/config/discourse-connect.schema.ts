@@ -365,6 +365,27 @@ export const DISCOURSE_CONNECT_SCHEMA = [
     message: BOOLEAN,
   },
   {
+    option: 'sso.resumeWithinSeconds',
+    type: 'number',
+    default: 25 * 60,
+    rule: { kind: 'positive' },
+    message: "must be a positive number of seconds, under the forum's nonce lifetime (30 minutes)",
+  },
+  {
+    option: 'sso.minUsernameLength',
+    type: 'number',
+    default: 3,
+    rule: { kind: 'positive' },
+    message: "must be the forum's min_username_length, a whole number (default 3)",
+  },
+  {
+    option: 'sso.maxUsernameLength',
+    type: 'number',
+    default: 20,
+    rule: { kind: 'positive' },
+    message: "must be the forum's max_username_length, a whole number (default 20)",
+  },
+  {
     option: 'redis.url',
     type: 'string',
     required: true,

@@ -57,6 +57,12 @@ export class DiscourseConnectSettings {
   /** Per-IP limit on the sign-in and SSO routes; `enabled: false` when turned off. */
   readonly rateLimit: { enabled: boolean; limit: number; ttlSeconds: number };
   readonly securityHeaders: boolean;
+  /** The answers to sign-in requests: how old a resumed request may be, the forums' username lengths. */
+  readonly sso: {
+    resumeWithinSeconds: number;
+    minUsernameLength: number;
+    maxUsernameLength: number;
+  };
   /** Redis for sessions and the BullMQ sync queue; undefined when not configured. */
   readonly redis?: { url: string; prefix: string };
 
@@ -178,6 +184,19 @@ export class DiscourseConnectSettings {
       ttlSeconds: read('rateLimit.ttlSeconds', (rateLimit || {}).ttlSeconds),
     };
     this.securityHeaders = read('securityHeaders', options.securityHeaders);
+
+    const sso = options.sso ?? {};
+    this.sso = {
+      resumeWithinSeconds: read('sso.resumeWithinSeconds', sso.resumeWithinSeconds),
+      minUsernameLength: read('sso.minUsernameLength', sso.minUsernameLength),
+      maxUsernameLength: read('sso.maxUsernameLength', sso.maxUsernameLength),
+    };
+    const { minUsernameLength: min, maxUsernameLength: max } = this.sso;
+    if (!Number.isInteger(min) || !Number.isInteger(max) || min > max || max > 60) {
+      fail(
+        `sso.minUsernameLength and sso.maxUsernameLength must be whole numbers with min ≤ max ≤ 60, as on the forum (got ${min} and ${max}).`,
+      );
+    }
 
     if (options.redis !== undefined) {
       const r = options.redis;

@@ -16,8 +16,8 @@ const ROLE_MOD = '111';
 const ROLE_VIP = '222';
 const ROLE_OTHER = '333';
 
-function settings(groups?: Partial<DiscourseConnectGroupsOptions>): DiscourseConnectSettings {
-  const options: DiscourseConnectModuleOptions = {
+function options(groups?: Partial<DiscourseConnectGroupsOptions>): DiscourseConnectModuleOptions {
+  return {
     forums: [{ url: 'https://forum.example.com/', secret: SECRET, name: 'main' }],
     discord: { clientId: 'client-id', clientSecret: 'client-secret' },
     publicUrl: 'https://app.example.com/',
@@ -32,7 +32,10 @@ function settings(groups?: Partial<DiscourseConnectGroupsOptions>): DiscourseCon
         }
       : {}),
   };
-  return new DiscourseConnectSettings(options);
+}
+
+function settings(groups?: Partial<DiscourseConnectGroupsOptions>): DiscourseConnectSettings {
+  return new DiscourseConnectSettings(options(groups));
 }
 
 /** The real filters service; only `add` and `apply` are used, which need no discovery. */
@@ -91,6 +94,35 @@ describe('DiscoursePayloadBuilder', () => {
       avatar_url: expect.stringMatching(/^https:\/\/cdn\.discordapp\.com\//),
       require_activation: undefined,
     });
+  });
+
+  it("sends a username Discourse accepts, the same at every sign-in and sync, within the forum's lengths", async () => {
+    const { builder, forum } = setup();
+    const member = user({ username: 'Ünïcødé 🔥 name with thirty-two ch' });
+    const first = await builder.forSignIn(member, forum, 'n1');
+    expect(first.username).toMatch(/^Unicde_name_wit_[0-9a-z]{4}$/);
+    expect((await builder.forSignIn(member, forum, 'n2')).username).toBe(first.username);
+    expect((await builder.forSync(member, forum)).username).toBe(first.username);
+
+    const s = new DiscourseConnectSettings({
+      ...options(),
+      sso: { minUsernameLength: 6, maxUsernameLength: 10 },
+    });
+    const short = new DiscoursePayloadBuilder(s, newFilters());
+    expect((await short.forSignIn(user(), s.forums[0], 'n1')).username).toMatch(
+      /^nelly_[0-9a-z]{4}$/,
+    );
+    expect(
+      (await short.forSignIn(user({ username: 'averylongname' }), s.forums[0], 'n1')).username,
+    ).toMatch(/^avery_[0-9a-z]{4}$/);
+  });
+
+  it('lets an sso.payload filter choose the username', async () => {
+    const { builder, filters, forum } = setup();
+    filters.add('sso.payload', (p, ctx) => ({ ...p, username: `member_${ctx.user.discordId}` }));
+    expect((await builder.forSignIn(user(), forum, 'n1')).username).toBe(
+      'member_80351110224678912',
+    );
   });
 
   it('a sync payload has no nonce at all, and the same fields otherwise', async () => {

@@ -3,6 +3,7 @@ import { DiscourseConnectSettings, ResolvedForum } from '../config/discourse-con
 import { DiscourseConnectFiltersService } from '../hooks/filters.service';
 import { buildSignedPayload, type DiscourseConnectPayload, type SignedPayload } from '../protocol';
 import { discordAvatarUrl } from '../users/discord-profile';
+import { discourseUsername } from './discourse-username';
 import type { LocalUser } from '../users/local-user.interface';
 
 /** Why no payload could be made for a member. */
@@ -31,6 +32,7 @@ export class MemberCannotBeSyncedError extends Error {
 /**
  * Turns a local user into the DiscourseConnect fields that describe them to a forum, the one way
  * for both the browser sign-in (with the forum's nonce) and the admin API's `sync_sso` (without).
+ * The username follows Discourse's rules (`discourse-username.ts`).
  * The `sso.payload` filters run last, and cannot break the invariants: the right external_id
  * (and nonce), and `require_activation` whenever Discord has not verified the email.
  */
@@ -101,7 +103,12 @@ export class DiscoursePayloadBuilder {
       nonce,
       external_id: user.discordId,
       email: user.email,
-      username: user.username,
+      // The Discord username when Discourse accepts it, otherwise one made to its rules (stable
+      // between sign-ins); an sso.payload filter may choose another.
+      username: discourseUsername(user.username, user.discordId, {
+        min: this.settings.sso.minUsernameLength,
+        max: this.settings.sso.maxUsernameLength,
+      }),
       name: user.displayName,
       avatar_url: discordAvatarUrl(user.metadata),
       // Discourse links an existing forum account by email unless activation is required: an email

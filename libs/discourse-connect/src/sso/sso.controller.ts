@@ -77,7 +77,9 @@ export class SsoController {
 
   /**
    * Discourse's `discourse_connect_url`. A signed-in user goes straight back to the forum with a
-   * signed payload; an anonymous one signs in with Discord first and then resumes this request.
+   * signed payload; an anonymous one signs in with Discord first and then resumes this request,
+   * unless that took longer than `sso.resumeWithinSeconds`: then the forum starts over with a fresh
+   * nonce (see `SsoService.restartUrl`).
    */
   @Get(ROUTES.sso.path)
   @UseGuards(DiscourseConnectRateLimitGuard)
@@ -93,14 +95,13 @@ export class SsoController {
     }
     const request = this.sso.verifyRequest(query);
     if (!req.user) {
-      const resume = `${requestPath(req)}?${new URLSearchParams({
-        sso: query.sso as string,
-        sig: query.sig as string,
-      })}`;
-      ReturnTo.remember(req, resume);
+      ReturnTo.remember(req, this.sso.resumeTarget(requestPath(req), query));
       limitToPreSignInLifetime(req, this.settings);
       return { url: `${this.routes.path('signIn')}?continue=1`, statusCode: 302 };
     }
+    // A request remembered before Discord sign-in too long ago: its nonce may have died meanwhile.
+    const restart = this.sso.restartUrl(request, query);
+    if (restart) return { url: encodeLocation(restart), statusCode: 302 };
     return {
       url: encodeLocation(await this.sso.buildResponseUrl(request, req.user)),
       statusCode: 302,

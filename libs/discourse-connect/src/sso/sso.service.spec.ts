@@ -28,8 +28,9 @@ function signed(fields: Record<string, string>, secret = MAIN.secret) {
 const valid = (forumUrl = MAIN.url, secret = MAIN.secret) =>
   signed({ nonce: NONCE, return_sso_url: `${forumUrl}/session/sso_login` }, secret);
 
-function setup() {
+function setup(ssoOptions?: { resumeWithinSeconds?: number }) {
   const settings = new DiscourseConnectSettings({
+    sso: ssoOptions,
     forums: [
       { ...MAIN, name: 'main' },
       { ...SUB, name: 'sub' },
@@ -302,6 +303,65 @@ describe('SsoService', () => {
       expect(((error as SsoForbiddenException).getResponse() as { message: string }).message).toBe(
         'This site produced a sign-in the forum would not accept. Nothing was sent; please contact the site owner.',
       );
+    });
+  });
+
+  describe('a request remembered before Discord sign-in', () => {
+    const T0 = Date.UTC(2026, 0, 1, 12);
+    const MINUTE = 60_000;
+
+    it('carries the time it was first remembered', () => {
+      const { sso } = setup();
+      const query = valid();
+      const target = sso.resumeTarget('/discourse/sso', query, T0);
+      const params = new URL(target, 'https://app.example.com').searchParams;
+      expect(Object.fromEntries(params)).toEqual({ ...query, remembered_at: String(T0) });
+      // Remembered again (a second try at Discord): the first time stays.
+      const again = sso.resumeTarget('/discourse/sso', Object.fromEntries(params), T0 + MINUTE);
+      expect(new URL(again, 'https://app.example.com').searchParams.get('remembered_at')).toBe(
+        String(T0),
+      );
+      // A time in the future or not a time is replaced by now.
+      for (const bad of [String(T0 + 5 * MINUTE), 'soon', '-1']) {
+        const t = sso.resumeTarget('/discourse/sso', { ...query, remembered_at: bad }, T0);
+        expect(new URL(t, 'https://app.example.com').searchParams.get('remembered_at')).toBe(
+          String(T0),
+        );
+      }
+    });
+
+    it('is answered up to sso.resumeWithinSeconds (25 minutes), then the forum starts over', () => {
+      const { sso } = setup();
+      const query = { ...valid(), remembered_at: String(T0) };
+      const request = sso.verifyRequest(query);
+      expect(sso.restartUrl(request, valid(), T0 + 60 * MINUTE)).toBeUndefined();
+      expect(sso.restartUrl(request, query, T0 + 24 * MINUTE)).toBeUndefined();
+      expect(sso.restartUrl(request, query, T0 + 25 * MINUTE)).toBeUndefined();
+      expect(sso.restartUrl(request, query, T0 + 25 * MINUTE + 1)).toBe(
+        'https://forum.example.com/session/sso?return_path=%2F',
+      );
+    });
+
+    it('follows a configured limit (10 minutes, for a forum on an older release)', () => {
+      const { sso } = setup({ resumeWithinSeconds: 600 });
+      const query = { ...valid(), remembered_at: String(T0) };
+      const request = sso.verifyRequest(query);
+      expect(sso.restartUrl(request, query, T0 + 9 * MINUTE)).toBeUndefined();
+      expect(sso.restartUrl(request, query, T0 + 11 * MINUTE)).toMatch(/\/session\/sso\?/);
+    });
+
+    it('starts over on a forum in a subfolder, and for a made-up time', () => {
+      const { sso } = setup();
+      const sub = { ...valid(SUB.url, SUB.secret), remembered_at: String(T0) };
+      expect(sso.restartUrl(sso.verifyRequest(sub), sub, T0 + 26 * MINUTE)).toBe(
+        'https://example.org/forum/session/sso?return_path=%2Fforum%2F',
+      );
+      const request = sso.verifyRequest(valid());
+      for (const bad of ['', 'yesterday', String(T0 + 2 * MINUTE)]) {
+        expect(sso.restartUrl(request, { ...valid(), remembered_at: bad }, T0)).toBe(
+          'https://forum.example.com/session/sso?return_path=%2F',
+        );
+      }
     });
   });
 });

@@ -41,6 +41,15 @@ const REFUSALS: Record<DiscourseConnectErrorCode, { reason: string; forbidden?: 
   missing_return_sso_url: { reason: 'missing_return_sso_url' },
 };
 
+/**
+ * The parameter the remembered request carries through Discord sign-in: when (epoch ms) it was
+ * remembered. Not signed: a changed value can only make its holder sign in again through the forum.
+ */
+export const REMEMBERED_AT_PARAMETER = 'remembered_at';
+
+/** Clock skew tolerated on `remembered_at` before a time in the future counts as made up. */
+const FUTURE_TOLERANCE_MS = 60_000;
+
 /** The provider side of DiscourseConnect: verify what a forum sent, answer with a signed payload. */
 @Injectable()
 export class SsoService {
@@ -86,6 +95,43 @@ export class SsoService {
   }
 
   /**
+   * The request to resume after Discord sign-in: this endpoint's `path` with the forum's `sso` and
+   * `sig`, and the time it was first remembered (kept when the request already carries one).
+   */
+  resumeTarget(path: string, query: Record<string, unknown>, now = Date.now()): string {
+    const earlier = rememberedAt(query);
+    const at = earlier !== undefined && earlier <= now ? earlier : now;
+    return `${path}?${new URLSearchParams({
+      sso: query.sso as string,
+      sig: query.sig as string,
+      [REMEMBERED_AT_PARAMETER]: String(at),
+    })}`;
+  }
+
+  /**
+   * Where to send a signed-in person instead of answering, when the request was remembered before
+   * Discord sign-in longer ago than `sso.resumeWithinSeconds`: its nonce may be dead on the forum
+   * ("Account login timed out"), so the forum's `/session/sso` starts over with a fresh one. The
+   * forum keeps the page the person came from with the old nonce, out of this app's sight: the new
+   * request asks for the forum's home page. Undefined for a request to answer as it is.
+   */
+  restartUrl(
+    request: SsoRequest,
+    query: Record<string, unknown>,
+    now = Date.now(),
+  ): string | undefined {
+    if (query[REMEMBERED_AT_PARAMETER] === undefined) return undefined;
+    const at = rememberedAt(query);
+    const fresh =
+      at !== undefined &&
+      at <= now + FUTURE_TOLERANCE_MS &&
+      now - at <= this.settings.sso.resumeWithinSeconds * 1000;
+    if (fresh) return undefined;
+    const home = `${new URL(request.forum.url).pathname.replace(/\/+$/, '')}/`;
+    return `${request.forum.url}/session/sso?${new URLSearchParams({ return_path: home })}`;
+  }
+
+  /**
    * The signed redirect back to the forum for a signed-in user.
    *
    * @throws SsoForbiddenException when the Discord account has no email, the payload cannot be
@@ -118,6 +164,13 @@ function refusalPage(error: MemberCannotBeSyncedError): SsoForbiddenException {
         'invalid_payload',
       );
   }
+}
+
+/** The `remembered_at` time of a resumed request, or undefined when absent or not a time. */
+function rememberedAt(query: Record<string, unknown>): number | undefined {
+  const value = query[REMEMBERED_AT_PARAMETER];
+  if (typeof value !== 'string' || !/^[0-9]{1,15}$/.test(value)) return undefined;
+  return Number(value);
 }
 
 /**
