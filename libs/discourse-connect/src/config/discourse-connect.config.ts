@@ -279,10 +279,10 @@ export function discourseConnectOptionsFromEnv(
     ...(single ? [['DISCOURSE_URL', v.DISCOURSE_URL] as const] : []),
     ...forums.map((f) => [forumEnvName(f.name, 'URL'), f.texts.URL!] as const),
   ]);
-  const forumMaps = forums.some((f) => f.texts.GROUP_MAP !== undefined);
-  if (forumMaps && !v.DISCORD_GUILD_ID) {
+  const mapped = forums.find((f) => f.texts.GROUP_MAP !== undefined);
+  if (mapped && !v.DISCORD_GUILD_ID) {
     throw new DiscourseConnectConfigurationError(
-      `Invalid configuration: ${forumEnvName('<NAME>', 'GROUP_MAP')} needs DISCORD_GUILD_ID (the Discord server whose roles map to groups).`,
+      `Invalid configuration: ${forumEnvName(mapped.name, 'GROUP_MAP')} needs DISCORD_GUILD_ID (the Discord server whose roles map to groups).`,
     );
   }
   // Without DISCOURSE_GROUP_MAP, every forum needs its own map.
@@ -292,7 +292,8 @@ export function discourseConnectOptionsFromEnv(
     !(v.DISCORD_GUILD_ID && everyForumMapped)
   ) {
     throw new DiscourseConnectConfigurationError(
-      'Invalid configuration: DISCORD_GUILD_ID and DISCOURSE_GROUP_MAP go together (set both to map roles to groups, or neither).',
+      'Invalid configuration: DISCORD_GUILD_ID and DISCOURSE_GROUP_MAP go together (set both to map roles to groups, or neither; ' +
+        `with several forums, ${forumEnvName('<NAME>', 'GROUP_MAP')} on every forum may replace DISCOURSE_GROUP_MAP).`,
     );
   }
   const values = v as unknown as Record<string, string | undefined>;
