@@ -1,4 +1,3 @@
-import { AdminApiRateLimiter } from '../admin/rate-limiter';
 import { DiscourseConnectConfigurationError } from './configuration.error';
 import { discourseConnectOptionsFromEnv, findCutEnvValues } from './discourse-connect.config';
 import { DiscourseConnectSettings } from './discourse-connect.settings';
@@ -211,17 +210,5 @@ describe('several forums from the environment (DISCOURSE_FORUM_<NAME>_*)', () =>
 
   it('looks for values cut at # in the per-forum variables of a .env file', () => {
     expect(findCutEnvValues('DISCOURSE_FORUM_ALPHA_SECRET=abc#def')).toHaveLength(1);
-  });
-});
-
-describe('AdminApiRateLimiter per forum', () => {
-  it("gives each forum its own limiter at its own rate, the global one's by default", () => {
-    const limiter = new AdminApiRateLimiter(60, { alpha: 240 });
-    expect(limiter.forForum('alpha').ratePerMinute).toBe(240);
-    expect(limiter.forForum('bravo').ratePerMinute).toBe(60);
-    expect(limiter.forForum('alpha')).toBe(limiter.forForum('alpha'));
-    limiter.forForum('alpha').pause(30);
-    expect(limiter.forForum('alpha').pausedFor()).toBeGreaterThan(0);
-    expect(limiter.forForum('bravo').pausedFor()).toBe(0);
   });
 });
