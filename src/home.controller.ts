@@ -1,6 +1,10 @@
 import { Controller, Get, Header, Req } from '@nestjs/common';
 import type { DiscourseConnectUser } from 'nestjs-discourse-connect';
-import { discordAvatarUrl, DiscourseConnectRoutes } from 'nestjs-discourse-connect';
+import {
+  discordAvatarUrl,
+  DiscourseConnectRoutes,
+  DiscourseConnectSettings,
+} from 'nestjs-discourse-connect';
 
 const esc = (s: string) =>
   s.replace(
@@ -8,10 +12,13 @@ const esc = (s: string) =>
     (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
   );
 
-/** The host app's own page: shows who is signed in and links to the forum. */
+/** The host app's own page: shows who is signed in and links to the forums. */
 @Controller()
 export class HomeController {
-  constructor(private readonly routes: DiscourseConnectRoutes) {}
+  constructor(
+    private readonly routes: DiscourseConnectRoutes,
+    private readonly settings: DiscourseConnectSettings,
+  ) {}
 
   @Get()
   @Header('Content-Type', 'text/html; charset=utf-8')
@@ -20,16 +27,28 @@ export class HomeController {
     const user = req.user;
     // The module's routes where the app mounts them (a global prefix moves them).
     const forumLink = esc(`${this.routes.path('forumLink')}?return_path=%2F`);
+    // The first forum is the forum link's default; each other one is named in ?forum=.
+    const otherForums = (verb: string) =>
+      this.settings.forums
+        .slice(1)
+        .map((forum) => {
+          const href = esc(
+            // return_path is a path on the forum's origin: a subfolder forum's home is its path.
+            `${this.routes.path('forumLink')}?forum=${encodeURIComponent(forum.name)}&return_path=${encodeURIComponent(`${forum.path}/`)}`,
+          );
+          return `<p><a id="forum-link-${esc(forum.name)}" href="${href}">${verb} forum: ${esc(forum.name)}</a></p>`;
+        })
+        .join('');
     const signIn = esc(this.routes.path('signIn'));
     const signOut = esc(this.routes.path('signOut'));
     const body = user
       ? `<p><img src="${esc(discordAvatarUrl(user.metadata))}" alt="" width="48" height="48" style="border-radius:50%;vertical-align:middle">
          Signed in as <strong id="current-user">${esc(user.displayName)}</strong> (@${esc(user.username)})</p>
-         <p><a id="forum-link" href="${forumLink}">Go to the forum</a></p>
+         <p><a id="forum-link" href="${forumLink}">Go to the forum</a></p>${otherForums('Go to')}
          <form method="post" action="${signOut}"><button id="sign-out" type="submit">Sign out</button></form>`
       : `<p id="current-user-none">You are not signed in.</p>
          <p><a id="sign-in" href="${signIn}">Sign in with Discord</a></p>
-         <p><a id="forum-link" href="${forumLink}">Visit the forum</a></p>`;
+         <p><a id="forum-link" href="${forumLink}">Visit the forum</a></p>${otherForums('Visit')}`;
     return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Community site</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}</style></head>
 <body><h1>Community site</h1>${body}</body></html>`;

@@ -8,18 +8,21 @@ import {
   SIM_GUILD_ROLES,
 } from 'nestjs-discourse-connect-simulators';
 
-/** A running sandbox: simulated Discord and Discourse in this process, and the env that points at them. */
+/** A running sandbox: simulated Discord and two Discourse forums in this process, and the env that points at them. */
 export interface Sandbox {
   env: Record<string, string>;
   discord: DiscordSimulator;
+  /** The first forum, the one of the single-forum variables (named `default`). */
   forum: DiscourseSimulator;
+  /** The second forum, `team`, from `DISCOURSE_FORUM_TEAM_*`. */
+  teamForum: DiscourseSimulator;
   close(): Promise<void>;
 }
 
 /**
- * Starts the simulators next to the app (Discord on PORT+1, the forum on PORT+2) and returns the
- * environment the app needs to use them. The session secret is kept under ./data/ so sessions
- * survive a restart of the sandbox too.
+ * Starts the simulators next to the app (Discord on PORT+1, the forum on PORT+2, the team forum on
+ * PORT+3, in /team) and returns the environment the app needs to use them. The session secret is kept under
+ * ./data/ so sessions survive a restart of the sandbox too.
  */
 export async function startSandbox(port: number, host = '127.0.0.1'): Promise<Sandbox> {
   const env = sandboxEnv(port, host);
@@ -30,30 +33,51 @@ export async function startSandbox(port: number, host = '127.0.0.1'): Promise<Sa
     clientSecret: 'sandbox-client-secret',
     redirectUris: [`${publicUrl}/auth/discord/callback`],
   });
-  const forum = new DiscourseSimulator({
-    secret: connectSecret,
-    connectUrl: `${publicUrl}/discourse/sso`,
-    logoutRedirect: `${publicUrl}/discourse/logout`,
-    title: 'Sandbox forum',
-    apiKey: env.DISCOURSE_API_KEY,
-    authOverridesName: true,
-    overridesAvatar: true,
-  });
+  const forumOf = (
+    secret: string,
+    apiKey: string,
+    title: string,
+    basePath = '',
+    groups?: string[],
+  ) =>
+    new DiscourseSimulator({
+      secret,
+      basePath,
+      groups,
+      connectUrl: `${publicUrl}/discourse/sso`,
+      logoutRedirect: `${publicUrl}/discourse/logout`,
+      title,
+      apiKey,
+      authOverridesName: true,
+      overridesAvatar: true,
+    });
+  const forum = forumOf(connectSecret, env.DISCOURSE_API_KEY, 'Sandbox forum');
+  const teamForum = forumOf(
+    env.DISCOURSE_FORUM_TEAM_SECRET,
+    env.DISCOURSE_FORUM_TEAM_API_KEY,
+    'Sandbox team forum',
+    TEAM_FORUM_PATH,
+    ['team'],
+  );
   await discord.listen(port + 1, host);
   await forum.listen(port + 2, host);
+  await teamForum.listen(port + 3, host);
   return {
     env,
     discord,
     forum,
+    teamForum,
     close: async () => {
-      await Promise.all([discord.close(), forum.close()]);
+      await Promise.all([discord.close(), forum.close(), teamForum.close()]);
     },
   };
 }
 
 /**
- * The environment of the sandbox on `port`: simulated Discord on port+1, the forum on port+2, and
- * secrets kept under ./data/. The CLI uses it too, to talk to a running sandbox.
+ * The environment of the sandbox on `port`: simulated Discord on port+1, the forum on port+2 (the
+ * single-forum variables: the forum named `default`), a second forum `team` on port+3
+ * (`DISCOURSE_FORUM_TEAM_*`, with its own group map), and secrets kept under ./data/. The CLI uses it
+ * too, to talk to a running sandbox.
  */
 export function sandboxEnv(port: number, host = '127.0.0.1'): Record<string, string> {
   return {
@@ -67,8 +91,18 @@ export function sandboxEnv(port: number, host = '127.0.0.1'): Record<string, str
     DISCOURSE_API_KEY: persistentSecret('sandbox-api-key'),
     DISCORD_GUILD_ID: SIM_GUILD_ID,
     DISCOURSE_GROUP_MAP: `${SIM_GUILD_ROLES.member}=members,${SIM_GUILD_ROLES.moderator}=moderators`,
+    DISCOURSE_FORUM_TEAM_URL: `http://${host}:${port + 3}${TEAM_FORUM_PATH}`,
+    DISCOURSE_FORUM_TEAM_SECRET: persistentSecret('sandbox-team-connect-secret'),
+    DISCOURSE_FORUM_TEAM_API_KEY: persistentSecret('sandbox-team-api-key'),
+    DISCOURSE_FORUM_TEAM_GROUP_MAP: `${SIM_GUILD_ROLES.moderator}=team`,
   };
 }
+
+/**
+ * The team forum lives in a subfolder: browsers keep cookies per host, not per port, and both
+ * simulated forums name their session cookie the same, so the path keeps their sessions apart.
+ */
+const TEAM_FORUM_PATH = '/team';
 
 function persistentSecret(name: string): string {
   const dir = resolve('data');

@@ -18,8 +18,8 @@ const MAIN = join(ROOT, 'dist/src/main.js');
 const RESULTS = join(ROOT, 'test-results');
 const { migrated } = DISCORD_FIXTURES;
 
-/** A port P on loopback with P+1 and P+2 free too (the sandbox's Discord and forum). */
-async function freePortTriple(): Promise<number> {
+/** A port P on loopback with P+1, P+2 and P+3 free too (the sandbox's Discord and two forums). */
+async function freePortRun(): Promise<number> {
   const listen = (port: number) =>
     new Promise<ReturnType<typeof createServer> | null>((done) => {
       const server = createServer();
@@ -33,14 +33,14 @@ async function freePortTriple(): Promise<number> {
     if (!first) continue;
     const port = (first.address() as { port: number }).port;
     const held = [first];
-    for (const next of [port + 1, port + 2]) {
+    for (const next of [port + 1, port + 2, port + 3]) {
       const server = next <= 65535 ? await listen(next) : null;
       if (server) held.push(server);
     }
     await Promise.all(held.map(close));
-    if (held.length === 3) return port;
+    if (held.length === 4) return port;
   }
-  throw new Error('Could not find three consecutive free ports on 127.0.0.1');
+  throw new Error('Could not find four consecutive free ports on 127.0.0.1');
 }
 
 /**
@@ -74,12 +74,13 @@ describeWithChromium.each(['fastify', 'express'] as const)(
     let page: Page;
     let appUrl: string;
     let forumUrl: string;
+    let teamForumUrl: string;
 
     beforeAll(async () => {
       // What `npm start` does first (once per test run).
       buildOnce();
 
-      const port = await freePortTriple();
+      const port = await freePortRun();
       workDir = mkdtempSync(join(tmpdir(), 'dc-sandbox-'));
       const child = spawn(process.execPath, [MAIN], {
         cwd: workDir,
@@ -116,6 +117,8 @@ describeWithChromium.each(['fastify', 'express'] as const)(
       appUrl = printed;
       expect(appUrl).toBe(`http://127.0.0.1:${port}`);
       forumUrl = `http://127.0.0.1:${port + 2}`;
+      // In a subfolder, so its session cookie does not replace the first forum's (same host).
+      teamForumUrl = `http://127.0.0.1:${port + 3}/team`;
       // It prints one URL: the app's.
       expect(output.match(/https?:\/\/\S+/g)).toEqual([`${appUrl}/`]);
 
@@ -187,6 +190,41 @@ describeWithChromium.each(['fastify', 'express'] as const)(
         path: join(RESULTS, `sandbox-forum-signed-in-${adapter}.png`),
         fullPage: true,
       });
+    }, 20_000);
+
+    it('lands signed in on the second forum with the same Discord sign-in, with its own groups', async () => {
+      let authorizations = 0;
+      const count = (request: { url(): string }) => {
+        if (request.url().includes('/oauth2/authorize')) authorizations++;
+      };
+      page.on('request', count);
+      await page.goto(`${teamForumUrl}/`);
+      expect(await page.title()).toContain('Sandbox team forum');
+      expect(await page.locator('#current-user').count()).toBe(0);
+      await page.getByRole('link', { name: 'Log In' }).click();
+      await page.waitForURL(`${teamForumUrl}/`);
+      page.off('request', count);
+      // No second trip to Discord: the app's session signed the member in.
+      expect(authorizations).toBe(0);
+      await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.username);
+      // The team forum's own group map (DISCOURSE_FORUM_TEAM_GROUP_MAP) decided its groups.
+      await expect(page.locator('#current-groups').textContent()).resolves.toBe('team');
+      // Still signed in on the first forum.
+      await page.goto(`${forumUrl}/`);
+      await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.username);
+      mkdirSync(RESULTS, { recursive: true });
+      await page.goto(`${teamForumUrl}/`);
+      await page.screenshot({
+        path: join(RESULTS, `sandbox-team-forum-signed-in-${adapter}.png`),
+        fullPage: true,
+      });
+    }, 20_000);
+
+    it("links to both forums from the app's home page, each landing signed in", async () => {
+      await page.goto(`${appUrl}/`);
+      await page.getByRole('link', { name: 'Go to forum: team' }).click();
+      await page.waitForURL(`${teamForumUrl}/`);
+      await expect(page.locator('#current-user').textContent()).resolves.toBe(migrated.username);
     }, 20_000);
 
     it("shows the same person on the app's home page, whose forum link lands on the forum signed in", async () => {

@@ -78,8 +78,11 @@ export async function startHarness(
     forumOptions?: Partial<DiscourseSimulatorOptions>;
     /** Changes to the module options (forRoot) … */
     moduleOptions?: (options: DiscourseConnectModuleOptions) => DiscourseConnectModuleOptions;
-    /** … and the equivalent environment variables (forRootAsync). */
-    env?: Record<string, string>;
+    /**
+     * … and the equivalent environment variables (forRootAsync); `undefined` leaves out one of the
+     * harness's own (e.g. DISCOURSE_URL, to configure forums with DISCOURSE_FORUM_<NAME>_* only).
+     */
+    env?: Record<string, string | undefined>;
     /**
      * The module's per-IP limit on sign-in and SSO routes. Off by default here, since every test
      * request comes from 127.0.0.1; give `{ limit, ttlSeconds }` to test it (forRootAsync reads only
@@ -135,7 +138,7 @@ export async function startHarness(
   };
   if (extra.redis) baseOptions.redis = extra.redis;
   const options = extra.moduleOptions ? extra.moduleOptions(baseOptions) : baseOptions;
-  const env: Record<string, string> = {
+  const env: Record<string, string | undefined> = {
     DISCOURSE_URL: forumUrl,
     DISCOURSE_CONNECT_SECRET: FORUM_SECRET,
     DISCORD_CLIENT_ID: 'sandbox-client-id',
@@ -154,7 +157,8 @@ export async function startHarness(
     for (const key of Object.keys(process.env)) {
       if (/^(DISCOURSE|DISCORD)_|^REDIS_URL$/.test(key)) delete process.env[key];
     }
-    Object.assign(process.env, env);
+    for (const [key, value] of Object.entries(env))
+      if (value !== undefined) process.env[key] = value;
     const moduleRef = await Test.createTestingModule({
       imports: [
         EventEmitterModule.forRoot(),

@@ -14,6 +14,11 @@ export interface DiscourseForumOptions {
   api?: DiscourseApiOptions;
   /** Secret of the forum's webhook to `POST /discourse/webhooks` (12+ characters). Default: webhooks off. */
   webhookSecret?: string;
+  /**
+   * This forum's own Discord role id → group map (needs `groups.guildId`); when set it replaces
+   * `groups.roleGroups` for this forum. Default: `groups.roleGroups`.
+   */
+  groupMap?: Record<string, string>;
 }
 
 /** Credentials and limits of a forum's admin API. */
@@ -24,6 +29,8 @@ export interface DiscourseApiOptions {
   username?: string;
   /** Timeout of each API call, in milliseconds. Default 10000. */
   timeoutMs?: number;
+  /** This forum's admin API budget, requests per minute (each forum has its own). Default `sync.ratePerMinute`. */
+  ratePerMinute?: number;
 }
 
 /** The Discord application used for sign-in. */
@@ -77,7 +84,7 @@ export interface DiscourseConnectSessionOptions {
 
 /** Keeping the forum aligned through its admin API (needs `api` on the forum). */
 export interface DiscourseConnectSyncOptions {
-  /** Requests per minute to the forum's admin API, shared by all jobs. Default 60 (Discourse's default budget). */
+  /** Requests per minute to a forum's admin API, shared by all jobs; a forum's `api.ratePerMinute` overrides it. Default 60 (Discourse's default budget). */
   ratePerMinute?: number;
   /** Delivery attempts before a job is kept as failed. Default 10. */
   maxAttempts?: number;
@@ -99,8 +106,11 @@ export interface DiscourseConnectSyncOptions {
 export interface DiscourseConnectGroupsOptions {
   /** The Discord server (guild) whose roles decide groups. Adds the `guilds.members.read` scope. */
   guildId: string;
-  /** Discord role id → forum group name. Only these groups are managed; others are never touched. */
-  roleGroups: Record<string, string>;
+  /**
+   * Discord role id → forum group name. Only these groups are managed; others are never touched.
+   * Required unless every forum has its own `groupMap`.
+   */
+  roleGroups?: Record<string, string>;
   /**
    * Send the full `groups` list (for forums with `discourse_connect_overrides_groups` on, where the
    * list replaces every non-automatic group) instead of `add_groups`/`remove_groups`. Default false.

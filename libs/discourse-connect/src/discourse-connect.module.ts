@@ -150,12 +150,21 @@ const providers: Provider[] = [
     inject: [DiscourseConnectSettings],
   },
   {
-    // With Redis, one admin API budget for every instance; otherwise per process.
+    // One admin API budget per forum; with Redis, shared by every instance, otherwise per process.
     provide: AdminApiRateLimiter,
-    useFactory: (settings: DiscourseConnectSettings, redis: DiscourseConnectRedis | null) =>
-      redis
-        ? new RedisAdminApiRateLimiter(redis.client, redis.prefix, settings.sync.ratePerMinute)
-        : new AdminApiRateLimiter(settings.sync.ratePerMinute),
+    useFactory: (settings: DiscourseConnectSettings, redis: DiscourseConnectRedis | null) => {
+      const rates = Object.fromEntries(
+        settings.apiForums.map((f) => [f.name, f.api!.ratePerMinute] as const),
+      );
+      return redis
+        ? new RedisAdminApiRateLimiter(
+            redis.client,
+            redis.prefix,
+            settings.sync.ratePerMinute,
+            rates,
+          )
+        : new AdminApiRateLimiter(settings.sync.ratePerMinute, rates);
+    },
     inject: [DiscourseConnectSettings, DiscourseConnectRedis],
   },
   DiscourseAdminService,

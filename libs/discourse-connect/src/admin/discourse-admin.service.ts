@@ -216,7 +216,9 @@ export class DiscourseAdminService {
     form?: Record<string, string>,
   ): Promise<unknown> {
     const what = `${method} ${path}`;
-    await this.limiter?.acquire();
+    // Each forum has its own admin API budget.
+    const limiter = this.limiter?.forForum(forum.name);
+    await limiter?.acquire();
     const response = await httpRequest(`${forum.url}${path}`, {
       method,
       headers: {
@@ -246,7 +248,7 @@ export class DiscourseAdminService {
     const message = discourseMessage(body, text);
     if (response.status === 429) {
       const wait = waitSecondsOf(response.headers, body, text);
-      this.limiter?.pause(wait);
+      limiter?.pause(wait);
       throw new DiscourseRateLimitError(
         `${what}: the forum is rate limiting the admin API; wait ${wait}s`,
         wait,

@@ -1,18 +1,37 @@
 /**
  * Spaces calls to the forum's admin API so they never exceed `perMinute`, and pauses every caller
- * when the forum answers 429. Discourse has ONE admin API budget per site, shared by all keys.
+ * when the forum answers 429. Discourse has ONE admin API budget per site, shared by all keys: each
+ * forum has its own limiter ({@link forForum}), at its own rate (`forumRates`, else `perMinute`).
  */
 export class AdminApiRateLimiter {
   private nextSlot = 0;
   private pausedUntil = 0;
+  private readonly forums = new Map<string, AdminApiRateLimiter>();
 
-  constructor(private perMinute: number) {
+  constructor(
+    private perMinute: number,
+    protected readonly forumRates: Readonly<Record<string, number>> = {},
+  ) {
     if (!(perMinute > 0))
       throw new Error('the admin API rate must be a positive number of requests per minute');
   }
 
   get ratePerMinute(): number {
     return this.perMinute;
+  }
+
+  /** The limiter of the forum with this name: its own budget, and its own 429 pause. */
+  forForum(name: string): AdminApiRateLimiter {
+    let limiter = this.forums.get(name);
+    if (!limiter) {
+      limiter = this.createForForum(name, this.forumRates[name] ?? this.perMinute);
+      this.forums.set(name, limiter);
+    }
+    return limiter;
+  }
+
+  protected createForForum(_name: string, perMinute: number): AdminApiRateLimiter {
+    return new AdminApiRateLimiter(perMinute);
   }
 
   /** Waits for the next free slot. */

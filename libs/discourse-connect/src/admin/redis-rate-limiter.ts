@@ -25,7 +25,7 @@ return 0
 
 /**
  * The admin API rate limit shared by every app instance through Redis: each call reserves the
- * next slot of ONE budget (the forum's, `sync.ratePerMinute`), and a 429 pauses every instance.
+ * next slot of ONE budget per forum (`forums[].api.ratePerMinute`, default `sync.ratePerMinute`), and a 429 pauses every instance.
  * Counts calls, not jobs: a log-out that first looks the user up costs two slots. If Redis cannot
  * be reached the process falls back to spacing its own calls.
  */
@@ -34,8 +34,22 @@ export class RedisAdminApiRateLimiter extends AdminApiRateLimiter {
     private readonly redis: Redis,
     private readonly prefix: string,
     perMinute: number,
+    forumRates: Readonly<Record<string, number>> = {},
+    /** Where the budget is kept: `<prefix><key>:next` and `:paused`. */
+    private readonly key = 'admin-api',
   ) {
-    super(perMinute);
+    super(perMinute, forumRates);
+  }
+
+  /** Each forum's budget under its own keys, `<prefix>admin-api:<forum>:…`. */
+  protected override createForForum(name: string, perMinute: number): AdminApiRateLimiter {
+    return new RedisAdminApiRateLimiter(
+      this.redis,
+      this.prefix,
+      perMinute,
+      {},
+      `admin-api:${encodeURIComponent(name)}`,
+    );
   }
 
   override async acquire(): Promise<void> {
@@ -45,8 +59,8 @@ export class RedisAdminApiRateLimiter extends AdminApiRateLimiter {
         await this.redis.eval(
           ACQUIRE,
           2,
-          `${this.prefix}admin-api:next`,
-          `${this.prefix}admin-api:paused`,
+          `${this.prefix}${this.key}:next`,
+          `${this.prefix}${this.key}:paused`,
           String(60_000 / this.ratePerMinute),
         ),
       );
@@ -59,7 +73,7 @@ export class RedisAdminApiRateLimiter extends AdminApiRateLimiter {
   override pause(seconds: number): void {
     super.pause(seconds);
     this.redis
-      .eval(PAUSE, 1, `${this.prefix}admin-api:paused`, String(Math.ceil(seconds * 1000)))
+      .eval(PAUSE, 1, `${this.prefix}${this.key}:paused`, String(Math.ceil(seconds * 1000)))
       .catch(() => undefined);
   }
 }

@@ -14,8 +14,14 @@ import {
 import type { DiscourseConnectModuleOptions } from '../discourse-connect-options.interface';
 import { DiscourseConnectConfigurationError } from './configuration.error';
 import {
+  DEFAULT_FORUM_NAME,
   ENV_ENTRIES,
   ENV_NAMES,
+  FORUM_ENV_ENTRIES,
+  FORUM_ENV_NAME,
+  FORUM_ENV_PREFIX,
+  forumEnvName,
+  forumOptionFromEnv,
   isRequiredInEnv,
   optionFromEnv,
   type ConfigEntry,
@@ -37,8 +43,22 @@ export class DiscourseConnectEnvironment extends EnvironmentValues {}
 
 /** The class-validator rules of a variable, from its schema entry. */
 function envDecorators(entry: ConfigEntry & { env: EnvBinding }): PropertyDecorator[] {
-  const rule: ConfigRule = entry.env.rule ?? entry.rule;
-  const options: ValidationOptions = { message: entry.env.message ?? entry.message };
+  return variableDecorators(
+    entry.env.name,
+    entry.env.rule ?? entry.rule,
+    entry.env.message ?? entry.message,
+    isRequiredInEnv(entry),
+  );
+}
+
+/** The class-validator rules of a variable with this rule and message. */
+function variableDecorators(
+  name: string,
+  rule: ConfigRule,
+  message: string,
+  required: boolean,
+): PropertyDecorator[] {
+  const options: ValidationOptions = { message };
   const rules = ((): PropertyDecorator[] => {
     switch (rule.kind) {
       case 'httpUrl':
@@ -55,10 +75,10 @@ function envDecorators(entry: ConfigEntry & { env: EnvBinding }): PropertyDecora
         return [IsIn(['true', 'false'], options)];
       default:
         // A variable for an option whose rule has no text form needs its own rule in the schema.
-        throw new Error(`${entry.env.name} needs an env rule in the configuration schema`);
+        throw new Error(`${name} needs an env rule in the configuration schema`);
     }
   })();
-  return isRequiredInEnv(entry) ? rules : [IsOptional(), ...rules];
+  return required ? rules : [IsOptional(), ...rules];
 }
 
 for (const entry of ENV_ENTRIES) {
@@ -75,12 +95,93 @@ for (const entry of ENV_ENTRIES) {
 export function validateDiscourseConnectEnv(
   env: Record<string, unknown>,
 ): DiscourseConnectEnvironment {
-  const relevant = Object.fromEntries(
-    ENV_NAMES.map((k) => [k, env[k] === '' ? undefined : env[k]]),
-  );
+  return validateEnv(env).values;
+}
+
+/** The single-forum variables: the ones that set a `forums[]` option. */
+const SINGLE_FORUM_NAMES = ENV_ENTRIES.filter((e) => e.option.startsWith('forums[]')).map(
+  (e) => e.env.name,
+);
+const FORUM_SUFFIXES = FORUM_ENV_ENTRIES.map((f) => f.suffix);
+/** The accepted per-forum variables, for messages. */
+const FORUM_FORMAT = FORUM_SUFFIXES.map((suffix) => forumEnvName('<NAME>', suffix)).join(', ');
+
+/**
+ * The per-forum variables of an environment: each forum's `<NAME>` in the order first seen, and
+ * the variables starting `DISCOURSE_FORUM_` that are none of them.
+ */
+function forumVariables(env: Record<string, unknown>): { names: string[]; unknown: string[] } {
+  const names: string[] = [];
+  const unknown: string[] = [];
+  for (const key of Object.keys(env)) {
+    if (!key.startsWith(FORUM_ENV_PREFIX)) continue;
+    const rest = key.slice(FORUM_ENV_PREFIX.length);
+    const cut = rest.indexOf('_');
+    const name = rest.slice(0, cut);
+    if (cut < 0 || !FORUM_ENV_NAME.test(name) || !FORUM_SUFFIXES.includes(rest.slice(cut + 1))) {
+      unknown.push(key);
+    } else if (env[key] !== undefined && env[key] !== '' && !names.includes(name)) {
+      names.push(name);
+    }
+  }
+  return { names: names.sort(), unknown: unknown.sort() };
+}
+
+interface ValidatedEnv {
+  values: DiscourseConnectEnvironment;
+  /** The single-forum variables are set. */
+  single: boolean;
+  /** Each `DISCOURSE_FORUM_<NAME>_*` forum: its `<NAME>` and its variables' texts by suffix. */
+  forums: { name: string; texts: Record<string, string | undefined> }[];
+}
+
+function validateEnv(env: Record<string, unknown>): ValidatedEnv {
+  const text = (k: string): unknown => (env[k] === '' ? undefined : env[k]);
+  const relevant = Object.fromEntries(ENV_NAMES.map((k) => [k, text(k)]));
   const parsed = plainToInstance(DiscourseConnectEnvironment, relevant);
-  const errors = validateSync(parsed, { skipMissingProperties: false });
-  if (errors.length > 0) {
+  const found = forumVariables(env);
+  const single = SINGLE_FORUM_NAMES.some((k) => text(k) !== undefined);
+  // With DISCOURSE_FORUM_<NAME>_* forums, the single-forum variables may be left out altogether.
+  const singleOptional = found.names.length > 0 && !single;
+  const errors = validateSync(parsed, { skipMissingProperties: false }).filter(
+    (e) => !(singleOptional && SINGLE_FORUM_NAMES.includes(e.property)),
+  );
+
+  // Each forum's variables, checked by the rules of the schema's forum entries.
+  const ForumEnvironment = class {};
+  const forumTexts: Record<string, unknown> = {};
+  for (const name of found.names) {
+    for (const f of FORUM_ENV_ENTRIES) {
+      const variable = forumEnvName(name, f.suffix);
+      forumTexts[variable] = text(variable);
+      for (const decorate of variableDecorators(variable, f.rule, f.message, f.required)) {
+        decorate(ForumEnvironment.prototype, variable);
+      }
+    }
+  }
+  if (found.names.length > 0) {
+    errors.push(
+      ...validateSync(plainToInstance(ForumEnvironment, forumTexts), {
+        skipMissingProperties: false,
+      }),
+    );
+  }
+
+  const problems = [
+    ...found.unknown.map(
+      (k) =>
+        `  - ${k} is not a variable of this module: a forum's variables are ${FORUM_FORMAT}, ` +
+        "with <NAME> in capital letters and digits only (the forum's name in lower case)",
+    ),
+    ...(single && found.names.includes(DEFAULT_FORUM_NAME.toUpperCase())
+      ? [
+          `  - ${FORUM_ENV_PREFIX}${DEFAULT_FORUM_NAME.toUpperCase()}_* and the single-forum variables ` +
+            `(${SINGLE_FORUM_NAMES.join(', ')}) both describe the forum named ${DEFAULT_FORUM_NAME}: ` +
+            'keep one of the two sets',
+        ]
+      : []),
+  ];
+  if (errors.length > 0 || problems.length > 0) {
     const lines = errors.map((e) => {
       const missing = e.value === undefined;
       const why = missing ? 'is not set' : 'is invalid';
@@ -91,10 +192,16 @@ export function validateDiscourseConnectEnv(
       return `  - ${e.property} ${why}: it ${how}`;
     });
     throw new DiscourseConnectConfigurationError(
-      `Invalid configuration. Set these environment variables (or put them in .env):\n${lines.join('\n')}`,
+      `Invalid configuration. Set these environment variables (or put them in .env):\n${[...lines, ...problems].join('\n')}`,
     );
   }
-  return parsed;
+  const forums = found.names.map((name) => ({
+    name,
+    texts: Object.fromEntries(
+      FORUM_SUFFIXES.map((suffix) => [suffix, text(forumEnvName(name, suffix)) as string]),
+    ),
+  }));
+  return { values: parsed, single, forums };
 }
 
 /** Forum pages people paste instead of the forum's base URL. */
@@ -108,31 +215,36 @@ const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
  *
  * @throws DiscourseConnectConfigurationError
  */
-function checkUrlMistakes(v: DiscourseConnectEnvironment): void {
+function checkUrlMistakes(
+  v: DiscourseConnectEnvironment,
+  forumUrls: readonly (readonly [variable: string, url: string])[],
+): void {
   const fail = (message: string): never => {
     throw new DiscourseConnectConfigurationError(`Invalid configuration: ${message}`);
   };
-  const forum = new URL(v.DISCOURSE_URL);
-  if (forum.search || forum.hash || forum.username || forum.password) {
-    fail(
-      `DISCOURSE_URL must be the forum's base URL without a query, fragment or credentials (got "${forum.origin}${forum.pathname}…").`,
-    );
-  }
-  if (FORUM_PAGES.test(forum.pathname)) {
-    fail(
-      `DISCOURSE_URL points at a forum page (${forum.pathname}); use the forum's base URL, e.g. ${forum.origin} ` +
-        '(a subfolder install such as https://example.com/forum is fine).',
-    );
-  }
   const pub = new URL(v.PUBLIC_URL);
+  for (const [variable, url] of forumUrls) {
+    const forum = new URL(url);
+    if (forum.search || forum.hash || forum.username || forum.password) {
+      fail(
+        `${variable} must be the forum's base URL without a query, fragment or credentials (got "${forum.origin}${forum.pathname}…").`,
+      );
+    }
+    if (FORUM_PAGES.test(forum.pathname)) {
+      fail(
+        `${variable} points at a forum page (${forum.pathname}); use the forum's base URL, e.g. ${forum.origin} ` +
+          '(a subfolder install such as https://example.com/forum is fine).',
+      );
+    }
+    if (pub.protocol === 'http:' && forum.protocol === 'https:' && !LOCAL_HOSTS.has(pub.hostname)) {
+      fail(
+        `PUBLIC_URL is http:// but the forum is https://. Serve this app over https and set PUBLIC_URL=https://${pub.host} ` +
+          '(with a TLS-terminating proxy in front, also set TRUST_PROXY=true).',
+      );
+    }
+  }
   if (pub.pathname !== '/' || pub.search || pub.hash) {
     fail(`PUBLIC_URL must be where this app is reachable, without a path (e.g. ${pub.origin}).`);
-  }
-  if (pub.protocol === 'http:' && forum.protocol === 'https:' && !LOCAL_HOSTS.has(pub.hostname)) {
-    fail(
-      `PUBLIC_URL is http:// but the forum is https://. Serve this app over https and set PUBLIC_URL=https://${pub.host} ` +
-        '(with a TLS-terminating proxy in front, also set TRUST_PROXY=true).',
-    );
   }
 }
 
@@ -144,7 +256,7 @@ export function findCutEnvValues(envFileText: string): string[] {
   const problems: string[] = [];
   for (const line of envFileText.split(/\r?\n/)) {
     const m = /^\s*(?:export\s+)?([A-Z0-9_]+)\s*=\s*(.*)$/.exec(line);
-    if (!m || !ENV_NAMES.includes(m[1])) continue;
+    if (!m || !(ENV_NAMES.includes(m[1]) || m[1].startsWith(FORUM_ENV_PREFIX))) continue;
     const raw = m[2];
     if (/^["'`]/.test(raw)) continue; // quoted: # is part of the value
     const hash = raw.indexOf('#');
@@ -162,11 +274,26 @@ export function findCutEnvValues(envFileText: string): string[] {
 export function discourseConnectOptionsFromEnv(
   env: Record<string, unknown>,
 ): DiscourseConnectModuleOptions {
-  const v = validateDiscourseConnectEnv(env);
-  checkUrlMistakes(v);
-  if (Boolean(v.DISCORD_GUILD_ID) !== Boolean(v.DISCOURSE_GROUP_MAP)) {
+  const { values: v, single, forums } = validateEnv(env);
+  checkUrlMistakes(v, [
+    ...(single ? [['DISCOURSE_URL', v.DISCOURSE_URL] as const] : []),
+    ...forums.map((f) => [forumEnvName(f.name, 'URL'), f.texts.URL!] as const),
+  ]);
+  const mapped = forums.find((f) => f.texts.GROUP_MAP !== undefined);
+  if (mapped && !v.DISCORD_GUILD_ID) {
     throw new DiscourseConnectConfigurationError(
-      'Invalid configuration: DISCORD_GUILD_ID and DISCOURSE_GROUP_MAP go together (set both to map roles to groups, or neither).',
+      `Invalid configuration: ${forumEnvName(mapped.name, 'GROUP_MAP')} needs DISCORD_GUILD_ID (the Discord server whose roles map to groups).`,
+    );
+  }
+  // Without DISCOURSE_GROUP_MAP, every forum needs its own map.
+  const everyForumMapped = !single && forums.every((f) => f.texts.GROUP_MAP !== undefined);
+  if (
+    Boolean(v.DISCORD_GUILD_ID) !== Boolean(v.DISCOURSE_GROUP_MAP) &&
+    !(v.DISCORD_GUILD_ID && everyForumMapped)
+  ) {
+    throw new DiscourseConnectConfigurationError(
+      'Invalid configuration: DISCORD_GUILD_ID and DISCOURSE_GROUP_MAP go together (set both to map roles to groups, or neither; ' +
+        `with several forums, ${forumEnvName('<NAME>', 'GROUP_MAP')} on every forum may replace DISCOURSE_GROUP_MAP).`,
     );
   }
   const values = v as unknown as Record<string, string | undefined>;
@@ -175,9 +302,25 @@ export function discourseConnectOptionsFromEnv(
     const text = values[entry.env.name];
     if (text === undefined || (entry.env.needs && values[entry.env.needs] === undefined)) continue;
     const [path, value] = optionFromEnv(entry, text);
-    // The environment describes one forum: the first.
+    // The single-forum variables describe the first forum.
     setPath(options, path.replace('forums[]', 'forums.0'), value);
   }
+  // Next to DISCOURSE_FORUM_<NAME>_* forums, the single-forum variables' forum is named `default`;
+  // alone, it keeps the name it always had (its host name).
+  if (single && forums.length > 0) setPath(options, 'forums.0.name', DEFAULT_FORUM_NAME);
+  const first = single ? 1 : 0;
+  forums.forEach((forum, i) => {
+    setPath(options, `forums.${first + i}.name`, forum.name.toLowerCase());
+    for (const f of FORUM_ENV_ENTRIES) {
+      const text = forum.texts[f.suffix];
+      if (text === undefined || (f.needs && forum.texts[f.needs] === undefined)) continue;
+      setPath(
+        options,
+        f.entry.option.replace('forums[]', `forums.${first + i}`),
+        forumOptionFromEnv(f.entry, text),
+      );
+    }
+  });
   return options as unknown as DiscourseConnectModuleOptions;
 }
 

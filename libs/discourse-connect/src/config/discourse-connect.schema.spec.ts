@@ -6,6 +6,7 @@ import {
   CONFIG_ENTRIES,
   ENV_ENTRIES,
   ENV_NAMES,
+  FORUM_ENV_ENTRIES,
   isRequiredInEnv,
   optionFromEnv,
   optionProblem,
@@ -13,19 +14,25 @@ import {
 import { DiscourseConnectSettings } from './discourse-connect.settings';
 import { packageVersion } from './package-version';
 
-/** The rows of the README's configuration table (the module's variables): names and "required". */
-function readmeConfigurationRows(): { names: string[]; required: string }[] {
+/**
+ * The rows of a README configuration table (the module's variables, or with `forum variable` the
+ * per-forum ones): names and "required".
+ */
+function readmeConfigurationRows(
+  heading = 'variable',
+  name = /`([A-Z0-9_]+)`/g,
+): { names: string[]; required: string }[] {
   const readme = readFileSync(join(__dirname, '..', '..', '..', '..', 'README.md'), 'utf8');
   const section = readme.split(/^## Configuration$/m)[1].split(/^## /m)[0];
   const table = section
     .split(/\n\s*\n/)
-    .find((block) => block.trimStart().startsWith('| variable'))!
+    .find((block) => block.trimStart().startsWith(`| ${heading} `))!
     .trim()
     .split('\n')
     .slice(2);
   return table.map((row) => {
     const [variables, required] = row.split('|').slice(1, 3);
-    return { names: [...variables.matchAll(/`([A-Z0-9_]+)`/g)].map((m) => m[1]), required };
+    return { names: [...variables.matchAll(name)].map((m) => m[1]), required };
   });
 }
 
@@ -52,6 +59,20 @@ describe('the configuration schema', () => {
         entry.env.name,
         isRequiredInEnv(entry),
       ]);
+    }
+  });
+
+  it('has one README row per forum variable (DISCOURSE_FORUM_<NAME>_*), and no row without one', () => {
+    const rows = readmeConfigurationRows(
+      'forum variable',
+      /`DISCOURSE_FORUM_<NAME>_([A-Z0-9_]+)`/g,
+    );
+    expect(rows.flatMap((row) => row.names).sort()).toEqual(
+      FORUM_ENV_ENTRIES.map((f) => f.suffix).sort(),
+    );
+    for (const f of FORUM_ENV_ENTRIES) {
+      const row = rows.find((r) => r.names.includes(f.suffix))!;
+      expect([f.suffix, row.required.trim().startsWith('yes')]).toEqual([f.suffix, f.required]);
     }
   });
 

@@ -56,6 +56,23 @@ export interface EnvBinding {
   readonly toOptions?: (text: string) => readonly [path: string, value: unknown];
 }
 
+/**
+ * How `DISCOURSE_FORUM_<NAME>_<suffix>` sets this option of the forum named `<name>` (the `<NAME>`
+ * in lower case). Rule, message and example are the single-forum variable's unless given here.
+ */
+export interface ForumEnvBinding {
+  /** The end of the variable's name, after `DISCOURSE_FORUM_<NAME>_`. */
+  readonly suffix: string;
+  /** A value that passes, when the entry has no single-forum variable. */
+  readonly example?: string;
+  readonly rule?: ConfigRule;
+  readonly message?: string;
+  /** Read only when the forum's variable with this suffix is set. */
+  readonly needs?: string;
+  /** The option value of the text, when not the text converted by the option's type. */
+  readonly toValue?: (text: string) => unknown;
+}
+
 /** One option of `DiscourseConnectModuleOptions`, and the variable that sets it, if any. */
 export interface ConfigEntry {
   /** Path in the options; `forums[]` is each forum (the environment sets the first one). */
@@ -71,6 +88,8 @@ export interface ConfigEntry {
   /** What the value must be, after its name: "<name> <message>". */
   readonly message: string;
   readonly env?: EnvBinding;
+  /** The per-forum variable (`forums[]` options only). */
+  readonly forumEnv?: ForumEnvBinding;
 }
 
 /** Option objects that may be left out; what is required inside them is required only with them. */
@@ -89,6 +108,7 @@ export const DISCOURSE_CONNECT_SCHEMA = [
     rule: { kind: 'httpUrl' },
     message: "must be the forum's base URL, e.g. https://forum.example.com",
     env: { name: 'DISCOURSE_URL', example: 'https://forum.example.com' },
+    forumEnv: { suffix: 'URL' },
   },
   {
     option: 'forums[].secret',
@@ -98,6 +118,7 @@ export const DISCOURSE_CONNECT_SCHEMA = [
     rule: { kind: 'minLength', min: 10 },
     message: 'must be at least 10 characters, the same as discourse_connect_secret on the forum',
     env: { name: 'DISCOURSE_CONNECT_SECRET', example: 'forum-secret-0123456789' },
+    forumEnv: { suffix: 'SECRET' },
   },
   {
     option: 'forums[].name',
@@ -113,6 +134,7 @@ export const DISCOURSE_CONNECT_SCHEMA = [
     rule: { kind: 'minLength', min: 8 },
     message: 'must be an admin API key created on the forum (Admin → API → New API Key)',
     env: { name: 'DISCOURSE_API_KEY', example: 'abcdefgh12345678' },
+    forumEnv: { suffix: 'API_KEY' },
   },
   {
     option: 'forums[].api.username',
@@ -121,6 +143,19 @@ export const DISCOURSE_CONNECT_SCHEMA = [
     rule: { kind: 'nonEmpty' },
     message: 'must be the forum username the API key acts as (usually system)',
     env: { name: 'DISCOURSE_API_USERNAME', example: 'sync-bot', needs: 'DISCOURSE_API_KEY' },
+    forumEnv: { suffix: 'API_USERNAME', needs: 'API_KEY' },
+  },
+  {
+    option: 'forums[].api.ratePerMinute',
+    type: 'number',
+    rule: { kind: 'positive' },
+    message: "must be a positive number of requests per minute to this forum's admin API",
+    forumEnv: {
+      suffix: 'API_RATE_PER_MINUTE',
+      example: '240',
+      needs: 'API_KEY',
+      message: 'must be a whole number of requests per minute, e.g. 60',
+    },
   },
   {
     option: 'forums[].api.timeoutMs',
@@ -136,6 +171,21 @@ export const DISCOURSE_CONNECT_SCHEMA = [
     rule: { kind: 'minLength', min: 12 },
     message: 'must be the secret of the forum webhook, at least 12 characters',
     env: { name: 'DISCOURSE_WEBHOOK_SECRET', example: 'webhook-secret-0123' },
+    forumEnv: { suffix: 'WEBHOOK_SECRET' },
+  },
+  {
+    option: 'forums[].groupMap',
+    type: 'map',
+    rule: { kind: 'roleGroups' },
+    message:
+      "must map Discord role ids to this forum's groups, e.g. 123=members,456=moderators (needs groups.guildId)",
+    forumEnv: {
+      suffix: 'GROUP_MAP',
+      example: '123=members, 789=staff',
+      rule: { kind: 'pattern', pattern: GROUP_MAP },
+      message: 'must map Discord role ids to forum groups, e.g. 123=members,456=moderators',
+      toValue: parseGroupMap,
+    },
   },
   {
     option: 'discord.clientId',
@@ -305,12 +355,7 @@ export const DISCOURSE_CONNECT_SCHEMA = [
       name: 'DISCOURSE_GROUP_MAP',
       example: '123=members, 456=moderators',
       rule: { kind: 'pattern', pattern: GROUP_MAP },
-      toOptions: (text) => [
-        'groups.roleGroups',
-        Object.fromEntries(
-          text.split(',').map((pair) => pair.split('=').map((part) => part.trim())),
-        ),
-      ],
+      toOptions: (text) => ['groups.roleGroups', parseGroupMap(text)],
     },
   },
   {
@@ -452,6 +497,37 @@ export const ENV_ENTRIES = CONFIG_ENTRIES.filter(
 /** The names of the variables the module reads, in the table's order. */
 export const ENV_NAMES: readonly string[] = ENV_ENTRIES.map((e) => e.env.name);
 
+/** Where the per-forum variables start: `DISCOURSE_FORUM_<NAME>_<SUFFIX>`. */
+export const FORUM_ENV_PREFIX = 'DISCOURSE_FORUM_';
+/** A forum's `<NAME>` in its variables; the forum's name is it in lower case. */
+export const FORUM_ENV_NAME = /^[A-Z0-9]+$/;
+/** The forum the single-forum variables (`DISCOURSE_URL`, …) describe. */
+export const DEFAULT_FORUM_NAME = 'default';
+
+/** The entries a per-forum variable sets, with its binding completed from the single-forum one. */
+export const FORUM_ENV_ENTRIES = CONFIG_ENTRIES.filter(
+  (e): e is ConfigEntry & { forumEnv: ForumEnvBinding } => e.forumEnv !== undefined,
+).map((entry) => ({
+  entry,
+  suffix: entry.forumEnv.suffix,
+  example: entry.forumEnv.example ?? entry.env?.example ?? '',
+  rule: entry.forumEnv.rule ?? entry.env?.rule ?? entry.rule,
+  message: entry.forumEnv.message ?? entry.env?.message ?? entry.message,
+  needs: entry.forumEnv.needs,
+  /** Required for every forum the variables describe. */
+  required: isRequiredInEnv(entry),
+}));
+
+/** The variable of one forum's option: `DISCOURSE_FORUM_<NAME>_<SUFFIX>`. */
+export const forumEnvName = (name: string, suffix: string): string =>
+  `${FORUM_ENV_PREFIX}${name}_${suffix}`;
+
+/** The option value a per-forum variable's text stands for. */
+export function forumOptionFromEnv(entry: ConfigEntry, text: string): unknown {
+  if (entry.forumEnv?.toValue) return entry.forumEnv.toValue(text);
+  return entry.type === 'number' ? Number(text) : entry.type === 'boolean' ? text === 'true' : text;
+}
+
 /** The entry of an option path (`forums[].secret`, `sync.leaseMs`). */
 export function configEntry(option: string): ConfigEntry {
   const entry = CONFIG_ENTRIES.find((e) => e.option === option);
@@ -556,6 +632,13 @@ function httpUrlProblem(value: unknown): string | undefined {
     return 'must not contain credentials, a query or a fragment';
   }
   return undefined;
+}
+
+/** `123=members, 456=moderators` as a role id → group map. */
+function parseGroupMap(text: string): Record<string, string> {
+  return Object.fromEntries(
+    text.split(',').map((pair) => pair.split('=').map((part) => part.trim())),
+  );
 }
 
 /** The source of a pattern without its anchors, to build larger patterns from it. */

@@ -95,7 +95,12 @@ describe('DiscourseConnectSettings', () => {
       url: 'https://example.com/forum',
       path: '/forum',
     });
-    expect(s.forums[0].api).toEqual({ key: 'abcdefgh', username: 'system', timeoutMs: 10_000 });
+    expect(s.forums[0].api).toEqual({
+      key: 'abcdefgh',
+      username: 'system',
+      timeoutMs: 10_000,
+      ratePerMinute: 60,
+    });
     expect(s.forums[1].name).toBe('other.example.com');
     expect(s.discord.scopes).toEqual(['identify', 'email', 'guilds']);
     expect(s.discord.apiUrl).toBe('http://127.0.0.1:9999/api/v10');

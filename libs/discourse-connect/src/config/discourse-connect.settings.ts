@@ -14,9 +14,11 @@ export interface ResolvedForum extends ForumBase {
   /** Base URL without a trailing slash. */
   url: string;
   secret: string;
-  /** Admin API access, when a key is configured. */
-  api?: { key: string; username: string; timeoutMs: number };
+  /** Admin API access, when a key is configured; `ratePerMinute` is this forum's own budget. */
+  api?: { key: string; username: string; timeoutMs: number; ratePerMinute: number };
   webhookSecret?: string;
+  /** This forum's own role → group map and the groups it manages, when it has one (else `groups`'). */
+  groups?: { roleGroups: Record<string, string>; managed: string[] };
 }
 
 /**
@@ -83,6 +85,18 @@ export class DiscourseConnectSettings {
     this.publicUrl = publicUrl.replace(/\/+$/, '');
     this.secureCookies = this.publicUrl.startsWith('https:');
 
+    const sync = options.sync ?? {};
+    this.sync = {
+      ratePerMinute: read('sync.ratePerMinute', sync.ratePerMinute),
+      maxAttempts: read('sync.maxAttempts', sync.maxAttempts),
+      backoffBaseMs: read('sync.backoffBaseMs', sync.backoffBaseMs),
+      backoffMaxMs: read('sync.backoffMaxMs', sync.backoffMaxMs),
+      pollIntervalMs: read('sync.pollIntervalMs', sync.pollIntervalMs),
+      leaseMs: read('sync.leaseMs', sync.leaseMs),
+      worker: read('sync.worker', sync.worker),
+      onFirstSignIn: read('sync.onFirstSignIn', sync.onFirstSignIn),
+    };
+
     if (!Array.isArray(options.forums) || options.forums.length === 0) {
       fail('forums must list at least one Discourse forum ({ url, secret }).');
     }
@@ -100,8 +114,21 @@ export class DiscourseConnectSettings {
             key: read('forums[].api.key', forum.api.key, i),
             username: read('forums[].api.username', forum.api.username || undefined, i),
             timeoutMs: read('forums[].api.timeoutMs', forum.api.timeoutMs, i),
+            ratePerMinute:
+              read<number | undefined>('forums[].api.ratePerMinute', forum.api.ratePerMinute, i) ??
+              this.sync.ratePerMinute,
           }
         : undefined;
+      const groupMap = read<Record<string, string> | undefined>(
+        'forums[].groupMap',
+        forum.groupMap,
+        i,
+      );
+      if (groupMap && !options.groups) {
+        fail(
+          `forums[${i}].groupMap needs groups: { guildId } (the Discord server whose roles map to groups).`,
+        );
+      }
       return {
         ...parseForumBase(url),
         url,
@@ -109,8 +136,12 @@ export class DiscourseConnectSettings {
         secret,
         api,
         webhookSecret: read<string | undefined>('forums[].webhookSecret', forum.webhookSecret, i),
+        groups: groupMap
+          ? { roleGroups: { ...groupMap }, managed: [...new Set(Object.values(groupMap))].sort() }
+          : undefined,
       };
     });
+    checkDistinctForums(this.forums, fail);
 
     const d = options.discord;
     const clientId = read<string>('discord.clientId', d?.clientId);
@@ -146,21 +177,13 @@ export class DiscourseConnectSettings {
       readCacheMs: read('session.readCacheMs', s.readCacheMs),
     };
 
-    const sync = options.sync ?? {};
-    this.sync = {
-      ratePerMinute: read('sync.ratePerMinute', sync.ratePerMinute),
-      maxAttempts: read('sync.maxAttempts', sync.maxAttempts),
-      backoffBaseMs: read('sync.backoffBaseMs', sync.backoffBaseMs),
-      backoffMaxMs: read('sync.backoffMaxMs', sync.backoffMaxMs),
-      pollIntervalMs: read('sync.pollIntervalMs', sync.pollIntervalMs),
-      leaseMs: read('sync.leaseMs', sync.leaseMs),
-      worker: read('sync.worker', sync.worker),
-      onFirstSignIn: read('sync.onFirstSignIn', sync.onFirstSignIn),
-    };
-
     if (options.groups) {
       const g = options.groups;
-      const roleGroups = read<Record<string, string>>('groups.roleGroups', g.roleGroups);
+      // Without a shared map, every forum has its own.
+      const roleGroups =
+        g.roleGroups === undefined && this.forums.every((f) => f.groups)
+          ? {}
+          : read<Record<string, string>>('groups.roleGroups', g.roleGroups);
       this.groups = {
         guildId: read('groups.guildId', g.guildId),
         roleGroups: { ...roleGroups },
@@ -217,6 +240,40 @@ export class DiscourseConnectSettings {
   forumByName(name?: string): ResolvedForum | undefined {
     return name ? this.forums.find((f) => f.name === name) : this.forums[0];
   }
+}
+
+/**
+ * Two forums with the same secret, or with URLs one inside the other, cannot be told apart: the
+ * first would answer every sign-in, and the other's sign-ins would be refused.
+ */
+function checkDistinctForums(forums: readonly ResolvedForum[], fail: (m: string) => never): void {
+  forums.forEach((a, i) => {
+    for (const b of forums.slice(i + 1)) {
+      if (a.secret === b.secret) {
+        fail(
+          `forums "${a.name}" and "${b.name}" have the same secret: give each forum its own ` +
+            "discourse_connect_secret (set a new one in the forum's settings and in its secret option or variable).",
+        );
+      }
+      if (urlsOverlap(a.url, b.url)) {
+        fail(
+          `forums "${a.name}" (${a.url}) and "${b.name}" (${b.url}) overlap: one URL is inside the other, ` +
+            'so a sign-in could not tell them apart. Give each forum its own base URL (another host, or ' +
+            'sibling subfolders such as https://example.com/one and https://example.com/two).',
+        );
+      }
+    }
+  });
+}
+
+/** Same origin, and one path a prefix path of the other (`/forum` and `/forum/x`, not `/forum2`). */
+function urlsOverlap(a: string, b: string): boolean {
+  const x = new URL(a);
+  const y = new URL(b);
+  if (x.origin !== y.origin) return false;
+  const p = x.pathname.replace(/\/+$/, '') + '/';
+  const q = y.pathname.replace(/\/+$/, '') + '/';
+  return p.startsWith(q) || q.startsWith(p);
 }
 
 /**

@@ -139,8 +139,10 @@ export class DiscoursePayloadBuilder {
     user: LocalUser,
     forum: ResolvedForum,
   ): Promise<DiscourseConnectPayload> {
-    const config = this.settings.groups;
-    if (!config) return {};
+    const shared = this.settings.groups;
+    if (!shared) return {};
+    // The forum's own map, when it has one, wins over the shared one.
+    const config = { ...shared, ...forum.groups };
     const roles = user.metadata.roles ?? null;
     const fromRoles = [...new Set((roles ?? []).map((r) => config.roleGroups[r]).filter(Boolean))];
     const wanted = await this.filters.apply('discourse.groups', fromRoles, {
