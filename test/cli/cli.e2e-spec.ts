@@ -135,7 +135,8 @@ describe('CLI (dist/src/cli.js)', () => {
     const first = await cli(['failed']);
     expect(first).toMatchObject({ code: 0 });
     expect(first.stdout).toContain('No failed jobs.');
-    seedLocalUsers(databaseFile, users);
+    // They have accounts on the forum (its name is its host name): syncs go only where they do.
+    seedLocalUsers(databaseFile, users, { linkForum: new URL(forumUrl).hostname });
   }, 120_000);
 
   afterAll(async () => {
