@@ -195,6 +195,20 @@ describe('CLI (dist/src/cli.js)', () => {
     expect(await currentUserStatus(cookie)).toBe(404);
   });
 
+  it('sync skips a user with no forum account; sync --create creates it', async () => {
+    const id = seededDiscordId(900);
+    seedLocalUsers(databaseFile, [id]); // no link: the user never visited the forum
+    const skipped = await cli(['sync', id]);
+    expect(skipped.code).toBe(0);
+    expect(forum.stats.syncSsoCalls).toBe(0);
+    expect(forum.findByExternalId(id)).toBeUndefined();
+
+    const created = await cli(['sync', id, '--create']);
+    expect(created.code).toBe(0);
+    expect(forum.stats.syncSsoCalls).toBe(1);
+    expect(forum.findByExternalId(id)).toBeDefined();
+  });
+
   it('sync <unknown id> says so and exits 1', async () => {
     const run = await cli(['sync', '999999999999999999']);
     expect(run.code).toBe(1);
