@@ -569,9 +569,12 @@ async function benchSyncOnce(users, rate) {
   const databaseFile = join(dir, 'data', 'bench.sqlite');
   const first = await runCli(['failed'], cliEnv(forumUrl, databaseFile, rate), dir);
   if (first.code !== 0) throw new Error(`cli failed: ${first.stderr}`);
+  // The members have accounts on the forum (a sync goes only where they do): the forum's name is
+  // its host name, as the CLI's environment gives none.
   seedLocalUsers(
     databaseFile,
     Array.from({ length: users }, (_, i) => discordId(i + 1)),
+    { linkForum: new URL(forumUrl).hostname },
   );
 
   let firstCall = 0;

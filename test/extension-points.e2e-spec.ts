@@ -174,7 +174,8 @@ describe.each(HTTP_ADAPTERS)('the syncQueue option (%s)', (adapter) => {
       `${h.forum.baseUrl}/session/sso?return_path=%2Ft%2Fwelcome%2F1`,
     );
     expect(page.status).toBe(200);
-    expect(queue.jobs).toEqual([{ kind: 'sync', discordId: migrated.id, forum: undefined }]);
+    // sync.onFirstSignIn: the first sign-in creates the forum account (a create job).
+    expect(queue.jobs).toEqual([{ kind: 'create', discordId: migrated.id, forum: undefined }]);
     expect(await h.app.get(DiscourseConnectSyncQueue).counts()).toEqual({
       pending: 1,
       running: 0,

@@ -5,14 +5,19 @@ import { waitForQueue } from './wait-for-queue';
 
 interface SyncOptions {
   all?: boolean;
+  create?: boolean;
 }
 
-/** `sync --all` | `sync <discordId>`: push users' current profiles and groups to the forum. */
+/**
+ * `sync --all` | `sync <discordId>`: push users' current profiles and groups to the forums where
+ * they have an account. `--create` also pushes them to the forums where they have none, which
+ * creates the account there (and Discourse may send a welcome email).
+ */
 @Command({
   name: 'sync',
   arguments: '[discordId]',
   description:
-    'Push users to the forum through sync_sso: one Discord id, or --all (streamed in pages)',
+    'Push users to the forums where they have an account, through sync_sso: one Discord id, or --all (streamed in pages); --create also creates their accounts on the other forums',
 })
 export class SyncCommand extends CommandRunner {
   constructor(
@@ -27,21 +32,31 @@ export class SyncCommand extends CommandRunner {
     return true;
   }
 
+  @Option({
+    flags: '--create',
+    description:
+      'also sync to forums where the user has no account yet, creating it (welcome emails included)',
+  })
+  parseCreate(): boolean {
+    return true;
+  }
+
   async run(params: string[], options: SyncOptions): Promise<void> {
+    const kind = options.create ? 'create' : 'sync';
     const [discordId] = params;
     if (!options.all && !discordId) throw new Error('Give a Discord id, or --all for every user.');
     if (options.all && discordId) throw new Error('Give either a Discord id or --all, not both.');
     if (discordId) {
       if (!(await this.users.findByDiscordId(discordId)))
         throw new Error(`No local user has the Discord id ${discordId}.`);
-      await this.queue.enqueue('sync', discordId);
+      await this.queue.enqueue(kind, discordId);
       await waitForQueue(this.queue);
       console.log(`Synced ${discordId}.`);
       return;
     }
     let queued = 0;
     for await (const page of this.users.allDiscordIds()) {
-      for (const id of page) await this.queue.enqueue('sync', id);
+      for (const id of page) await this.queue.enqueue(kind, id);
       queued += page.length;
     }
     const bar = new SingleBar(

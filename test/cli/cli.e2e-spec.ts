@@ -135,7 +135,8 @@ describe('CLI (dist/src/cli.js)', () => {
     const first = await cli(['failed']);
     expect(first).toMatchObject({ code: 0 });
     expect(first.stdout).toContain('No failed jobs.');
-    seedLocalUsers(databaseFile, users);
+    // They have accounts on the forum (its name is its host name): syncs go only where they do.
+    seedLocalUsers(databaseFile, users, { linkForum: new URL(forumUrl).hostname });
   }, 120_000);
 
   afterAll(async () => {
@@ -192,6 +193,20 @@ describe('CLI (dist/src/cli.js)', () => {
     expect(out.stdout).toContain(`Logged out ${id}.`);
     expect(forum.stats.apiLogOuts).toBe(1);
     expect(await currentUserStatus(cookie)).toBe(404);
+  });
+
+  it('sync skips a user with no forum account; sync --create creates it', async () => {
+    const id = seededDiscordId(900);
+    seedLocalUsers(databaseFile, [id]); // no link: the user never visited the forum
+    const skipped = await cli(['sync', id]);
+    expect(skipped.code).toBe(0);
+    expect(forum.stats.syncSsoCalls).toBe(0);
+    expect(forum.findByExternalId(id)).toBeUndefined();
+
+    const created = await cli(['sync', id, '--create']);
+    expect(created.code).toBe(0);
+    expect(forum.stats.syncSsoCalls).toBe(1);
+    expect(forum.findByExternalId(id)).toBeDefined();
   });
 
   it('sync <unknown id> says so and exits 1', async () => {

@@ -73,6 +73,12 @@ describeWithServices('on PostgreSQL', () => {
     expect(page.url).toBe(`${h.appUrl}/`);
     return browser;
   };
+  /** A first sign-in through the forum: the member has an account there, so syncs reach it. */
+  const signInOnForum = async (id: string) => {
+    h.discord.knobs.autoApproveAs = id;
+    const page = await new TestBrowser().visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+    expect(page.url).toBe(`${h.forum.baseUrl}/`);
+  };
   const idle = () =>
     waitFor(async () => {
       const c = await h.app.get(SyncQueue).counts();
@@ -132,7 +138,7 @@ describeWithServices('on PostgreSQL', () => {
   });
 
   it('writes nothing on an unchanged sign-in; a change and its sync job commit together, coalesced per user', async () => {
-    await signInOnSite(legacy.id);
+    await signInOnForum(legacy.id);
     await idle();
     const before = (
       await sql(`SELECT updated_at FROM discourse_connect_users WHERE discord_id = $1`, [legacy.id])
@@ -217,7 +223,7 @@ describeWithServices('on PostgreSQL', () => {
   });
 
   it('keeps a job as failed on PostgreSQL and delivers it when retried; survives a restart', async () => {
-    await signInOnSite(migrated.id);
+    await signInOnForum(migrated.id);
     await idle();
     h.forum.knobs.apiFailure = { status: 500 };
     h.discord.updateUser(migrated.id, { global_name: 'kept' });
@@ -271,7 +277,7 @@ describeWithServices('on PostgreSQL', () => {
       );
     try {
       expect(run()).toContain(
-        'Applied 3 migration(s): DiscourseConnectInitial1732406400000, DiscourseConnectSync1732492800000, DiscourseConnectWebhookReplay1732665600000.',
+        'Applied 4 migration(s): DiscourseConnectInitial1732406400000, DiscourseConnectSync1732492800000, DiscourseConnectWebhookReplay1732665600000, DiscourseConnectForumLinks1733011200000.',
       );
       expect(run()).toContain('The database is up to date.');
     } finally {

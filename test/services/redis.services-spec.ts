@@ -317,6 +317,12 @@ describeWithServices('the module with Redis (BullMQ queue, Redis sessions) on Po
     expect(page.url).toBe(`${h.appUrl}/`);
     return browser;
   };
+  /** A first sign-in through the forum: the member has an account there, so syncs reach it. */
+  const signInOnForum = async (id: string) => {
+    h.discord.knobs.autoApproveAs = id;
+    const page = await new TestBrowser().visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+    expect(page.url).toBe(`${h.forum.baseUrl}/`);
+  };
 
   it('uses BullMQ behind the same SyncQueue token', () => {
     expect(queue()).toBeInstanceOf(BullMqSyncQueue);
@@ -345,7 +351,7 @@ describeWithServices('the module with Redis (BullMQ queue, Redis sessions) on Po
   });
 
   it('delivers a changed profile once; changes while a job waits are coalesced into it', async () => {
-    await signInOnSite(legacy.id);
+    await signInOnForum(legacy.id);
     await idle();
     expect(h.forum.stats.syncSsoCalls).toBe(0);
     h.forum.knobs.apiFailure = { status: 503 };
@@ -373,7 +379,7 @@ describeWithServices('the module with Redis (BullMQ queue, Redis sessions) on Po
 
   it('spaces admin API calls by the shared rate limit', async () => {
     const ids = [migrated.id, legacy.id, animated.id];
-    for (const id of ids) await signInOnSite(id);
+    for (const id of ids) await signInOnForum(id);
     await idle();
     apiCalls.length = 0;
     for (const [i, id] of ids.entries()) {
@@ -387,8 +393,8 @@ describeWithServices('the module with Redis (BullMQ queue, Redis sessions) on Po
   });
 
   it('a 429 from the forum pauses the whole queue for its wait, without costing an attempt', async () => {
-    await signInOnSite(animated.id);
-    await signInOnSite(migrated.id);
+    await signInOnForum(animated.id);
+    await signInOnForum(migrated.id);
     await idle();
     apiCalls.length = 0;
     const before = h.forum.stats.apiRequests;
@@ -409,7 +415,7 @@ describeWithServices('the module with Redis (BullMQ queue, Redis sessions) on Po
   });
 
   it('keeps a job that ran out of retries as failed, and delivers it when retried', async () => {
-    await signInOnSite(migrated.id);
+    await signInOnForum(migrated.id);
     await idle();
     h.forum.knobs.apiFailure = { status: 500 };
     h.discord.updateUser(migrated.id, { global_name: 'kept' });

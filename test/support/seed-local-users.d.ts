@@ -1,3 +1,8 @@
 /** Types of seed-local-users.js (plain JavaScript so that the bench can load it). */
 export declare function seededDiscordId(n: number): string;
-export declare function seedLocalUsers(databaseFile: string, ids: readonly string[]): void;
+/** `linkForum`: also record each user as having an account on the forum of that name. */
+export declare function seedLocalUsers(
+  databaseFile: string,
+  ids: readonly string[],
+  options?: { linkForum?: string },
+): void;

@@ -14,9 +14,10 @@ function seededDiscordId(n) {
 
 /**
  * Writes the users in one transaction. User `i` (from 0) is `Member i`,
- * `member<i>_<last 4 digits>@example.com`, verified.
+ * `member<i>_<last 4 digits>@example.com`, verified. With `options.linkForum` (a forum's name), each
+ * user is also recorded as having an account on that forum, so syncs reach them there.
  */
-function seedLocalUsers(databaseFile, ids) {
+function seedLocalUsers(databaseFile, ids, options = {}) {
   const db = new Database(databaseFile);
   try {
     const insert = db.prepare(
@@ -24,6 +25,13 @@ function seedLocalUsers(databaseFile, ids) {
          (discord_id, username, display_name, email, email_verified, avatar_hash, metadata, metadata_hash, created_at, updated_at)
        VALUES (?, ?, ?, ?, 1, NULL, ?, ?, ?, ?)`,
     );
+    const link = options.linkForum
+      ? db.prepare(
+          `INSERT INTO discourse_connect_forum_links (forum, discord_id, forum_user_id, forum_username, status, checked_at)
+           VALUES (?, ?, NULL, NULL, 'linked', ?)`,
+        )
+      : null;
+    const checkedAt = Date.now();
     const now = new Date().toISOString().replace('T', ' ').replace('Z', '');
     db.transaction(() => {
       ids.forEach((id, i) => {
@@ -49,6 +57,7 @@ function seedLocalUsers(databaseFile, ids) {
           now,
           now,
         );
+        link?.run(options.linkForum, id, checkedAt);
       });
     })();
   } finally {

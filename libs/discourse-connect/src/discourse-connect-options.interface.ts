@@ -98,7 +98,10 @@ export interface DiscourseConnectSyncOptions {
   leaseMs?: number;
   /** Run the delivery worker in this process. Default true. */
   worker?: boolean;
-  /** Also create the forum account through sync_sso on a first sign-in. Default false. */
+  /**
+   * Also create the forum account through sync_sso on a first sign-in, on every forum with an API
+   * key (a `create` job; other jobs go only to forums where the member has an account). Default false.
+   */
   onFirstSignIn?: boolean;
 }
 

@@ -49,6 +49,8 @@ import { SsoController } from './sso/sso.controller';
 import { SsoService } from './sso/sso.service';
 import { DiscourseConnectUserEntity } from './users/discourse-connect-user.entity';
 import { TypeOrmUserStore } from './users/typeorm-user.store';
+import { DiscourseConnectForumLinkEntity } from './users/forum-link.entity';
+import { ForumLinks } from './users/forum-links';
 import { UserStore } from './users/user-store.interface';
 import { UsersService } from './users/users.service';
 import { DiscourseConnectSignIn } from './discord/sign-in.service';
@@ -86,6 +88,7 @@ export const DISCOURSE_CONNECT_ENTITIES = [
   DiscourseConnectWebhookEventEntity,
   DiscourseConnectWebhookBodyEntity,
   DiscourseConnectWebhookUserEntity,
+  DiscourseConnectForumLinkEntity,
 ];
 
 const CONTROLLERS = [
@@ -120,6 +123,7 @@ const providers: Provider[] = [
     inject: [DISCOURSE_CONNECT_OPTIONS, ModuleRef],
   },
   UsersService,
+  ForumLinks,
   {
     provide: DISCOURSE_CONNECT_PASSPORT,
     useFactory: createDiscourseConnectPassport,
@@ -322,6 +326,7 @@ function completeDefinition(
       DiscourseConnectRoutes,
       UserStore,
       UsersService,
+      ForumLinks,
       DiscourseConnectFiltersService,
       SsoService,
       SameOriginGuard,

@@ -52,3 +52,10 @@ export { DiscourseConnectActionsService } from './hooks/actions.service';
 export { TypeOrmUserStore } from './users/typeorm-user.store';
 export { DiscourseConnectSessionMiddleware } from './session/session.middleware';
 export { DiscourseConnectSessions } from './session/sessions';
+export {
+  ForumLinks,
+  FORUM_LINK_NOT_FOUND_TTL_MS,
+  type ForumLink,
+  type ForumLinkAnswer,
+} from './users/forum-links';
+export { DiscourseConnectForumLinkEntity, type ForumLinkStatus } from './users/forum-link.entity';

@@ -155,7 +155,7 @@ describe('DiscourseConnectSignIn (real SQLite)', () => {
     expect(user).toMatchObject({ discordId: DISCORD_ID, username: 'ava', displayName: 'Ava' });
     expect(s.log.userReads()).toBe(2); // the read before, the row the insert wrote
     expect(await jobs(s)).toEqual([
-      expect.objectContaining({ discordId: DISCORD_ID, kind: 'sync' }),
+      expect.objectContaining({ discordId: DISCORD_ID, kind: 'create' }),
     ]);
     expect(s.notified).toBe(1);
     expect(events(s)).toEqual([

@@ -95,8 +95,11 @@ export class DiscourseConnectSignIn {
     return this.users.signInFromDiscord(
       discord,
       async (o, manager) => {
-        if (o.changed || (o.created && onFirstSignIn))
-          await this.queue.enqueue('sync', o.user.discordId, { manager });
+        // A changed profile goes to the forums where the member has an account; with
+        // `sync.onFirstSignIn` a first sign-in creates the account on every forum (`create`).
+        if (o.changed) await this.queue.enqueue('sync', o.user.discordId, { manager });
+        else if (o.created && onFirstSignIn)
+          await this.queue.enqueue('create', o.user.discordId, { manager });
       },
       { existing },
     );

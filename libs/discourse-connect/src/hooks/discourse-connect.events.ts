@@ -30,7 +30,7 @@ export interface ForumUserChangedEvent {
 export interface SyncJobEvent {
   /** The job's id in its queue: a BullMQ job id, or the database row id as a string. */
   jobId: string;
-  kind: 'sync' | 'logout';
+  kind: 'sync' | 'create' | 'logout';
   discordId: string;
   forum: string;
   attempts: number;

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger, Optional } from '@nestjs/common';
 import {
   BadSsoRequestException,
   SsoForbiddenException,
@@ -16,6 +16,7 @@ import {
   MemberCannotBeSyncedError,
 } from '../payload/discourse-payload.builder';
 import type { LocalUser } from '../users/local-user.interface';
+import { ForumLinks } from '../users/forum-links';
 
 /** A verified request from a forum. */
 export interface SsoRequest {
@@ -53,9 +54,12 @@ const FUTURE_TOLERANCE_MS = 60_000;
 /** The provider side of DiscourseConnect: verify what a forum sent, answer with a signed payload. */
 @Injectable()
 export class SsoService {
+  private readonly logger = new Logger('DiscourseConnect');
+
   constructor(
     private readonly settings: DiscourseConnectSettings,
     private readonly payloads: DiscoursePayloadBuilder,
+    @Optional() private readonly links?: ForumLinks,
   ) {}
 
   /**
@@ -132,7 +136,8 @@ export class SsoService {
   }
 
   /**
-   * The signed redirect back to the forum for a signed-in user.
+   * The signed redirect back to the forum for a signed-in user. Records that the member has an
+   * account on that forum (the handshake creates or signs in to it), so that later syncs reach it.
    *
    * @throws SsoForbiddenException when the Discord account has no email, the payload cannot be
    *   signed, or a filter refuses.
@@ -140,10 +145,27 @@ export class SsoService {
   async buildResponseUrl(request: SsoRequest, user: LocalUser): Promise<string> {
     try {
       const payload = await this.payloads.forSignIn(user, request.forum, request.nonce);
-      return appendSignedPayload(request.returnSsoUrl, this.payloads.sign(payload, request.forum));
+      const url = appendSignedPayload(
+        request.returnSsoUrl,
+        this.payloads.sign(payload, request.forum),
+      );
+      await this.recordLink(request.forum.name, user.discordId);
+      return url;
     } catch (error) {
       if (error instanceof MemberCannotBeSyncedError) throw refusalPage(error);
       throw error;
+    }
+  }
+
+  /** A failure to record the link is logged: the member still gets to the forum. */
+  private async recordLink(forum: string, discordId: string): Promise<void> {
+    if (!this.links) return;
+    try {
+      await this.links.record(forum, discordId, { status: 'linked' });
+    } catch (error) {
+      this.logger.warn(
+        `could not record the forum link of ${discordId} to ${forum}: ${(error as Error).message}`,
+      );
     }
   }
 }

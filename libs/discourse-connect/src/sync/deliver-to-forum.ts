@@ -1,20 +1,66 @@
-import type { DiscourseAdminService } from '../admin/discourse-admin.service';
+import type { DiscourseAdminService, DiscourseUser } from '../admin/discourse-admin.service';
+import { ForumLinks } from '../users/forum-links';
 import type { UsersService } from '../users/users.service';
 import type { SyncJobKind } from './sync-job.entity';
+
+/** What one delivery did: wrote to the forum, or completed without a write (`reason`). */
+export type ForumDelivery = { done: true } | { skipped: true; reason: string };
 
 /**
  * Does one job on the forum: pushes the user's current profile (read now, so a coalesced job
  * carries the latest change) or logs them out. Idempotent on the forum.
+ *
+ * `sync_sso` creates the forum account of a member who has none, so with `links` a `sync` or
+ * `logout` job goes only to a forum where the member is known to have an account: a member whose
+ * link is not known yet is looked up once (`GET /u/by-external/<id>.json`, inside the forum's admin
+ * API budget) and the answer recorded; a "not found" is trusted for a day. A job for a member with
+ * no account there completes without a write. A `create` job skips the check.
  */
 export async function deliverToForum(
   job: { kind: SyncJobKind; discordId: string; forum: string },
   users: UsersService,
   admin: DiscourseAdminService,
-): Promise<void> {
-  if (job.kind === 'sync') {
-    const user = await users.findByDiscordId(job.discordId);
-    if (user) await admin.syncSso(user, job.forum);
-  } else {
-    await admin.logOutByExternalId(job.discordId, job.forum);
+  links?: ForumLinks,
+): Promise<ForumDelivery> {
+  if (links && job.kind !== 'create') {
+    const linked = await hasForumAccount(job, admin, links);
+    if (!linked) return { skipped: true, reason: 'no account on that forum' };
   }
+  if (job.kind === 'logout') {
+    await admin.logOutByExternalId(job.discordId, job.forum);
+    return { done: true };
+  }
+  const user = await users.findByDiscordId(job.discordId);
+  if (!user) return { done: true }; // nothing to push: the member is gone
+  const synced: DiscourseUser = await admin.syncSso(user, job.forum);
+  if (links && typeof synced?.id === 'number' && typeof synced.username === 'string') {
+    await links.record(job.forum, job.discordId, {
+      status: 'linked',
+      account: { id: synced.id, username: synced.username },
+    });
+  }
+  return { done: true };
+}
+
+/**
+ * Whether the member has an account on the forum: the recorded link, else (nothing recorded, or a
+ * "not found" older than a day) the forum's answer, recorded with the time.
+ */
+async function hasForumAccount(
+  job: { discordId: string; forum: string },
+  admin: DiscourseAdminService,
+  links: ForumLinks,
+): Promise<boolean> {
+  const link = await links.find(job.forum, job.discordId);
+  if (link?.status === 'linked') return true;
+  if (link && ForumLinks.notFoundIsFresh(link)) return false;
+  const found = await admin.getUserByExternalId(job.discordId, job.forum);
+  await links.record(
+    job.forum,
+    job.discordId,
+    found
+      ? { status: 'linked', account: { id: found.id, username: found.username } }
+      : { status: 'not_found' },
+  );
+  return Boolean(found);
 }

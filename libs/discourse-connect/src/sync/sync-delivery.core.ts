@@ -1,11 +1,12 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, Optional } from '@nestjs/common';
 import { DiscourseAdminService } from '../admin/discourse-admin.service';
 import { DiscourseApiError, DiscourseRateLimitError } from '../admin/discourse-api.errors';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents, type SyncJobEvent } from '../hooks/discourse-connect.events';
+import { ForumLinks } from '../users/forum-links';
 import { UsersService } from '../users/users.service';
-import { deliverToForum } from './deliver-to-forum';
+import { deliverToForum, type ForumDelivery } from './deliver-to-forum';
 import type { SyncJobKind } from './sync-job.entity';
 
 /** The work of one job: what to do for which member on which forum. */
@@ -24,14 +25,15 @@ export interface SyncDeliveryJob extends SyncWork {
 
 /**
  * What came of one delivery attempt, and what the queue does next:
- * - `delivered`: the forum accepted it; the job is done.
+ * - `delivered`: the forum accepted it, or (`skipped`) there was nothing to write: the member has
+ *   no account on that forum; the job is done.
  * - `rate-limited`: the forum answered 429; the whole queue waits `waitMs`, and the job goes back
  *   without costing an attempt (`attempts` is the count before this one).
  * - `retry`: the forum is down, slow or overloaded; the job runs again after `delayMs`.
  * - `failed`: refused (4xx), or out of attempts; the job is kept as failed.
  */
 export type SyncDeliveryOutcome =
-  | { status: 'delivered'; attempts: number }
+  | { status: 'delivered'; attempts: number; skipped?: true }
   | { status: 'rate-limited'; attempts: number; waitMs: number; error: string; cause: unknown }
   | { status: 'retry'; attempts: number; delayMs: number; error: string; cause: unknown }
   | { status: 'failed'; attempts: number; error: string; cause: unknown };
@@ -105,14 +107,26 @@ export class SyncDeliveryCore {
     private readonly admin: DiscourseAdminService,
     private readonly settings: DiscourseConnectSettings,
     private readonly actions: DiscourseConnectActionsService,
+    @Optional() private readonly links?: ForumLinks,
   ) {}
 
   /**
    * Does the work on the forum, and nothing else: throws `DiscourseApiError` (with `retryable`) or
-   * `DiscourseRateLimitError` when the forum refuses or is unavailable.
+   * `DiscourseRateLimitError` when the forum refuses or is unavailable. A `sync` or `logout` for a
+   * member without an account on that forum completes without a write (see `deliverToForum`).
    */
-  deliver(work: SyncWork): Promise<void> {
-    return deliverToForum(work, this.users, this.admin);
+  async deliver(work: SyncWork): Promise<void> {
+    await this.attempt(work);
+  }
+
+  private async attempt(work: SyncWork): Promise<ForumDelivery> {
+    const result = await deliverToForum(work, this.users, this.admin, this.links);
+    if ('skipped' in result) {
+      this.logger.debug(
+        `${work.kind} for ${work.discordId} on ${work.forum} completed without a forum write: ${result.reason}`,
+      );
+    }
+    return result;
   }
 
   /** The delay before the next try after `attempts` failed ones (the one backoff of every queue). */
@@ -131,14 +145,19 @@ export class SyncDeliveryCore {
   ): Promise<SyncDeliveryOutcome> {
     let outcome: SyncDeliveryOutcome;
     try {
-      await this.deliver(job);
-      outcome = { status: 'delivered', attempts: job.attemptsMade + 1 };
+      const result = await this.attempt(job);
+      outcome = {
+        status: 'delivered',
+        attempts: job.attemptsMade + 1,
+        ...('skipped' in result ? { skipped: true as const } : {}),
+      };
     } catch (error) {
       outcome = classifySyncFailure(error, job.attemptsMade, this.settings.sync);
     }
     await record(outcome);
     if (outcome.status === 'delivered') {
-      this.emit(DiscourseConnectEvents.SyncSucceeded, job, outcome.attempts);
+      // A job completed without a forum write synced nothing: no "succeeded" event.
+      if (!outcome.skipped) this.emit(DiscourseConnectEvents.SyncSucceeded, job, outcome.attempts);
     } else if (outcome.status === 'failed') {
       this.logger.warn(
         `sync job ${job.id} (${job.kind} for ${job.discordId}) failed for good: ${outcome.error}`,

@@ -8,8 +8,12 @@ import {
 } from 'typeorm';
 import { epochMsTransformer as epochMs } from '../common/epoch-ms.transformer';
 
-/** What a job does on the forum. */
-export type SyncJobKind = 'sync' | 'logout';
+/**
+ * What a job does on the forum: `sync` pushes the member's profile to a forum where they have an
+ * account, `create` pushes it even where they have none (creating the account: `sync --all
+ * --create`), `logout` ends their forum sessions.
+ */
+export type SyncJobKind = 'sync' | 'create' | 'logout';
 
 /** `pending` waits for its turn, `running` is being delivered, `failed` ran out of retries (kept). */
 export type SyncJobStatus = 'pending' | 'running' | 'failed';

@@ -2,6 +2,7 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import type { EntityManager } from 'typeorm';
 import { DiscordMetadata, displayNameOf, hashDiscordMetadata } from './discord-profile';
+import { ForumLinks } from './forum-links';
 import type { LocalUser } from './local-user.interface';
 import { isTransactional, LocalUserData, UserStore } from './user-store.interface';
 
@@ -28,6 +29,7 @@ export class UsersService {
   constructor(
     @Inject(UserStore) protected readonly store: UserStore,
     @Optional() @Inject(DiscourseConnectSettings) settings?: DiscourseConnectSettings,
+    @Optional() @Inject(ForumLinks) protected readonly links?: ForumLinks,
   ) {
     this.readCacheMs = settings?.session.readCacheMs ?? 1000;
   }
@@ -71,15 +73,28 @@ export class UsersService {
     }
   }
 
-  /** Remembers the forum account of a user; false when the store cannot or the user is unknown. */
+  /**
+   * Remembers the forum account of a user: on the user (when the store can) and, given the forum's
+   * name, as the member's link to that forum, so that syncs reach it. Resolves to whether the user
+   * store recorded it (false when the store cannot or the user is unknown).
+   */
   async linkForumAccount(
     discordId: string,
-    forum: { id: number; username: string },
+    forum: { id: number; username: string; name?: string },
+    manager?: EntityManager,
   ): Promise<boolean> {
     this.forget(discordId);
     try {
+      if (forum.name && this.links) {
+        await this.links.record(
+          forum.name,
+          discordId,
+          { status: 'linked', account: { id: forum.id, username: forum.username } },
+          { manager },
+        );
+      }
       return this.store.linkForumAccount
-        ? await this.store.linkForumAccount(discordId, forum)
+        ? await this.store.linkForumAccount(discordId, { id: forum.id, username: forum.username })
         : false;
     } finally {
       this.forget(discordId);

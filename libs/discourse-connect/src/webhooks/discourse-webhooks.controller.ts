@@ -10,6 +10,7 @@ import { DiscourseConnectSettings, ResolvedForum } from '../config/discourse-con
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents, ForumUserChangedEvent } from '../hooks/discourse-connect.events';
 import { UsersService } from '../users/users.service';
+import { ForumLinks } from '../users/forum-links';
 import { isUniqueViolation } from '../common/database-errors';
 import { UserStore } from '../users/user-store.interface';
 import { DiscourseConnectWebhookEventEntity } from './webhook-event.entity';
@@ -59,6 +60,7 @@ export class DiscourseWebhooksController {
     private readonly settings: DiscourseConnectSettings,
     private readonly users: UsersService,
     private readonly actions: DiscourseConnectActionsService,
+    private readonly links: ForumLinks,
     @InjectRepository(DiscourseConnectWebhookEventEntity)
     private readonly deliveries: Repository<DiscourseConnectWebhookEventEntity>,
   ) {}
@@ -148,8 +150,16 @@ export class DiscourseWebhooksController {
       });
       if (!applies || !user) return 'ignored';
       if (!(await this.advance(manager, forum.name, user, now))) return 'stale';
-      if (user.discordId && store.linkForumAccount) {
-        await store.linkForumAccount(user.discordId, { id: user.id, username: user.username });
+      if (user.discordId) {
+        // The forum named the member: they have an account there (per forum), and on the user.
+        await this.links.record(
+          forum.name,
+          user.discordId,
+          { status: 'linked', account: { id: user.id, username: user.username } },
+          { manager, now },
+        );
+        if (store.linkForumAccount)
+          await store.linkForumAccount(user.discordId, { id: user.id, username: user.username });
       }
       return 'ok';
     };

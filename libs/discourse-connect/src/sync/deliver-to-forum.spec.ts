@@ -1,0 +1,91 @@
+import type { DiscourseAdminService } from '../admin/discourse-admin.service';
+import { FORUM_LINK_NOT_FOUND_TTL_MS, ForumLinks, type ForumLink } from '../users/forum-links';
+import type { UsersService } from '../users/users.service';
+import { deliverToForum } from './deliver-to-forum';
+
+const ID = '123456789012345678';
+
+function setup(link: Partial<ForumLink> | null, forumUser: { id: number } | null = null) {
+  const recorded: unknown[] = [];
+  const links = {
+    find: jest.fn(async () =>
+      link
+        ? ({
+            forum: 'f',
+            discordId: ID,
+            forumUserId: null,
+            forumUsername: null,
+            ...link,
+          } as ForumLink)
+        : null,
+    ),
+    record: jest.fn(async (...args: unknown[]) => void recorded.push(args)),
+  } as unknown as ForumLinks;
+  const admin = {
+    getUserByExternalId: jest.fn(async () => (forumUser ? { ...forumUser, username: 'u' } : null)),
+    syncSso: jest.fn(async () => ({ id: 7, username: 'u' })),
+    logOutByExternalId: jest.fn(async () => true),
+  };
+  const users = {
+    findByDiscordId: jest.fn(async () => ({ discordId: ID })),
+  } as unknown as UsersService;
+  const run = (kind: 'sync' | 'create' | 'logout') =>
+    deliverToForum(
+      { kind, discordId: ID, forum: 'f' },
+      users,
+      admin as unknown as DiscourseAdminService,
+      links,
+    );
+  return { admin, links, recorded, run };
+}
+
+describe('deliverToForum: only forums where the member has an account', () => {
+  it('syncs a linked member without asking the forum', async () => {
+    const s = setup({ status: 'linked', checkedAt: 0 });
+    expect(await s.run('sync')).toEqual({ done: true });
+    expect(s.admin.getUserByExternalId).not.toHaveBeenCalled();
+    expect(s.admin.syncSso).toHaveBeenCalledTimes(1);
+  });
+
+  it('asks once about an unknown member, records "not found" and writes nothing', async () => {
+    const s = setup(null);
+    expect(await s.run('sync')).toMatchObject({ skipped: true });
+    expect(s.admin.getUserByExternalId).toHaveBeenCalledTimes(1);
+    expect(s.admin.syncSso).not.toHaveBeenCalled();
+    expect(s.recorded).toEqual([['f', ID, { status: 'not_found' }]]);
+  });
+
+  it('asks about an unknown member, records the account found, and syncs', async () => {
+    const s = setup(null, { id: 9 });
+    expect(await s.run('sync')).toEqual({ done: true });
+    expect(s.recorded[0]).toEqual([
+      'f',
+      ID,
+      { status: 'linked', account: { id: 9, username: 'u' } },
+    ]);
+    expect(s.admin.syncSso).toHaveBeenCalledTimes(1);
+  });
+
+  it('trusts a "not found" for a day, then asks again', async () => {
+    const fresh = setup({ status: 'not_found', checkedAt: Date.now() - 1000 });
+    expect(await fresh.run('logout')).toMatchObject({ skipped: true });
+    expect(fresh.admin.getUserByExternalId).not.toHaveBeenCalled();
+    expect(fresh.admin.logOutByExternalId).not.toHaveBeenCalled();
+    const old = setup({
+      status: 'not_found',
+      checkedAt: Date.now() - FORUM_LINK_NOT_FOUND_TTL_MS - 1,
+    });
+    await old.run('sync');
+    expect(old.admin.getUserByExternalId).toHaveBeenCalledTimes(1);
+  });
+
+  it('a create job skips the check and records the account it made', async () => {
+    const s = setup({ status: 'not_found', checkedAt: Date.now() });
+    expect(await s.run('create')).toEqual({ done: true });
+    expect(s.admin.getUserByExternalId).not.toHaveBeenCalled();
+    expect(s.admin.syncSso).toHaveBeenCalledTimes(1);
+    expect(s.recorded).toEqual([
+      ['f', ID, { status: 'linked', account: { id: 7, username: 'u' } }],
+    ]);
+  });
+});

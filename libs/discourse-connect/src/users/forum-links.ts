@@ -1,0 +1,82 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import type { EntityManager, Repository } from 'typeorm';
+import { DiscourseConnectForumLinkEntity, type ForumLinkStatus } from './forum-link.entity';
+
+/** How long a "no account on that forum" answer is trusted before the forum is asked again. */
+export const FORUM_LINK_NOT_FOUND_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** A member's link to one forum, as recorded. */
+export interface ForumLink {
+  forum: string;
+  discordId: string;
+  forumUserId: number | null;
+  forumUsername: string | null;
+  status: ForumLinkStatus;
+  checkedAt: number;
+}
+
+/** What was learnt about a member on one forum. */
+export interface ForumLinkAnswer {
+  status: ForumLinkStatus;
+  /** The forum account, when known; a `linked` answer without it keeps the one recorded. */
+  account?: { id: number; username: string };
+}
+
+/**
+ * The per-member-per-forum links (`discourse_connect_forum_links`): which forums a member has an
+ * account on. Written by a completed handshake, a signed webhook and a `by-external` lookup; read
+ * by the sync delivery before it writes anything to a forum.
+ */
+@Injectable()
+export class ForumLinks {
+  constructor(
+    @InjectRepository(DiscourseConnectForumLinkEntity)
+    protected readonly links: Repository<DiscourseConnectForumLinkEntity>,
+  ) {}
+
+  /** The link of this member to this forum, or null when nothing is known yet. */
+  async find(forum: string, discordId: string): Promise<ForumLink | null> {
+    return this.links.findOneBy({ forum, discordId });
+  }
+
+  /**
+   * Records what was learnt, in one statement (an upsert on forum and Discord id), in the caller's
+   * transaction when `manager` is given. A `linked` answer without an account keeps the account
+   * already recorded.
+   */
+  async record(
+    forum: string,
+    discordId: string,
+    answer: ForumLinkAnswer,
+    options: { manager?: EntityManager; now?: number } = {},
+  ): Promise<void> {
+    const repo = options.manager
+      ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
+      : this.links;
+    const overwrite =
+      answer.status === 'not_found' || answer.account
+        ? ['status', 'checked_at', 'forum_user_id', 'forum_username']
+        : ['status', 'checked_at'];
+    await repo
+      .createQueryBuilder()
+      .insert()
+      .into(DiscourseConnectForumLinkEntity)
+      .values({
+        forum,
+        discordId,
+        status: answer.status,
+        checkedAt: options.now ?? Date.now(),
+        forumUserId: answer.account?.id ?? null,
+        forumUsername: answer.account?.username ?? null,
+      })
+      .orUpdate(overwrite, ['forum', 'discord_id'])
+      .updateEntity(false)
+      .execute();
+  }
+
+  /** Whether a `not_found` answer checked at `checkedAt` is still trusted at `now`. */
+  static notFoundIsFresh(link: ForumLink, now = Date.now()): boolean {
+    return link.status === 'not_found' && now - link.checkedAt < FORUM_LINK_NOT_FOUND_TTL_MS;
+  }
+}
