@@ -8,6 +8,11 @@ import {
 import { findAppRoutes, type AppRoutes } from './app-routes';
 
 type Mark = 'ok' | 'fail' | 'unknown';
+
+/** What to do when the shared-secret probe cannot decide. */
+const BY_HAND =
+  "Check by hand: DISCOURSE_CONNECT_SECRET must equal the forum's discourse_connect_secret " +
+  '(Admin → Settings → Login; paste it again on both sides if unsure), then sign in once through the forum.';
 const SYMBOL: Record<Mark, string> = { ok: '[ok]  ', fail: '[FAIL]', unknown: '[?]   ' };
 
 /**
@@ -63,7 +68,8 @@ export class CheckCommand extends CommandRunner {
     if (!forum.api) {
       this.line(
         'unknown',
-        'No DISCOURSE_API_KEY: the forum settings and the shared secret cannot be checked.',
+        'No DISCOURSE_API_KEY: the forum settings and the shared secret cannot be checked. ' +
+          `Check by hand that the forum's discourse_connect_url is ${routes.connectUrl} and its logout_redirect ${routes.logoutRedirect}. ${BY_HAND}`,
       );
       return;
     }
@@ -97,9 +103,9 @@ export class CheckCommand extends CommandRunner {
           'fail',
           'DiscourseConnect is not enabled on the forum (enable_discourse_connect).',
         );
-      else this.line('unknown', 'Could not tell whether the shared secret matches.');
+      else this.line('unknown', `Could not tell whether the shared secret matches. ${BY_HAND}`);
     } catch (error) {
-      this.line('unknown', `Could not check the shared secret: ${describe(error)}.`);
+      this.line('unknown', `Could not check the shared secret: ${describe(error)}. ${BY_HAND}`);
     }
     let settings: Map<string, unknown>;
     try {

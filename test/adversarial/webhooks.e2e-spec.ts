@@ -312,6 +312,38 @@ describe.each(HTTP_ADAPTERS)('adversarial: webhooks (%s)', (adapter) => {
       expect(Number(n)).toBe(0);
     });
 
+    it('event ids are remembered for the retention (7 days), then pruned by their own age', async () => {
+      const ds = h.app.get(DataSource);
+      const day = 24 * 60 * 60 * 1000;
+      const forum = (
+        await ds.query('SELECT forum FROM discourse_connect_webhook_events LIMIT 1')
+      )[0].forum;
+      const recentId = String(nextId++);
+      const oldId = String(nextId++);
+      const insert =
+        'INSERT INTO discourse_connect_webhook_events (forum, event_id, event, received_at) VALUES (?, ?, ?, ?)';
+      await ds.query(insert, [forum, recentId, 'user_updated', Date.now() - 6 * day]);
+      await ds.query(insert, [forum, oldId, 'user_updated', Date.now() - 8 * day]);
+      // Any delivery prunes, in its own transaction.
+      expect((await deliver(body('prune-trigger', 2900 + (nextId % 50)), {})).status).toBe(200);
+      const ids = (
+        await ds.query(
+          'SELECT event_id FROM discourse_connect_webhook_events WHERE event_id IN (?, ?)',
+          [recentId, oldId],
+        )
+      ).map((r: { event_id: string }) => r.event_id);
+      expect(ids).toEqual([recentId]);
+      const [{ n }] = await ds.query(
+        'SELECT COUNT(*) AS n FROM discourse_connect_webhook_events WHERE received_at < ?',
+        [Date.now() - 7 * day],
+      );
+      expect(Number(n)).toBe(0);
+      // A recent id is still refused.
+      expect(
+        (await deliver(body('again', 2950), { 'x-discourse-event-id': recentId })).status,
+      ).toBe(409);
+    });
+
     it('a failure while applying leaves nothing behind: the same delivery can be retried', async () => {
       const forumId = 3600 + (nextId % 1000);
       const raw = userBody(forumId, 'retried-name');

@@ -230,9 +230,36 @@ describe('CLI (dist/src/cli.js)', () => {
 
     it('fails naming DISCOURSE_CONNECT_SECRET when the secrets differ', async () => {
       const run = await cli(['check'], { DISCOURSE_CONNECT_SECRET: 'not-the-forum-secret-0123' });
-      expect(failLines(run).some((l) => l.includes('DISCOURSE_CONNECT_SECRET'))).toBe(true);
+      // As Discourse does, the forum answers a bad signature with its login-error text, not the
+      // parser's: the verdict comes from comparing that with a deliberately wrong signature's answer.
+      expect(failLines(run).some((l) => /DISCOURSE_CONNECT_SECRET does not match/.test(l))).toBe(
+        true,
+      );
+      expect(run.stdout).not.toContain('Could not tell');
+      expect(forum.stats.syncSsoCalls).toBe(2);
       expect(run.code).toBe(1);
       expect(forum.users).toHaveLength(0);
+    });
+
+    it('matches the secret with two probes and creates nothing', async () => {
+      const run = await cli(['check']);
+      expect(run.stdout).toMatch(/\[ok\]\s+DISCOURSE_CONNECT_SECRET matches/);
+      expect(forum.stats.syncSsoCalls).toBe(2);
+      expect(forum.users).toHaveLength(0);
+    });
+
+    it('fails when DiscourseConnect is off on the forum', async () => {
+      forum.knobs.connectEnabled = false;
+      const run = await cli(['check']);
+      expect(failLines(run).some((l) => /DiscourseConnect is not enabled/.test(l))).toBe(true);
+      expect(run.code).toBe(1);
+    });
+
+    it('says what to check by hand when there is no API key', async () => {
+      const run = await cli(['check'], { DISCOURSE_API_KEY: '', DISCOURSE_API_USERNAME: '' });
+      expect(run.stdout).toMatch(/\[\?\]\s+No DISCOURSE_API_KEY/);
+      expect(run.stdout).toContain('Check by hand');
+      expect(run.stdout).toContain(`${PUBLIC_URL}/discourse/sso`);
     });
 
     it('flags discourse_connect_url when the forum points elsewhere', async () => {

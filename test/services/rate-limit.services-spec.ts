@@ -1,11 +1,17 @@
 import { Logger } from '@nestjs/common';
 import { ThrottlerStorageService } from '@nestjs/throttler';
 import { Redis } from 'ioredis';
-import { RedisThrottlerStorage } from 'nestjs-discourse-connect/internal';
+import {
+  MemoryFailureCounter,
+  RedisFailureCounter,
+  RedisThrottlerStorage,
+} from 'nestjs-discourse-connect/internal';
 import { startHarness, type Harness } from '../support/harness';
 import { describeWithServices, redisUrl, uniquePrefix } from './support/services';
 
 const LIMIT = 4;
+/** Failed requests allowed per client (the `limit` option). */
+const FAILURES = 3;
 
 describeWithServices('per-IP rate limit in Redis, shared by every instance', () => {
   jest.setTimeout(20_000);
@@ -20,7 +26,7 @@ describeWithServices('per-IP rate limit in Redis, shared by every instance', () 
     const options = {
       redis: { url: redisUrl(), prefix },
       trustProxy: true,
-      rateLimit: { limit: LIMIT, ttlSeconds: 60 },
+      rateLimit: { limit: FAILURES, requestLimit: LIMIT, ttlSeconds: 60 },
     };
     one = await startHarness('forRoot', { ...options, adapter: 'express' });
     two = await startHarness('forRoot', { ...options, adapter: 'fastify' });
@@ -74,6 +80,29 @@ describeWithServices('per-IP rate limit in Redis, shared by every instance', () 
       await (await get(i % 2 ? one : two, '/auth/discord', ip)).arrayBuffer();
     expect((await get(one, '/auth/discord', ip)).status).toBe(429);
     expect((await get(two, '/discourse/sso?sso=x&sig=y', ip)).status).toBe(400);
+  });
+
+  it(`counts failed requests of a client across instances: after ${FAILURES}, 429 on every limited route`, async () => {
+    const ip = newClient();
+    for (let i = 0; i < FAILURES; i++) {
+      const res = await get(i % 2 ? one : two, '/discourse/sso?sso=x&sig=y', ip);
+      expect(res.status).toBe(400);
+      await res.arrayBuffer();
+      // The count lands once the answer is sent; give Redis its round trip.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    for (const h of [one, two]) {
+      const page = await get(h, '/auth/discord', ip, { accept: 'text/html' });
+      expect(page.status).toBe(429);
+      expect(await page.text()).toMatch(
+        new RegExp(`failed \\(more than ${FAILURES} in 60 seconds`),
+      );
+    }
+    const keys = await redis.keys(`${prefix}throttle:failures:*`);
+    expect(keys.length).toBeGreaterThan(0);
+    expect(keys.join(' ')).not.toContain('198.51.100');
+    // Valid requests of another client flow.
+    expect((await get(two, '/auth/discord', newClient())).status).toBe(302);
   });
 });
 
@@ -135,6 +164,23 @@ describeWithServices('RedisThrottlerStorage', () => {
       isBlocked: false,
     });
     memory.onApplicationShutdown();
+  });
+
+  it('RedisFailureCounter counts failures in a window that expires', async () => {
+    const counter = new RedisFailureCounter(
+      redis,
+      uniquePrefix('failures'),
+      new MemoryFailureCounter(),
+    );
+    expect(await counter.count('k', 300)).toEqual({ hits: 0, expiresInMs: 0 });
+    await counter.add('k', 300);
+    await counter.add('k', 300);
+    const counted = await counter.count('k', 300);
+    expect(counted.hits).toBe(2);
+    expect(counted.expiresInMs).toBeGreaterThan(0);
+    expect(counted.expiresInMs).toBeLessThanOrEqual(300);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(await counter.count('k', 300)).toEqual({ hits: 0, expiresInMs: 0 });
   });
 
   it('counts in the process when Redis does not answer, and says so in the log', async () => {

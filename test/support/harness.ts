@@ -85,10 +85,10 @@ export async function startHarness(
     env?: Record<string, string | undefined>;
     /**
      * The module's per-IP limit on sign-in and SSO routes. Off by default here, since every test
-     * request comes from 127.0.0.1; give `{ limit, ttlSeconds }` to test it (forRootAsync reads only
+     * request comes from 127.0.0.1; give `{ limit, requestLimit, ttlSeconds }` to test it (forRootAsync reads only
      * the limit, from DISCOURSE_CONNECT_RATE_LIMIT, per 60 s).
      */
-    rateLimit?: false | { limit: number; ttlSeconds?: number };
+    rateLimit?: false | { limit: number; requestLimit?: number; ttlSeconds?: number };
     /** The app's logger (e.g. the JSON logger); default: silent unless E2E_LOGS is set. */
     logger?: LoggerService;
     /** `postgres://…` to run on PostgreSQL (see test/services); default a fresh SQLite file. */

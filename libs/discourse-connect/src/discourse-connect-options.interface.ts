@@ -129,9 +129,20 @@ export interface DiscourseConnectGroupsOptions {
  * Express's `req.ip`, so behind a reverse proxy set the host app's `trust proxy` setting.
  */
 export interface DiscourseConnectRateLimitOptions {
-  /** Requests allowed per client IP and route in each window. Default 30. */
+  /**
+   * Failed requests (answered with a 4xx: a bad signature, a bad or missing OAuth state, malformed
+   * input) allowed per client IP in each window, the limited routes together; past it every request
+   * of that client gets a 429 until the window ends. Default 30. (Before 0.2.0 this limited every
+   * request per route.)
+   */
   limit?: number;
-  /** Window length in seconds; a client over the limit waits this long. Default 60. */
+  /**
+   * Requests allowed per client IP and route in each window, failed or not; the SSO route counts
+   * signed-in handshakes and anonymous ones (which start a sign-in) apart. Default 200, Discourse's
+   * own per-IP budget, so a whole class behind one NAT signs in within a minute.
+   */
+  requestLimit?: number;
+  /** Window length in seconds; a client over a limit waits until its window ends. Default 60. */
   ttlSeconds?: number;
 }
 

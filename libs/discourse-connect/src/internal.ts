@@ -28,7 +28,7 @@ export { BullMqSyncQueue, BULL_QUEUE_NAME, type BullSyncJobData } from './sync/b
 export { RedisAdminApiRateLimiter } from './admin/redis-rate-limiter';
 export { DiscourseConnectRedis } from './redis/discourse-connect-redis';
 export { RedisSessionStore } from './session/redis-session.store';
-export { RedisThrottlerStorage } from './redis/redis-throttler.storage';
+export { RedisThrottlerStorage, RedisFailureCounter } from './redis/redis-throttler.storage';
 export { DatabaseSyncWorker } from './sync/database-sync.worker';
 export { SyncOutboxRelay } from './sync/outbox-relay';
 export {
@@ -59,3 +59,4 @@ export {
   type ForumLinkAnswer,
 } from './users/forum-links';
 export { DiscourseConnectForumLinkEntity, type ForumLinkStatus } from './users/forum-link.entity';
+export { untrustedProxyHop, isPrivateAddress, MemoryFailureCounter } from './http/rate-limit.guard';

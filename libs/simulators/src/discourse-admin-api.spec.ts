@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { DiscourseSimulator } from './discourse-simulator';
+import { DISCOURSE_MESSAGES } from './discourse-admin-api';
 
 const SECRET = 'forum-shared-secret-0123456789';
 const KEY = 'admin-api-key-0123456789';
@@ -76,16 +77,39 @@ describe('DiscourseSimulator admin API', () => {
     expect(sim.stats.syncSsoCalls).toBe(2);
   });
 
-  it('sync_sso: 422 on a bad signature or a blank external_id, 403 on a bad email, 404 when off', async () => {
+  it('sync_sso answers as Discourse does: 422 login error on a bad signature, 422 blank-id, 403 validation, 404 empty when off', async () => {
     const bad = await api('POST', '/admin/users/sync_sso', { ...signed(ava), sig: '0'.repeat(64) });
     expect(bad.status).toBe(422);
-    expect((await json(bad)).failed).toBe('FAILED');
+    // The parser's own "Bad signature" text never reaches the client: the translated login error does.
+    expect(await json(bad)).toEqual({ failed: 'FAILED', message: DISCOURSE_MESSAGES.loginError });
+    const missing = await api('POST', '/admin/users/sync_sso', {});
+    expect(missing.status).toBe(422);
+    expect(await json(missing)).toEqual({
+      failed: 'FAILED',
+      message: DISCOURSE_MESSAGES.loginError,
+    });
     const blank = await api('POST', '/admin/users/sync_sso', signed({ ...ava, external_id: '' }));
     expect(blank.status).toBe(422);
+    expect(await json(blank)).toEqual({ failed: 'FAILED', message: DISCOURSE_MESSAGES.blankId });
+    // A blank id signed with another secret is a bad signature, whatever the payload says.
+    const otherSecret = await api('POST', '/admin/users/sync_sso', {
+      ...signed({ ...ava, external_id: '' }),
+      sig: createHmac('sha256', 'another-secret-0123')
+        .update(signed({ ...ava, external_id: '' }).sso)
+        .digest('hex'),
+    });
+    expect(await json(otherSecret)).toEqual({
+      failed: 'FAILED',
+      message: DISCOURSE_MESSAGES.loginError,
+    });
     const email = await api('POST', '/admin/users/sync_sso', signed({ ...ava, email: 'nope' }));
     expect(email.status).toBe(403);
+    expect((await json(email)).message).toMatch(/^Validation failed: .*email/);
+    expect(sim.users).toHaveLength(0);
     sim.knobs.connectEnabled = false;
-    expect((await api('POST', '/admin/users/sync_sso', signed(ava))).status).toBe(404);
+    const off = await api('POST', '/admin/users/sync_sso', signed(ava));
+    expect(off.status).toBe(404);
+    expect(await off.text()).toBe('');
   });
 
   it('sync_sso decodes twice: a raw "+" in the base64 breaks the signature', async () => {

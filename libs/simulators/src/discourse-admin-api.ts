@@ -14,6 +14,15 @@ const NOT_FOUND = {
   errors: ['The requested URL or resource could not be found.'],
   error_type: 'not_found',
 };
+
+/** Discourse's English texts (server.en.yml, `discourse_connect.*`) that sync_sso answers with. */
+export const DISCOURSE_MESSAGES = {
+  /** `discourse_connect.login_error`: any parse error, a bad signature included. */
+  loginError: 'Login Error',
+  /** `discourse_connect.blank_id_error`. */
+  blankId: 'The `external_id` is required but was blank',
+} as const;
+
 /** Discourse's built-in `system` user (id -1), whom `Api-Username: system` acts as. */
 const SYSTEM_USER = { id: -1, username: 'system', name: 'system', admin: true, moderator: true };
 
@@ -340,11 +349,24 @@ export class SimulatedAdminApi {
     };
   }
 
+  /**
+   * `POST /admin/users/sync_sso` as Discourse's `Admin::UsersController#sync_sso` answers it: 404
+   * with an empty body when DiscourseConnect is off; 422 `{failed, message}` with the translated
+   * `discourse_connect.login_error` text for any parse error, a bad signature included (the parser's
+   * own message never reaches the client); 422 with `blank_id_error` for a blank `external_id`; 403
+   * with the validation message for an invalid user record; else 200 with the user.
+   */
   private async syncSso(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const f = this.forum;
     const raw = await readBody(req);
     f.stats.syncSsoCalls++;
-    if (!f.knobs.connectEnabled) return sendJson(res, 404, NOT_FOUND);
+    if (!f.knobs.connectEnabled) {
+      res.writeHead(404, { 'content-length': '0' });
+      res.end();
+      return;
+    }
+    const loginError = () =>
+      sendJson(res, 422, { failed: 'FAILED', message: DISCOURSE_MESSAGES.loginError });
     const contentType = String(req.headers['content-type'] ?? '').toLowerCase();
     let body: { sso?: unknown; sig?: unknown };
     if (contentType.startsWith('application/json')) {
@@ -357,42 +379,39 @@ export class SimulatedAdminApi {
       const form = new URLSearchParams(raw);
       body = { sso: form.get('sso') ?? undefined, sig: form.get('sig') ?? undefined };
     }
-    if (typeof body.sso !== 'string' || typeof body.sig !== 'string') {
-      return sendJson(res, 400, {
-        errors: ['param is missing or the value is empty: sso'],
-        error_type: 'invalid_parameters',
-      });
-    }
+    // Discourse parses "sso=#{params[:sso]}&sig=#{params[:sig]}": missing ones are blank, a bad signature.
+    const ssoParam = typeof body.sso === 'string' ? body.sso : '';
+    const sigParam = typeof body.sig === 'string' ? body.sig : '';
     // Discourse rebuilds "sso=…&sig=…" from the already-decoded params and parses it again,
     // so the payload is form-decoded twice: a "+" in the base64 turns into a space.
     let sso: string;
     let sig: string | null;
     try {
-      const again = parseRackQuery(`sso=${body.sso}&sig=${body.sig}`);
+      const again = parseRackQuery(`sso=${ssoParam}&sig=${sigParam}`);
       const s = again.get('sso');
       const g = again.get('sig');
       sso = typeof s === 'string' ? s : '';
       sig = typeof g === 'string' ? g : null;
     } catch {
-      return sendJson(res, 422, { failed: 'FAILED', message: 'Bad signature for payload' });
+      return loginError();
     }
-    if (!isAcceptableBase64(sso) || !verifySignature(f.secret, sso, sig)) {
-      return sendJson(res, 422, { failed: 'FAILED', message: 'Bad signature for payload' });
-    }
+    if (!isAcceptableBase64(sso) || !verifySignature(f.secret, sso, sig)) return loginError();
     const parsed = readPayloadFields(decodeBase64(sso));
-    if (!parsed.ok) return sendText(res, 500, 'Internal Server Error');
+    if (!parsed.ok) return loginError();
     try {
       const user = f.applyPayload(parsed.fields);
       sendJson(res, 200, this.userJson(user));
     } catch (e) {
       if (!(e instanceof ForumError)) throw e;
       if (e.kind === 'external_id')
-        return sendJson(res, 422, { failed: 'FAILED', message: 'external_id is blank' });
+        return sendJson(res, 422, { failed: 'FAILED', message: DISCOURSE_MESSAGES.blankId });
       sendJson(res, 403, {
-        message:
+        failed: 'FAILED',
+        message: `Validation failed: ${
           e.kind === 'email_taken'
             ? 'Primary email has already been taken'
-            : 'Primary email is invalid',
+            : 'Primary email is invalid'
+        }`,
       });
     }
   }

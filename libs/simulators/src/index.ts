@@ -13,7 +13,7 @@ export {
   type DiscordStats,
 } from './discord-simulator';
 export type { SimFailure } from './http-helpers';
-export { SimulatedAdminApi } from './discourse-admin-api';
+export { SimulatedAdminApi, DISCOURSE_MESSAGES } from './discourse-admin-api';
 export { ForumError, type ForumErrorKind } from './discourse-errors';
 export {
   DiscourseSimulator,

@@ -153,9 +153,13 @@ export class DiscourseAdminService {
   }
 
   /**
-   * Whether the forum shares our DiscourseConnect secret, without creating anything: a sync_sso
-   * signed with our secret but with a blank external_id is refused by Discourse with "external_id
-   * ... blank" when the signature matched, and with a signature error when it did not.
+   * Whether the forum shares our DiscourseConnect secret, without creating anything. Discourse
+   * answers every sync_sso it cannot parse, a bad signature included, with a 422 and its translated
+   * login-error text, and a signed payload with a blank external_id with a 422 and another text. So
+   * two probes, both with a blank external_id: one with a deliberately wrong signature (the forum's
+   * login-error answer) and one signed with our secret. The same answer twice: our signature was
+   * refused too (mismatch); a different 422 (the blank-id one) or a 403 (the record was checked):
+   * it was accepted (match). 404: DiscourseConnect is off. Anything else: unknown.
    */
   async checkSharedSecret(
     forumName?: string,
@@ -165,22 +169,29 @@ export class DiscourseAdminService {
       { external_id: '', email: 'secret-check@invalid.example' },
       forum,
     );
-    try {
-      await this.request(forum, 'POST', '/admin/users/sync_sso', {
-        sso: signed.sso,
-        sig: signed.sig,
-      });
-      return 'unknown';
-    } catch (error) {
-      if (!(error instanceof DiscourseApiError)) throw error;
-      if (error.status === 404) return 'disabled';
-      const message = error.discourseMessage ?? '';
-      if (error.status === 422 && /signature|sig/i.test(message)) return 'mismatch';
-      if (error.status === 422 && /external_id|blank/i.test(message)) return 'match';
-      if (error.status === 0 || error.status >= 500 || error.status === 403 || error.status === 401)
-        throw error;
+    type Answer = { status: number; message: string; error?: DiscourseApiError };
+    const probe = async (sig: string): Promise<Answer> => {
+      try {
+        await this.request(forum, 'POST', '/admin/users/sync_sso', { sso: signed.sso, sig });
+        return { status: 200, message: '' };
+      } catch (error) {
+        if (!(error instanceof DiscourseApiError)) throw error;
+        return { status: error.status, message: error.discourseMessage ?? '', error };
+      }
+    };
+    const wrongSig = signed.sig === '0'.repeat(64) ? '1'.repeat(64) : '0'.repeat(64);
+    const refused = await probe(wrongSig);
+    if (refused.status === 404) return 'disabled';
+    if (refused.status !== 422) {
+      const { status } = refused;
+      if (status === 0 || status >= 500 || status === 401 || status === 403) throw refused.error;
       return 'unknown';
     }
+    const ours = await probe(signed.sig);
+    if (ours.status === 404) return 'disabled';
+    if (ours.status === 403) return 'match';
+    if (ours.status !== 422 || !refused.message || !ours.message) return 'unknown';
+    return ours.message === refused.message ? 'mismatch' : 'match';
   }
 
   /** Raw JSON GET, for checks such as the CLI's `check`. */

@@ -388,12 +388,19 @@ export const DISCOURSE_CONNECT_SCHEMA = [
       name: 'DISCOURSE_CONNECT_RATE_LIMIT',
       example: '120',
       rule: { kind: 'pattern', pattern: /^(off|[1-9][0-9]{0,5})$/ },
-      message: 'must be a whole number of requests per minute per IP, e.g. 30, or off',
+      message: 'must be a whole number of failed requests per minute per IP, e.g. 30, or off',
       toOptions: (text) =>
         text === 'off'
           ? ['rateLimit', false]
           : ['rateLimit', { limit: Number(text), ttlSeconds: RATE_LIMIT_WINDOW_SECONDS }],
     },
+  },
+  {
+    option: 'rateLimit.requestLimit',
+    type: 'number',
+    default: 200,
+    rule: { kind: 'positive' },
+    message: POSITIVE,
   },
   {
     option: 'rateLimit.ttlSeconds',

@@ -57,7 +57,14 @@ export class DiscourseConnectSettings {
   readonly sync: Required<DiscourseConnectSyncOptions>;
   readonly groups?: Required<DiscourseConnectGroupsOptions> & { managed: string[] };
   /** Per-IP limit on the sign-in and SSO routes; `enabled: false` when turned off. */
-  readonly rateLimit: { enabled: boolean; limit: number; ttlSeconds: number };
+  readonly rateLimit: {
+    enabled: boolean;
+    /** Failed requests (answered 4xx) per client IP and window, all limited routes together. */
+    limit: number;
+    /** Requests per client IP, route (signed in or not, on the SSO route) and window. */
+    requestLimit: number;
+    ttlSeconds: number;
+  };
   readonly securityHeaders: boolean;
   /** The answers to sign-in requests: how old a resumed request may be, the forums' username lengths. */
   readonly sso: {
@@ -199,11 +206,12 @@ export class DiscourseConnectSettings {
       rateLimit !== false &&
       (typeof rateLimit !== 'object' || rateLimit === null)
     ) {
-      fail('rateLimit must be false or { limit, ttlSeconds }.');
+      fail('rateLimit must be false or { limit, requestLimit, ttlSeconds }.');
     }
     this.rateLimit = {
       enabled: rateLimit !== false,
       limit: read('rateLimit.limit', (rateLimit || {}).limit),
+      requestLimit: read('rateLimit.requestLimit', (rateLimit || {}).requestLimit),
       ttlSeconds: read('rateLimit.ttlSeconds', (rateLimit || {}).ttlSeconds),
     };
     this.securityHeaders = read('securityHeaders', options.securityHeaders);

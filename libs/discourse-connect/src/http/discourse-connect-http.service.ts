@@ -96,6 +96,11 @@ export class DiscourseConnectHttp {
     return this.glue.headersSent(res);
   }
 
+  /** Calls `done` with the answer's status once it has been sent. */
+  onFinish(res: DiscourseConnectResponse, done: (status: number) => void): void {
+    this.glue.onFinish(res, done);
+  }
+
   /** Sets a response header (one the route must have even when a guard answers, e.g. Cache-Control). */
   setHeader(res: DiscourseConnectResponse, name: string, value: string): void {
     this.glue.setHeader(res, name, value);

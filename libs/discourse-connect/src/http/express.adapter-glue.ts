@@ -80,6 +80,11 @@ export class ExpressAdapterGlue implements HttpAdapterGlue {
   headersSent(res: object): boolean {
     return (res as Response).headersSent;
   }
+
+  onFinish(res: object, done: (status: number) => void): void {
+    const response = res as Response;
+    response.once('finish', () => done(response.statusCode));
+  }
 }
 
 /** An error of body-parser (it sets an http-errors `type` such as `entity.parse.failed`) with a 4xx status. */

@@ -184,4 +184,9 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
     const reply = res as FastifyReply;
     return reply.sent || reply.raw.headersSent;
   }
+
+  onFinish(res: object, done: (status: number) => void): void {
+    const raw = (res as FastifyReply).raw;
+    raw.once('finish', () => done(raw.statusCode));
+  }
 }

@@ -176,4 +176,6 @@ export interface HttpAdapterGlue {
   /** Adds a header value, keeping the values already set (Set-Cookie). */
   appendHeader(res: DiscourseConnectResponse, name: string, value: string): void;
   headersSent(res: DiscourseConnectResponse): boolean;
+  /** Calls `done` with the status once the answer has been sent in full (not when the client went away first). */
+  onFinish(res: DiscourseConnectResponse, done: (status: number) => void): void;
 }

@@ -98,3 +98,75 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     };
   }
 }
+
+/** A client's failed requests in the current window. */
+export interface FailureCount {
+  /** Failures counted in the window (0 when none). */
+  hits: number;
+  /** Milliseconds until the window ends (0 when none is open). */
+  expiresInMs: number;
+}
+
+/**
+ * Counts a client's failed requests (answers 4xx) in fixed windows: `add` after a failure, `count`
+ * before handling the next request. The rate-limit guard refuses a client whose count reached the
+ * failures limit, while its valid requests have their own, larger budget.
+ */
+export interface FailureCounter {
+  count(key: string, ttlMs: number): Promise<FailureCount>;
+  add(key: string, ttlMs: number): Promise<void>;
+}
+
+/** KEYS: the window's failure counter. ARGV: window (ms). Opens the window on the first failure. */
+const ADD_FAILURE = `
+local hits = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+end
+return hits
+`;
+
+/**
+ * {@link FailureCounter} in Redis, one count for every instance: `<prefix>throttle:failures:{<key>}`
+ * (the key a SHA-256 hash, no client address in clear), expiring with its window. While Redis does
+ * not answer, `fallback` counts in this process (logged at most every 30 s).
+ */
+export class RedisFailureCounter implements FailureCounter {
+  private readonly errors = new RedisErrorLog(new Logger('DiscourseConnect'));
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly fallback: FailureCounter,
+  ) {}
+
+  private keyOf(key: string): string {
+    return `${this.prefix}throttle:failures:{${key}}`;
+  }
+
+  async count(key: string, ttlMs: number): Promise<FailureCount> {
+    try {
+      const name = this.keyOf(key);
+      const [hits, pttl] = await Promise.all([this.redis.get(name), this.redis.pttl(name)]);
+      return { hits: Number(hits ?? 0), expiresInMs: Math.max(0, Number(pttl)) };
+    } catch (error) {
+      this.errors.log(
+        'Rate limit: Redis did not answer, counting in this process meanwhile',
+        error,
+      );
+      return this.fallback.count(key, ttlMs);
+    }
+  }
+
+  async add(key: string, ttlMs: number): Promise<void> {
+    try {
+      await this.redis.eval(ADD_FAILURE, 1, this.keyOf(key), String(Math.max(1, Math.ceil(ttlMs))));
+    } catch (error) {
+      this.errors.log(
+        'Rate limit: Redis did not answer, counting in this process meanwhile',
+        error,
+      );
+      await this.fallback.add(key, ttlMs);
+    }
+  }
+}

@@ -29,6 +29,13 @@ const MAX_BODY_BYTES = 64 * 1024;
  * body record itself, never together with event ids.
  */
 export const WEBHOOK_BODY_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+/**
+ * How long a delivery's event id is remembered (refused when sent again). Pruned by the age of the
+ * event record, in each delivery's transaction, so `discourse_connect_webhook_events` holds about a
+ * week of deliveries instead of growing forever; replays of older bodies are still refused by the
+ * ordering key of their forum user.
+ */
+export const WEBHOOK_EVENT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 
 type Outcome = 'ok' | 'ignored' | 'stale';
 
@@ -50,7 +57,8 @@ const refuse = (status: HttpStatus, message: string, reason: string) =>
  * HMAC-SHA256 of the raw body) is checked in constant time. Only the body is signed, so a replay is
  * judged by the body: each signed body is processed once (by SHA-256, for
  * `WEBHOOK_BODY_RETENTION_MS`), and a body older than the state stored for its forum user (by
- * `updated_at`/`last_seen_at`, see `checkWebhookBody`) is not applied. Each event id is also taken once.
+ * `updated_at`/`last_seen_at`, see `checkWebhookBody`) is not applied. Each event id is also taken once
+ * (for `WEBHOOK_EVENT_RETENTION_MS`).
  * Needs the raw body: create the app with `NestFactory.create(AppModule, { rawBody: true })`.
  */
 @Controller(ROUTES.webhooks.controller)
@@ -136,6 +144,12 @@ export class DiscourseWebhooksController {
         .delete()
         .from(DiscourseConnectWebhookBodyEntity)
         .where('received_at < :cutoff', { cutoff: now - WEBHOOK_BODY_RETENTION_MS })
+        .execute();
+      await manager
+        .createQueryBuilder()
+        .delete()
+        .from(DiscourseConnectWebhookEventEntity)
+        .where('received_at < :cutoff', { cutoff: now - WEBHOOK_EVENT_RETENTION_MS })
         .execute();
       await manager.insert(DiscourseConnectWebhookEventEntity, {
         forum: forum.name,
