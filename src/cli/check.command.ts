@@ -132,6 +132,17 @@ export class CheckCommand extends CommandRunner {
       );
     };
     expectSetting('enable_discourse_connect', true, "turn it on in the forum's Login settings.");
+    const { minUsernameLength, maxUsernameLength } = this.settings.sso;
+    expectSetting(
+      'min_username_length',
+      minUsernameLength,
+      `the module makes usernames of at least ${minUsernameLength} characters: set the module's sso.minUsernameLength to the forum's value.`,
+    );
+    expectSetting(
+      'max_username_length',
+      maxUsernameLength,
+      `the module makes usernames of at most ${maxUsernameLength} characters: set the module's sso.maxUsernameLength to the forum's value.`,
+    );
     expectSetting('discourse_connect_url', routes.connectUrl, `set it to ${routes.connectUrl}.`);
     expectSetting(
       'logout_redirect',

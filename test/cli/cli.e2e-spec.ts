@@ -248,6 +248,26 @@ describe('CLI (dist/src/cli.js)', () => {
       expect(forum.users).toHaveLength(0);
     });
 
+    it("reads the forum's username lengths and flags one the module does not make names for", async () => {
+      const fits = await cli(['check']);
+      expect(fits.stdout).toMatch(/\[ok\]\s+min_username_length is 3\./);
+      expect(fits.stdout).toMatch(/\[ok\]\s+max_username_length is 20\./);
+      forum.usernameLengths = { min: 3, max: 15 };
+      try {
+        const run = await cli(['check']);
+        expect(
+          failLines(run).some((l) =>
+            /max_username_length is "15"; .*at most 20 characters: set the module's sso\.maxUsernameLength/.test(
+              l,
+            ),
+          ),
+        ).toBe(true);
+        expect(run.code).toBe(1);
+      } finally {
+        forum.usernameLengths = { min: 3, max: 20 };
+      }
+    });
+
     it('fails when DiscourseConnect is off on the forum', async () => {
       forum.knobs.connectEnabled = false;
       const run = await cli(['check']);

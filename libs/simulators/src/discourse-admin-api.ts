@@ -262,8 +262,29 @@ export class SimulatedAdminApi {
       category: 'login',
       secret: false,
     });
+    const int = (setting: string, value: number, def: number, description: string) => ({
+      setting,
+      value: String(value),
+      default: String(def),
+      description,
+      type: 'integer',
+      category: 'users',
+      secret: false,
+    });
     const all = [
       { ...str('title', f.title, 'The name of this site.'), category: 'required' },
+      int(
+        'min_username_length',
+        f.usernameLengths.min,
+        3,
+        'Minimum username length in characters.',
+      ),
+      int(
+        'max_username_length',
+        f.usernameLengths.max,
+        20,
+        'Maximum username length in characters.',
+      ),
       bool(
         'enable_discourse_connect',
         f.knobs.connectEnabled,

@@ -46,6 +46,8 @@ export interface DiscourseSimulatorOptions {
   overridesAvatar?: boolean;
   /** `discourse_connect_overrides_groups`. Default false. */
   overridesGroups?: boolean;
+  /** `min_username_length` and `max_username_length`. Default 3 and 20, as Discourse's. */
+  usernameLengths?: { min: number; max: number };
   /** Emit base64 like Ruby's `Base64.encode64` (`\n` every 60 chars and at the end). Default false. */
   legacyBase64Newlines?: boolean;
   /** Site title. Default `'Simulated Discourse'`. */
@@ -161,6 +163,7 @@ export class DiscourseSimulator extends SimulatedServer {
   authOverridesEmail: boolean;
   overridesAvatar: boolean;
   overridesGroups: boolean;
+  usernameLengths: { min: number; max: number };
   legacyBase64Newlines: boolean;
   title: string;
   /** Existing group names that `groups` / `add_groups` / `remove_groups` can refer to. */
@@ -197,6 +200,7 @@ export class DiscourseSimulator extends SimulatedServer {
     this.authOverridesEmail = options.authOverridesEmail ?? false;
     this.overridesAvatar = options.overridesAvatar ?? false;
     this.overridesGroups = options.overridesGroups ?? false;
+    this.usernameLengths = options.usernameLengths ?? { min: 3, max: 20 };
     this.legacyBase64Newlines = options.legacyBase64Newlines ?? false;
     this.title = options.title ?? 'Simulated Discourse';
     this.initialGroups = [...(options.groups ?? ['members', 'moderators', 'veterans'])];
