@@ -161,7 +161,7 @@ export class SsoService {
   private async recordLink(forum: string, discordId: string): Promise<void> {
     if (!this.links) return;
     try {
-      await this.links.record(forum, discordId, { status: 'linked' });
+      await this.links.recordHandshake(forum, discordId);
     } catch (error) {
       this.logger.warn(
         `could not record the forum link of ${discordId} to ${forum}: ${(error as Error).message}`,

@@ -3,6 +3,9 @@ import { InjectRepository } from '@nestjs/typeorm';
 import type { EntityManager, Repository } from 'typeorm';
 import { DiscourseConnectForumLinkEntity, type ForumLinkStatus } from './forum-link.entity';
 
+/** How long a handshake's `linked` record stands in this process before a handshake writes it again. */
+const HANDSHAKE_LINK_REFRESH_MS = 10 * 60_000;
+
 /** How long a "no account on that forum" answer is trusted before the forum is asked again. */
 export const FORUM_LINK_NOT_FOUND_TTL_MS = 24 * 60 * 60 * 1000;
 
@@ -30,6 +33,12 @@ export interface ForumLinkAnswer {
  */
 @Injectable()
 export class ForumLinks {
+  /**
+   * Pairs this process recorded as `linked` from a handshake, and until when that stands, so a
+   * member's repeated handshakes write the link once (not on every handshake). Bounded.
+   */
+  private readonly recentlyLinked = new Map<string, number>();
+
   constructor(
     @InjectRepository(DiscourseConnectForumLinkEntity)
     protected readonly links: Repository<DiscourseConnectForumLinkEntity>,
@@ -51,6 +60,7 @@ export class ForumLinks {
     answer: ForumLinkAnswer,
     options: { manager?: EntityManager; now?: number } = {},
   ): Promise<void> {
+    if (answer.status !== 'linked') this.recentlyLinked.delete(`${forum}\u0000${discordId}`);
     const repo = options.manager
       ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
       : this.links;
@@ -73,6 +83,22 @@ export class ForumLinks {
       .orUpdate(overwrite, ['forum', 'discord_id'])
       .updateEntity(false)
       .execute();
+  }
+
+  /**
+   * A completed handshake: the member has an account on that forum. Written once per member and
+   * forum per 10 minutes in this process; the handshakes in between write nothing.
+   */
+  async recordHandshake(forum: string, discordId: string, now = Date.now()): Promise<void> {
+    const key = `${forum}\u0000${discordId}`;
+    if ((this.recentlyLinked.get(key) ?? 0) > now) return;
+    await this.record(forum, discordId, { status: 'linked' }, { now });
+    this.recentlyLinked.delete(key);
+    this.recentlyLinked.set(key, now + HANDSHAKE_LINK_REFRESH_MS);
+    if (this.recentlyLinked.size > 10_000) {
+      const oldest = this.recentlyLinked.keys().next().value;
+      if (oldest !== undefined) this.recentlyLinked.delete(oldest);
+    }
   }
 
   /** Whether a `not_found` answer checked at `checkedAt` is still trusted at `now`. */

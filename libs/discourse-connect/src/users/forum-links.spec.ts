@@ -1,0 +1,51 @@
+import { DataSource } from 'typeorm';
+import { DISCOURSE_CONNECT_ENTITIES } from '../discourse-connect.module';
+import { DISCOURSE_CONNECT_MIGRATIONS } from '../migrations';
+import { DiscourseConnectForumLinkEntity } from './forum-link.entity';
+import { ForumLinks } from './forum-links';
+
+describe('ForumLinks (real SQLite)', () => {
+  let dataSource: DataSource;
+  let links: ForumLinks;
+
+  beforeEach(async () => {
+    dataSource = new DataSource({
+      type: 'better-sqlite3',
+      database: ':memory:',
+      entities: DISCOURSE_CONNECT_ENTITIES,
+      migrations: DISCOURSE_CONNECT_MIGRATIONS,
+      migrationsRun: true,
+    });
+    await dataSource.initialize();
+    links = new ForumLinks(dataSource.getRepository(DiscourseConnectForumLinkEntity));
+  });
+
+  afterEach(() => dataSource.destroy());
+
+  it("records a handshake's link once per member and forum, not on every handshake", async () => {
+    const record = jest.spyOn(links, 'record');
+    const t0 = 1_800_000_000_000;
+    await links.recordHandshake('forum', '80351110224678912', t0);
+    await links.recordHandshake('forum', '80351110224678912', t0 + 60_000);
+    await links.recordHandshake('other', '80351110224678912', t0 + 60_000);
+    expect(record).toHaveBeenCalledTimes(2);
+    expect(await links.find('forum', '80351110224678912')).toMatchObject({
+      status: 'linked',
+      checkedAt: t0,
+    });
+    // After ten minutes a handshake writes it again.
+    await links.recordHandshake('forum', '80351110224678912', t0 + 11 * 60_000);
+    expect(record).toHaveBeenCalledTimes(3);
+  });
+
+  it('a later "not found" is not hidden by an earlier handshake: the next handshake writes again', async () => {
+    const t0 = 1_800_000_000_000;
+    await links.recordHandshake('forum', '80351110224678912', t0);
+    await links.record('forum', '80351110224678912', { status: 'not_found' }, { now: t0 + 1000 });
+    await links.recordHandshake('forum', '80351110224678912', t0 + 2000);
+    expect(await links.find('forum', '80351110224678912')).toMatchObject({
+      status: 'linked',
+      checkedAt: t0 + 2000,
+    });
+  });
+});
