@@ -1,7 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
-import { DiscourseConnectFiltersService } from '../hooks/filters.service';
 import { DiscoursePayloadBuilder } from '../payload/discourse-payload.builder';
 import { decodePayload, verifySignature } from '../protocol';
 import type { LocalUser } from '../users/local-user.interface';
@@ -11,6 +10,7 @@ import {
   DiscourseApiNotConfiguredError,
   DiscourseRateLimitError,
 } from './discourse-api.errors';
+import { filtersFixture, memberFixture } from '../../test-support/fixtures';
 
 /**
  * The admin API client against a small local forum written here: what it sends (form-encoded
@@ -76,34 +76,11 @@ describe('DiscourseAdminService', () => {
       publicUrl: 'https://example.com',
       session: { secret: 's'.repeat(32) },
     });
-    const filters = new DiscourseConnectFiltersService(
-      undefined as never,
-      undefined as never,
-      undefined as never,
-    );
+    const filters = filtersFixture();
     return new DiscourseAdminService(settings, new DiscoursePayloadBuilder(settings, filters));
   }
 
-  const member: LocalUser = {
-    discordId: '80351110224678912',
-    username: 'nelly',
-    displayName: 'Nelly',
-    email: 'nelly@example.com',
-    emailVerified: false,
-    avatarHash: null,
-    metadata: {
-      id: '80351110224678912',
-      username: 'nelly',
-      global_name: 'Nelly',
-      discriminator: '0',
-      avatar: null,
-      email: 'nelly@example.com',
-      verified: false,
-    },
-    metadataHash: 'a'.repeat(64),
-    createdAt: new Date(),
-    updatedAt: new Date(),
-  } as LocalUser;
+  const member: LocalUser = memberFixture({ emailVerified: false });
 
   it('posts a form-encoded sync_sso signed with the forum secret, with the API credentials', async () => {
     answer = (_req, res) => json(res, 200, { id: 7, username: 'nelly' });

@@ -1,14 +1,11 @@
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
-import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import type { DiscordApiClient } from './discord-api.client';
 import { DiscordApiError } from './discord-api.error';
-import { DISCOURSE_CONNECT_ENTITIES } from '../discourse-connect.module';
 import type { DiscourseConnectModuleOptions } from '../discourse-connect-options.interface';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
 import { DiscourseConnectFiltersService } from '../hooks/filters.service';
-import { DISCOURSE_CONNECT_MIGRATIONS } from '../migrations';
 import { DatabaseSyncQueue } from '../sync/database-sync-queue';
 import { DiscourseConnectSyncJobEntity } from '../sync/sync-job.entity';
 import { DiscourseConnectUserEntity } from '../users/discourse-connect-user.entity';
@@ -16,6 +13,7 @@ import { InvalidDiscordProfileError, SignInRefusedError } from './sign-in.errors
 import { DiscourseConnectSignIn } from './sign-in.service';
 import { TypeOrmUserStore } from '../users/typeorm-user.store';
 import { UsersService } from '../users/users.service';
+import { migratedSqlite, settingsFixture } from '../../test-support/fixtures';
 
 const DISCORD_ID = '293847561029384756';
 const GUILD = '111111111111111111';
@@ -68,31 +66,10 @@ const dataSources: DataSource[] = [];
 
 async function setup(options: Partial<DiscourseConnectModuleOptions> = {}): Promise<Setup> {
   const log = new StatementLog();
-  const dataSource = new DataSource({
-    type: 'better-sqlite3',
-    database: ':memory:',
-    entities: DISCOURSE_CONNECT_ENTITIES,
-    migrations: DISCOURSE_CONNECT_MIGRATIONS,
-    migrationsRun: true,
-    logging: ['query'],
-    logger: log,
-  });
-  await dataSource.initialize();
+  const dataSource = await migratedSqlite({ logging: ['query'], logger: log });
   dataSources.push(dataSource);
   log.statements.length = 0;
-  const settings = new DiscourseConnectSettings({
-    forums: [
-      {
-        url: 'https://forum.example.com/',
-        secret: 'forum-secret-0123456789',
-        api: { key: 'api-key-0123456789' },
-      },
-    ],
-    discord: { clientId: 'client-id', clientSecret: 'client-secret' },
-    publicUrl: 'https://app.example.com/',
-    session: { secret: 's'.repeat(32) },
-    ...options,
-  });
+  const settings = settingsFixture(options);
   const users = new UsersService(
     new TypeOrmUserStore(dataSource.getRepository(DiscourseConnectUserEntity)),
     settings,

@@ -4,12 +4,11 @@ import type {
   DiscourseConnectGroupsOptions,
   DiscourseConnectModuleOptions,
 } from '../discourse-connect-options.interface';
-import { DiscourseConnectFiltersService } from '../hooks/filters.service';
 import { decodePayload, verifySignature, type DiscourseConnectPayload } from '../protocol';
 import { DiscoursePayloadBuilder, MemberCannotBeSyncedError } from './discourse-payload.builder';
-import type { LocalUser } from '../users/local-user.interface';
 import { HttpException } from '@nestjs/common';
 import { FilterFailedError } from '../hooks/filter-failed.error';
+import { filtersFixture, memberFixture } from '../../test-support/fixtures';
 
 const SECRET = 'forum-secret-0123456789';
 const ROLE_MOD = '111';
@@ -38,35 +37,8 @@ function settings(groups?: Partial<DiscourseConnectGroupsOptions>): DiscourseCon
   return new DiscourseConnectSettings(options(groups));
 }
 
-/** The real filters service; only `add` and `apply` are used, which need no discovery. */
-const newFilters = () =>
-  new DiscourseConnectFiltersService(undefined as never, undefined as never, undefined as never);
-
-function user(change: Partial<LocalUser> = {}, roles?: string[] | null): LocalUser {
-  return {
-    discordId: '80351110224678912',
-    username: 'nelly',
-    displayName: 'Nelly',
-    email: 'nelly@example.com',
-    emailVerified: true,
-    avatarHash: null,
-    metadata: {
-      id: '80351110224678912',
-      username: 'nelly',
-      global_name: 'Nelly',
-      discriminator: '0',
-      avatar: null,
-      email: 'nelly@example.com',
-      verified: true,
-      locale: null,
-      ...(roles === undefined ? {} : { roles }),
-    },
-    metadataHash: 'h',
-    createdAt: new Date(0),
-    updatedAt: new Date(0),
-    ...change,
-  };
-}
+const newFilters = filtersFixture;
+const user = memberFixture;
 
 function setup(groups?: Partial<DiscourseConnectGroupsOptions>) {
   const s = settings(groups);

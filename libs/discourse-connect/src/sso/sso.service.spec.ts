@@ -6,11 +6,11 @@ import {
   SsoForbiddenException,
 } from '../common/discourse-connect.exceptions';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
-import { DiscourseConnectFiltersService } from '../hooks/filters.service';
 import { decodePayload, verifySignature } from '../protocol';
 import { DiscoursePayloadBuilder } from '../payload/discourse-payload.builder';
 import type { LocalUser } from '../users/local-user.interface';
 import { SsoService } from './sso.service';
+import { filtersFixture, memberFixture } from '../../test-support/fixtures';
 
 const MAIN = { url: 'https://forum.example.com', secret: 'main-secret-0123456789' };
 const SUB = { url: 'https://example.org/forum', secret: 'sub-secret-0123456789' };
@@ -39,11 +39,7 @@ function setup(ssoOptions?: { resumeWithinSeconds?: number }) {
     publicUrl: 'https://app.example.com/',
     session: { secret: 's'.repeat(32) },
   });
-  const filters = new DiscourseConnectFiltersService(
-    undefined as never,
-    undefined as never,
-    undefined as never,
-  );
+  const filters = filtersFixture();
   const sso = new SsoService(settings, new DiscoursePayloadBuilder(settings, filters));
   return { sso, filters, settings };
 }
@@ -69,28 +65,7 @@ function refusal(fn: () => unknown): {
   throw new Error('expected a refusal');
 }
 
-const member = (change: Partial<LocalUser> = {}): LocalUser => ({
-  discordId: '80351110224678912',
-  username: 'nelly',
-  displayName: 'Nelly',
-  email: 'nelly@example.com',
-  emailVerified: true,
-  avatarHash: null,
-  metadata: {
-    id: '80351110224678912',
-    username: 'nelly',
-    global_name: 'Nelly',
-    discriminator: '0',
-    avatar: null,
-    email: 'nelly@example.com',
-    verified: true,
-    locale: null,
-  },
-  metadataHash: 'h',
-  createdAt: new Date(0),
-  updatedAt: new Date(0),
-  ...change,
-});
+const member = (change: Partial<LocalUser> = {}): LocalUser => memberFixture(change);
 
 describe('SsoService', () => {
   beforeEach(() => {

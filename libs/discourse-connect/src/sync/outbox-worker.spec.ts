@@ -2,29 +2,18 @@ import { Logger } from '@nestjs/common';
 import { DataSource, type Repository } from 'typeorm';
 import type { DiscourseAdminService } from '../admin/discourse-admin.service';
 import { DiscourseApiError, DiscourseRateLimitError } from '../admin/discourse-api.errors';
-import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
-import { DISCOURSE_CONNECT_MIGRATIONS } from '../migrations';
 import type { UsersService } from '../users/users.service';
 import { DatabaseSyncQueue } from './database-sync-queue';
 import { DatabaseSyncWorker } from './database-sync.worker';
 import { SyncOutboxRelay } from './outbox-relay';
 import { SyncDeliveryCore } from './sync-delivery.core';
 import { DiscourseConnectSyncJobEntity } from './sync-job.entity';
+import { migratedSqlite, settingsFixture } from '../../test-support/fixtures';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const settings = new DiscourseConnectSettings({
-  forums: [
-    {
-      url: 'https://forum.example.com/',
-      secret: 'forum-secret-0123456789',
-      api: { key: 'api-key-0123456789' },
-    },
-  ],
-  discord: { clientId: 'client-id', clientSecret: 'client-secret' },
-  publicUrl: 'https://app.example.com/',
-  session: { secret: 's'.repeat(32) },
+const settings = settingsFixture({
   sync: { maxAttempts: 3, backoffBaseMs: 1000, backoffMaxMs: 10_000, leaseMs: 60_000 },
 });
 
@@ -64,14 +53,7 @@ describe('outbox workers', () => {
   const rows = () => jobs.find({ order: { id: 'ASC' } });
 
   beforeEach(async () => {
-    dataSource = new DataSource({
-      type: 'better-sqlite3',
-      database: ':memory:',
-      entities: [DiscourseConnectSyncJobEntity],
-      migrations: DISCOURSE_CONNECT_MIGRATIONS,
-      migrationsRun: true,
-    });
-    await dataSource.initialize();
+    dataSource = await migratedSqlite();
     jobs = dataSource.getRepository(DiscourseConnectSyncJobEntity);
     failure = undefined;
     delivered = [];

@@ -6,7 +6,6 @@ import {
   DiscourseApiNotConfiguredError,
   DiscourseRateLimitError,
 } from '../admin/discourse-api.errors';
-import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents, type SyncJobEvent } from '../hooks/discourse-connect.events';
 import type { UsersService } from '../users/users.service';
@@ -18,6 +17,7 @@ import {
   type SyncDeliveryJob,
   type SyncDeliveryOutcome,
 } from './sync-delivery.core';
+import { settingsFixture } from '../../test-support/fixtures';
 
 const sync = { maxAttempts: 4, backoffBaseMs: 1000, backoffMaxMs: 10_000 };
 
@@ -104,17 +104,7 @@ describe('classifySyncFailure', () => {
 });
 
 describe('SyncDeliveryCore', () => {
-  const settings = new DiscourseConnectSettings({
-    forums: [
-      {
-        url: 'https://forum.example.com/',
-        secret: 'forum-secret-0123456789',
-        api: { key: 'api-key-0123456789' },
-      },
-    ],
-    discord: { clientId: 'client-id', clientSecret: 'client-secret' },
-    publicUrl: 'https://app.example.com/',
-    session: { secret: 's'.repeat(32) },
+  const settings = settingsFixture({
     sync: { maxAttempts: 3, backoffBaseMs: 100, backoffMaxMs: 1000 },
   });
   const forum = settings.forums[0].name;

@@ -1,6 +1,5 @@
-import { DataSource } from 'typeorm';
-import { DISCOURSE_CONNECT_ENTITIES } from '../discourse-connect.module';
-import { DISCOURSE_CONNECT_MIGRATIONS } from '../migrations';
+import type { DataSource } from 'typeorm';
+import { migratedSqlite } from '../../test-support/fixtures';
 import { DiscourseConnectForumLinkEntity } from './forum-link.entity';
 import { ForumLinks } from './forum-links';
 
@@ -9,14 +8,7 @@ describe('ForumLinks (real SQLite)', () => {
   let links: ForumLinks;
 
   beforeEach(async () => {
-    dataSource = new DataSource({
-      type: 'better-sqlite3',
-      database: ':memory:',
-      entities: DISCOURSE_CONNECT_ENTITIES,
-      migrations: DISCOURSE_CONNECT_MIGRATIONS,
-      migrationsRun: true,
-    });
-    await dataSource.initialize();
+    dataSource = await migratedSqlite();
     links = new ForumLinks(dataSource.getRepository(DiscourseConnectForumLinkEntity));
   });
 

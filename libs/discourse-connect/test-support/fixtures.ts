@@ -1,0 +1,76 @@
+/**
+ * Shared fixtures of the library's unit specs (outside `src/`, so never built into the package).
+ */
+import { DataSource } from 'typeorm';
+import { DISCOURSE_CONNECT_ENTITIES } from '../src/discourse-connect.module';
+import { DiscourseConnectFiltersService } from '../src/hooks/filters.service';
+import { DISCOURSE_CONNECT_MIGRATIONS } from '../src/migrations';
+import type { LocalUser } from '../src/users/local-user.interface';
+import { DiscourseConnectSettings } from '../src/config/discourse-connect.settings';
+import type { DiscourseConnectModuleOptions } from '../src/discourse-connect-options.interface';
+
+/** A member, Nelly, with a verified email; `change` overrides fields, `roles` adds guild roles. */
+export function memberFixture(change: Partial<LocalUser> = {}, roles?: string[] | null): LocalUser {
+  return {
+    discordId: '80351110224678912',
+    username: 'nelly',
+    displayName: 'Nelly',
+    email: 'nelly@example.com',
+    emailVerified: true,
+    avatarHash: null,
+    metadata: {
+      id: '80351110224678912',
+      username: 'nelly',
+      global_name: 'Nelly',
+      discriminator: '0',
+      avatar: null,
+      email: 'nelly@example.com',
+      verified: true,
+      locale: null,
+      ...(roles === undefined ? {} : { roles }),
+    },
+    metadataHash: 'h',
+    createdAt: new Date(0),
+    updatedAt: new Date(0),
+    ...change,
+  };
+}
+
+/** The real filters service; `add` and `apply` need no discovery. */
+export const filtersFixture = (): DiscourseConnectFiltersService =>
+  new DiscourseConnectFiltersService(undefined as never, undefined as never, undefined as never);
+
+/** A migrated in-memory SQLite database with the module's tables (not a mock). */
+export async function migratedSqlite(
+  extra: Partial<{ logging: ['query']; logger: import('typeorm').Logger }> = {},
+): Promise<DataSource> {
+  const dataSource = new DataSource({
+    type: 'better-sqlite3',
+    database: ':memory:',
+    entities: DISCOURSE_CONNECT_ENTITIES,
+    migrations: DISCOURSE_CONNECT_MIGRATIONS,
+    migrationsRun: true,
+    ...extra,
+  });
+  await dataSource.initialize();
+  return dataSource;
+}
+
+/** Settings of one forum with an admin API key; `extra` overrides or adds options. */
+export function settingsFixture(
+  extra: Partial<DiscourseConnectModuleOptions> = {},
+): DiscourseConnectSettings {
+  return new DiscourseConnectSettings({
+    forums: [
+      {
+        url: 'https://forum.example.com/',
+        secret: 'forum-secret-0123456789',
+        api: { key: 'api-key-0123456789' },
+      },
+    ],
+    discord: { clientId: 'client-id', clientSecret: 'client-secret' },
+    publicUrl: 'https://app.example.com/',
+    session: { secret: 's'.repeat(32) },
+    ...extra,
+  });
+}
