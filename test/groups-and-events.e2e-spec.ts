@@ -11,7 +11,7 @@ import {
   SIM_GUILD_ID,
   SIM_GUILD_ROLES,
 } from 'nestjs-discourse-connect-simulators';
-import { TestBrowser } from './support/browser';
+import { TestBrowser, logOutOnForum } from './support/browser';
 import {
   API_KEY,
   HTTP_ADAPTERS,
@@ -160,15 +160,7 @@ describe.each(COMBOS)('groups from Discord roles (%s, %s)', (adapter, style) => 
     plugin.events = [];
     const again = await signInOnForum(h, migrated.id);
     // Signing out on the forum sends the browser to logout_redirect, coming from the forum.
-    await again.browser.submit(
-      `${h.forum.baseUrl}/session/logout`,
-      {},
-      {
-        referer: `${h.forum.baseUrl}/`,
-        'sec-fetch-mode': 'navigate',
-        'sec-fetch-dest': 'document',
-      },
-    );
+    await logOutOnForum(again.browser, h.forum.baseUrl);
     await waitFor(() => plugin.events.some((e) => e.name === 'signed-out'), 'SignedOut (forum)');
     expect(plugin.events.find((e) => e.name === 'signed-out')!.payload).toEqual({
       discordId: migrated.id,

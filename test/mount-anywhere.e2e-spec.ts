@@ -9,7 +9,7 @@ import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { CheckCommand } from '../src/cli/check.command';
 import { findAppRoutes, MOUNT_PATH_VARIABLE } from '../src/cli/app-routes';
 import { HomeController } from '../src/home.controller';
-import { TestBrowser } from './support/browser';
+import { TestBrowser, logOutOnForum } from './support/browser';
 import { HTTP_ADAPTERS, startHarness, type Harness, API_KEY } from './support/harness';
 jest.setTimeout(30_000);
 const { migrated } = DISCORD_FIXTURES;
@@ -157,15 +157,7 @@ describe.each(
         .includes('/session/sso');
     expect(await signedIn()).toBe(true);
     // The forum's logout_redirect, as a navigation from the forum: signs out at once.
-    const page = await browser.submit(
-      `${h.forum.baseUrl}/session/logout`,
-      {},
-      {
-        referer: `${h.forum.baseUrl}/`,
-        'sec-fetch-mode': 'navigate',
-        'sec-fetch-dest': 'document',
-      },
-    );
+    const page = await logOutOnForum(browser, h.forum.baseUrl);
     expect(page.hops.map((hop) => new URL(hop.url).pathname)).toContain(path('/discourse/logout'));
     expect(await signedIn()).toBe(false);
 

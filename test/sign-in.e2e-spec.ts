@@ -9,7 +9,7 @@ import {
   type SsoPayloadContext,
 } from 'nestjs-discourse-connect/internal';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
-import { TestBrowser } from './support/browser';
+import { TestBrowser, logOutOnForum } from './support/browser';
 import {
   FORUM_SECRET,
   HTTP_ADAPTERS,
@@ -264,15 +264,7 @@ describe.each(
     expect(await signedIn()).toBe(true);
 
     // Signing out on the forum sends the browser to logout_redirect, coming from the forum.
-    const page = await browser.submit(
-      `${h.forum.baseUrl}/session/logout`,
-      {},
-      {
-        referer: `${h.forum.baseUrl}/`,
-        'sec-fetch-mode': 'navigate',
-        'sec-fetch-dest': 'document',
-      },
-    );
+    const page = await logOutOnForum(browser, h.forum.baseUrl);
     expect(page.url).toBe(`${h.appUrl}/`);
     expect(await signedIn()).toBe(false);
   });

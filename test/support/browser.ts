@@ -18,6 +18,18 @@ export interface Page {
   hops: Hop[];
 }
 
+/**
+ * Logs out on the forum the way a person does: the forum's logout sends the browser to its
+ * `logout_redirect` as a top-level navigation from the forum (Fetch Metadata of a navigation).
+ */
+export function logOutOnForum(browser: TestBrowser, forumBaseUrl: string): Promise<Page> {
+  return browser.submit(
+    `${forumBaseUrl}/session/logout`,
+    {},
+    { referer: `${forumBaseUrl}/`, 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' },
+  );
+}
+
 export class TestBrowser {
   readonly cookies = new Map<string, Map<string, string>>();
 

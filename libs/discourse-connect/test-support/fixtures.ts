@@ -5,6 +5,7 @@ import { DataSource } from 'typeorm';
 import { DISCOURSE_CONNECT_ENTITIES } from '../src/discourse-connect.module';
 import { DiscourseConnectFiltersService } from '../src/hooks/filters.service';
 import { DISCOURSE_CONNECT_MIGRATIONS } from '../src/migrations';
+import type { DiscordMetadata } from '../src/users/discord-profile';
 import type { LocalUser } from '../src/users/local-user.interface';
 import { DiscourseConnectSettings } from '../src/config/discourse-connect.settings';
 import type { DiscourseConnectModuleOptions } from '../src/discourse-connect-options.interface';
@@ -33,6 +34,21 @@ export function memberFixture(change: Partial<LocalUser> = {}, roles?: string[] 
     createdAt: new Date(0),
     updatedAt: new Date(0),
     ...change,
+  };
+}
+
+/** Discord's `/users/@me` answer for Ava; `over` overrides or adds fields. */
+export function discordProfileFixture(over: Partial<DiscordMetadata> = {}): DiscordMetadata {
+  return {
+    id: '293847561029384756',
+    username: 'ava',
+    global_name: 'Ava',
+    discriminator: '0',
+    avatar: '4f2c1b9e8d7a6c5b4a3f2e1d0c9b8a7f',
+    email: 'ava@example.com',
+    verified: true,
+    locale: 'en-US',
+    ...over,
   };
 }
 

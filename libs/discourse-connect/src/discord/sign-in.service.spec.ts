@@ -13,21 +13,18 @@ import { InvalidDiscordProfileError, SignInRefusedError } from './sign-in.errors
 import { DiscourseConnectSignIn } from './sign-in.service';
 import { TypeOrmUserStore } from '../users/typeorm-user.store';
 import { UsersService } from '../users/users.service';
-import { migratedSqlite, settingsFixture } from '../../test-support/fixtures';
+import {
+  migratedSqlite,
+  settingsFixture,
+  discordProfileFixture,
+} from '../../test-support/fixtures';
 
 const DISCORD_ID = '293847561029384756';
 const GUILD = '111111111111111111';
 
 /** The raw `/users/@me` answer. */
 const profile = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
-  id: DISCORD_ID,
-  username: 'ava',
-  global_name: 'Ava',
-  discriminator: '0',
-  avatar: '4f2c1b9e8d7a6c5b4a3f2e1d0c9b8a7f',
-  email: 'ava@example.com',
-  verified: true,
-  locale: 'en-US',
+  ...discordProfileFixture({ id: DISCORD_ID }),
   ...over,
 });
 

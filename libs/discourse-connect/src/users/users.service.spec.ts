@@ -4,18 +4,10 @@ import { hashDiscordMetadata, type DiscordMetadata } from './discord-profile';
 import type { LocalUser } from './local-user.interface';
 import { UserStore, type LocalUserData } from './user-store.interface';
 import { UsersService, type SignInOutcome } from './users.service';
+import { discordProfileFixture } from '../../test-support/fixtures';
 
-const meta = (over: Partial<DiscordMetadata> = {}): DiscordMetadata => ({
-  id: '293847561029384756',
-  username: 'ava.migrated',
-  global_name: 'Ava',
-  discriminator: '0',
-  avatar: '4f2c1b9e8d7a6c5b4a3f2e1d0c9b8a7f',
-  email: 'ava@example.com',
-  verified: true,
-  locale: 'en-US',
-  ...over,
-});
+const meta = (over: Partial<DiscordMetadata> = {}): DiscordMetadata =>
+  discordProfileFixture({ username: 'ava.migrated', ...over });
 
 /** An in-memory store that counts every call. */
 class CountingStore implements UserStore {
