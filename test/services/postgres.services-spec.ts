@@ -231,7 +231,7 @@ describeWithServices('on PostgreSQL', () => {
     await waitFor(
       async () => (await h.app.get(SyncQueue).counts()).failed === 1,
       'the job to fail',
-      10_000,
+      30_000, // a bound for a loaded CI machine, not a timing assertion (3 attempts, ≤ 400 ms apart)
     );
     const [failed] = await h.app.get(SyncQueue).failed();
     expect(failed).toMatchObject({ kind: 'sync', discordId: migrated.id, attempts: 3 });
