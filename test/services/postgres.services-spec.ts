@@ -27,7 +27,7 @@ const { migrated, legacy, bigId } = DISCORD_FIXTURES;
  * transaction, numeric counts.
  */
 describeWithServices('on PostgreSQL', () => {
-  jest.setTimeout(30_000);
+  jest.setTimeout(60_000);
   let h: Harness;
   let db: Awaited<ReturnType<typeof createDatabase>>;
   const sql = <T = any>(text: string, params: unknown[] = []) =>
