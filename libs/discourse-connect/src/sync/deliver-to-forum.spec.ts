@@ -52,7 +52,9 @@ describe('deliverToForum: only forums where the member has an account', () => {
     expect(await s.run('sync')).toMatchObject({ skipped: true });
     expect(s.admin.getUserByExternalId).toHaveBeenCalledTimes(1);
     expect(s.admin.syncSso).not.toHaveBeenCalled();
-    expect(s.recorded).toEqual([['f', ID, { status: 'not_found' }]]);
+    expect(s.recorded).toEqual([
+      ['f', ID, { status: 'not_found' }, { askedAt: expect.any(Number) }],
+    ]);
   });
 
   it('asks about an unknown member, records the account found, and syncs', async () => {
@@ -62,6 +64,7 @@ describe('deliverToForum: only forums where the member has an account', () => {
       'f',
       ID,
       { status: 'linked', account: { id: 9, username: 'u' } },
+      { askedAt: expect.any(Number) },
     ]);
     expect(s.admin.syncSso).toHaveBeenCalledTimes(1);
   });

@@ -54,6 +54,7 @@ async function hasForumAccount(
   const link = await links.find(job.forum, job.discordId);
   if (link?.status === 'linked') return true;
   if (link && ForumLinks.notFoundIsFresh(link)) return false;
+  const askedAt = Date.now();
   const found = await admin.getUserByExternalId(job.discordId, job.forum);
   await links.record(
     job.forum,
@@ -61,6 +62,7 @@ async function hasForumAccount(
     found
       ? { status: 'linked', account: { id: found.id, username: found.username } }
       : { status: 'not_found' },
+    { askedAt },
   );
   return Boolean(found);
 }

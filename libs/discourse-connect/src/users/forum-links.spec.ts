@@ -40,4 +40,30 @@ describe('ForumLinks (real SQLite)', () => {
       checkedAt: t0 + 2000,
     });
   });
+
+  it('a lookup\'s late "not found" does not overwrite a link a handshake recorded meanwhile', async () => {
+    const t0 = 1_800_000_000_000;
+    // The lookup is asked at t0; a handshake completes at t0 + 1 s; the lookup answers at t0 + 2 s.
+    await links.recordHandshake('forum', '80351110224678912', t0 + 1000);
+    await links.record(
+      'forum',
+      '80351110224678912',
+      { status: 'not_found' },
+      { now: t0 + 2000, askedAt: t0 },
+    );
+    expect(await links.find('forum', '80351110224678912')).toMatchObject({ status: 'linked' });
+    // Nothing recorded before: the answer is kept; an older record is replaced.
+    await links.record('forum', '1', { status: 'not_found' }, { now: t0 + 2000, askedAt: t0 });
+    expect(await links.find('forum', '1')).toMatchObject({
+      status: 'not_found',
+      checkedAt: t0 + 2000,
+    });
+    await links.record(
+      'forum',
+      '1',
+      { status: 'not_found' },
+      { now: t0 + 5000, askedAt: t0 + 4000 },
+    );
+    expect(await links.find('forum', '1')).toMatchObject({ checkedAt: t0 + 5000 });
+  });
 });

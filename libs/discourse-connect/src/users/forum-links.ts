@@ -58,12 +58,44 @@ export class ForumLinks {
     forum: string,
     discordId: string,
     answer: ForumLinkAnswer,
-    options: { manager?: EntityManager; now?: number } = {},
+    options: { manager?: EntityManager; now?: number; askedAt?: number } = {},
   ): Promise<void> {
     if (answer.status !== 'linked') this.recentlyLinked.delete(`${forum}\u0000${discordId}`);
     const repo = options.manager
       ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
       : this.links;
+    if (answer.status === 'not_found' && options.askedAt !== undefined) {
+      // A lookup's "not found" never overwrites a link recorded after the lookup was asked (a
+      // handshake that completed meanwhile): insert it if nothing is recorded, else update only
+      // an older record.
+      const at = options.now ?? Date.now();
+      await repo
+        .createQueryBuilder()
+        .insert()
+        .into(DiscourseConnectForumLinkEntity)
+        .values({
+          forum,
+          discordId,
+          status: 'not_found',
+          checkedAt: at,
+          forumUserId: null,
+          forumUsername: null,
+        })
+        .orIgnore()
+        .updateEntity(false)
+        .execute();
+      await repo
+        .createQueryBuilder()
+        .update(DiscourseConnectForumLinkEntity)
+        .set({ status: 'not_found', checkedAt: at, forumUserId: null, forumUsername: null })
+        .where('forum = :forum AND discord_id = :discordId AND checked_at < :askedAt', {
+          forum,
+          discordId,
+          askedAt: options.askedAt,
+        })
+        .execute();
+      return;
+    }
     const overwrite =
       answer.status === 'not_found' || answer.account
         ? ['status', 'checked_at', 'forum_user_id', 'forum_username']
