@@ -123,6 +123,37 @@ export interface DiscourseConnectGroupsOptions {
   requireMembership?: boolean;
 }
 
+/** What the module does on the forum when a member leaves, is kicked or is banned from the Discord server. */
+export type DiscordGuildLeaveAction = 'groups' | 'logout' | 'suspend';
+
+/**
+ * The Discord bot connection that keeps mapped forum groups aligned while nobody signs in (needs
+ * `groups.guildId`, and the bot in that server with the Server Members intent): live member events
+ * through Discord's gateway, and a periodic reconcile of every member's roles.
+ */
+export interface DiscourseConnectBotOptions {
+  /** The application's bot token (Developer Portal → Bot). Never logged. No default. */
+  token: string;
+  /** Seconds between two reconciles of every member's roles (5 or more); one also runs at boot. Default 3600. */
+  reconcileSeconds?: number;
+  /**
+   * What a member leaving, kicked or banned from the server costs them on the forum, besides every
+   * managed group: `groups` (only the groups), `logout` (also their forum sessions end) or `suspend`
+   * (also a suspension, lifted when they come back). Default `logout`.
+   */
+  leaveAction?: DiscordGuildLeaveAction;
+  /**
+   * Hold the gateway connection and run the reconcile in this process (with `redis`, one instance
+   * at a time holds them). The command line turns it off. Default true.
+   */
+  gateway?: boolean;
+  /**
+   * With `redis`: how long, in milliseconds, the instance holding the gateway keeps it without
+   * renewing; another instance takes over within about this long after the holder died. Default 30000.
+   */
+  leaseMs?: number;
+}
+
 /**
  * Per-client-IP limit on the sign-in and SSO routes (`GET /discourse/sso`, `GET /auth/discord`,
  * `GET /auth/discord/callback`, `POST /auth/logout`). Each route counts separately. The client IP is
@@ -196,6 +227,8 @@ export interface DiscourseConnectModuleOptions {
   sync?: DiscourseConnectSyncOptions;
   /** Forum groups from Discord guild roles. Default: groups are not managed. */
   groups?: DiscourseConnectGroupsOptions;
+  /** The Discord bot connection that keeps groups aligned without a sign-in (needs `groups`). Default: off. */
+  bot?: DiscourseConnectBotOptions;
   /** The answers to the forums' sign-in requests. */
   sso?: {
     /**

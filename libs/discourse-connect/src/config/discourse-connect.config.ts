@@ -285,6 +285,11 @@ export function discourseConnectOptionsFromEnv(
       `Invalid configuration: ${forumEnvName(mapped.name, 'GROUP_MAP')} needs DISCORD_GUILD_ID (the Discord server whose roles map to groups).`,
     );
   }
+  if (v.DISCORD_BOT_TOKEN && !v.DISCORD_GUILD_ID) {
+    throw new DiscourseConnectConfigurationError(
+      'Invalid configuration: DISCORD_BOT_TOKEN needs DISCORD_GUILD_ID (the Discord server whose members the bot watches).',
+    );
+  }
   // Without DISCOURSE_GROUP_MAP, every forum needs its own map.
   const everyForumMapped = !single && forums.every((f) => f.texts.GROUP_MAP !== undefined);
   if (

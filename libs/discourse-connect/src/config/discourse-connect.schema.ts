@@ -31,6 +31,8 @@ export type ConfigRule =
   | { kind: 'positive' }
   /** A whole number, 0 or more. */
   | { kind: 'wholeOrZero' }
+  /** A whole number, `min` or more. */
+  | { kind: 'wholeAtLeast'; min: number }
   | { kind: 'boolean' }
   /** A path on this app, such as `/`. */
   | { kind: 'relativePath' }
@@ -93,7 +95,7 @@ export interface ConfigEntry {
 }
 
 /** Option objects that may be left out; what is required inside them is required only with them. */
-export const OPTIONAL_SECTIONS = ['forums[].api', 'groups', 'redis', 'sync', 'rateLimit'] as const;
+export const OPTIONAL_SECTIONS = ['forums[].api', 'groups', 'redis', 'sync', 'rateLimit', 'bot'] as const;
 
 const POSITIVE = 'must be a positive number';
 const BOOLEAN = 'must be true or false';
@@ -379,6 +381,51 @@ export const DISCOURSE_CONNECT_SCHEMA = [
     },
   },
   {
+    option: 'bot.token',
+    type: 'string',
+    required: true,
+    secret: true,
+    rule: { kind: 'minLength', min: 20 },
+    message:
+      "must be your Discord application's bot token (Developer Portal → your application → Bot → Reset Token)",
+    env: { name: 'DISCORD_BOT_TOKEN', example: 'bot-token-0123456789abcdef' },
+  },
+  {
+    option: 'bot.reconcileSeconds',
+    type: 'number',
+    default: 3600,
+    rule: { kind: 'wholeAtLeast', min: 5 },
+    message: 'must be a whole number of seconds, 5 or more (default 3600)',
+    env: {
+      name: 'DISCORD_RECONCILE_SECONDS',
+      example: '900',
+      needs: 'DISCORD_BOT_TOKEN',
+      rule: { kind: 'pattern', pattern: /^([5-9]|[1-9][0-9]{1,6})$/ },
+    },
+  },
+  {
+    option: 'bot.leaveAction',
+    type: 'string',
+    default: 'logout',
+    rule: { kind: 'pattern', pattern: /^(groups|logout|suspend)$/ },
+    message: 'must be groups, logout or suspend',
+    env: { name: 'DISCORD_GUILD_LEAVE_ACTION', example: 'suspend', needs: 'DISCORD_BOT_TOKEN' },
+  },
+  {
+    option: 'bot.gateway',
+    type: 'boolean',
+    default: true,
+    rule: { kind: 'boolean' },
+    message: BOOLEAN,
+  },
+  {
+    option: 'bot.leaseMs',
+    type: 'number',
+    default: 30_000,
+    rule: { kind: 'wholeAtLeast', min: 1000 },
+    message: 'must be a whole number of milliseconds, 1000 or more (default 30000)',
+  },
+  {
     option: 'rateLimit.limit',
     type: 'number',
     default: 30,
@@ -582,6 +629,8 @@ export function optionProblem(entry: ConfigEntry, value: unknown): string | unde
         : entry.message;
     case 'wholeOrZero':
       return Number.isInteger(value) && (value as number) >= 0 ? undefined : entry.message;
+    case 'wholeAtLeast':
+      return Number.isInteger(value) && (value as number) >= rule.min ? undefined : entry.message;
     case 'boolean':
       return typeof value === 'boolean' ? undefined : entry.message;
     case 'relativePath':

@@ -1,5 +1,6 @@
 import { DiscourseConnectConfigurationError } from './configuration.error';
 import type {
+  DiscordGuildLeaveAction,
   DiscourseConnectGroupsOptions,
   DiscourseConnectModuleOptions,
   DiscourseConnectSyncOptions,
@@ -74,6 +75,15 @@ export class DiscourseConnectSettings {
   };
   /** Redis for sessions and the BullMQ sync queue; undefined when not configured. */
   readonly redis?: { url: string; prefix: string };
+  /** The Discord bot connection; undefined when not configured. `guildId` is `groups.guildId`. */
+  readonly bot?: {
+    token: string;
+    guildId: string;
+    reconcileSeconds: number;
+    leaveAction: DiscordGuildLeaveAction;
+    gateway: boolean;
+    leaseMs: number;
+  };
 
   constructor(options: DiscourseConnectModuleOptions) {
     const fail = (message: string): never => {
@@ -233,6 +243,24 @@ export class DiscourseConnectSettings {
       const r = options.redis;
       // The URL may carry a password: the schema marks it secret, it never appears in a message.
       this.redis = { url: read('redis.url', r?.url), prefix: read('redis.prefix', r.prefix) };
+    }
+
+    if (options.bot !== undefined) {
+      const b = options.bot;
+      const token = read<string>('bot.token', b?.token);
+      if (!this.groups) {
+        fail(
+          'bot needs groups: { guildId } (the Discord server whose members the bot watches; set DISCORD_GUILD_ID).',
+        );
+      }
+      this.bot = {
+        token,
+        guildId: this.groups!.guildId,
+        reconcileSeconds: read('bot.reconcileSeconds', b.reconcileSeconds),
+        leaveAction: read('bot.leaveAction', b.leaveAction),
+        gateway: read('bot.gateway', b.gateway),
+        leaseMs: read('bot.leaseMs', b.leaseMs),
+      };
     }
 
     this.afterSignOutPath = read('afterSignOutPath', options.afterSignOutPath);
