@@ -73,6 +73,8 @@ import { DatabaseSyncWorker } from './sync/database-sync.worker';
 import { SyncOutboxRelay } from './sync/outbox-relay';
 import { SyncDeliveryCore } from './sync/sync-delivery.core';
 import { DiscourseLifecycleInterceptor } from './sync/discourse-lifecycle.interceptor';
+import { DiscordBotConnection } from './bot/discord-bot';
+import { DiscordMemberSync } from './bot/discord-member-sync';
 import { DiscourseWebhooksController } from './webhooks/discourse-webhooks.controller';
 import { DiscourseConnectWebhookEventEntity } from './webhooks/webhook-event.entity';
 import {
@@ -206,6 +208,8 @@ const providers: Provider[] = [
   DatabaseSyncWorker,
   SyncOutboxRelay,
   DiscourseLifecycleInterceptor,
+  DiscordMemberSync,
+  DiscordBotConnection,
 ];
 
 /**
@@ -339,6 +343,7 @@ function completeDefinition(
       AdminApiRateLimiter,
       DiscourseConnectRedis,
       DiscourseLifecycleInterceptor,
+      DiscordBotConnection,
       DISCOURSE_CONNECT_OPTIONS,
     ],
   };

@@ -28,6 +28,8 @@ export type {
   DiscourseConnectRateLimitOptions,
   DiscourseConnectRedisOptions,
   DiscourseConnectDatabaseOptions,
+  DiscourseConnectBotOptions,
+  DiscordGuildLeaveAction,
 } from './discourse-connect-options.interface';
 /** `registerAs` config from the environment: `ConfigModule.forRoot({ load: [discourseConnectConfig] })`. */
 export { discourseConnectConfig } from './config/discourse-connect.config';
@@ -111,6 +113,8 @@ export type {
   SignedOutEvent,
   SyncJobEvent,
   ForumUserChangedEvent,
+  DiscordMemberEvent,
+  DiscordReconcileEvent,
 } from './hooks/discourse-connect.events';
 
 // ── Keeping the forum aligned ───────────────────────────────────────────────────────────────────

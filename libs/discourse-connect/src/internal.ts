@@ -60,3 +60,16 @@ export {
 } from './users/forum-links';
 export { DiscourseConnectForumLinkEntity, type ForumLinkStatus } from './users/forum-link.entity';
 export { untrustedProxyHop, isPrivateAddress, MemoryFailureCounter } from './http/rate-limit.guard';
+export { DiscordBotConnection } from './bot/discord-bot';
+export { DiscordMemberSync, type MemberChange } from './bot/discord-member-sync';
+export { DiscordReconcile, type ReconcileOptions } from './bot/discord-reconcile';
+export {
+  DiscordGuildMembers,
+  GUILD_MEMBERS_PAGE,
+  type GuildMember,
+  type GuildMemberSource,
+} from './bot/guild-members';
+export { DiscordGatewayConnection, BOT_INTENTS } from './bot/discord-gateway';
+export { RedisGatewayLease, LocalGatewayLease, type GatewayLease } from './bot/gateway-lease';
+export { FailureLog, BOT_FAILURE_LOG_INTERVAL_MS } from './bot/failure-log';
+export { roleTransition, sameRoles } from './bot/member-roles';

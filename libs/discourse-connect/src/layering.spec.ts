@@ -37,12 +37,13 @@ const ALLOWED: Record<string, string[]> = {
   ],
   webhooks: ['common', 'config', 'defs', 'users', 'hooks', 'http'],
   health: ['common', 'config', 'defs', 'sync', 'redis', 'http'],
+  bot: ['common', 'config', 'defs', 'users', 'hooks', 'sync', 'redis'],
   migrations: [],
 };
 const ENTRY_POINTS = ['index.ts', 'internal.ts', 'discourse-connect.module.ts'];
 const ADAPTER_PACKAGES = /^(express|express-session|fastify|@fastify\/.*|@nestjs\/platform-.*)$/;
 const ADAPTER_AWARE = new Set(['http', 'session']);
-const BACKGROUND = new Set(['admin', 'users', 'sync', 'redis', 'config']);
+const BACKGROUND = new Set(['admin', 'users', 'sync', 'redis', 'config', 'bot']);
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

@@ -50,6 +50,10 @@ const VALUES = [
 
 const TYPES = [
   'CanSignInContext',
+  'DiscordGuildLeaveAction',
+  'DiscordMemberEvent',
+  'DiscordReconcileEvent',
+  'DiscourseConnectBotOptions',
   'DiscordMetadata',
   'DiscordOptions',
   'DiscourseApiOptions',

@@ -14,7 +14,46 @@ export const DiscourseConnectEvents = {
   SyncSucceeded: 'discourse-connect.sync.succeeded',
   SyncFailed: 'discourse-connect.sync.failed',
   ForumUserChanged: 'discourse-connect.forum.user-changed',
+  DiscordMemberUpdated: 'discourse-connect.discord.member-updated',
+  DiscordMemberLeft: 'discourse-connect.discord.member-left',
+  DiscordMemberBanned: 'discourse-connect.discord.member-banned',
+  DiscordMemberReturned: 'discourse-connect.discord.member-returned',
+  DiscordReconcileFinished: 'discourse-connect.discord.reconcile-finished',
 } as const;
+
+/**
+ * The bot saw a change of a local member in the Discord server (`DiscordMemberUpdated`: roles
+ * changed; `DiscordMemberLeft`: left or kicked; `DiscordMemberBanned`; `DiscordMemberReturned`:
+ * joined again or unbanned). Fired after the change and its sync jobs are recorded.
+ */
+export interface DiscordMemberEvent {
+  discordId: string;
+  /** Role ids in the server now, sorted; null when no longer a member. */
+  roles: string[] | null;
+  /** Role ids the module had before (null: not a member; undefined: never read). */
+  previousRoles: string[] | null | undefined;
+  /** What noticed it: a live gateway event, or the periodic reconcile. */
+  source: 'gateway' | 'reconcile';
+  /** Left and banned: what was done on the forum besides removing the managed groups. */
+  action?: 'groups' | 'logout' | 'suspend';
+}
+
+/** A reconcile of every member's roles with Discord finished. */
+export interface DiscordReconcileEvent {
+  /** Members Discord listed. */
+  listed: number;
+  /** Local members whose roles changed (updated and synced). */
+  updated: number;
+  /** Local members no longer in the server (a complete listing only). */
+  left: number;
+  /** Local members who came back to the server. */
+  returned: number;
+  /** Whether Discord listed every member (only then are absent members treated as gone). */
+  complete: boolean;
+  /** Calls made to Discord's member listing. */
+  discordCalls: number;
+  durationMs: number;
+}
 
 /** The forum reported a user created or updated (webhook). */
 export interface ForumUserChangedEvent {

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { DataSource, EntityManager, Repository } from 'typeorm';
+import { DataSource, EntityManager, In, Repository } from 'typeorm';
 import { DiscourseConnectUserEntity } from './discourse-connect-user.entity';
 import { isUniqueViolation } from '../common/database-errors';
 import type { LocalUser } from './local-user.interface';
@@ -54,6 +54,15 @@ export class TypeOrmUserStore implements TransactionalUserStore {
       throw error;
     }
     return this.users.findOneByOrFail({ discordId: data.discordId });
+  }
+
+  async findByDiscordIds(discordIds: string[]): Promise<LocalUser[]> {
+    const found: LocalUser[] = [];
+    // Bounded lists of bound parameters (SQLite and PostgreSQL both cap them).
+    for (let i = 0; i < discordIds.length; i += 500) {
+      found.push(...(await this.users.findBy({ discordId: In(discordIds.slice(i, i + 500)) })));
+    }
+    return found;
   }
 
   async listDiscordIds(after: string | null, limit: number): Promise<string[]> {

@@ -30,6 +30,11 @@ export interface UserStore {
    * bulk resync stream every user in pages instead of loading them all.
    */
   listDiscordIds?(after: string | null, limit: number): Promise<string[]>;
+  /**
+   * Optional: the users among these Discord ids (in any order; unknown ids left out), so the
+   * Discord reconcile reads a page of members at once instead of one by one.
+   */
+  findByDiscordIds?(discordIds: string[]): Promise<LocalUser[]>;
   /** Optional: remembers the forum account of a user (from webhooks). */
   linkForumAccount?(discordId: string, forum: { id: number; username: string }): Promise<boolean>;
 }

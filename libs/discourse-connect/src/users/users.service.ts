@@ -74,6 +74,34 @@ export class UsersService {
   }
 
   /**
+   * The users among these Discord ids (unknown ids left out), through the store's batch read when
+   * it has one, else one read per id.
+   */
+  async findManyByDiscordIds(discordIds: string[]): Promise<LocalUser[]> {
+    if (discordIds.length === 0) return [];
+    if (this.store.findByDiscordIds) return this.store.findByDiscordIds(discordIds);
+    const users = await Promise.all(discordIds.map((id) => this.store.findByDiscordId(id)));
+    return users.filter((u): u is LocalUser => u !== null);
+  }
+
+  /**
+   * Records the member's roles in the Discord server as Discord reports them outside a sign-in (the
+   * bot connection): `null` when no longer a member. Writes (and calls `afterWrite`, in the same
+   * transaction when the store has one) only when they differ from the stored ones.
+   */
+  updateDiscordRoles(
+    existing: LocalUser,
+    roles: string[] | null,
+    afterWrite?: (outcome: SignInOutcome, manager?: EntityManager) => Promise<void>,
+  ): Promise<SignInOutcome> {
+    const metadata: DiscordMetadata = {
+      ...existing.metadata,
+      roles: roles === null ? null : [...roles].sort(),
+    };
+    return this.signInFromDiscord(metadata, afterWrite, { existing });
+  }
+
+  /**
    * Remembers the forum account of a user: on the user (when the store can) and, given the forum's
    * name, as the member's link to that forum, so that syncs reach it. Resolves to whether the user
    * store recorded it (false when the store cannot or the user is unknown).

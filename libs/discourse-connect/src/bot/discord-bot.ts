@@ -1,0 +1,256 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  OnModuleDestroy,
+  Optional,
+} from '@nestjs/common';
+import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
+import { DiscourseConnectActionsService } from '../hooks/actions.service';
+import type { DiscordReconcileEvent } from '../hooks/discourse-connect.events';
+import { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
+import { UsersService } from '../users/users.service';
+import { DiscordGatewayConnection, type GatewayDispatch } from './discord-gateway';
+import { DiscordMemberSync } from './discord-member-sync';
+import { DiscordReconcile } from './discord-reconcile';
+import { FailureLog } from './failure-log';
+import { LocalGatewayLease, RedisGatewayLease, type GatewayLease } from './gateway-lease';
+import { DiscordGuildMembers } from './guild-members';
+import { rolesOf } from './member-roles';
+
+/** How long after taking the gateway the first reconcile waits for the server's member count. */
+const COUNT_WAIT_MS = 5000;
+
+/**
+ * The bot connection of one process: with `bot` configured (and `bot.gateway` on), it takes the
+ * gateway lease (Redis, shared by every instance; without Redis the process always holds it), and
+ * while it holds it keeps the gateway open, applies member events ({@link DiscordMemberSync}) and
+ * runs the reconcile at takeover, after each new gateway session and every `reconcileSeconds`. It
+ * renews the lease every third of its life and gives it up at shutdown, so another instance takes
+ * over at once; an instance that dies stops renewing, and another takes over when the lease expires.
+ * A Discord that cannot be reached leaves the reconcile retrying at its interval, logged once per
+ * 10 minutes, and never stops the app.
+ */
+@Injectable()
+export class DiscordBotConnection implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('DiscourseConnect');
+  private lease?: GatewayLease;
+  private members?: DiscordGuildMembers;
+  private gateway?: DiscordGatewayConnection;
+  private failures?: FailureLog;
+  private leaseTimer?: NodeJS.Timeout;
+  private reconcileTimer?: NodeJS.Timeout;
+  private countTimer?: NodeJS.Timeout;
+  private holding = false;
+  private lastRenewedAt = 0;
+  private ticking = false;
+  private stopped = false;
+  /** The server's member count from the gateway (`GUILD_CREATE`, then joins and leaves). */
+  private memberCount?: number;
+  /** A reconcile waits for the member count (after a takeover or a new gateway session). */
+  private reconcileWanted = false;
+  private reconciling?: Promise<DiscordReconcileEvent | undefined>;
+  private reconcileAgain = false;
+
+  constructor(
+    private readonly settings: DiscourseConnectSettings,
+    private readonly sync: DiscordMemberSync,
+    private readonly users: UsersService,
+    private readonly actions: DiscourseConnectActionsService,
+    @Optional()
+    @Inject(DiscourseConnectRedis)
+    private readonly redis?: DiscourseConnectRedis | null,
+  ) {}
+
+  /** Whether this process holds the gateway now. */
+  get isHolder(): boolean {
+    return this.holding;
+  }
+
+  onApplicationBootstrap(): void {
+    const bot = this.settings.bot;
+    if (!bot || !bot.gateway) return;
+    this.failures = new FailureLog(this.logger, bot.token);
+    this.members = new DiscordGuildMembers(this.settings, bot);
+    this.gateway = new DiscordGatewayConnection(
+      this.members.rest,
+      bot.token,
+      { dispatch: (e) => this.onDispatch(e), connected: (resumed) => this.onConnected(resumed) },
+      this.failures,
+    );
+    this.lease = this.redis
+      ? new RedisGatewayLease(this.redis.client, `${this.redis.prefix}discord-gateway`, bot.leaseMs)
+      : new LocalGatewayLease();
+    this.leaseTimer = setInterval(() => void this.tick(), Math.max(250, bot.leaseMs / 3));
+    this.leaseTimer.unref();
+    void this.tick();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.leaseTimer);
+    await this.stepDown();
+    if (this.lease && this.redis) {
+      await this.lease.release().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Compares every member's roles with Discord now (also run on its own schedule by the process
+   * holding the gateway). Resolves to its report, or undefined when it could not finish (logged).
+   * A reconcile already running is followed by one more.
+   */
+  reconcile(): Promise<DiscordReconcileEvent | undefined> {
+    if (this.reconciling) {
+      this.reconcileAgain = true;
+      return this.reconciling;
+    }
+    this.reconcileWanted = false;
+    clearTimeout(this.countTimer);
+    const run = this.runReconcile().finally(() => {
+      this.reconciling = undefined;
+      if (this.reconcileAgain && !this.stopped) {
+        this.reconcileAgain = false;
+        void this.reconcile();
+      }
+    });
+    this.reconciling = run;
+    return run;
+  }
+
+  private async runReconcile(): Promise<DiscordReconcileEvent | undefined> {
+    if (!this.members) return undefined;
+    const reconcile = new DiscordReconcile(this.members, this.users, this.sync, this.actions);
+    try {
+      const result = await reconcile.run({
+        memberCount: this.memberCount,
+        shouldStop: () => this.stopped || !this.holding,
+      });
+      this.logger.log(
+        `Discord reconcile: ${result.listed} members listed in ${result.discordCalls} calls, ` +
+          `${result.updated} updated, ${result.left} gone, ${result.returned} back`,
+      );
+      return result;
+    } catch (error) {
+      this.failures?.report(`the Discord reconcile failed: ${(error as Error)?.message}`);
+      return undefined;
+    }
+  }
+
+  /** Renews the lease this process holds, or tries to take it. */
+  private async tick(): Promise<void> {
+    if (this.ticking || this.stopped || !this.lease) return;
+    this.ticking = true;
+    try {
+      if (this.holding) {
+        if (await this.lease.renew()) this.lastRenewedAt = Date.now();
+        else await this.stepDown('another instance holds the Discord gateway now');
+      } else if (await this.lease.acquire()) {
+        this.lastRenewedAt = Date.now();
+        this.takeOver();
+      }
+    } catch (error) {
+      this.redis?.logError('Discord gateway lease (Redis)', error);
+      // Not renewed in time: the lease has expired, another instance may hold it now.
+      if (this.holding && Date.now() - this.lastRenewedAt >= this.settings.bot!.leaseMs) {
+        await this.stepDown('the Discord gateway lease could not be renewed');
+      }
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private takeOver(): void {
+    if (this.stopped) return;
+    this.holding = true;
+    this.memberCount = undefined;
+    if (this.redis) this.logger.log('This instance holds the Discord gateway now');
+    this.gateway!.start();
+    this.wantReconcile();
+    const interval = this.settings.bot!.reconcileSeconds * 1000;
+    this.reconcileTimer = setInterval(() => void this.reconcile(), interval);
+    this.reconcileTimer.unref();
+  }
+
+  private async stepDown(reason?: string): Promise<void> {
+    const was = this.holding;
+    this.holding = false;
+    clearInterval(this.reconcileTimer);
+    clearTimeout(this.countTimer);
+    this.reconcileWanted = false;
+    if (was && reason) this.logger.warn(`Discord gateway given up: ${reason}`);
+    await this.gateway?.stop();
+    await this.reconciling;
+  }
+
+  /** A reconcile as soon as the member count is known, or after a few seconds without it. */
+  private wantReconcile(): void {
+    this.reconcileWanted = true;
+    clearTimeout(this.countTimer);
+    this.countTimer = setTimeout(() => {
+      if (this.reconcileWanted && this.holding) void this.reconcile();
+    }, COUNT_WAIT_MS);
+    this.countTimer.unref();
+  }
+
+  private onConnected(resumed: boolean): void {
+    // A new session (not a resume) lost the events sent while there was none.
+    if (!resumed && !this.reconcileWanted && this.holding) this.wantReconcile();
+  }
+
+  private onDispatch(event: GatewayDispatch): void {
+    if (!this.holding) return;
+    const guildId = this.settings.bot!.guildId;
+    const d = (event.d ?? {}) as {
+      id?: string;
+      guild_id?: string;
+      member_count?: number;
+      user?: { id?: string };
+      roles?: unknown;
+    };
+    if (event.t === 'GUILD_CREATE') {
+      if (d.id !== guildId) return;
+      if (typeof d.member_count === 'number') this.memberCount = d.member_count;
+      if (this.reconcileWanted) void this.reconcile();
+      return;
+    }
+    if (d.guild_id !== guildId || typeof d.user?.id !== 'string') return;
+    const id = d.user.id;
+    this.sync.noteEvent(id);
+    let work: Promise<unknown>;
+    switch (event.t) {
+      case 'GUILD_MEMBER_ADD':
+        if (this.memberCount !== undefined) this.memberCount++;
+        work = this.sync.applyRoles(id, rolesOf(d), 'gateway');
+        break;
+      case 'GUILD_MEMBER_UPDATE':
+        work = this.sync.applyRoles(id, rolesOf(d), 'gateway');
+        break;
+      case 'GUILD_MEMBER_REMOVE':
+        if (this.memberCount !== undefined) this.memberCount--;
+        work = this.sync.applyRoles(id, null, 'gateway');
+        break;
+      case 'GUILD_BAN_ADD':
+        work = this.sync.banned(id);
+        break;
+      case 'GUILD_BAN_REMOVE':
+        work = this.unbanned(id);
+        break;
+      default:
+        return;
+    }
+    work.catch((error) =>
+      this.logger.error(
+        `Discord ${event.t} for ${id} could not be applied (the next reconcile catches it up): ${(error as Error)?.message}`,
+      ),
+    );
+  }
+
+  /** Unbanned: whether they are back in the server is asked of Discord (one call). */
+  private async unbanned(id: string): Promise<void> {
+    if (!(await this.users.findByDiscordId(id))) return;
+    const member = await this.members!.getMember(id);
+    await this.sync.unbanned(id, member ? member.roles : null);
+  }
+}
