@@ -1,5 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { ConfigModule } from '@nestjs/config';
+import { ConfigModule, type ConfigType } from '@nestjs/config';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import type { Logger as Pino } from 'pino';
@@ -12,8 +12,15 @@ import { JsonLoggingModule } from './logging';
 /** The host app: env-backed configuration, the embedded database, the module and one plugin. */
 @Module({})
 export class AppModule {
-  /** `log`: the JSON logger; with it every request gets an id and an access line. */
-  static forRoot(options: { databaseUrl?: string; log?: Pino } = {}): DynamicModule {
+  /**
+   * `log`: the JSON logger; with it every request gets an id and an access line. `discordGateway:
+   * false` keeps the Discord bot connection (gateway and reconcile) out of this process, as the
+   * command line does.
+   */
+  static forRoot(
+    options: { databaseUrl?: string; log?: Pino; discordGateway?: boolean } = {},
+  ): DynamicModule {
+    const discordGateway = options.discordGateway ?? true;
     return {
       module: AppModule,
       imports: [
@@ -27,7 +34,12 @@ export class AppModule {
         TypeOrmModule.forRoot(databaseOptions(options.databaseUrl)),
         // Global, so host routes anywhere can use @SyncToDiscourse() / @LogOutOfDiscourse().
         DiscourseConnectModule.forRootAsync({
-          ...discourseConnectConfig.asProvider(),
+          imports: [ConfigModule.forFeature(discourseConnectConfig)],
+          useFactory: (config: ConfigType<typeof discourseConnectConfig>) =>
+            config.bot && !discordGateway
+              ? { ...config, bot: { ...config.bot, gateway: false } }
+              : config,
+          inject: [discourseConnectConfig.KEY],
           isGlobal: true,
         }),
       ],

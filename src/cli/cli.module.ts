@@ -5,9 +5,9 @@ import { FailedCommand } from './failed.command';
 import { LogoutCommand } from './logout.command';
 import { SyncCommand } from './sync.command';
 
-/** The command line: the host app's modules plus the commands. */
+/** The command line: the host app's modules plus the commands; never the Discord gateway. */
 @Module({
-  imports: [AppModule.forRoot({ databaseUrl: process.env.DATABASE_URL })],
+  imports: [AppModule.forRoot({ databaseUrl: process.env.DATABASE_URL, discordGateway: false })],
   providers: [SyncCommand, LogoutCommand, CheckCommand, FailedCommand],
 })
 export class CliModule {}
