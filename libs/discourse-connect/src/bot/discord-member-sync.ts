@@ -28,10 +28,10 @@ export type MemberChangeSource = DiscordMemberEvent['source'];
 const LEAVE_JOBS: Record<DiscordGuildLeaveAction, SyncJobKind[]> = {
   groups: [],
   logout: ['logout'],
-  suspend: ['suspend' as string as SyncJobKind],
+  suspend: ['suspend'],
 };
 /** Lifts a suspension the module set (the job leaves any other suspension alone). */
-const RETURN_JOBS: SyncJobKind[] = ['unsuspend' as string as SyncJobKind];
+const RETURN_JOBS: SyncJobKind[] = ['unsuspend'];
 
 /**
  * Turns what Discord says about a member of the server (a gateway event, or the reconcile's

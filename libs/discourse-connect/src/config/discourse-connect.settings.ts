@@ -2,6 +2,7 @@ import { DiscourseConnectConfigurationError } from './configuration.error';
 import type {
   DiscordGuildLeaveAction,
   DiscourseConnectGroupsOptions,
+  DiscourseConnectLifecycleOptions,
   DiscourseConnectModuleOptions,
   DiscourseConnectSyncOptions,
 } from '../discourse-connect-options.interface';
@@ -57,6 +58,8 @@ export class DiscourseConnectSettings {
   readonly afterSignInPath: string;
   readonly sync: Required<DiscourseConnectSyncOptions>;
   readonly groups?: Required<DiscourseConnectGroupsOptions> & { managed: string[] };
+  /** Member lifecycle: suspensions, forgetting a member, anonymized forum accounts. */
+  readonly lifecycle: Required<DiscourseConnectLifecycleOptions>;
   /** Per-IP limit on the sign-in and SSO routes; `enabled: false` when turned off. */
   readonly rateLimit: {
     enabled: boolean;
@@ -112,6 +115,14 @@ export class DiscourseConnectSettings {
       leaseMs: read('sync.leaseMs', sync.leaseMs),
       worker: read('sync.worker', sync.worker),
       onFirstSignIn: read('sync.onFirstSignIn', sync.onFirstSignIn),
+    };
+
+    const lifecycle = options.lifecycle ?? {};
+    this.lifecycle = {
+      suspendReason: read('lifecycle.suspendReason', lifecycle.suspendReason),
+      suspendDays: read('lifecycle.suspendDays', lifecycle.suspendDays),
+      forgetAction: read('lifecycle.forgetAction', lifecycle.forgetAction),
+      anonymizedSignIn: read('lifecycle.anonymizedSignIn', lifecycle.anonymizedSignIn),
     };
 
     if (!Array.isArray(options.forums) || options.forums.length === 0) {

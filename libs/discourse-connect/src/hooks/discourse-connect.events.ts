@@ -14,6 +14,13 @@ export const DiscourseConnectEvents = {
   SyncSucceeded: 'discourse-connect.sync.succeeded',
   SyncFailed: 'discourse-connect.sync.failed',
   ForumUserChanged: 'discourse-connect.forum.user-changed',
+  // Member lifecycle.
+  ForumUserSuspended: 'discourse-connect.forum.user-suspended',
+  ForumUserUnsuspended: 'discourse-connect.forum.user-unsuspended',
+  ForumUserAnonymized: 'discourse-connect.forum.user-anonymized',
+  ForumUserDeleted: 'discourse-connect.forum.user-deleted',
+  MemberForgotten: 'discourse-connect.user.forgotten',
+  // The Discord bot connection.
   DiscordMemberUpdated: 'discourse-connect.discord.member-updated',
   DiscordMemberLeft: 'discourse-connect.discord.member-left',
   DiscordMemberBanned: 'discourse-connect.discord.member-banned',
@@ -69,7 +76,7 @@ export interface ForumUserChangedEvent {
 export interface SyncJobEvent {
   /** The job's id in its queue: a BullMQ job id, or the database row id as a string. */
   jobId: string;
-  kind: 'sync' | 'create' | 'logout';
+  kind: 'sync' | 'create' | 'logout' | 'suspend' | 'unsuspend';
   discordId: string;
   forum: string;
   attempts: number;
@@ -96,4 +103,34 @@ export interface SignedOutEvent {
   discordId: string;
   /** `local`: POST /auth/logout; `forum`: the forum's logout_redirect. */
   via: 'local' | 'forum';
+}
+
+// Member lifecycle events.
+/**
+ * A member's forum account changed state: suspended (`until`, epoch ms), unsuspended, anonymized or
+ * deleted. `via`: `module` when the module did it (a job, `forget`, the CLI), `webhook` when the
+ * forum reported it (a signed body, confirmed through the admin API where the body cannot tell).
+ */
+export interface ForumUserLifecycleEvent {
+  forum: string;
+  discordId: string;
+  forumUserId: number | null;
+  via: 'module' | 'webhook';
+  /** Suspended until (epoch ms): ForumUserSuspended only. */
+  until?: number;
+  /** The module made the suspension (ForumUserSuspended) or lifted its own (ForumUserUnsuspended). */
+  byModule?: boolean;
+}
+
+/** What forgetting a member did on each forum, and what is left to do. */
+export interface MemberForgottenEvent {
+  discordId: string;
+  /** Per forum: the action taken (`anonymize`, `delete`, `none`) and its outcome. */
+  forums: {
+    forum: string;
+    action: 'anonymize' | 'delete' | 'none';
+    /** `done`, `no-account` (nothing there), `pending` (the forum failed; a job keeps trying). */
+    outcome: 'done' | 'no-account' | 'pending';
+    error?: string;
+  }[];
 }

@@ -6,7 +6,12 @@ import type { DiscourseConnectSettings } from '../config/discourse-connect.setti
 import type { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
 import type { SyncDeliveryCore, SyncDeliveryJob } from './sync-delivery.core';
 import type { DiscourseConnectSyncJobEntity, SyncJobKind } from './sync-job.entity';
-import { SyncQueue, type SyncJobRecord, type SyncQueueCounts } from './sync-queue.service';
+import {
+  OPPOSITE_KIND,
+  SyncQueue,
+  type SyncJobRecord,
+  type SyncQueueCounts,
+} from './sync-queue.service';
 
 /** What a BullMQ job carries: the user and the work, never profile data (read at delivery time). */
 export interface BullSyncJobData {
@@ -160,6 +165,16 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
 
   /** Queues work for a user, coalesced with the user's waiting job (see the class comment). */
   private async add(data: BullSyncJobData): Promise<void> {
+    const opposite = OPPOSITE_KIND[data.kind];
+    if (opposite) {
+      // Member lifecycle: a waiting suspension and its lifting cancel each other (the latest
+      // decides). A job already being delivered cannot be removed; this one runs after it.
+      const id = await this.queue.getDeduplicationJobId(
+        SyncQueue.dedupeKey(opposite, data.forum, data.discordId),
+      );
+      const waiting = id ? await this.queue.getJob(id) : undefined;
+      if (waiting && (await waiting.isWaiting())) await waiting.remove().catch(() => undefined);
+    }
     await this.queue.add(
       data.kind,
       { kind: data.kind, discordId: data.discordId, forum: data.forum },

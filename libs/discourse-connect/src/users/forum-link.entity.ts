@@ -34,4 +34,18 @@ export class DiscourseConnectForumLinkEntity {
   /** When this was last learnt (epoch ms). */
   @Column({ name: 'checked_at', type: 'bigint', transformer: epochMs })
   checkedAt!: number;
+
+  // Member lifecycle: suspension and anonymization of the forum account.
+  /** The forum account is suspended by a suspension the module made (only such a one is lifted by it). */
+  @Column({ name: 'suspended_by_module', type: 'boolean', default: false })
+  suspendedByModule!: boolean;
+
+  /** Until when the forum account is suspended (epoch ms), as last learnt; null when not suspended. */
+  @Column({ name: 'suspended_until', type: 'bigint', nullable: true, transformer: epochMs })
+  suspendedUntil!: number | null;
+
+  /** When the forum was learnt to have anonymized the member's account (epoch ms), else null. */
+  @Column({ name: 'anonymized_at', type: 'bigint', nullable: true, transformer: epochMs })
+  anonymizedAt!: number | null;
+  // End of member lifecycle.
 }

@@ -17,6 +17,12 @@ export interface ForumLink {
   forumUsername: string | null;
   status: ForumLinkStatus;
   checkedAt: number;
+  /** The module made the forum account's current suspension (see the member lifecycle). */
+  suspendedByModule?: boolean;
+  /** Until when the forum account is suspended (epoch ms), as last learnt; null when not. */
+  suspendedUntil?: number | null;
+  /** When the forum was learnt to have anonymized the member's account (epoch ms). */
+  anonymizedAt?: number | null;
 }
 
 /** What was learnt about a member on one forum. */
@@ -132,6 +138,91 @@ export class ForumLinks {
       if (oldest !== undefined) this.recentlyLinked.delete(oldest);
     }
   }
+
+  // Member lifecycle: suspensions, anonymized and deleted accounts, forgetting a member.
+  /** Every forum link of a member. */
+  async forMember(discordId: string): Promise<ForumLink[]> {
+    return this.links.find({ where: { discordId }, order: { forum: 'ASC' } });
+  }
+
+  /** The link naming this forum user (from a handshake, lookup or webhook), or null. */
+  async findByForumUserId(forum: string, forumUserId: number): Promise<ForumLink | null> {
+    return this.links.findOneBy({ forum, forumUserId });
+  }
+
+  /**
+   * Records the forum account's suspension: `until` (epoch ms) or null when it was lifted. `byModule`
+   * true: the module made it; false: the forum's (or lifted); left out: unchanged (a webhook telling a
+   * new end date of the same suspension).
+   */
+  async recordSuspension(
+    forum: string,
+    discordId: string,
+    suspension: { until: number | null; byModule?: boolean },
+    options: { manager?: EntityManager } = {},
+  ): Promise<void> {
+    const repo = options.manager
+      ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
+      : this.links;
+    const byModule = suspension.until === null ? false : suspension.byModule;
+    await repo.update(
+      { forum, discordId },
+      {
+        suspendedUntil: suspension.until,
+        ...(byModule === undefined ? {} : { suspendedByModule: byModule }),
+      },
+    );
+  }
+
+  /**
+   * The forum anonymized the member's account: it is detached from the member (a `not_found` link,
+   * so background work skips that forum), with the time, for the anonymized sign-in policy.
+   */
+  async recordAnonymized(
+    forum: string,
+    discordId: string,
+    options: { manager?: EntityManager; now?: number } = {},
+  ): Promise<void> {
+    this.recentlyLinked.delete(`${forum}\u0000${discordId}`);
+    const now = options.now ?? Date.now();
+    const repo = options.manager
+      ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
+      : this.links;
+    await this.record(forum, discordId, { status: 'not_found' }, { ...options, now });
+    await repo.update(
+      { forum, discordId },
+      { anonymizedAt: now, suspendedByModule: false, suspendedUntil: null },
+    );
+  }
+
+  /** The anonymized mark is cleared (the member is allowed a new account on that forum). */
+  async clearAnonymized(forum: string, discordId: string): Promise<void> {
+    await this.links.update({ forum, discordId }, { anonymizedAt: null });
+  }
+
+  /** The forum account is gone (deleted on the forum): recorded as `not_found`. */
+  async recordDeleted(
+    forum: string,
+    discordId: string,
+    options: { manager?: EntityManager; now?: number } = {},
+  ): Promise<void> {
+    const repo = options.manager
+      ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
+      : this.links;
+    await this.record(forum, discordId, { status: 'not_found' }, options);
+    await repo.update({ forum, discordId }, { suspendedByModule: false, suspendedUntil: null });
+  }
+
+  /** Removes every link of a member (forgetting them); in the caller's transaction with `manager`. */
+  async removeMember(discordId: string, options: { manager?: EntityManager } = {}): Promise<void> {
+    const repo = options.manager
+      ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
+      : this.links;
+    for (const key of [...this.recentlyLinked.keys()])
+      if (key.endsWith(`\u0000${discordId}`)) this.recentlyLinked.delete(key);
+    await repo.delete({ discordId });
+  }
+  // End of member lifecycle.
 
   /** Whether a `not_found` answer checked at `checkedAt` is still trusted at `now`. */
   static notFoundIsFresh(link: ForumLink, now = Date.now()): boolean {
