@@ -69,7 +69,7 @@ describe('Discord reconcile and member changes (real SQLite)', () => {
   let server: ListedServer;
   let sync: DiscordMemberSync;
   let events: { name: string; payload: any }[];
-  let leaveAction: 'groups' | 'logout';
+  let leaveAction: 'groups' | 'logout' | 'suspend';
 
   const settings = () =>
     settingsFixture({
@@ -268,6 +268,32 @@ describe('Discord reconcile and member changes (real SQLite)', () => {
       name: DiscourseConnectEvents.DiscordMemberBanned,
       payload: { discordId: id, action: 'logout' },
     });
+  });
+
+  it('with the suspend action, leaving suspends and coming back (or an unban) lifts it', async () => {
+    leaveAction = 'suspend';
+    const id = snowflake(35);
+    await local(id, [ROLE.member]);
+    build();
+
+    expect(await sync.applyRoles(id, null, 'gateway')).toBe('left');
+    expect(await jobList()).toEqual([`sync:${id}`, `suspend:${id}`]);
+    await jobs.clear();
+    expect(await sync.banned(id)).toBe('unchanged');
+    expect(await jobList()).toEqual([`suspend:${id}`]);
+    await jobs.clear();
+    // Unbanned but not back in the server: only the suspension is lifted.
+    expect(await sync.unbanned(id, null)).toBe('unchanged');
+    expect(await jobList()).toEqual([`unsuspend:${id}`]);
+    await jobs.clear();
+    expect(await sync.applyRoles(id, [ROLE.member], 'gateway')).toBe('returned');
+    expect(await jobList()).toEqual([`sync:${id}`, `unsuspend:${id}`]);
+    expect(events.map((e) => e.name)).toEqual([
+      DiscourseConnectEvents.DiscordMemberLeft,
+      DiscourseConnectEvents.DiscordMemberBanned,
+      DiscourseConnectEvents.DiscordMemberReturned,
+      DiscourseConnectEvents.DiscordMemberReturned,
+    ]);
   });
 
   it('one member’s changes apply one at a time, in order', async () => {
