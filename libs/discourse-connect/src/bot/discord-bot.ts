@@ -94,6 +94,7 @@ export class DiscordBotConnection implements OnApplicationBootstrap, OnModuleDes
     if (this.lease && this.redis) {
       await this.lease.release().catch(() => undefined);
     }
+    this.members?.close();
   }
 
   /**

@@ -54,6 +54,12 @@ export class DiscordGuildMembers implements GuildMemberSource {
     );
   }
 
+  /** Stops the REST client's timers. */
+  close(): void {
+    this.rest.clearHashSweeper();
+    this.rest.clearHandlerSweeper();
+  }
+
   async listMembers(after: string | null, limit: number): Promise<GuildMember[]> {
     const query = new URLSearchParams({ limit: String(limit) });
     if (after !== null) query.set('after', after);
