@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /** A failure to inject: 429 (JSON with `retry_after`, or Cloudflare-style plain text) or any other status. */
 export interface SimFailure {
@@ -194,6 +195,9 @@ export abstract class SimulatedServer {
   listen(port = 0, host = '127.0.0.1'): Promise<string> {
     if (this.server) return Promise.reject(new Error('simulator is already listening'));
     const server = createServer((req, res) => this.handle(req, res));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.upgrade(req, socket, head),
+    );
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', (err) => {
@@ -209,6 +213,13 @@ export abstract class SimulatedServer {
         resolve(base);
       });
     });
+  }
+
+  /** An HTTP upgrade (WebSocket) request; refused unless a subclass takes it. */
+  protected upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    void req;
+    void head;
+    socket.destroy();
   }
 
   protected onListening(baseUrl: string): void {
