@@ -51,7 +51,7 @@ export class DiscordBotConnection implements OnApplicationBootstrap, OnModuleDes
   /** A reconcile waits for the member count (after a takeover or a new gateway session). */
   private reconcileWanted = false;
   private reconciling?: Promise<DiscordReconcileEvent | undefined>;
-  private reconcileAgain = false;
+  private reconcileNext?: Promise<DiscordReconcileEvent | undefined>;
 
   constructor(
     private readonly settings: DiscourseConnectSettings,
@@ -99,22 +99,22 @@ export class DiscordBotConnection implements OnApplicationBootstrap, OnModuleDes
 
   /**
    * Compares every member's roles with Discord now (also run on its own schedule by the process
-   * holding the gateway). Resolves to its report, or undefined when it could not finish (logged).
-   * A reconcile already running is followed by one more.
+   * holding the gateway). Resolves to the report of a reconcile that started after the call (one
+   * already running is followed by one more, shared by every caller meanwhile), or undefined when it
+   * could not finish (logged).
    */
   reconcile(): Promise<DiscordReconcileEvent | undefined> {
     if (this.reconciling) {
-      this.reconcileAgain = true;
-      return this.reconciling;
+      this.reconcileNext ??= this.reconciling.then(() => {
+        this.reconcileNext = undefined;
+        return this.stopped ? undefined : this.reconcile();
+      });
+      return this.reconcileNext;
     }
     this.reconcileWanted = false;
     clearTimeout(this.countTimer);
     const run = this.runReconcile().finally(() => {
       this.reconciling = undefined;
-      if (this.reconcileAgain && !this.stopped) {
-        this.reconcileAgain = false;
-        void this.reconcile();
-      }
     });
     this.reconciling = run;
     return run;

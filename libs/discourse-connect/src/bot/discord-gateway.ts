@@ -46,6 +46,11 @@ export class DiscordGatewayConnection {
   /** Connection attempts since the last session started or resumed. */
   private failuresInARow = 0;
   private skipNextWait = false;
+  /**
+   * No Hello since the connection was (re)opened: the library's next session lookup is a
+   * connection attempt (it also looks the session up on every dispatch, which must not wait).
+   */
+  private awaitingHello = true;
   private restartTimer?: NodeJS.Timeout;
   private readonly baseMs: number;
   private readonly maxMs: number;
@@ -88,9 +93,10 @@ export class DiscordGatewayConnection {
       intents: BOT_INTENTS,
       rest: this.rest,
       shardCount: 1,
-      // Called by the library before each connection attempt: the place for the backoff.
+      // Called by the library before each connection attempt (and on every dispatch): the place
+      // for the backoff.
       retrieveSessionInfo: async (shardId) => {
-        await this.beforeAttempt(manager);
+        if (this.awaitingHello) await this.beforeAttempt(manager);
         return this.sessions.get(shardId) ?? null;
       },
       updateSessionInfo: (shardId, info) => {
@@ -101,6 +107,7 @@ export class DiscordGatewayConnection {
     });
     this.manager = manager;
     this.skipNextWait = true;
+    this.awaitingHello = true;
     const current = (): boolean => manager === this.manager;
     manager.on(WebSocketShardEvents.Dispatch, (payload) => {
       if (current()) this.listener.dispatch(payload as GatewayDispatch);
@@ -118,8 +125,13 @@ export class DiscordGatewayConnection {
       );
       this.restartLater(manager);
     });
+    manager.on(WebSocketShardEvents.Hello, () => {
+      if (current()) this.awaitingHello = false;
+    });
     manager.on(WebSocketShardEvents.Closed, (code) => {
-      if (current()) this.logger.debug(`Discord gateway closed (${code})`);
+      if (!current()) return;
+      this.awaitingHello = true;
+      this.logger.debug(`Discord gateway closed (${code})`);
     });
     manager.connect().catch((error: Error) => {
       if (!current()) return;

@@ -429,7 +429,7 @@ export const DISCOURSE_CONNECT_SCHEMA = [
     type: 'string',
     required: true,
     secret: true,
-    rule: { kind: 'minLength', min: 20 },
+    rule: { kind: 'minLength', min: 10 },
     message:
       "must be your Discord application's bot token (Developer Portal → your application → Bot → Reset Token)",
     env: { name: 'DISCORD_BOT_TOKEN', example: 'bot-token-0123456789abcdef' },

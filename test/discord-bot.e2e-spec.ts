@@ -1,0 +1,339 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Injectable, type INestApplication } from '@nestjs/common';
+import { OnEvent } from '@nestjs/event-emitter';
+import { Test } from '@nestjs/testing';
+import {
+  DiscordBotConnection,
+  DiscourseConnectEvents,
+  DiscourseConnectSyncQueue,
+  type DiscordMemberEvent,
+  type DiscordReconcileEvent,
+  type DiscourseConnectModuleOptions,
+} from 'nestjs-discourse-connect/internal';
+import {
+  DISCORD_FIXTURES,
+  DiscordSimulator,
+  SIM_GUILD_ID,
+  SIM_GUILD_ROLES,
+} from 'nestjs-discourse-connect-simulators';
+import { TestBrowser } from './support/browser';
+import { API_KEY, HTTP_ADAPTERS, startHarness, type Harness } from './support/harness';
+import { waitFor } from './support/wait';
+
+/** The simulated Discord's bot token (its default). */
+const BOT_TOKEN = 'sandbox-bot-token';
+const ROLE_MAP = {
+  [SIM_GUILD_ROLES.member]: 'members',
+  [SIM_GUILD_ROLES.moderator]: 'moderators',
+};
+const GROUP_MAP = Object.entries(ROLE_MAP)
+  .map(([role, group]) => `${role}=${group}`)
+  .join(',');
+const { migrated, legacy } = DISCORD_FIXTURES;
+
+jest.setTimeout(60_000);
+
+/** Records the bot's events. */
+@Injectable()
+class BotEvents {
+  members: { name: string; event: DiscordMemberEvent }[] = [];
+  reconciles: DiscordReconcileEvent[] = [];
+
+  @OnEvent(DiscourseConnectEvents.DiscordMemberUpdated)
+  updated(event: DiscordMemberEvent): void {
+    this.members.push({ name: 'updated', event });
+  }
+  @OnEvent(DiscourseConnectEvents.DiscordMemberLeft)
+  left(event: DiscordMemberEvent): void {
+    this.members.push({ name: 'left', event });
+  }
+  @OnEvent(DiscourseConnectEvents.DiscordMemberBanned)
+  banned(event: DiscordMemberEvent): void {
+    this.members.push({ name: 'banned', event });
+  }
+  @OnEvent(DiscourseConnectEvents.DiscordMemberReturned)
+  returned(event: DiscordMemberEvent): void {
+    this.members.push({ name: 'returned', event });
+  }
+  @OnEvent(DiscourseConnectEvents.DiscordReconcileFinished)
+  reconciled(event: DiscordReconcileEvent): void {
+    this.reconciles.push(event);
+  }
+}
+
+type LeaveAction = 'groups' | 'logout' | 'suspend';
+
+/**
+ * The app with the bot connection on the simulated Discord: env style (forRootAsync) or options
+ * (forRoot), a reconcile every 5 s.
+ */
+function start(
+  adapter: (typeof HTTP_ADAPTERS)[number],
+  leaveAction: LeaveAction,
+  style: 'forRoot' | 'forRootAsync',
+): Promise<Harness> {
+  return startHarness(style, {
+    adapter,
+    providers: [BotEvents],
+    forumOptions: { apiKey: API_KEY, apiRateLimitPerMinute: 0 },
+    moduleOptions: (o: DiscourseConnectModuleOptions) => ({
+      ...o,
+      forums: o.forums.map((f) => ({ ...f, api: { key: API_KEY, timeoutMs: 2000 } })),
+      sync: { ratePerMinute: 6000, pollIntervalMs: 50, backoffBaseMs: 50 },
+      groups: { guildId: SIM_GUILD_ID, roleGroups: ROLE_MAP },
+      bot: { token: BOT_TOKEN, reconcileSeconds: 5, leaveAction },
+    }),
+    env: {
+      DISCOURSE_API_KEY: API_KEY,
+      DISCOURSE_API_RATE_PER_MINUTE: '6000',
+      DISCORD_GUILD_ID: SIM_GUILD_ID,
+      DISCOURSE_GROUP_MAP: GROUP_MAP,
+      DISCORD_BOT_TOKEN: BOT_TOKEN,
+      DISCORD_RECONCILE_SECONDS: '5',
+      DISCORD_GUILD_LEAVE_ACTION: leaveAction,
+    },
+  });
+}
+
+/** Signs in on the forum through the app: the local member, the forum account and its link. */
+async function signIn(h: Harness, id: string): Promise<void> {
+  h.discord.knobs.autoApproveAs = id;
+  const page = await new TestBrowser().visit(
+    `${h.forum.baseUrl}/session/sso?return_path=%2Flatest`,
+  );
+  expect(page.url).toBe(`${h.forum.baseUrl}/latest`);
+}
+
+const forumUser = (h: Harness, id: string) => h.forum.users.find((u) => u.externalId === id)!;
+const groupsOf = (h: Harness, id: string) => [...forumUser(h, id).groups].sort();
+
+/** Waits until the queue has nothing pending or running. */
+async function queueSettled(h: Harness): Promise<void> {
+  const queue = h.app.get(DiscourseConnectSyncQueue);
+  await waitFor(async () => {
+    const c = await queue.counts();
+    return c.pending + c.running === 0;
+  }, 'the sync queue to settle');
+}
+
+async function gatewayOpen(h: Harness): Promise<void> {
+  await waitFor(() => h.discord.gateway.openSessions === 1, 'the bot on the gateway');
+}
+
+describe.each(HTTP_ADAPTERS)('Discord bot connection, leave action logout (%s)', (adapter) => {
+  let h: Harness;
+  let events: BotEvents;
+  beforeAll(async () => {
+    h = await start(adapter, 'logout', 'forRootAsync');
+    events = h.app.get(BotEvents);
+    await gatewayOpen(h);
+    await signIn(h, migrated.id);
+    await signIn(h, legacy.id);
+    await queueSettled(h);
+  });
+  afterAll(async () => h.close());
+
+  it('one gateway session, identified with the member and moderation intents', () => {
+    expect(h.discord.gateway.stats.identifies).toBe(1);
+    expect(h.discord.gateway.openSessions).toBe(1);
+    expect(groupsOf(h, migrated.id)).toEqual(['members', 'moderators']);
+  });
+
+  it('a role change in Discord reaches the forum through the gateway', async () => {
+    h.discord.guild.setRoles(migrated.id, [SIM_GUILD_ROLES.member]);
+    await waitFor(
+      () => groupsOf(h, migrated.id).join() === 'members',
+      'the moderators group removed',
+    );
+    expect(events.members.at(-1)).toMatchObject({
+      name: 'updated',
+      event: {
+        discordId: migrated.id,
+        roles: [SIM_GUILD_ROLES.member],
+        previousRoles: [SIM_GUILD_ROLES.member, SIM_GUILD_ROLES.moderator].sort(),
+        source: 'gateway',
+      },
+    });
+    h.discord.guild.setRoles(migrated.id, [SIM_GUILD_ROLES.member, SIM_GUILD_ROLES.moderator]);
+    await waitFor(
+      () => groupsOf(h, migrated.id).join() === 'members,moderators',
+      'the moderators group back',
+    );
+  });
+
+  it('a reconcile that finds no change makes no forum call', async () => {
+    await queueSettled(h);
+    const before = h.forum.stats.apiRequests;
+    const result = await h.app.get(DiscordBotConnection).reconcile();
+    expect(result).toMatchObject({ updated: 0, left: 0, returned: 0, complete: true });
+    await queueSettled(h);
+    expect(h.forum.stats.apiRequests).toBe(before);
+  });
+
+  it('with the gateway down, the reconcile catches a role change', async () => {
+    h.discord.gateway.down();
+    const reconcilesBefore = events.reconciles.length;
+    h.discord.guild.setRoles(legacy.id, [SIM_GUILD_ROLES.member, SIM_GUILD_ROLES.moderator]);
+    await waitFor(
+      () => groupsOf(h, legacy.id).includes('moderators'),
+      'the reconcile to give the moderators group',
+      20_000,
+    );
+    // Caught while the gateway still refused every connection, by a reconcile.
+    expect(h.discord.gateway.refusing).toBe(true);
+    expect(h.discord.gateway.stats.refused).toBeGreaterThan(0);
+    expect(events.reconciles.length).toBeGreaterThan(reconcilesBefore);
+    expect(events.members.at(-1)).toMatchObject({
+      name: 'updated',
+      event: { discordId: legacy.id, source: 'reconcile' },
+    });
+    h.discord.gateway.up();
+    await gatewayOpen(h);
+  });
+
+  it("Discord's 429s during a reconcile are waited out", async () => {
+    h.discord.resetBotCalls();
+    h.discord.forceRateLimit(2, { route: 'GET /guilds/:guild/members', retryAfter: 0.2 });
+    h.discord.guild.setRoles(legacy.id, [SIM_GUILD_ROLES.member]);
+    const result = await h.app.get(DiscordBotConnection).reconcile();
+    expect(result).toMatchObject({ complete: true });
+    expect(h.discord.stats.botRateLimited).toBeGreaterThanOrEqual(2);
+    await waitFor(
+      () => !groupsOf(h, legacy.id).includes('moderators'),
+      'the moderators group removed',
+    );
+  });
+
+  it('a kick removes every managed group and logs the member out of the forum, and nothing else', async () => {
+    await queueSettled(h);
+    const user = forumUser(h, migrated.id);
+    user.groups.push('veterans'); // not managed by the module
+    const otherGroups = groupsOf(h, legacy.id);
+    const logOuts = h.forum.stats.apiLogOuts;
+    h.discord.guild.kick(migrated.id);
+    await waitFor(() => h.forum.stats.apiLogOuts === logOuts + 1, 'the forum log-out');
+    await waitFor(
+      () => groupsOf(h, migrated.id).join() === 'veterans',
+      'the managed groups removed',
+    );
+    await queueSettled(h);
+    expect(groupsOf(h, legacy.id)).toEqual(otherGroups);
+    expect(h.forum.isSuspended(forumUser(h, migrated.id))).toBe(false);
+    expect(h.forum.stats.apiLifecycleCalls).toEqual([]);
+    expect(events.members.at(-1)).toMatchObject({
+      name: 'left',
+      event: { discordId: migrated.id, roles: null, action: 'logout', source: 'gateway' },
+    });
+  });
+});
+
+describe.each(HTTP_ADAPTERS)('Discord bot connection, leave action suspend (%s)', (adapter) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await start(adapter, 'suspend', 'forRoot');
+    await gatewayOpen(h);
+    await signIn(h, migrated.id);
+    await queueSettled(h);
+  });
+  afterAll(async () => h.close());
+
+  it('a ban suspends the forum account; the unban lifts it; rejoining gives the groups back', async () => {
+    h.discord.guild.ban(migrated.id, 'spam');
+    await waitFor(() => h.forum.isSuspended(forumUser(h, migrated.id)), 'the suspension');
+    await waitFor(() => groupsOf(h, migrated.id).length === 0, 'the managed groups removed');
+
+    h.discord.guild.unban(migrated.id);
+    await waitFor(() => !h.forum.isSuspended(forumUser(h, migrated.id)), 'the suspension lifted');
+    // Unbanned is not back in the server: no group yet.
+    expect(groupsOf(h, migrated.id)).toEqual([]);
+
+    h.discord.guild.addMember(migrated.id, [SIM_GUILD_ROLES.member]);
+    await waitFor(() => groupsOf(h, migrated.id).join() === 'members', 'the members group back');
+    await queueSettled(h);
+    expect(h.forum.stats.apiLifecycleCalls.map((c) => c.action)).toEqual(['suspend', 'unsuspend']);
+  });
+
+  it('leaving suspends too; joining again lifts it and gives the groups back', async () => {
+    const calls = h.forum.stats.apiLifecycleCalls.length;
+    h.discord.guild.kick(migrated.id);
+    await waitFor(() => h.forum.isSuspended(forumUser(h, migrated.id)), 'the suspension');
+    await waitFor(() => groupsOf(h, migrated.id).length === 0, 'the managed groups removed');
+    h.discord.guild.addMember(migrated.id, [SIM_GUILD_ROLES.member, SIM_GUILD_ROLES.moderator]);
+    await waitFor(() => !h.forum.isSuspended(forumUser(h, migrated.id)), 'the suspension lifted');
+    await waitFor(
+      () => groupsOf(h, migrated.id).join() === 'members,moderators',
+      'the groups back',
+    );
+    expect(h.forum.stats.apiLifecycleCalls.slice(calls).map((c) => c.action)).toEqual([
+      'suspend',
+      'unsuspend',
+    ]);
+  });
+});
+
+describe.each(HTTP_ADAPTERS)('Discord bot connection, leave action groups (%s)', (adapter) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await start(adapter, 'groups', 'forRootAsync');
+    await gatewayOpen(h);
+    await signIn(h, migrated.id);
+    await queueSettled(h);
+  });
+  afterAll(async () => h.close());
+
+  it('leaving removes the managed groups only: no log-out, no suspension', async () => {
+    const logOuts = h.forum.stats.apiLogOuts;
+    h.discord.guild.kick(migrated.id);
+    await waitFor(() => groupsOf(h, migrated.id).length === 0, 'the managed groups removed');
+    await queueSettled(h);
+    expect(h.forum.stats.apiLogOuts).toBe(logOuts);
+    expect(h.forum.isSuspended(forumUser(h, migrated.id))).toBe(false);
+  });
+});
+
+describe('the command line and the Discord bot', () => {
+  const discord = new DiscordSimulator();
+  let app: INestApplication | undefined;
+  let dir: string;
+  const saved = { ...process.env };
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'dc-cli-bot-'));
+    const discordUrl = await discord.listen(0);
+    Object.assign(process.env, {
+      DATABASE_URL: `sqlite:${join(dir, 'cli.sqlite')}`,
+      DISCOURSE_URL: 'http://127.0.0.1:9',
+      DISCOURSE_CONNECT_SECRET: 'cli-connect-secret-0123',
+      DISCORD_CLIENT_ID: 'sandbox-client-id',
+      DISCORD_CLIENT_SECRET: 'sandbox-client-secret',
+      DISCORD_BASE_URL: discordUrl,
+      PUBLIC_URL: 'http://127.0.0.1:3999',
+      SESSION_SECRET: 'cli-session-secret-0123456789abcdef0123',
+      DISCORD_GUILD_ID: SIM_GUILD_ID,
+      DISCOURSE_GROUP_MAP: GROUP_MAP,
+      DISCORD_BOT_TOKEN: BOT_TOKEN,
+    });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await discord.close();
+    process.env = saved;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('never opens the gateway nor lists members', async () => {
+    // Loaded once the environment is set: the command line's module reads it when loaded.
+    type CliModuleFile = typeof import('../src/cli/cli.module');
+    const { CliModule } =
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded after the environment is set
+      require('../src/cli/cli.module') as CliModuleFile;
+    const moduleRef = await Test.createTestingModule({ imports: [CliModule] }).compile();
+    app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(app.get(DiscordBotConnection).isHolder).toBe(false);
+    expect(discord.gateway.stats.connections).toBe(0);
+    expect(discord.stats.botCalls).toEqual({});
+  });
+});
