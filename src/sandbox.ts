@@ -31,6 +31,7 @@ export async function startSandbox(port: number, host = '127.0.0.1'): Promise<Sa
   const discord = new DiscordSimulator({
     clientId: 'sandbox-client-id',
     clientSecret: 'sandbox-client-secret',
+    botToken: SANDBOX_BOT_TOKEN,
     redirectUris: [`${publicUrl}/auth/discord/callback`],
   });
   const forumOf = (
@@ -95,8 +96,15 @@ export function sandboxEnv(port: number, host = '127.0.0.1'): Record<string, str
     DISCOURSE_FORUM_TEAM_SECRET: persistentSecret('sandbox-team-connect-secret'),
     DISCOURSE_FORUM_TEAM_API_KEY: persistentSecret('sandbox-team-api-key'),
     DISCOURSE_FORUM_TEAM_GROUP_MAP: `${SIM_GUILD_ROLES.moderator}=team`,
+    // The bot connection on the simulated Discord (its bot token): role changes, kicks and bans
+    // made on its members page (`/sandbox/members`) reach the forums without a sign-in.
+    DISCORD_BOT_TOKEN: SANDBOX_BOT_TOKEN,
+    DISCORD_RECONCILE_SECONDS: '300',
   };
 }
+
+/** The simulated Discord's bot token (the same in the app's environment). */
+const SANDBOX_BOT_TOKEN = 'sandbox-bot-token';
 
 /**
  * The team forum lives in a subfolder: browsers keep cookies per host, not per port, and both
