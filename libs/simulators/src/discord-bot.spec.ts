@@ -433,6 +433,38 @@ describe('DiscordSimulator, bot side', () => {
       c.ws.close();
     });
 
+    it('resumes a session with a replay of what it missed, not once the resume window is over', async () => {
+      const first = open();
+      await first.next((f) => f.op === 10, 'hello');
+      first.send(identify(SIM_GATEWAY_INTENTS.GuildMembers));
+      const ready = await first.next((f) => f.t === 'READY', 'READY');
+      first.ws.terminate();
+      await waitFor(() => sim.gateway.openSessions === 0, 'the drop');
+      sim.guild.setRoles(legacy.id, []);
+      sim.guild.kick(animated.id);
+
+      const again = open('/gateway/resume?v=10&encoding=json');
+      await again.next((f) => f.op === 10, 'hello');
+      again.send({ op: 6, d: { token: TOKEN, session_id: ready.d.session_id, seq: 1 } });
+      await again.next((f) => f.t === 'RESUMED', 'RESUMED');
+      expect(again.frames.filter((f) => f.op === 0).map((f) => [f.s, f.t])).toEqual([
+        [2, 'GUILD_MEMBER_UPDATE'],
+        [3, 'GUILD_MEMBER_REMOVE'],
+        [4, 'RESUMED'],
+      ]);
+      again.ws.terminate();
+      await waitFor(() => sim.gateway.openSessions === 0, 'the second drop');
+
+      sim.gateway.resumeWindowMs = 0;
+      await new Promise((r) => setTimeout(r, 5));
+      const late = open();
+      await late.next((f) => f.op === 10, 'hello');
+      late.send({ op: 6, d: { token: TOKEN, session_id: ready.d.session_id, seq: 4 } });
+      expect((await late.next((f) => f.op === 9, 'invalid session')).d).toBe(false);
+      expect(sim.gateway.sessionCount).toBe(0);
+      late.ws.close();
+    });
+
     it('refuses connections while down', async () => {
       sim.gateway.down();
       const c = open();
