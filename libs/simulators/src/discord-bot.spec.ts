@@ -292,6 +292,107 @@ describe('DiscordSimulator, bot side', () => {
     });
   });
 
+  describe('members page', () => {
+    const post = (
+      form: Record<string, string | string[]>,
+      headers: Record<string, string> = {},
+    ) => {
+      const body = new URLSearchParams();
+      for (const [k, v] of Object.entries(form))
+        for (const one of Array.isArray(v) ? v : [v]) body.append(k, one);
+      return jfetch(`${base}/sandbox/members`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers },
+        body: body.toString(),
+      });
+    };
+
+    it('lists members with a checkbox per role, checked for the roles they have', async () => {
+      const html = await (await jfetch(`${base}/sandbox/members`)).text();
+      expect(html).toContain('<span id="member-count">5</span>');
+      const row = html.slice(html.indexOf(`<tr data-user-id="${migrated.id}"`));
+      const rowHtml = row.slice(0, row.indexOf('</tr>'));
+      expect(rowHtml).toContain(`value="${SIM_GUILD_ROLES.member}" data-role="Member" checked`);
+      expect(rowHtml).toContain(
+        `value="${SIM_GUILD_ROLES.moderator}" data-role="Moderator" checked`,
+      );
+      expect(rowHtml).toContain(`value="${SIM_GUILD_ROLES.veteran}" data-role="Veteran">`);
+      // Accounts outside the server can be added.
+      expect(html).toContain(`<li data-user-id="${DISCORD_FIXTURES.noEmail.id}">`);
+      expect(html).toContain('<span id="gateway-status">up</span>');
+    });
+
+    it('saves roles, kicks, bans, unbans and adds through the driver, with the gateway events', async () => {
+      const c = new WebSocket(`${base.replace('http', 'ws')}/gateway?v=10&encoding=json`);
+      const events: string[] = [];
+      c.on('message', (data) => {
+        const f = JSON.parse(String(data));
+        if (f.op === 10)
+          c.send(JSON.stringify({ op: 2, d: { token: TOKEN, intents: ALL, properties: {} } }));
+        if (f.op === 0) events.push(f.t);
+      });
+      await waitFor(() => events.includes('GUILD_CREATE'), 'the session');
+
+      const saved = await post({
+        user_id: legacy.id,
+        action: 'save',
+        roles: [SIM_GUILD_ROLES.moderator],
+      });
+      expect(saved.status).toBe(303);
+      expect(saved.headers.get('location')).toMatch(/^\/sandbox\/members\?done=/);
+      expect(sim.guild.rolesOf(legacy.id)).toEqual([SIM_GUILD_ROLES.moderator]);
+      expect((await post({ user_id: legacy.id, action: 'kick' })).status).toBe(303);
+      expect(sim.guild.isMember(legacy.id)).toBe(false);
+      expect((await post({ user_id: bigId.id, action: 'ban' })).status).toBe(303);
+      expect(sim.guild.isBanned(bigId.id)).toBe(true);
+      expect((await post({ user_id: bigId.id, action: 'unban' })).status).toBe(303);
+      expect((await post({ user_id: legacy.id, action: 'add' })).status).toBe(303);
+      expect(sim.guild.rolesOf(legacy.id)).toEqual([]);
+      await waitFor(() => events.length === 8, 'the events');
+      expect(events.slice(2)).toEqual([
+        'GUILD_MEMBER_UPDATE',
+        'GUILD_MEMBER_REMOVE',
+        'GUILD_MEMBER_REMOVE',
+        'GUILD_BAN_ADD',
+        'GUILD_BAN_REMOVE',
+        'GUILD_MEMBER_ADD',
+      ]);
+      const after = await (await jfetch(`${base}/sandbox/members?done=Saved`)).text();
+      expect(after).toContain('<p id="notice" role="status">Saved</p>');
+
+      expect((await post({ action: 'gateway-down' })).status).toBe(303);
+      expect(sim.gateway.refusing).toBe(true);
+      await waitFor(() => sim.gateway.openSessions === 0, 'the cut');
+      expect((await post({ action: 'gateway-up' })).status).toBe(303);
+      expect(sim.gateway.refusing).toBe(false);
+    });
+
+    it('refuses bad input with a 4xx and cross-site posts', async () => {
+      const notMember = await post({ user_id: DISCORD_FIXTURES.noEmail.id, action: 'kick' });
+      expect(notMember.status).toBe(400);
+      expect(await notMember.text()).toMatch(/not a member/);
+      expect((await post({ user_id: legacy.id, action: 'save', roles: ['<b>'] })).status).toBe(400);
+      expect((await post({ user_id: legacy.id, action: 'explode' })).status).toBe(400);
+      const cross = await post(
+        { user_id: legacy.id, action: 'kick' },
+        { Origin: 'http://evil.example' },
+      );
+      expect(cross.status).toBe(403);
+      expect(sim.guild.isMember(legacy.id)).toBe(true);
+    });
+
+    it('pages through a large server 50 members at a time', async () => {
+      sim.guild.createMembers(120);
+      const html = await (await jfetch(`${base}/sandbox/members`)).text();
+      expect(html.match(/<tr data-user-id=/g)).toHaveLength(50);
+      const next = /id="next-page" href="([^"]+)"/.exec(html)![1];
+      const second = await (await jfetch(`${base}${next.replace(/&amp;/g, '&')}`)).text();
+      expect(second.match(/<tr data-user-id=/g)).toHaveLength(50);
+      expect(second).not.toContain(`data-user-id="${migrated.id}"`);
+    });
+  });
+
   describe('gateway (raw WebSocket)', () => {
     type Frame = { op: number; d: any; s: number | null; t: string | null };
 

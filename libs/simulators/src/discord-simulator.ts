@@ -15,6 +15,7 @@ import {
   SimulatedGuild,
   snowflakeTime,
 } from './discord-guild';
+import { membersPage, membersPagePost, MEMBERS_PAGE_PATH } from './discord-members-page';
 import {
   defaultRateLimits,
   DiscordRateLimiter,
@@ -347,6 +348,11 @@ export class DiscordSimulator extends SimulatedServer {
     if (me && method === 'GET') return this.me(req, res, !me[1]);
     const member = /^\/api(?:\/v10)?\/users\/@me\/guilds\/([^/]+)\/member$/.exec(path);
     if (member && method === 'GET') return this.guildMember(req, res, member[1]);
+    if (path === MEMBERS_PAGE_PATH) {
+      if (method === 'GET') return membersPage(this, res, url.searchParams);
+      if (method === 'POST') return membersPagePost(this, req, res);
+      return this.notFound(res, 405);
+    }
     if (path === '/api/gateway' || path === '/api/v10/gateway') {
       if (method === 'GET') return sendJson(res, 200, { url: this.gatewayUrl(req) });
       return this.notFound(res, 405);
