@@ -661,6 +661,26 @@ describe('DiscordSimulator, bot side', () => {
       expect(closedCodes.length).toBeGreaterThanOrEqual(2);
     });
 
+    it('gets a "disallowed intents" error from the manager when the Server Members intent is off', async () => {
+      sim.knobs.serverMembersIntent = false;
+      const rest = new REST({ api: `${base}/api`, version: '10' }).setToken(TOKEN);
+      const m = new WebSocketManager({
+        token: TOKEN,
+        intents: ALL,
+        rest,
+        retrieveSessionInfo: () => null,
+        updateSessionInfo: () => undefined,
+      });
+      const errors: string[] = [];
+      m.on(WebSocketShardEvents.Error, (e: Error) => errors.push(e.message));
+      void m.connect().catch(() => undefined);
+      await waitFor(() => errors.length === 1, 'the error');
+      expect(errors).toEqual(['Used disallowed intents']);
+      expect(sim.gateway.stats.closeCodes).toEqual([GATEWAY_CLOSE.DisallowedIntents]);
+      expect(sim.gateway.stats.identifies).toBe(0);
+      await m.destroy();
+    });
+
     it('pages through members with REST and retries a forced 429 on its own', async () => {
       sim.guild.createMembers(2500);
       const rest = new REST({ api: `${base}/api`, version: '10' }).setToken(TOKEN);
@@ -682,6 +702,14 @@ describe('DiscordSimulator, bot side', () => {
       expect(sim.stats.botRateLimited).toBe(1);
       expect(sim.stats.botCalls['GET /guilds/:guild/members']).toBe(4); // 3 pages + the 429
       expect(limited).toHaveLength(1);
+
+      // A global 429 too.
+      sim.forceRateLimit(1, { global: true, retryAfter: 0.05 });
+      const guild = (await rest.get(`/guilds/${SIM_GUILD_ID}`)) as { id: string };
+      expect(guild.id).toBe(SIM_GUILD_ID);
+      expect(sim.stats.botRateLimited).toBe(2);
+      expect(limited).toHaveLength(2);
+      expect(limited[1]).toMatchObject({ global: true });
 
       sim.knobs.serverMembersIntent = false;
       await expect(
