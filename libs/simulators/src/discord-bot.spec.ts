@@ -207,6 +207,13 @@ describe('DiscordSimulator, bot side', () => {
       expect(g.headers.get('x-ratelimit-scope')).toBe('global');
     });
 
+    it('fails every bot route the way botFailure says', async () => {
+      sim.knobs.botFailure = { status: 502, plainText: true };
+      const res = await bot(`/guilds/${SIM_GUILD_ID}/members`);
+      expect(res.status).toBe(502);
+      expect(sim.stats.botCalls['GET /guilds/:guild/members']).toBe(1);
+    });
+
     it('keeps the OAuth side on the same guild state, and /users/@me carries mfa_enabled', async () => {
       sim.knobs.autoApproveAs = legacy.id;
       sim.redirectUris = ['http://127.0.0.1:9/cb'];
@@ -659,6 +666,29 @@ describe('DiscordSimulator, bot side', () => {
       await waitFor(() => sim.gateway.stats.refused >= 2, 'refused reconnects');
       expect(sim.gateway.openSessions).toBe(0);
       expect(closedCodes.length).toBeGreaterThanOrEqual(2);
+    });
+
+    it('resumes a zombie connection (heartbeats not acknowledged)', async () => {
+      sim.gateway.heartbeatIntervalMs = 100;
+      sim.gateway.ackHeartbeats = false;
+      const rest = new REST({ api: `${base}/api`, version: '10' }).setToken(TOKEN);
+      const sessions = new Map<number, any>();
+      manager = new WebSocketManager({
+        token: TOKEN,
+        intents: ALL,
+        rest,
+        retrieveSessionInfo: (id) => sessions.get(id) ?? null,
+        updateSessionInfo: (id, info) => {
+          if (info) sessions.set(id, info);
+          else sessions.delete(id);
+        },
+      });
+      let resumed = 0;
+      manager.on(WebSocketShardEvents.Resumed, () => resumed++);
+      await manager.connect();
+      await waitFor(() => resumed >= 1, 'the resume of the zombie connection');
+      sim.gateway.ackHeartbeats = true;
+      expect(sim.gateway.stats.identifies).toBe(1);
     });
 
     it('gets a "disallowed intents" error from the manager when the Server Members intent is off', async () => {

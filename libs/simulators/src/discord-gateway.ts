@@ -109,6 +109,8 @@ export class SimulatedGateway {
   heartbeatIntervalMs = 41_250;
   /** How long a session without a connection can still be resumed, in ms. Default 5 minutes. */
   resumeWindowMs = 300_000;
+  /** Heartbeats are acknowledged (op 11). False: a "zombie" connection, which clients close and resume. */
+  ackHeartbeats = true;
   readonly stats: GatewayStats = emptyStats();
 
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4096 * 1024 });
@@ -189,6 +191,7 @@ export class SimulatedGateway {
     this.isDown = false;
     this.heartbeatIntervalMs = 41_250;
     this.resumeWindowMs = 300_000;
+    this.ackHeartbeats = true;
     Object.assign(this.stats, emptyStats());
   }
 
@@ -266,7 +269,8 @@ export class SimulatedGateway {
     switch (payload.op) {
       case 1:
         this.stats.heartbeats++;
-        if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(HEARTBEAT_ACK);
+        if (this.ackHeartbeats && conn.ws.readyState === WebSocket.OPEN)
+          conn.ws.send(HEARTBEAT_ACK);
         return;
       case 2:
         return this.identify(conn, d);

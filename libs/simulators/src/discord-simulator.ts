@@ -78,6 +78,8 @@ export interface DiscordKnobs {
   messageContentIntent: boolean;
   /** Forces the next answers of the bot routes to be 429 (see `forceRateLimit`). */
   botRateLimit: DiscordForcedRateLimit | null;
+  /** Every bot-route request fails this way (e.g. a 502 from Cloudflare), after being counted. */
+  botFailure: SimFailure | null;
 }
 
 export interface DiscordStats {
@@ -153,6 +155,7 @@ const defaultKnobs = (): DiscordKnobs => ({
   presenceIntent: false,
   messageContentIntent: false,
   botRateLimit: null,
+  botFailure: null,
 });
 
 /**
@@ -922,6 +925,7 @@ export class DiscordSimulator extends SimulatedServer {
   ): void {
     const calls = this.stats.botCalls;
     calls[m.route] = (calls[m.route] ?? 0) + 1;
+    if (this.knobs.botFailure) return this.failure(res, this.knobs.botFailure);
     const auth = /^Bot (\S+)$/.exec(String(req.headers.authorization ?? ''));
     if (!auth || !safeEqual(auth[1], this.botToken)) return this.unauthorized(res);
     const { verdict, forcedUsed } = this.rateLimiter.take(
