@@ -58,6 +58,15 @@ describe('DiscordSimulator, bot side', () => {
       expect(sim.stats.botCalls['GET /gateway/bot']).toBe(1);
     });
 
+    it('answers /users/@me with the bot user for a bot token', async () => {
+      const res = await bot('/users/@me');
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ id: SIM_BOT_USER_ID, bot: true });
+      expect(sim.stats.botCalls['GET /users/@me']).toBe(1);
+      expect(sim.stats.userFetches).toBe(0);
+      expect((await bot('/users/@me', 'wrong')).status).toBe(401);
+    });
+
     it('needs Authorization: Bot <token> on every bot route (401 JSON otherwise)', async () => {
       for (const path of [
         '/gateway/bot',

@@ -348,6 +348,9 @@ export class DiscordSimulator extends SimulatedServer {
       return this.notFound(res, 405);
     }
     const me = /^\/api(\/v10)?\/users\/@me$/.exec(path);
+    if (me && method === 'GET' && /^Bot /.test(String(req.headers.authorization ?? ''))) {
+      return this.botRoute(req, res, url, { route: 'GET /users/@me', guildId: null, userId: null });
+    }
     if (me && method === 'GET') return this.me(req, res, !me[1]);
     const member = /^\/api(?:\/v10)?\/users\/@me\/guilds\/([^/]+)\/member$/.exec(path);
     if (member && method === 'GET') return this.guildMember(req, res, member[1]);
@@ -947,6 +950,7 @@ export class DiscordSimulator extends SimulatedServer {
       );
     }
     const h = verdict.headers;
+    if (m.route === 'GET /users/@me') return sendJson(res, 200, this.botUser(), h);
     if (m.route === 'GET /gateway/bot') {
       return sendJson(
         res,
