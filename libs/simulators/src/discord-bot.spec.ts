@@ -272,6 +272,19 @@ describe('DiscordSimulator, bot side', () => {
     });
   });
 
+  it('serves the gateway again after close() and listen()', async () => {
+    const other = new DiscordSimulator();
+    for (let round = 0; round < 2; round++) {
+      const url = await other.listen(0);
+      const ws = new WebSocket(`${url.replace('http', 'ws')}/gateway?v=10&encoding=json`);
+      const hello = await new Promise<any>((done) =>
+        ws.once('message', (data) => done(JSON.parse(String(data)))),
+      );
+      expect(hello.op).toBe(10);
+      await other.close();
+    }
+  });
+
   describe('driver', () => {
     it('refuses what Discord would refuse', () => {
       expect(() => sim.guild.setRoles(DISCORD_FIXTURES.noEmail.id, [])).toThrow(/not a member/);

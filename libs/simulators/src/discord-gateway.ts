@@ -195,11 +195,10 @@ export class SimulatedGateway {
     Object.assign(this.stats, emptyStats());
   }
 
-  /** Closes every connection and the WebSocket server. */
+  /** Closes every connection and forgets the sessions (the simulator can listen again afterwards). */
   close(): void {
     this.dropConnections();
     this.sessions.clear();
-    this.wss.close();
   }
 
   /** Takes an HTTP upgrade for `/gateway` or `/gateway/resume`. */
