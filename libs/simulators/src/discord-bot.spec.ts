@@ -58,6 +58,15 @@ describe('DiscordSimulator, bot side', () => {
       expect(sim.stats.botCalls['GET /gateway/bot']).toBe(1);
     });
 
+    it('answers /users/@me with the bot user for a bot token', async () => {
+      const res = await bot('/users/@me');
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ id: SIM_BOT_USER_ID, bot: true });
+      expect(sim.stats.botCalls['GET /users/@me']).toBe(1);
+      expect(sim.stats.userFetches).toBe(0);
+      expect((await bot('/users/@me', 'wrong')).status).toBe(401);
+    });
+
     it('needs Authorization: Bot <token> on every bot route (401 JSON otherwise)', async () => {
       for (const path of [
         '/gateway/bot',
@@ -207,6 +216,13 @@ describe('DiscordSimulator, bot side', () => {
       expect(g.headers.get('x-ratelimit-scope')).toBe('global');
     });
 
+    it('fails every bot route the way botFailure says', async () => {
+      sim.knobs.botFailure = { status: 502, plainText: true };
+      const res = await bot(`/guilds/${SIM_GUILD_ID}/members`);
+      expect(res.status).toBe(502);
+      expect(sim.stats.botCalls['GET /guilds/:guild/members']).toBe(1);
+    });
+
     it('keeps the OAuth side on the same guild state, and /users/@me carries mfa_enabled', async () => {
       sim.knobs.autoApproveAs = legacy.id;
       sim.redirectUris = ['http://127.0.0.1:9/cb'];
@@ -256,6 +272,19 @@ describe('DiscordSimulator, bot side', () => {
     });
   });
 
+  it('serves the gateway again after close() and listen()', async () => {
+    const other = new DiscordSimulator();
+    for (let round = 0; round < 2; round++) {
+      const url = await other.listen(0);
+      const ws = new WebSocket(`${url.replace('http', 'ws')}/gateway?v=10&encoding=json`);
+      const hello = await new Promise<any>((done) =>
+        ws.once('message', (data) => done(JSON.parse(String(data)))),
+      );
+      expect(hello.op).toBe(10);
+      await other.close();
+    }
+  });
+
   describe('driver', () => {
     it('refuses what Discord would refuse', () => {
       expect(() => sim.guild.setRoles(DISCORD_FIXTURES.noEmail.id, [])).toThrow(/not a member/);
@@ -289,6 +318,107 @@ describe('DiscordSimulator, bot side', () => {
       expect(pages).toBe(11);
       // Generated accounts stay off the consent page's buttons.
       expect(sim.users.size).toBe(Object.keys(DISCORD_FIXTURES).length + 10_000);
+    });
+  });
+
+  describe('members page', () => {
+    const post = (
+      form: Record<string, string | string[]>,
+      headers: Record<string, string> = {},
+    ) => {
+      const body = new URLSearchParams();
+      for (const [k, v] of Object.entries(form))
+        for (const one of Array.isArray(v) ? v : [v]) body.append(k, one);
+      return jfetch(`${base}/sandbox/members`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers },
+        body: body.toString(),
+      });
+    };
+
+    it('lists members with a checkbox per role, checked for the roles they have', async () => {
+      const html = await (await jfetch(`${base}/sandbox/members`)).text();
+      expect(html).toContain('<span id="member-count">5</span>');
+      const row = html.slice(html.indexOf(`<tr data-user-id="${migrated.id}"`));
+      const rowHtml = row.slice(0, row.indexOf('</tr>'));
+      expect(rowHtml).toContain(`value="${SIM_GUILD_ROLES.member}" data-role="Member" checked`);
+      expect(rowHtml).toContain(
+        `value="${SIM_GUILD_ROLES.moderator}" data-role="Moderator" checked`,
+      );
+      expect(rowHtml).toContain(`value="${SIM_GUILD_ROLES.veteran}" data-role="Veteran">`);
+      // Accounts outside the server can be added.
+      expect(html).toContain(`<li data-user-id="${DISCORD_FIXTURES.noEmail.id}">`);
+      expect(html).toContain('<span id="gateway-status">up</span>');
+    });
+
+    it('saves roles, kicks, bans, unbans and adds through the driver, with the gateway events', async () => {
+      const c = new WebSocket(`${base.replace('http', 'ws')}/gateway?v=10&encoding=json`);
+      const events: string[] = [];
+      c.on('message', (data) => {
+        const f = JSON.parse(String(data));
+        if (f.op === 10)
+          c.send(JSON.stringify({ op: 2, d: { token: TOKEN, intents: ALL, properties: {} } }));
+        if (f.op === 0) events.push(f.t);
+      });
+      await waitFor(() => events.includes('GUILD_CREATE'), 'the session');
+
+      const saved = await post({
+        user_id: legacy.id,
+        action: 'save',
+        roles: [SIM_GUILD_ROLES.moderator],
+      });
+      expect(saved.status).toBe(303);
+      expect(saved.headers.get('location')).toMatch(/^\/sandbox\/members\?done=/);
+      expect(sim.guild.rolesOf(legacy.id)).toEqual([SIM_GUILD_ROLES.moderator]);
+      expect((await post({ user_id: legacy.id, action: 'kick' })).status).toBe(303);
+      expect(sim.guild.isMember(legacy.id)).toBe(false);
+      expect((await post({ user_id: bigId.id, action: 'ban' })).status).toBe(303);
+      expect(sim.guild.isBanned(bigId.id)).toBe(true);
+      expect((await post({ user_id: bigId.id, action: 'unban' })).status).toBe(303);
+      expect((await post({ user_id: legacy.id, action: 'add' })).status).toBe(303);
+      expect(sim.guild.rolesOf(legacy.id)).toEqual([]);
+      await waitFor(() => events.length === 8, 'the events');
+      expect(events.slice(2)).toEqual([
+        'GUILD_MEMBER_UPDATE',
+        'GUILD_MEMBER_REMOVE',
+        'GUILD_MEMBER_REMOVE',
+        'GUILD_BAN_ADD',
+        'GUILD_BAN_REMOVE',
+        'GUILD_MEMBER_ADD',
+      ]);
+      const after = await (await jfetch(`${base}/sandbox/members?done=Saved`)).text();
+      expect(after).toContain('<p id="notice" role="status">Saved</p>');
+
+      expect((await post({ action: 'gateway-down' })).status).toBe(303);
+      expect(sim.gateway.refusing).toBe(true);
+      await waitFor(() => sim.gateway.openSessions === 0, 'the cut');
+      expect((await post({ action: 'gateway-up' })).status).toBe(303);
+      expect(sim.gateway.refusing).toBe(false);
+    });
+
+    it('refuses bad input with a 4xx and cross-site posts', async () => {
+      const notMember = await post({ user_id: DISCORD_FIXTURES.noEmail.id, action: 'kick' });
+      expect(notMember.status).toBe(400);
+      expect(await notMember.text()).toMatch(/not a member/);
+      expect((await post({ user_id: legacy.id, action: 'save', roles: ['<b>'] })).status).toBe(400);
+      expect((await post({ user_id: legacy.id, action: 'explode' })).status).toBe(400);
+      const cross = await post(
+        { user_id: legacy.id, action: 'kick' },
+        { Origin: 'http://evil.example' },
+      );
+      expect(cross.status).toBe(403);
+      expect(sim.guild.isMember(legacy.id)).toBe(true);
+    });
+
+    it('pages through a large server 50 members at a time', async () => {
+      sim.guild.createMembers(120);
+      const html = await (await jfetch(`${base}/sandbox/members`)).text();
+      expect(html.match(/<tr data-user-id=/g)).toHaveLength(50);
+      const next = /id="next-page" href="([^"]+)"/.exec(html)![1];
+      const second = await (await jfetch(`${base}${next.replace(/&amp;/g, '&')}`)).text();
+      expect(second.match(/<tr data-user-id=/g)).toHaveLength(50);
+      expect(second).not.toContain(`data-user-id="${migrated.id}"`);
     });
   });
 
@@ -433,6 +563,38 @@ describe('DiscordSimulator, bot side', () => {
       c.ws.close();
     });
 
+    it('resumes a session with a replay of what it missed, not once the resume window is over', async () => {
+      const first = open();
+      await first.next((f) => f.op === 10, 'hello');
+      first.send(identify(SIM_GATEWAY_INTENTS.GuildMembers));
+      const ready = await first.next((f) => f.t === 'READY', 'READY');
+      first.ws.terminate();
+      await waitFor(() => sim.gateway.openSessions === 0, 'the drop');
+      sim.guild.setRoles(legacy.id, []);
+      sim.guild.kick(animated.id);
+
+      const again = open('/gateway/resume?v=10&encoding=json');
+      await again.next((f) => f.op === 10, 'hello');
+      again.send({ op: 6, d: { token: TOKEN, session_id: ready.d.session_id, seq: 1 } });
+      await again.next((f) => f.t === 'RESUMED', 'RESUMED');
+      expect(again.frames.filter((f) => f.op === 0).map((f) => [f.s, f.t])).toEqual([
+        [2, 'GUILD_MEMBER_UPDATE'],
+        [3, 'GUILD_MEMBER_REMOVE'],
+        [4, 'RESUMED'],
+      ]);
+      again.ws.terminate();
+      await waitFor(() => sim.gateway.openSessions === 0, 'the second drop');
+
+      sim.gateway.resumeWindowMs = 0;
+      await new Promise((r) => setTimeout(r, 5));
+      const late = open();
+      await late.next((f) => f.op === 10, 'hello');
+      late.send({ op: 6, d: { token: TOKEN, session_id: ready.d.session_id, seq: 4 } });
+      expect((await late.next((f) => f.op === 9, 'invalid session')).d).toBe(false);
+      expect(sim.gateway.sessionCount).toBe(0);
+      late.ws.close();
+    });
+
     it('refuses connections while down', async () => {
       sim.gateway.down();
       const c = open();
@@ -528,6 +690,49 @@ describe('DiscordSimulator, bot side', () => {
       expect(closedCodes.length).toBeGreaterThanOrEqual(2);
     });
 
+    it('resumes a zombie connection (heartbeats not acknowledged)', async () => {
+      sim.gateway.heartbeatIntervalMs = 100;
+      sim.gateway.ackHeartbeats = false;
+      const rest = new REST({ api: `${base}/api`, version: '10' }).setToken(TOKEN);
+      const sessions = new Map<number, any>();
+      manager = new WebSocketManager({
+        token: TOKEN,
+        intents: ALL,
+        rest,
+        retrieveSessionInfo: (id) => sessions.get(id) ?? null,
+        updateSessionInfo: (id, info) => {
+          if (info) sessions.set(id, info);
+          else sessions.delete(id);
+        },
+      });
+      let resumed = 0;
+      manager.on(WebSocketShardEvents.Resumed, () => resumed++);
+      await manager.connect();
+      await waitFor(() => resumed >= 1, 'the resume of the zombie connection');
+      sim.gateway.ackHeartbeats = true;
+      expect(sim.gateway.stats.identifies).toBe(1);
+    });
+
+    it('gets a "disallowed intents" error from the manager when the Server Members intent is off', async () => {
+      sim.knobs.serverMembersIntent = false;
+      const rest = new REST({ api: `${base}/api`, version: '10' }).setToken(TOKEN);
+      const m = new WebSocketManager({
+        token: TOKEN,
+        intents: ALL,
+        rest,
+        retrieveSessionInfo: () => null,
+        updateSessionInfo: () => undefined,
+      });
+      const errors: string[] = [];
+      m.on(WebSocketShardEvents.Error, (e: Error) => errors.push(e.message));
+      void m.connect().catch(() => undefined);
+      await waitFor(() => errors.length === 1, 'the error');
+      expect(errors).toEqual(['Used disallowed intents']);
+      expect(sim.gateway.stats.closeCodes).toEqual([GATEWAY_CLOSE.DisallowedIntents]);
+      expect(sim.gateway.stats.identifies).toBe(0);
+      await m.destroy();
+    });
+
     it('pages through members with REST and retries a forced 429 on its own', async () => {
       sim.guild.createMembers(2500);
       const rest = new REST({ api: `${base}/api`, version: '10' }).setToken(TOKEN);
@@ -549,6 +754,14 @@ describe('DiscordSimulator, bot side', () => {
       expect(sim.stats.botRateLimited).toBe(1);
       expect(sim.stats.botCalls['GET /guilds/:guild/members']).toBe(4); // 3 pages + the 429
       expect(limited).toHaveLength(1);
+
+      // A global 429 too.
+      sim.forceRateLimit(1, { global: true, retryAfter: 0.05 });
+      const guild = (await rest.get(`/guilds/${SIM_GUILD_ID}`)) as { id: string };
+      expect(guild.id).toBe(SIM_GUILD_ID);
+      expect(sim.stats.botRateLimited).toBe(2);
+      expect(limited).toHaveLength(2);
+      expect(limited[1]).toMatchObject({ global: true });
 
       sim.knobs.serverMembersIntent = false;
       await expect(

@@ -53,6 +53,8 @@ interface Session {
   /** Whether dispatches older than the buffer were dropped (a resume from before them fails). */
   trimmedBefore: number;
   conn: Connection | null;
+  /** When the last connection of the session closed (ms), while it has none. */
+  disconnectedAt: number | null;
 }
 
 interface Connection {
@@ -105,6 +107,10 @@ const CLOSE_REASONS: Record<number, string> = {
 export class SimulatedGateway {
   /** `heartbeat_interval` sent in Hello, in ms (Discord's is about 41 s). */
   heartbeatIntervalMs = 41_250;
+  /** How long a session without a connection can still be resumed, in ms. Default 5 minutes. */
+  resumeWindowMs = 300_000;
+  /** Heartbeats are acknowledged (op 11). False: a "zombie" connection, which clients close and resume. */
+  ackHeartbeats = true;
   readonly stats: GatewayStats = emptyStats();
 
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4096 * 1024 });
@@ -167,6 +173,10 @@ export class SimulatedGateway {
   dispatch(t: string, d: Record<string, unknown>, intent: number): void {
     const guild = BigInt(this.host.guildId());
     for (const session of this.sessions.values()) {
+      if (this.expired(session)) {
+        this.sessions.delete(session.id);
+        continue;
+      }
       if ((session.intents & intent) !== intent) continue;
       const [id, count] = session.shard;
       if (Number((guild >> 22n) % BigInt(count)) !== id) continue;
@@ -174,19 +184,21 @@ export class SimulatedGateway {
     }
   }
 
-  /** Everything closed and forgotten, the gateway up, counters at zero. */
+  /** Everything closed and forgotten, the gateway up, settings and counters back to defaults. */
   reset(): void {
     this.dropConnections();
     this.sessions.clear();
     this.isDown = false;
+    this.heartbeatIntervalMs = 41_250;
+    this.resumeWindowMs = 300_000;
+    this.ackHeartbeats = true;
     Object.assign(this.stats, emptyStats());
   }
 
-  /** Closes every connection and the WebSocket server. */
+  /** Closes every connection and forgets the sessions (the simulator can listen again afterwards). */
   close(): void {
     this.dropConnections();
     this.sessions.clear();
-    this.wss.close();
   }
 
   /** Takes an HTTP upgrade for `/gateway` or `/gateway/resume`. */
@@ -214,7 +226,10 @@ export class SimulatedGateway {
       this.connections.add(conn);
       ws.on('close', () => {
         this.connections.delete(conn);
-        if (conn.session && conn.session.conn === conn) conn.session.conn = null;
+        if (conn.session && conn.session.conn === conn) {
+          conn.session.conn = null;
+          conn.session.disconnectedAt = Date.now();
+        }
       });
       ws.on('error', () => ws.terminate());
       ws.on('message', (data, isBinary) => this.onMessage(conn, data, isBinary));
@@ -253,7 +268,8 @@ export class SimulatedGateway {
     switch (payload.op) {
       case 1:
         this.stats.heartbeats++;
-        if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(HEARTBEAT_ACK);
+        if (this.ackHeartbeats && conn.ws.readyState === WebSocket.OPEN)
+          conn.ws.send(HEARTBEAT_ACK);
         return;
       case 2:
         return this.identify(conn, d);
@@ -307,6 +323,7 @@ export class SimulatedGateway {
       buffer: [],
       trimmedBefore: 0,
       conn,
+      disconnectedAt: null,
     };
     this.sessions.set(session.id, session);
     conn.session = session;
@@ -343,10 +360,12 @@ export class SimulatedGateway {
     const seq = d.seq === null ? 0 : d.seq;
     if (
       !session ||
+      this.expired(session) ||
       typeof seq !== 'number' ||
       !Number.isInteger(seq) ||
       seq < session.trimmedBefore
     ) {
+      if (session && this.expired(session)) this.sessions.delete(session.id);
       this.stats.failedResumes++;
       this.sendRaw(conn, { op: 9, d: false, s: null, t: null });
       return;
@@ -354,12 +373,21 @@ export class SimulatedGateway {
     if (seq > session.seq) return this.closeWith(conn, GATEWAY_CLOSE.InvalidSeq);
     if (session.conn && session.conn !== conn) session.conn.ws.terminate();
     session.conn = conn;
+    session.disconnectedAt = null;
     conn.session = session;
     this.stats.resumes++;
     for (const event of session.buffer) {
       if (event.s > seq) this.sendDispatch(conn, event);
     }
     this.deliver(session, 'RESUMED', { _trace: ['["gateway-sim",{"micros":0}]'] });
+  }
+
+  private expired(session: Session): boolean {
+    return (
+      session.conn === null &&
+      session.disconnectedAt !== null &&
+      Date.now() - session.disconnectedAt > this.resumeWindowMs
+    );
   }
 
   private deliver(session: Session, t: string, d: unknown): void {

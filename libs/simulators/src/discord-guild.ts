@@ -251,8 +251,8 @@ export class SimulatedGuild {
   }
 
   /**
-   * Called after an account was edited directly (`DiscordSimulator.updateUser` or `users.set`) with the
-   * roles it had before: dispatches the membership change, if any.
+   * Called after an account's `guildRoles` were edited directly (`DiscordSimulator.updateUser` does)
+   * with the roles it had before: dispatches the membership change, if any.
    */
   noteChange(userId: string, before: readonly string[] | undefined): void {
     const after = this.rolesOf(userId);

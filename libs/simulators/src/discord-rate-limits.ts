@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 /** The bot routes of the simulated Discord, by template (the keys of the call counters). */
 export type DiscordBotRoute =
   | 'GET /gateway/bot'
+  | 'GET /users/@me'
   | 'GET /guilds/:guild'
   | 'GET /guilds/:guild/members'
   | 'GET /guilds/:guild/members/:user';

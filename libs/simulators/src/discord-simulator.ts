@@ -15,6 +15,7 @@ import {
   SimulatedGuild,
   snowflakeTime,
 } from './discord-guild';
+import { membersPage, membersPagePost, MEMBERS_PAGE_PATH } from './discord-members-page';
 import {
   defaultRateLimits,
   DiscordRateLimiter,
@@ -77,6 +78,8 @@ export interface DiscordKnobs {
   messageContentIntent: boolean;
   /** Forces the next answers of the bot routes to be 429 (see `forceRateLimit`). */
   botRateLimit: DiscordForcedRateLimit | null;
+  /** Every bot-route request fails this way (e.g. a 502 from Cloudflare), after being counted. */
+  botFailure: SimFailure | null;
 }
 
 export interface DiscordStats {
@@ -152,6 +155,7 @@ const defaultKnobs = (): DiscordKnobs => ({
   presenceIntent: false,
   messageContentIntent: false,
   botRateLimit: null,
+  botFailure: null,
 });
 
 /**
@@ -344,9 +348,17 @@ export class DiscordSimulator extends SimulatedServer {
       return this.notFound(res, 405);
     }
     const me = /^\/api(\/v10)?\/users\/@me$/.exec(path);
+    if (me && method === 'GET' && /^Bot /.test(String(req.headers.authorization ?? ''))) {
+      return this.botRoute(req, res, url, { route: 'GET /users/@me', guildId: null, userId: null });
+    }
     if (me && method === 'GET') return this.me(req, res, !me[1]);
     const member = /^\/api(?:\/v10)?\/users\/@me\/guilds\/([^/]+)\/member$/.exec(path);
     if (member && method === 'GET') return this.guildMember(req, res, member[1]);
+    if (path === MEMBERS_PAGE_PATH) {
+      if (method === 'GET') return membersPage(this, res, url.searchParams);
+      if (method === 'POST') return membersPagePost(this, req, res);
+      return this.notFound(res, 405);
+    }
     if (path === '/api/gateway' || path === '/api/v10/gateway') {
       if (method === 'GET') return sendJson(res, 200, { url: this.gatewayUrl(req) });
       return this.notFound(res, 405);
@@ -916,6 +928,7 @@ export class DiscordSimulator extends SimulatedServer {
   ): void {
     const calls = this.stats.botCalls;
     calls[m.route] = (calls[m.route] ?? 0) + 1;
+    if (this.knobs.botFailure) return this.failure(res, this.knobs.botFailure);
     const auth = /^Bot (\S+)$/.exec(String(req.headers.authorization ?? ''));
     if (!auth || !safeEqual(auth[1], this.botToken)) return this.unauthorized(res);
     const { verdict, forcedUsed } = this.rateLimiter.take(
@@ -937,6 +950,7 @@ export class DiscordSimulator extends SimulatedServer {
       );
     }
     const h = verdict.headers;
+    if (m.route === 'GET /users/@me') return sendJson(res, 200, this.botUser(), h);
     if (m.route === 'GET /gateway/bot') {
       return sendJson(
         res,

@@ -106,12 +106,13 @@ export function sendText(
   res.end(body);
 }
 
-/** A complete HTML document; `bodyHtml` must already be escaped. */
+/** A complete HTML document; `bodyHtml` (and `headHtml`, extra head elements) must already be escaped. */
 export function sendHtml(
   res: ServerResponse,
   status: number,
   title: string,
   bodyHtml: string,
+  headHtml = '',
 ): void {
   const doc =
     '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">' +
@@ -120,7 +121,7 @@ export function sendHtml(
     '<style>body{font-family:system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem;line-height:1.5}' +
     'button{font-size:1rem;padding:.4rem .8rem;margin:.2rem 0;cursor:pointer}' +
     '.sim{color:#888;font-size:.85rem}img.avatar{width:48px;height:48px;border-radius:50%;vertical-align:middle}</style>' +
-    `</head><body>${bodyHtml}</body></html>`;
+    `${headHtml}</head><body>${bodyHtml}</body></html>`;
   res.writeHead(status, {
     'Content-Type': 'text/html; charset=utf-8',
     'Content-Length': Buffer.byteLength(doc),
