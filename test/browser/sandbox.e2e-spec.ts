@@ -280,5 +280,28 @@ describeWithChromium.each(['fastify', 'express'] as const)(
       await page.goto(`${forumUrl}/`);
       expect(await page.locator('#current-user').count()).toBe(0);
     }, 30_000);
+
+    it("a role taken away on the simulated Discord's members page takes the forum group away, with nobody signing in", async () => {
+      const discordUrl = `http://127.0.0.1:${Number(new URL(appUrl).port) + 1}`;
+      await page.goto(`${forumUrl}/u/${migrated.username}`);
+      await expect(page.locator('#user-groups').textContent()).resolves.toBe('members, moderators');
+      const discordPage = await context.newPage();
+      await discordPage.goto(`${discordUrl}/sandbox/members`);
+      const row = discordPage.locator(`tr[data-user-id="${migrated.id}"]`);
+      await row.locator('input[data-role="Moderator"]').uncheck();
+      await row.locator('button[data-action="save"]').click();
+      await discordPage.locator('#notice').filter({ hasText: 'saved' }).waitFor();
+      // The bot connection brings the change to the forum; the forum's user page reloads by itself.
+      await page
+        .locator('#user-groups')
+        .filter({ hasText: /^members$/ })
+        .waitFor({ timeout: 20_000 });
+      mkdirSync(RESULTS, { recursive: true });
+      await page.screenshot({
+        path: join(RESULTS, `sandbox-forum-group-removed-${adapter}.png`),
+        fullPage: true,
+      });
+      await discordPage.close();
+    }, 40_000);
   },
 );
