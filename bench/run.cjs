@@ -15,7 +15,7 @@
  * BENCH_CONNECTIONS (32), BENCH_SYNC_USERS (10000), BENCH_SYNC_SMALL (1000),
  * BENCH_SYNC_RATE (per minute, 12000), BENCH_OUT (also write the report to this file),
  * BENCH_CPU_PROF (directory: run the app under --cpu-prof there), BENCH_ONLY (comma list of
- * handshake,signin,sync,memory), BENCH_ADAPTERS (comma list of fastify,express; both by default),
+ * handshake,signin,sync,memory,reconcile; reconcile is the Discord bot connection, bench/reconcile.cjs), BENCH_ADAPTERS (comma list of fastify,express; both by default),
  * BENCH_TRACE (print every request of the sign-ins).
  */
 const { fork, spawn } = require('node:child_process');
@@ -737,6 +737,7 @@ function render(report, targets) {
     }
     lines.push('');
   }
+  lines.push(...require('./reconcile.cjs').renderReconcile(report));
   lines.push('### Targets');
   lines.push('');
   lines.push('| target | measured | result |');
@@ -794,6 +795,7 @@ function evaluate(report) {
       `${ratio.toFixed(2)} ×`,
     );
   }
+  targets.push(...require('./reconcile.cjs').reconcileTargets(report));
   return targets;
 }
 
@@ -814,6 +816,10 @@ async function main() {
   if (want('sync')) {
     log(`3/3 bulk sync (${CFG.syncSmall} and ${CFG.syncUsers} users at ${CFG.syncRate}/min)…`);
     await benchSync(report);
+  }
+  if (want('reconcile')) {
+    log('Discord bot connection: reconcile and gateway events…');
+    await require('./reconcile.cjs').benchReconcile(report);
   }
   const targets = evaluate(report);
   const text = render(report, targets);

@@ -15,7 +15,8 @@ function seededDiscordId(n) {
 /**
  * Writes the users in one transaction. User `i` (from 0) is `Member i`,
  * `member<i>_<last 4 digits>@example.com`, verified. With `options.linkForum` (a forum's name), each
- * user is also recorded as having an account on that forum, so syncs reach them there.
+ * user is also recorded as having an account on that forum, so syncs reach them there. With
+ * `options.roles`, every user's stored roles in the Discord server are those (as a sign-in stores them).
  */
 function seedLocalUsers(databaseFile, ids, options = {}) {
   const db = new Database(databaseFile);
@@ -46,6 +47,7 @@ function seedLocalUsers(databaseFile, ids, options = {}) {
           email,
           verified: true,
           locale: 'en-US',
+          ...(options.roles ? { roles: [...options.roles].sort() } : {}),
         };
         insert.run(
           id,
