@@ -35,7 +35,8 @@ const ALLOWED: Record<string, string[]> = {
     'discord',
     'protocol',
   ],
-  webhooks: ['common', 'config', 'defs', 'users', 'hooks', 'http'],
+  webhooks: ['common', 'config', 'defs', 'users', 'hooks', 'http', 'lifecycle'],
+  lifecycle: ['common', 'config', 'defs', 'users', 'hooks', 'admin', 'sync', 'session'],
   health: ['common', 'config', 'defs', 'sync', 'redis', 'http'],
   migrations: [],
 };
