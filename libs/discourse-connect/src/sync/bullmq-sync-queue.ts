@@ -190,13 +190,14 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
   private async add(data: BullSyncJobData): Promise<void> {
     const opposite = OPPOSITE_KIND[data.kind];
     if (opposite) {
-      // Member lifecycle: a waiting suspension and its lifting cancel each other (the latest
-      // decides). A job already being delivered cannot be removed; this one runs after it.
+      // Member lifecycle: a waiting (or retry-delayed) suspension and its lifting cancel each other
+      // (the latest decides). A job being delivered cannot be removed; this one runs after it.
       const id = await this.queue.getDeduplicationJobId(
         SyncQueue.dedupeKey(opposite, data.forum, data.discordId),
       );
       const waiting = id ? await this.queue.getJob(id) : undefined;
-      if (waiting && (await waiting.isWaiting())) await waiting.remove().catch(() => undefined);
+      if (waiting && ((await waiting.isWaiting()) || (await waiting.isDelayed())))
+        await waiting.remove().catch(() => undefined);
     }
     await this.queue.add(
       data.kind,
