@@ -75,6 +75,8 @@ import { SyncDeliveryCore } from './sync/sync-delivery.core';
 import { DiscourseLifecycleInterceptor } from './sync/discourse-lifecycle.interceptor';
 import { DiscordBotConnection } from './bot/discord-bot';
 import { DiscordMemberSync } from './bot/discord-member-sync';
+import { DiscourseMemberLifecycle } from './lifecycle/member-lifecycle.service';
+import { ForgetDiscourseMemberInterceptor } from './lifecycle/forget-member.interceptor';
 import { DiscourseWebhooksController } from './webhooks/discourse-webhooks.controller';
 import { DiscourseConnectWebhookEventEntity } from './webhooks/webhook-event.entity';
 import {
@@ -174,6 +176,9 @@ const providers: Provider[] = [
     inject: [DiscourseConnectSettings, DiscourseConnectRedis],
   },
   DiscourseAdminService,
+  // Member lifecycle.
+  DiscourseMemberLifecycle,
+  ForgetDiscourseMemberInterceptor,
   {
     // The internal queue: the host's (`syncQueue`) behind a wrapper, else BullMQ in Redis with
     // `redis`, else the database. The public token below is an alias of it.
@@ -344,6 +349,9 @@ function completeDefinition(
       DiscourseConnectRedis,
       DiscourseLifecycleInterceptor,
       DiscordBotConnection,
+      // Member lifecycle.
+      DiscourseMemberLifecycle,
+      ForgetDiscourseMemberInterceptor,
       DISCOURSE_CONNECT_OPTIONS,
     ],
   };

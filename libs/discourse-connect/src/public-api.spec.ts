@@ -34,6 +34,12 @@ const VALUES = [
   'DiscourseConnectUsersService',
   'DiscourseLifecycleInterceptor',
   'DiscourseRateLimitError',
+  'DiscourseMemberLifecycle',
+  'ForgetDiscourseMember',
+  'ForgetDiscourseMemberInterceptor',
+  'MemberLifecycleError',
+  'SuspendOnDiscourse',
+  'UnsuspendOnDiscourse',
   'InjectDiscourseConnectOptions',
   'LogOutOfDiscourse',
   'SsoForbiddenException',
@@ -90,6 +96,14 @@ const TYPES = [
   'SsoPayloadContext',
   'SyncJobEvent',
   'UserCreatedEvent',
+  'DiscourseConnectLifecycleOptions',
+  'DiscourseForgetAction',
+  'DiscourseLifecycleResult',
+  'ForgetDiscourseMemberOptions',
+  'ForumUserLifecycleEvent',
+  'MemberForgetReport',
+  'MemberForgottenEvent',
+  'MemberSuspensionOutcome',
 ];
 
 const SOURCE = readFileSync(join(__dirname, 'index.ts'), 'utf8');

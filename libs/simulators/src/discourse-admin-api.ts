@@ -377,6 +377,9 @@ export class SimulatedAdminApi {
       single_sign_on_record: u.externalId
         ? { external_id: u.externalId, external_email: u.email }
         : null,
+      // The admin serializer shows the suspension fields (null when not suspended).
+      suspended_till: this.forum.isSuspended(u) ? new Date(u.suspendedTill!).toISOString() : null,
+      suspend_reason: this.forum.isSuspended(u) ? (u.suspendReason ?? null) : null,
     };
   }
 

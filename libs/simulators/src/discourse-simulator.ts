@@ -84,6 +84,8 @@ export interface SimForumUser {
   suspendReason?: string | null;
   /** When the suspension was made (epoch ms). */
   suspendedAt?: number | null;
+  /** `updated_at` (epoch ms): moves forward on every change that sends a webhook. */
+  updatedAt?: number;
 }
 
 export interface DiscourseKnobs {
@@ -245,6 +247,8 @@ export class DiscourseSimulator extends SimulatedServer {
 
   /** Fires the `user` webhook event for a forum user (used by the admin API too). */
   userChanged(user: SimForumUser, event: SimWebhookEvent): void {
+    // Discourse saves the record (its updated_at moves) before the event; strictly later each time.
+    user.updatedAt = Math.max(this.now(), (user.updatedAt ?? 0) + 1);
     this.webhookSender.userEvent(event, user);
   }
 

@@ -156,5 +156,6 @@ function webhookUserJson(
     moderator: u.moderator,
     active: u.active,
     groups: u.groups.map((name) => ({ id: groupId(name), name, automatic: false })),
+    ...(u.updatedAt !== undefined ? { updated_at: new Date(u.updatedAt).toISOString() } : {}),
   };
 }

@@ -238,6 +238,24 @@ export class DiscourseAdminService {
     return { found: true, forumUserId: user.id, ...usernameOf(username ?? user.username) };
   }
 
+  /**
+   * The forum user with this forum id as the admin API shows it (`GET /admin/users/<id>.json`:
+   * `suspended_till`, `single_sign_on_record`, …), or null when the forum has no such user.
+   */
+  async getAdminUser(forumUserId: number, forumName?: string): Promise<DiscourseUser | null> {
+    try {
+      const user = (await this.request(
+        this.forum(forumName),
+        'GET',
+        `/admin/users/${forumUserId}.json`,
+      )) as DiscourseUser | undefined;
+      return typeof user?.id === 'number' ? user : null;
+    } catch (error) {
+      if (error instanceof DiscourseApiError && error.status === 404) return null;
+      throw error;
+    }
+  }
+
   /** Drops the cached forum user id of this external id (the account was anonymized or deleted). */
   private forget(externalId: string, forumName?: string): void {
     const forum = this.settings.forumByName(forumName);

@@ -62,9 +62,9 @@ export interface DiscordReconcileEvent {
   durationMs: number;
 }
 
-/** The forum reported a user created or updated (webhook). */
+/** The forum reported a user created or updated, or (member lifecycle) suspended, unsuspended or deleted (webhook). */
 export interface ForumUserChangedEvent {
-  event: 'user_created' | 'user_updated';
+  event: 'user_created' | 'user_updated' | 'user_suspended' | 'user_unsuspended' | 'user_destroyed';
   forum: string;
   forumUserId: number;
   forumUsername: string;
@@ -76,7 +76,7 @@ export interface ForumUserChangedEvent {
 export interface SyncJobEvent {
   /** The job's id in its queue: a BullMQ job id, or the database row id as a string. */
   jobId: string;
-  kind: 'sync' | 'create' | 'logout' | 'suspend' | 'unsuspend';
+  kind: 'sync' | 'create' | 'logout' | 'suspend' | 'unsuspend' | 'anonymize' | 'delete';
   discordId: string;
   forum: string;
   attempts: number;

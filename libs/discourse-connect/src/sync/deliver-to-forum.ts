@@ -7,6 +7,8 @@ import type { SyncJobKind } from './sync-job.entity';
 export interface SuspensionSettings {
   suspendReason: string;
   suspendDays: number;
+  /** With `refuse`, a `create` job makes no new account where the forum anonymized the member's. */
+  anonymizedSignIn?: 'new-account' | 'refuse';
 }
 
 const DEFAULT_SUSPENSION: SuspensionSettings = {
@@ -34,6 +36,18 @@ export async function deliverToForum(
   links?: ForumLinks,
   lifecycle: SuspensionSettings = DEFAULT_SUSPENSION,
 ): Promise<ForumDelivery> {
+  if (job.kind === 'anonymize' || job.kind === 'delete') {
+    // Member lifecycle: finishing `forget`; the member's links are gone, so no check and no record.
+    const result =
+      job.kind === 'delete'
+        ? await admin.deleteUser(job.discordId, job.forum)
+        : await admin.anonymize(job.discordId, job.forum);
+    return result.found ? { done: true } : { skipped: true, reason: 'no account on that forum' };
+  }
+  if (links && job.kind === 'create' && lifecycle.anonymizedSignIn === 'refuse') {
+    const link = await links.find(job.forum, job.discordId);
+    if (link?.anonymizedAt) return { skipped: true, reason: 'the forum anonymized the account' };
+  }
   if (links && job.kind !== 'create') {
     const linked = await hasForumAccount(job, admin, links);
     if (!linked) return { skipped: true, reason: 'no account on that forum' };

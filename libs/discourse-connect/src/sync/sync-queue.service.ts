@@ -9,6 +9,17 @@ import {
 
 export type { SyncJobRecord, SyncQueueCounts };
 
+/** Every kind of sync job. */
+export const SYNC_JOB_KINDS: readonly SyncJobKind[] = [
+  'sync',
+  'create',
+  'logout',
+  'suspend',
+  'unsuspend',
+  'anonymize',
+  'delete',
+];
+
 /** Member lifecycle: the job kind a waiting job of this kind cancels (and is cancelled by). */
 export const OPPOSITE_KIND: Partial<Record<SyncJobKind, SyncJobKind>> = {
   suspend: 'unsuspend',
@@ -100,6 +111,26 @@ export abstract class SyncQueue extends DiscourseConnectSyncQueue {
       .orIgnore()
       .execute();
     if (!options.manager) this.notify();
+  }
+
+  /**
+   * Member lifecycle: removes the member's jobs still waiting (all kinds, or those given; every
+   * forum, or the one named), in the caller's transaction with `manager`. A job being delivered
+   * finishes; a failed job is kept.
+   */
+  async cancelPending(
+    discordId: string,
+    options: { manager?: EntityManager; forum?: string; kinds?: SyncJobKind[] } = {},
+  ): Promise<void> {
+    const repo = options.manager
+      ? options.manager.getRepository(DiscourseConnectSyncJobEntity)
+      : this.jobs;
+    await repo.delete({
+      discordId,
+      status: 'pending',
+      ...(options.forum ? { forum: options.forum } : {}),
+      ...(options.kinds ? { kind: In(options.kinds) } : {}),
+    });
   }
 
   /** Tells workers in this process that work arrived (they also poll). */

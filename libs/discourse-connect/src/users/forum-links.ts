@@ -106,6 +106,8 @@ export class ForumLinks {
       answer.status === 'not_found' || answer.account
         ? ['status', 'checked_at', 'forum_user_id', 'forum_username']
         : ['status', 'checked_at'];
+    // Member lifecycle: an account found again (a new one) clears the anonymized mark.
+    if (answer.status === 'linked') overwrite.push('anonymized_at');
     await repo
       .createQueryBuilder()
       .insert()
@@ -117,6 +119,7 @@ export class ForumLinks {
         checkedAt: options.now ?? Date.now(),
         forumUserId: answer.account?.id ?? null,
         forumUsername: answer.account?.username ?? null,
+        ...(answer.status === 'linked' ? { anonymizedAt: null } : {}),
       })
       .orUpdate(overwrite, ['forum', 'discord_id'])
       .updateEntity(false)
@@ -213,14 +216,17 @@ export class ForumLinks {
     await repo.update({ forum, discordId }, { suspendedByModule: false, suspendedUntil: null });
   }
 
-  /** Removes every link of a member (forgetting them); in the caller's transaction with `manager`. */
-  async removeMember(discordId: string, options: { manager?: EntityManager } = {}): Promise<void> {
+  /** Removes the links of a member (all, or to `forum`); in the caller's transaction with `manager`. */
+  async removeMember(
+    discordId: string,
+    options: { manager?: EntityManager; forum?: string } = {},
+  ): Promise<void> {
     const repo = options.manager
       ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
       : this.links;
     for (const key of [...this.recentlyLinked.keys()])
       if (key.endsWith(`\u0000${discordId}`)) this.recentlyLinked.delete(key);
-    await repo.delete({ discordId });
+    await repo.delete(options.forum ? { discordId, forum: options.forum } : { discordId });
   }
   // End of member lifecycle.
 
