@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Injectable, type INestApplication } from '@nestjs/common';
+import { Injectable, type INestApplication, type LoggerService } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
 import { Test } from '@nestjs/testing';
 import {
@@ -65,6 +65,20 @@ class BotEvents {
 
 type LeaveAction = 'groups' | 'logout' | 'suspend';
 
+/** The app's log lines (warnings and errors), to count them. */
+class CapturingLogger implements LoggerService {
+  lines: string[] = [];
+  log(): void {}
+  debug(): void {}
+  verbose(): void {}
+  warn(message: unknown): void {
+    this.lines.push(String(message));
+  }
+  error(message: unknown): void {
+    this.lines.push(String(message));
+  }
+}
+
 /**
  * The app with the bot connection on the simulated Discord: env style (forRootAsync) or options
  * (forRoot), a reconcile every 5 s.
@@ -73,9 +87,11 @@ function start(
   adapter: (typeof HTTP_ADAPTERS)[number],
   leaveAction: LeaveAction,
   style: 'forRoot' | 'forRootAsync',
+  logger?: LoggerService,
 ): Promise<Harness> {
   return startHarness(style, {
     adapter,
+    logger,
     providers: [BotEvents],
     forumOptions: { apiKey: API_KEY, apiRateLimitPerMinute: 0 },
     moduleOptions: (o: DiscourseConnectModuleOptions) => ({
@@ -125,8 +141,9 @@ async function gatewayOpen(h: Harness): Promise<void> {
 describe.each(HTTP_ADAPTERS)('Discord bot connection, leave action logout (%s)', (adapter) => {
   let h: Harness;
   let events: BotEvents;
+  const logs = new CapturingLogger();
   beforeAll(async () => {
-    h = await start(adapter, 'logout', 'forRootAsync');
+    h = await start(adapter, 'logout', 'forRootAsync', logs);
     events = h.app.get(BotEvents);
     await gatewayOpen(h);
     await signIn(h, migrated.id);
@@ -172,7 +189,9 @@ describe.each(HTTP_ADAPTERS)('Discord bot connection, leave action logout (%s)',
     expect(h.forum.stats.apiRequests).toBe(before);
   });
 
-  it('with the gateway down, the reconcile catches a role change', async () => {
+  it('with the gateway down, the reconcile catches a role change; the failing gateway is logged once', async () => {
+    const gatewayLines = () => logs.lines.filter((l) => l.includes('Discord gateway'));
+    expect(gatewayLines()).toEqual([]);
     h.discord.gateway.down();
     const reconcilesBefore = events.reconciles.length;
     h.discord.guild.setRoles(legacy.id, [SIM_GUILD_ROLES.member, SIM_GUILD_ROLES.moderator]);
@@ -183,7 +202,10 @@ describe.each(HTTP_ADAPTERS)('Discord bot connection, leave action logout (%s)',
     );
     // Caught while the gateway still refused every connection, by a reconcile.
     expect(h.discord.gateway.refusing).toBe(true);
-    expect(h.discord.gateway.stats.refused).toBeGreaterThan(0);
+    await waitFor(() => h.discord.gateway.stats.refused >= 2, 'a second connection attempt');
+    // Every refused attempt failed the same way: one line (the next in 10 minutes at the earliest).
+    expect(gatewayLines()).toHaveLength(1);
+    expect(logs.lines.filter((l) => l.includes(BOT_TOKEN))).toEqual([]);
     expect(events.reconciles.length).toBeGreaterThan(reconcilesBefore);
     expect(events.members.at(-1)).toMatchObject({
       name: 'updated',
