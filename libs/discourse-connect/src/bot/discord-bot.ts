@@ -82,6 +82,11 @@ export class DiscordBotConnection implements OnApplicationBootstrap, OnModuleDes
     this.lease = this.redis
       ? new RedisGatewayLease(this.redis.client, `${this.redis.prefix}discord-gateway`, bot.leaseMs)
       : new LocalGatewayLease();
+    if (!this.users.canListUsers) {
+      this.logger.warn(
+        'The user store cannot list users (listDiscordIds): the Discord reconcile compares the members Discord lists, and only the gateway reports members who left.',
+      );
+    }
     this.leaseTimer = setInterval(() => void this.tick(), Math.max(250, bot.leaseMs / 3));
     this.leaseTimer.unref();
     void this.tick();

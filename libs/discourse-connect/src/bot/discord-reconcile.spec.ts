@@ -327,6 +327,24 @@ describe('Discord reconcile and member changes (real SQLite)', () => {
     expect(await storedRoles(id)).toEqual([ROLE.mod]);
   });
 
+  it('with a host user store that cannot list its users, listed members are still compared', async () => {
+    const store = new TypeOrmUserStore(dataSource.getRepository(DiscourseConnectUserEntity));
+    const hostStore: UserStore = {
+      findByDiscordId: (id) => store.findByDiscordId(id),
+      create: (data) => store.create(data),
+      update: (data, current) => store.update(data, current),
+    };
+    const id = snowflake(61);
+    server.add(id, [ROLE.mod]);
+    await local(id, [ROLE.member]);
+    await local(snowflake(62), [ROLE.member]);
+
+    const result = await build(hostStore).run();
+
+    expect(result).toMatchObject({ updated: 1, left: 0 });
+    expect(await storedRoles(snowflake(62))).toEqual([ROLE.member]);
+  });
+
   it('pages of exactly 1000 members need the empty page after them (or the count)', async () => {
     for (let n = 1; n <= GUILD_MEMBERS_PAGE; n++) server.add(snowflake(n), []);
     const result = await build().run();

@@ -123,9 +123,13 @@ export class DiscordReconcile {
     return changes;
   }
 
-  /** Local members not in the listing who were (or may have been) in the server. */
+  /**
+   * Local members not in the listing who were (or may have been) in the server. A user store that
+   * cannot list its users leaves this to the gateway's events.
+   */
   private async unlisted(seen: Set<string>): Promise<string[]> {
     const gone: string[] = [];
+    if (!this.users.canListUsers) return gone;
     for await (const ids of this.users.allDiscordIds(LOCAL_PAGE)) {
       const absent = ids.filter((id) => !seen.has(id));
       for (const user of await this.users.findManyByDiscordIds(absent)) {

@@ -56,6 +56,11 @@ export class UsersService {
     return user;
   }
 
+  /** Whether the user store can list its users (`listDiscordIds`), for bulk work. */
+  get canListUsers(): boolean {
+    return typeof this.store.listDiscordIds === 'function';
+  }
+
   /**
    * Every Discord id, in pages of `pageSize`, without loading all users at once.
    *
