@@ -48,6 +48,7 @@ export class DiscordMemberSync {
   private readonly chains = new Map<string, Promise<unknown>>();
   /** When the gateway last reported on each member, so an older listing never undoes it. */
   private readonly lastEventAt = new Map<string, number>();
+  private readonly reconciles = new Set<symbol>();
 
   constructor(
     private readonly settings: DiscourseConnectSettings,
@@ -60,14 +61,22 @@ export class DiscordMemberSync {
     return this.settings.bot?.leaveAction ?? 'logout';
   }
 
-  /** A gateway event about this member arrived now (call it before applying the event). */
+  /**
+   * A gateway event about this member arrived now (call it before applying the event). Kept only
+   * while a reconcile runs: a listing that starts later already sees what the event said.
+   */
   noteEvent(discordId: string): void {
-    this.lastEventAt.set(discordId, Date.now());
+    if (this.reconciles.size > 0) this.lastEventAt.set(discordId, Date.now());
   }
 
-  /** Forgets the event times older than `before` (a reconcile that started then has finished). */
-  forgetEventsBefore(before: number): void {
-    for (const [id, at] of this.lastEventAt) if (at < before) this.lastEventAt.delete(id);
+  /** A reconcile starts; the returned function ends it (and forgets what only it needed). */
+  reconcileStarted(): () => void {
+    const token = Symbol('reconcile');
+    this.reconciles.add(token);
+    return () => {
+      this.reconciles.delete(token);
+      if (this.reconciles.size === 0) this.lastEventAt.clear();
+    };
   }
 
   /**

@@ -39,6 +39,15 @@ export class DiscordReconcile {
   ) {}
 
   async run(options: ReconcileOptions = {}): Promise<DiscordReconcileEvent> {
+    const finished = this.members.reconcileStarted();
+    try {
+      return await this.reconcile(options);
+    } finally {
+      finished();
+    }
+  }
+
+  private async reconcile(options: ReconcileOptions): Promise<DiscordReconcileEvent> {
     const startedAt = Date.now();
     const stop = options.shouldStop ?? (() => false);
     const state = { listed: 0, calls: 0, after: null as string | null, seen: new Set<string>() };
@@ -86,7 +95,6 @@ export class DiscordReconcile {
         }
       }
     }
-    this.members.forgetEventsBefore(startedAt);
     const result: DiscordReconcileEvent = {
       listed: state.listed,
       ...counts,
