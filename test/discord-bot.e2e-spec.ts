@@ -326,6 +326,34 @@ describe.each(HTTP_ADAPTERS)('Discord bot connection, leave action groups (%s)',
   });
 });
 
+describe.each(HTTP_ADAPTERS)('a Discord that refuses the bot (%s)', (adapter) => {
+  let h: Harness;
+  const logs = new CapturingLogger();
+  beforeAll(async () => {
+    h = await start(adapter, 'logout', 'forRootAsync', logs);
+    await gatewayOpen(h);
+  });
+  afterAll(async () => h.close());
+
+  it('the Server Members intent turned off: retried with a growing delay, logged once, the app serves on', async () => {
+    h.discord.knobs.serverMembersIntent = false;
+    h.discord.gateway.invalidateSessions();
+    const refusals = () => h.discord.gateway.stats.closeCodes.filter((c) => c === 4014).length;
+    await waitFor(() => refusals() >= 2, 'two refused identifies', 20_000);
+    const reconcile = await h.app.get(DiscordBotConnection).reconcile();
+    expect(reconcile).toBeUndefined(); // Discord refuses the listing too
+    expect(logs.lines.filter((l) => l.includes('refused the bot'))).toHaveLength(1);
+    expect(logs.lines.filter((l) => l.includes('Discord reconcile failed'))).toHaveLength(1);
+    expect(logs.lines.filter((l) => l.includes(BOT_TOKEN))).toEqual([]);
+    const health = await fetch(`${h.appUrl}/health`);
+    expect(health.status).toBe(200);
+
+    h.discord.knobs.serverMembersIntent = true;
+    await gatewayOpen(h);
+    expect(await h.app.get(DiscordBotConnection).reconcile()).toMatchObject({ complete: true });
+  });
+});
+
 describe('the command line and the Discord bot', () => {
   const discord = new DiscordSimulator();
   let app: INestApplication | undefined;

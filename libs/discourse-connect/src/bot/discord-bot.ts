@@ -38,7 +38,9 @@ export class DiscordBotConnection implements OnApplicationBootstrap, OnModuleDes
   private lease?: GatewayLease;
   private members?: DiscordGuildMembers;
   private gateway?: DiscordGatewayConnection;
+  /** The gateway's failures and the reconcile's, each logged at most once per 10 minutes. */
   private failures?: FailureLog;
+  private reconcileFailures?: FailureLog;
   private leaseTimer?: NodeJS.Timeout;
   private reconcileTimer?: NodeJS.Timeout;
   private countTimer?: NodeJS.Timeout;
@@ -72,6 +74,7 @@ export class DiscordBotConnection implements OnApplicationBootstrap, OnModuleDes
     const bot = this.settings.bot;
     if (!bot || !bot.gateway) return;
     this.failures = new FailureLog(this.logger, bot.token);
+    this.reconcileFailures = new FailureLog(this.logger, bot.token);
     this.members = new DiscordGuildMembers(this.settings, bot);
     this.gateway = new DiscordGatewayConnection(
       this.members.rest,
@@ -139,7 +142,9 @@ export class DiscordBotConnection implements OnApplicationBootstrap, OnModuleDes
       );
       return result;
     } catch (error) {
-      this.failures?.report(`the Discord reconcile failed: ${(error as Error)?.message}`);
+      this.reconcileFailures?.report(
+        `the Discord reconcile failed (it runs again in ${this.settings.bot!.reconcileSeconds} s): ${(error as Error)?.message}`,
+      );
       return undefined;
     }
   }

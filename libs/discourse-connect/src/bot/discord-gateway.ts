@@ -46,6 +46,8 @@ export class DiscordGatewayConnection {
   /** Connection attempts since the last session started or resumed. */
   private failuresInARow = 0;
   private skipNextWait = false;
+  /** The current manager made a connection attempt (counted in `failuresInARow` until it succeeds). */
+  private attempted = false;
   /**
    * No Hello since the connection was (re)opened: the library's next session lookup is a
    * connection attempt (it also looks the session up on every dispatch, which must not wait).
@@ -107,6 +109,7 @@ export class DiscordGatewayConnection {
     });
     this.manager = manager;
     this.skipNextWait = true;
+    this.attempted = false;
     this.awaitingHello = true;
     const current = (): boolean => manager === this.manager;
     manager.on(WebSocketShardEvents.Dispatch, (payload) => {
@@ -151,6 +154,7 @@ export class DiscordGatewayConnection {
     if (manager !== this.manager) return forever();
     const wait = this.skipNextWait ? 0 : this.delay();
     this.skipNextWait = false;
+    this.attempted = true;
     this.failuresInARow++;
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait).unref());
     if (manager !== this.manager) return forever();
@@ -159,7 +163,8 @@ export class DiscordGatewayConnection {
   /** A new manager after the backoff, in place of one the library gave up on. */
   private restartLater(manager: WebSocketManager): void {
     if (manager !== this.manager) return;
-    this.failuresInARow++;
+    // A manager that failed before its first attempt (Discord's REST unreachable) counts one failure.
+    if (!this.attempted) this.failuresInARow++;
     this.manager = undefined;
     this.sessions.clear();
     void this.close(manager);
