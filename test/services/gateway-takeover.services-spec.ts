@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import type { DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/internal';
 import {
   DISCORD_FIXTURES,
@@ -23,11 +24,12 @@ describeWithServices('the Discord gateway over two instances (PostgreSQL and Red
   let db: Awaited<ReturnType<typeof createDatabase>>;
   let one: Instance;
   let two: Instance;
+  let prefix: string;
 
   beforeAll(async () => {
     db = await createDatabase('gateway');
     const [discordUrl, forumUrl] = await Promise.all([discord.listen(0), forum.listen(0)]);
-    const prefix = uniquePrefix('gateway');
+    prefix = uniquePrefix('gateway');
     const instance = async () => {
       const url = `http://127.0.0.1:${await freePort()}`;
       const options: DiscourseConnectModuleOptions = {
@@ -103,5 +105,17 @@ describeWithServices('the Discord gateway over two instances (PostgreSQL and Red
       () => groupsOf(migrated.id) === 'members,moderators',
       'the event through the new holder',
     );
+  });
+
+  it('a holder that shuts down closes the gateway and gives the lease up at once', async () => {
+    const redis = new Redis(redisUrl());
+    try {
+      expect(await redis.exists(`${prefix}discord-gateway`)).toBe(1);
+      await two.stop();
+      expect(await redis.exists(`${prefix}discord-gateway`)).toBe(0);
+      await waitFor(() => discord.gateway.openSessions === 0, 'the gateway closed');
+    } finally {
+      await redis.quit();
+    }
   });
 });
