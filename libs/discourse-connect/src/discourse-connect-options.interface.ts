@@ -19,6 +19,10 @@ export interface DiscourseForumOptions {
    * `groups.roleGroups` for this forum. Default: `groups.roleGroups`.
    */
   groupMap?: Record<string, string>;
+  /** This forum's own Discord role ids that grant `admin` (replaces `groups.adminRoles` here). Default `groups.adminRoles`. */
+  adminRoles?: string[];
+  /** This forum's own Discord role ids that grant `moderator` (replaces `groups.moderatorRoles` here). Default `groups.moderatorRoles`. */
+  moderatorRoles?: string[];
 }
 
 /** Credentials and limits of a forum's admin API. */
@@ -111,7 +115,7 @@ export interface DiscourseConnectGroupsOptions {
   guildId: string;
   /**
    * Discord role id → forum group name. Only these groups are managed; others are never touched.
-   * Required unless every forum has its own `groupMap`.
+   * Default: no group is managed (unless a forum has its own `groupMap`).
    */
   roleGroups?: Record<string, string>;
   /**
@@ -121,6 +125,12 @@ export interface DiscourseConnectGroupsOptions {
   fullGroupList?: boolean;
   /** Refuse sign-in to people who are not members of the guild. Default false. */
   requireMembership?: boolean;
+  /** Discord role ids whose holders get `admin` on the forums. Default none (the module never sends `admin`). */
+  adminRoles?: string[];
+  /** Discord role ids whose holders get `moderator` on the forums. Default none (the module never sends `moderator`). */
+  moderatorRoles?: string[];
+  /** Grant staff flags only to Discord accounts with two-factor authentication on. Default true. */
+  staffRequireMfa?: boolean;
 }
 
 /**

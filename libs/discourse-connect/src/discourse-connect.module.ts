@@ -56,6 +56,7 @@ import { UsersService } from './users/users.service';
 import { DiscourseConnectSignIn } from './discord/sign-in.service';
 import { DiscourseConnectSignOut } from './http/sign-out';
 import { DiscoursePayloadBuilder } from './payload/discourse-payload.builder';
+import { DiscourseConnectStaffFlags } from './payload/staff-flags';
 import { DiscourseAdminService } from './admin/discourse-admin.service';
 import { AdminApiRateLimiter } from './admin/rate-limiter';
 import { DiscourseConnectSyncJobEntity } from './sync/sync-job.entity';
@@ -142,6 +143,7 @@ const providers: Provider[] = [
   DiscourseConnectSecurityHeadersMiddleware,
   SsoService,
   DiscoursePayloadBuilder,
+  DiscourseConnectStaffFlags,
   DiscourseConnectSessions,
   DiscourseConnectSessionMiddleware,
   DiscourseConnectHttp,

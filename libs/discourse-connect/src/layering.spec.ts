@@ -19,7 +19,7 @@ const ALLOWED: Record<string, string[]> = {
   payload: ['common', 'config', 'defs', 'users', 'hooks', 'protocol'],
   admin: ['common', 'config', 'defs', 'users', 'hooks', 'payload', 'protocol'],
   redis: ['common', 'config', 'defs'],
-  sync: ['common', 'config', 'defs', 'users', 'hooks', 'admin', 'redis'],
+  sync: ['common', 'config', 'defs', 'users', 'hooks', 'payload', 'admin', 'redis'],
   session: ['common', 'config', 'defs', 'users', 'hooks', 'redis'],
   http: ['common', 'config', 'defs', 'users', 'hooks', 'session', 'redis', 'protocol'],
   discord: ['common', 'config', 'defs', 'users', 'hooks', 'session', 'http', 'sync'],

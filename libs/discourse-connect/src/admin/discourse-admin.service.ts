@@ -4,6 +4,7 @@ import { DiscourseConnectSettings, ResolvedForum } from '../config/discourse-con
 import type { DiscourseConnectPayload } from '../protocol';
 import { AdminApiRateLimiter } from './rate-limiter';
 import { DiscoursePayloadBuilder } from '../payload/discourse-payload.builder';
+import type { StaffFlagPlan } from '../payload/staff-flags';
 import type { LocalUser } from '../users/local-user.interface';
 import {
   DiscourseApiError,
@@ -46,7 +47,8 @@ export class DiscourseAdminService {
 
   /**
    * Creates or updates the forum user without a browser (`POST /admin/users/sync_sso`). Given a
-   * local user, the payload goes through the same filters as a sign-in.
+   * local user, the payload goes through the same filters as a sign-in; `options.staff` carries
+   * the staff flags to send (none without it).
    *
    * @throws MemberCannotBeSyncedError when no payload can be made for the user (no email, or one
    *   Discourse would not accept); DiscourseApiError when the forum refuses or cannot be reached.
@@ -54,10 +56,11 @@ export class DiscourseAdminService {
   async syncSso(
     subject: LocalUser | DiscourseConnectPayload,
     forumName?: string,
+    options: { staff?: StaffFlagPlan } = {},
   ): Promise<DiscourseUser> {
     const forum = this.forum(forumName);
     const payload = isLocalUser(subject)
-      ? await this.payloads.forSync(subject, forum)
+      ? await this.payloads.forSync(subject, forum, options.staff)
       : { ...subject };
     delete payload.nonce;
     if (!payload.external_id) throw new DiscourseApiError(422, 'sync_sso needs an external_id');

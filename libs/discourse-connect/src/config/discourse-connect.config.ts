@@ -24,6 +24,7 @@ import {
   forumOptionFromEnv,
   isRequiredInEnv,
   optionFromEnv,
+  ROLE_BASED_VARIABLES,
   type ConfigEntry,
   type ConfigRule,
   type DiscourseConnectEnvValues,
@@ -279,24 +280,8 @@ export function discourseConnectOptionsFromEnv(
     ...(single ? [['DISCOURSE_URL', v.DISCOURSE_URL] as const] : []),
     ...forums.map((f) => [forumEnvName(f.name, 'URL'), f.texts.URL!] as const),
   ]);
-  const mapped = forums.find((f) => f.texts.GROUP_MAP !== undefined);
-  if (mapped && !v.DISCORD_GUILD_ID) {
-    throw new DiscourseConnectConfigurationError(
-      `Invalid configuration: ${forumEnvName(mapped.name, 'GROUP_MAP')} needs DISCORD_GUILD_ID (the Discord server whose roles map to groups).`,
-    );
-  }
-  // Without DISCOURSE_GROUP_MAP, every forum needs its own map.
-  const everyForumMapped = !single && forums.every((f) => f.texts.GROUP_MAP !== undefined);
-  if (
-    Boolean(v.DISCORD_GUILD_ID) !== Boolean(v.DISCOURSE_GROUP_MAP) &&
-    !(v.DISCORD_GUILD_ID && everyForumMapped)
-  ) {
-    throw new DiscourseConnectConfigurationError(
-      'Invalid configuration: DISCORD_GUILD_ID and DISCOURSE_GROUP_MAP go together (set both to map roles to groups, or neither; ' +
-        `with several forums, ${forumEnvName('<NAME>', 'GROUP_MAP')} on every forum may replace DISCOURSE_GROUP_MAP).`,
-    );
-  }
   const values = v as unknown as Record<string, string | undefined>;
+  checkRoleBasedVariables(values, forums);
   const options: Record<string, unknown> = {};
   for (const entry of ENV_ENTRIES) {
     const text = values[entry.env.name];
@@ -322,6 +307,32 @@ export function discourseConnectOptionsFromEnv(
     }
   });
   return options as unknown as DiscourseConnectModuleOptions;
+}
+
+/**
+ * Every role-based variable (`ROLE_BASED_VARIABLES`: group maps, staff roles, …) names roles of one
+ * Discord server: any of them set needs `DISCORD_GUILD_ID`.
+ *
+ * @throws DiscourseConnectConfigurationError
+ */
+function checkRoleBasedVariables(
+  values: Record<string, string | undefined>,
+  forums: ValidatedEnv['forums'],
+): void {
+  if (values.DISCORD_GUILD_ID !== undefined) return;
+  const set = [
+    ...ROLE_BASED_VARIABLES.env.filter((name) => values[name] !== undefined),
+    ...forums.flatMap((f) =>
+      ROLE_BASED_VARIABLES.forumSuffixes
+        .filter((suffix) => f.texts[suffix] !== undefined)
+        .map((suffix) => forumEnvName(f.name, suffix)),
+    ),
+  ];
+  if (set.length === 0) return;
+  throw new DiscourseConnectConfigurationError(
+    `Invalid configuration: ${set.join(', ')} ${set.length === 1 ? 'needs' : 'need'} DISCORD_GUILD_ID ` +
+      '(the id of the Discord server whose roles they name).',
+  );
 }
 
 /** Sets `a.b.0.c` in nested objects, creating them (an array for a numeric step). */

@@ -17,6 +17,10 @@ const COOKIE_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const GROUP_MAP = new RegExp(
   `^\\s*${inner(DISCORD_ID)}\\s*=\\s*${inner(FORUM_GROUP)}\\s*(,\\s*${inner(DISCORD_ID)}\\s*=\\s*${inner(FORUM_GROUP)}\\s*)*$`,
 );
+/** What `DISCOURSE_ADMIN_ROLES` looks like: `123,456`. */
+const ROLE_LIST = new RegExp(
+  `^\\s*${inner(DISCORD_ID)}\\s*(,\\s*${inner(DISCORD_ID)}\\s*)*$`,
+);
 /** The window of the per-IP rate limit, in seconds, when only the limit is given. */
 const RATE_LIMIT_WINDOW_SECONDS = 60;
 
@@ -38,7 +42,9 @@ export type ConfigRule =
   /** A list of non-empty strings. */
   | { kind: 'stringList' }
   /** Discord role id → forum group name. */
-  | { kind: 'roleGroups' };
+  | { kind: 'roleGroups' }
+  /** A list of Discord role ids. */
+  | { kind: 'roleIds' };
 
 /** How an environment variable sets an option. */
 export interface EnvBinding {
@@ -185,6 +191,32 @@ export const DISCOURSE_CONNECT_SCHEMA = [
       rule: { kind: 'pattern', pattern: GROUP_MAP },
       message: 'must map Discord role ids to forum groups, e.g. 123=members,456=moderators',
       toValue: parseGroupMap,
+    },
+  },
+  // Staff flags from Discord roles: per forum.
+  {
+    option: 'forums[].adminRoles',
+    type: 'list',
+    rule: { kind: 'roleIds' },
+    message: 'must list Discord role ids that grant admin on this forum, e.g. ["123"] (needs groups.guildId)',
+    forumEnv: {
+      suffix: 'ADMIN_ROLES',
+      rule: { kind: 'pattern', pattern: ROLE_LIST },
+      message: 'must be Discord role ids separated by commas, e.g. 123,456',
+      toValue: parseRoleList,
+    },
+  },
+  {
+    option: 'forums[].moderatorRoles',
+    type: 'list',
+    rule: { kind: 'roleIds' },
+    message:
+      'must list Discord role ids that grant moderator on this forum, e.g. ["123"] (needs groups.guildId)',
+    forumEnv: {
+      suffix: 'MODERATOR_ROLES',
+      rule: { kind: 'pattern', pattern: ROLE_LIST },
+      message: 'must be Discord role ids separated by commas, e.g. 123,456',
+      toValue: parseRoleList,
     },
   },
   {
@@ -348,7 +380,6 @@ export const DISCOURSE_CONNECT_SCHEMA = [
   {
     option: 'groups.roleGroups',
     type: 'map',
-    required: true,
     rule: { kind: 'roleGroups' },
     message: 'must map Discord role ids to forum groups, e.g. 123=members,456=moderators',
     env: {
@@ -377,6 +408,41 @@ export const DISCOURSE_CONNECT_SCHEMA = [
       example: 'true',
       needs: 'DISCORD_GUILD_ID',
     },
+  },
+  // Staff flags from Discord roles: shared by every forum.
+  {
+    option: 'groups.adminRoles',
+    type: 'list',
+    rule: { kind: 'roleIds' },
+    message: 'must list Discord role ids that grant admin, e.g. ["123"]',
+    env: {
+      name: 'DISCOURSE_ADMIN_ROLES',
+      example: '123, 456',
+      rule: { kind: 'pattern', pattern: ROLE_LIST },
+      message: 'must be Discord role ids separated by commas, e.g. 123,456',
+      toOptions: (text) => ['groups.adminRoles', parseRoleList(text)],
+    },
+  },
+  {
+    option: 'groups.moderatorRoles',
+    type: 'list',
+    rule: { kind: 'roleIds' },
+    message: 'must list Discord role ids that grant moderator, e.g. ["123"]',
+    env: {
+      name: 'DISCOURSE_MODERATOR_ROLES',
+      example: '789',
+      rule: { kind: 'pattern', pattern: ROLE_LIST },
+      message: 'must be Discord role ids separated by commas, e.g. 123,456',
+      toOptions: (text) => ['groups.moderatorRoles', parseRoleList(text)],
+    },
+  },
+  {
+    option: 'groups.staffRequireMfa',
+    type: 'boolean',
+    default: true,
+    rule: { kind: 'boolean' },
+    message: BOOLEAN,
+    env: { name: 'DISCOURSE_STAFF_REQUIRE_MFA', example: 'false', needs: 'DISCORD_GUILD_ID' },
   },
   {
     option: 'rateLimit.limit',
@@ -493,6 +559,16 @@ export type DiscourseConnectEnvValues = {
   [K in Exclude<DiscourseConnectEnvName, RequiredEnvName>]?: string;
 } & { [K in RequiredEnvName]: string };
 
+/**
+ * The variables of the features built on Discord roles: setting any of them needs
+ * `DISCORD_GUILD_ID`, the server whose roles they name (boot says so). `forumSuffixes` are the
+ * per-forum forms (`DISCOURSE_FORUM_<NAME>_<suffix>`). A new role-based variable goes here.
+ */
+export const ROLE_BASED_VARIABLES: { env: readonly string[]; forumSuffixes: readonly string[] } = {
+  env: ['DISCOURSE_GROUP_MAP', 'DISCOURSE_ADMIN_ROLES', 'DISCOURSE_MODERATOR_ROLES'],
+  forumSuffixes: ['GROUP_MAP', 'ADMIN_ROLES', 'MODERATOR_ROLES'],
+};
+
 /** Every entry, typed loosely for code that walks the table. */
 export const CONFIG_ENTRIES: readonly ConfigEntry[] = DISCOURSE_CONNECT_SCHEMA;
 
@@ -594,6 +670,10 @@ export function optionProblem(entry: ConfigEntry, value: unknown): string | unde
       return isRedisUrl(value) ? undefined : entry.message;
     case 'roleGroups':
       return roleGroupsProblem(value, entry.message);
+    case 'roleIds':
+      return Array.isArray(value) && value.every((x) => typeof x === 'string' && DISCORD_ID.test(x))
+        ? undefined
+        : entry.message;
   }
 }
 
@@ -646,6 +726,11 @@ function parseGroupMap(text: string): Record<string, string> {
   return Object.fromEntries(
     text.split(',').map((pair) => pair.split('=').map((part) => part.trim())),
   );
+}
+
+/** `123, 456` as a list of role ids. */
+function parseRoleList(text: string): string[] {
+  return [...new Set(text.split(',').map((id) => id.trim()))];
 }
 
 /** The source of a pattern without its anchors, to build larger patterns from it. */

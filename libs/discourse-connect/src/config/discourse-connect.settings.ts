@@ -19,6 +19,8 @@ export interface ResolvedForum extends ForumBase {
   webhookSecret?: string;
   /** This forum's own role → group map and the groups it manages, when it has one (else `groups`'). */
   groups?: { roleGroups: Record<string, string>; managed: string[] };
+  /** Discord role ids granting `admin` / `moderator` here: the forum's own lists, else `groups`'. */
+  staffRoles: { admin: string[]; moderator: string[] };
 }
 
 /**
@@ -108,6 +110,7 @@ export class DiscourseConnectSettings {
       fail('forums must list at least one Discourse forum ({ url, secret }).');
     }
     const names = new Set<string>();
+    const ownStaffRoles: { admin?: string[]; moderator?: string[] }[] = [];
     this.forums = options.forums.map((forum, i) => {
       const url = read<string>('forums[].url', forum?.url, i).replace(/\/+$/, '');
       const secret = read<string>('forums[].secret', forum.secret, i);
@@ -136,6 +139,19 @@ export class DiscourseConnectSettings {
           `forums[${i}].groupMap needs groups: { guildId } (the Discord server whose roles map to groups).`,
         );
       }
+      const adminRoles = read<string[] | undefined>('forums[].adminRoles', forum.adminRoles, i);
+      const moderatorRoles = read<string[] | undefined>(
+        'forums[].moderatorRoles',
+        forum.moderatorRoles,
+        i,
+      );
+      if ((adminRoles || moderatorRoles) && !options.groups) {
+        fail(
+          `forums[${i}].adminRoles and moderatorRoles need groups: { guildId } (the Discord server whose roles grant staff flags).`,
+        );
+      }
+      // The shared lists (read below, with groups) fill what the forum does not set.
+      ownStaffRoles.push({ admin: adminRoles, moderator: moderatorRoles });
       return {
         ...parseForumBase(url),
         url,
@@ -146,6 +162,7 @@ export class DiscourseConnectSettings {
         groups: groupMap
           ? { roleGroups: { ...groupMap }, managed: [...new Set(Object.values(groupMap))].sort() }
           : undefined,
+        staffRoles: { admin: [], moderator: [] },
       };
     });
     checkDistinctForums(this.forums, fail);
@@ -186,9 +203,8 @@ export class DiscourseConnectSettings {
 
     if (options.groups) {
       const g = options.groups;
-      // Without a shared map, every forum has its own.
       const roleGroups =
-        g.roleGroups === undefined && this.forums.every((f) => f.groups)
+        g.roleGroups === undefined
           ? {}
           : read<Record<string, string>>('groups.roleGroups', g.roleGroups);
       this.groups = {
@@ -196,8 +212,20 @@ export class DiscourseConnectSettings {
         roleGroups: { ...roleGroups },
         fullGroupList: read('groups.fullGroupList', g.fullGroupList),
         requireMembership: read('groups.requireMembership', g.requireMembership),
+        adminRoles: [...(read<string[] | undefined>('groups.adminRoles', g.adminRoles) ?? [])],
+        moderatorRoles: [
+          ...(read<string[] | undefined>('groups.moderatorRoles', g.moderatorRoles) ?? []),
+        ],
+        staffRequireMfa: read('groups.staffRequireMfa', g.staffRequireMfa),
         managed: [...new Set(Object.values(roleGroups))].sort(),
       };
+      const shared = this.groups;
+      this.forums.forEach((forum, i) => {
+        forum.staffRoles = {
+          admin: [...(ownStaffRoles[i].admin ?? shared.adminRoles)],
+          moderator: [...(ownStaffRoles[i].moderator ?? shared.moderatorRoles)],
+        };
+      });
     }
 
     const rateLimit = options.rateLimit;

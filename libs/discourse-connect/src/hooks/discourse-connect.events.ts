@@ -14,7 +14,22 @@ export const DiscourseConnectEvents = {
   SyncSucceeded: 'discourse-connect.sync.succeeded',
   SyncFailed: 'discourse-connect.sync.failed',
   ForumUserChanged: 'discourse-connect.forum.user-changed',
+  StaffChanged: 'discourse-connect.staff.changed',
 } as const;
+
+/**
+ * The module granted a member a staff flag on a forum, or took back one it had granted (staff
+ * flags from Discord roles). `via`: in the sign-in payload (`handshake`, sent as the browser goes
+ * back to the forum) or by `sync_sso` (`sync`, once the forum accepted it).
+ */
+export interface StaffChangedEvent {
+  forum: string;
+  discordId: string;
+  flag: 'admin' | 'moderator';
+  /** true: granted; false: taken back. */
+  granted: boolean;
+  via: 'handshake' | 'sync';
+}
 
 /** The forum reported a user created or updated (webhook). */
 export interface ForumUserChangedEvent {

@@ -1,4 +1,5 @@
 import type { DiscourseAdminService, DiscourseUser } from '../admin/discourse-admin.service';
+import type { DiscourseConnectStaffFlags } from '../payload/staff-flags';
 import { ForumLinks } from '../users/forum-links';
 import type { UsersService } from '../users/users.service';
 import type { SyncJobKind } from './sync-job.entity';
@@ -15,12 +16,17 @@ export type ForumDelivery = { done: true } | { skipped: true; reason: string };
  * link is not known yet is looked up once (`GET /u/by-external/<id>.json`, inside the forum's admin
  * API budget) and the answer recorded; a "not found" is trusted for a day. A job for a member with
  * no account there completes without a write. A `create` job skips the check.
+ *
+ * With `staff`, the payload carries the member's staff flags: a grant is recorded before the call,
+ * a revocation cleared once the forum accepted it (so a role removed while the member is away is
+ * taken back by the next `sync`).
  */
 export async function deliverToForum(
   job: { kind: SyncJobKind; discordId: string; forum: string },
   users: UsersService,
   admin: DiscourseAdminService,
   links?: ForumLinks,
+  staff?: DiscourseConnectStaffFlags,
 ): Promise<ForumDelivery> {
   if (links && job.kind !== 'create') {
     const linked = await hasForumAccount(job, admin, links);
@@ -32,7 +38,10 @@ export async function deliverToForum(
   }
   const user = await users.findByDiscordId(job.discordId);
   if (!user) return { done: true }; // nothing to push: the member is gone
-  const synced: DiscourseUser = await admin.syncSso(user, job.forum);
+  const plan = await staff?.planFor(user, job.forum);
+  if (plan) await staff!.beforeSync(plan);
+  const synced: DiscourseUser = await admin.syncSso(user, job.forum, { staff: plan });
+  if (plan) await staff!.afterSync(plan);
   if (links && typeof synced?.id === 'number' && typeof synced.username === 'string') {
     await links.record(job.forum, job.discordId, {
       status: 'linked',

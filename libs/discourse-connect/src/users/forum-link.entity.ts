@@ -34,4 +34,13 @@ export class DiscourseConnectForumLinkEntity {
   /** When this was last learnt (epoch ms). */
   @Column({ name: 'checked_at', type: 'bigint', transformer: epochMs })
   checkedAt!: number;
+
+  // Staff flags: what this module granted on that forum, so it takes back only its own.
+  /** The module sent `admin=true` to this forum for the member, and has not taken it back. */
+  @Column({ name: 'admin_granted', type: 'boolean', default: false })
+  adminGranted!: boolean;
+
+  /** The module sent `moderator=true` to this forum for the member, and has not taken it back. */
+  @Column({ name: 'moderator_granted', type: 'boolean', default: false })
+  moderatorGranted!: boolean;
 }

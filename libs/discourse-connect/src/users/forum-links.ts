@@ -19,6 +19,12 @@ export interface ForumLink {
   checkedAt: number;
 }
 
+/** The staff flags this module granted a member on one forum (and has not taken back). */
+export interface StaffGrants {
+  admin: boolean;
+  moderator: boolean;
+}
+
 /** What was learnt about a member on one forum. */
 export interface ForumLinkAnswer {
   status: ForumLinkStatus;
@@ -131,6 +137,49 @@ export class ForumLinks {
       const oldest = this.recentlyLinked.keys().next().value;
       if (oldest !== undefined) this.recentlyLinked.delete(oldest);
     }
+  }
+
+  /** The staff flags the module granted this member on this forum; none when nothing is recorded. */
+  async staffGrants(
+    forum: string,
+    discordId: string,
+    manager?: EntityManager,
+  ): Promise<StaffGrants> {
+    const repo = manager ? manager.getRepository(DiscourseConnectForumLinkEntity) : this.links;
+    const link = await repo.findOneBy({ forum, discordId });
+    return { admin: link?.adminGranted ?? false, moderator: link?.moderatorGranted ?? false };
+  }
+
+  /**
+   * Records the staff flags the module has granted this member on this forum, in one statement.
+   * Only a handshake or a `sync_sso` writes it, so a member without a link row is `linked`.
+   */
+  async recordStaffGrants(
+    forum: string,
+    discordId: string,
+    grants: StaffGrants,
+    options: { manager?: EntityManager; now?: number } = {},
+  ): Promise<void> {
+    const repo = options.manager
+      ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
+      : this.links;
+    await repo
+      .createQueryBuilder()
+      .insert()
+      .into(DiscourseConnectForumLinkEntity)
+      .values({
+        forum,
+        discordId,
+        status: 'linked',
+        checkedAt: options.now ?? Date.now(),
+        forumUserId: null,
+        forumUsername: null,
+        adminGranted: grants.admin,
+        moderatorGranted: grants.moderator,
+      })
+      .orUpdate(['admin_granted', 'moderator_granted'], ['forum', 'discord_id'])
+      .updateEntity(false)
+      .execute();
   }
 
   /** Whether a `not_found` answer checked at `checkedAt` is still trusted at `now`. */
