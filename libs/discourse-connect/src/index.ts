@@ -111,6 +111,7 @@ export type {
   SignedOutEvent,
   SyncJobEvent,
   ForumUserChangedEvent,
+  StaffChangedEvent,
 } from './hooks/discourse-connect.events';
 
 // ── Keeping the forum aligned ───────────────────────────────────────────────────────────────────

@@ -84,6 +84,7 @@ const TYPES = [
   'SignedOutEvent',
   'SignedPayload',
   'SsoPayloadContext',
+  'StaffChangedEvent',
   'SyncJobEvent',
   'UserCreatedEvent',
 ];

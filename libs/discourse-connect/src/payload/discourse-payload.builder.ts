@@ -133,10 +133,10 @@ export class DiscoursePayloadBuilder {
     // A flag granted by roles on this forum follows the policy and its record only: a filter can
     // neither grant nor take it back.
     for (const flag of ['admin', 'moderator'] as const) {
-      if (!staff || (forum.staffRoles[flag].length === 0 && staff.fields[flag] === undefined))
-        continue;
+      const planned = staff?.fields[flag];
+      if (forum.staffRoles[flag].length === 0 && planned === undefined) continue;
       delete payload[flag];
-      if (staff.fields[flag] !== undefined) payload[flag] = staff.fields[flag];
+      if (planned !== undefined) payload[flag] = planned;
     }
     if (!user.emailVerified && payload.email && payload.require_activation !== true) {
       this.logger.warn(
