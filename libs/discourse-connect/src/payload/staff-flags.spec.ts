@@ -209,24 +209,36 @@ describe('DiscourseConnectStaffFlags (the record of granted flags, real SQLite)'
   });
 
   it('a sync records a grant before the call, and clears a take-back only after the forum accepted it', async () => {
-    await links.recordStaffGrants(forum.name, id, { admin: true, moderator: false });
+    await links.changeStaffGrant(forum.name, id, 'admin', true);
     const plan = await staff.plan(member([MOD_ROLE]), forum);
     expect(plan.fields).toEqual({ admin: false, moderator: true });
-    await staff.beforeSync(plan);
+    const granted = await staff.beforeSync(plan);
     // Before the forum answered: the new grant is recorded, the flag being taken back still is.
     expect(await links.staffGrants(forum.name, id)).toEqual({ admin: true, moderator: true });
     expect(emitted).toEqual([]);
-    await staff.afterSync(plan);
+    await staff.afterSync(plan, granted);
     expect(await links.staffGrants(forum.name, id)).toEqual({ admin: false, moderator: true });
     expect(emitted.map((e) => e.payload)).toEqual([
-      { forum: forum.name, discordId: id, flag: 'admin', granted: false, via: 'sync' },
       { forum: forum.name, discordId: id, flag: 'moderator', granted: true, via: 'sync' },
+      { forum: forum.name, discordId: id, flag: 'admin', granted: false, via: 'sync' },
     ]);
+  });
+
+  it('of two deliveries making the same change, one reports it', async () => {
+    await links.changeStaffGrant(forum.name, id, 'admin', true);
+    const first = await staff.plan(member([]), forum);
+    const second = await staff.plan(member([]), forum);
+    await staff.recordHandshake(first);
+    await staff.afterSync(second, await staff.beforeSync(second));
+    expect(emitted.map((e) => e.payload)).toEqual([
+      { forum: forum.name, discordId: id, flag: 'admin', granted: false, via: 'handshake' },
+    ]);
+    expect(await links.staffGrants(forum.name, id)).toEqual({ admin: false, moderator: false });
   });
 
   it('a sign-in that cannot record the grant reports failure, so no flag goes out', async () => {
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
-    jest.spyOn(links, 'recordStaffGrants').mockRejectedValue(new Error('database is locked'));
+    jest.spyOn(links, 'changeStaffGrant').mockRejectedValue(new Error('database is locked'));
     const plan = await staff.plan(member([ADMIN_ROLE]), forum);
     expect(await staff.recordHandshake(plan)).toBe(false);
     expect(emitted).toEqual([]);

@@ -1,5 +1,4 @@
 import { Injectable, Logger, Optional } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import { DiscourseConnectSettings, ResolvedForum } from '../config/discourse-connect.settings';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents, type StaffChangedEvent } from '../hooks/discourse-connect.events';
@@ -29,7 +28,13 @@ export interface StaffFlagPlan {
   /** The record after this payload: the flags the roles grant now. */
   grants: StaffGrants;
   /** Flags granted that were not recorded (`granted: true`) and recorded flags taken back (`false`). */
-  changes: { flag: StaffFlag; granted: boolean }[];
+  changes: StaffFlagChange[];
+}
+
+/** A staff flag granted (`granted: true`) or taken back. */
+export interface StaffFlagChange {
+  flag: StaffFlag;
+  granted: boolean;
 }
 
 /**
@@ -103,54 +108,64 @@ export class DiscourseConnectStaffFlags {
   }
 
   /**
-   * A sign-in payload is about to leave: records the new grants now (grants and revocations), logs
-   * and emits the changes. Resolves to false when the record could not be written: the payload must
-   * then carry no staff flag.
+   * A sign-in payload is about to leave: records its grants and take-backs now (the forum never
+   * answers a handshake), logs and emits the ones this call recorded. Resolves to false when the
+   * record could not be written: the payload must then carry no staff flag.
    */
   async recordHandshake(plan: StaffFlagPlan): Promise<boolean> {
-    if (plan.changes.length === 0) return true;
     try {
-      await this.write(plan, plan.grants);
+      this.announce(plan, await this.record(plan, plan.changes), 'handshake');
+      return true;
     } catch (error) {
       this.logger.warn(
         `could not record the staff flags of ${plan.discordId} on ${plan.forum}, none sent: ${(error as Error).message}`,
       );
       return false;
     }
-    this.announce(plan, 'handshake');
-    return true;
   }
 
-  /** Before a `sync_sso`: records the flags it grants, keeping the ones it takes back until it succeeds. */
-  async beforeSync(plan: StaffFlagPlan, manager?: EntityManager): Promise<void> {
-    if (!plan.changes.some((c) => c.granted)) return;
-    await this.write(
+  /**
+   * Before a `sync_sso`: records the flags it grants (the ones it takes back stay recorded until it
+   * succeeds). Resolves to the grants this call recorded, for `afterSync`.
+   */
+  beforeSync(plan: StaffFlagPlan): Promise<StaffFlagChange[]> {
+    return this.record(
       plan,
-      {
-        admin: plan.grants.admin || plan.fields.admin === false,
-        moderator: plan.grants.moderator || plan.fields.moderator === false,
-      },
-      manager,
+      plan.changes.filter((c) => c.granted),
     );
   }
 
-  /** After the forum accepted a `sync_sso`: the record as the payload left it; logs and emits. */
-  async afterSync(plan: StaffFlagPlan, manager?: EntityManager): Promise<void> {
-    if (plan.changes.length === 0) return;
-    if (plan.changes.some((c) => !c.granted)) await this.write(plan, plan.grants, manager);
-    this.announce(plan, 'sync');
+  /** After the forum accepted a `sync_sso`: clears what it took back; logs and emits the changes. */
+  async afterSync(plan: StaffFlagPlan, granted: StaffFlagChange[]): Promise<void> {
+    const revoked = await this.record(
+      plan,
+      plan.changes.filter((c) => !c.granted),
+    );
+    this.announce(plan, [...granted, ...revoked], 'sync');
   }
 
-  private async write(
+  /** Records each change; resolves to the ones this call made (another delivery may have made the rest). */
+  private async record(
     plan: StaffFlagPlan,
-    grants: StaffGrants,
-    manager?: EntityManager,
-  ): Promise<void> {
-    await this.links?.recordStaffGrants(plan.forum, plan.discordId, grants, { manager });
+    changes: StaffFlagChange[],
+  ): Promise<StaffFlagChange[]> {
+    const made: StaffFlagChange[] = [];
+    for (const change of changes) {
+      if (
+        await this.links?.changeStaffGrant(plan.forum, plan.discordId, change.flag, change.granted)
+      ) {
+        made.push(change);
+      }
+    }
+    return made;
   }
 
-  private announce(plan: StaffFlagPlan, via: StaffChangedEvent['via']): void {
-    for (const change of plan.changes) {
+  private announce(
+    plan: StaffFlagPlan,
+    changes: StaffFlagChange[],
+    via: StaffChangedEvent['via'],
+  ): void {
+    for (const change of changes) {
       this.logger.log(
         `staff flag ${change.flag} ${change.granted ? 'granted to' : 'taken back from'} ${plan.discordId} on ${plan.forum} (${via})`,
       );

@@ -39,9 +39,9 @@ export async function deliverToForum(
   const user = await users.findByDiscordId(job.discordId);
   if (!user) return { done: true }; // nothing to push: the member is gone
   const plan = await staff?.planFor(user, job.forum);
-  if (plan) await staff!.beforeSync(plan);
+  const granted = plan ? await staff!.beforeSync(plan) : [];
   const synced: DiscourseUser = await admin.syncSso(user, job.forum, { staff: plan });
-  if (plan) await staff!.afterSync(plan);
+  if (plan) await staff!.afterSync(plan, granted);
   if (links && typeof synced?.id === 'number' && typeof synced.username === 'string') {
     await links.record(job.forum, job.discordId, {
       status: 'linked',

@@ -151,35 +151,50 @@ export class ForumLinks {
   }
 
   /**
-   * Records the staff flags the module has granted this member on this forum, in one statement.
-   * Only a handshake or a `sync_sso` writes it, so a member without a link row is `linked`.
+   * Records that the module granted (`to` true) or took back (`to` false) a staff flag of this
+   * member on this forum. Resolves to whether this call changed the record: of two deliveries
+   * racing for the same change, one reports it. Only a handshake or a `sync_sso` writes it, so a
+   * member without a link row is `linked`.
    */
-  async recordStaffGrants(
+  async changeStaffGrant(
     forum: string,
     discordId: string,
-    grants: StaffGrants,
+    flag: 'admin' | 'moderator',
+    to: boolean,
     options: { manager?: EntityManager; now?: number } = {},
-  ): Promise<void> {
+  ): Promise<boolean> {
     const repo = options.manager
       ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
       : this.links;
-    await repo
+    if (to) {
+      await repo
+        .createQueryBuilder()
+        .insert()
+        .into(DiscourseConnectForumLinkEntity)
+        .values({
+          forum,
+          discordId,
+          status: 'linked',
+          checkedAt: options.now ?? Date.now(),
+          forumUserId: null,
+          forumUsername: null,
+        })
+        .orIgnore()
+        .updateEntity(false)
+        .execute();
+    }
+    const column = flag === 'admin' ? 'adminGranted' : 'moderatorGranted';
+    const result = await repo
       .createQueryBuilder()
-      .insert()
-      .into(DiscourseConnectForumLinkEntity)
-      .values({
+      .update(DiscourseConnectForumLinkEntity)
+      .set({ [column]: to })
+      // As a condition, not a bound boolean: portable across SQLite (0/1) and PostgreSQL.
+      .where(`forum = :forum AND discord_id = :discordId AND ${to ? 'NOT ' : ''}${flag}_granted`, {
         forum,
         discordId,
-        status: 'linked',
-        checkedAt: options.now ?? Date.now(),
-        forumUserId: null,
-        forumUsername: null,
-        adminGranted: grants.admin,
-        moderatorGranted: grants.moderator,
       })
-      .orUpdate(['admin_granted', 'moderator_granted'], ['forum', 'discord_id'])
-      .updateEntity(false)
       .execute();
+    return (result.affected ?? 0) > 0;
   }
 
   /** Whether a `not_found` answer checked at `checkedAt` is still trusted at `now`. */
