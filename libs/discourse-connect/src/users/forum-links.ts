@@ -25,6 +25,9 @@ export interface StaffGrants {
   moderator: boolean;
 }
 
+/** Staff flags granted: none (the columns' defaults). */
+const NO_GRANTS = { adminGranted: false, moderatorGranted: false } as const;
+
 /** What was learnt about a member on one forum. */
 export interface ForumLinkAnswer {
   status: ForumLinkStatus;
@@ -93,7 +96,13 @@ export class ForumLinks {
       await repo
         .createQueryBuilder()
         .update(DiscourseConnectForumLinkEntity)
-        .set({ status: 'not_found', checkedAt: at, forumUserId: null, forumUsername: null })
+        .set({
+          status: 'not_found',
+          checkedAt: at,
+          forumUserId: null,
+          forumUsername: null,
+          ...NO_GRANTS,
+        })
         .where('forum = :forum AND discord_id = :discordId AND checked_at < :askedAt', {
           forum,
           discordId,
@@ -106,6 +115,8 @@ export class ForumLinks {
       answer.status === 'not_found' || answer.account
         ? ['status', 'checked_at', 'forum_user_id', 'forum_username']
         : ['status', 'checked_at'];
+    // No account there: nothing granted there either (a new account starts without staff flags).
+    if (answer.status === 'not_found') overwrite.push('admin_granted', 'moderator_granted');
     await repo
       .createQueryBuilder()
       .insert()
@@ -117,6 +128,7 @@ export class ForumLinks {
         checkedAt: options.now ?? Date.now(),
         forumUserId: answer.account?.id ?? null,
         forumUsername: answer.account?.username ?? null,
+        ...NO_GRANTS,
       })
       .orUpdate(overwrite, ['forum', 'discord_id'])
       .updateEntity(false)
