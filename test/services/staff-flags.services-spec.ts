@@ -61,6 +61,18 @@ describeWithServices('staff flags on PostgreSQL', () => {
       admin: false,
       moderator: false,
     });
+    // "No account there" clears what was granted there.
+    await links.changeStaffGrant('main', migrated.id, 'moderator', true);
+    await links.record(
+      'main',
+      migrated.id,
+      { status: 'not_found' },
+      { askedAt: Date.now() + 1000 },
+    );
+    expect(await links.staffGrants('main', migrated.id)).toEqual({
+      admin: false,
+      moderator: false,
+    });
   });
 
   it('stores two-factor authentication beside the metadata, not in its hash', async () => {
