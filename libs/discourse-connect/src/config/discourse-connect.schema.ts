@@ -18,9 +18,7 @@ const GROUP_MAP = new RegExp(
   `^\\s*${inner(DISCORD_ID)}\\s*=\\s*${inner(FORUM_GROUP)}\\s*(,\\s*${inner(DISCORD_ID)}\\s*=\\s*${inner(FORUM_GROUP)}\\s*)*$`,
 );
 /** What `DISCOURSE_ADMIN_ROLES` looks like: `123,456`. */
-const ROLE_LIST = new RegExp(
-  `^\\s*${inner(DISCORD_ID)}\\s*(,\\s*${inner(DISCORD_ID)}\\s*)*$`,
-);
+const ROLE_LIST = new RegExp(`^\\s*${inner(DISCORD_ID)}\\s*(,\\s*${inner(DISCORD_ID)}\\s*)*$`);
 /** The window of the per-IP rate limit, in seconds, when only the limit is given. */
 const RATE_LIMIT_WINDOW_SECONDS = 60;
 
@@ -198,7 +196,8 @@ export const DISCOURSE_CONNECT_SCHEMA = [
     option: 'forums[].adminRoles',
     type: 'list',
     rule: { kind: 'roleIds' },
-    message: 'must list Discord role ids that grant admin on this forum, e.g. ["123"] (needs groups.guildId)',
+    message:
+      'must list Discord role ids that grant admin on this forum, e.g. ["123"] (needs groups.guildId)',
     forumEnv: {
       suffix: 'ADMIN_ROLES',
       rule: { kind: 'pattern', pattern: ROLE_LIST },
