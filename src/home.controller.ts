@@ -39,6 +39,11 @@ export class HomeController {
           return `<p><a id="forum-link-${esc(forum.name)}" href="${href}">${verb} forum: ${esc(forum.name)}</a></p>`;
         })
         .join('');
+    // In the sandbox: the simulated Discord's page where roles are changed, kicks and bans made.
+    const membersPage = process.env.SANDBOX_DISCORD_MEMBERS_URL;
+    const sandboxLink = membersPage
+      ? `<p><a id="sandbox-discord-members" href="${esc(membersPage)}">Simulated Discord: change members' roles, kick or ban</a></p>`
+      : '';
     const signIn = esc(this.routes.path('signIn'));
     const signOut = esc(this.routes.path('signOut'));
     const body = user
@@ -51,6 +56,6 @@ export class HomeController {
          <p><a id="forum-link" href="${forumLink}">Visit the forum</a></p>${otherForums('Visit')}`;
     return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Community site</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}</style></head>
-<body><h1>Community site</h1>${body}</body></html>`;
+<body><h1>Community site</h1>${body}${sandboxLink}</body></html>`;
   }
 }

@@ -8,7 +8,10 @@ import {
   SIM_GUILD_ROLES,
 } from 'nestjs-discourse-connect-simulators';
 
-/** A running sandbox: simulated Discord and two Discourse forums in this process, and the env that points at them. */
+/**
+ * A running sandbox: simulated Discord (OAuth, bot REST, gateway, and a members page to change roles)
+ * and two Discourse forums in this process, and the env that points at them.
+ */
 export interface Sandbox {
   env: Record<string, string>;
   discord: DiscordSimulator;
@@ -32,6 +35,7 @@ export async function startSandbox(port: number, host = '127.0.0.1'): Promise<Sa
     clientId: 'sandbox-client-id',
     clientSecret: 'sandbox-client-secret',
     redirectUris: [`${publicUrl}/auth/discord/callback`],
+    botToken: env.DISCORD_BOT_TOKEN,
   });
   const forumOf = (
     secret: string,
@@ -95,8 +99,18 @@ export function sandboxEnv(port: number, host = '127.0.0.1'): Record<string, str
     DISCOURSE_FORUM_TEAM_SECRET: persistentSecret('sandbox-team-connect-secret'),
     DISCOURSE_FORUM_TEAM_API_KEY: persistentSecret('sandbox-team-api-key'),
     DISCOURSE_FORUM_TEAM_GROUP_MAP: `${SIM_GUILD_ROLES.moderator}=team`,
+    // The simulated Discord's bot: its gateway and member listing answer on DISCORD_BASE_URL.
+    DISCORD_BOT_TOKEN: SANDBOX_BOT_TOKEN,
+    // The sandbox's own page on the simulated Discord (roles, kick, ban), linked from the home page.
+    [SANDBOX_MEMBERS_PAGE_VAR]: `http://${host}:${port + 1}/sandbox/members`,
   };
 }
+
+/** The simulated bot's token (not a secret: it only opens the simulated Discord of this process). */
+const SANDBOX_BOT_TOKEN = 'sandbox-bot-token';
+
+/** Names the URL of the simulated Discord's members page, for the home page's link (sandbox only). */
+export const SANDBOX_MEMBERS_PAGE_VAR = 'SANDBOX_DISCORD_MEMBERS_URL';
 
 /**
  * The team forum lives in a subfolder: browsers keep cookies per host, not per port, and both

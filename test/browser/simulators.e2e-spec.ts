@@ -6,6 +6,7 @@ import {
   DISCORD_FIXTURES,
   DiscordSimulator,
   DiscourseSimulator,
+  SIM_GUILD_ROLES,
 } from 'nestjs-discourse-connect-simulators';
 import { describeWithChromium, launchChromium } from '../support/chromium';
 
@@ -132,6 +133,31 @@ describeWithChromium('simulators in a real browser', () => {
     await page.click('#logout');
     await page.waitForURL(`${forum.baseUrl}/`);
     expect(await page.textContent('#session-status')).toContain('Not signed in');
+    await context.close();
+  }, 30_000);
+
+  it("changes roles on the Discord members page, and the forum's user page shows a group change by itself", async () => {
+    const { animated } = DISCORD_FIXTURES;
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${discordUrl}/sandbox/members`);
+    const row = page.locator(`tr[data-user-id="${animated.id}"]`);
+    await row.locator('input[data-role="Veteran"]').check();
+    await row.locator('button[data-action="save"]').click();
+    await page.locator('#notice').filter({ hasText: 'saved' }).waitFor();
+    expect(discord.guild.rolesOf(animated.id)).toEqual([SIM_GUILD_ROLES.veteran]);
+    expect(await row.locator('input[data-role="Veteran"]').isChecked()).toBe(true);
+
+    // Signed in on the forum, the member opens their profile, which follows changes made elsewhere.
+    await page.goto(`${forum.baseUrl}/session/sso?return_path=%2F`);
+    await page.click(`button[data-user-id="${animated.id}"]`);
+    await page.waitForURL(`${forum.baseUrl}/`);
+    await page.click('#current-user-page');
+    expect(await page.textContent('#user-groups')).toBe('members');
+    // What a provider's background sync does on the forum, without any click in this browser.
+    forum.findByExternalId(animated.id)!.groups.push('veterans');
+    await page.locator('#user-groups').filter({ hasText: 'members, veterans' }).waitFor();
+    discord.reset();
     await context.close();
   }, 30_000);
 

@@ -18,6 +18,9 @@ export interface SimDiscordUser {
 /** The guild the fixtures are members of (some of them). */
 export const SIM_GUILD_ID = '1098765432109876543';
 
+/** The simulated application's bot user (a member of {@link SIM_GUILD_ID}, not listed among its members). */
+export const SIM_BOT_USER_ID = '1098765432109876500';
+
 /** Role ids in {@link SIM_GUILD_ID}. */
 export const SIM_GUILD_ROLES = {
   member: '1098765432109876601',

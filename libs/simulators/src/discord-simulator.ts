@@ -1,6 +1,28 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { cloneDiscordUser, DISCORD_FIXTURES, type SimDiscordUser } from './discord-fixtures';
+import type { Duplex } from 'node:stream';
+import {
+  cloneDiscordUser,
+  DISCORD_FIXTURES,
+  SIM_BOT_USER_ID,
+  type SimDiscordUser,
+} from './discord-fixtures';
+import { SimulatedGateway } from './discord-gateway';
+import {
+  discordTimestamp,
+  publicUserObject,
+  SIM_GATEWAY_INTENTS,
+  SimulatedGuild,
+  snowflakeTime,
+} from './discord-guild';
+import { membersPage, membersPagePost, MEMBERS_PAGE_PATH } from './discord-members-page';
+import {
+  defaultRateLimits,
+  DiscordRateLimiter,
+  type DiscordBotRoute,
+  type DiscordForcedRateLimit,
+  type DiscordRateLimitSettings,
+} from './discord-rate-limits';
 import {
   appendQuery,
   escapeHtml,
@@ -30,6 +52,8 @@ export interface DiscordSimulatorOptions {
   appName?: string;
   /** Clock in ms, for expiry tests. Default `Date.now`. */
   now?: () => number;
+  /** The bot's token (`Authorization: Bot <token>`, gateway Identify). Default `'sandbox-bot-token'`. */
+  botToken?: string;
 }
 
 export interface DiscordKnobs {
@@ -43,6 +67,19 @@ export interface DiscordKnobs {
   guildMemberFailure?: SimFailure | null;
   /** Every request: the socket is destroyed (connection reset). */
   down: boolean;
+  /**
+   * The privileged Server Members intent is on for the application. Off: listing members answers 403
+   * (50001 Missing Access) and an Identify asking for GUILD_MEMBERS is closed with 4014. Default true.
+   */
+  serverMembersIntent: boolean;
+  /** The privileged Presence intent (GUILD_PRESENCES). Default false. */
+  presenceIntent: boolean;
+  /** The privileged Message Content intent. Default false. */
+  messageContentIntent: boolean;
+  /** Forces the next answers of the bot routes to be 429 (see `forceRateLimit`). */
+  botRateLimit: DiscordForcedRateLimit | null;
+  /** Every bot-route request fails this way (e.g. a 502 from Cloudflare), after being counted. */
+  botFailure: SimFailure | null;
 }
 
 export interface DiscordStats {
@@ -56,6 +93,10 @@ export interface DiscordStats {
   guildMemberFetches: number;
   /** The `User-Agent` of every request, in order ('' when missing); the last 10,000. */
   userAgents: string[];
+  /** Requests to each bot route (any answer, 401 and 429 included). `resetBotCalls()` zeroes them. */
+  botCalls: Partial<Record<DiscordBotRoute, number>>;
+  /** Bot-route answers that were 429 (forced or earned). */
+  botRateLimited: number;
 }
 
 interface AuthCode {
@@ -110,11 +151,18 @@ const defaultKnobs = (): DiscordKnobs => ({
   userFailure: null,
   guildMemberFailure: null,
   down: false,
+  serverMembersIntent: true,
+  presenceIntent: false,
+  messageContentIntent: false,
+  botRateLimit: null,
+  botFailure: null,
 });
 
 /**
  * A simulated Discord: the OAuth2 authorize page (with a clickable consent screen), the token endpoint
- * (PKCE S256, single-use codes), `users/@me` and the guild-member route, answering the way Discord does.
+ * (PKCE S256, single-use codes), `users/@me` and the guild-member route, answering the way Discord does;
+ * and its bot side: the bot REST routes (gateway info, guild, member listing, with rate limits), the
+ * gateway (`gateway`), the guild driver (`guild`) and a members page at `/sandbox/members`.
  */
 export class DiscordSimulator extends SimulatedServer {
   readonly clientId: string;
@@ -130,10 +178,22 @@ export class DiscordSimulator extends SimulatedServer {
     unversionedUserFetches: 0,
     guildMemberFetches: 0,
     userAgents: [],
+    botCalls: {},
+    botRateLimited: 0,
   };
   now: () => number;
+  botToken: string;
+  /** The simulated server: state and driver functions (roles, join, kick, ban). */
+  readonly guild: SimulatedGuild;
+  /** The simulated gateway: knobs (`down`, `up`, `dropConnections`, `sendReconnect`) and `stats`. */
+  readonly gateway: SimulatedGateway;
+  /** Rate limits of the bot routes (mutable). */
+  rateLimits: DiscordRateLimitSettings = defaultRateLimits();
+  private readonly rateLimiter: DiscordRateLimiter;
 
   private readonly initialUsers: SimDiscordUser[];
+  /** `ws://host:port` once listening (the gateway URL when a request carries no Host header). */
+  private wsBase = 'ws://127.0.0.1';
   private readonly codes = new Map<string, AuthCode>();
   private readonly accessTokens = new Map<string, AccessGrant>();
   private readonly refreshTokens = new Map<string, Omit<AccessGrant, 'expiresAt'>>();
@@ -151,14 +211,76 @@ export class DiscordSimulator extends SimulatedServer {
     this.redirectUris = [...(options.redirectUris ?? [])];
     this.initialUsers = (options.users ?? Object.values(DISCORD_FIXTURES)).map(cloneDiscordUser);
     this.now = options.now ?? Date.now;
+    this.botToken = options.botToken ?? 'sandbox-bot-token';
+    this.gateway = new SimulatedGateway({
+      checkToken: (token) => safeEqual(token, this.botToken),
+      enabledPrivilegedIntents: () =>
+        (this.knobs.serverMembersIntent ? SIM_GATEWAY_INTENTS.GuildMembers : 0) |
+        (this.knobs.presenceIntent ? SIM_GATEWAY_INTENTS.GuildPresences : 0) |
+        (this.knobs.messageContentIntent ? SIM_GATEWAY_INTENTS.MessageContent : 0),
+      botUser: () => this.botUser(),
+      guildId: () => this.guild.id,
+      guildCreate: () => this.guildCreate(),
+    });
+    this.guild = new SimulatedGuild(
+      this.users,
+      (event, data, intent) => this.gateway.dispatch(event, data, intent),
+      () => this.now(),
+    );
+    this.rateLimiter = new DiscordRateLimiter(
+      () => this.rateLimits,
+      () => this.now(),
+    );
     this.restoreUsers();
   }
 
-  /** Changes an account, as if its owner edited the profile on Discord. */
+  /**
+   * Changes an account, as if its owner edited the profile on Discord. A change of its
+   * `guildRoles` for the simulated guild dispatches the matching gateway event.
+   */
   updateUser(id: string, patch: Partial<SimDiscordUser>): void {
     const user = this.users.get(id);
     if (!user) throw new Error(`DiscordSimulator: no user with id ${id}`);
+    const before = this.guild.rolesOf(id);
+    const beforeCopy = before ? [...before] : undefined;
     Object.assign(user, patch, { id });
+    if (patch.guildRoles !== undefined) this.guild.noteChange(id, beforeCopy);
+  }
+
+  /** The next `count` answers of the bot routes (or of `options.route`) are 429. */
+  forceRateLimit(count: number, options: Omit<DiscordForcedRateLimit, 'count'> = {}): void {
+    this.knobs.botRateLimit = { ...options, count };
+  }
+
+  /** Zeroes the bot-route call counters (`stats.botCalls`, `stats.botRateLimited`). */
+  resetBotCalls(): void {
+    this.stats.botCalls = {};
+    this.stats.botRateLimited = 0;
+  }
+
+  override close(): Promise<void> {
+    this.gateway.close();
+    return super.close();
+  }
+
+  protected override onListening(baseUrl: string): void {
+    super.onListening(baseUrl);
+    this.wsBase = baseUrl.replace(/^http/, 'ws');
+  }
+
+  protected override upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.knobs.down) {
+      socket.destroy();
+      return;
+    }
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://simulator.invalid');
+    } catch {
+      socket.destroy();
+      return;
+    }
+    this.gateway.handleUpgrade(req, socket, head, url);
   }
 
   /** Knobs and stats back to defaults, fixtures restored, codes and tokens forgotten. */
@@ -172,6 +294,11 @@ export class DiscordSimulator extends SimulatedServer {
       guildMemberFetches: 0,
     });
     this.stats.userAgents.length = 0;
+    this.resetBotCalls();
+    this.guild.reset();
+    this.gateway.reset();
+    this.rateLimits = defaultRateLimits();
+    this.rateLimiter.reset();
     this.codes.clear();
     this.accessTokens.clear();
     this.refreshTokens.clear();
@@ -221,9 +348,26 @@ export class DiscordSimulator extends SimulatedServer {
       return this.notFound(res, 405);
     }
     const me = /^\/api(\/v10)?\/users\/@me$/.exec(path);
+    if (me && method === 'GET' && /^Bot /.test(String(req.headers.authorization ?? ''))) {
+      return this.botRoute(req, res, url, { route: 'GET /users/@me', guildId: null, userId: null });
+    }
     if (me && method === 'GET') return this.me(req, res, !me[1]);
     const member = /^\/api(?:\/v10)?\/users\/@me\/guilds\/([^/]+)\/member$/.exec(path);
     if (member && method === 'GET') return this.guildMember(req, res, member[1]);
+    if (path === MEMBERS_PAGE_PATH) {
+      if (method === 'GET') return membersPage(this, res, url.searchParams);
+      if (method === 'POST') return membersPagePost(this, req, res);
+      return this.notFound(res, 405);
+    }
+    if (path === '/api/gateway' || path === '/api/v10/gateway') {
+      if (method === 'GET') return sendJson(res, 200, { url: this.gatewayUrl(req) });
+      return this.notFound(res, 405);
+    }
+    const bot = matchBotRoute(path);
+    if (bot) {
+      if (method === 'GET') return this.botRoute(req, res, url, bot);
+      return this.notFound(res, 405);
+    }
     return this.notFound(res);
   }
 
@@ -344,6 +488,7 @@ export class DiscordSimulator extends SimulatedServer {
       .map((k) => `<input type="hidden" name="${k}" value="${escapeHtml(params.get(k))}">`)
       .join('');
     const buttons = [...this.users.values()]
+      .filter((u) => !this.guild.generatedIds.has(u.id))
       .map((u) => {
         const label = u.global_name ?? u.username;
         const detail =
@@ -364,6 +509,11 @@ export class DiscordSimulator extends SimulatedServer {
         `<p>It will be able to use: </p><ul>${scopeList}</ul>` +
         `<form method="post">${hidden}<ul style="list-style:none;padding:0">${buttons}</ul>` +
         '<button type="submit" name="cancel" value="1" id="cancel">Cancel</button></form>' +
+        (this.guild.generatedIds.size > 0
+          ? `<form method="post">${hidden}<label>Or an account by id (${this.guild.generatedIds.size} generated): ` +
+            '<input name="approve_as" id="approve-as-id" inputmode="numeric"></label> ' +
+            '<button type="submit">Sign in</button></form>'
+          : '') +
         '<p class="sim">Choose an account to continue. This is a simulator, not discord.com.</p>',
     );
   }
@@ -584,26 +734,6 @@ export class DiscordSimulator extends SimulatedServer {
     sendJson(res, 401, { message: '401: Unauthorized', code: 0 });
   }
 
-  /** The public part of a user, as embedded in other objects (no email, verified, mfa, locale). */
-  private publicUser(u: SimDiscordUser): Record<string, unknown> {
-    return {
-      id: u.id,
-      username: u.username,
-      avatar: u.avatar,
-      discriminator: u.discriminator,
-      public_flags: u.flags ?? 0,
-      flags: u.flags ?? 0,
-      banner: null,
-      accent_color: null,
-      global_name: u.global_name,
-      avatar_decoration_data: null,
-      collectibles: null,
-      banner_color: null,
-      clan: null,
-      primary_guild: null,
-    };
-  }
-
   private me(req: IncomingMessage, res: ServerResponse, unversioned: boolean): void {
     this.stats.userFetches++;
     if (unversioned) this.stats.unversionedUserFetches++;
@@ -612,7 +742,7 @@ export class DiscordSimulator extends SimulatedServer {
     const user = grant && this.users.get(grant.userId);
     if (!grant || !user) return this.unauthorized(res);
     const body: Record<string, unknown> = {
-      ...this.publicUser(user),
+      ...publicUserObject(user),
       mfa_enabled: user.mfa_enabled,
       locale: user.locale,
       premium_type: user.premium_type ?? 0,
@@ -643,20 +773,274 @@ export class DiscordSimulator extends SimulatedServer {
         banner: null,
         communication_disabled_until: null,
         flags: 0,
-        joined_at: new Date(snowflakeTime(user.id) + 86_400_000)
-          .toISOString()
-          .replace('Z', '000+00:00'),
+        joined_at:
+          this.guild.memberObject(user.id)?.joined_at ??
+          discordTimestamp(snowflakeTime(user.id) + 86_400_000),
         nick: null,
         pending: false,
         premium_since: null,
         roles: [...roles],
         unusual_dm_activity_until: null,
-        user: this.publicUser(user),
+        user: publicUserObject(user),
         mute: false,
         deaf: false,
         bio: '',
       },
       rateLimitHeaders(),
+    );
+  }
+
+  // ---------------------------------------------------------------- bot
+
+  /** The gateway URL for a client that reached us through `req` (its Host header). */
+  private gatewayUrl(req: IncomingMessage): string {
+    const host = req.headers.host;
+    return `${host ? `ws://${host}` : this.wsBase}/gateway`;
+  }
+
+  /** The bot's user object (READY, and the guild's bot member). */
+  botUser(): Record<string, unknown> {
+    return {
+      id: SIM_BOT_USER_ID,
+      username: `${this.appName.toLowerCase().replace(/[^a-z0-9_.]+/g, '_')}`,
+      avatar: null,
+      discriminator: '0',
+      global_name: null,
+      public_flags: 0,
+      flags: 0,
+      bot: true,
+      verified: true,
+      mfa_enabled: false,
+      email: null,
+    };
+  }
+
+  private rolesJson(): Record<string, unknown>[] {
+    return this.guild.roles.map((r) => ({
+      id: r.id,
+      name: r.name,
+      description: null,
+      permissions: r.id === this.guild.id ? '2248473465835073' : '0',
+      position: r.position,
+      color: r.color,
+      colors: { primary_color: r.color, secondary_color: null, tertiary_color: null },
+      hoist: false,
+      managed: false,
+      icon: null,
+      unicode_emoji: null,
+      mentionable: false,
+      flags: 0,
+    }));
+  }
+
+  /** The guild object of `GET /guilds/:id`. */
+  private guildObject(): Record<string, unknown> {
+    return {
+      id: this.guild.id,
+      name: this.guild.name,
+      icon: null,
+      description: null,
+      home_header: null,
+      splash: null,
+      discovery_splash: null,
+      features: [],
+      banner: null,
+      owner_id: this.guild.ownerId,
+      application_id: null,
+      region: 'deprecated',
+      afk_channel_id: null,
+      afk_timeout: 300,
+      system_channel_id: null,
+      system_channel_flags: 0,
+      widget_enabled: false,
+      widget_channel_id: null,
+      verification_level: 1,
+      roles: this.rolesJson(),
+      default_message_notifications: 1,
+      mfa_level: 0,
+      explicit_content_filter: 2,
+      max_presences: null,
+      max_members: 25000000,
+      max_stage_video_channel_users: 50,
+      max_video_channel_users: 25,
+      vanity_url_code: null,
+      premium_tier: 0,
+      premium_subscription_count: 0,
+      preferred_locale: 'en-US',
+      rules_channel_id: null,
+      safety_alerts_channel_id: null,
+      public_updates_channel_id: null,
+      hub_type: null,
+      premium_progress_bar_enabled: false,
+      latest_onboarding_question_id: null,
+      nsfw: false,
+      nsfw_level: 0,
+      emojis: [],
+      stickers: [],
+      incidents_data: null,
+      inventory_settings: null,
+      embed_enabled: false,
+      embed_channel_id: null,
+    };
+  }
+
+  /** GUILD_CREATE: the guild object plus the gateway-only fields. */
+  private guildCreate(): Record<string, unknown> {
+    const count = this.guild.memberCount;
+    return {
+      ...this.guildObject(),
+      joined_at: discordTimestamp(snowflakeTime(this.guild.id) + 3_600_000),
+      large: count > 50,
+      unavailable: false,
+      member_count: count,
+      voice_states: [],
+      members: [
+        {
+          user: this.botUser(),
+          roles: [],
+          nick: null,
+          avatar: null,
+          banner: null,
+          joined_at: discordTimestamp(snowflakeTime(this.guild.id) + 3_600_000),
+          premium_since: null,
+          deaf: false,
+          mute: false,
+          pending: false,
+          flags: 0,
+          communication_disabled_until: null,
+        },
+      ],
+      channels: [],
+      threads: [],
+      presences: [],
+      stage_instances: [],
+      guild_scheduled_events: [],
+      soundboard_sounds: [],
+      application_command_counts: {},
+    };
+  }
+
+  private botRoute(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    m: { route: DiscordBotRoute; guildId: string | null; userId: string | null },
+  ): void {
+    const calls = this.stats.botCalls;
+    calls[m.route] = (calls[m.route] ?? 0) + 1;
+    if (this.knobs.botFailure) return this.failure(res, this.knobs.botFailure);
+    const auth = /^Bot (\S+)$/.exec(String(req.headers.authorization ?? ''));
+    if (!auth || !safeEqual(auth[1], this.botToken)) return this.unauthorized(res);
+    const { verdict, forcedUsed } = this.rateLimiter.take(
+      m.route,
+      m.guildId ?? '',
+      this.knobs.botRateLimit,
+    );
+    if (forcedUsed && this.knobs.botRateLimit) {
+      this.knobs.botRateLimit.count--;
+      if (this.knobs.botRateLimit.count <= 0) this.knobs.botRateLimit = null;
+    }
+    if (verdict.limited) {
+      this.stats.botRateLimited++;
+      return sendJson(
+        res,
+        429,
+        { message: 'You are being rate limited.', ...verdict.limited },
+        verdict.headers,
+      );
+    }
+    const h = verdict.headers;
+    if (m.route === 'GET /users/@me') return sendJson(res, 200, this.botUser(), h);
+    if (m.route === 'GET /gateway/bot') {
+      return sendJson(
+        res,
+        200,
+        {
+          url: this.gatewayUrl(req),
+          shards: 1,
+          session_start_limit: {
+            total: 1000,
+            remaining: Math.max(0, 1000 - this.gateway.stats.identifies),
+            reset_after: 86_400_000,
+            max_concurrency: 1,
+          },
+        },
+        h,
+      );
+    }
+    if (m.guildId !== this.guild.id) {
+      return sendJson(res, 404, { message: 'Unknown Guild', code: 10004 }, h);
+    }
+    if (m.route === 'GET /guilds/:guild') {
+      const body = this.guildObject();
+      const withCounts = url.searchParams.get('with_counts');
+      if (withCounts === 'true' || withCounts === '1' || withCounts === 'True') {
+        body.approximate_member_count = this.guild.memberCount;
+        body.approximate_presence_count = Math.floor(this.guild.memberCount / 3);
+      }
+      return sendJson(res, 200, body, h);
+    }
+    if (m.route === 'GET /guilds/:guild/members/:user') {
+      const userId = m.userId ?? '';
+      if (!/^\d{1,20}$/.test(userId)) {
+        return sendJson(
+          res,
+          400,
+          formError('user_id', 'NUMBER_TYPE_COERCE', `Value "${userId}" is not snowflake.`),
+          h,
+        );
+      }
+      const member = this.guild.memberObject(userId);
+      if (!member) return sendJson(res, 404, { message: 'Unknown Member', code: 10007 }, h);
+      return sendJson(res, 200, member, h);
+    }
+    // GET /guilds/:guild/members
+    const q = url.searchParams;
+    const limitRaw = q.get('limit');
+    let limit = 1;
+    if (limitRaw !== null) {
+      if (!/^-?\d+$/.test(limitRaw)) {
+        return sendJson(
+          res,
+          400,
+          formError('limit', 'NUMBER_TYPE_COERCE', `Value "${limitRaw}" is not int.`),
+          h,
+        );
+      }
+      limit = Number(limitRaw);
+      if (limit < 1)
+        return sendJson(
+          res,
+          400,
+          formError('limit', 'NUMBER_TYPE_MIN', 'int value should be greater than or equal to 1.'),
+          h,
+        );
+      if (limit > 1000)
+        return sendJson(
+          res,
+          400,
+          formError('limit', 'NUMBER_TYPE_MAX', 'int value should be less than or equal to 1000.'),
+          h,
+        );
+    }
+    const after = q.get('after');
+    if (after !== null && !/^\d{1,20}$/.test(after)) {
+      return sendJson(
+        res,
+        400,
+        formError('after', 'NUMBER_TYPE_COERCE', `Value "${after}" is not snowflake.`),
+        h,
+      );
+    }
+    if (!this.knobs.serverMembersIntent) {
+      return sendJson(res, 403, { message: 'Missing Access', code: 50001 }, h);
+    }
+    const ids = this.guild.memberIds(after ?? undefined).slice(0, limit);
+    return sendJson(
+      res,
+      200,
+      ids.map((id) => this.guild.memberObject(id)!),
+      h,
     );
   }
 }
@@ -666,15 +1050,6 @@ export function s256(verifier: string): string {
   return createHash('sha256').update(verifier, 'ascii').digest('base64url');
 }
 
-/** Milliseconds since the epoch encoded in a snowflake. */
-function snowflakeTime(id: string): number {
-  try {
-    return Number((BigInt(id) >> 22n) + 1420070400000n);
-  } catch {
-    return Date.UTC(2020, 0, 1);
-  }
-}
-
 function rateLimitHeaders(): Record<string, string> {
   return {
     'X-RateLimit-Limit': '5',
@@ -682,5 +1057,29 @@ function rateLimitHeaders(): Record<string, string> {
     'X-RateLimit-Reset': String(Math.ceil(Date.now() / 1000) + 1),
     'X-RateLimit-Reset-After': '1',
     'X-RateLimit-Bucket': 'b4c9e2a1f0d3c8b7a6e5f4d3c2b1a0f9',
+  };
+}
+
+/** Which bot route a path is (under `/api/v10`), with its parameters. */
+function matchBotRoute(
+  path: string,
+): { route: DiscordBotRoute; guildId: string | null; userId: string | null } | null {
+  if (path === '/api/v10/gateway/bot' || path === '/api/gateway/bot')
+    return { route: 'GET /gateway/bot', guildId: null, userId: null };
+  const m = /^\/api(?:\/v10)?\/guilds\/([^/]+)(?:\/members(?:\/([^/]+))?)?$/.exec(path);
+  if (!m) return null;
+  if (path.endsWith('/members'))
+    return { route: 'GET /guilds/:guild/members', guildId: m[1], userId: null };
+  if (m[2] !== undefined)
+    return { route: 'GET /guilds/:guild/members/:user', guildId: m[1], userId: m[2] };
+  return { route: 'GET /guilds/:guild', guildId: m[1], userId: null };
+}
+
+/** Discord's 400 "Invalid Form Body" for one field. */
+function formError(field: string, code: string, message: string): Record<string, unknown> {
+  return {
+    message: 'Invalid Form Body',
+    code: 50035,
+    errors: { [field]: { _errors: [{ code, message }] } },
   };
 }

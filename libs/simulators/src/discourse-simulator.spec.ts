@@ -153,6 +153,21 @@ describe('DiscourseSimulator', () => {
       expect(html).toContain('Not signed in');
     });
 
+    it("a user's page shows their groups and reloads itself, so changes show up live", async () => {
+      const b = new Browser();
+      await login(b, { ...ava, add_groups: 'members' });
+      const home = await (await b.get(`${base}/`)).text();
+      expect(home).toContain('id="current-user-page" href="/u/ava.migrated"');
+      const page = async () => (await new Browser().get(`${base}/u/Ava.Migrated`)).text();
+      const first = await page();
+      expect(first).toContain('<meta http-equiv="refresh" content="2">');
+      expect(first).toContain('<span id="user-groups">members</span>');
+      sim.findByExternalId(ava.external_id)!.groups.push('veterans');
+      expect(await page()).toContain('<span id="user-groups">members, veterans</span>');
+      expect((await new Browser().get(`${base}/u/ava.migrated/summary`)).status).toBe(200);
+      expect((await new Browser().get(`${base}/u/nobody`)).status).toBe(404);
+    });
+
     it('unknown pages are 404', async () => {
       expect((await fetch(`${base}/nope`)).status).toBe(404);
     });

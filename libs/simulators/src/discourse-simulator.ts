@@ -118,6 +118,9 @@ interface ForumSession {
   nonces: Map<string, { createdAt: number; returnPath: string }>;
 }
 
+/** Seconds between reloads of a user's page. */
+const USER_PAGE_REFRESH_SECONDS = 2;
+
 const defaultKnobs = (): DiscourseKnobs => ({
   connectEnabled: true,
   down: false,
@@ -365,6 +368,8 @@ export class DiscourseSimulator extends SimulatedServer {
       if (path === '/session/current.json') return this.currentJson(req, res);
       if (path === '/srv/status') return sendText(res, 200, 'ok');
       if (path === '/u/account-created') return this.accountCreated(req, res);
+      const userPage = /^\/u\/([^/]+)(?:\/summary)?\/?$/.exec(path);
+      if (userPage) return this.userPage(req, res, safeDecode(userPage[1]));
     }
     if (method === 'POST' && path === '/session/logout') return this.logout(req, res);
     if (method === 'DELETE' && /^\/session\/[^/]+$/.test(path)) return this.logout(req, res);
@@ -394,7 +399,8 @@ export class DiscourseSimulator extends SimulatedServer {
       `<ul><li>Name: <span id="current-name">${escapeHtml(user.name ?? '')}</span></li>` +
       `<li>Email: <span id="current-email">${escapeHtml(user.email)}</span></li>` +
       `<li>Groups: <span id="current-groups">${escapeHtml(user.groups.join(', '))}</span></li>` +
-      `<li>Flags: <span id="current-flags">${escapeHtml(flags)}</span></li></ul>` +
+      `<li>Flags: <span id="current-flags">${escapeHtml(flags)}</span></li>` +
+      `<li><a id="current-user-page" href="${escapeHtml(this.path(`/u/${encodeURIComponent(user.username)}`))}">Your profile</a> (updates live)</li></ul>` +
       `<form method="post" action="${escapeHtml(this.path('/session/logout'))}"><button type="submit" id="logout">Log Out</button></form></div></header>`
     );
   }
@@ -419,6 +425,35 @@ export class DiscourseSimulator extends SimulatedServer {
       this.header(req, `/t/${encodeURIComponent(slug)}/${id}`) +
         `<main><h2 id="topic-title" data-topic-id="${escapeHtml(id)}">${escapeHtml(heading)}</h2>` +
         '<p>This is a simulated topic.</p></main>',
+    );
+  }
+
+  /**
+   * A user's profile (`/u/:username`): groups, staff flags and state, reloaded every
+   * {@link USER_PAGE_REFRESH_SECONDS} seconds so a change made without a sign-in shows up in a browser.
+   */
+  private userPage(req: IncomingMessage, res: ServerResponse, username: string): void {
+    const lower = username.toLowerCase();
+    const user = this.users.find((u) => u.username.toLowerCase() === lower);
+    if (!user) return this.notFound(req, res);
+    const flags = [user.admin ? 'admin' : '', user.moderator ? 'moderator' : '']
+      .filter(Boolean)
+      .join(', ');
+    const groups = user.groups
+      .map((g) => `<li data-group="${escapeHtml(g)}">${escapeHtml(g)}</li>`)
+      .join('');
+    sendHtml(
+      res,
+      200,
+      `${user.username} - ${this.title}`,
+      this.header(req, `/u/${encodeURIComponent(user.username)}`) +
+        `<main><h2 id="user-username">${escapeHtml(user.username)}</h2>` +
+        `<p>Name: <span id="user-name">${escapeHtml(user.name ?? '')}</span></p>` +
+        `<p>Groups: <span id="user-groups">${escapeHtml(user.groups.join(', '))}</span></p><ul>${groups}</ul>` +
+        `<p>Flags: <span id="user-flags">${escapeHtml(flags)}</span></p>` +
+        `<p>State: <span id="user-state">${user.active ? 'active' : 'not activated'}</span></p>` +
+        `<p class="sim">This page reloads every ${USER_PAGE_REFRESH_SECONDS} seconds.</p></main>`,
+      `<meta http-equiv="refresh" content="${USER_PAGE_REFRESH_SECONDS}">`,
     );
   }
 

@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /** A failure to inject: 429 (JSON with `retry_after`, or Cloudflare-style plain text) or any other status. */
 export interface SimFailure {
@@ -105,12 +106,13 @@ export function sendText(
   res.end(body);
 }
 
-/** A complete HTML document; `bodyHtml` must already be escaped. */
+/** A complete HTML document; `bodyHtml` (and `headHtml`, extra head elements) must already be escaped. */
 export function sendHtml(
   res: ServerResponse,
   status: number,
   title: string,
   bodyHtml: string,
+  headHtml = '',
 ): void {
   const doc =
     '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">' +
@@ -119,7 +121,7 @@ export function sendHtml(
     '<style>body{font-family:system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem;line-height:1.5}' +
     'button{font-size:1rem;padding:.4rem .8rem;margin:.2rem 0;cursor:pointer}' +
     '.sim{color:#888;font-size:.85rem}img.avatar{width:48px;height:48px;border-radius:50%;vertical-align:middle}</style>' +
-    `</head><body>${bodyHtml}</body></html>`;
+    `${headHtml}</head><body>${bodyHtml}</body></html>`;
   res.writeHead(status, {
     'Content-Type': 'text/html; charset=utf-8',
     'Content-Length': Buffer.byteLength(doc),
@@ -194,6 +196,9 @@ export abstract class SimulatedServer {
   listen(port = 0, host = '127.0.0.1'): Promise<string> {
     if (this.server) return Promise.reject(new Error('simulator is already listening'));
     const server = createServer((req, res) => this.handle(req, res));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.upgrade(req, socket, head),
+    );
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', (err) => {
@@ -209,6 +214,13 @@ export abstract class SimulatedServer {
         resolve(base);
       });
     });
+  }
+
+  /** An HTTP upgrade (WebSocket) request; refused unless a subclass takes it. */
+  protected upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    void req;
+    void head;
+    socket.destroy();
   }
 
   protected onListening(baseUrl: string): void {

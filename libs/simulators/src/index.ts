@@ -1,5 +1,6 @@
 export {
   DISCORD_FIXTURES,
+  SIM_BOT_USER_ID,
   SIM_GUILD_ID,
   SIM_GUILD_ROLES,
   type DiscordFixtureName,
@@ -12,6 +13,14 @@ export {
   type DiscordSimulatorOptions,
   type DiscordStats,
 } from './discord-simulator';
+export { GATEWAY_CLOSE, SimulatedGateway, type GatewayStats } from './discord-gateway';
+export { SIM_GATEWAY_INTENTS, SimulatedGuild, type SimGuildRole } from './discord-guild';
+export type {
+  DiscordBotRoute,
+  DiscordForcedRateLimit,
+  DiscordRateLimitSettings,
+  DiscordRouteLimit,
+} from './discord-rate-limits';
 export type { SimFailure } from './http-helpers';
 export { SimulatedAdminApi, DISCOURSE_MESSAGES } from './discourse-admin-api';
 export { ForumError, type ForumErrorKind } from './discourse-errors';
