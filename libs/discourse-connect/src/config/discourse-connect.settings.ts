@@ -3,6 +3,7 @@ import type {
   DiscourseConnectGroupsOptions,
   DiscourseConnectModuleOptions,
   DiscourseConnectSyncOptions,
+  VanillaJsConnectAlgorithm,
 } from '../discourse-connect-options.interface';
 import { ForumBase, parseForumBase } from '../common/urls';
 import { configEntry, optionProblem } from './discourse-connect.schema';
@@ -19,6 +20,19 @@ export interface ResolvedForum extends ForumBase {
   webhookSecret?: string;
   /** This forum's own role → group map and the groups it manages, when it has one (else `groups`'). */
   groups?: { roleGroups: Record<string, string>; managed: string[] };
+}
+
+/** A Vanilla forum with its URL parsed once. */
+export interface ResolvedVanillaForum extends ForumBase {
+  name: string;
+  /** Base URL without a trailing slash. */
+  url: string;
+  clientId: string;
+  secret: string;
+  algorithm: VanillaJsConnectAlgorithm;
+  /** Discord role id → Vanilla role name, when roles are sent to this forum. */
+  roleMap?: Record<string, string>;
+  defaultSignIn: boolean;
 }
 
 /**
@@ -74,6 +88,13 @@ export class DiscourseConnectSettings {
   };
   /** Redis for sessions and the BullMQ sync queue; undefined when not configured. */
   readonly redis?: { url: string; prefix: string };
+  /** Vanilla forums through jsConnect v3; undefined when none is configured. */
+  readonly vanilla?: {
+    forums: readonly ResolvedVanillaForum[];
+    defaultRole: string;
+    guests: boolean;
+    sendUnverifiedEmail: boolean;
+  };
 
   constructor(options: DiscourseConnectModuleOptions) {
     const fail = (message: string): never => {
@@ -186,9 +207,10 @@ export class DiscourseConnectSettings {
 
     if (options.groups) {
       const g = options.groups;
-      // Without a shared map, every forum has its own.
+      // Without a shared map, every forum has its own (or only Vanilla roles are mapped).
+      const vanillaMapped = (options.vanilla?.forums ?? []).some((f) => f?.roleMap);
       const roleGroups =
-        g.roleGroups === undefined && this.forums.every((f) => f.groups)
+        g.roleGroups === undefined && (this.forums.every((f) => f.groups) || vanillaMapped)
           ? {}
           : read<Record<string, string>>('groups.roleGroups', g.roleGroups);
       this.groups = {
@@ -237,6 +259,13 @@ export class DiscourseConnectSettings {
 
     this.afterSignOutPath = read('afterSignOutPath', options.afterSignOutPath);
     this.afterSignInPath = read('afterSignInPath', options.afterSignInPath);
+    if (options.vanilla !== undefined) this.vanilla = vanillaSettings(options, read, fail);
+  }
+
+  /** The Vanilla forum chosen by `?forum=<name>`, or the first one. */
+  vanillaForumByName(name?: string): ResolvedVanillaForum | undefined {
+    const forums = this.vanilla?.forums ?? [];
+    return name ? forums.find((f) => f.name === name) : forums[0];
   }
 
   /** Forums with an admin API key: the ones the sync queue works for. */
@@ -248,6 +277,65 @@ export class DiscourseConnectSettings {
   forumByName(name?: string): ResolvedForum | undefined {
     return name ? this.forums.find((f) => f.name === name) : this.forums[0];
   }
+}
+
+/** The `vanilla` options checked and completed with their defaults. */
+function vanillaSettings(
+  options: DiscourseConnectModuleOptions,
+  read: <T>(option: string, value: unknown, forum?: number) => T,
+  fail: (m: string) => never,
+): NonNullable<DiscourseConnectSettings['vanilla']> {
+  const v = options.vanilla!;
+  if (typeof v !== 'object' || v === null || !Array.isArray(v.forums) || v.forums.length === 0) {
+    fail('vanilla.forums must list at least one Vanilla forum ({ url, clientId, secret }).');
+  }
+  const forums = v.forums.map((forum, i): ResolvedVanillaForum => {
+    const vf = <T>(option: string, value: unknown): T =>
+      read<T>(`vanilla.forums[].${option}`, value, i);
+    const url = vf<string>('url', forum?.url).replace(/\/+$/, '');
+    const roleMap = vf<Record<string, string> | undefined>('roleMap', forum.roleMap);
+    if (roleMap && !options.groups) {
+      fail(
+        `vanilla.forums[${i}].roleMap needs groups: { guildId } (the Discord server whose roles map to Vanilla roles).`,
+      );
+    }
+    return {
+      ...parseForumBase(url),
+      url,
+      name: vf<string | undefined>('name', forum.name) ?? new URL(url).hostname,
+      clientId: vf('clientId', forum.clientId),
+      secret: vf('secret', forum.secret),
+      algorithm: vf('algorithm', forum.algorithm),
+      roleMap: roleMap ? { ...roleMap } : undefined,
+      defaultSignIn: vf('defaultSignIn', forum.defaultSignIn),
+    };
+  });
+  forums.forEach((a, i) => {
+    for (const b of forums.slice(i + 1)) {
+      if (a.name === b.name) {
+        fail(
+          `vanilla.forums name "${a.name}" is used twice; give each Vanilla forum its own name.`,
+        );
+      }
+      if (a.clientId === b.clientId) {
+        fail(
+          `Vanilla forums "${a.name}" and "${b.name}" have the same client id: each jsConnect connection needs its own.`,
+        );
+      }
+      if (urlsOverlap(a.url, b.url)) {
+        fail(
+          `Vanilla forums "${a.name}" (${a.url}) and "${b.name}" (${b.url}) overlap: one URL is inside the other. ` +
+            'Give each forum its own base URL.',
+        );
+      }
+    }
+  });
+  return {
+    forums,
+    defaultRole: read('vanilla.defaultRole', v.defaultRole),
+    guests: read('vanilla.guests', v.guests),
+    sendUnverifiedEmail: read('vanilla.sendUnverifiedEmail', v.sendUnverifiedEmail),
+  };
 }
 
 /**
