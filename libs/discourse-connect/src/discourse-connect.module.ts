@@ -46,6 +46,8 @@ import {
   DISCOURSE_CONNECT_PASSPORT,
 } from './session/discourse-connect-passport';
 import { SsoController } from './sso/sso.controller';
+import { VanillaController } from './vanilla/vanilla.controller';
+import { VanillaConnectService } from './vanilla/vanilla.service';
 import { SsoService } from './sso/sso.service';
 import { DiscourseConnectUserEntity } from './users/discourse-connect-user.entity';
 import { TypeOrmUserStore } from './users/typeorm-user.store';
@@ -96,6 +98,7 @@ const CONTROLLERS = [
   AuthController,
   DiscourseConnectHealthController,
   DiscourseWebhooksController,
+  VanillaController,
 ];
 
 const providers: Provider[] = [
@@ -141,6 +144,7 @@ const providers: Provider[] = [
   DiscourseConnectRateLimitGuard,
   DiscourseConnectSecurityHeadersMiddleware,
   SsoService,
+  VanillaConnectService,
   DiscoursePayloadBuilder,
   DiscourseConnectSessions,
   DiscourseConnectSessionMiddleware,
@@ -329,6 +333,7 @@ function completeDefinition(
       ForumLinks,
       DiscourseConnectFiltersService,
       SsoService,
+      VanillaConnectService,
       SameOriginGuard,
       DiscourseAdminService,
       SyncQueue,

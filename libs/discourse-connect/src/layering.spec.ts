@@ -14,7 +14,7 @@ const ALLOWED: Record<string, string[]> = {
   common: [],
   defs: ['config', 'users', 'sync'],
   config: ['common', 'defs'],
-  hooks: ['common', 'config', 'defs', 'users', 'protocol'],
+  hooks: ['common', 'config', 'defs', 'users', 'protocol', 'jsconnect'],
   users: ['common', 'config', 'defs', 'protocol'],
   payload: ['common', 'config', 'defs', 'users', 'hooks', 'protocol'],
   admin: ['common', 'config', 'defs', 'users', 'hooks', 'payload', 'protocol'],

@@ -20,7 +20,8 @@ const GROUP_MAP = new RegExp(
 /** A Vanilla jsConnect client id. */
 const VANILLA_CLIENT_ID = /^[A-Za-z0-9_.:-]{1,100}$/;
 /** A Vanilla role name: letters, digits, spaces inside ("Super Moderator") and _ . ' ( ) & + -. */
-export const VANILLA_ROLE = /^[A-Za-z0-9_.'()&+-](?:[A-Za-z0-9 _.'()&+-]{0,98}[A-Za-z0-9_.'()&+-])?$/;
+export const VANILLA_ROLE =
+  /^[A-Za-z0-9_.'()&+-](?:[A-Za-z0-9 _.'()&+-]{0,98}[A-Za-z0-9_.'()&+-])?$/;
 /** What `VANILLA_ROLE_MAP` looks like: `123=Member,456=Super Moderator`. */
 const ROLE_NAME_MAP = new RegExp(
   `^\\s*${inner(DISCORD_ID)}\\s*=\\s*${inner(VANILLA_ROLE)}\\s*(,\\s*${inner(DISCORD_ID)}\\s*=\\s*${inner(VANILLA_ROLE)}\\s*)*$`,

@@ -14,7 +14,17 @@ export const DiscourseConnectEvents = {
   SyncSucceeded: 'discourse-connect.sync.succeeded',
   SyncFailed: 'discourse-connect.sync.failed',
   ForumUserChanged: 'discourse-connect.forum.user-changed',
+  VanillaSignedIn: 'discourse-connect.vanilla.signed-in',
 } as const;
+
+/** A member was answered signed in to a Vanilla forum (jsConnect). */
+export interface VanillaSignedInEvent {
+  user: LocalUser;
+  /** The Vanilla forum's name. */
+  forum: string;
+  /** The roles sent, when the forum has a role map. */
+  roles?: (string | number)[];
+}
 
 /** The forum reported a user created or updated (webhook). */
 export interface ForumUserChangedEvent {
