@@ -46,6 +46,10 @@ const VALUES = [
   'findCutEnvValues',
   'validateDiscourseConnectEnv',
   'verifyAndDecode',
+  'JsConnectProtocolError',
+  'buildJsConnectResponse',
+  'vanillaUsername',
+  'verifyJsConnectRequest',
 ];
 
 const TYPES = [
@@ -86,6 +90,16 @@ const TYPES = [
   'SsoPayloadContext',
   'SyncJobEvent',
   'UserCreatedEvent',
+  'DiscourseConnectVanillaOptions',
+  'JsConnectAlgorithm',
+  'JsConnectClient',
+  'JsConnectErrorCode',
+  'JsConnectRequest',
+  'VanillaForumOptions',
+  'VanillaJsConnectAlgorithm',
+  'VanillaSignedInEvent',
+  'VanillaUser',
+  'VanillaUserContext',
 ];
 
 const SOURCE = readFileSync(join(__dirname, 'index.ts'), 'utf8');
