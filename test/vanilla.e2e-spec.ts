@@ -397,7 +397,11 @@ describe.each(HTTP_ADAPTERS)('Vanilla jsConnect options (%s)', (adapter) => {
     const h = await startHarness('forRootAsync', {
       adapter,
       vanilla: {},
-      env: { VANILLA_GUESTS: 'true', VANILLA_SEND_UNVERIFIED_EMAIL: 'true' },
+      env: {
+        VANILLA_GUESTS: 'true',
+        VANILLA_SEND_UNVERIFIED_EMAIL: 'true',
+        VANILLA_SIGN_OUT_THROUGH_FORUM: 'true',
+      },
     });
     try {
       const browser = new TestBrowser();
@@ -423,6 +427,31 @@ describe.each(HTTP_ADAPTERS)('Vanilla jsConnect options (%s)', (adapter) => {
       );
       expect(signedIn.status).toBe(200);
       expect(h.vanilla!.findByUniqueId(unverified.id)!.email).toBe(unverified.email);
+
+      // Signing out here goes through the forum's sign-out (which asks first, as Vanilla does).
+      const out = await browser.submit(
+        `${h.mountUrl}/auth/logout`,
+        {},
+        { origin: h.appUrl, 'sec-fetch-site': 'same-origin' },
+      );
+      expect(out.hops.map((hop) => new URL(hop.url).pathname)).toEqual([
+        '/auth/logout',
+        '/entry/signout',
+      ]);
+      const hidden = (name: string) =>
+        new RegExp(`name="${name}" value="([^"]*)"`).exec(out.body)![1].replace(/&amp;/g, '&');
+      expect(hidden('target')).toBe(`${h.appUrl}/`);
+      const done = await browser.submit(`${h.vanilla!.forumRootUrl}/entry/signout`, {
+        TransientKey: hidden('TransientKey'),
+        target: hidden('target'),
+      });
+      expect(done.hops.map((hop) => hop.url)).toEqual([
+        `${h.vanilla!.forumRootUrl}/entry/signout`,
+        `${h.appUrl}/`,
+      ]);
+      expect((await browser.visit(`${h.vanilla!.forumRootUrl}/`)).body).toContain('Not signed in');
+      const link = await browser.visit(`${h.mountUrl}/vanilla/forum`, { maxHops: 0 });
+      expect(link.hops[0].location).toBe(`${h.vanilla!.forumRootUrl}/`);
     } finally {
       await h.close();
     }

@@ -220,6 +220,12 @@ export interface DiscourseConnectVanillaOptions {
    * verify their email on Discord first.
    */
   sendUnverifiedEmail?: boolean;
+  /**
+   * Signing out here (`POST /auth/logout`) then goes through each Vanilla forum's sign-out
+   * (`/entry/signout?target=`), back to `afterSignOutPath`; the forum must trust this site's domain
+   * (`Garden.TrustedDomains`). Default false.
+   */
+  signOutThroughForum?: boolean;
 }
 
 /** Options of `DiscourseConnectModule.forRoot()` / `forRootAsync()`. */

@@ -591,6 +591,14 @@ export const DISCOURSE_CONNECT_SCHEMA = [
     message: `${BOOLEAN} (true only with the forum's AutoConnect off)`,
     env: { name: 'VANILLA_SEND_UNVERIFIED_EMAIL', example: 'true' },
   },
+  {
+    option: 'vanilla.signOutThroughForum',
+    type: 'boolean',
+    default: false,
+    rule: { kind: 'boolean' },
+    message: `${BOOLEAN} (true sends people who sign out here through each Vanilla forum's sign-out)`,
+    env: { name: 'VANILLA_SIGN_OUT_THROUGH_FORUM', example: 'true' },
+  },
 ] as const satisfies readonly ConfigEntry[];
 
 type Entry = (typeof DISCOURSE_CONNECT_SCHEMA)[number];

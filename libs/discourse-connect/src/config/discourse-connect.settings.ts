@@ -94,6 +94,7 @@ export class DiscourseConnectSettings {
     defaultRole: string;
     guests: boolean;
     sendUnverifiedEmail: boolean;
+    signOutThroughForum: boolean;
   };
 
   constructor(options: DiscourseConnectModuleOptions) {
@@ -262,6 +263,18 @@ export class DiscourseConnectSettings {
     if (options.vanilla !== undefined) this.vanilla = vanillaSettings(options, read, fail);
   }
 
+  /**
+   * Where `POST /auth/logout` sends a person: `afterSignOutPath`, or with
+   * `vanilla.signOutThroughForum` through each Vanilla forum's `/entry/signout?target=` first.
+   */
+  get afterLocalSignOutUrl(): string {
+    if (!this.vanilla?.signOutThroughForum) return this.afterSignOutPath;
+    return this.vanilla.forums.reduceRight(
+      (next, forum) => `${forum.url}/entry/signout?${new URLSearchParams({ target: next })}`,
+      `${this.publicUrl}${this.afterSignOutPath}`,
+    );
+  }
+
   /** The Vanilla forum chosen by `?forum=<name>`, or the first one. */
   vanillaForumByName(name?: string): ResolvedVanillaForum | undefined {
     const forums = this.vanilla?.forums ?? [];
@@ -335,6 +348,7 @@ function vanillaSettings(
     defaultRole: read('vanilla.defaultRole', v.defaultRole),
     guests: read('vanilla.guests', v.guests),
     sendUnverifiedEmail: read('vanilla.sendUnverifiedEmail', v.sendUnverifiedEmail),
+    signOutThroughForum: read('vanilla.signOutThroughForum', v.signOutThroughForum),
   };
 }
 

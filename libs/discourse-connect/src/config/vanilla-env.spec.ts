@@ -61,6 +61,7 @@ describe('Vanilla forums from the environment', () => {
       defaultRole: 'Member',
       guests: false,
       sendUnverifiedEmail: false,
+      signOutThroughForum: false,
     });
   });
 
@@ -78,7 +79,11 @@ describe('Vanilla forums from the environment', () => {
       VANILLA_DEFAULT_ROLE: 'Applicant',
       VANILLA_GUESTS: 'true',
       VANILLA_SEND_UNVERIFIED_EMAIL: 'true',
+      VANILLA_SIGN_OUT_THROUGH_FORUM: 'true',
     });
+    expect(settings.afterLocalSignOutUrl).toBe(
+      'https://community.example.com/entry/signout?target=http%3A%2F%2Flocalhost%3A3000%2F',
+    );
     expect(settings.vanilla!.forums[0]).toMatchObject({
       roleMap: { 111: 'Member', 222: 'Super Moderator' },
       algorithm: 'HS512',
