@@ -135,6 +135,7 @@ describe.each(
       '/vanilla/connect',
       '/entry/jsconnect-redirect',
     ]);
+    expect(new URL(first.hops[5].url).searchParams.get('resumed')).toBe('1');
     expect(page.status).toBe(200);
     expect(page.url).toBe(`${h.vanilla!.forumRootUrl}/discussion/1`);
     const user = h.vanilla!.findByUniqueId(migrated.id)!;
@@ -189,6 +190,21 @@ describe.each(
     expect(h.vanilla!.stats.logins).toBe(2);
     expect(h.discord.stats.userFetches).toBe(1);
     expect(h.vanilla!.findByUniqueId(legacy.id)!.name).toBe('OldTimer');
+  });
+
+  it('sends a request that expired during Discord sign-in back to the forum for a fresh one', async () => {
+    const { browser } = await signInOnVanilla(h, legacy.id);
+    const expired = requestJwt(h, { claims: { iat: 1_600_000_000, exp: 1_600_000_600 } });
+    const resumed = await browser.request(connectUrl(`?jwt=${expired}&resumed=1`));
+    expect(resumed.status).toBe(302);
+    expect(resumed.headers.get('location')).toBe(`${h.vanilla!.forumRootUrl}/sso?target=%2F`);
+    // Not remembered through sign-in, or not signed by the connection: refused.
+    expect((await browser.request(connectUrl(`?jwt=${expired}`))).status).toBe(403);
+    const forged = requestJwt(h, {
+      secret: 'another-secret-0123456789',
+      claims: { iat: 1_600_000_000, exp: 1_600_000_600 },
+    });
+    expect((await browser.request(connectUrl(`?jwt=${forged}&resumed=1`))).status).toBe(403);
   });
 
   it('asks a person whose Discord email is not verified to verify it, and sends nothing', async () => {

@@ -92,11 +92,20 @@ describe('jsConnect v3 codec', () => {
     );
   });
 
-  it('refuses the expired-token vector', async () => {
+  it('refuses the expired-token vector, naming the connection that signed it', async () => {
     const v = VECTORS['expired-token'];
     expect(await refusal(verifyJsConnectRequest(v.jwt, [clientOf(v)], v.timestamp))).toBe(
       'expired',
     );
+    const error = await verifyJsConnectRequest(v.jwt, [clientOf(v)], v.timestamp).catch(
+      (e: JsConnectProtocolError) => e,
+    );
+    expect((error as JsConnectProtocolError).clientId).toBe(v.clientID);
+    // An expired token with a bad signature is a bad signature, not the connection's.
+    const [h, p] = v.jwt.split('.');
+    expect(
+      await refusal(verifyJsConnectRequest(`${h}.${p}.AAAA`, [clientOf(v)], v.timestamp)),
+    ).toBe('bad_signature');
   });
 
   describe('requests from a configured forum', () => {

@@ -128,7 +128,7 @@ export async function verifyJsConnectRequest(
       currentDate: now === undefined ? undefined : new Date(now * 1000),
     }));
   } catch (error) {
-    throw refusal(error);
+    throw refusal(error, client);
   }
   const { st, rurl, v, exp } = payload;
   if (typeof exp !== 'number') {
@@ -159,11 +159,13 @@ export async function verifyJsConnectRequest(
 }
 
 /** The codec's error for what jose refused. */
-function refusal(error: unknown): JsConnectProtocolError {
+function refusal(error: unknown, client: JsConnectClient): JsConnectProtocolError {
   if (error instanceof errors.JWTExpired) {
+    // jose checks the signature before the claims: this request is the connection's own.
     return new JsConnectProtocolError(
       'expired',
       'The sign-in request has expired. Go back to the forum and sign in again.',
+      client.clientId,
     );
   }
   if (error instanceof errors.JWSSignatureVerificationFailed) {

@@ -25,6 +25,11 @@ export class JsConnectProtocolError extends Error {
   constructor(
     readonly code: JsConnectErrorCode,
     message: string,
+    /**
+     * The connection whose secret signed the request, for an `expired` one (its signature was
+     * checked before its time): its forum can be asked for a fresh request.
+     */
+    readonly clientId?: string,
   ) {
     super(message);
     this.name = 'JsConnectProtocolError';

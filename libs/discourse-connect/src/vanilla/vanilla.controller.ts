@@ -39,6 +39,12 @@ const ROUTES = DISCOURSE_CONNECT_ROUTES;
 const MAX_QUERY_PARAMETERS = 20;
 
 /**
+ * Marks the request remembered through Discord sign-in. Not signed: set by hand, it can only send
+ * its holder to the configured forum's sign-in start when the request has expired.
+ */
+const RESUMED_PARAMETER = 'resumed';
+
+/**
  * The Vanilla forums' routes: the jsConnect authenticate URL, the forum link and the target of the
  * forum's sign-out.
  */
@@ -77,7 +83,9 @@ export class VanillaController {
         'repeated_jwt',
       );
     }
-    const request = await this.vanilla.verifyRequest(query);
+    const request = await this.vanilla.verifyRequest(query, query[RESUMED_PARAMETER] === '1');
+    if ('restartUrl' in request)
+      return { url: encodeLocation(request.restartUrl), statusCode: 302 };
     if (!req.user) {
       if (this.vanilla.vanilla.guests) {
         return {
@@ -85,7 +93,10 @@ export class VanillaController {
           statusCode: 302,
         };
       }
-      const resume = `${requestPath(req)}?${new URLSearchParams({ jwt: query.jwt as string })}`;
+      const resume = `${requestPath(req)}?${new URLSearchParams({
+        jwt: query.jwt as string,
+        [RESUMED_PARAMETER]: '1',
+      })}`;
       if (!isSafeRelativePath(resume)) {
         throw new BadSsoRequestException('This sign-in link is too long.', 'jwt_too_long');
       }

@@ -66,10 +66,16 @@ export class VanillaConnectService {
    * Verifies the `jwt` Vanilla sent to the authenticate URL: a configured connection's `kid`, its
    * algorithm, its secret, `exp`, and `rurl` on its forum.
    *
+   * A `resumed` request (remembered before Discord sign-in) that expired meanwhile is not refused:
+   * the answer is the forum's sign-in start instead, for a fresh request.
+   *
    * @throws BadSsoRequestException (400) for a malformed request, SsoForbiddenException (403) for a
    *   refused one (unknown client, bad signature, expired, foreign return URL).
    */
-  async verifyRequest(query: Record<string, unknown>): Promise<VanillaRequest> {
+  async verifyRequest(
+    query: Record<string, unknown>,
+    resumed = false,
+  ): Promise<VanillaRequest | { restartUrl: string }> {
     const forums = this.vanilla.forums;
     const clients = forums.map((f): JsConnectClient => ({
       clientId: f.clientId,
@@ -82,6 +88,11 @@ export class VanillaConnectService {
       return { ...request, forum: forums[clients.indexOf(request.client)] };
     } catch (error) {
       if (!(error instanceof JsConnectProtocolError)) throw error;
+      // Remembered before a Discord sign-in that outlasted it: the forum starts over with a fresh one.
+      const forum = forums.find((f) => f.clientId === error.clientId);
+      if (resumed && error.code === 'expired' && forum) {
+        return { restartUrl: this.signInUrl(forum, '/') };
+      }
       throw BAD_REQUEST.has(error.code)
         ? new BadSsoRequestException(error.message, `jsconnect_${error.code}`)
         : new SsoForbiddenException(error.message, `jsconnect_${error.code}`);
