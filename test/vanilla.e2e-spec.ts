@@ -20,6 +20,7 @@ import {
   SIM_GUILD_ROLES,
   signVanillaJwt,
 } from 'nestjs-discourse-connect-simulators';
+import { HomeController } from '../src/home.controller';
 import { TestBrowser, type Page } from './support/browser';
 import {
   HTTP_ADAPTERS,
@@ -473,34 +474,46 @@ describe.each(HTTP_ADAPTERS)('Vanilla jsConnect options (%s)', (adapter) => {
     }
   });
 
-  it('mounts under a global prefix, with a connection that is not the default sign-in method', async () => {
-    const h = await startHarness('forRoot', {
-      adapter,
-      globalPrefix: 'community',
-      vanilla: { defaultConnection: false, basePath: '/forum' },
-    });
-    try {
-      h.discord.knobs.autoApproveAs = migrated.id;
-      const browser = new TestBrowser();
-      const first = await browser.visit(`${h.mountUrl}/vanilla/forum?target=%2Fdiscussion%2F3`);
-      expect(first.hops.map((hop) => new URL(hop.url).pathname)).toEqual([
-        '/community/vanilla/forum',
-        '/forum/discussion/3',
-      ]);
-      await browser.visit(`${h.mountUrl}/auth/discord`);
-      const link = await browser.visit(`${h.mountUrl}/vanilla/forum?target=%2Fdiscussion%2F3`);
-      expect(link.hops.map((hop) => new URL(hop.url).pathname)).toEqual([
-        '/community/vanilla/forum',
-        '/forum/entry/jsconnect',
-        '/community/vanilla/connect',
-        '/forum/entry/jsconnect-redirect',
-      ]);
-      const page = await finishOnForum(h, browser, link);
-      expect(page.url).toBe(`${h.vanilla!.forumRootUrl}/discussion/3`);
-      expect(h.vanilla!.findByUniqueId(migrated.id)).toBeDefined();
-      expect((await browser.request(`${h.appUrl}/vanilla/connect`)).status).toBe(404);
-    } finally {
-      await h.close();
-    }
-  });
+  it.each([
+    ['a global prefix', { globalPrefix: 'community' }],
+    ['a RouterModule path', { routerPath: 'community' }],
+  ])(
+    'mounts under %s, with a connection that is not the default sign-in method',
+    async (_name, mount) => {
+      const h = await startHarness('forRoot', {
+        adapter,
+        ...mount,
+        controllers: [HomeController],
+        vanilla: { defaultConnection: false, basePath: '/forum' },
+      });
+      try {
+        h.discord.knobs.autoApproveAs = migrated.id;
+        const browser = new TestBrowser();
+        // The host's home page links to the Vanilla forum where the module is mounted.
+        const home = await browser.visit(
+          'globalPrefix' in mount ? `${h.appUrl}/community/` : `${h.appUrl}/`,
+        );
+        expect(home.body).toContain('id="vanilla-forum-link" href="/community/vanilla/forum"');
+        const first = await browser.visit(`${h.mountUrl}/vanilla/forum?target=%2Fdiscussion%2F3`);
+        expect(first.hops.map((hop) => new URL(hop.url).pathname)).toEqual([
+          '/community/vanilla/forum',
+          '/forum/discussion/3',
+        ]);
+        await browser.visit(`${h.mountUrl}/auth/discord`);
+        const link = await browser.visit(`${h.mountUrl}/vanilla/forum?target=%2Fdiscussion%2F3`);
+        expect(link.hops.map((hop) => new URL(hop.url).pathname)).toEqual([
+          '/community/vanilla/forum',
+          '/forum/entry/jsconnect',
+          '/community/vanilla/connect',
+          '/forum/entry/jsconnect-redirect',
+        ]);
+        const page = await finishOnForum(h, browser, link);
+        expect(page.url).toBe(`${h.vanilla!.forumRootUrl}/discussion/3`);
+        expect(h.vanilla!.findByUniqueId(migrated.id)).toBeDefined();
+        expect((await browser.request(`${h.appUrl}/vanilla/connect`)).status).toBe(404);
+      } finally {
+        await h.close();
+      }
+    },
+  );
 });
