@@ -517,3 +517,36 @@ describe.each(HTTP_ADAPTERS)('Vanilla jsConnect options (%s)', (adapter) => {
     },
   );
 });
+
+describe.each(
+  HTTP_ADAPTERS.flatMap((adapter) =>
+    (['forRoot', 'forRootAsync'] as ModuleStyle[]).map((style) => [adapter, style] as const),
+  ),
+)('a site with Vanilla forums only (%s, %s)', (adapter, style) => {
+  it('signs members in to the Vanilla forum, and refuses Discourse requests with a page', async () => {
+    const h = await startHarness(style, {
+      adapter,
+      vanilla: {},
+      controllers: [HomeController],
+      moduleOptions: (o) => ({ ...o, forums: [] }),
+      env: { DISCOURSE_URL: undefined, DISCOURSE_CONNECT_SECRET: undefined },
+    });
+    try {
+      const { page } = await signInOnVanilla(h, migrated.id);
+      expect(page.url).toBe(`${h.vanilla!.forumRootUrl}/discussion/1`);
+      expect(h.vanilla!.findByUniqueId(migrated.id)).toBeDefined();
+      const browser = new TestBrowser();
+      const home = await browser.visit(`${h.appUrl}/`);
+      expect(home.body).toContain('id="vanilla-forum-link"');
+      expect(home.body).not.toContain('id="forum-link"');
+      const sso = await browser.request(
+        `${h.mountUrl}/discourse/sso?sso=bm9uY2U9MQ%3D%3D&sig=${'0'.repeat(64)}`,
+      );
+      expect(sso.status).toBe(403);
+      expect(sso.headers.get('location')).toBeNull();
+      expect((await browser.request(`${h.mountUrl}/discourse/forum`)).status).toBe(400);
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -230,7 +230,10 @@ export interface DiscourseConnectVanillaOptions {
 
 /** Options of `DiscourseConnectModule.forRoot()` / `forRootAsync()`. */
 export interface DiscourseConnectModuleOptions {
-  /** The forums this app is the DiscourseConnect provider for; at least one. */
+  /**
+   * The Discourse forums this app is the DiscourseConnect provider for; at least one, unless
+   * `vanilla` lists Vanilla forums (then it may be empty: a site with Vanilla forums only).
+   */
   forums: DiscourseForumOptions[];
   /** The Discord application used for sign-in. */
   discord: DiscordOptions;

@@ -148,9 +148,12 @@ function validateEnv(env: Record<string, unknown>): ValidatedEnv {
   const relevant = Object.fromEntries(ENV_NAMES.map((k) => [k, text(k)]));
   const parsed = plainToInstance(DiscourseConnectEnvironment, relevant);
   const found = forumVariables(env);
+  const vanilla = vanillaForumVariables(env, text);
   const single = SINGLE_FORUM_NAMES.some((k) => text(k) !== undefined);
-  // With DISCOURSE_FORUM_<NAME>_* forums, the single-forum variables may be left out altogether.
-  const singleOptional = found.names.length > 0 && !single;
+  // With DISCOURSE_FORUM_<NAME>_* forums, or Vanilla forums only, the single-forum variables may be
+  // left out altogether.
+  const singleOptional =
+    (found.names.length > 0 || vanilla.single || vanilla.forums.length > 0) && !single;
   const errors = validateSync(parsed, { skipMissingProperties: false }).filter(
     (e) => !(singleOptional && SINGLE_FORUM_NAMES.includes(e.property)),
   );
@@ -175,7 +178,6 @@ function validateEnv(env: Record<string, unknown>): ValidatedEnv {
     );
   }
 
-  const vanilla = vanillaForumVariables(env, text);
   errors.push(...vanilla.errors);
 
   const problems = [
@@ -462,6 +464,8 @@ export function discourseConnectOptionsFromEnv(
     }
   });
   vanillaOptionsFromEnv(vanilla, values, options);
+  // Vanilla forums only: no Discourse forum.
+  options.forums ??= [];
   return options as unknown as DiscourseConnectModuleOptions;
 }
 

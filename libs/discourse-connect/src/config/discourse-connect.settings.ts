@@ -126,11 +126,17 @@ export class DiscourseConnectSettings {
       onFirstSignIn: read('sync.onFirstSignIn', sync.onFirstSignIn),
     };
 
-    if (!Array.isArray(options.forums) || options.forums.length === 0) {
-      fail('forums must list at least one Discourse forum ({ url, secret }).');
+    // A site with only Vanilla forums has no Discourse forum: `forums` may then be empty.
+    const vanillaOnly =
+      options.vanilla !== undefined &&
+      (options.forums === undefined || (Array.isArray(options.forums) && !options.forums.length));
+    if (!vanillaOnly && (!Array.isArray(options.forums) || options.forums.length === 0)) {
+      fail(
+        'forums must list at least one Discourse forum ({ url, secret }), unless vanilla lists Vanilla forums.',
+      );
     }
     const names = new Set<string>();
-    this.forums = options.forums.map((forum, i) => {
+    this.forums = (options.forums ?? []).map((forum, i) => {
       const url = read<string>('forums[].url', forum?.url, i).replace(/\/+$/, '');
       const secret = read<string>('forums[].secret', forum.secret, i);
       const name =

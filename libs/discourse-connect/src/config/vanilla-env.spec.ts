@@ -132,6 +132,21 @@ describe('Vanilla forums from the environment', () => {
     expect(settings.vanillaForumByName()!.name).toBe('default');
   });
 
+  it('runs with Vanilla forums only, without any Discourse forum', () => {
+    const { DISCOURSE_URL: _url, DISCOURSE_CONNECT_SECRET: _secret, ...env } = oneVanilla();
+    const options = discourseConnectOptionsFromEnv(env);
+    expect(options.forums).toEqual([]);
+    const settings = new DiscourseConnectSettings(options);
+    expect(settings.forums).toEqual([]);
+    expect(settings.vanillaForumByName()!.clientId).toBe('client-1');
+    // Neither kind of forum: the Discourse variables are missing.
+    const { VANILLA_URL: _v, VANILLA_CLIENT_ID: _c, VANILLA_SECRET: _s, ...none } = env;
+    expect(bootError(none)).toContain('DISCOURSE_URL is not set');
+    expect(() => new DiscourseConnectSettings({ ...options, vanilla: undefined })).toThrow(
+      'forums must list at least one Discourse forum',
+    );
+  });
+
   it('accepts VANILLA_FORUM_<NAME>_* forums alone', () => {
     const settings = settingsOf({
       ...appEnv(),
