@@ -46,6 +46,8 @@ import {
   DISCOURSE_CONNECT_PASSPORT,
 } from './session/discourse-connect-passport';
 import { SsoController } from './sso/sso.controller';
+import { VanillaController } from './vanilla/vanilla.controller';
+import { VanillaConnectService } from './vanilla/vanilla.service';
 import { SsoService } from './sso/sso.service';
 import { DiscourseConnectUserEntity } from './users/discourse-connect-user.entity';
 import { TypeOrmUserStore } from './users/typeorm-user.store';
@@ -97,6 +99,7 @@ const CONTROLLERS = [
   AuthController,
   DiscourseConnectHealthController,
   DiscourseWebhooksController,
+  VanillaController,
 ];
 
 const providers: Provider[] = [
@@ -142,6 +145,7 @@ const providers: Provider[] = [
   DiscourseConnectRateLimitGuard,
   DiscourseConnectSecurityHeadersMiddleware,
   SsoService,
+  VanillaConnectService,
   DiscoursePayloadBuilder,
   DiscourseConnectStaffFlags,
   DiscourseConnectSessions,
@@ -331,6 +335,7 @@ function completeDefinition(
       ForumLinks,
       DiscourseConnectFiltersService,
       SsoService,
+      VanillaConnectService,
       SameOriginGuard,
       DiscourseAdminService,
       SyncQueue,

@@ -14,7 +14,7 @@ const ALLOWED: Record<string, string[]> = {
   common: [],
   defs: ['config', 'users', 'sync'],
   config: ['common', 'defs'],
-  hooks: ['common', 'config', 'defs', 'users', 'protocol'],
+  hooks: ['common', 'config', 'defs', 'users', 'protocol', 'jsconnect'],
   users: ['common', 'config', 'defs', 'protocol'],
   payload: ['common', 'config', 'defs', 'users', 'hooks', 'protocol'],
   admin: ['common', 'config', 'defs', 'users', 'hooks', 'payload', 'protocol'],
@@ -38,6 +38,19 @@ const ALLOWED: Record<string, string[]> = {
   webhooks: ['common', 'config', 'defs', 'users', 'hooks', 'http'],
   health: ['common', 'config', 'defs', 'sync', 'redis', 'http'],
   migrations: [],
+  jsconnect: ['common'],
+  vanilla: [
+    'common',
+    'config',
+    'defs',
+    'users',
+    'hooks',
+    'payload',
+    'session',
+    'http',
+    'discord',
+    'jsconnect',
+  ],
 };
 const ENTRY_POINTS = ['index.ts', 'internal.ts', 'discourse-connect.module.ts'];
 const ADAPTER_PACKAGES = /^(express|express-session|fastify|@fastify\/.*|@nestjs\/platform-.*)$/;
@@ -125,6 +138,14 @@ describe('layering of the library', () => {
   it('the protocol imports nothing of Nest or TypeORM', () => {
     const broken = imports
       .filter((i) => i.from === 'protocol' && !i.target && !i.spec.startsWith('node:'))
+      .map((i) => `${i.file} → ${i.spec}`);
+    expect(broken).toEqual([]);
+  });
+
+  it('the jsConnect codec imports nothing but node: modules and jose', () => {
+    const broken = imports
+      .filter((i) => i.from === 'jsconnect' && !i.target)
+      .filter((i) => !i.spec.startsWith('node:') && i.spec !== 'jose')
       .map((i) => `${i.file} → ${i.spec}`);
     expect(broken).toEqual([]);
   });

@@ -46,6 +46,10 @@ const VALUES = [
   'findCutEnvValues',
   'validateDiscourseConnectEnv',
   'verifyAndDecode',
+  'JsConnectProtocolError',
+  'buildJsConnectResponse',
+  'vanillaUsername',
+  'verifyJsConnectRequest',
 ];
 
 const TYPES = [
@@ -87,6 +91,16 @@ const TYPES = [
   'StaffChangedEvent',
   'SyncJobEvent',
   'UserCreatedEvent',
+  'DiscourseConnectVanillaOptions',
+  'JsConnectAlgorithm',
+  'JsConnectClient',
+  'JsConnectErrorCode',
+  'JsConnectRequest',
+  'VanillaForumOptions',
+  'VanillaJsConnectAlgorithm',
+  'VanillaSignedInEvent',
+  'VanillaUser',
+  'VanillaUserContext',
 ];
 
 const SOURCE = readFileSync(join(__dirname, 'index.ts'), 'utf8');

@@ -3,6 +3,7 @@ import type {
   DiscourseConnectGroupsOptions,
   DiscourseConnectModuleOptions,
   DiscourseConnectSyncOptions,
+  VanillaJsConnectAlgorithm,
 } from '../discourse-connect-options.interface';
 import { ForumBase, parseForumBase } from '../common/urls';
 import { configEntry, optionProblem } from './discourse-connect.schema';
@@ -21,6 +22,19 @@ export interface ResolvedForum extends ForumBase {
   groups?: { roleGroups: Record<string, string>; managed: string[] };
   /** Discord role ids granting `admin` / `moderator` here: the forum's own lists, else `groups`'. */
   staffRoles: { admin: string[]; moderator: string[] };
+}
+
+/** A Vanilla forum with its URL parsed once. */
+export interface ResolvedVanillaForum extends ForumBase {
+  name: string;
+  /** Base URL without a trailing slash. */
+  url: string;
+  clientId: string;
+  secret: string;
+  algorithm: VanillaJsConnectAlgorithm;
+  /** Discord role id → Vanilla role name, when roles are sent to this forum. */
+  roleMap?: Record<string, string>;
+  defaultSignIn: boolean;
 }
 
 /**
@@ -76,6 +90,14 @@ export class DiscourseConnectSettings {
   };
   /** Redis for sessions and the BullMQ sync queue; undefined when not configured. */
   readonly redis?: { url: string; prefix: string };
+  /** Vanilla forums through jsConnect v3; undefined when none is configured. */
+  readonly vanilla?: {
+    forums: readonly ResolvedVanillaForum[];
+    defaultRole: string;
+    guests: boolean;
+    sendUnverifiedEmail: boolean;
+    signOutThroughForum: boolean;
+  };
 
   constructor(options: DiscourseConnectModuleOptions) {
     const fail = (message: string): never => {
@@ -106,12 +128,18 @@ export class DiscourseConnectSettings {
       onFirstSignIn: read('sync.onFirstSignIn', sync.onFirstSignIn),
     };
 
-    if (!Array.isArray(options.forums) || options.forums.length === 0) {
-      fail('forums must list at least one Discourse forum ({ url, secret }).');
+    // A site with only Vanilla forums has no Discourse forum: `forums` may then be empty.
+    const vanillaOnly =
+      options.vanilla !== undefined &&
+      (options.forums === undefined || (Array.isArray(options.forums) && !options.forums.length));
+    if (!vanillaOnly && (!Array.isArray(options.forums) || options.forums.length === 0)) {
+      fail(
+        'forums must list at least one Discourse forum ({ url, secret }), unless vanilla lists Vanilla forums.',
+      );
     }
     const names = new Set<string>();
     const ownStaffRoles: { admin?: string[]; moderator?: string[] }[] = [];
-    this.forums = options.forums.map((forum, i) => {
+    this.forums = (options.forums ?? []).map((forum, i) => {
       const url = read<string>('forums[].url', forum?.url, i).replace(/\/+$/, '');
       const secret = read<string>('forums[].secret', forum.secret, i);
       const name =
@@ -265,6 +293,25 @@ export class DiscourseConnectSettings {
 
     this.afterSignOutPath = read('afterSignOutPath', options.afterSignOutPath);
     this.afterSignInPath = read('afterSignInPath', options.afterSignInPath);
+    if (options.vanilla !== undefined) this.vanilla = vanillaSettings(options, read, fail);
+  }
+
+  /**
+   * Where `POST /auth/logout` sends a person: `afterSignOutPath`, or with
+   * `vanilla.signOutThroughForum` through each Vanilla forum's `/entry/signout?target=` first.
+   */
+  get afterLocalSignOutUrl(): string {
+    if (!this.vanilla?.signOutThroughForum) return this.afterSignOutPath;
+    return this.vanilla.forums.reduceRight(
+      (next, forum) => `${forum.url}/entry/signout?${new URLSearchParams({ target: next })}`,
+      `${this.publicUrl}${this.afterSignOutPath}`,
+    );
+  }
+
+  /** The Vanilla forum chosen by `?forum=<name>`, or the first one. */
+  vanillaForumByName(name?: string): ResolvedVanillaForum | undefined {
+    const forums = this.vanilla?.forums ?? [];
+    return name ? forums.find((f) => f.name === name) : forums[0];
   }
 
   /** Forums with an admin API key: the ones the sync queue works for. */
@@ -276,6 +323,66 @@ export class DiscourseConnectSettings {
   forumByName(name?: string): ResolvedForum | undefined {
     return name ? this.forums.find((f) => f.name === name) : this.forums[0];
   }
+}
+
+/** The `vanilla` options checked and completed with their defaults. */
+function vanillaSettings(
+  options: DiscourseConnectModuleOptions,
+  read: <T>(option: string, value: unknown, forum?: number) => T,
+  fail: (m: string) => never,
+): NonNullable<DiscourseConnectSettings['vanilla']> {
+  const v = options.vanilla!;
+  if (typeof v !== 'object' || v === null || !Array.isArray(v.forums) || v.forums.length === 0) {
+    fail('vanilla.forums must list at least one Vanilla forum ({ url, clientId, secret }).');
+  }
+  const forums = v.forums.map((forum, i): ResolvedVanillaForum => {
+    const vf = <T>(option: string, value: unknown): T =>
+      read<T>(`vanilla.forums[].${option}`, value, i);
+    const url = vf<string>('url', forum?.url).replace(/\/+$/, '');
+    const roleMap = vf<Record<string, string> | undefined>('roleMap', forum.roleMap);
+    if (roleMap && !options.groups) {
+      fail(
+        `vanilla.forums[${i}].roleMap needs groups: { guildId } (the Discord server whose roles map to Vanilla roles).`,
+      );
+    }
+    return {
+      ...parseForumBase(url),
+      url,
+      name: vf<string | undefined>('name', forum.name) ?? new URL(url).hostname,
+      clientId: vf('clientId', forum.clientId),
+      secret: vf('secret', forum.secret),
+      algorithm: vf('algorithm', forum.algorithm),
+      roleMap: roleMap ? { ...roleMap } : undefined,
+      defaultSignIn: vf('defaultSignIn', forum.defaultSignIn),
+    };
+  });
+  forums.forEach((a, i) => {
+    for (const b of forums.slice(i + 1)) {
+      if (a.name === b.name) {
+        fail(
+          `vanilla.forums name "${a.name}" is used twice; give each Vanilla forum its own name.`,
+        );
+      }
+      if (a.clientId === b.clientId) {
+        fail(
+          `Vanilla forums "${a.name}" and "${b.name}" have the same client id: each jsConnect connection needs its own.`,
+        );
+      }
+      if (urlsOverlap(a.url, b.url)) {
+        fail(
+          `Vanilla forums "${a.name}" (${a.url}) and "${b.name}" (${b.url}) overlap: one URL is inside the other. ` +
+            'Give each forum its own base URL.',
+        );
+      }
+    }
+  });
+  return {
+    forums,
+    defaultRole: read('vanilla.defaultRole', v.defaultRole),
+    guests: read('vanilla.guests', v.guests),
+    sendUnverifiedEmail: read('vanilla.sendUnverifiedEmail', v.sendUnverifiedEmail),
+    signOutThroughForum: read('vanilla.signOutThroughForum', v.signOutThroughForum),
+  };
 }
 
 /**

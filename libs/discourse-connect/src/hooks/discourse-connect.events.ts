@@ -15,6 +15,7 @@ export const DiscourseConnectEvents = {
   SyncFailed: 'discourse-connect.sync.failed',
   ForumUserChanged: 'discourse-connect.forum.user-changed',
   StaffChanged: 'discourse-connect.staff.changed',
+  VanillaSignedIn: 'discourse-connect.vanilla.signed-in',
 } as const;
 
 /**
@@ -29,6 +30,15 @@ export interface StaffChangedEvent {
   /** true: granted; false: taken back. */
   granted: boolean;
   via: 'handshake' | 'sync';
+}
+
+/** A member was answered signed in to a Vanilla forum (jsConnect). */
+export interface VanillaSignedInEvent {
+  user: LocalUser;
+  /** The Vanilla forum's name. */
+  forum: string;
+  /** The roles sent, when the forum has a role map. */
+  roles?: (string | number)[];
 }
 
 /** The forum reported a user created or updated (webhook). */
