@@ -239,17 +239,17 @@ export class DiscourseAdminService {
   }
 
   /**
-   * The forum user with this forum id as the admin API shows it (`GET /admin/users/<id>.json`:
-   * `suspended_till`, `single_sign_on_record`, …), or null when the forum has no such user.
+   * The forum user with this username (`GET /u/<username>.json`, the `users: show` scope; its
+   * `suspended_till` is there while suspended), or null when the forum has no such user.
    */
-  async getAdminUser(forumUserId: number, forumName?: string): Promise<DiscourseUser | null> {
+  async getUserByUsername(username: string, forumName?: string): Promise<DiscourseUser | null> {
     try {
-      const user = (await this.request(
+      const body = (await this.request(
         this.forum(forumName),
         'GET',
-        `/admin/users/${forumUserId}.json`,
-      )) as DiscourseUser | undefined;
-      return typeof user?.id === 'number' ? user : null;
+        `/u/${encodeURIComponent(username)}.json`,
+      )) as { user?: DiscourseUser } | undefined;
+      return typeof body?.user?.id === 'number' ? body.user : null;
     } catch (error) {
       if (error instanceof DiscourseApiError && error.status === 404) return null;
       throw error;

@@ -36,7 +36,7 @@ describe('DiscourseMemberLifecycle', () => {
     const admin = {
       isEnabled: () => false,
       getUserByExternalId: jest.fn(),
-      getAdminUser: jest.fn(),
+      getUserByUsername: jest.fn(),
     } as unknown as DiscourseAdminService;
     lifecycle = new DiscourseMemberLifecycle(
       settings,
