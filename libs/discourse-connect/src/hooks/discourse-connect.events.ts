@@ -89,8 +89,11 @@ export interface MemberForgottenEvent {
   forums: {
     forum: string;
     action: 'anonymize' | 'delete' | 'none';
-    /** `done`, `no-account` (nothing there), `pending` (the forum failed; a job keeps trying). */
-    outcome: 'done' | 'no-account' | 'pending';
+    /**
+     * `done`, `no-account` (nothing there), `pending` (the forum failed; a job keeps trying),
+     * `no-api-key` (the member has an account on a forum without an admin API key: left as it is).
+     */
+    outcome: 'done' | 'no-account' | 'pending' | 'no-api-key';
     error?: string;
   }[];
 }

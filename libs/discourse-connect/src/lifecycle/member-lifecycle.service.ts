@@ -182,6 +182,12 @@ export class DiscourseMemberLifecycle {
         }
       }),
     );
+    // A forum without an API key where the member has an account: said, since nothing can be done there.
+    const apiForums = new Set(this.settings.apiForums.map((f) => f.name));
+    for (const link of await this.links.forMember(discordId)) {
+      if (kind && link.status === 'linked' && !apiForums.has(link.forum))
+        forums.push({ forum: link.forum, action, outcome: 'no-api-key' });
+    }
     const retry = kind ? forums.filter((f) => f.outcome === 'pending').map((f) => f.forum) : [];
     const userRecord = await this.users.inStoreTransaction(discordId, async (store, manager) => {
       const run = async (m: EntityManager) => {
