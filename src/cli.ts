@@ -4,7 +4,7 @@ import { discourseConnectOptionsFromEnv } from 'nestjs-discourse-connect';
 import { loadEnvFile } from './env-file';
 import { sandboxEnv } from './sandbox';
 
-/** `npm run cli -- <command>`: sync, logout, check, failed. `--help` lists them. */
+/** `npm run cli -- <command>`: sync, logout, suspend, unsuspend, forget, check, failed. `--help` lists them. */
 async function main(): Promise<void> {
   loadEnvFile();
   if (!process.env.DISCORD_CLIENT_ID) {

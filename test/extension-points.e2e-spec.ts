@@ -9,6 +9,7 @@ import {
   DiscourseConnectUserStore,
   type DiscourseConnectUser,
   type DiscourseConnectUserData,
+  DiscourseMemberLifecycle,
 } from 'nestjs-discourse-connect';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { DiscourseConnectSessions } from 'nestjs-discourse-connect/internal';
@@ -37,6 +38,11 @@ class MapUserStore implements DiscourseConnectUserStore {
     const user = { ...this.users.get(data.discordId)!, ...data, updatedAt: new Date() };
     this.users.set(data.discordId, user);
     return user;
+  }
+
+  /** Member lifecycle: `forget` removes the member through it. */
+  async delete(discordId: string): Promise<boolean> {
+    return this.users.delete(discordId);
   }
 }
 
@@ -92,6 +98,16 @@ describe.each(HTTP_ADAPTERS)('the userStore and session.store options (%s)', (ad
     expect(await h.app.get(DataSource).query('SELECT * FROM discourse_connect_users')).toEqual([]);
     // A signed-in handshake reads the member back from the same store.
     expect(h.forum.findByExternalId(migrated.id)).toMatchObject({ email: migrated.email });
+  });
+
+  it('forget removes the member from the host store through its delete()', async () => {
+    const store = h.app.get<MapUserStore>(DiscourseConnectUserStore);
+    h.discord.knobs.autoApproveAs = migrated.id;
+    await new TestBrowser().visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+    expect(store.users.has(migrated.id)).toBe(true);
+    const report = await h.app.get(DiscourseMemberLifecycle).forget(migrated.id);
+    expect(report.userRecord).toBe('deleted');
+    expect(store.users.has(migrated.id)).toBe(false);
   });
 
   it('keeps sessions in the host class the module instantiated, not in its own table', async () => {

@@ -149,7 +149,7 @@ describe('CLI (dist/src/cli.js)', () => {
   it('--help lists the commands and exits 0', async () => {
     const run = await cli(['--help']);
     expect(run.code).toBe(0);
-    for (const command of ['sync', 'logout', 'check', 'failed'])
+    for (const command of ['sync', 'logout', 'suspend', 'unsuspend', 'forget', 'check', 'failed'])
       expect(run.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
   });
 
@@ -207,6 +207,46 @@ describe('CLI (dist/src/cli.js)', () => {
     expect(created.code).toBe(0);
     expect(forum.stats.syncSsoCalls).toBe(1);
     expect(forum.findByExternalId(id)).toBeDefined();
+  });
+
+  it("suspend / unsuspend / forget <id> act on the member's forum account", async () => {
+    const id = users[9];
+    expect((await cli(['sync', id, '--create'])).code).toBe(0);
+    const account = forum.findByExternalId(id)!;
+    const forumName = new URL(forumUrl).hostname;
+
+    const suspended = await cli(['suspend', id, '--until', '2031-01-01', '--reason', 'Spam wave']);
+    expect(suspended).toMatchObject({ code: 0 });
+    expect(suspended.stdout).toContain(`${forumName}: ${id} suspended`);
+    expect(account).toMatchObject({
+      suspendedTill: Date.parse('2031-01-01'),
+      suspendReason: 'Spam wave',
+    });
+
+    const lifted = await cli(['unsuspend', id]);
+    expect(lifted).toMatchObject({ code: 0 });
+    expect(lifted.stdout).toContain(`${forumName}: ${id} unsuspended`);
+    expect(forum.isSuspended(account)).toBe(false);
+
+    const forgotten = await cli(['forget', id]);
+    expect(forgotten).toMatchObject({ code: 0 });
+    expect(forgotten.stdout).toContain(`${forumName}: account anonymized`);
+    expect(account.externalId).toBeNull();
+    const gone = await cli(['sync', id]);
+    expect(gone.stderr).toContain(`No local user has the Discord id ${id}`);
+  });
+
+  it('suspend refuses a bad date or id with one message and exit 1', async () => {
+    for (const args of [
+      ['suspend', users[10], '--until', 'tomorrow'],
+      ['suspend', users[10], '--until', '2001-01-01'],
+      ['forget', 'someone'],
+    ]) {
+      const run = await cli(args);
+      expect(run.code).toBe(1);
+      expect(run.stderr).not.toMatch(/^\s+at /m);
+    }
+    expect(forum.stats.apiLifecycleCalls).toEqual([]);
   });
 
   it('sync <unknown id> says so and exits 1', async () => {

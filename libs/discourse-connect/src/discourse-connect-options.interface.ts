@@ -109,6 +109,31 @@ export interface DiscourseConnectSyncOptions {
   onFirstSignIn?: boolean;
 }
 
+/** What forgetting a member does to their forum accounts. */
+export type DiscourseForgetAction = 'anonymize' | 'delete' | 'none';
+
+/** Member lifecycle: suspensions the module makes, forgetting a member, anonymized forum accounts. */
+export interface DiscourseConnectLifecycleOptions {
+  /** The reason sent with a suspension the module makes (a `suspend` job). Default "Suspended by the site.". */
+  suspendReason?: string;
+  /**
+   * How long a suspension the module makes lasts, in days. Default 365000 (about 1000 years: the
+   * forum shows a suspension longer than 100 years as "forever").
+   */
+  suspendDays?: number;
+  /**
+   * What `forget` does to the member's account on each forum: `anonymize` (the forum renames it and
+   * detaches it from the member), `delete` (the account and its posts are removed) or `none`.
+   * Default `anonymize`.
+   */
+  forgetAction?: DiscourseForgetAction;
+  /**
+   * A sign-in to a forum that anonymized the member's account: `new-account` (the forum creates a
+   * fresh account) or `refuse` (a 403 page). Default `new-account`.
+   */
+  anonymizedSignIn?: 'new-account' | 'refuse';
+}
+
 /** Forum groups from Discord guild roles. */
 export interface DiscourseConnectGroupsOptions {
   /** The Discord server (guild) whose roles decide groups. Adds the `guilds.members.read` scope. */
@@ -259,6 +284,8 @@ export interface DiscourseConnectModuleOptions {
   sync?: DiscourseConnectSyncOptions;
   /** Forum groups from Discord guild roles. Default: groups are not managed. */
   groups?: DiscourseConnectGroupsOptions;
+  /** Member lifecycle: suspensions, forgetting a member, anonymized forum accounts. */
+  lifecycle?: DiscourseConnectLifecycleOptions;
   /** The answers to the forums' sign-in requests. */
   sso?: {
     /**

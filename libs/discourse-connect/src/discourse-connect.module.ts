@@ -76,6 +76,8 @@ import { DatabaseSyncWorker } from './sync/database-sync.worker';
 import { SyncOutboxRelay } from './sync/outbox-relay';
 import { SyncDeliveryCore } from './sync/sync-delivery.core';
 import { DiscourseLifecycleInterceptor } from './sync/discourse-lifecycle.interceptor';
+import { DiscourseMemberLifecycle } from './lifecycle/member-lifecycle.service';
+import { ForgetDiscourseMemberInterceptor } from './lifecycle/forget-member.interceptor';
 import { DiscourseWebhooksController } from './webhooks/discourse-webhooks.controller';
 import { DiscourseConnectWebhookEventEntity } from './webhooks/webhook-event.entity';
 import {
@@ -178,6 +180,9 @@ const providers: Provider[] = [
     inject: [DiscourseConnectSettings, DiscourseConnectRedis],
   },
   DiscourseAdminService,
+  // Member lifecycle.
+  DiscourseMemberLifecycle,
+  ForgetDiscourseMemberInterceptor,
   {
     // The internal queue: the host's (`syncQueue`) behind a wrapper, else BullMQ in Redis with
     // `redis`, else the database. The public token below is an alias of it.
@@ -346,6 +351,9 @@ function completeDefinition(
       AdminApiRateLimiter,
       DiscourseConnectRedis,
       DiscourseLifecycleInterceptor,
+      // Member lifecycle.
+      DiscourseMemberLifecycle,
+      ForgetDiscourseMemberInterceptor,
       DISCOURSE_CONNECT_OPTIONS,
     ],
   };

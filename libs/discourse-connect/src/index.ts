@@ -35,6 +35,11 @@ export type {
   VanillaForumOptions,
   VanillaJsConnectAlgorithm,
 } from './discourse-connect-options.interface';
+/** Member lifecycle options (`lifecycle`): suspensions, forgetting a member, anonymized accounts. */
+export type {
+  DiscourseConnectLifecycleOptions,
+  DiscourseForgetAction,
+} from './discourse-connect-options.interface';
 /** `registerAs` config from the environment: `ConfigModule.forRoot({ load: [discourseConnectConfig] })`. */
 export { discourseConnectConfig } from './config/discourse-connect.config';
 /** The module's options read from environment variables (throws a readable error naming each bad one). */
@@ -121,6 +126,11 @@ export type {
   StaffChangedEvent,
   VanillaSignedInEvent,
 } from './hooks/discourse-connect.events';
+/** Member lifecycle events' payloads: a forum account suspended, lifted, anonymized, deleted; a member forgotten. */
+export type {
+  ForumUserLifecycleEvent,
+  MemberForgottenEvent,
+} from './hooks/discourse-connect.events';
 
 // ── Keeping the forum aligned ───────────────────────────────────────────────────────────────────
 
@@ -142,7 +152,7 @@ export { DiscourseConnectSyncDelivery } from './sync/discourse-connect-sync-queu
 export type { SyncQueueCounts as DiscourseConnectSyncQueueCounts } from './sync/discourse-connect-sync-queue';
 /** A job kept after its last retry. */
 export type { SyncJobRecord as DiscourseConnectFailedJob } from './sync/discourse-connect-sync-queue';
-/** What a sync job does: `sync` (profile and groups) or `logout`. */
+/** What a sync job does: `sync` (profile and groups), `create`, `logout`, `suspend`, `unsuspend`, `anonymize`, `delete`. */
 export type { SyncJobKind as DiscourseConnectSyncJobKind } from './sync/sync-job.entity';
 /** Route decorator: after the handler succeeds, sync the member to the forum. */
 export { SyncToDiscourse } from './sync/discourse-lifecycle.interceptor';
@@ -152,6 +162,30 @@ export { LogOutOfDiscourse } from './sync/discourse-lifecycle.interceptor';
 export { DiscourseLifecycleInterceptor } from './sync/discourse-lifecycle.interceptor';
 /** Options of the two decorators (which member, which forum). */
 export type { DiscourseLifecycleOptions } from './sync/discourse-lifecycle.interceptor';
+
+// ── Member lifecycle ────────────────────────────────────────────────────────────────────────────
+
+/** Suspend, unsuspend and forget members on the forums; what the forums' user webhooks say. */
+export { DiscourseMemberLifecycle } from './lifecycle/member-lifecycle.service';
+/** A lifecycle call refused for bad input (not a Discord id, an end date in the past). */
+export { MemberLifecycleError } from './lifecycle/member-lifecycle.service';
+/** What `forget`, `suspend` and `unsuspend` did on each forum. */
+export type {
+  MemberForgetReport,
+  MemberSuspensionOutcome,
+} from './lifecycle/member-lifecycle.service';
+/** What an admin API lifecycle call did: `{ found: true, forumUserId }` or `{ found: false }`. */
+export type { DiscourseLifecycleResult } from './admin/discourse-admin.service';
+/** Route decorator: after the handler succeeds, suspend the member on the forums (a job). */
+export { SuspendOnDiscourse } from './sync/discourse-lifecycle.interceptor';
+/** Route decorator: after the handler succeeds, lift the member's suspension the module made (a job). */
+export { UnsuspendOnDiscourse } from './sync/discourse-lifecycle.interceptor';
+/** Route decorator: after the handler succeeds, forget the member (local data, forum accounts). */
+export { ForgetDiscourseMember } from './lifecycle/forget-member.interceptor';
+/** The interceptor behind `@ForgetDiscourseMember()`. */
+export { ForgetDiscourseMemberInterceptor } from './lifecycle/forget-member.interceptor';
+/** Options of `@ForgetDiscourseMember()` (which member). */
+export type { ForgetDiscourseMemberOptions } from './lifecycle/forget-member.interceptor';
 
 // ── The DiscourseConnect protocol (no Nest inside) ──────────────────────────────────────────────
 

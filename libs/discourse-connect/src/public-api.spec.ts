@@ -34,6 +34,12 @@ const VALUES = [
   'DiscourseConnectUsersService',
   'DiscourseLifecycleInterceptor',
   'DiscourseRateLimitError',
+  'DiscourseMemberLifecycle',
+  'ForgetDiscourseMember',
+  'ForgetDiscourseMemberInterceptor',
+  'MemberLifecycleError',
+  'SuspendOnDiscourse',
+  'UnsuspendOnDiscourse',
   'InjectDiscourseConnectOptions',
   'LogOutOfDiscourse',
   'SsoForbiddenException',
@@ -101,6 +107,14 @@ const TYPES = [
   'VanillaSignedInEvent',
   'VanillaUser',
   'VanillaUserContext',
+  'DiscourseConnectLifecycleOptions',
+  'DiscourseForgetAction',
+  'DiscourseLifecycleResult',
+  'ForgetDiscourseMemberOptions',
+  'ForumUserLifecycleEvent',
+  'MemberForgetReport',
+  'MemberForgottenEvent',
+  'MemberSuspensionOutcome',
 ];
 
 const SOURCE = readFileSync(join(__dirname, 'index.ts'), 'utf8');

@@ -80,11 +80,29 @@ export class SimulatedAdminApi {
       const id = safeDecode(m[1]);
       handler = () => this.byExternal(res, id);
     } else if (
+      method === 'GET' &&
+      !path.includes('/by-external/') &&
+      (m = /^\/(?:u|users)\/([^/]+?)\.json$/.exec(path))
+    ) {
+      // `users#show` by username (member lifecycle: telling an anonymized account from a deleted one).
+      const username = safeDecode(m[1]);
+      handler = () => this.byUsername(res, username);
+    } else if (
       method === 'POST' &&
       (m = /^\/admin\/users\/(\d+)\/log_out(?:\.json)?$/.exec(path))
     ) {
       const id = Number(m[1]);
       handler = () => this.logOut(res, id);
+    } else if (
+      method === 'PUT' &&
+      (m = /^\/admin\/users\/(\d+)\/(suspend|unsuspend|anonymize)(?:\.json)?$/.exec(path))
+    ) {
+      const id = Number(m[1]);
+      const action = m[2] as 'suspend' | 'unsuspend' | 'anonymize';
+      handler = () => this.lifecycle(req, res, id, action);
+    } else if (method === 'DELETE' && (m = /^\/admin\/users\/(\d+)(?:\.json)?$/.exec(path))) {
+      const id = Number(m[1]);
+      handler = () => this.destroyUser(req, res, id);
     } else if (method === 'GET' && (m = /^\/groups\/([^/]+?)\.json$/.exec(path))) {
       const name = safeDecode(m[1]);
       handler = () => this.group(res, name);
@@ -367,6 +385,13 @@ export class SimulatedAdminApi {
       single_sign_on_record: u.externalId
         ? { external_id: u.externalId, external_email: u.email }
         : null,
+      // The user serializers show the suspension fields only while the user is suspended.
+      ...(this.forum.isSuspended(u)
+        ? {
+            suspended_till: new Date(u.suspendedTill!).toISOString(),
+            suspend_reason: u.suspendReason ?? null,
+          }
+        : {}),
     };
   }
 
@@ -443,6 +468,12 @@ export class SimulatedAdminApi {
     sendJson(res, 200, { user: this.userJson(u) });
   }
 
+  private byUsername(res: ServerResponse, username: string): void {
+    const u = this.forum.findByUsername(username);
+    if (!u) return sendJson(res, 404, NOT_FOUND);
+    sendJson(res, 200, { user: this.userJson(u) });
+  }
+
   private adminUser(res: ServerResponse, id: number): void {
     const u = this.forum.users.find((x) => x.id === id);
     if (!u) return sendJson(res, 404, NOT_FOUND);
@@ -456,6 +487,87 @@ export class SimulatedAdminApi {
     this.forum.stats.apiLogOuts++;
     sendJson(res, 200, { success: 'OK' });
   }
+
+  // Member lifecycle: suspend, unsuspend, anonymize, delete.
+  /**
+   * `PUT /admin/users/:id/suspend|unsuspend|anonymize` as `Admin::UsersController` answers them.
+   * Staff accounts cannot be suspended or anonymized (403, Discourse's guardian). Suspending ends the
+   * user's sessions and sends `user_suspended`; unsuspending sends `user_unsuspended`. Anonymizing
+   * renames the user `anon<digits>`, clears name, avatar and email, removes the DiscourseConnect
+   * record (the same external_id then creates a new account) and ends the sessions; Discourse has no
+   * webhook event for it.
+   */
+  private async lifecycle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: number,
+    action: 'suspend' | 'unsuspend' | 'anonymize',
+  ): Promise<void> {
+    const form = await readForm(req);
+    const u = this.forum.users.find((x) => x.id === id);
+    if (!u) return sendJson(res, 404, NOT_FOUND);
+    if (u.admin || u.moderator) return sendJson(res, 403, INVALID_ACCESS);
+    const f = this.forum;
+    if (action === 'suspend') {
+      const until = Date.parse(form.get('suspend_until') ?? '');
+      if (!Number.isFinite(until)) {
+        return sendJson(res, 400, {
+          errors: ['param is missing or the value is empty: suspend_until'],
+          error_type: 'invalid_parameters',
+        });
+      }
+      u.suspendedTill = until;
+      u.suspendedAt = f.now();
+      u.suspendReason = form.get('reason') ?? null;
+      f.logOutUser(u.id);
+      f.stats.apiLifecycleCalls.push({ action, userId: u.id });
+      f.userChanged(u, 'user_suspended');
+      return sendJson(res, 200, {
+        suspension: {
+          suspended: true,
+          suspend_reason: u.suspendReason,
+          full_suspend_reason: u.suspendReason,
+          suspended_till: new Date(until).toISOString(),
+          suspended_at: new Date(u.suspendedAt).toISOString(),
+        },
+      });
+    }
+    if (action === 'unsuspend') {
+      u.suspendedTill = null;
+      u.suspendedAt = null;
+      u.suspendReason = null;
+      f.stats.apiLifecycleCalls.push({ action, userId: u.id });
+      f.userChanged(u, 'user_unsuspended');
+      return sendJson(res, 200, { suspension: { suspended: false } });
+    }
+    let username: string;
+    do username = `anon${Math.floor(Math.random() * 100_000_000)}`;
+    while (f.findByUsername(username));
+    u.username = username;
+    u.name = null;
+    u.email = `${username}@anonymized.invalid`;
+    u.avatarUrl = null;
+    u.externalId = null;
+    f.logOutUser(u.id);
+    f.stats.apiLifecycleCalls.push({ action, userId: u.id });
+    sendJson(res, 200, { success: 'OK', username });
+  }
+
+  /**
+   * `DELETE /admin/users/:id.json`: staff cannot be deleted (403); `{deleted: true}` after the
+   * `user_destroyed` webhook (its body made before the user is gone, as `UserDestroyer` does).
+   */
+  private async destroyUser(req: IncomingMessage, res: ServerResponse, id: number): Promise<void> {
+    await readBody(req);
+    const u = this.forum.users.find((x) => x.id === id);
+    if (!u) return sendJson(res, 404, NOT_FOUND);
+    if (u.admin || u.moderator) return sendJson(res, 403, INVALID_ACCESS);
+    this.forum.userChanged(u, 'user_destroyed');
+    this.forum.removeUser(u.id);
+    this.forum.stats.apiLifecycleCalls.push({ action: 'delete', userId: u.id });
+    sendJson(res, 200, { deleted: true });
+  }
+  // End of member lifecycle.
 
   private group(res: ServerResponse, name: string): void {
     const g = this.forum.groups.find((x) => x.toLowerCase() === name.toLowerCase());
@@ -535,4 +647,21 @@ export class SimulatedAdminApi {
       skipped_usernames: found.filter((u) => !removed.includes(u)).map((u) => u.username),
     });
   }
+}
+
+/** A form body (or a JSON object of strings), as Rails' params read either. */
+async function readForm(req: IncomingMessage): Promise<Map<string, string>> {
+  const raw = await readBody(req);
+  const out = new Map<string, string>();
+  if (String(req.headers['content-type'] ?? '').startsWith('application/json')) {
+    try {
+      const j = JSON.parse(raw) as Record<string, unknown>;
+      for (const [k, v] of Object.entries(j ?? {})) if (typeof v === 'string') out.set(k, v);
+    } catch {
+      // not JSON: no params
+    }
+    return out;
+  }
+  for (const [k, v] of new URLSearchParams(raw)) out.set(k, v);
+  return out;
 }

@@ -1,6 +1,6 @@
 /** Why the forum refused a DiscourseConnect payload; each entry point turns it into its own answer. */
 export type ForumErrorKind =
-  'signature' | 'parse' | 'nonce' | 'external_id' | 'email' | 'email_taken';
+  'signature' | 'parse' | 'nonce' | 'external_id' | 'email' | 'email_taken' | 'suspended';
 
 /** A refusal inside the simulated forum, with the status and text `sso_login` shows for it. */
 export class ForumError extends Error {

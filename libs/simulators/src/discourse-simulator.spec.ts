@@ -268,6 +268,19 @@ describe('DiscourseSimulator', () => {
       expect(res.status).toBe(302);
     });
 
+    it('403 with the suspension text for a suspended user (member lifecycle)', async () => {
+      const b = new Browser();
+      await login(b, ava);
+      const user = sim.findByExternalId(ava.external_id)!;
+      user.suspendedTill = Date.now() + 86_400_000;
+      user.suspendReason = 'Banned on Discord';
+      sim.logOutUser(user.id);
+      const res = await login(b, ava);
+      expect(res.status).toBe(403);
+      expect(await res.text()).toContain('The reason was: Banned on Discord');
+      expect(await current(b)).toBeNull();
+    });
+
     it('419 when the nonce is reused', async () => {
       const b = new Browser();
       const { nonce, returnSsoUrl } = await start(b);

@@ -14,6 +14,7 @@ import {
   SimulatedWebhooks,
   type SimWebhookConfig,
   type SimWebhookDelivery,
+  type SimWebhookEvent,
 } from './discourse-webhooks';
 import {
   escapeHtml,
@@ -77,6 +78,14 @@ export interface SimForumUser {
   moderator: boolean;
   active: boolean;
   groups: string[];
+  /** Suspended until (epoch ms); absent or null when not suspended. */
+  suspendedTill?: number | null;
+  /** The reason given with the suspension. */
+  suspendReason?: string | null;
+  /** When the suspension was made (epoch ms). */
+  suspendedAt?: number | null;
+  /** `updated_at` (epoch ms): moves forward on every change that sends a webhook. */
+  updatedAt?: number;
 }
 
 export interface DiscourseKnobs {
@@ -111,6 +120,11 @@ export interface DiscourseStats {
   apiGroupChanges: number;
   /** Outgoing webhook deliveries, in the order they finished. */
   webhookDeliveries: SimWebhookDelivery[];
+  /** Successful admin API suspensions, unsuspensions, anonymizations and deletions, in order. */
+  apiLifecycleCalls: {
+    action: 'suspend' | 'unsuspend' | 'anonymize' | 'delete';
+    userId: number;
+  }[];
 }
 
 interface ForumSession {
@@ -138,6 +152,7 @@ const defaultStats = (): DiscourseStats => ({
   apiLogOuts: 0,
   apiGroupChanges: 0,
   webhookDeliveries: [],
+  apiLifecycleCalls: [],
 });
 
 const SESSION_COOKIE = '_forum_session';
@@ -230,9 +245,16 @@ export class DiscourseSimulator extends SimulatedServer {
     this.webhookSender.redeliver(eventId);
   }
 
-  /** Fires the `user` webhook event for a created or updated forum user (used by the admin API too). */
-  userChanged(user: SimForumUser, event: 'user_created' | 'user_updated'): void {
+  /** Fires the `user` webhook event for a forum user (used by the admin API too). */
+  userChanged(user: SimForumUser, event: SimWebhookEvent): void {
+    // Discourse saves the record (its updated_at moves) before the event; strictly later each time.
+    user.updatedAt = Math.max(this.now(), (user.updatedAt ?? 0) + 1);
     this.webhookSender.userEvent(event, user);
+  }
+
+  /** Whether the user is suspended now (Discourse: `suspended_till` in the future). */
+  isSuspended(user: SimForumUser): boolean {
+    return typeof user.suspendedTill === 'number' && user.suspendedTill > this.now();
   }
 
   /** Creates a forum account directly (as if it existed before DiscourseConnect was turned on). */
@@ -267,6 +289,13 @@ export class DiscourseSimulator extends SimulatedServer {
   findByUsername(username: string): SimForumUser | undefined {
     const n = username.toLowerCase();
     return this.users.find((u) => u.username.toLowerCase() === n);
+  }
+
+  /** Removes a user (what the admin `DELETE /admin/users/:id` does, after its webhook). */
+  removeUser(userId: number): void {
+    this.logOutUser(userId);
+    const i = this.users.findIndex((u) => u.id === userId);
+    if (i >= 0) this.users.splice(i, 1);
   }
 
   /** Signs a user out of every browser session (what the admin `log_out` does). */
@@ -579,6 +608,15 @@ export class DiscourseSimulator extends SimulatedServer {
     session.nonces.delete(f.nonce);
 
     const user = this.applyPayload(f);
+    if (this.isSuspended(user)) {
+      // Discourse's sso_login refuses a suspended user with the suspension text (403).
+      delete session.userId;
+      throw new ForumError(
+        'suspended',
+        403,
+        `You have been suspended from the forum until ${new Date(user.suspendedTill!).toISOString().slice(0, 10)}. The reason was: ${user.suspendReason ?? ''}`,
+      );
+    }
     if (!user.active) {
       delete session.userId;
       return redirect(res, this.path('/u/account-created'));

@@ -173,6 +173,77 @@ describe('DiscourseSimulator webhooks', () => {
     ]);
   });
 
+  // Member lifecycle: suspend, unsuspend, anonymize, delete through the admin API.
+  it('suspend / unsuspend / delete send user_suspended / user_unsuspended / user_destroyed, the body telling the state', async () => {
+    const user = sim.applyPayload({ ...ava, nonce: 'x' });
+    await sim.flushWebhooks();
+    receiver.received = [];
+    const until = new Date(Date.now() + 86_400_000).toISOString();
+    const suspended = await api('PUT', `/admin/users/${user.id}/suspend`, {
+      suspend_until: until,
+      reason: 'Banned on Discord',
+    });
+    expect(suspended.status).toBe(200);
+    expect(await suspended.json()).toMatchObject({
+      suspension: { suspended: true, suspend_reason: 'Banned on Discord', suspended_till: until },
+    });
+    await sim.flushWebhooks();
+    expect((await api('PUT', `/admin/users/${user.id}/unsuspend`)).status).toBe(200);
+    await sim.flushWebhooks();
+    const deleted = await api('DELETE', `/admin/users/${user.id}.json`, { delete_posts: 'true' });
+    expect(await deleted.json()).toEqual({ deleted: true });
+    await sim.flushWebhooks();
+
+    const seen = receiver.received.map((r) => ({
+      event: r.headers['x-discourse-event'],
+      user: JSON.parse(r.body).user,
+      signed:
+        r.headers['x-discourse-event-signature'] ===
+        `sha256=${createHmac('sha256', HOOK_SECRET).update(r.body).digest('hex')}`,
+    }));
+    expect(seen.map((e) => [e.event, e.signed])).toEqual([
+      ['user_suspended', true],
+      ['user_unsuspended', true],
+      ['user_destroyed', true],
+    ]);
+    expect(seen[0].user).toMatchObject({
+      suspended_till: until,
+      suspend_reason: 'Banned on Discord',
+    });
+    expect(seen[1].user).not.toHaveProperty('suspended_till');
+    expect(seen[2].user).toMatchObject({ id: user.id, external_id: ava.external_id });
+    expect(sim.findByExternalId(ava.external_id)).toBeUndefined();
+    expect((await api('GET', `/admin/users/${user.id}.json`)).status).toBe(404);
+  });
+
+  it('anonymize renames the user and clears the DiscourseConnect record: the same external_id makes a new account', async () => {
+    const user = sim.applyPayload({ ...ava, nonce: 'x' });
+    await sim.flushWebhooks();
+    receiver.received = [];
+    const res = await api('PUT', `/admin/users/${user.id}/anonymize`);
+    const body = (await res.json()) as { success: string; username: string };
+    expect(body).toEqual({ success: 'OK', username: expect.stringMatching(/^anon\d+$/) });
+    expect(user).toMatchObject({ username: body.username, name: null, externalId: null });
+    expect((await api('GET', `/u/by-external/${ava.external_id}.json`)).status).toBe(404);
+    await sim.flushWebhooks();
+    expect(receiver.received).toEqual([]); // Discourse has no webhook event for anonymization
+    const again = sim.applyPayload({ ...ava, nonce: 'y' });
+    expect(again.id).not.toBe(user.id);
+    expect(again.username).toBe('ava');
+  });
+
+  it('staff cannot be suspended, anonymized or deleted; unknown ids are a 404', async () => {
+    const admin = sim.addUser({ username: 'boss', email: 'boss@example.com', admin: true });
+    for (const [method, path] of [
+      ['PUT', `/admin/users/${admin.id}/suspend`],
+      ['PUT', `/admin/users/${admin.id}/anonymize`],
+      ['DELETE', `/admin/users/${admin.id}.json`],
+    ] as const) {
+      expect((await api(method, path, { suspend_until: '2100-01-01T00:00:00Z' })).status).toBe(403);
+    }
+    expect((await api('PUT', '/admin/users/999/unsuspend')).status).toBe(404);
+  });
+
   it('redeliverWebhook replays the same id, body and signature', async () => {
     sim.applyPayload(ava);
     await sim.flushWebhooks();

@@ -8,7 +8,9 @@ export interface SimWebhookConfig {
   secret: string;
 }
 
-export type SimWebhookEvent = 'user_created' | 'user_updated';
+/** Discourse's `user` webhook events the simulator sends (`WebHookEventType::TYPES`; there is no anonymization event). */
+export type SimWebhookEvent =
+  'user_created' | 'user_updated' | 'user_destroyed' | 'user_suspended' | 'user_unsuspended';
 
 /** One delivery attempt as the forum saw it. */
 export interface SimWebhookDelivery {
@@ -59,7 +61,7 @@ export class SimulatedWebhooks {
     if (!hook || !hook.url || !this.forum.knobs.webhooksEnabled) return;
     const id = this.nextEventId++;
     const body = JSON.stringify({
-      user: webhookUserJson(user, (g) => this.forum.adminApi.groupId(g)),
+      user: webhookUserJson(user, (g) => this.forum.adminApi.groupId(g), this.forum.now()),
     });
     const stored: StoredEvent = {
       event,
@@ -131,8 +133,17 @@ export class SimulatedWebhooks {
 function webhookUserJson(
   u: SimForumUser,
   groupId: (name: string) => number,
+  now: number,
 ): Record<string, unknown> {
+  // UserSerializer shows `suspended_till` and `suspend_reason` only while the user is suspended.
+  const suspended = typeof u.suspendedTill === 'number' && u.suspendedTill > now;
   return {
+    ...(suspended
+      ? {
+          suspended_till: new Date(u.suspendedTill!).toISOString(),
+          suspend_reason: u.suspendReason ?? null,
+        }
+      : {}),
     id: u.id,
     username: u.username,
     name: u.name,
@@ -145,5 +156,6 @@ function webhookUserJson(
     moderator: u.moderator,
     active: u.active,
     groups: u.groups.map((name) => ({ id: groupId(name), name, automatic: false })),
+    ...(u.updatedAt !== undefined ? { updated_at: new Date(u.updatedAt).toISOString() } : {}),
   };
 }

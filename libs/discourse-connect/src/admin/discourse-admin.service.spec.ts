@@ -5,6 +5,7 @@ import { DiscoursePayloadBuilder } from '../payload/discourse-payload.builder';
 import { decodePayload, verifySignature } from '../protocol';
 import type { LocalUser } from '../users/local-user.interface';
 import { DiscourseAdminService } from './discourse-admin.service';
+import { AdminApiRateLimiter } from './rate-limiter';
 import {
   DiscourseApiError,
   DiscourseApiNotConfiguredError,
@@ -63,7 +64,7 @@ describe('DiscourseAdminService', () => {
     res.end(JSON.stringify(body));
   };
 
-  function client(api = true): DiscourseAdminService {
+  function client(api = true, limiter?: AdminApiRateLimiter): DiscourseAdminService {
     const settings = new DiscourseConnectSettings({
       forums: [
         {
@@ -77,7 +78,11 @@ describe('DiscourseAdminService', () => {
       session: { secret: 's'.repeat(32) },
     });
     const filters = filtersFixture();
-    return new DiscourseAdminService(settings, new DiscoursePayloadBuilder(settings, filters));
+    return new DiscourseAdminService(
+      settings,
+      new DiscoursePayloadBuilder(settings, filters),
+      limiter,
+    );
   }
 
   const member: LocalUser = memberFixture({ emailVerified: false });
@@ -146,5 +151,128 @@ describe('DiscourseAdminService', () => {
     expect(admin.isEnabled()).toBe(false);
     await expect(admin.syncSso(member)).rejects.toBeInstanceOf(DiscourseApiNotConfiguredError);
     expect(seen).toEqual([]);
+  });
+  // Member lifecycle: suspend, unsuspend, anonymize, delete by external id.
+  describe('member lifecycle', () => {
+    /** A forum with one member (external id `member.discordId`, forum id 9) and its answers. */
+    const lifecycleForum = (state: { id: number | null }) => (req: Seen, res: ServerResponse) => {
+      if (req.url === `/u/by-external/${member.discordId}.json`) {
+        return state.id === null
+          ? json(res, 404, { errors: ['not found'] })
+          : json(res, 200, { user: { id: state.id, username: 'nelly' } });
+      }
+      const m = /^\/admin\/users\/(\d+)(\/\w+|\.json)$/.exec(req.url);
+      if (!m || Number(m[1]) !== state.id) return json(res, 404, { errors: ['not found'] });
+      if (m[2] === '/suspend')
+        return json(res, 200, { suspension: { suspended: true, suspended_till: 'x' } });
+      if (m[2] === '/unsuspend') return json(res, 200, { suspension: { suspended: false } });
+      if (m[2] === '/anonymize') return json(res, 200, { success: 'OK', username: 'anon123' });
+      if (req.method === 'DELETE') return json(res, 200, { deleted: true });
+      json(res, 500, {});
+    };
+
+    it('suspends the account found by external id, with the end date and the reason', async () => {
+      answer = lifecycleForum({ id: 9 });
+      const until = new Date('2030-01-02T03:04:05.000Z');
+      await expect(client().suspend(member.discordId, until, 'Left the server')).resolves.toEqual({
+        found: true,
+        forumUserId: 9,
+        username: 'nelly',
+      });
+      const put = seen.find((r) => r.method === 'PUT')!;
+      expect(put.url).toBe('/admin/users/9/suspend');
+      expect(Object.fromEntries(new URLSearchParams(put.body))).toEqual({
+        suspend_until: '2030-01-02T03:04:05.000Z',
+        reason: 'Left the server',
+      });
+      expect(put.headers['api-key']).toBe(API_KEY);
+    });
+
+    it('answers { found: false } for a member without an account, without a write', async () => {
+      answer = lifecycleForum({ id: null });
+      const admin = client();
+      await expect(admin.suspend(member.discordId, new Date(), 'r')).resolves.toEqual({
+        found: false,
+      });
+      await expect(admin.unsuspend(member.discordId)).resolves.toEqual({ found: false });
+      await expect(admin.anonymize(member.discordId)).resolves.toEqual({ found: false });
+      await expect(admin.deleteUser(member.discordId)).resolves.toEqual({ found: false });
+      expect(seen.every((r) => r.method === 'GET')).toBe(true);
+    });
+
+    it('unsuspends, anonymizes (the anonymous name) and deletes with its posts', async () => {
+      const state = { id: 9 as number | null };
+      answer = lifecycleForum(state);
+      const admin = client();
+      await expect(admin.unsuspend(member.discordId)).resolves.toMatchObject({ found: true });
+      await expect(admin.anonymize(member.discordId)).resolves.toEqual({
+        found: true,
+        forumUserId: 9,
+        username: 'anon123',
+      });
+      await expect(admin.deleteUser(member.discordId)).resolves.toMatchObject({ found: true });
+      const writes = seen.filter((r) => r.method !== 'GET');
+      expect(writes.map((r) => `${r.method} ${r.url}`)).toEqual([
+        'PUT /admin/users/9/unsuspend',
+        'PUT /admin/users/9/anonymize',
+        'DELETE /admin/users/9.json',
+      ]);
+      expect(new URLSearchParams(writes[2].body).get('delete_posts')).toBe('true');
+    });
+
+    it('looks the member up again when the cached forum id is stale (404)', async () => {
+      const state = { id: 9 as number | null };
+      answer = lifecycleForum(state);
+      const admin = client();
+      await admin.unsuspend(member.discordId); // caches 9
+      state.id = 12; // the account was replaced on the forum
+      seen.length = 0;
+      await expect(admin.unsuspend(member.discordId)).resolves.toMatchObject({ forumUserId: 12 });
+      expect(seen.map((r) => `${r.method} ${r.url}`)).toEqual([
+        'PUT /admin/users/9/unsuspend',
+        `GET /u/by-external/${member.discordId}.json`,
+        'PUT /admin/users/12/unsuspend',
+      ]);
+    });
+
+    it('reports a refusal (a staff account) as a DiscourseApiError, not retryable', async () => {
+      answer = (req, res) =>
+        req.method === 'GET'
+          ? json(res, 200, { user: { id: 9, username: 'nelly' } })
+          : json(res, 403, { errors: ['You are not permitted to view the requested resource.'] });
+      const error = (await client()
+        .anonymize(member.discordId)
+        .catch((e: unknown) => e)) as DiscourseApiError;
+      expect(error).toBeInstanceOf(DiscourseApiError);
+      expect(error.status).toBe(403);
+      expect(error.retryable).toBe(false);
+      answer = (req, res) =>
+        req.method === 'GET'
+          ? json(res, 200, { user: { id: 9, username: 'nelly' } })
+          : json(res, 200, { deleted: false });
+      await expect(client().deleteUser(member.discordId)).rejects.toMatchObject({ status: 422 });
+    });
+
+    it('finds a forum user by username (null when the forum has none)', async () => {
+      answer = (req, res) =>
+        req.url === '/u/anon42.json'
+          ? json(res, 200, { user: { id: 9, username: 'anon42' } })
+          : json(res, 404, { errors: ['not found'] });
+      const admin = client();
+      await expect(admin.getUserByUsername('anon42')).resolves.toMatchObject({ id: 9 });
+      await expect(admin.getUserByUsername('nelly')).resolves.toBeNull();
+    });
+
+    it('goes through the forum admin API rate limiter for every call', async () => {
+      answer = lifecycleForum({ id: 9 });
+      const limiter = new AdminApiRateLimiter(6000);
+      const perForum = limiter.forForum(new URL(forumUrl).hostname);
+      const acquire = jest.spyOn(perForum, 'acquire');
+      const admin = client(true, limiter);
+      await admin.suspend(member.discordId, new Date(Date.now() + 1000), 'r');
+      await admin.unsuspend(member.discordId);
+      expect(acquire).toHaveBeenCalledTimes(seen.length);
+      expect(seen.length).toBe(3);
+    });
   });
 });

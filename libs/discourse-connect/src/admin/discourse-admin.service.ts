@@ -19,6 +19,14 @@ export interface DiscourseUser {
   [key: string]: unknown;
 }
 
+/**
+ * What a lifecycle call (suspend, unsuspend, anonymize, delete) did: acted on the member's forum
+ * account, or found none (`found: false`: the forum has no account for that external id; nothing
+ * was done).
+ */
+export type DiscourseLifecycleResult =
+  { found: true; forumUserId: number; username?: string } | { found: false };
+
 const CACHE_LIMIT = 10_000;
 
 type ApiForum = ResolvedForum & { api: NonNullable<ResolvedForum['api']> };
@@ -124,6 +132,139 @@ export class DiscourseAdminService {
       throw error;
     }
   }
+
+  // Member lifecycle: suspend, unsuspend, anonymize, delete (by external id).
+  /**
+   * Suspends the member's forum account until `until` (`PUT /admin/users/<id>/suspend`), with
+   * `reason` (shown to the member). The forum ends their sessions. A member without an account there
+   * resolves to `{ found: false }`.
+   *
+   * @throws DiscourseApiError when the forum refuses or cannot be reached.
+   */
+  suspend(
+    externalId: string,
+    until: Date,
+    reason: string,
+    forumName?: string,
+  ): Promise<DiscourseLifecycleResult> {
+    return this.onForumUser(externalId, forumName, async (forum, id) => {
+      await this.request(forum, 'PUT', `/admin/users/${id}/suspend`, {
+        suspend_until: until.toISOString(),
+        reason,
+      });
+      return undefined;
+    });
+  }
+
+  /** Lifts the suspension of the member's forum account (`PUT /admin/users/<id>/unsuspend`). */
+  unsuspend(externalId: string, forumName?: string): Promise<DiscourseLifecycleResult> {
+    return this.onForumUser(externalId, forumName, async (forum, id) => {
+      await this.request(forum, 'PUT', `/admin/users/${id}/unsuspend`);
+      return undefined;
+    });
+  }
+
+  /**
+   * Anonymizes the member's forum account (`PUT /admin/users/<id>/anonymize`): the forum renames it,
+   * clears its profile and detaches it from the member (its DiscourseConnect record is removed, so
+   * the same external id signs in to a new account). `username` is the anonymous name.
+   *
+   * @throws DiscourseApiError when the forum refuses (e.g. a staff account) or cannot be reached.
+   */
+  async anonymize(externalId: string, forumName?: string): Promise<DiscourseLifecycleResult> {
+    const result = await this.onForumUser(externalId, forumName, async (forum, id) => {
+      const body = (await this.request(forum, 'PUT', `/admin/users/${id}/anonymize`)) as
+        { success?: unknown; username?: unknown } | undefined;
+      if (body?.success !== 'OK') {
+        throw new DiscourseApiError(
+          422,
+          `PUT /admin/users/${id}/anonymize: the forum did not anonymize the account`,
+        );
+      }
+      return typeof body.username === 'string' ? body.username : undefined;
+    });
+    this.forget(externalId, forumName);
+    return result;
+  }
+
+  /**
+   * Deletes the member's forum account (`DELETE /admin/users/<id>.json`), with its posts unless
+   * `deletePosts` is false (the forum then refuses an account that has posts).
+   *
+   * @throws DiscourseApiError when the forum refuses (a staff account, posts kept) or cannot be reached.
+   */
+  async deleteUser(
+    externalId: string,
+    forumName?: string,
+    options: { deletePosts?: boolean } = {},
+  ): Promise<DiscourseLifecycleResult> {
+    const result = await this.onForumUser(externalId, forumName, async (forum, id) => {
+      const body = (await this.request(forum, 'DELETE', `/admin/users/${id}.json`, {
+        delete_posts: String(options.deletePosts ?? true),
+      })) as { deleted?: unknown } | undefined;
+      if (body?.deleted !== true) {
+        throw new DiscourseApiError(
+          422,
+          `DELETE /admin/users/${id}.json: the forum did not delete the account`,
+        );
+      }
+      return undefined;
+    });
+    this.forget(externalId, forumName);
+    return result;
+  }
+
+  /**
+   * Runs `call` on the forum user with this external id: the cached id first, looked up again once
+   * when the forum answers 404 for it (the cache was stale). No such user: `{ found: false }`.
+   */
+  private async onForumUser(
+    externalId: string,
+    forumName: string | undefined,
+    call: (forum: ApiForum, id: number) => Promise<string | undefined>,
+  ): Promise<DiscourseLifecycleResult> {
+    const forum = this.forum(forumName);
+    const key = `${forum.name}:${externalId}`;
+    const cached = this.userIds.get(key);
+    if (cached !== undefined) {
+      try {
+        const username = await call(forum, cached);
+        return { found: true, forumUserId: cached, ...usernameOf(username) };
+      } catch (error) {
+        if (!(error instanceof DiscourseApiError && error.status === 404)) throw error;
+        this.userIds.delete(key);
+      }
+    }
+    const user = await this.getUserByExternalId(externalId, forum.name);
+    if (!user) return { found: false };
+    const username = await call(forum, user.id);
+    return { found: true, forumUserId: user.id, ...usernameOf(username ?? user.username) };
+  }
+
+  /**
+   * The forum user with this username (`GET /u/<username>.json`, the `users: show` scope; its
+   * `suspended_till` is there while suspended), or null when the forum has no such user.
+   */
+  async getUserByUsername(username: string, forumName?: string): Promise<DiscourseUser | null> {
+    try {
+      const body = (await this.request(
+        this.forum(forumName),
+        'GET',
+        `/u/${encodeURIComponent(username)}.json`,
+      )) as { user?: DiscourseUser } | undefined;
+      return typeof body?.user?.id === 'number' ? body.user : null;
+    } catch (error) {
+      if (error instanceof DiscourseApiError && error.status === 404) return null;
+      throw error;
+    }
+  }
+
+  /** Drops the cached forum user id of this external id (the account was anonymized or deleted). */
+  private forget(externalId: string, forumName?: string): void {
+    const forum = this.settings.forumByName(forumName);
+    if (forum) this.userIds.delete(`${forum.name}:${externalId}`);
+  }
+  // End of member lifecycle.
 
   /** Adds forum users to a group by name. Users who are members already are not an error. */
   async addGroupMembers(groupName: string, usernames: string[], forumName?: string): Promise<void> {
@@ -280,6 +421,9 @@ export class DiscourseAdminService {
     map.set(key, value);
   }
 }
+
+const usernameOf = (value: string | undefined): { username?: string } =>
+  value === undefined ? {} : { username: value };
 
 function isLocalUser(subject: LocalUser | DiscourseConnectPayload): subject is LocalUser {
   return typeof (subject as LocalUser).discordId === 'string' && 'metadataHash' in subject;

@@ -115,6 +115,7 @@ export const OPTIONAL_SECTIONS = [
   'sync',
   'rateLimit',
   'vanilla',
+  'lifecycle',
 ] as const;
 
 const POSITIVE = 'must be a positive number';
@@ -386,6 +387,42 @@ export const DISCOURSE_CONNECT_SCHEMA = [
     rule: { kind: 'boolean' },
     message: BOOLEAN,
   },
+  // Member lifecycle: suspensions, forgetting a member, anonymized forum accounts.
+  {
+    option: 'lifecycle.suspendReason',
+    type: 'string',
+    default: 'Suspended by the site.',
+    rule: { kind: 'nonEmpty' },
+    message: 'must be a non-empty text (the reason the forum shows for a suspension)',
+    env: { name: 'DISCOURSE_SUSPEND_REASON', example: 'Banned from the Discord server.' },
+  },
+  {
+    option: 'lifecycle.suspendDays',
+    type: 'number',
+    default: 365_000,
+    rule: { kind: 'positive' },
+    message:
+      'must be a positive whole number of days (default 365000, which the forum shows as "forever")',
+    env: { name: 'DISCOURSE_SUSPEND_DAYS', example: '30' },
+  },
+  {
+    option: 'lifecycle.forgetAction',
+    type: 'string',
+    default: 'anonymize',
+    rule: { kind: 'pattern', pattern: /^(anonymize|delete|none)$/ },
+    message:
+      'must be anonymize, delete or none (what forgetting a member does to their forum accounts)',
+    env: { name: 'DISCOURSE_FORGET_ACTION', example: 'delete' },
+  },
+  {
+    option: 'lifecycle.anonymizedSignIn',
+    type: 'string',
+    default: 'new-account',
+    rule: { kind: 'pattern', pattern: /^(new-account|refuse)$/ },
+    message: 'must be new-account or refuse (a sign-in after the forum anonymized the account)',
+    env: { name: 'DISCOURSE_ANONYMIZED_SIGN_IN', example: 'refuse' },
+  },
+  // End of member lifecycle.
   {
     option: 'groups.guildId',
     type: 'string',

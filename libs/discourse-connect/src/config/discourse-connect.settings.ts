@@ -1,6 +1,7 @@
 import { DiscourseConnectConfigurationError } from './configuration.error';
 import type {
   DiscourseConnectGroupsOptions,
+  DiscourseConnectLifecycleOptions,
   DiscourseConnectModuleOptions,
   DiscourseConnectSyncOptions,
   VanillaJsConnectAlgorithm,
@@ -72,6 +73,8 @@ export class DiscourseConnectSettings {
   readonly afterSignInPath: string;
   readonly sync: Required<DiscourseConnectSyncOptions>;
   readonly groups?: Required<DiscourseConnectGroupsOptions> & { managed: string[] };
+  /** Member lifecycle: suspensions, forgetting a member, anonymized forum accounts. */
+  readonly lifecycle: Required<DiscourseConnectLifecycleOptions>;
   /** Per-IP limit on the sign-in and SSO routes; `enabled: false` when turned off. */
   readonly rateLimit: {
     enabled: boolean;
@@ -126,6 +129,14 @@ export class DiscourseConnectSettings {
       leaseMs: read('sync.leaseMs', sync.leaseMs),
       worker: read('sync.worker', sync.worker),
       onFirstSignIn: read('sync.onFirstSignIn', sync.onFirstSignIn),
+    };
+
+    const lifecycle = options.lifecycle ?? {};
+    this.lifecycle = {
+      suspendReason: read('lifecycle.suspendReason', lifecycle.suspendReason),
+      suspendDays: read('lifecycle.suspendDays', lifecycle.suspendDays),
+      forgetAction: read('lifecycle.forgetAction', lifecycle.forgetAction),
+      anonymizedSignIn: read('lifecycle.anonymizedSignIn', lifecycle.anonymizedSignIn),
     };
 
     // A site with only Vanilla forums has no Discourse forum: `forums` may then be empty.

@@ -16,6 +16,12 @@ export const DiscourseConnectEvents = {
   ForumUserChanged: 'discourse-connect.forum.user-changed',
   StaffChanged: 'discourse-connect.staff.changed',
   VanillaSignedIn: 'discourse-connect.vanilla.signed-in',
+  // Member lifecycle.
+  ForumUserSuspended: 'discourse-connect.forum.user-suspended',
+  ForumUserUnsuspended: 'discourse-connect.forum.user-unsuspended',
+  ForumUserAnonymized: 'discourse-connect.forum.user-anonymized',
+  ForumUserDeleted: 'discourse-connect.forum.user-deleted',
+  MemberForgotten: 'discourse-connect.user.forgotten',
 } as const;
 
 /**
@@ -41,9 +47,9 @@ export interface VanillaSignedInEvent {
   roles?: (string | number)[];
 }
 
-/** The forum reported a user created or updated (webhook). */
+/** The forum reported a user created or updated, or (member lifecycle) suspended, unsuspended or deleted (webhook). */
 export interface ForumUserChangedEvent {
-  event: 'user_created' | 'user_updated';
+  event: 'user_created' | 'user_updated' | 'user_suspended' | 'user_unsuspended' | 'user_destroyed';
   forum: string;
   forumUserId: number;
   forumUsername: string;
@@ -55,7 +61,7 @@ export interface ForumUserChangedEvent {
 export interface SyncJobEvent {
   /** The job's id in its queue: a BullMQ job id, or the database row id as a string. */
   jobId: string;
-  kind: 'sync' | 'create' | 'logout';
+  kind: 'sync' | 'create' | 'logout' | 'suspend' | 'unsuspend' | 'anonymize' | 'delete';
   discordId: string;
   forum: string;
   attempts: number;
@@ -82,4 +88,37 @@ export interface SignedOutEvent {
   discordId: string;
   /** `local`: POST /auth/logout; `forum`: the forum's logout_redirect. */
   via: 'local' | 'forum';
+}
+
+// Member lifecycle events.
+/**
+ * A member's forum account changed state: suspended (`until`, epoch ms), unsuspended, anonymized or
+ * deleted. `via`: `module` when the module did it (a job, `forget`, the CLI), `webhook` when the
+ * forum reported it (a signed body, confirmed through the admin API where the body cannot tell).
+ */
+export interface ForumUserLifecycleEvent {
+  forum: string;
+  discordId: string;
+  forumUserId: number | null;
+  via: 'module' | 'webhook';
+  /** Suspended until (epoch ms): ForumUserSuspended only. */
+  until?: number;
+  /** The module made the suspension (ForumUserSuspended) or lifted its own (ForumUserUnsuspended). */
+  byModule?: boolean;
+}
+
+/** What forgetting a member did on each forum, and what is left to do. */
+export interface MemberForgottenEvent {
+  discordId: string;
+  /** Per forum: the action taken (`anonymize`, `delete`, `none`) and its outcome. */
+  forums: {
+    forum: string;
+    action: 'anonymize' | 'delete' | 'none';
+    /**
+     * `done`, `no-account` (nothing there), `pending` (the forum failed; a job keeps trying),
+     * `no-api-key` (the member has an account on a forum without an admin API key: left as it is).
+     */
+    outcome: 'done' | 'no-account' | 'pending' | 'no-api-key';
+    error?: string;
+  }[];
 }

@@ -145,6 +145,7 @@ export class SsoService {
    *   signed, or a filter refuses.
    */
   async buildResponseUrl(request: SsoRequest, user: LocalUser): Promise<string> {
+    await this.refuseAnonymized(request.forum.name, user.discordId);
     try {
       const staff = await this.staffPlan(user, request.forum);
       const payload = await this.payloads.forSignIn(user, request.forum, request.nonce, staff);
@@ -179,6 +180,24 @@ export class SsoService {
       );
       return undefined;
     }
+  }
+
+  /**
+   * Member lifecycle: with `lifecycle.anonymizedSignIn: 'refuse'`, a member whose account on this
+   * forum the forum anonymized gets a 403 page instead of a new account. (With `new-account`, the
+   * default, the forum makes a fresh account and the handshake clears the mark.) Read only with
+   * `refuse`: the default costs the handshake nothing.
+   *
+   * @throws SsoForbiddenException for such a member under `refuse`.
+   */
+  private async refuseAnonymized(forum: string, discordId: string): Promise<void> {
+    if (this.settings.lifecycle.anonymizedSignIn !== 'refuse' || !this.links) return;
+    const link = await this.links.find(forum, discordId);
+    if (!link?.anonymizedAt) return;
+    throw new SsoForbiddenException(
+      'Your account on this forum was anonymized, so signing in to it again is not possible. Ask the forum’s staff if you think this is a mistake.',
+      'anonymized_account',
+    );
   }
 
   /** A failure to record the link is logged: the member still gets to the forum. */

@@ -1,12 +1,18 @@
 import { Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import type { Job, Queue, Worker } from 'bullmq';
-import type { Repository } from 'typeorm';
+import type { EntityManager, Repository } from 'typeorm';
 import { loadOptionalDependency } from '../config/optional-dependency';
 import type { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import type { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
 import type { SyncDeliveryCore, SyncDeliveryJob } from './sync-delivery.core';
 import type { DiscourseConnectSyncJobEntity, SyncJobKind } from './sync-job.entity';
-import { SyncQueue, type SyncJobRecord, type SyncQueueCounts } from './sync-queue.service';
+import {
+  OPPOSITE_KIND,
+  SYNC_JOB_KINDS,
+  SyncQueue,
+  type SyncJobRecord,
+  type SyncQueueCounts,
+} from './sync-queue.service';
 
 /** What a BullMQ job carries: the user and the work, never profile data (read at delivery time). */
 export interface BullSyncJobData {
@@ -158,8 +164,41 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
     await this.add({ kind: row.kind, discordId: row.discordId, forum: row.forum });
   }
 
+  /**
+   * Member lifecycle: the member's waiting outbox rows, and their jobs waiting in BullMQ (found by
+   * their deduplication ids), are removed. A job being delivered finishes.
+   */
+  override async cancelPending(
+    discordId: string,
+    options: { manager?: EntityManager; forum?: string; kinds?: SyncJobKind[] } = {},
+  ): Promise<void> {
+    await super.cancelPending(discordId, options);
+    const forums = options.forum ? [options.forum] : this.settings.apiForums.map((f) => f.name);
+    for (const kind of options.kinds ?? SYNC_JOB_KINDS) {
+      for (const forum of forums) {
+        const id = await this.queue.getDeduplicationJobId(
+          SyncQueue.dedupeKey(kind, forum, discordId),
+        );
+        const job = id ? await this.queue.getJob(id) : undefined;
+        if (job && ((await job.isWaiting()) || (await job.isDelayed())))
+          await job.remove().catch(() => undefined);
+      }
+    }
+  }
+
   /** Queues work for a user, coalesced with the user's waiting job (see the class comment). */
   private async add(data: BullSyncJobData): Promise<void> {
+    const opposite = OPPOSITE_KIND[data.kind];
+    if (opposite) {
+      // Member lifecycle: a waiting (or retry-delayed) suspension and its lifting cancel each other
+      // (the latest decides). A job being delivered cannot be removed; this one runs after it.
+      const id = await this.queue.getDeduplicationJobId(
+        SyncQueue.dedupeKey(opposite, data.forum, data.discordId),
+      );
+      const waiting = id ? await this.queue.getJob(id) : undefined;
+      if (waiting && ((await waiting.isWaiting()) || (await waiting.isDelayed())))
+        await waiting.remove().catch(() => undefined);
+    }
     await this.queue.add(
       data.kind,
       { kind: data.kind, discordId: data.discordId, forum: data.forum },

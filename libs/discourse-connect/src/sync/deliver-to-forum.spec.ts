@@ -7,6 +7,7 @@ import { memberFixture, migratedSqlite, settingsFixture } from '../../test-suppo
 import { FORUM_LINK_NOT_FOUND_TTL_MS, ForumLinks, type ForumLink } from '../users/forum-links';
 import type { UsersService } from '../users/users.service';
 import { deliverToForum } from './deliver-to-forum';
+import type { SyncJobKind } from './sync-job.entity';
 
 const ID = '123456789012345678';
 
@@ -25,21 +26,25 @@ function setup(link: Partial<ForumLink> | null, forumUser: { id: number } | null
         : null,
     ),
     record: jest.fn(async (...args: unknown[]) => void recorded.push(args)),
+    recordSuspension: jest.fn(async (...args: unknown[]) => void recorded.push(args)),
   } as unknown as ForumLinks;
   const admin = {
     getUserByExternalId: jest.fn(async () => (forumUser ? { ...forumUser, username: 'u' } : null)),
     syncSso: jest.fn(async () => ({ id: 7, username: 'u' })),
     logOutByExternalId: jest.fn(async () => true),
+    suspend: jest.fn(async () => ({ found: true, forumUserId: 7 })),
+    unsuspend: jest.fn(async () => ({ found: true, forumUserId: 7 })),
   };
   const users = {
     findByDiscordId: jest.fn(async () => ({ discordId: ID })),
   } as unknown as UsersService;
-  const run = (kind: 'sync' | 'create' | 'logout') =>
+  const run = (kind: SyncJobKind) =>
     deliverToForum(
       { kind, discordId: ID, forum: 'f' },
       users,
       admin as unknown as DiscourseAdminService,
       links,
+      { suspendReason: 'Banned on Discord', suspendDays: 2 },
     );
   return { admin, links, recorded, run };
 }
@@ -120,6 +125,7 @@ describe('deliverToForum: staff flags (real SQLite record)', () => {
         users,
         admin as unknown as DiscourseAdminService,
         links,
+        undefined,
         staff,
       );
     const grants = () => links.staffGrants(forum, member.discordId);
@@ -154,5 +160,63 @@ describe('deliverToForum: staff flags (real SQLite record)', () => {
     } finally {
       await s.dataSource.destroy();
     }
+  });
+});
+
+// Member lifecycle: suspend / unsuspend jobs.
+describe('deliverToForum: suspend and unsuspend jobs', () => {
+  it("suspends for the configured days with the configured reason, recorded as the module's", async () => {
+    const s = setup({ status: 'linked', checkedAt: 0 });
+    const before = Date.now();
+    expect(await s.run('suspend')).toEqual({ done: true });
+    const [externalId, until, reason, forum] = s.admin.suspend.mock.calls[0] as unknown as [
+      string,
+      Date,
+      string,
+      string,
+    ];
+    expect([externalId, reason, forum]).toEqual([ID, 'Banned on Discord', 'f']);
+    const days = (until.getTime() - before) / 86_400_000;
+    expect(days).toBeGreaterThanOrEqual(2);
+    expect(days).toBeLessThan(2.01);
+    expect(s.recorded).toEqual([['f', ID, { until: until.getTime(), byModule: true }]]);
+  });
+
+  it('leaves a running suspension made by the forum staff alone', async () => {
+    const s = setup({
+      status: 'linked',
+      checkedAt: 0,
+      suspendedByModule: false,
+      suspendedUntil: Date.now() + 60_000,
+    });
+    expect(await s.run('suspend')).toMatchObject({ skipped: true });
+    expect(s.admin.suspend).not.toHaveBeenCalled();
+  });
+
+  it('lifts only a suspension the module made', async () => {
+    const staff = setup({
+      status: 'linked',
+      checkedAt: 0,
+      suspendedByModule: false,
+      suspendedUntil: Date.now() + 60_000,
+    });
+    expect(await staff.run('unsuspend')).toMatchObject({ skipped: true });
+    expect(staff.admin.unsuspend).not.toHaveBeenCalled();
+
+    const own = setup({
+      status: 'linked',
+      checkedAt: 0,
+      suspendedByModule: true,
+      suspendedUntil: Date.now() + 60_000,
+    });
+    expect(await own.run('unsuspend')).toEqual({ done: true });
+    expect(own.admin.unsuspend).toHaveBeenCalledWith(ID, 'f');
+    expect(own.recorded).toEqual([['f', ID, { until: null }]]);
+  });
+
+  it('does nothing for a member without an account on that forum', async () => {
+    const s = setup({ status: 'not_found', checkedAt: Date.now() });
+    expect(await s.run('suspend')).toMatchObject({ skipped: true });
+    expect(s.admin.suspend).not.toHaveBeenCalled();
   });
 });

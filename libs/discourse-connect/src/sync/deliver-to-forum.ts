@@ -4,6 +4,19 @@ import { ForumLinks } from '../users/forum-links';
 import type { UsersService } from '../users/users.service';
 import type { SyncJobKind } from './sync-job.entity';
 
+/** How the module suspends: the reason the forum shows and the length in days. */
+export interface SuspensionSettings {
+  suspendReason: string;
+  suspendDays: number;
+  /** With `refuse`, a `create` job makes no new account where the forum anonymized the member's. */
+  anonymizedSignIn?: 'new-account' | 'refuse';
+}
+
+const DEFAULT_SUSPENSION: SuspensionSettings = {
+  suspendReason: 'Suspended by the site.',
+  suspendDays: 365_000,
+};
+
 /** What one delivery did: wrote to the forum, or completed without a write (`reason`). */
 export type ForumDelivery = { done: true } | { skipped: true; reason: string };
 
@@ -26,8 +39,21 @@ export async function deliverToForum(
   users: UsersService,
   admin: DiscourseAdminService,
   links?: ForumLinks,
+  lifecycle: SuspensionSettings = DEFAULT_SUSPENSION,
   staff?: DiscourseConnectStaffFlags,
 ): Promise<ForumDelivery> {
+  if (job.kind === 'anonymize' || job.kind === 'delete') {
+    // Member lifecycle: finishing `forget`; the member's links are gone, so no check and no record.
+    const result =
+      job.kind === 'delete'
+        ? await admin.deleteUser(job.discordId, job.forum)
+        : await admin.anonymize(job.discordId, job.forum);
+    return result.found ? { done: true } : { skipped: true, reason: 'no account on that forum' };
+  }
+  if (links && job.kind === 'create' && lifecycle.anonymizedSignIn === 'refuse') {
+    const link = await links.find(job.forum, job.discordId);
+    if (link?.anonymizedAt) return { skipped: true, reason: 'the forum anonymized the account' };
+  }
   if (links && job.kind !== 'create') {
     const linked = await hasForumAccount(job, admin, links);
     if (!linked) return { skipped: true, reason: 'no account on that forum' };
@@ -35,6 +61,9 @@ export async function deliverToForum(
   if (job.kind === 'logout') {
     await admin.logOutByExternalId(job.discordId, job.forum);
     return { done: true };
+  }
+  if (job.kind === 'suspend' || job.kind === 'unsuspend') {
+    return deliverSuspension({ ...job, kind: job.kind }, admin, links, lifecycle);
   }
   const user = await users.findByDiscordId(job.discordId);
   if (!user) return { done: true }; // nothing to push: the member is gone
@@ -74,4 +103,44 @@ async function hasForumAccount(
     { askedAt },
   );
   return Boolean(found);
+}
+
+// Member lifecycle: suspend / unsuspend jobs.
+/**
+ * A `suspend` job suspends the forum account for `suspendDays` with `suspendReason` and records
+ * the suspension as the module's; an `unsuspend` job lifts a suspension only when the link records
+ * it as the module's (a suspension made by the forum's staff stays). Without links (no record), an
+ * `unsuspend` does nothing: the module cannot tell whose suspension it is.
+ */
+async function deliverSuspension(
+  job: { kind: 'suspend' | 'unsuspend'; discordId: string; forum: string },
+  admin: DiscourseAdminService,
+  links: ForumLinks | undefined,
+  lifecycle: SuspensionSettings,
+): Promise<ForumDelivery> {
+  if (job.kind === 'unsuspend') {
+    const link = await links?.find(job.forum, job.discordId);
+    if (!link?.suspendedByModule) {
+      return { skipped: true, reason: 'no suspension made by the module' };
+    }
+    const result = await admin.unsuspend(job.discordId, job.forum);
+    await links!.recordSuspension(job.forum, job.discordId, { until: null });
+    return result.found ? { done: true } : { skipped: true, reason: 'no account on that forum' };
+  }
+  const link = await links?.find(job.forum, job.discordId);
+  if (link && !link.suspendedByModule && (link.suspendedUntil ?? 0) > Date.now()) {
+    // The forum's staff suspended the account: that suspension stays theirs (the module would
+    // otherwise lift it later).
+    return { skipped: true, reason: 'suspended by the forum already' };
+  }
+  const until = Date.now() + lifecycle.suspendDays * 24 * 60 * 60 * 1000;
+  const result = await admin.suspend(
+    job.discordId,
+    new Date(until),
+    lifecycle.suspendReason,
+    job.forum,
+  );
+  if (!result.found) return { skipped: true, reason: 'no account on that forum' };
+  await links?.recordSuspension(job.forum, job.discordId, { until, byModule: true });
+  return { done: true };
 }

@@ -99,3 +99,35 @@ export const LogOutOfDiscourse = (options: DiscourseLifecycleOptions = {}) =>
     SetMetadata<string, LifecycleMetadata>(DISCOURSE_LIFECYCLE, { ...options, kinds: ['logout'] }),
     UseInterceptors(DiscourseLifecycleInterceptor),
   );
+
+// Member lifecycle decorators (suspensions through the durable queue).
+/**
+ * After this handler succeeds, suspend the member on the forums where they have an account (a
+ * `suspend` job: `lifecycle.suspendReason`, `lifecycle.suspendDays`), recorded as the module's.
+ *
+ * @example
+ * ＠Post('admin/members/:discordId/ban') ＠SuspendOnDiscourse({ user: (req) => req.params.discordId })
+ * ban() { ... }
+ */
+export const SuspendOnDiscourse = (options: DiscourseLifecycleOptions = {}) =>
+  applyDecorators(
+    SetMetadata<string, LifecycleMetadata>(DISCOURSE_LIFECYCLE, { ...options, kinds: ['suspend'] }),
+    UseInterceptors(DiscourseLifecycleInterceptor),
+  );
+
+/**
+ * After this handler succeeds, lift the member's forum suspension where the module made it (an
+ * `unsuspend` job); a suspension made by the forum's staff stays.
+ *
+ * @example
+ * ＠Post('admin/members/:discordId/unban') ＠UnsuspendOnDiscourse({ user: (req) => req.params.discordId })
+ * unban() { ... }
+ */
+export const UnsuspendOnDiscourse = (options: DiscourseLifecycleOptions = {}) =>
+  applyDecorators(
+    SetMetadata<string, LifecycleMetadata>(DISCOURSE_LIFECYCLE, {
+      ...options,
+      kinds: ['unsuspend'],
+    }),
+    UseInterceptors(DiscourseLifecycleInterceptor),
+  );

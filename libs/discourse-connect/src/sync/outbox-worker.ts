@@ -2,7 +2,7 @@ import { Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common'
 import { LessThan, LessThanOrEqual, type Repository } from 'typeorm';
 import type { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import type { DiscourseConnectSyncJobEntity } from './sync-job.entity';
-import { SyncQueue } from './sync-queue.service';
+import { OPPOSITE_KIND, SyncQueue } from './sync-queue.service';
 
 /**
  * Works through the database outbox of sync jobs, oldest first: claims each due row under a lease
@@ -109,6 +109,17 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
     lastError: string | null,
   ): Promise<void> {
     const dedupeKey = SyncQueue.dedupeKey(row.kind, row.forum, row.discordId);
+    const opposite = OPPOSITE_KIND[row.kind];
+    if (
+      opposite &&
+      (await this.jobs.exists({
+        where: { dedupeKey: SyncQueue.dedupeKey(opposite, row.forum, row.discordId) },
+      }))
+    ) {
+      // Member lifecycle: a suspension (or its lifting) asked for since this one started decides.
+      await this.jobs.delete({ id: row.id });
+      return;
+    }
     try {
       await this.jobs.update(
         { id: row.id },

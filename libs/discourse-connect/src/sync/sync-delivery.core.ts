@@ -122,7 +122,14 @@ export class SyncDeliveryCore {
   }
 
   private async attempt(work: SyncWork): Promise<ForumDelivery> {
-    const result = await deliverToForum(work, this.users, this.admin, this.links, this.staff);
+    const result = await deliverToForum(
+      work,
+      this.users,
+      this.admin,
+      this.links,
+      this.settings.lifecycle,
+      this.staff,
+    );
     if ('skipped' in result) {
       this.logger.debug(
         `${work.kind} for ${work.discordId} on ${work.forum} completed without a forum write: ${result.reason}`,

@@ -11,9 +11,13 @@ import { epochMsTransformer as epochMs } from '../common/epoch-ms.transformer';
 /**
  * What a job does on the forum: `sync` pushes the member's profile to a forum where they have an
  * account, `create` pushes it even where they have none (creating the account: `sync --all
- * --create`), `logout` ends their forum sessions.
+ * --create`), `logout` ends their forum sessions, `suspend` suspends their forum account (reason
+ * and length from the `lifecycle` options; recorded as made by the module), `unsuspend` lifts a
+ * suspension the module made (never one the forum's staff made), `anonymize` and `delete` finish
+ * forgetting a member on a forum that failed at the time.
  */
-export type SyncJobKind = 'sync' | 'create' | 'logout';
+export type SyncJobKind =
+  'sync' | 'create' | 'logout' | 'suspend' | 'unsuspend' | 'anonymize' | 'delete';
 
 /** `pending` waits for its turn, `running` is being delivered, `failed` ran out of retries (kept). */
 export type SyncJobStatus = 'pending' | 'running' | 'failed';

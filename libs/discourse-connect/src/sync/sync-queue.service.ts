@@ -1,4 +1,4 @@
-import { EntityManager, Repository } from 'typeorm';
+import { EntityManager, In, Repository } from 'typeorm';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectSyncJobEntity, SyncJobKind } from './sync-job.entity';
 import {
@@ -8,6 +8,23 @@ import {
 } from './discourse-connect-sync-queue';
 
 export type { SyncJobRecord, SyncQueueCounts };
+
+/** Every kind of sync job. */
+export const SYNC_JOB_KINDS: readonly SyncJobKind[] = [
+  'sync',
+  'create',
+  'logout',
+  'suspend',
+  'unsuspend',
+  'anonymize',
+  'delete',
+];
+
+/** Member lifecycle: the job kind a waiting job of this kind cancels (and is cancelled by). */
+export const OPPOSITE_KIND: Partial<Record<SyncJobKind, SyncJobKind>> = {
+  suspend: 'unsuspend',
+  unsuspend: 'suspend',
+};
 
 /**
  * The sync queue: work for the forum (profile syncs, log-outs), durable and coalesced per user.
@@ -63,6 +80,15 @@ export abstract class SyncQueue extends DiscourseConnectSyncQueue {
       ? options.manager.getRepository(DiscourseConnectSyncJobEntity)
       : this.jobs;
     const now = Date.now();
+    const opposite = OPPOSITE_KIND[kind];
+    if (opposite) {
+      // Member lifecycle: a suspension and its lifting cancel each other while waiting, so the
+      // latest one decides.
+      await repo.delete({
+        status: 'pending',
+        dedupeKey: In(forums.map((forum) => SyncQueue.dedupeKey(opposite, forum.name, discordId))),
+      });
+    }
     // ON CONFLICT DO NOTHING / INSERT OR IGNORE: never aborts the caller's transaction (PostgreSQL
     // would abort it on a unique violation).
     await repo
@@ -85,6 +111,26 @@ export abstract class SyncQueue extends DiscourseConnectSyncQueue {
       .orIgnore()
       .execute();
     if (!options.manager) this.notify();
+  }
+
+  /**
+   * Member lifecycle: removes the member's jobs still waiting (all kinds, or those given; every
+   * forum, or the one named), in the caller's transaction with `manager`. A job being delivered
+   * finishes; a failed job is kept.
+   */
+  async cancelPending(
+    discordId: string,
+    options: { manager?: EntityManager; forum?: string; kinds?: SyncJobKind[] } = {},
+  ): Promise<void> {
+    const repo = options.manager
+      ? options.manager.getRepository(DiscourseConnectSyncJobEntity)
+      : this.jobs;
+    await repo.delete({
+      discordId,
+      status: 'pending',
+      ...(options.forum ? { forum: options.forum } : {}),
+      ...(options.kinds ? { kind: In(options.kinds) } : {}),
+    });
   }
 
   /** Tells workers in this process that work arrived (they also poll). */

@@ -43,4 +43,18 @@ export class DiscourseConnectForumLinkEntity {
   /** The module sent `moderator=true` to this forum for the member, and has not taken it back. */
   @Column({ name: 'moderator_granted', type: 'boolean', default: false })
   moderatorGranted!: boolean;
+
+  // Member lifecycle: suspension and anonymization of the forum account.
+  /** The forum account is suspended by a suspension the module made (only such a one is lifted by it). */
+  @Column({ name: 'suspended_by_module', type: 'boolean', default: false })
+  suspendedByModule!: boolean;
+
+  /** Until when the forum account is suspended (epoch ms), as last learnt; null when not suspended. */
+  @Column({ name: 'suspended_until', type: 'bigint', nullable: true, transformer: epochMs })
+  suspendedUntil!: number | null;
+
+  /** When the forum was learnt to have anonymized the member's account (epoch ms), else null. */
+  @Column({ name: 'anonymized_at', type: 'bigint', nullable: true, transformer: epochMs })
+  anonymizedAt!: number | null;
+  // End of member lifecycle.
 }

@@ -17,6 +17,12 @@ export interface ForumLink {
   forumUsername: string | null;
   status: ForumLinkStatus;
   checkedAt: number;
+  /** The module made the forum account's current suspension (see the member lifecycle). */
+  suspendedByModule?: boolean;
+  /** Until when the forum account is suspended (epoch ms), as last learnt; null when not. */
+  suspendedUntil?: number | null;
+  /** When the forum was learnt to have anonymized the member's account (epoch ms). */
+  anonymizedAt?: number | null;
 }
 
 /** The staff flags this module granted a member on one forum (and has not taken back). */
@@ -117,6 +123,8 @@ export class ForumLinks {
         : ['status', 'checked_at'];
     // No account there: nothing granted there either (a new account starts without staff flags).
     if (answer.status === 'not_found') overwrite.push('admin_granted', 'moderator_granted');
+    // Member lifecycle: an account found again (a new one) clears the anonymized mark.
+    if (answer.status === 'linked') overwrite.push('anonymized_at');
     await repo
       .createQueryBuilder()
       .insert()
@@ -129,6 +137,7 @@ export class ForumLinks {
         forumUserId: answer.account?.id ?? null,
         forumUsername: answer.account?.username ?? null,
         ...NO_GRANTS,
+        ...(answer.status === 'linked' ? { anonymizedAt: null } : {}),
       })
       .orUpdate(overwrite, ['forum', 'discord_id'])
       .updateEntity(false)
@@ -208,6 +217,94 @@ export class ForumLinks {
       .execute();
     return (result.affected ?? 0) > 0;
   }
+
+  // Member lifecycle: suspensions, anonymized and deleted accounts, forgetting a member.
+  /** Every forum link of a member. */
+  async forMember(discordId: string): Promise<ForumLink[]> {
+    return this.links.find({ where: { discordId }, order: { forum: 'ASC' } });
+  }
+
+  /** The link naming this forum user (from a handshake, lookup or webhook), or null. */
+  async findByForumUserId(forum: string, forumUserId: number): Promise<ForumLink | null> {
+    return this.links.findOneBy({ forum, forumUserId });
+  }
+
+  /**
+   * Records the forum account's suspension: `until` (epoch ms) or null when it was lifted. `byModule`
+   * true: the module made it; false: the forum's (or lifted); left out: unchanged (a webhook telling a
+   * new end date of the same suspension).
+   */
+  async recordSuspension(
+    forum: string,
+    discordId: string,
+    suspension: { until: number | null; byModule?: boolean },
+    options: { manager?: EntityManager } = {},
+  ): Promise<void> {
+    const repo = options.manager
+      ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
+      : this.links;
+    const byModule = suspension.until === null ? false : suspension.byModule;
+    await repo.update(
+      { forum, discordId },
+      {
+        suspendedUntil: suspension.until,
+        ...(byModule === undefined ? {} : { suspendedByModule: byModule }),
+      },
+    );
+  }
+
+  /**
+   * The forum anonymized the member's account: it is detached from the member (a `not_found` link,
+   * so background work skips that forum), with the time, for the anonymized sign-in policy.
+   */
+  async recordAnonymized(
+    forum: string,
+    discordId: string,
+    options: { manager?: EntityManager; now?: number } = {},
+  ): Promise<void> {
+    this.recentlyLinked.delete(`${forum}\u0000${discordId}`);
+    const now = options.now ?? Date.now();
+    const repo = options.manager
+      ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
+      : this.links;
+    await this.record(forum, discordId, { status: 'not_found' }, { ...options, now });
+    await repo.update(
+      { forum, discordId },
+      { anonymizedAt: now, suspendedByModule: false, suspendedUntil: null },
+    );
+  }
+
+  /** The anonymized mark is cleared (the member is allowed a new account on that forum). */
+  async clearAnonymized(forum: string, discordId: string): Promise<void> {
+    await this.links.update({ forum, discordId }, { anonymizedAt: null });
+  }
+
+  /** The forum account is gone (deleted on the forum): recorded as `not_found`. */
+  async recordDeleted(
+    forum: string,
+    discordId: string,
+    options: { manager?: EntityManager; now?: number } = {},
+  ): Promise<void> {
+    const repo = options.manager
+      ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
+      : this.links;
+    await this.record(forum, discordId, { status: 'not_found' }, options);
+    await repo.update({ forum, discordId }, { suspendedByModule: false, suspendedUntil: null });
+  }
+
+  /** Removes the links of a member (all, or to `forum`); in the caller's transaction with `manager`. */
+  async removeMember(
+    discordId: string,
+    options: { manager?: EntityManager; forum?: string } = {},
+  ): Promise<void> {
+    const repo = options.manager
+      ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
+      : this.links;
+    for (const key of [...this.recentlyLinked.keys()])
+      if (key.endsWith(`\u0000${discordId}`)) this.recentlyLinked.delete(key);
+    await repo.delete(options.forum ? { discordId, forum: options.forum } : { discordId });
+  }
+  // End of member lifecycle.
 
   /** Whether a `not_found` answer checked at `checkedAt` is still trusted at `now`. */
   static notFoundIsFresh(link: ForumLink, now = Date.now()): boolean {

@@ -66,6 +66,12 @@ export class TypeOrmUserStore implements TransactionalUserStore {
     return (await query.getRawMany<{ id: string }>()).map((row) => row.id);
   }
 
+  /** Member lifecycle: removes the user's row (forgetting them). */
+  async delete(discordId: string): Promise<boolean> {
+    const result = await this.users.delete({ discordId });
+    return Boolean(result.affected);
+  }
+
   async linkForumAccount(
     discordId: string,
     forum: { id: number; username: string },

@@ -32,6 +32,11 @@ export interface UserStore {
   listDiscordIds?(after: string | null, limit: number): Promise<string[]>;
   /** Optional: remembers the forum account of a user (from webhooks). */
   linkForumAccount?(discordId: string, forum: { id: number; username: string }): Promise<boolean>;
+  /**
+   * Optional (member lifecycle): removes the user's record, for `forget`; resolves to whether
+   * there was one. A store without it keeps its record (forget says so).
+   */
+  delete?(discordId: string): Promise<boolean>;
 }
 
 /**

@@ -13,6 +13,7 @@ import { UsersService } from '../users/users.service';
 import { ForumLinks } from '../users/forum-links';
 import { isUniqueViolation } from '../common/database-errors';
 import { UserStore } from '../users/user-store.interface';
+import { DiscourseMemberLifecycle } from '../lifecycle/member-lifecycle.service';
 import { DiscourseConnectWebhookEventEntity } from './webhook-event.entity';
 import { checkWebhookBody, parseEventId, type WebhookUser } from './webhook-body';
 import {
@@ -21,7 +22,14 @@ import {
 } from './webhook-replay.entities';
 
 const SIGNATURE = /^sha256=([0-9a-f]{64})$/;
-const USER_EVENTS = new Set(['user_created', 'user_updated']);
+const USER_EVENTS = new Set([
+  'user_created',
+  'user_updated',
+  // Member lifecycle: their bodies are applied like the others; the header never decides alone.
+  'user_suspended',
+  'user_unsuspended',
+  'user_destroyed',
+]);
 /** Largest webhook body accepted (Discourse's user bodies are a few KB). */
 const MAX_BODY_BYTES = 64 * 1024;
 /**
@@ -71,6 +79,7 @@ export class DiscourseWebhooksController {
     private readonly links: ForumLinks,
     @InjectRepository(DiscourseConnectWebhookEventEntity)
     private readonly deliveries: Repository<DiscourseConnectWebhookEventEntity>,
+    private readonly lifecycle: DiscourseMemberLifecycle,
   ) {}
 
   @Post(ROUTES.webhooks.path)
@@ -196,6 +205,8 @@ export class DiscourseWebhooksController {
       );
     }
     if (outcome !== 'ok' || !user) return { status: outcome };
+    // Member lifecycle: suspension, deletion, anonymization, from the body (or confirmed by the forum).
+    await this.lifecycle.applyForumWebhook(forum.name, event, user);
     const payload: ForumUserChangedEvent = {
       event: event as ForumUserChangedEvent['event'],
       forum: forum.name,

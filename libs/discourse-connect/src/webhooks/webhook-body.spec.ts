@@ -41,14 +41,22 @@ describe('checkWebhookBody', () => {
         username: 'alice',
         discordId: '80351110224678912',
         version: Date.parse('2024-05-02T10:00:00.000Z'),
+        suspendedTill: null,
       },
     });
+  });
+
+  it('reads suspended_till (member lifecycle): present while suspended, null when absent', () => {
+    const check = checkWebhookBody(user({ suspended_till: '3024-01-01T00:00:00.000Z' }), true);
+    expect(check.ok && check.user?.suspendedTill).toBe(Date.parse('3024-01-01T00:00:00.000Z'));
+    const none = checkWebhookBody(user({}), true);
+    expect(none.ok && none.user?.suspendedTill).toBeNull();
   });
 
   it('has no ordering key without timestamps, and does not link a non-snowflake external_id', () => {
     expect(checkWebhookBody(user({ external_id: 'abc', last_seen_at: null }), true)).toEqual({
       ok: true,
-      user: { id: 7, username: 'alice', discordId: null, version: null },
+      user: { id: 7, username: 'alice', discordId: null, version: null, suspendedTill: null },
     });
   });
 
@@ -82,6 +90,7 @@ describe('checkWebhookBody', () => {
     ['updated_at not a time', user({ updated_at: 'yesterday' })],
     ['updated_at a number', user({ updated_at: 1714557600000 })],
     ['last_seen_at impossible date', user({ last_seen_at: '2024-13-45T99:00:00Z' })],
+    ['suspended_till not a time', user({ suspended_till: 'forever' })],
   ])('refuses %s', (_name, body) => {
     expect(checkWebhookBody(body, true).ok).toBe(false);
   });

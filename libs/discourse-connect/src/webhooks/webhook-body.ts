@@ -29,6 +29,11 @@ export interface WebhookUser {
    * smaller key describes an older state of that user.
    */
   version: number | null;
+  /**
+   * Member lifecycle: `suspended_till` (epoch ms) when the body has one (the forum shows it only
+   * while the user is suspended), else null.
+   */
+  suspendedTill: number | null;
 }
 
 export type WebhookBodyCheck =
@@ -65,7 +70,7 @@ function timestampOf(value: unknown): number | undefined {
 
 /**
  * Checks a parsed webhook body. `userRequired`: the event is one the module applies (`user_created`,
- * `user_updated`), so `user` must be there. Any `user` present is checked, whatever the event.
+ * `user_updated`, and the lifecycle ones), so `user` must be there. Any `user` present is checked, whatever the event.
  */
 export function checkWebhookBody(body: unknown, userRequired: boolean): WebhookBodyCheck {
   if (!isObject(body)) return { ok: false, problem: 'The webhook body is not a JSON object.' };
@@ -108,6 +113,9 @@ export function checkWebhookBody(body: unknown, userRequired: boolean): WebhookB
       return { ok: false, problem: `The webhook user's ${field} is not a timestamp.` };
     times.push(ms);
   }
+  const suspendedTill = timestampOf(user.suspended_till);
+  if (Number.isNaN(suspendedTill))
+    return { ok: false, problem: "The webhook user's suspended_till is not a timestamp." };
   const externalId = user.external_id;
   const discordId =
     typeof externalId === 'string' &&
@@ -122,6 +130,7 @@ export function checkWebhookBody(body: unknown, userRequired: boolean): WebhookB
       username: user.username,
       discordId,
       version: times.length > 0 ? Math.max(...times) : null,
+      suspendedTill: suspendedTill ?? null,
     },
   };
 }
