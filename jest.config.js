@@ -18,6 +18,8 @@ const esmPackages = [
   'load-esm',
   '@fastify/cookie',
   'cookie',
+  // jose (jsConnect v3 tokens) ships as ES modules only.
+  'jose',
 ];
 const transform = {
   '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],

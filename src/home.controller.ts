@@ -39,6 +39,15 @@ export class HomeController {
           return `<p><a id="forum-link-${esc(forum.name)}" href="${href}">${verb} forum: ${esc(forum.name)}</a></p>`;
         })
         .join('');
+    // The first Discourse forum's link (none on a site with Vanilla forums only).
+    const discourseLink = (verb: string) =>
+      this.settings.forums.length
+        ? `<p><a id="forum-link" href="${forumLink}">${verb} the forum</a></p>`
+        : '';
+    // The Vanilla forum link, when a Vanilla forum is configured.
+    const vanillaLink = this.settings.vanilla
+      ? `<p><a id="vanilla-forum-link" href="${esc(this.routes.path('vanillaForumLink'))}">${user ? 'Go to' : 'Visit'} the Vanilla forum</a></p>`
+      : '';
     // In the sandbox: the simulated Discord's page where roles are changed, kicks and bans made.
     const membersPage = process.env.SANDBOX_DISCORD_MEMBERS_URL;
     const sandboxLink = membersPage
@@ -49,11 +58,11 @@ export class HomeController {
     const body = user
       ? `<p><img src="${esc(discordAvatarUrl(user.metadata))}" alt="" width="48" height="48" style="border-radius:50%;vertical-align:middle">
          Signed in as <strong id="current-user">${esc(user.displayName)}</strong> (@${esc(user.username)})</p>
-         <p><a id="forum-link" href="${forumLink}">Go to the forum</a></p>${otherForums('Go to')}
+         ${discourseLink('Go to')}${otherForums('Go to')}${vanillaLink}
          <form method="post" action="${signOut}"><button id="sign-out" type="submit">Sign out</button></form>`
       : `<p id="current-user-none">You are not signed in.</p>
          <p><a id="sign-in" href="${signIn}">Sign in with Discord</a></p>
-         <p><a id="forum-link" href="${forumLink}">Visit the forum</a></p>${otherForums('Visit')}`;
+         ${discourseLink('Visit')}${otherForums('Visit')}${vanillaLink}`;
     return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Community site</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}</style></head>
 <body><h1>Community site</h1>${body}${sandboxLink}</body></html>`;

@@ -6,11 +6,12 @@ import {
   DiscourseSimulator,
   SIM_GUILD_ID,
   SIM_GUILD_ROLES,
+  VanillaSimulator,
 } from 'nestjs-discourse-connect-simulators';
 
 /**
- * A running sandbox: simulated Discord (OAuth, bot REST, gateway, and a members page to change roles)
- * and two Discourse forums in this process, and the env that points at them.
+ * A running sandbox: simulated Discord (OAuth, bot REST, gateway, and a members page to change roles),
+ * two Discourse forums and a Vanilla forum in this process, and the env that points at them.
  */
 export interface Sandbox {
   env: Record<string, string>;
@@ -19,12 +20,14 @@ export interface Sandbox {
   forum: DiscourseSimulator;
   /** The second forum, `team`, from `DISCOURSE_FORUM_TEAM_*`. */
   teamForum: DiscourseSimulator;
+  /** The Vanilla forum, from `VANILLA_URL`… (jsConnect v3). */
+  vanillaForum: VanillaSimulator;
   close(): Promise<void>;
 }
 
 /**
  * Starts the simulators next to the app (Discord on PORT+1, the forum on PORT+2, the team forum on
- * PORT+3, in /team) and returns the environment the app needs to use them. The session secret is kept under
+ * PORT+3, in /team, the Vanilla forum on PORT+4, in /vanilla) and returns the environment the app needs to use them. The session secret is kept under
  * ./data/ so sessions survive a restart of the sandbox too.
  */
 export async function startSandbox(port: number, host = '127.0.0.1'): Promise<Sandbox> {
@@ -66,13 +69,25 @@ export async function startSandbox(port: number, host = '127.0.0.1'): Promise<Sa
   await discord.listen(port + 1, host);
   await forum.listen(port + 2, host);
   await teamForum.listen(port + 3, host);
+  // Vanilla (jsConnect v3) on PORT+4, in /vanilla so its cookies stay apart from the forums'.
+  const vanillaForum = new VanillaSimulator({
+    clientId: env.VANILLA_CLIENT_ID,
+    secret: env.VANILLA_SECRET,
+    authenticateUrl: `${publicUrl}/vanilla/connect`,
+    signOutUrl: `${publicUrl}/vanilla/logout`,
+    trustedOrigins: [publicUrl],
+    basePath: VANILLA_FORUM_PATH,
+    title: 'Sandbox Vanilla forum',
+  });
+  await vanillaForum.listen(port + 4, host);
   return {
     env,
     discord,
     forum,
     teamForum,
+    vanillaForum,
     close: async () => {
-      await Promise.all([discord.close(), forum.close(), teamForum.close()]);
+      await Promise.all([discord.close(), forum.close(), teamForum.close(), vanillaForum.close()]);
     },
   };
 }
@@ -104,6 +119,10 @@ export function sandboxEnv(port: number, host = '127.0.0.1'): Record<string, str
     DISCORD_RECONCILE_SECONDS: '300',
     // The sandbox's own page on the simulated Discord (roles, kick, ban), linked from the home page.
     [SANDBOX_MEMBERS_PAGE_VAR]: `http://${host}:${port + 1}/sandbox/members`,
+    VANILLA_URL: `http://${host}:${port + 4}${VANILLA_FORUM_PATH}`,
+    VANILLA_CLIENT_ID: 'sandbox-vanilla',
+    VANILLA_SECRET: persistentSecret('sandbox-vanilla-secret'),
+    VANILLA_ROLE_MAP: `${SIM_GUILD_ROLES.moderator}=Moderator`,
   };
 }
 
@@ -118,6 +137,8 @@ export const SANDBOX_MEMBERS_PAGE_VAR = 'SANDBOX_DISCORD_MEMBERS_URL';
  * simulated forums name their session cookie the same, so the path keeps their sessions apart.
  */
 const TEAM_FORUM_PATH = '/team';
+/** The Vanilla forum's subfolder. */
+const VANILLA_FORUM_PATH = '/vanilla';
 
 function persistentSecret(name: string): string {
   const dir = resolve('data');

@@ -102,7 +102,9 @@ export class ForgetCommand extends CommandRunner {
             : `account ${f.action === 'delete' ? 'deleted' : 'anonymized'}`
           : f.outcome === 'no-account'
             ? 'no account there'
-            : `PENDING: ${f.error ?? 'the forum failed'}; a job keeps trying (see: failed)`;
+            : f.outcome === 'no-api-key'
+              ? 'NOT DONE: the member has an account there, and this forum has no admin API key'
+              : `PENDING: ${f.error ?? 'the forum failed'}; a job keeps trying (see: failed)`;
       console.log(`${f.forum}: ${what}`);
     }
     if (result.forums.some((f) => f.outcome === 'pending')) process.exitCode = 1;

@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { buildOnce } from '../support/build';
 import { describeWithChromium, launchChromium } from '../support/chromium';
+import { freePortRun } from '../support/ports';
 
 /**
  * The sandbox as a person uses it: `npm start` with no Discord credentials, then a real browser
@@ -17,31 +17,6 @@ const ROOT = resolve(__dirname, '../..');
 const MAIN = join(ROOT, 'dist/src/main.js');
 const RESULTS = join(ROOT, 'test-results');
 const { migrated } = DISCORD_FIXTURES;
-
-/** A port P on loopback with P+1, P+2 and P+3 free too (the sandbox's Discord and two forums). */
-async function freePortRun(): Promise<number> {
-  const listen = (port: number) =>
-    new Promise<ReturnType<typeof createServer> | null>((done) => {
-      const server = createServer();
-      server.once('error', () => done(null));
-      server.listen(port, '127.0.0.1', () => done(server));
-    });
-  const close = (server: ReturnType<typeof createServer>) =>
-    new Promise<void>((done) => server.close(() => done()));
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const first = await listen(0);
-    if (!first) continue;
-    const port = (first.address() as { port: number }).port;
-    const held = [first];
-    for (const next of [port + 1, port + 2, port + 3]) {
-      const server = next <= 65535 ? await listen(next) : null;
-      if (server) held.push(server);
-    }
-    await Promise.all(held.map(close));
-    if (held.length === 4) return port;
-  }
-  throw new Error('Could not find four consecutive free ports on 127.0.0.1');
-}
 
 /**
  * The environment of a person who has set nothing (no Discord credentials, no app configuration)

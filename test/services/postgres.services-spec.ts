@@ -277,7 +277,7 @@ describeWithServices('on PostgreSQL', () => {
       );
     try {
       expect(run()).toContain(
-        'Applied 5 migration(s): DiscourseConnectInitial1732406400000, DiscourseConnectSync1732492800000, DiscourseConnectWebhookReplay1732665600000, DiscourseConnectForumLinks1733011200000, DiscourseConnectMemberLifecycle1764720000000.',
+        'Applied 6 migration(s): DiscourseConnectInitial1732406400000, DiscourseConnectSync1732492800000, DiscourseConnectWebhookReplay1732665600000, DiscourseConnectForumLinks1733011200000, DiscourseConnectMemberLifecycle1764720000000, DiscourseConnectStaffFlags1764806400000.',
       );
       expect(run()).toContain('The database is up to date.');
     } finally {

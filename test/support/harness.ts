@@ -20,7 +20,9 @@ import {
 import {
   DiscordSimulator,
   DiscourseSimulator,
+  VanillaSimulator,
   type DiscourseSimulatorOptions,
+  type VanillaSimulatorOptions,
 } from 'nestjs-discourse-connect-simulators';
 import { databaseOptions } from '../../src/database';
 import { freePort } from './ports';
@@ -37,6 +39,9 @@ export const SESSION_SECRET = 'e2e-session-secret-0123456789abcdef0123';
 /** The simulated forum's admin API key and webhook secret, when a test turns them on. */
 export const API_KEY = 'e2e-admin-api-key-0123456789';
 export const WEBHOOK_SECRET = 'e2e-webhook-secret-0123';
+/** The simulated Vanilla forum's jsConnect connection, when a test starts one. */
+export const VANILLA_CLIENT_ID = 'e2e-vanilla-client';
+export const VANILLA_SECRET = 'e2e-vanilla-secret-0123456789';
 
 export { freePort } from './ports';
 
@@ -50,6 +55,8 @@ export interface Harness {
   forumUrl: string;
   discord: DiscordSimulator;
   forum: DiscourseSimulator;
+  /** The simulated Vanilla forum, when `vanilla` was given. */
+  vanilla?: VanillaSimulator;
   databaseFile: string;
   /** Rebuilds the app on the same database and port (a restart). */
   restart(): Promise<void>;
@@ -104,6 +111,11 @@ export async function startHarness(
     globalPrefix?: string | { prefix: string; exclude?: string[] };
     /** Mounts the module under `RouterModule.register([{ path, module: DiscourseConnectModule }])`. */
     routerPath?: string;
+    /**
+     * A simulated Vanilla forum too (its options; `{}` for the defaults), configured as the module's
+     * Vanilla forum: `vanilla.forums` (forRoot) or `VANILLA_URL`… (forRootAsync).
+     */
+    vanilla?: Partial<VanillaSimulatorOptions>;
   } = {},
 ): Promise<Harness> {
   const adapter = extra.adapter ?? 'express';
@@ -111,6 +123,14 @@ export async function startHarness(
   const forum = new DiscourseSimulator({ ...extra.forumOptions, secret: FORUM_SECRET });
   const discordUrl = await discord.listen(0);
   const forumUrl = (await forum.listen(0)) + (extra.forumPath ?? '');
+  const vanilla = extra.vanilla
+    ? new VanillaSimulator({
+        ...extra.vanilla,
+        clientId: VANILLA_CLIENT_ID,
+        secret: VANILLA_SECRET,
+      })
+    : undefined;
+  if (vanilla) await vanilla.listen(0);
   const port = await freePort();
   const appUrl = `http://127.0.0.1:${port}`;
   const globalPrefix =
@@ -122,6 +142,11 @@ export async function startHarness(
   discord.redirectUris = [`${mountUrl}/auth/discord/callback`];
   forum.connectUrl = `${mountUrl}/discourse/sso`;
   forum.logoutRedirect = `${mountUrl}/discourse/logout`;
+  if (vanilla) {
+    vanilla.authenticateUrl = `${mountUrl}/vanilla/connect`;
+    vanilla.signOutUrl = `${mountUrl}/vanilla/logout`;
+    vanilla.trustedOrigins.push(appUrl);
+  }
   const dir = mkdtempSync(join(tmpdir(), 'dc-e2e-'));
   const databaseFile = join(dir, 'app.sqlite');
 
@@ -137,6 +162,19 @@ export async function startHarness(
     rateLimit: extra.rateLimit ?? false,
   };
   if (extra.redis) baseOptions.redis = extra.redis;
+  if (vanilla) {
+    baseOptions.vanilla = {
+      forums: [
+        {
+          url: vanilla.forumRootUrl,
+          clientId: VANILLA_CLIENT_ID,
+          secret: VANILLA_SECRET,
+          algorithm: vanilla.algorithm,
+          defaultSignIn: vanilla.defaultConnection,
+        },
+      ],
+    };
+  }
   const options = extra.moduleOptions ? extra.moduleOptions(baseOptions) : baseOptions;
   const env: Record<string, string | undefined> = {
     DISCOURSE_URL: forumUrl,
@@ -150,12 +188,21 @@ export async function startHarness(
     ...(extra.redis
       ? { REDIS_URL: extra.redis.url, DISCOURSE_CONNECT_REDIS_PREFIX: extra.redis.prefix ?? '' }
       : {}),
+    ...(vanilla
+      ? {
+          VANILLA_URL: vanilla.forumRootUrl,
+          VANILLA_CLIENT_ID,
+          VANILLA_SECRET,
+          VANILLA_ALGORITHM: vanilla.algorithm,
+          VANILLA_DEFAULT_SIGN_IN: String(vanilla.defaultConnection),
+        }
+      : {}),
     ...extra.env,
   };
 
   const build = async (): Promise<INestApplication> => {
     for (const key of Object.keys(process.env)) {
-      if (/^(DISCOURSE|DISCORD)_|^REDIS_URL$/.test(key)) delete process.env[key];
+      if (/^(DISCOURSE|DISCORD|VANILLA)_|^REDIS_URL$/.test(key)) delete process.env[key];
     }
     for (const [key, value] of Object.entries(env))
       if (value !== undefined) process.env[key] = value;
@@ -205,6 +252,7 @@ export async function startHarness(
     forumUrl,
     discord,
     forum,
+    vanilla,
     databaseFile,
     restart: async () => {
       await harness.app.close();
@@ -212,7 +260,7 @@ export async function startHarness(
     },
     close: async () => {
       await harness.app.close();
-      await Promise.all([discord.close(), forum.close()]);
+      await Promise.all([discord.close(), forum.close(), vanilla?.close()]);
       rmSync(dir, { recursive: true, force: true });
     },
   };

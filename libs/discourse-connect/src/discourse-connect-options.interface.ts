@@ -19,6 +19,10 @@ export interface DiscourseForumOptions {
    * `groups.roleGroups` for this forum. Default: `groups.roleGroups`.
    */
   groupMap?: Record<string, string>;
+  /** This forum's own Discord role ids that grant `admin` (replaces `groups.adminRoles` here). Default `groups.adminRoles`. */
+  adminRoles?: string[];
+  /** This forum's own Discord role ids that grant `moderator` (replaces `groups.moderatorRoles` here). Default `groups.moderatorRoles`. */
+  moderatorRoles?: string[];
 }
 
 /** Credentials and limits of a forum's admin API. */
@@ -136,7 +140,7 @@ export interface DiscourseConnectGroupsOptions {
   guildId: string;
   /**
    * Discord role id → forum group name. Only these groups are managed; others are never touched.
-   * Required unless every forum has its own `groupMap`.
+   * Default: no group is managed (unless a forum has its own `groupMap`).
    */
   roleGroups?: Record<string, string>;
   /**
@@ -146,6 +150,12 @@ export interface DiscourseConnectGroupsOptions {
   fullGroupList?: boolean;
   /** Refuse sign-in to people who are not members of the guild. Default false. */
   requireMembership?: boolean;
+  /** Discord role ids whose holders get `admin` on the forums. Default none (the module never sends `admin`). */
+  adminRoles?: string[];
+  /** Discord role ids whose holders get `moderator` on the forums. Default none (the module never sends `moderator`). */
+  moderatorRoles?: string[];
+  /** Grant staff flags only to Discord accounts with two-factor authentication on. Default true. */
+  staffRequireMfa?: boolean;
 }
 
 /** What the module does on the forum when a member leaves, is kicked or is banned from the Discord server. */
@@ -234,9 +244,62 @@ export interface DiscourseConnectDatabaseOptions {
   url: string;
 }
 
+/** The signing algorithms a jsConnect connection may use (Vanilla's RS and ES ones are not offered). */
+export type VanillaJsConnectAlgorithm = 'HS256' | 'HS384' | 'HS512';
+
+/** One Vanilla forum whose jsConnect v3 connection signs people in with this app. */
+export interface VanillaForumOptions {
+  /** The forum's base URL, e.g. `https://community.example.com` (may include a subfolder). No default. */
+  url: string;
+  /** The jsConnect connection's client id (Vanilla's dashboard). No default. */
+  clientId: string;
+  /** The jsConnect connection's secret (Vanilla's dashboard), 16+ characters. No default. */
+  secret: string;
+  /** Short name used in `?forum=` on the Vanilla forum link. Default: the forum's host name. */
+  name?: string;
+  /**
+   * Discord role id → Vanilla role name (needs `groups.guildId`). With it, each sign-in sends the
+   * member's full role list (mapped roles plus `vanilla.defaultRole`), which replaces the roles the
+   * member has on the forum. Default: no roles are sent.
+   */
+  roleMap?: Record<string, string>;
+  /** The connection's signing algorithm, the only one accepted on its requests. Default `HS256`. */
+  algorithm?: VanillaJsConnectAlgorithm;
+  /**
+   * The connection is the forum's default sign-in method, so the forum link goes through the
+   * forum's `/sso`; false uses `/entry/jsconnect?client_id=`. Default true.
+   */
+  defaultSignIn?: boolean;
+}
+
+/** Vanilla forums through jsConnect v3, from the same Discord sign-in. */
+export interface DiscourseConnectVanillaOptions {
+  /** The Vanilla forums; at least one. */
+  forums: VanillaForumOptions[];
+  /** The role every member gets next to the mapped ones, on forums with a role map. Default `Member`. */
+  defaultRole?: string;
+  /** Answer people who are not signed in here as guests (`u: {}`) instead of signing them in. Default false. */
+  guests?: boolean;
+  /**
+   * Send an email Discord has not verified (only with the forum's AutoConnect off, or anyone could
+   * take over a forum account by claiming its email). Default false: such a person is asked to
+   * verify their email on Discord first.
+   */
+  sendUnverifiedEmail?: boolean;
+  /**
+   * Signing out here (`POST /auth/logout`) then goes through each Vanilla forum's sign-out
+   * (`/entry/signout?target=`), back to `afterSignOutPath`; the forum must trust this site's domain
+   * (`Garden.TrustedDomains`). Default false.
+   */
+  signOutThroughForum?: boolean;
+}
+
 /** Options of `DiscourseConnectModule.forRoot()` / `forRootAsync()`. */
 export interface DiscourseConnectModuleOptions {
-  /** The forums this app is the DiscourseConnect provider for; at least one. */
+  /**
+   * The Discourse forums this app is the DiscourseConnect provider for; at least one, unless
+   * `vanilla` lists Vanilla forums (then it may be empty: a site with Vanilla forums only).
+   */
   forums: DiscourseForumOptions[];
   /** The Discord application used for sign-in. */
   discord: DiscordOptions;
@@ -279,6 +342,8 @@ export interface DiscourseConnectModuleOptions {
   securityHeaders?: boolean;
   /** Redis for sessions and the sync queue (several instances). Default: none, the database holds both. */
   redis?: DiscourseConnectRedisOptions;
+  /** Vanilla forums signed in through jsConnect v3. Default: none. */
+  vanilla?: DiscourseConnectVanillaOptions;
   /**
    * Where local users live, for a host with its own users table: a class (the module instantiates
    * it, injecting its constructor dependencies from the module's scope) or an instance. Default: the

@@ -46,6 +46,8 @@ import {
   DISCOURSE_CONNECT_PASSPORT,
 } from './session/discourse-connect-passport';
 import { SsoController } from './sso/sso.controller';
+import { VanillaController } from './vanilla/vanilla.controller';
+import { VanillaConnectService } from './vanilla/vanilla.service';
 import { SsoService } from './sso/sso.service';
 import { DiscourseConnectUserEntity } from './users/discourse-connect-user.entity';
 import { TypeOrmUserStore } from './users/typeorm-user.store';
@@ -56,6 +58,7 @@ import { UsersService } from './users/users.service';
 import { DiscourseConnectSignIn } from './discord/sign-in.service';
 import { DiscourseConnectSignOut } from './http/sign-out';
 import { DiscoursePayloadBuilder } from './payload/discourse-payload.builder';
+import { DiscourseConnectStaffFlags } from './payload/staff-flags';
 import { DiscourseAdminService } from './admin/discourse-admin.service';
 import { AdminApiRateLimiter } from './admin/rate-limiter';
 import { DiscourseConnectSyncJobEntity } from './sync/sync-job.entity';
@@ -100,6 +103,7 @@ const CONTROLLERS = [
   AuthController,
   DiscourseConnectHealthController,
   DiscourseWebhooksController,
+  VanillaController,
 ];
 
 const providers: Provider[] = [
@@ -145,7 +149,9 @@ const providers: Provider[] = [
   DiscourseConnectRateLimitGuard,
   DiscourseConnectSecurityHeadersMiddleware,
   SsoService,
+  VanillaConnectService,
   DiscoursePayloadBuilder,
+  DiscourseConnectStaffFlags,
   DiscourseConnectSessions,
   DiscourseConnectSessionMiddleware,
   DiscourseConnectHttp,
@@ -338,6 +344,7 @@ function completeDefinition(
       ForumLinks,
       DiscourseConnectFiltersService,
       SsoService,
+      VanillaConnectService,
       SameOriginGuard,
       DiscourseAdminService,
       SyncQueue,

@@ -31,6 +31,12 @@ export type {
   DiscourseConnectBotOptions,
   DiscordGuildLeaveAction,
 } from './discourse-connect-options.interface';
+/** Vanilla forums through jsConnect v3: the `vanilla` option, each forum, the signing algorithms. */
+export type {
+  DiscourseConnectVanillaOptions,
+  VanillaForumOptions,
+  VanillaJsConnectAlgorithm,
+} from './discourse-connect-options.interface';
 /** Member lifecycle options (`lifecycle`): suspensions, forgetting a member, anonymized accounts. */
 export type {
   DiscourseConnectLifecycleOptions,
@@ -107,6 +113,7 @@ export type {
   SsoPayloadContext,
   CanSignInContext,
   GroupsContext,
+  VanillaUserContext,
 } from './hooks/filters.interface';
 /** Event names for `@OnEvent(DiscourseConnectEvents.SignedIn)` and the others. */
 export { DiscourseConnectEvents } from './hooks/discourse-connect.events';
@@ -120,6 +127,8 @@ export type {
   ForumUserChangedEvent,
   DiscordMemberEvent,
   DiscordReconcileEvent,
+  StaffChangedEvent,
+  VanillaSignedInEvent,
 } from './hooks/discourse-connect.events';
 /** Member lifecycle events' payloads: a forum account suspended, lifted, anonymized, deleted; a member forgotten. */
 export type {
@@ -198,3 +207,22 @@ export {
   DiscourseConnectProtocolError,
   type DiscourseConnectErrorCode,
 } from './protocol/discourse-connect.errors';
+
+// ── Vanilla jsConnect v3 (the codec has no Nest inside) ─────────────────────────────────────────
+
+/** The member as jsConnect describes them to a Vanilla forum (the `vanilla.user` filter's value). */
+export type { JsConnectUser as VanillaUser } from './jsconnect/jsconnect.codec';
+/** Verifies a jsConnect v3 request token from Vanilla (kid, algorithm, secret, exp, rurl). */
+export { verifyJsConnectRequest } from './jsconnect/jsconnect.codec';
+/** Signs the answer to a verified request: `rurl#jwt=…`. */
+export { buildJsConnectResponse } from './jsconnect/jsconnect.codec';
+/** A connection, a verified request, and the algorithms offered. */
+export type {
+  JsConnectClient,
+  JsConnectRequest,
+  JsConnectAlgorithm,
+} from './jsconnect/jsconnect.codec';
+/** A jsConnect request that breaks the protocol, with a stable code. */
+export { JsConnectProtocolError, type JsConnectErrorCode } from './jsconnect/jsconnect.errors';
+/** The Vanilla username of a Discord member (3–20 of A-Z a-z 0-9 _, the same every time). */
+export { vanillaUsername } from './vanilla/vanilla-username';

@@ -4,7 +4,12 @@
  * import it, and nothing here is a promise. Hosts use the public API (`index.ts`).
  */
 export * from './index';
-export { DiscourseConnectSettings, type ResolvedForum } from './config/discourse-connect.settings';
+export {
+  DiscourseConnectSettings,
+  type ResolvedForum,
+  type ResolvedVanillaForum,
+} from './config/discourse-connect.settings';
+export { VanillaConnectService } from './vanilla/vanilla.service';
 export { UserStore, type LocalUserData } from './users/user-store.interface';
 export type { LocalUser } from './users/local-user.interface';
 export { UsersService, type SignInOutcome } from './users/users.service';

@@ -14,12 +14,12 @@ const ALLOWED: Record<string, string[]> = {
   common: [],
   defs: ['config', 'users', 'sync'],
   config: ['common', 'defs'],
-  hooks: ['common', 'config', 'defs', 'users', 'protocol'],
+  hooks: ['common', 'config', 'defs', 'users', 'protocol', 'jsconnect'],
   users: ['common', 'config', 'defs', 'protocol'],
   payload: ['common', 'config', 'defs', 'users', 'hooks', 'protocol'],
   admin: ['common', 'config', 'defs', 'users', 'hooks', 'payload', 'protocol'],
   redis: ['common', 'config', 'defs'],
-  sync: ['common', 'config', 'defs', 'users', 'hooks', 'admin', 'redis'],
+  sync: ['common', 'config', 'defs', 'users', 'hooks', 'payload', 'admin', 'redis'],
   session: ['common', 'config', 'defs', 'users', 'hooks', 'redis'],
   http: ['common', 'config', 'defs', 'users', 'hooks', 'session', 'redis', 'protocol'],
   discord: ['common', 'config', 'defs', 'users', 'hooks', 'session', 'http', 'sync'],
@@ -40,6 +40,19 @@ const ALLOWED: Record<string, string[]> = {
   health: ['common', 'config', 'defs', 'sync', 'redis', 'http'],
   bot: ['common', 'config', 'defs', 'users', 'hooks', 'sync', 'redis'],
   migrations: [],
+  jsconnect: ['common'],
+  vanilla: [
+    'common',
+    'config',
+    'defs',
+    'users',
+    'hooks',
+    'payload',
+    'session',
+    'http',
+    'discord',
+    'jsconnect',
+  ],
 };
 const ENTRY_POINTS = ['index.ts', 'internal.ts', 'discourse-connect.module.ts'];
 const ADAPTER_PACKAGES = /^(express|express-session|fastify|@fastify\/.*|@nestjs\/platform-.*)$/;
@@ -127,6 +140,14 @@ describe('layering of the library', () => {
   it('the protocol imports nothing of Nest or TypeORM', () => {
     const broken = imports
       .filter((i) => i.from === 'protocol' && !i.target && !i.spec.startsWith('node:'))
+      .map((i) => `${i.file} → ${i.spec}`);
+    expect(broken).toEqual([]);
+  });
+
+  it('the jsConnect codec imports nothing but node: modules and jose', () => {
+    const broken = imports
+      .filter((i) => i.from === 'jsconnect' && !i.target)
+      .filter((i) => !i.spec.startsWith('node:') && i.spec !== 'jose')
       .map((i) => `${i.file} → ${i.spec}`);
     expect(broken).toEqual([]);
   });

@@ -80,6 +80,14 @@ export class SimulatedAdminApi {
       const id = safeDecode(m[1]);
       handler = () => this.byExternal(res, id);
     } else if (
+      method === 'GET' &&
+      !path.includes('/by-external/') &&
+      (m = /^\/(?:u|users)\/([^/]+?)\.json$/.exec(path))
+    ) {
+      // `users#show` by username (member lifecycle: telling an anonymized account from a deleted one).
+      const username = safeDecode(m[1]);
+      handler = () => this.byUsername(res, username);
+    } else if (
       method === 'POST' &&
       (m = /^\/admin\/users\/(\d+)\/log_out(?:\.json)?$/.exec(path))
     ) {
@@ -377,9 +385,13 @@ export class SimulatedAdminApi {
       single_sign_on_record: u.externalId
         ? { external_id: u.externalId, external_email: u.email }
         : null,
-      // The admin serializer shows the suspension fields (null when not suspended).
-      suspended_till: this.forum.isSuspended(u) ? new Date(u.suspendedTill!).toISOString() : null,
-      suspend_reason: this.forum.isSuspended(u) ? (u.suspendReason ?? null) : null,
+      // The user serializers show the suspension fields only while the user is suspended.
+      ...(this.forum.isSuspended(u)
+        ? {
+            suspended_till: new Date(u.suspendedTill!).toISOString(),
+            suspend_reason: u.suspendReason ?? null,
+          }
+        : {}),
     };
   }
 
@@ -452,6 +464,12 @@ export class SimulatedAdminApi {
 
   private byExternal(res: ServerResponse, externalId: string): void {
     const u = this.forum.findByExternalId(externalId);
+    if (!u) return sendJson(res, 404, NOT_FOUND);
+    sendJson(res, 200, { user: this.userJson(u) });
+  }
+
+  private byUsername(res: ServerResponse, username: string): void {
+    const u = this.forum.findByUsername(username);
     if (!u) return sendJson(res, 404, NOT_FOUND);
     sendJson(res, 200, { user: this.userJson(u) });
   }

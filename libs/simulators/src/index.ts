@@ -45,3 +45,12 @@ export {
   signPayload,
   verifySignature,
 } from './discourse-payload';
+export {
+  VanillaSimulator,
+  readVanillaJwt,
+  signVanillaJwt,
+  type SimVanillaAlgorithm,
+  type SimVanillaUser,
+  type VanillaSimulatorOptions,
+  type VanillaStats,
+} from './vanilla-simulator';

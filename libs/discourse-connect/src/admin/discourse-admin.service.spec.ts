@@ -253,6 +253,16 @@ describe('DiscourseAdminService', () => {
       await expect(client().deleteUser(member.discordId)).rejects.toMatchObject({ status: 422 });
     });
 
+    it('finds a forum user by username (null when the forum has none)', async () => {
+      answer = (req, res) =>
+        req.url === '/u/anon42.json'
+          ? json(res, 200, { user: { id: 9, username: 'anon42' } })
+          : json(res, 404, { errors: ['not found'] });
+      const admin = client();
+      await expect(admin.getUserByUsername('anon42')).resolves.toMatchObject({ id: 9 });
+      await expect(admin.getUserByUsername('nelly')).resolves.toBeNull();
+    });
+
     it('goes through the forum admin API rate limiter for every call', async () => {
       answer = lifecycleForum({ id: 9 });
       const limiter = new AdminApiRateLimiter(6000);

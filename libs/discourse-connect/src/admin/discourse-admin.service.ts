@@ -4,6 +4,7 @@ import { DiscourseConnectSettings, ResolvedForum } from '../config/discourse-con
 import type { DiscourseConnectPayload } from '../protocol';
 import { AdminApiRateLimiter } from './rate-limiter';
 import { DiscoursePayloadBuilder } from '../payload/discourse-payload.builder';
+import type { StaffFlagPlan } from '../payload/staff-flags';
 import type { LocalUser } from '../users/local-user.interface';
 import {
   DiscourseApiError,
@@ -54,7 +55,8 @@ export class DiscourseAdminService {
 
   /**
    * Creates or updates the forum user without a browser (`POST /admin/users/sync_sso`). Given a
-   * local user, the payload goes through the same filters as a sign-in.
+   * local user, the payload goes through the same filters as a sign-in; `options.staff` carries
+   * the staff flags to send (none without it).
    *
    * @throws MemberCannotBeSyncedError when no payload can be made for the user (no email, or one
    *   Discourse would not accept); DiscourseApiError when the forum refuses or cannot be reached.
@@ -62,10 +64,11 @@ export class DiscourseAdminService {
   async syncSso(
     subject: LocalUser | DiscourseConnectPayload,
     forumName?: string,
+    options: { staff?: StaffFlagPlan } = {},
   ): Promise<DiscourseUser> {
     const forum = this.forum(forumName);
     const payload = isLocalUser(subject)
-      ? await this.payloads.forSync(subject, forum)
+      ? await this.payloads.forSync(subject, forum, options.staff)
       : { ...subject };
     delete payload.nonce;
     if (!payload.external_id) throw new DiscourseApiError(422, 'sync_sso needs an external_id');
@@ -239,17 +242,17 @@ export class DiscourseAdminService {
   }
 
   /**
-   * The forum user with this forum id as the admin API shows it (`GET /admin/users/<id>.json`:
-   * `suspended_till`, `single_sign_on_record`, …), or null when the forum has no such user.
+   * The forum user with this username (`GET /u/<username>.json`, the `users: show` scope; its
+   * `suspended_till` is there while suspended), or null when the forum has no such user.
    */
-  async getAdminUser(forumUserId: number, forumName?: string): Promise<DiscourseUser | null> {
+  async getUserByUsername(username: string, forumName?: string): Promise<DiscourseUser | null> {
     try {
-      const user = (await this.request(
+      const body = (await this.request(
         this.forum(forumName),
         'GET',
-        `/admin/users/${forumUserId}.json`,
-      )) as DiscourseUser | undefined;
-      return typeof user?.id === 'number' ? user : null;
+        `/u/${encodeURIComponent(username)}.json`,
+      )) as { user?: DiscourseUser } | undefined;
+      return typeof body?.user?.id === 'number' ? body.user : null;
     } catch (error) {
       if (error instanceof DiscourseApiError && error.status === 404) return null;
       throw error;

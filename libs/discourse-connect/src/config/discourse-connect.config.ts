@@ -24,6 +24,9 @@ import {
   forumOptionFromEnv,
   isRequiredInEnv,
   optionFromEnv,
+  ROLE_BASED_VARIABLES,
+  VANILLA_FORUM_ENV_ENTRIES,
+  VANILLA_FORUM_ENV_PREFIX,
   type ConfigEntry,
   type ConfigRule,
   type DiscourseConnectEnvValues,
@@ -110,15 +113,19 @@ const FORUM_FORMAT = FORUM_SUFFIXES.map((suffix) => forumEnvName('<NAME>', suffi
  * The per-forum variables of an environment: each forum's `<NAME>` in the order first seen, and
  * the variables starting `DISCOURSE_FORUM_` that are none of them.
  */
-function forumVariables(env: Record<string, unknown>): { names: string[]; unknown: string[] } {
+function forumVariables(
+  env: Record<string, unknown>,
+  prefix = FORUM_ENV_PREFIX,
+  suffixes = FORUM_SUFFIXES,
+): { names: string[]; unknown: string[] } {
   const names: string[] = [];
   const unknown: string[] = [];
   for (const key of Object.keys(env)) {
-    if (!key.startsWith(FORUM_ENV_PREFIX)) continue;
-    const rest = key.slice(FORUM_ENV_PREFIX.length);
+    if (!key.startsWith(prefix)) continue;
+    const rest = key.slice(prefix.length);
     const cut = rest.indexOf('_');
     const name = rest.slice(0, cut);
-    if (cut < 0 || !FORUM_ENV_NAME.test(name) || !FORUM_SUFFIXES.includes(rest.slice(cut + 1))) {
+    if (cut < 0 || !FORUM_ENV_NAME.test(name) || !suffixes.includes(rest.slice(cut + 1))) {
       unknown.push(key);
     } else if (env[key] !== undefined && env[key] !== '' && !names.includes(name)) {
       names.push(name);
@@ -133,6 +140,8 @@ interface ValidatedEnv {
   single: boolean;
   /** Each `DISCOURSE_FORUM_<NAME>_*` forum: its `<NAME>` and its variables' texts by suffix. */
   forums: { name: string; texts: Record<string, string | undefined> }[];
+  /** The Vanilla forums' variables (`VANILLA_URL`…, `VANILLA_FORUM_<NAME>_*`). */
+  vanilla: VanillaEnv;
 }
 
 function validateEnv(env: Record<string, unknown>): ValidatedEnv {
@@ -140,9 +149,12 @@ function validateEnv(env: Record<string, unknown>): ValidatedEnv {
   const relevant = Object.fromEntries(ENV_NAMES.map((k) => [k, text(k)]));
   const parsed = plainToInstance(DiscourseConnectEnvironment, relevant);
   const found = forumVariables(env);
+  const vanilla = vanillaForumVariables(env, text);
   const single = SINGLE_FORUM_NAMES.some((k) => text(k) !== undefined);
-  // With DISCOURSE_FORUM_<NAME>_* forums, the single-forum variables may be left out altogether.
-  const singleOptional = found.names.length > 0 && !single;
+  // With DISCOURSE_FORUM_<NAME>_* forums, or Vanilla forums only, the single-forum variables may be
+  // left out altogether.
+  const singleOptional =
+    (found.names.length > 0 || vanilla.single || vanilla.forums.length > 0) && !single;
   const errors = validateSync(parsed, { skipMissingProperties: false }).filter(
     (e) => !(singleOptional && SINGLE_FORUM_NAMES.includes(e.property)),
   );
@@ -167,7 +179,10 @@ function validateEnv(env: Record<string, unknown>): ValidatedEnv {
     );
   }
 
+  errors.push(...vanilla.errors);
+
   const problems = [
+    ...vanilla.problems,
     ...found.unknown.map(
       (k) =>
         `  - ${k} is not a variable of this module: a forum's variables are ${FORUM_FORMAT}, ` +
@@ -201,7 +216,125 @@ function validateEnv(env: Record<string, unknown>): ValidatedEnv {
       FORUM_SUFFIXES.map((suffix) => [suffix, text(forumEnvName(name, suffix)) as string]),
     ),
   }));
-  return { values: parsed, single, forums };
+  return { values: parsed, single, forums, vanilla };
+}
+
+// ---------------------------------------------------------------- Vanilla forums (jsConnect v3)
+
+const VANILLA_SUFFIXES = VANILLA_FORUM_ENV_ENTRIES.map((f) => f.suffix);
+/** The single Vanilla forum's variables that describe the connection; they go together. */
+const VANILLA_CONNECTION = ['VANILLA_URL', 'VANILLA_CLIENT_ID', 'VANILLA_SECRET'];
+/** The Vanilla variables that apply to every Vanilla forum. */
+const VANILLA_GLOBALS = ENV_ENTRIES.filter(
+  (e) => e.option.startsWith('vanilla.') && !e.option.startsWith('vanilla.forums[]'),
+).map((e) => e.env.name);
+
+interface VanillaEnv {
+  errors: ReturnType<typeof validateSync>;
+  problems: string[];
+  /** `VANILLA_URL`… are set. */
+  single: boolean;
+  forums: { name: string; texts: Record<string, string | undefined> }[];
+}
+
+/** The `VANILLA_FORUM_<NAME>_*` forums checked by their schema rules, and the single forum's rules. */
+function vanillaForumVariables(
+  env: Record<string, unknown>,
+  text: (k: string) => unknown,
+): VanillaEnv {
+  const found = forumVariables(env, VANILLA_FORUM_ENV_PREFIX, VANILLA_SUFFIXES);
+  const name = (forum: string, suffix: string) => `${VANILLA_FORUM_ENV_PREFIX}${forum}_${suffix}`;
+  const VanillaForumEnvironment = class {};
+  const texts: Record<string, unknown> = {};
+  for (const forum of found.names) {
+    for (const f of VANILLA_FORUM_ENV_ENTRIES) {
+      const variable = name(forum, f.suffix);
+      texts[variable] = text(variable);
+      for (const decorate of variableDecorators(variable, f.rule, f.message, f.required)) {
+        decorate(VanillaForumEnvironment.prototype, variable);
+      }
+    }
+  }
+  const errors =
+    found.names.length > 0
+      ? validateSync(plainToInstance(VanillaForumEnvironment, texts), {
+          skipMissingProperties: false,
+        })
+      : [];
+  const set = VANILLA_CONNECTION.filter((k) => text(k) !== undefined);
+  const single = set.length > 0;
+  const problems = [
+    ...found.unknown.map(
+      (k) =>
+        `  - ${k} is not a variable of this module: a Vanilla forum's variables are ` +
+        `${VANILLA_SUFFIXES.map((suffix) => name('<NAME>', suffix)).join(', ')}, ` +
+        "with <NAME> in capital letters and digits only (the forum's name in lower case)",
+    ),
+    ...(single && set.length < VANILLA_CONNECTION.length
+      ? [
+          `  - ${VANILLA_CONNECTION.filter((k) => !set.includes(k)).join(', ')} is not set: ` +
+            `${VANILLA_CONNECTION.join(', ')} go together (the forum and its jsConnect connection)`,
+        ]
+      : []),
+    ...(single && found.names.includes(DEFAULT_FORUM_NAME.toUpperCase())
+      ? [
+          `  - ${VANILLA_FORUM_ENV_PREFIX}${DEFAULT_FORUM_NAME.toUpperCase()}_* and ` +
+            `${VANILLA_CONNECTION.join(', ')} both describe the Vanilla forum named ` +
+            `${DEFAULT_FORUM_NAME}: keep one of the two sets`,
+        ]
+      : []),
+    ...(!single && found.names.length === 0
+      ? VANILLA_GLOBALS.filter((k) => text(k) !== undefined).map(
+          (k) => `  - ${k} is set but no Vanilla forum is: set VANILLA_URL (or remove ${k})`,
+        )
+      : []),
+  ];
+  const forums = found.names.map((forum) => ({
+    name: forum,
+    texts: Object.fromEntries(
+      VANILLA_SUFFIXES.map((suffix) => [suffix, text(name(forum, suffix)) as string]),
+    ),
+  }));
+  return { errors, problems, single, forums };
+}
+
+/**
+ * Puts the `VANILLA_FORUM_<NAME>_*` forums into the options after the single Vanilla forum (named
+ * `default` next to them), and stops on a role map without the Discord server it needs.
+ *
+ * @throws DiscourseConnectConfigurationError
+ */
+function vanillaOptionsFromEnv(
+  vanilla: VanillaEnv,
+  values: Record<string, string | undefined>,
+  options: Record<string, unknown>,
+): void {
+  const mapped =
+    (vanilla.single && values.VANILLA_ROLE_MAP !== undefined ? 'VANILLA_ROLE_MAP' : undefined) ??
+    vanilla.forums
+      .filter((f) => f.texts.ROLE_MAP !== undefined)
+      .map((f) => `${VANILLA_FORUM_ENV_PREFIX}${f.name}_ROLE_MAP`)[0];
+  if (mapped && !values.DISCORD_GUILD_ID) {
+    throw new DiscourseConnectConfigurationError(
+      `Invalid configuration: ${mapped} needs DISCORD_GUILD_ID (the Discord server whose roles map to Vanilla roles).`,
+    );
+  }
+  if (vanilla.single && vanilla.forums.length > 0) {
+    setPath(options, 'vanilla.forums.0.name', DEFAULT_FORUM_NAME);
+  }
+  const first = vanilla.single ? 1 : 0;
+  vanilla.forums.forEach((forum, i) => {
+    setPath(options, `vanilla.forums.${first + i}.name`, forum.name.toLowerCase());
+    for (const f of VANILLA_FORUM_ENV_ENTRIES) {
+      const text = forum.texts[f.suffix];
+      if (text === undefined) continue;
+      setPath(
+        options,
+        f.entry.option.replace('vanilla.forums[]', `vanilla.forums.${first + i}`),
+        forumOptionFromEnv(f.entry, text),
+      );
+    }
+  });
 }
 
 /** Forum pages people paste instead of the forum's base URL. */
@@ -274,34 +407,13 @@ export function findCutEnvValues(envFileText: string): string[] {
 export function discourseConnectOptionsFromEnv(
   env: Record<string, unknown>,
 ): DiscourseConnectModuleOptions {
-  const { values: v, single, forums } = validateEnv(env);
+  const { values: v, single, forums, vanilla } = validateEnv(env);
   checkUrlMistakes(v, [
     ...(single ? [['DISCOURSE_URL', v.DISCOURSE_URL] as const] : []),
     ...forums.map((f) => [forumEnvName(f.name, 'URL'), f.texts.URL!] as const),
   ]);
-  const mapped = forums.find((f) => f.texts.GROUP_MAP !== undefined);
-  if (mapped && !v.DISCORD_GUILD_ID) {
-    throw new DiscourseConnectConfigurationError(
-      `Invalid configuration: ${forumEnvName(mapped.name, 'GROUP_MAP')} needs DISCORD_GUILD_ID (the Discord server whose roles map to groups).`,
-    );
-  }
-  if (v.DISCORD_BOT_TOKEN && !v.DISCORD_GUILD_ID) {
-    throw new DiscourseConnectConfigurationError(
-      'Invalid configuration: DISCORD_BOT_TOKEN needs DISCORD_GUILD_ID (the Discord server whose members the bot watches).',
-    );
-  }
-  // Without DISCOURSE_GROUP_MAP, every forum needs its own map.
-  const everyForumMapped = !single && forums.every((f) => f.texts.GROUP_MAP !== undefined);
-  if (
-    Boolean(v.DISCORD_GUILD_ID) !== Boolean(v.DISCOURSE_GROUP_MAP) &&
-    !(v.DISCORD_GUILD_ID && everyForumMapped)
-  ) {
-    throw new DiscourseConnectConfigurationError(
-      'Invalid configuration: DISCORD_GUILD_ID and DISCOURSE_GROUP_MAP go together (set both to map roles to groups, or neither; ' +
-        `with several forums, ${forumEnvName('<NAME>', 'GROUP_MAP')} on every forum may replace DISCOURSE_GROUP_MAP).`,
-    );
-  }
   const values = v as unknown as Record<string, string | undefined>;
+  checkRoleBasedVariables(values, forums);
   const options: Record<string, unknown> = {};
   for (const entry of ENV_ENTRIES) {
     const text = values[entry.env.name];
@@ -326,7 +438,36 @@ export function discourseConnectOptionsFromEnv(
       );
     }
   });
+  vanillaOptionsFromEnv(vanilla, values, options);
+  // Vanilla forums only: no Discourse forum.
+  options.forums ??= [];
   return options as unknown as DiscourseConnectModuleOptions;
+}
+
+/**
+ * Every role-based variable (`ROLE_BASED_VARIABLES`: group maps, staff roles, …) names roles of one
+ * Discord server: any of them set needs `DISCORD_GUILD_ID`.
+ *
+ * @throws DiscourseConnectConfigurationError
+ */
+function checkRoleBasedVariables(
+  values: Record<string, string | undefined>,
+  forums: ValidatedEnv['forums'],
+): void {
+  if (values.DISCORD_GUILD_ID !== undefined) return;
+  const set = [
+    ...ROLE_BASED_VARIABLES.env.filter((name) => values[name] !== undefined),
+    ...forums.flatMap((f) =>
+      ROLE_BASED_VARIABLES.forumSuffixes
+        .filter((suffix) => f.texts[suffix] !== undefined)
+        .map((suffix) => forumEnvName(f.name, suffix)),
+    ),
+  ];
+  if (set.length === 0) return;
+  throw new DiscourseConnectConfigurationError(
+    `Invalid configuration: ${set.join(', ')} ${set.length === 1 ? 'needs' : 'need'} DISCORD_GUILD_ID ` +
+      '(the id of the Discord server whose roles they name).',
+  );
 }
 
 /** Sets `a.b.0.c` in nested objects, creating them (an array for a numeric step). */

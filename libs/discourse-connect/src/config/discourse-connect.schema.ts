@@ -17,6 +17,17 @@ const COOKIE_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const GROUP_MAP = new RegExp(
   `^\\s*${inner(DISCORD_ID)}\\s*=\\s*${inner(FORUM_GROUP)}\\s*(,\\s*${inner(DISCORD_ID)}\\s*=\\s*${inner(FORUM_GROUP)}\\s*)*$`,
 );
+/** What `DISCOURSE_ADMIN_ROLES` looks like: `123,456`. */
+const ROLE_LIST = new RegExp(`^\\s*${inner(DISCORD_ID)}\\s*(,\\s*${inner(DISCORD_ID)}\\s*)*$`);
+/** A Vanilla jsConnect client id. */
+const VANILLA_CLIENT_ID = /^[A-Za-z0-9_.:-]{1,100}$/;
+/** A Vanilla role name: letters, digits, spaces inside ("Super Moderator") and _ . ' ( ) & + -. */
+export const VANILLA_ROLE =
+  /^[A-Za-z0-9_.'()&+-](?:[A-Za-z0-9 _.'()&+-]{0,98}[A-Za-z0-9_.'()&+-])?$/;
+/** What `VANILLA_ROLE_MAP` looks like: `123=Member,456=Super Moderator`. */
+const ROLE_NAME_MAP = new RegExp(
+  `^\\s*${inner(DISCORD_ID)}\\s*=\\s*${inner(VANILLA_ROLE)}\\s*(,\\s*${inner(DISCORD_ID)}\\s*=\\s*${inner(VANILLA_ROLE)}\\s*)*$`,
+);
 /** The window of the per-IP rate limit, in seconds, when only the limit is given. */
 const RATE_LIMIT_WINDOW_SECONDS = 60;
 
@@ -40,7 +51,11 @@ export type ConfigRule =
   /** A list of non-empty strings. */
   | { kind: 'stringList' }
   /** Discord role id → forum group name. */
-  | { kind: 'roleGroups' };
+  | { kind: 'roleGroups' }
+  /** A list of Discord role ids. */
+  | { kind: 'roleIds' }
+  /** Discord role id → Vanilla role name. */
+  | { kind: 'roleNames' };
 
 /** How an environment variable sets an option. */
 export interface EnvBinding {
@@ -101,6 +116,7 @@ export const OPTIONAL_SECTIONS = [
   'redis',
   'sync',
   'rateLimit',
+  'vanilla',
   'lifecycle',
   'bot',
 ] as const;
@@ -195,6 +211,33 @@ export const DISCOURSE_CONNECT_SCHEMA = [
       rule: { kind: 'pattern', pattern: GROUP_MAP },
       message: 'must map Discord role ids to forum groups, e.g. 123=members,456=moderators',
       toValue: parseGroupMap,
+    },
+  },
+  // Staff flags from Discord roles: per forum.
+  {
+    option: 'forums[].adminRoles',
+    type: 'list',
+    rule: { kind: 'roleIds' },
+    message:
+      'must list Discord role ids that grant admin on this forum, e.g. ["123"] (needs groups.guildId)',
+    forumEnv: {
+      suffix: 'ADMIN_ROLES',
+      rule: { kind: 'pattern', pattern: ROLE_LIST },
+      message: 'must be Discord role ids separated by commas, e.g. 123,456',
+      toValue: parseRoleList,
+    },
+  },
+  {
+    option: 'forums[].moderatorRoles',
+    type: 'list',
+    rule: { kind: 'roleIds' },
+    message:
+      'must list Discord role ids that grant moderator on this forum, e.g. ["123"] (needs groups.guildId)',
+    forumEnv: {
+      suffix: 'MODERATOR_ROLES',
+      rule: { kind: 'pattern', pattern: ROLE_LIST },
+      message: 'must be Discord role ids separated by commas, e.g. 123,456',
+      toValue: parseRoleList,
     },
   },
   {
@@ -394,7 +437,6 @@ export const DISCOURSE_CONNECT_SCHEMA = [
   {
     option: 'groups.roleGroups',
     type: 'map',
-    required: true,
     rule: { kind: 'roleGroups' },
     message: 'must map Discord role ids to forum groups, e.g. 123=members,456=moderators',
     env: {
@@ -423,6 +465,41 @@ export const DISCOURSE_CONNECT_SCHEMA = [
       example: 'true',
       needs: 'DISCORD_GUILD_ID',
     },
+  },
+  // Staff flags from Discord roles: shared by every forum.
+  {
+    option: 'groups.adminRoles',
+    type: 'list',
+    rule: { kind: 'roleIds' },
+    message: 'must list Discord role ids that grant admin, e.g. ["123"]',
+    env: {
+      name: 'DISCOURSE_ADMIN_ROLES',
+      example: '123, 456',
+      rule: { kind: 'pattern', pattern: ROLE_LIST },
+      message: 'must be Discord role ids separated by commas, e.g. 123,456',
+      toOptions: (text) => ['groups.adminRoles', parseRoleList(text)],
+    },
+  },
+  {
+    option: 'groups.moderatorRoles',
+    type: 'list',
+    rule: { kind: 'roleIds' },
+    message: 'must list Discord role ids that grant moderator, e.g. ["123"]',
+    env: {
+      name: 'DISCOURSE_MODERATOR_ROLES',
+      example: '789',
+      rule: { kind: 'pattern', pattern: ROLE_LIST },
+      message: 'must be Discord role ids separated by commas, e.g. 123,456',
+      toOptions: (text) => ['groups.moderatorRoles', parseRoleList(text)],
+    },
+  },
+  {
+    option: 'groups.staffRequireMfa',
+    type: 'boolean',
+    default: true,
+    rule: { kind: 'boolean' },
+    message: BOOLEAN,
+    env: { name: 'DISCOURSE_STAFF_REQUIRE_MFA', example: 'false', needs: 'DISCORD_GUILD_ID' },
   },
   {
     option: 'bot.token',
@@ -564,6 +641,114 @@ export const DISCOURSE_CONNECT_SCHEMA = [
     rule: { kind: 'relativePath' },
     message: APP_PATH,
   },
+  // Vanilla forums (jsConnect v3). `VANILLA_FORUM_<NAME>_<suffix>` sets a `vanilla.forums[]` option.
+  {
+    option: 'vanilla.forums[].url',
+    type: 'string',
+    required: true,
+    rule: { kind: 'httpUrl' },
+    message: "must be the Vanilla forum's base URL, e.g. https://community.example.com",
+    env: { name: 'VANILLA_URL', example: 'https://vanilla.example.com' },
+    forumEnv: { suffix: 'URL' },
+  },
+  {
+    option: 'vanilla.forums[].clientId',
+    type: 'string',
+    required: true,
+    rule: { kind: 'pattern', pattern: VANILLA_CLIENT_ID },
+    message:
+      "must be the jsConnect connection's client id from Vanilla's dashboard (letters, digits, _ . : -)",
+    env: { name: 'VANILLA_CLIENT_ID', example: '1234567890' },
+    forumEnv: { suffix: 'CLIENT_ID' },
+  },
+  {
+    option: 'vanilla.forums[].secret',
+    type: 'string',
+    required: true,
+    secret: true,
+    rule: { kind: 'minLength', min: 16 },
+    message: "must be the jsConnect connection's secret from Vanilla's dashboard, 16+ characters",
+    env: { name: 'VANILLA_SECRET', example: 'vanilla-secret-0123456789' },
+    forumEnv: { suffix: 'SECRET' },
+  },
+  {
+    option: 'vanilla.forums[].name',
+    type: 'string',
+    rule: { kind: 'nonEmpty' },
+    message: 'must be a non-empty string (it is used in ?forum= on the Vanilla forum link)',
+  },
+  {
+    option: 'vanilla.forums[].roleMap',
+    type: 'map',
+    rule: { kind: 'roleNames' },
+    message:
+      'must map Discord role ids to Vanilla role names, e.g. 123=Member,456=Moderator (needs groups.guildId)',
+    env: {
+      name: 'VANILLA_ROLE_MAP',
+      example: '123=Member, 456=Super Moderator',
+      rule: { kind: 'pattern', pattern: ROLE_NAME_MAP },
+      message: 'must map Discord role ids to Vanilla role names, e.g. 123=Member,456=Moderator',
+      needs: 'VANILLA_URL',
+      toOptions: (text) => ['vanilla.forums[].roleMap', parseGroupMap(text)],
+    },
+    forumEnv: {
+      suffix: 'ROLE_MAP',
+      rule: { kind: 'pattern', pattern: ROLE_NAME_MAP },
+      message: 'must map Discord role ids to Vanilla role names, e.g. 123=Member,456=Moderator',
+      toValue: parseGroupMap,
+    },
+  },
+  {
+    option: 'vanilla.forums[].algorithm',
+    type: 'string',
+    default: 'HS256',
+    rule: { kind: 'pattern', pattern: /^HS(256|384|512)$/ },
+    message:
+      "must be HS256, HS384 or HS512, the connection's signing algorithm in Vanilla's dashboard",
+    env: { name: 'VANILLA_ALGORITHM', example: 'HS512', needs: 'VANILLA_URL' },
+    forumEnv: { suffix: 'ALGORITHM' },
+  },
+  {
+    option: 'vanilla.forums[].defaultSignIn',
+    type: 'boolean',
+    default: true,
+    rule: { kind: 'boolean' },
+    message: `${BOOLEAN} (true when the connection is the forum's default sign-in method)`,
+    env: { name: 'VANILLA_DEFAULT_SIGN_IN', example: 'false', needs: 'VANILLA_URL' },
+    forumEnv: { suffix: 'DEFAULT_SIGN_IN' },
+  },
+  {
+    option: 'vanilla.defaultRole',
+    type: 'string',
+    default: 'Member',
+    rule: { kind: 'pattern', pattern: VANILLA_ROLE },
+    message: 'must be a Vanilla role name every member gets with a role map, e.g. Member',
+    env: { name: 'VANILLA_DEFAULT_ROLE', example: 'Member' },
+  },
+  {
+    option: 'vanilla.guests',
+    type: 'boolean',
+    default: false,
+    rule: { kind: 'boolean' },
+    message: `${BOOLEAN} (true answers people not signed in as guests instead of signing them in)`,
+    env: { name: 'VANILLA_GUESTS', example: 'true' },
+  },
+  {
+    option: 'vanilla.sendUnverifiedEmail',
+    type: 'boolean',
+    default: false,
+    rule: { kind: 'boolean' },
+    message: `${BOOLEAN} (true only with the forum's AutoConnect off)`,
+    env: { name: 'VANILLA_SEND_UNVERIFIED_EMAIL', example: 'true' },
+  },
+  {
+    option: 'vanilla.signOutThroughForum',
+    type: 'boolean',
+    default: false,
+    rule: { kind: 'boolean' },
+    message: `${BOOLEAN} (true sends people who sign out here through each Vanilla forum's sign-out)`,
+    env: { name: 'VANILLA_SIGN_OUT_THROUGH_FORUM', example: 'true' },
+  },
 ] as const satisfies readonly ConfigEntry[];
 
 type Entry = (typeof DISCOURSE_CONNECT_SCHEMA)[number];
@@ -583,6 +768,22 @@ type RequiredEnvName<E = Extract<EnvEntry, { required: true }>> = E extends {
 export type DiscourseConnectEnvValues = {
   [K in Exclude<DiscourseConnectEnvName, RequiredEnvName>]?: string;
 } & { [K in RequiredEnvName]: string };
+
+/**
+ * The variables of the features built on Discord roles: setting any of them needs
+ * `DISCORD_GUILD_ID`, the server whose roles they name (boot says so). `forumSuffixes` are the
+ * per-forum forms (`DISCOURSE_FORUM_<NAME>_<suffix>`). A new role-based variable goes here.
+ */
+export const ROLE_BASED_VARIABLES: { env: readonly string[]; forumSuffixes: readonly string[] } = {
+  env: [
+    'DISCOURSE_GROUP_MAP',
+    'DISCOURSE_ADMIN_ROLES',
+    'DISCOURSE_MODERATOR_ROLES',
+    'VANILLA_ROLE_MAP',
+    'DISCORD_BOT_TOKEN',
+  ],
+  forumSuffixes: ['GROUP_MAP', 'ADMIN_ROLES', 'MODERATOR_ROLES'],
+};
 
 /** Every entry, typed loosely for code that walks the table. */
 export const CONFIG_ENTRIES: readonly ConfigEntry[] = DISCOURSE_CONNECT_SCHEMA;
@@ -604,7 +805,8 @@ export const DEFAULT_FORUM_NAME = 'default';
 
 /** The entries a per-forum variable sets, with its binding completed from the single-forum one. */
 export const FORUM_ENV_ENTRIES = CONFIG_ENTRIES.filter(
-  (e): e is ConfigEntry & { forumEnv: ForumEnvBinding } => e.forumEnv !== undefined,
+  (e): e is ConfigEntry & { forumEnv: ForumEnvBinding } =>
+    e.forumEnv !== undefined && e.option.startsWith('forums[]'),
 ).map((entry) => ({
   entry,
   suffix: entry.forumEnv.suffix,
@@ -614,6 +816,24 @@ export const FORUM_ENV_ENTRIES = CONFIG_ENTRIES.filter(
   needs: entry.forumEnv.needs,
   /** Required for every forum the variables describe. */
   required: isRequiredInEnv(entry),
+}));
+
+/** Where the per-forum variables of Vanilla forums start: `VANILLA_FORUM_<NAME>_<SUFFIX>`. */
+export const VANILLA_FORUM_ENV_PREFIX = 'VANILLA_FORUM_';
+
+/** The entries a `VANILLA_FORUM_<NAME>_*` variable sets, completed from the single-forum ones. */
+export const VANILLA_FORUM_ENV_ENTRIES = CONFIG_ENTRIES.filter(
+  (e): e is ConfigEntry & { forumEnv: ForumEnvBinding } =>
+    e.forumEnv !== undefined && e.option.startsWith('vanilla.forums[]'),
+).map((entry) => ({
+  entry,
+  suffix: entry.forumEnv.suffix,
+  example: entry.forumEnv.example ?? entry.env?.example ?? '',
+  rule: entry.forumEnv.rule ?? entry.env?.rule ?? entry.rule,
+  message: entry.forumEnv.message ?? entry.env?.message ?? entry.message,
+  needs: entry.forumEnv.needs,
+  /** Required for every Vanilla forum the variables describe. */
+  required: entry.required === true,
 }));
 
 /** The variable of one forum's option: `DISCOURSE_FORUM_<NAME>_<SUFFIX>`. */
@@ -687,6 +907,12 @@ export function optionProblem(entry: ConfigEntry, value: unknown): string | unde
       return isRedisUrl(value) ? undefined : entry.message;
     case 'roleGroups':
       return roleGroupsProblem(value, entry.message);
+    case 'roleIds':
+      return Array.isArray(value) && value.every((x) => typeof x === 'string' && DISCORD_ID.test(x))
+        ? undefined
+        : entry.message;
+    case 'roleNames':
+      return roleNamesProblem(value, entry.message);
   }
 }
 
@@ -716,6 +942,19 @@ function roleGroupsProblem(value: unknown, message: string): string | undefined 
   return undefined;
 }
 
+function roleNamesProblem(value: unknown, message: string): string | undefined {
+  const entries =
+    typeof value === 'object' && value !== null ? Object.entries(value as object) : [];
+  if (entries.length === 0) return `${message} (at least one)`;
+  for (const [role, name] of entries) {
+    if (!DISCORD_ID.test(role)) return `${message} ("${role}" is not a Discord role id, digits)`;
+    if (typeof name !== 'string' || !VANILLA_ROLE.test(name)) {
+      return `${message} ("${String(name)}" is not a Vanilla role name: letters, digits, spaces, _ . ' ( ) & + -)`;
+    }
+  }
+  return undefined;
+}
+
 /** An absolute http(s) URL without credentials, query or fragment (URLs here are not secret). */
 function httpUrlProblem(value: unknown): string | undefined {
   if (typeof value !== 'string' || !value) return 'is required: an http(s) URL';
@@ -739,6 +978,11 @@ function parseGroupMap(text: string): Record<string, string> {
   return Object.fromEntries(
     text.split(',').map((pair) => pair.split('=').map((part) => part.trim())),
   );
+}
+
+/** `123, 456` as a list of role ids. */
+function parseRoleList(text: string): string[] {
+  return [...new Set(text.split(',').map((id) => id.trim()))];
 }
 
 /** The source of a pattern without its anchors, to build larger patterns from it. */

@@ -5,6 +5,7 @@ import type {
   DiscourseConnectLifecycleOptions,
   DiscourseConnectModuleOptions,
   DiscourseConnectSyncOptions,
+  VanillaJsConnectAlgorithm,
 } from '../discourse-connect-options.interface';
 import { ForumBase, parseForumBase } from '../common/urls';
 import { configEntry, optionProblem } from './discourse-connect.schema';
@@ -21,6 +22,21 @@ export interface ResolvedForum extends ForumBase {
   webhookSecret?: string;
   /** This forum's own role → group map and the groups it manages, when it has one (else `groups`'). */
   groups?: { roleGroups: Record<string, string>; managed: string[] };
+  /** Discord role ids granting `admin` / `moderator` here: the forum's own lists, else `groups`'. */
+  staffRoles: { admin: string[]; moderator: string[] };
+}
+
+/** A Vanilla forum with its URL parsed once. */
+export interface ResolvedVanillaForum extends ForumBase {
+  name: string;
+  /** Base URL without a trailing slash. */
+  url: string;
+  clientId: string;
+  secret: string;
+  algorithm: VanillaJsConnectAlgorithm;
+  /** Discord role id → Vanilla role name, when roles are sent to this forum. */
+  roleMap?: Record<string, string>;
+  defaultSignIn: boolean;
 }
 
 /**
@@ -87,6 +103,14 @@ export class DiscourseConnectSettings {
     gateway: boolean;
     leaseMs: number;
   };
+  /** Vanilla forums through jsConnect v3; undefined when none is configured. */
+  readonly vanilla?: {
+    forums: readonly ResolvedVanillaForum[];
+    defaultRole: string;
+    guests: boolean;
+    sendUnverifiedEmail: boolean;
+    signOutThroughForum: boolean;
+  };
 
   constructor(options: DiscourseConnectModuleOptions) {
     const fail = (message: string): never => {
@@ -125,11 +149,18 @@ export class DiscourseConnectSettings {
       anonymizedSignIn: read('lifecycle.anonymizedSignIn', lifecycle.anonymizedSignIn),
     };
 
-    if (!Array.isArray(options.forums) || options.forums.length === 0) {
-      fail('forums must list at least one Discourse forum ({ url, secret }).');
+    // A site with only Vanilla forums has no Discourse forum: `forums` may then be empty.
+    const vanillaOnly =
+      options.vanilla !== undefined &&
+      (options.forums === undefined || (Array.isArray(options.forums) && !options.forums.length));
+    if (!vanillaOnly && (!Array.isArray(options.forums) || options.forums.length === 0)) {
+      fail(
+        'forums must list at least one Discourse forum ({ url, secret }), unless vanilla lists Vanilla forums.',
+      );
     }
     const names = new Set<string>();
-    this.forums = options.forums.map((forum, i) => {
+    const ownStaffRoles: { admin?: string[]; moderator?: string[] }[] = [];
+    this.forums = (options.forums ?? []).map((forum, i) => {
       const url = read<string>('forums[].url', forum?.url, i).replace(/\/+$/, '');
       const secret = read<string>('forums[].secret', forum.secret, i);
       const name =
@@ -157,6 +188,19 @@ export class DiscourseConnectSettings {
           `forums[${i}].groupMap needs groups: { guildId } (the Discord server whose roles map to groups).`,
         );
       }
+      const adminRoles = read<string[] | undefined>('forums[].adminRoles', forum.adminRoles, i);
+      const moderatorRoles = read<string[] | undefined>(
+        'forums[].moderatorRoles',
+        forum.moderatorRoles,
+        i,
+      );
+      if ((adminRoles || moderatorRoles) && !options.groups) {
+        fail(
+          `forums[${i}].adminRoles and moderatorRoles need groups: { guildId } (the Discord server whose roles grant staff flags).`,
+        );
+      }
+      // The shared lists (read below, with groups) fill what the forum does not set.
+      ownStaffRoles.push({ admin: adminRoles, moderator: moderatorRoles });
       return {
         ...parseForumBase(url),
         url,
@@ -167,6 +211,7 @@ export class DiscourseConnectSettings {
         groups: groupMap
           ? { roleGroups: { ...groupMap }, managed: [...new Set(Object.values(groupMap))].sort() }
           : undefined,
+        staffRoles: { admin: [], moderator: [] },
       };
     });
     checkDistinctForums(this.forums, fail);
@@ -207,9 +252,8 @@ export class DiscourseConnectSettings {
 
     if (options.groups) {
       const g = options.groups;
-      // Without a shared map, every forum has its own.
       const roleGroups =
-        g.roleGroups === undefined && this.forums.every((f) => f.groups)
+        g.roleGroups === undefined
           ? {}
           : read<Record<string, string>>('groups.roleGroups', g.roleGroups);
       this.groups = {
@@ -217,8 +261,20 @@ export class DiscourseConnectSettings {
         roleGroups: { ...roleGroups },
         fullGroupList: read('groups.fullGroupList', g.fullGroupList),
         requireMembership: read('groups.requireMembership', g.requireMembership),
+        adminRoles: [...(read<string[] | undefined>('groups.adminRoles', g.adminRoles) ?? [])],
+        moderatorRoles: [
+          ...(read<string[] | undefined>('groups.moderatorRoles', g.moderatorRoles) ?? []),
+        ],
+        staffRequireMfa: read('groups.staffRequireMfa', g.staffRequireMfa),
         managed: [...new Set(Object.values(roleGroups))].sort(),
       };
+      const shared = this.groups;
+      this.forums.forEach((forum, i) => {
+        forum.staffRoles = {
+          admin: [...(ownStaffRoles[i].admin ?? shared.adminRoles)],
+          moderator: [...(ownStaffRoles[i].moderator ?? shared.moderatorRoles)],
+        };
+      });
     }
 
     const rateLimit = options.rateLimit;
@@ -276,6 +332,25 @@ export class DiscourseConnectSettings {
 
     this.afterSignOutPath = read('afterSignOutPath', options.afterSignOutPath);
     this.afterSignInPath = read('afterSignInPath', options.afterSignInPath);
+    if (options.vanilla !== undefined) this.vanilla = vanillaSettings(options, read, fail);
+  }
+
+  /**
+   * Where `POST /auth/logout` sends a person: `afterSignOutPath`, or with
+   * `vanilla.signOutThroughForum` through each Vanilla forum's `/entry/signout?target=` first.
+   */
+  get afterLocalSignOutUrl(): string {
+    if (!this.vanilla?.signOutThroughForum) return this.afterSignOutPath;
+    return this.vanilla.forums.reduceRight(
+      (next, forum) => `${forum.url}/entry/signout?${new URLSearchParams({ target: next })}`,
+      `${this.publicUrl}${this.afterSignOutPath}`,
+    );
+  }
+
+  /** The Vanilla forum chosen by `?forum=<name>`, or the first one. */
+  vanillaForumByName(name?: string): ResolvedVanillaForum | undefined {
+    const forums = this.vanilla?.forums ?? [];
+    return name ? forums.find((f) => f.name === name) : forums[0];
   }
 
   /** Forums with an admin API key: the ones the sync queue works for. */
@@ -287,6 +362,66 @@ export class DiscourseConnectSettings {
   forumByName(name?: string): ResolvedForum | undefined {
     return name ? this.forums.find((f) => f.name === name) : this.forums[0];
   }
+}
+
+/** The `vanilla` options checked and completed with their defaults. */
+function vanillaSettings(
+  options: DiscourseConnectModuleOptions,
+  read: <T>(option: string, value: unknown, forum?: number) => T,
+  fail: (m: string) => never,
+): NonNullable<DiscourseConnectSettings['vanilla']> {
+  const v = options.vanilla!;
+  if (typeof v !== 'object' || v === null || !Array.isArray(v.forums) || v.forums.length === 0) {
+    fail('vanilla.forums must list at least one Vanilla forum ({ url, clientId, secret }).');
+  }
+  const forums = v.forums.map((forum, i): ResolvedVanillaForum => {
+    const vf = <T>(option: string, value: unknown): T =>
+      read<T>(`vanilla.forums[].${option}`, value, i);
+    const url = vf<string>('url', forum?.url).replace(/\/+$/, '');
+    const roleMap = vf<Record<string, string> | undefined>('roleMap', forum.roleMap);
+    if (roleMap && !options.groups) {
+      fail(
+        `vanilla.forums[${i}].roleMap needs groups: { guildId } (the Discord server whose roles map to Vanilla roles).`,
+      );
+    }
+    return {
+      ...parseForumBase(url),
+      url,
+      name: vf<string | undefined>('name', forum.name) ?? new URL(url).hostname,
+      clientId: vf('clientId', forum.clientId),
+      secret: vf('secret', forum.secret),
+      algorithm: vf('algorithm', forum.algorithm),
+      roleMap: roleMap ? { ...roleMap } : undefined,
+      defaultSignIn: vf('defaultSignIn', forum.defaultSignIn),
+    };
+  });
+  forums.forEach((a, i) => {
+    for (const b of forums.slice(i + 1)) {
+      if (a.name === b.name) {
+        fail(
+          `vanilla.forums name "${a.name}" is used twice; give each Vanilla forum its own name.`,
+        );
+      }
+      if (a.clientId === b.clientId) {
+        fail(
+          `Vanilla forums "${a.name}" and "${b.name}" have the same client id: each jsConnect connection needs its own.`,
+        );
+      }
+      if (urlsOverlap(a.url, b.url)) {
+        fail(
+          `Vanilla forums "${a.name}" (${a.url}) and "${b.name}" (${b.url}) overlap: one URL is inside the other. ` +
+            'Give each forum its own base URL.',
+        );
+      }
+    }
+  });
+  return {
+    forums,
+    defaultRole: read('vanilla.defaultRole', v.defaultRole),
+    guests: read('vanilla.guests', v.guests),
+    sendUnverifiedEmail: read('vanilla.sendUnverifiedEmail', v.sendUnverifiedEmail),
+    signOutThroughForum: read('vanilla.signOutThroughForum', v.signOutThroughForum),
+  };
 }
 
 /**

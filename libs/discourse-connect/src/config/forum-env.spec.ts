@@ -212,3 +212,94 @@ describe('several forums from the environment (DISCOURSE_FORUM_<NAME>_*)', () =>
     expect(findCutEnvValues('DISCOURSE_FORUM_ALPHA_SECRET=abc#def')).toHaveLength(1);
   });
 });
+
+describe('staff roles and the role-based variables from the environment', () => {
+  it('reads the shared and per-forum staff role lists and the two-factor requirement', () => {
+    const settings = new DiscourseConnectSettings(
+      discourseConnectOptionsFromEnv({
+        ...twoForums(),
+        DISCORD_GUILD_ID: '999',
+        DISCOURSE_ADMIN_ROLES: '101, 102',
+        DISCOURSE_MODERATOR_ROLES: '201',
+        DISCOURSE_FORUM_BRAVO_ADMIN_ROLES: '301',
+        DISCOURSE_STAFF_REQUIRE_MFA: 'false',
+      }),
+    );
+    expect(settings.forumByName('alpha')!.staffRoles).toEqual({
+      admin: ['101', '102'],
+      moderator: ['201'],
+    });
+    expect(settings.forumByName('bravo')!.staffRoles).toEqual({
+      admin: ['301'],
+      moderator: ['201'],
+    });
+    expect(settings.groups).toMatchObject({ staffRequireMfa: false, roleGroups: {}, managed: [] });
+  });
+
+  it('requires two-factor authentication for staff flags unless told otherwise', () => {
+    const settings = new DiscourseConnectSettings(
+      discourseConnectOptionsFromEnv({
+        ...twoForums(),
+        DISCORD_GUILD_ID: '999',
+        DISCOURSE_MODERATOR_ROLES: '201',
+      }),
+    );
+    expect(settings.groups!.staffRequireMfa).toBe(true);
+    expect(settings.forums[0].staffRoles.admin).toEqual([]);
+  });
+
+  it('asks for DISCORD_GUILD_ID with any role-based variable, naming each one set', () => {
+    expect(bootError({ ...twoForums(), DISCOURSE_ADMIN_ROLES: '101' })).toContain(
+      'DISCOURSE_ADMIN_ROLES needs DISCORD_GUILD_ID',
+    );
+    expect(
+      bootError({
+        ...twoForums(),
+        DISCOURSE_MODERATOR_ROLES: '201',
+        DISCOURSE_FORUM_ALPHA_ADMIN_ROLES: '301',
+      }),
+    ).toContain(
+      'DISCOURSE_MODERATOR_ROLES, DISCOURSE_FORUM_ALPHA_ADMIN_ROLES need DISCORD_GUILD_ID',
+    );
+    // A guild id alone is fine (roles read, membership may be required), without a group map.
+    const alone = new DiscourseConnectSettings(
+      discourseConnectOptionsFromEnv({
+        ...twoForums(),
+        DISCORD_GUILD_ID: '999',
+        DISCORD_REQUIRE_GUILD_MEMBERSHIP: 'true',
+      }),
+    );
+    expect(alone.groups).toMatchObject({ guildId: '999', requireMembership: true, managed: [] });
+  });
+
+  it('refuses role lists that are not Discord role ids', () => {
+    expect(
+      bootError({ ...twoForums(), DISCORD_GUILD_ID: '999', DISCOURSE_ADMIN_ROLES: 'admins' }),
+    ).toContain('DISCOURSE_ADMIN_ROLES is invalid');
+    expect(
+      bootError({
+        ...twoForums(),
+        DISCORD_GUILD_ID: '999',
+        DISCOURSE_FORUM_BRAVO_MODERATOR_ROLES: '1,,2',
+      }),
+    ).toContain('DISCOURSE_FORUM_BRAVO_MODERATOR_ROLES is invalid');
+  });
+
+  it('in the options, a forum with staff roles needs groups: { guildId }', () => {
+    const base = discourseConnectOptionsFromEnv(twoForums());
+    expect(
+      () =>
+        new DiscourseConnectSettings({
+          ...base,
+          forums: base.forums.map((f, i) => (i === 0 ? { ...f, adminRoles: ['1'] } : f)),
+        }),
+    ).toThrow(/adminRoles and moderatorRoles need groups/);
+    expect(
+      () =>
+        new DiscourseConnectSettings({
+          ...base,
+          groups: { guildId: '999', moderatorRoles: ['not-a-role'] },
+        }),
+    ).toThrow(/groups.moderatorRoles must list Discord role ids/);
+  });
+});

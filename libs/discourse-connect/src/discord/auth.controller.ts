@@ -65,6 +65,6 @@ export class AuthController {
     @Res({ passthrough: true }) res: DiscourseConnectResponse,
   ) {
     await this.signOut.signOut(req, res, 'local');
-    return { url: this.settings.afterSignOutPath, statusCode: 303 };
+    return { url: this.settings.afterLocalSignOutUrl, statusCode: 303 };
   }
 }

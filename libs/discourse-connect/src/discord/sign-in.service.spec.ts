@@ -138,6 +138,23 @@ describe('DiscourseConnectSignIn (real SQLite)', () => {
     ]);
   });
 
+  it('two-factor turned off: stored, no profile change; a sync job only where roles grant staff flags', async () => {
+    const withStaff = await setup({ groups: { guildId: GUILD, adminRoles: ['1'] } });
+    await withStaff.signIn.signIn(profile({ mfa_enabled: true }), 'token');
+    const user = await withStaff.signIn.signIn(profile({ mfa_enabled: false }), 'token');
+    expect(user.mfaEnabled).toBe(false);
+    expect(await jobs(withStaff)).toEqual([
+      expect.objectContaining({ discordId: DISCORD_ID, kind: 'sync' }),
+    ]);
+    expect(events(withStaff)).not.toContain(`event ${DiscourseConnectEvents.ProfileChanged}`);
+
+    const without = await setup({ groups: { guildId: GUILD } });
+    await without.signIn.signIn(profile({ mfa_enabled: true }), 'token');
+    const again = await without.signIn.signIn(profile({ mfa_enabled: false }), 'token');
+    expect(again.mfaEnabled).toBe(false);
+    expect(await jobs(without)).toEqual([]);
+  });
+
   it('an unchanged re-login reads the user once and writes nothing', async () => {
     const s = await setup();
     await s.signIn.signIn(profile(), 'token');

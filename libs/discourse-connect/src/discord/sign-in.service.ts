@@ -6,7 +6,7 @@ import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
 import { DiscourseConnectFiltersService } from '../hooks/filters.service';
 import { SyncQueue } from '../sync/sync-queue.service';
-import { pickDiscordMetadata, type DiscordMetadata } from '../users/discord-profile';
+import { mfaEnabledOf, pickDiscordMetadata, type DiscordMetadata } from '../users/discord-profile';
 import type { LocalUser } from '../users/local-user.interface';
 import { SignInRefusedError } from './sign-in.errors';
 import { UsersService, type SignInOutcome } from '../users/users.service';
@@ -41,7 +41,7 @@ export class DiscourseConnectSignIn {
     await this.readRoles(discord, accessToken);
     const existing = await this.users.findByDiscordId(discord.id);
     await this.checkAllowed(discord, existing);
-    const outcome = await this.write(discord, existing);
+    const outcome = await this.write(discord, existing, mfaEnabledOf(profile));
     this.announce(outcome);
     return outcome.user;
   }
@@ -90,24 +90,38 @@ export class DiscourseConnectSignIn {
    * Creates or updates the user. A changed profile reaches the forum without a browser round trip:
    * the sync job is written in the same transaction as the change, and delivered by the worker.
    */
-  private write(discord: DiscordMetadata, existing: LocalUser | null): Promise<SignInOutcome> {
+  private write(
+    discord: DiscordMetadata,
+    existing: LocalUser | null,
+    mfaEnabled: boolean,
+  ): Promise<SignInOutcome> {
     const { onFirstSignIn } = this.settings.sync;
     return this.users.signInFromDiscord(
       discord,
       async (o, manager) => {
         // A changed profile goes to the forums where the member has an account; with
         // `sync.onFirstSignIn` a first sign-in creates the account on every forum (`create`).
-        if (o.changed) await this.queue.enqueue('sync', o.user.discordId, { manager });
+        // Two-factor authentication turned on or off changes staff flags, when roles grant any.
+        if (o.changed || (o.mfaChanged && this.staffRolesConfigured()))
+          await this.queue.enqueue('sync', o.user.discordId, { manager });
         else if (o.created && onFirstSignIn)
           await this.queue.enqueue('create', o.user.discordId, { manager });
       },
       { existing },
+      mfaEnabled,
+    );
+  }
+
+  /** Whether any forum grants staff flags from roles. */
+  private staffRolesConfigured(): boolean {
+    return this.settings.forums.some(
+      (f) => f.staffRoles.admin.length > 0 || f.staffRoles.moderator.length > 0,
     );
   }
 
   /** After the commit: wakes the queue's workers and emits the events. */
   private announce(outcome: SignInOutcome): void {
-    if (outcome.changed || outcome.created) this.queue.notify();
+    if (outcome.changed || outcome.created || outcome.mfaChanged) this.queue.notify();
     if (outcome.created)
       this.actions.emit(DiscourseConnectEvents.UserCreated, { user: outcome.user });
     if (outcome.changed && outcome.previous) {

@@ -14,6 +14,8 @@ export const DiscourseConnectEvents = {
   SyncSucceeded: 'discourse-connect.sync.succeeded',
   SyncFailed: 'discourse-connect.sync.failed',
   ForumUserChanged: 'discourse-connect.forum.user-changed',
+  StaffChanged: 'discourse-connect.staff.changed',
+  VanillaSignedIn: 'discourse-connect.vanilla.signed-in',
   // Member lifecycle.
   ForumUserSuspended: 'discourse-connect.forum.user-suspended',
   ForumUserUnsuspended: 'discourse-connect.forum.user-unsuspended',
@@ -60,6 +62,29 @@ export interface DiscordReconcileEvent {
   /** Calls made to Discord's member listing. */
   discordCalls: number;
   durationMs: number;
+}
+
+/**
+ * The module granted a member a staff flag on a forum, or took back one it had granted (staff
+ * flags from Discord roles). `via`: in the sign-in payload (`handshake`, sent as the browser goes
+ * back to the forum) or by `sync_sso` (`sync`, once the forum accepted it).
+ */
+export interface StaffChangedEvent {
+  forum: string;
+  discordId: string;
+  flag: 'admin' | 'moderator';
+  /** true: granted; false: taken back. */
+  granted: boolean;
+  via: 'handshake' | 'sync';
+}
+
+/** A member was answered signed in to a Vanilla forum (jsConnect). */
+export interface VanillaSignedInEvent {
+  user: LocalUser;
+  /** The Vanilla forum's name. */
+  forum: string;
+  /** The roles sent, when the forum has a role map. */
+  roles?: (string | number)[];
 }
 
 /** The forum reported a user created or updated, or (member lifecycle) suspended, unsuspended or deleted (webhook). */
@@ -129,8 +154,11 @@ export interface MemberForgottenEvent {
   forums: {
     forum: string;
     action: 'anonymize' | 'delete' | 'none';
-    /** `done`, `no-account` (nothing there), `pending` (the forum failed; a job keeps trying). */
-    outcome: 'done' | 'no-account' | 'pending';
+    /**
+     * `done`, `no-account` (nothing there), `pending` (the forum failed; a job keeps trying),
+     * `no-api-key` (the member has an account on a forum without an admin API key: left as it is).
+     */
+    outcome: 'done' | 'no-account' | 'pending' | 'no-api-key';
     error?: string;
   }[];
 }

@@ -2,6 +2,7 @@ import type { DiscourseConnectPayload } from '../protocol';
 import type { DiscordMetadata } from '../users/discord-profile';
 import type { LocalUser } from '../users/local-user.interface';
 import type { ResolvedForum } from '../config/discourse-connect.settings';
+import type { JsConnectUser } from '../jsconnect';
 
 /** Context of the `sso.payload` filter. */
 export interface SsoPayloadContext {
@@ -27,6 +28,15 @@ export interface GroupsContext {
   managed: string[];
 }
 
+/** Context of the `vanilla.user` filter. */
+export interface VanillaUserContext {
+  user: LocalUser;
+  /** The Vanilla forum the member is signing in to. */
+  forum: { name: string; url: string };
+  /** The user's role ids in the configured guild; null when not a member or roles are not read. */
+  roles: string[] | null;
+}
+
 /**
  * Every filter the module applies: its name, the value it transforms and the context it gets.
  * A filter returns the new value (or a promise of it).
@@ -38,6 +48,11 @@ export interface DiscourseConnectFilters {
   'user.canSignIn': { value: boolean | string; context: CanSignInContext };
   /** The forum groups this user should be in, among the managed ones (from the role map by default). */
   'discourse.groups': { value: string[]; context: GroupsContext };
+  /**
+   * The jsConnect user sent to a Vanilla forum, just before it is signed (`id` stays the Discord
+   * id, whatever the filter returns).
+   */
+  'vanilla.user': { value: JsConnectUser; context: VanillaUserContext };
 }
 
 export type DiscourseConnectFilterName = keyof DiscourseConnectFilters;

@@ -26,6 +26,12 @@ export const DISCOURSE_CONNECT_ROUTES = {
   signOut: { controller: 'auth', path: 'logout', method: RequestMethod.POST },
   /** `GET /health`. */
   health: { controller: 'health', path: '', method: RequestMethod.GET },
+  /** `GET /vanilla/connect`: a Vanilla forum's jsConnect authenticate URL. */
+  vanillaConnect: { controller: 'vanilla', path: 'connect', method: RequestMethod.GET },
+  /** `GET /vanilla/forum`: the Vanilla forum link. */
+  vanillaForumLink: { controller: 'vanilla', path: 'forum', method: RequestMethod.GET },
+  /** `GET|POST /vanilla/logout`: where a Vanilla forum's sign-out sends the browser. */
+  vanillaLogout: { controller: 'vanilla', path: 'logout', method: RequestMethod.GET },
 } as const;
 
 export type DiscourseConnectRouteName = keyof typeof DISCOURSE_CONNECT_ROUTES;

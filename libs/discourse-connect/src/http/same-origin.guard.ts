@@ -35,3 +35,34 @@ export function isSameOriginRequest(
   if (typeof origin === 'string' && origin !== new URL(publicUrl).origin) return false;
   return true;
 }
+
+/**
+ * A top-level navigation, as the Fetch Metadata headers say: `Sec-Fetch-Mode: navigate` and
+ * `Sec-Fetch-Dest: document`. False without them (a browser too old to send them), so such a
+ * request is never taken for one.
+ */
+export function isTopLevelNavigation(req: Pick<DiscourseConnectRequest, 'headers'>): boolean {
+  return (
+    req.headers['sec-fetch-mode'] === 'navigate' && req.headers['sec-fetch-dest'] === 'document'
+  );
+}
+
+/**
+ * Whether the request came from this site (`Sec-Fetch-Site: same-origin`) or, by its `Referer`,
+ * from one of `origins` (the configured forums).
+ */
+export function cameFromSiteOrOneOf(
+  req: Pick<DiscourseConnectRequest, 'headers'>,
+  publicUrl: string,
+  origins: readonly string[],
+): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (site === 'same-origin' && isSameOriginRequest(req, publicUrl)) return true;
+  const referer = req.headers.referer;
+  if (typeof referer !== 'string') return false;
+  try {
+    return origins.includes(new URL(referer).origin);
+  } catch {
+    return false;
+  }
+}

@@ -26,9 +26,16 @@ describe('DiscourseMemberLifecycle', () => {
   let lifecycle: DiscourseMemberLifecycle;
   const events: [string, unknown][] = [];
 
+  /** Without `api`, the forum has no admin API key (the module cannot act on it). */
+  let api = true;
+
   beforeEach(async () => {
     db = await migratedSqlite();
-    const settings = settingsFixture();
+    const settings = api
+      ? settingsFixture()
+      : settingsFixture({
+          forums: [{ url: 'https://forum.example.com/', secret: 'forum-secret-0123456789' }],
+        });
     links = new ForumLinks(db.getRepository(DiscourseConnectForumLinkEntity));
     const emitter = new EventEmitter2();
     emitter.onAny((event, payload) => events.push([String(event), payload]));
@@ -36,7 +43,7 @@ describe('DiscourseMemberLifecycle', () => {
     const admin = {
       isEnabled: () => false,
       getUserByExternalId: jest.fn(),
-      getAdminUser: jest.fn(),
+      getUserByUsername: jest.fn(),
     } as unknown as DiscourseAdminService;
     lifecycle = new DiscourseMemberLifecycle(
       settings,
@@ -90,6 +97,21 @@ describe('DiscourseMemberLifecycle', () => {
     );
     expect(await links.find(FORUM, ID)).toEqual(before);
     expect(events).toEqual([]);
+  });
+
+  describe('on a forum without an admin API key', () => {
+    beforeAll(() => (api = false));
+    afterAll(() => (api = true));
+
+    it('forget says the account there was left, and still removes the local data', async () => {
+      const report = await lifecycle.forget(ID);
+      expect(report).toEqual({
+        discordId: ID,
+        userRecord: 'absent',
+        forums: [{ forum: FORUM, action: 'anonymize', outcome: 'no-api-key' }],
+      });
+      expect(await links.find(FORUM, ID)).toBeNull();
+    });
   });
 
   it('refuses what is not a Discord id, and a suspension ending in the past', async () => {

@@ -182,6 +182,12 @@ export class DiscourseMemberLifecycle {
         }
       }),
     );
+    // A forum without an API key where the member has an account: said, since nothing can be done there.
+    const apiForums = new Set(this.settings.apiForums.map((f) => f.name));
+    for (const link of await this.links.forMember(discordId)) {
+      if (kind && link.status === 'linked' && !apiForums.has(link.forum))
+        forums.push({ forum: link.forum, action, outcome: 'no-api-key' });
+    }
     const retry = kind ? forums.filter((f) => f.outcome === 'pending').map((f) => f.forum) : [];
     const userRecord = await this.users.inStoreTransaction(discordId, async (store, manager) => {
       const run = async (m: EntityManager) => {
@@ -219,12 +225,12 @@ export class DiscourseMemberLifecycle {
    * What a signed user webhook body says of the member's forum account, applied to their link:
    *
    * - its `suspended_till` (present: suspended until then; absent: not suspended), when it differs
-   *   from what the link records, confirmed through the admin API (`GET /admin/users/<id>.json`)
+   *   from what the link records, confirmed through the admin API (`GET /u/by-external/<id>.json`)
    *   when the forum has a key, since a delivery may arrive late;
    * - a `user_destroyed` header, or a body that renames a linked account without its external id
    *   (what an anonymized account looks like), only makes the module ask the forum: the member's
-   *   `by-external` lookup 404 and the forum user gone → deleted; the forum user still there →
-   *   anonymized (detached from the member). The unsigned header alone never changes anything.
+   *   `by-external` lookup 404 and the body's username gone → deleted; that username still naming
+   *   the forum user → anonymized (detached from the member). The unsigned header alone never changes anything.
    *
    * Failures are logged: a webhook is never refused for them.
    */
@@ -241,7 +247,7 @@ export class DiscourseMemberLifecycle {
         link.forumUsername !== null &&
         link.forumUsername !== user.username;
       if (event === 'user_destroyed' || renamed) {
-        await this.confirmAccount(forum, discordId, user.id);
+        await this.confirmAccount(forum, discordId, user.id, user.username);
         return;
       }
       await this.applySuspension(forum, discordId, user, link.suspendedUntil ?? null);
@@ -265,12 +271,15 @@ export class DiscourseMemberLifecycle {
     if (said === was) return;
     let until = said;
     if (this.admin.isEnabled(forum)) {
-      const current = await this.admin.getAdminUser(user.id, forum);
-      if (!current) return this.confirmAccount(forum, discordId, user.id);
+      // A delivery may be late: the forum says where the account is now (`users: show` scope).
+      const current = await this.admin.getUserByExternalId(discordId, forum);
+      if (!current || current.id !== user.id) {
+        return this.confirmAccount(forum, discordId, user.id, user.username);
+      }
       const till =
         typeof current.suspended_till === 'string' ? Date.parse(current.suspended_till) : NaN;
       until = Number.isFinite(till) && till > now ? till : null;
-      if (until === was) return; // the body was late: the forum is where the link says
+      if (until === was) return;
     }
     await this.links.recordSuspension(forum, discordId, { until });
     this.emit(
@@ -289,13 +298,16 @@ export class DiscourseMemberLifecycle {
 
   /**
    * Asks the forum whether the member's account `forumUserId` is still theirs: found by external id
-   * → the link is updated; not found and the forum user gone → deleted; still there → anonymized.
-   * A member without a local record (forgotten) keeps no link either way.
+   * → the link is updated; not found, and the body's username no longer names that forum user →
+   * deleted; still names it → anonymized (the forum kept the account and detached it). Both asked
+   * through `GET /u/…` (the `users: show` scope). A member without a local record (forgotten) keeps
+   * no link either way.
    */
   private async confirmAccount(
     forum: string,
     discordId: string,
     forumUserId: number,
+    username: string,
   ): Promise<void> {
     if (!this.admin.isEnabled(forum)) return; // nothing to confirm with: the body alone is not enough
     const found = await this.admin.getUserByExternalId(discordId, forum);
@@ -306,14 +318,15 @@ export class DiscourseMemberLifecycle {
       });
       return;
     }
-    const forumUser = await this.admin.getAdminUser(forumUserId, forum);
+    const named = await this.admin.getUserByUsername(username, forum);
+    const kept = named?.id === forumUserId;
     const known = await this.users.findByDiscordId(discordId);
     if (!known) {
       await this.links.removeMember(discordId, { forum });
       return;
     }
     const link = await this.links.find(forum, discordId);
-    if (forumUser) {
+    if (kept) {
       if (link?.anonymizedAt) return;
       await this.links.recordAnonymized(forum, discordId);
       this.emit(DiscourseConnectEvents.ForumUserAnonymized, {

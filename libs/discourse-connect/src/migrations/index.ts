@@ -3,6 +3,7 @@ import { DiscourseConnectSync1732492800000 } from './1732492800000-discourse-con
 import { DiscourseConnectWebhookReplay1732665600000 } from './1732665600000-discourse-connect-webhook-replay';
 import { DiscourseConnectForumLinks1733011200000 } from './1733011200000-discourse-connect-forum-links';
 import { DiscourseConnectMemberLifecycle1764720000000 } from './1764720000000-discourse-connect-member-lifecycle';
+import { DiscourseConnectStaffFlags1764806400000 } from './1764806400000-discourse-connect-staff-flags';
 
 /** The module's migrations, in order: add them to the host's DataSource `migrations`. */
 export const DISCOURSE_CONNECT_MIGRATIONS = [
@@ -11,4 +12,5 @@ export const DISCOURSE_CONNECT_MIGRATIONS = [
   DiscourseConnectWebhookReplay1732665600000,
   DiscourseConnectForumLinks1733011200000,
   DiscourseConnectMemberLifecycle1764720000000,
+  DiscourseConnectStaffFlags1764806400000,
 ];

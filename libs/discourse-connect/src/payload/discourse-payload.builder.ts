@@ -4,6 +4,7 @@ import { DiscourseConnectFiltersService } from '../hooks/filters.service';
 import { buildSignedPayload, type DiscourseConnectPayload, type SignedPayload } from '../protocol';
 import { discordAvatarUrl } from '../users/discord-profile';
 import { discourseUsername } from './discourse-username';
+import type { StaffFlagPlan } from './staff-flags';
 import type { LocalUser } from '../users/local-user.interface';
 
 /** Why no payload could be made for a member. */
@@ -34,7 +35,8 @@ export class MemberCannotBeSyncedError extends Error {
  * for both the browser sign-in (with the forum's nonce) and the admin API's `sync_sso` (without).
  * The username follows Discourse's rules (`discourse-username.ts`).
  * The `sso.payload` filters run last, and cannot break the invariants: the right external_id
- * (and nonce), and `require_activation` whenever Discord has not verified the email.
+ * (and nonce), `require_activation` whenever Discord has not verified the email, and the staff
+ * flags of the policy (`staff-flags.ts`) on a forum whose roles grant them.
  */
 @Injectable()
 export class DiscoursePayloadBuilder {
@@ -55,17 +57,23 @@ export class DiscoursePayloadBuilder {
     user: LocalUser,
     forum: ResolvedForum,
     nonce: string,
+    staff?: StaffFlagPlan,
   ): Promise<DiscourseConnectPayload> {
-    return this.build(user, forum, nonce);
+    return this.build(user, forum, nonce, staff);
   }
 
   /**
-   * The payload of a `sync_sso` call: the same fields, never a nonce.
+   * The payload of a `sync_sso` call: the same fields, never a nonce. `staff` (both methods): the
+   * staff flags to send (`DiscourseConnectStaffFlags.plan`); without it none are sent.
    *
    * @throws MemberCannotBeSyncedError when the Discord account has no email.
    */
-  async forSync(user: LocalUser, forum: ResolvedForum): Promise<DiscourseConnectPayload> {
-    const payload = await this.build(user, forum, undefined);
+  async forSync(
+    user: LocalUser,
+    forum: ResolvedForum,
+    staff?: StaffFlagPlan,
+  ): Promise<DiscourseConnectPayload> {
+    const payload = await this.build(user, forum, undefined, staff);
     delete payload.nonce;
     return payload;
   }
@@ -92,6 +100,7 @@ export class DiscoursePayloadBuilder {
     user: LocalUser,
     forum: ResolvedForum,
     nonce: string | undefined,
+    staff: StaffFlagPlan | undefined,
   ): Promise<DiscourseConnectPayload> {
     if (!user.email) {
       throw new MemberCannotBeSyncedError(
@@ -121,6 +130,14 @@ export class DiscoursePayloadBuilder {
       forum: { name: forum.name, url: forum.url },
     });
     const payload: DiscourseConnectPayload = { ...filtered, nonce, external_id: user.discordId };
+    // A flag granted by roles on this forum follows the policy and its record only: a filter can
+    // neither grant nor take it back.
+    for (const flag of ['admin', 'moderator'] as const) {
+      const planned = staff?.fields[flag];
+      if (forum.staffRoles[flag].length === 0 && planned === undefined) continue;
+      delete payload[flag];
+      if (planned !== undefined) payload[flag] = planned;
+    }
     if (!user.emailVerified && payload.email && payload.require_activation !== true) {
       this.logger.warn(
         'an sso.payload filter dropped require_activation for an unverified email; it was put back',
@@ -143,6 +160,8 @@ export class DiscoursePayloadBuilder {
     if (!shared) return {};
     // The forum's own map, when it has one, wins over the shared one.
     const config = { ...shared, ...forum.groups };
+    // Only staff roles configured (no group map): groups are not managed.
+    if (Object.keys(config.roleGroups).length === 0) return {};
     const roles = user.metadata.roles ?? null;
     const fromRoles = [...new Set((roles ?? []).map((r) => config.roleGroups[r]).filter(Boolean))];
     const wanted = await this.filters.apply('discourse.groups', fromRoles, {

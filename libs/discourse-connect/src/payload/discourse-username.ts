@@ -78,7 +78,7 @@ export function discourseUsername(
 }
 
 /** The name with only allowed characters, no runs of `-_.`, and a valid first character. */
-function cleaned(name: string): string {
+export function cleaned(name: string): string {
   return (
     name
       .normalize('NFKD')
@@ -99,7 +99,7 @@ function trimEnd(name: string): string {
 }
 
 /** `length` lowercase base-36 characters derived from the Discord id (the same every time). */
-function tag(discordId: string, length: number): string {
+export function tag(discordId: string, length: number): string {
   let out = '';
   for (let round = 0; out.length < length; round++) {
     const digest = createHash('sha256').update(`discourse-username:${round}:${discordId}`).digest();

@@ -20,7 +20,11 @@ import { DiscourseConnectExceptionFilter } from '../http/discourse-connect-excep
 import { BadSsoRequestException } from '../common/discourse-connect.exceptions';
 import { renderPage } from '../http/html-page';
 import { DiscourseConnectRateLimitGuard } from '../http/rate-limit.guard';
-import { isSameOriginRequest, SameOriginGuard } from '../http/same-origin.guard';
+import {
+  cameFromSiteOrOneOf,
+  isTopLevelNavigation,
+  SameOriginGuard,
+} from '../http/same-origin.guard';
 import { encodeLocation, isSafeRelativePath } from '../common/urls';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { ReturnTo } from '../http/return-to';
@@ -46,17 +50,6 @@ function queryParameterCount(req: DiscourseConnectRequest): number {
         .slice(start + 1)
         .split('&')
         .filter(Boolean).length;
-}
-
-/**
- * A top-level navigation, as the Fetch Metadata headers say: `Sec-Fetch-Mode: navigate` and
- * `Sec-Fetch-Dest: document`. False without them (a browser too old to send them), so such a
- * request is never taken for one.
- */
-function isTopLevelNavigation(req: DiscourseConnectRequest): boolean {
-  return (
-    req.headers['sec-fetch-mode'] === 'navigate' && req.headers['sec-fetch-dest'] === 'document'
-  );
 }
 
 type UserRequest = DiscourseConnectRequest & {
@@ -189,15 +182,10 @@ export class SsoController {
   }
 
   private cameFromForumOrHere(req: DiscourseConnectRequest): boolean {
-    const site = req.headers['sec-fetch-site'];
-    if (site === 'same-origin' && isSameOriginRequest(req, this.settings.publicUrl)) return true;
-    const referer = req.headers.referer;
-    if (typeof referer !== 'string') return false;
-    try {
-      const origin = new URL(referer).origin;
-      return this.settings.forums.some((f) => f.origin === origin);
-    } catch {
-      return false;
-    }
+    return cameFromSiteOrOneOf(
+      req,
+      this.settings.publicUrl,
+      this.settings.forums.map((f) => f.origin),
+    );
   }
 }

@@ -17,6 +17,7 @@ import {
 } from '../payload/discourse-payload.builder';
 import type { LocalUser } from '../users/local-user.interface';
 import { ForumLinks } from '../users/forum-links';
+import { DiscourseConnectStaffFlags, type StaffFlagPlan } from '../payload/staff-flags';
 
 /** A verified request from a forum. */
 export interface SsoRequest {
@@ -60,6 +61,7 @@ export class SsoService {
     private readonly settings: DiscourseConnectSettings,
     private readonly payloads: DiscoursePayloadBuilder,
     @Optional() private readonly links?: ForumLinks,
+    @Optional() private readonly staffFlags?: DiscourseConnectStaffFlags,
   ) {}
 
   /**
@@ -145,7 +147,13 @@ export class SsoService {
   async buildResponseUrl(request: SsoRequest, user: LocalUser): Promise<string> {
     await this.refuseAnonymized(request.forum.name, user.discordId);
     try {
-      const payload = await this.payloads.forSignIn(user, request.forum, request.nonce);
+      const staff = await this.staffPlan(user, request.forum);
+      const payload = await this.payloads.forSignIn(user, request.forum, request.nonce, staff);
+      // Recorded before the payload leaves (the forum never answers a handshake); when that fails
+      // no staff flag goes out, and the member still gets to the forum.
+      if (staff && !(await this.staffFlags!.recordHandshake(staff))) {
+        for (const flag of Object.keys(staff.fields)) delete payload[flag as keyof typeof payload];
+      }
       const url = appendSignedPayload(
         request.returnSsoUrl,
         this.payloads.sign(payload, request.forum),
@@ -155,6 +163,22 @@ export class SsoService {
     } catch (error) {
       if (error instanceof MemberCannotBeSyncedError) throw refusalPage(error);
       throw error;
+    }
+  }
+
+  /** The staff flags of this handshake; none when their record cannot be read (logged). */
+  private async staffPlan(
+    user: LocalUser,
+    forum: ResolvedForum,
+  ): Promise<StaffFlagPlan | undefined> {
+    if (!this.staffFlags?.enabled) return undefined;
+    try {
+      return await this.staffFlags.plan(user, forum);
+    } catch (error) {
+      this.logger.warn(
+        `could not read the staff flags of ${user.discordId} on ${forum.name}, none sent: ${(error as Error).message}`,
+      );
+      return undefined;
     }
   }
 

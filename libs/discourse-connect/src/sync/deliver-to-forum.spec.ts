@@ -1,4 +1,9 @@
+import { Logger } from '@nestjs/common';
 import type { DiscourseAdminService } from '../admin/discourse-admin.service';
+import { DiscourseConnectActionsService } from '../hooks/actions.service';
+import { DiscourseConnectStaffFlags } from '../payload/staff-flags';
+import { DiscourseConnectForumLinkEntity } from '../users/forum-link.entity';
+import { memberFixture, migratedSqlite, settingsFixture } from '../../test-support/fixtures';
 import { FORUM_LINK_NOT_FOUND_TTL_MS, ForumLinks, type ForumLink } from '../users/forum-links';
 import type { UsersService } from '../users/users.service';
 import { deliverToForum } from './deliver-to-forum';
@@ -95,6 +100,66 @@ describe('deliverToForum: only forums where the member has an account', () => {
     expect(s.recorded).toEqual([
       ['f', ID, { status: 'linked', account: { id: 7, username: 'u' } }],
     ]);
+  });
+});
+
+describe('deliverToForum: staff flags (real SQLite record)', () => {
+  async function staffSetup(syncSso: () => Promise<unknown>) {
+    const dataSource = await migratedSqlite();
+    const links = new ForumLinks(dataSource.getRepository(DiscourseConnectForumLinkEntity));
+    const settings = settingsFixture({
+      groups: { guildId: '999', adminRoles: ['501'], staffRequireMfa: false },
+    });
+    const forum = settings.forums[0].name;
+    const actions = new DiscourseConnectActionsService();
+    const emitted: unknown[] = [];
+    jest.spyOn(actions, 'emit').mockImplementation((_e, payload) => void emitted.push(payload));
+    const staff = new DiscourseConnectStaffFlags(settings, actions, links);
+    const member = memberFixture({}, []);
+    const users = { findByDiscordId: async () => member } as unknown as UsersService;
+    const admin = { syncSso: jest.fn(syncSso) };
+    await links.changeStaffGrant(forum, member.discordId, 'admin', true);
+    const run = () =>
+      deliverToForum(
+        { kind: 'sync', discordId: member.discordId, forum },
+        users,
+        admin as unknown as DiscourseAdminService,
+        links,
+        undefined,
+        staff,
+      );
+    const grants = () => links.staffGrants(forum, member.discordId);
+    return { dataSource, admin, run, grants, emitted };
+  }
+
+  beforeEach(() => jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined));
+  afterEach(() => jest.restoreAllMocks());
+
+  it('a role gone: sends admin=false and clears the record once the forum accepted it', async () => {
+    const s = await staffSetup(async () => ({ id: 7, username: 'u' }));
+    try {
+      await s.run();
+      expect(s.admin.syncSso).toHaveBeenCalledWith(expect.anything(), expect.any(String), {
+        staff: expect.objectContaining({ fields: { admin: false } }),
+      });
+      expect(await s.grants()).toEqual({ admin: false, moderator: false });
+      expect(s.emitted).toEqual([expect.objectContaining({ flag: 'admin', granted: false })]);
+    } finally {
+      await s.dataSource.destroy();
+    }
+  });
+
+  it('a failed sync_sso keeps the grant recorded, so the retry takes it back', async () => {
+    const s = await staffSetup(async () => {
+      throw new Error('forum down');
+    });
+    try {
+      await expect(s.run()).rejects.toThrow('forum down');
+      expect(await s.grants()).toEqual({ admin: true, moderator: false });
+      expect(s.emitted).toEqual([]);
+    } finally {
+      await s.dataSource.destroy();
+    }
   });
 });
 

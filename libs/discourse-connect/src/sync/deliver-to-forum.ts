@@ -1,4 +1,5 @@
 import type { DiscourseAdminService, DiscourseUser } from '../admin/discourse-admin.service';
+import type { DiscourseConnectStaffFlags } from '../payload/staff-flags';
 import { ForumLinks } from '../users/forum-links';
 import type { UsersService } from '../users/users.service';
 import type { SyncJobKind } from './sync-job.entity';
@@ -28,6 +29,10 @@ export type ForumDelivery = { done: true } | { skipped: true; reason: string };
  * link is not known yet is looked up once (`GET /u/by-external/<id>.json`, inside the forum's admin
  * API budget) and the answer recorded; a "not found" is trusted for a day. A job for a member with
  * no account there completes without a write. A `create` job skips the check.
+ *
+ * With `staff`, the payload carries the member's staff flags: a grant is recorded before the call,
+ * a revocation cleared once the forum accepted it (so a role removed while the member is away is
+ * taken back by the next `sync`).
  */
 export async function deliverToForum(
   job: { kind: SyncJobKind; discordId: string; forum: string },
@@ -35,6 +40,7 @@ export async function deliverToForum(
   admin: DiscourseAdminService,
   links?: ForumLinks,
   lifecycle: SuspensionSettings = DEFAULT_SUSPENSION,
+  staff?: DiscourseConnectStaffFlags,
 ): Promise<ForumDelivery> {
   if (job.kind === 'anonymize' || job.kind === 'delete') {
     // Member lifecycle: finishing `forget`; the member's links are gone, so no check and no record.
@@ -61,7 +67,10 @@ export async function deliverToForum(
   }
   const user = await users.findByDiscordId(job.discordId);
   if (!user) return { done: true }; // nothing to push: the member is gone
-  const synced: DiscourseUser = await admin.syncSso(user, job.forum);
+  const plan = await staff?.planFor(user, job.forum);
+  const granted = plan ? await staff!.beforeSync(plan) : [];
+  const synced: DiscourseUser = await admin.syncSso(user, job.forum, { staff: plan });
+  if (plan) await staff!.afterSync(plan, granted);
   if (links && typeof synced?.id === 'number' && typeof synced.username === 'string') {
     await links.record(job.forum, job.discordId, {
       status: 'linked',

@@ -5,6 +5,7 @@ import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents, type SyncJobEvent } from '../hooks/discourse-connect.events';
 import { ForumLinks } from '../users/forum-links';
+import { DiscourseConnectStaffFlags } from '../payload/staff-flags';
 import { UsersService } from '../users/users.service';
 import { deliverToForum, type ForumDelivery } from './deliver-to-forum';
 import type { SyncJobKind } from './sync-job.entity';
@@ -108,6 +109,7 @@ export class SyncDeliveryCore {
     private readonly settings: DiscourseConnectSettings,
     private readonly actions: DiscourseConnectActionsService,
     @Optional() private readonly links?: ForumLinks,
+    @Optional() private readonly staff?: DiscourseConnectStaffFlags,
   ) {}
 
   /**
@@ -126,6 +128,7 @@ export class SyncDeliveryCore {
       this.admin,
       this.links,
       this.settings.lifecycle,
+      this.staff,
     );
     if ('skipped' in result) {
       this.logger.debug(

@@ -61,6 +61,14 @@ export function pickDiscordMetadata(raw: Record<string, unknown>): DiscordMetada
   };
 }
 
+/**
+ * Whether a Discord `/users/@me` answer says the account has two-factor authentication on. Kept
+ * out of the metadata (and its hash): it decides staff flags only.
+ */
+export function mfaEnabledOf(raw: Record<string, unknown>): boolean {
+  return raw.mfa_enabled === true;
+}
+
 /** SHA-256 over the whitelisted fields in a fixed order: equal data, equal hash. */
 export function hashDiscordMetadata(meta: DiscordMetadata): string {
   const canonical = JSON.stringify([

@@ -28,6 +28,10 @@ export class DiscourseConnectUserEntity {
   @Column({ name: 'metadata_hash', type: 'varchar', length: 64 })
   metadataHash!: string;
 
+  /** Discord's `mfa_enabled` at the last sign-in (outside `metadata`, so not in its hash); null before the first. */
+  @Column({ name: 'mfa_enabled', type: 'boolean', nullable: true })
+  mfaEnabled!: boolean | null;
+
   @Column({ name: 'forum_user_id', type: 'integer', nullable: true })
   forumUserId!: number | null;
 

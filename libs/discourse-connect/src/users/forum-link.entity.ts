@@ -35,6 +35,15 @@ export class DiscourseConnectForumLinkEntity {
   @Column({ name: 'checked_at', type: 'bigint', transformer: epochMs })
   checkedAt!: number;
 
+  // Staff flags: what this module granted on that forum, so it takes back only its own.
+  /** The module sent `admin=true` to this forum for the member, and has not taken it back. */
+  @Column({ name: 'admin_granted', type: 'boolean', default: false })
+  adminGranted!: boolean;
+
+  /** The module sent `moderator=true` to this forum for the member, and has not taken it back. */
+  @Column({ name: 'moderator_granted', type: 'boolean', default: false })
+  moderatorGranted!: boolean;
+
   // Member lifecycle: suspension and anonymization of the forum account.
   /** The forum account is suspended by a suspension the module made (only such a one is lifted by it). */
   @Column({ name: 'suspended_by_module', type: 'boolean', default: false })

@@ -67,3 +67,28 @@ describe('ForumLinks (real SQLite)', () => {
     expect(await links.find('forum', '1')).toMatchObject({ checkedAt: t0 + 5000 });
   });
 });
+
+describe('ForumLinks: the staff flags granted (real SQLite)', () => {
+  let dataSource: DataSource;
+  let links: ForumLinks;
+  const id = '80351110224678912';
+
+  beforeEach(async () => {
+    dataSource = await migratedSqlite();
+    links = new ForumLinks(dataSource.getRepository(DiscourseConnectForumLinkEntity));
+  });
+  afterEach(() => dataSource.destroy());
+
+  it('a later link answer keeps the grants; "no account there" clears them', async () => {
+    expect(await links.changeStaffGrant('forum', id, 'moderator', true)).toBe(true);
+    await links.record('forum', id, { status: 'linked', account: { id: 3, username: 'nelly' } });
+    await links.recordHandshake('forum', id);
+    expect(await links.staffGrants('forum', id)).toEqual({ admin: false, moderator: true });
+    await links.record('forum', id, { status: 'not_found' });
+    expect(await links.staffGrants('forum', id)).toEqual({ admin: false, moderator: false });
+
+    await links.changeStaffGrant('forum', id, 'admin', true);
+    await links.record('forum', id, { status: 'not_found' }, { askedAt: Date.now() + 1000 });
+    expect(await links.staffGrants('forum', id)).toEqual({ admin: false, moderator: false });
+  });
+});

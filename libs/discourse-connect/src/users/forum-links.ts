@@ -25,6 +25,15 @@ export interface ForumLink {
   anonymizedAt?: number | null;
 }
 
+/** The staff flags this module granted a member on one forum (and has not taken back). */
+export interface StaffGrants {
+  admin: boolean;
+  moderator: boolean;
+}
+
+/** Staff flags granted: none (the columns' defaults). */
+const NO_GRANTS = { adminGranted: false, moderatorGranted: false } as const;
+
 /** What was learnt about a member on one forum. */
 export interface ForumLinkAnswer {
   status: ForumLinkStatus;
@@ -93,7 +102,13 @@ export class ForumLinks {
       await repo
         .createQueryBuilder()
         .update(DiscourseConnectForumLinkEntity)
-        .set({ status: 'not_found', checkedAt: at, forumUserId: null, forumUsername: null })
+        .set({
+          status: 'not_found',
+          checkedAt: at,
+          forumUserId: null,
+          forumUsername: null,
+          ...NO_GRANTS,
+        })
         .where('forum = :forum AND discord_id = :discordId AND checked_at < :askedAt', {
           forum,
           discordId,
@@ -106,6 +121,8 @@ export class ForumLinks {
       answer.status === 'not_found' || answer.account
         ? ['status', 'checked_at', 'forum_user_id', 'forum_username']
         : ['status', 'checked_at'];
+    // No account there: nothing granted there either (a new account starts without staff flags).
+    if (answer.status === 'not_found') overwrite.push('admin_granted', 'moderator_granted');
     // Member lifecycle: an account found again (a new one) clears the anonymized mark.
     if (answer.status === 'linked') overwrite.push('anonymized_at');
     await repo
@@ -119,6 +136,7 @@ export class ForumLinks {
         checkedAt: options.now ?? Date.now(),
         forumUserId: answer.account?.id ?? null,
         forumUsername: answer.account?.username ?? null,
+        ...NO_GRANTS,
         ...(answer.status === 'linked' ? { anonymizedAt: null } : {}),
       })
       .orUpdate(overwrite, ['forum', 'discord_id'])
@@ -140,6 +158,64 @@ export class ForumLinks {
       const oldest = this.recentlyLinked.keys().next().value;
       if (oldest !== undefined) this.recentlyLinked.delete(oldest);
     }
+  }
+
+  /** The staff flags the module granted this member on this forum; none when nothing is recorded. */
+  async staffGrants(
+    forum: string,
+    discordId: string,
+    manager?: EntityManager,
+  ): Promise<StaffGrants> {
+    const repo = manager ? manager.getRepository(DiscourseConnectForumLinkEntity) : this.links;
+    const link = await repo.findOneBy({ forum, discordId });
+    return { admin: link?.adminGranted ?? false, moderator: link?.moderatorGranted ?? false };
+  }
+
+  /**
+   * Records that the module granted (`to` true) or took back (`to` false) a staff flag of this
+   * member on this forum. Resolves to whether this call changed the record: of two deliveries
+   * racing for the same change, one reports it. Only a handshake or a `sync_sso` writes it, so a
+   * member without a link row is `linked`.
+   */
+  async changeStaffGrant(
+    forum: string,
+    discordId: string,
+    flag: 'admin' | 'moderator',
+    to: boolean,
+    options: { manager?: EntityManager; now?: number } = {},
+  ): Promise<boolean> {
+    const repo = options.manager
+      ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
+      : this.links;
+    if (to) {
+      await repo
+        .createQueryBuilder()
+        .insert()
+        .into(DiscourseConnectForumLinkEntity)
+        .values({
+          forum,
+          discordId,
+          status: 'linked',
+          checkedAt: options.now ?? Date.now(),
+          forumUserId: null,
+          forumUsername: null,
+        })
+        .orIgnore()
+        .updateEntity(false)
+        .execute();
+    }
+    const column = flag === 'admin' ? 'adminGranted' : 'moderatorGranted';
+    const result = await repo
+      .createQueryBuilder()
+      .update(DiscourseConnectForumLinkEntity)
+      .set({ [column]: to })
+      // As a condition, not a bound boolean: portable across SQLite (0/1) and PostgreSQL.
+      .where(`forum = :forum AND discord_id = :discordId AND ${to ? 'NOT ' : ''}${flag}_granted`, {
+        forum,
+        discordId,
+      })
+      .execute();
+    return (result.affected ?? 0) > 0;
   }
 
   // Member lifecycle: suspensions, anonymized and deleted accounts, forgetting a member.

@@ -15,6 +15,11 @@ export interface LocalUser {
   metadata: DiscordMetadata;
   /** SHA-256 of `metadata`; decides whether a sign-in changed anything. */
   metadataHash: string;
+  /**
+   * Whether the Discord account had two-factor authentication on at the last sign-in (Discord's
+   * `mfa_enabled`); kept outside `metadata`. Optional for host user stores: absent counts as false.
+   */
+  mfaEnabled?: boolean | null;
   /** The forum's id and username for this user, once the forum told us (webhooks). */
   forumUserId?: number | null;
   forumUsername?: string | null;

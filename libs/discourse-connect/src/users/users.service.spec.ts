@@ -4,7 +4,9 @@ import { hashDiscordMetadata, type DiscordMetadata } from './discord-profile';
 import type { LocalUser } from './local-user.interface';
 import { UserStore, type LocalUserData } from './user-store.interface';
 import { UsersService, type SignInOutcome } from './users.service';
-import { discordProfileFixture } from '../../test-support/fixtures';
+import { discordProfileFixture, migratedSqlite } from '../../test-support/fixtures';
+import { DiscourseConnectUserEntity } from './discourse-connect-user.entity';
+import { TypeOrmUserStore } from './typeorm-user.store';
 
 const meta = (over: Partial<DiscordMetadata> = {}): DiscordMetadata =>
   discordProfileFixture({ username: 'ava.migrated', ...over });
@@ -256,5 +258,55 @@ describe('UsersService.findSignedIn (the per-request read)', () => {
     expect(await users.findSignedIn('123456789012345678')).toMatchObject({
       discordId: '123456789012345678',
     });
+  });
+});
+
+describe('UsersService: two-factor authentication, kept outside the metadata hash (real SQLite)', () => {
+  it('stores mfa_enabled without counting it as a profile change; a flip is mfaChanged', async () => {
+    const dataSource = await migratedSqlite();
+    try {
+      const users = new UsersService(
+        new TypeOrmUserStore(dataSource.getRepository(DiscourseConnectUserEntity)),
+      );
+      const created = await users.signInFromDiscord(meta(), undefined, undefined, true);
+      expect(created).toMatchObject({ created: true, changed: false });
+      expect((await users.findByDiscordId(meta().id))!.mfaEnabled).toBe(true);
+      // Same data: nothing written, no change.
+      const same = await users.signInFromDiscord(meta(), undefined, undefined, true);
+      expect(same).toEqual({ user: expect.anything(), created: false, changed: false });
+      // Two-factor turned off: written, `mfaChanged`, and the hash (profile) unchanged.
+      const afterWrite = jest.fn(async () => undefined);
+      const off = await users.signInFromDiscord(meta(), afterWrite, undefined, false);
+      expect(off).toMatchObject({ created: false, changed: false, mfaChanged: true });
+      expect(off.user.metadataHash).toBe(created.user.metadataHash);
+      expect(afterWrite).toHaveBeenCalledTimes(1);
+      expect((await users.findByDiscordId(meta().id))!.mfaEnabled).toBe(false);
+    } finally {
+      await dataSource.destroy();
+    }
+  });
+
+  it('a first recorded value (a member from before the column) is written, and is no change', async () => {
+    const dataSource = await migratedSqlite();
+    try {
+      const repo = dataSource.getRepository(DiscourseConnectUserEntity);
+      const users = new UsersService(new TypeOrmUserStore(repo));
+      await users.signInFromDiscord(meta());
+      await repo.update({ discordId: meta().id }, { mfaEnabled: null });
+      const afterWrite = jest.fn(async () => undefined);
+      const first = await users.signInFromDiscord(meta(), afterWrite, undefined, true);
+      expect(first.changed).toBe(false);
+      expect(first.mfaChanged).toBeUndefined();
+      expect(afterWrite).not.toHaveBeenCalled();
+      expect((await repo.findOneBy({ discordId: meta().id }))!.mfaEnabled).toBe(true);
+      // Absent counts as false: a member without two-factor writes nothing.
+      await repo.update({ discordId: meta().id }, { mfaEnabled: null });
+      const update = jest.spyOn(TypeOrmUserStore.prototype, 'update');
+      await users.signInFromDiscord(meta(), undefined, undefined, false);
+      expect(update).not.toHaveBeenCalled();
+    } finally {
+      jest.restoreAllMocks();
+      await dataSource.destroy();
+    }
   });
 });

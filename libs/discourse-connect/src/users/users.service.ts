@@ -15,6 +15,8 @@ export interface SignInOutcome {
   changed: boolean;
   /** The metadata before this sign-in, when it changed. */
   previous?: DiscordMetadata;
+  /** Two-factor authentication was turned on or off since the last sign-in that recorded it. */
+  mfaChanged?: boolean;
 }
 
 /** Creates and updates local users from Discord, writing only when the metadata hash changed. */
@@ -176,20 +178,34 @@ export class UsersService {
    * when the store supports one) only when the user is new or the metadata hash changed. The read
    * is not repeated inside the transaction: a parallel first sign-in that wins the insert is
    * detected by `create` answering null, and only then is the user read again.
+   *
+   * `mfaEnabled` (Discord's `mfa_enabled`) is stored beside the metadata, outside its hash: a
+   * different value is written, and counts as `mfaChanged` (never `changed`) when one was recorded.
    */
   async signInFromDiscord(
     meta: DiscordMetadata,
     afterWrite?: (outcome: SignInOutcome, manager?: EntityManager) => Promise<void>,
     known?: { existing: LocalUser | null },
+    mfaEnabled = false,
   ): Promise<SignInOutcome> {
-    const data = toUserData(meta);
+    const data = { ...toUserData(meta), mfaEnabled };
     const existing = known ? known.existing : await this.store.findByDiscordId(meta.id);
-    if (existing && existing.metadataHash === data.metadataHash) {
+    const mfaDiffers = existing !== null && (existing.mfaEnabled ?? false) !== mfaEnabled;
+    if (existing && existing.metadataHash === data.metadataHash && !mfaDiffers) {
       return { user: existing, created: false, changed: false };
     }
     const write = async (store: UserStore, manager?: EntityManager): Promise<SignInOutcome> => {
       const outcome = await writeUser(store, data, existing);
-      if (afterWrite && (outcome.created || outcome.changed)) await afterWrite(outcome, manager);
+      if (outcome.changed === false && !outcome.created && mfaDiffers) {
+        // Only two-factor authentication differs: written, and not a profile change.
+        outcome.user = await store.update(data, existing ?? undefined);
+      }
+      // A first value recorded (an upgrade's first sign-in) is not a change.
+      if (mfaDiffers && existing?.mfaEnabled !== undefined && existing.mfaEnabled !== null) {
+        outcome.mfaChanged = true;
+      }
+      if (afterWrite && (outcome.created || outcome.changed || outcome.mfaChanged))
+        await afterWrite(outcome, manager);
       return outcome;
     };
     this.forget(meta.id);

@@ -1,0 +1,2 @@
+export * from './jsconnect.codec';
+export * from './jsconnect.errors';
