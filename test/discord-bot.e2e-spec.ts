@@ -152,10 +152,22 @@ describe.each(HTTP_ADAPTERS)('Discord bot connection, leave action logout (%s)',
   });
   afterAll(async () => h.close());
 
-  it('one gateway session, identified with the member and moderation intents', () => {
+  it('one gateway session, identified with the member and moderation intents; /health shows it', async () => {
     expect(h.discord.gateway.stats.identifies).toBe(1);
     expect(h.discord.gateway.openSessions).toBe(1);
     expect(groupsOf(h, migrated.id)).toEqual(['members', 'moderators']);
+    await waitFor(() => events.reconciles.length > 0, 'the reconcile at boot');
+    const health = (await (await fetch(`${h.appUrl}/health`)).json()) as { discord: unknown };
+    expect(health.discord).toEqual({
+      gateway: 'held',
+      connected: true,
+      lastReconcile: {
+        finishedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        complete: true,
+        updated: expect.any(Number),
+        left: 0,
+      },
+    });
   });
 
   it('a role change in Discord reaches the forum through the gateway', async () => {
@@ -347,6 +359,10 @@ describe.each(HTTP_ADAPTERS)('a Discord that refuses the bot (%s)', (adapter) =>
     expect(logs.lines.filter((l) => l.includes(BOT_TOKEN))).toEqual([]);
     const health = await fetch(`${h.appUrl}/health`);
     expect(health.status).toBe(200);
+    expect(((await health.json()) as { discord: unknown }).discord).toMatchObject({
+      gateway: 'held',
+      connected: false,
+    });
 
     h.discord.knobs.serverMembersIntent = true;
     await gatewayOpen(h);

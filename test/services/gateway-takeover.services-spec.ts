@@ -86,6 +86,11 @@ describeWithServices('the Discord gateway over two instances (PostgreSQL and Red
     );
     // One gateway for the deployment: the second instance waits for the lease.
     expect(discord.gateway.stats.identifies).toBe(1);
+    const gatewayOf = async (instance: Instance) =>
+      ((await (await fetch(`${instance.url}/health`)).json()) as { discord: { gateway: string } })
+        .discord.gateway;
+    expect(await gatewayOf(one)).toBe('held');
+    expect(await gatewayOf(two)).toBe('standby');
 
     one.kill();
     await waitFor(() => discord.gateway.openSessions === 0, 'the killed holder off the gateway');
@@ -98,6 +103,7 @@ describeWithServices('the Discord gateway over two instances (PostgreSQL and Red
     );
     await waitFor(() => discord.gateway.openSessions === 1, 'the second instance on the gateway');
     expect(discord.gateway.stats.identifies).toBe(2);
+    expect(await gatewayOf(two)).toBe('held');
 
     // And the events flow through the new holder.
     discord.guild.setRoles(migrated.id, [SIM_GUILD_ROLES.member, SIM_GUILD_ROLES.moderator]);

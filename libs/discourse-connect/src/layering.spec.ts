@@ -37,7 +37,7 @@ const ALLOWED: Record<string, string[]> = {
   ],
   webhooks: ['common', 'config', 'defs', 'users', 'hooks', 'http', 'lifecycle'],
   lifecycle: ['common', 'config', 'defs', 'users', 'hooks', 'admin', 'sync', 'session'],
-  health: ['common', 'config', 'defs', 'sync', 'redis', 'http'],
+  health: ['common', 'config', 'defs', 'sync', 'redis', 'http', 'bot'],
   bot: ['common', 'config', 'defs', 'users', 'hooks', 'sync', 'redis'],
   migrations: [],
   jsconnect: ['common'],

@@ -19,6 +19,16 @@ import { LocalGatewayLease, RedisGatewayLease, type GatewayLease } from './gatew
 import { DiscordGuildMembers } from './guild-members';
 import { rolesOf } from './member-roles';
 
+/** What `GET /health` shows of the bot connection. */
+export interface DiscordBotStatus {
+  /** `held`: this instance holds the gateway; `standby`: another one does (Redis); `off`: not here. */
+  gateway: 'held' | 'standby' | 'off';
+  /** A gateway session is open in this instance. */
+  connected: boolean;
+  /** The last reconcile this instance finished, if any. */
+  lastReconcile?: { finishedAt: string; complete: boolean; updated: number; left: number };
+}
+
 /** How long after taking the gateway the first reconcile waits for the server's member count. */
 const COUNT_WAIT_MS = 5000;
 
@@ -54,6 +64,7 @@ export class DiscordBotConnection implements OnApplicationBootstrap, OnModuleDes
   private reconcileWanted = false;
   private reconciling?: Promise<DiscordReconcileEvent | undefined>;
   private reconcileNext?: Promise<DiscordReconcileEvent | undefined>;
+  private lastReconcile?: { at: number; result: DiscordReconcileEvent };
 
   constructor(
     private readonly settings: DiscourseConnectSettings,
@@ -68,6 +79,26 @@ export class DiscordBotConnection implements OnApplicationBootstrap, OnModuleDes
   /** Whether this process holds the gateway now. */
   get isHolder(): boolean {
     return this.holding;
+  }
+
+  /** The bot connection as `GET /health` reports it; undefined when no bot is configured. */
+  status(): DiscordBotStatus | undefined {
+    if (!this.settings.bot) return undefined;
+    const last = this.lastReconcile;
+    return {
+      gateway: !this.lease ? 'off' : this.holding ? 'held' : 'standby',
+      connected: this.gateway?.connected ?? false,
+      ...(last
+        ? {
+            lastReconcile: {
+              finishedAt: new Date(last.at).toISOString(),
+              complete: last.result.complete,
+              updated: last.result.updated,
+              left: last.result.left,
+            },
+          }
+        : {}),
+    };
   }
 
   onApplicationBootstrap(): void {
@@ -136,6 +167,7 @@ export class DiscordBotConnection implements OnApplicationBootstrap, OnModuleDes
         memberCount: this.memberCount,
         shouldStop: () => this.stopped || !this.holding,
       });
+      this.lastReconcile = { at: Date.now(), result };
       this.logger.log(
         `Discord reconcile: ${result.listed} members listed in ${result.discordCalls} calls, ` +
           `${result.updated} updated, ${result.left} gone, ${result.returned} back`,

@@ -53,6 +53,7 @@ export class DiscordGatewayConnection {
    * connection attempt (it also looks the session up on every dispatch, which must not wait).
    */
   private awaitingHello = true;
+  private open_ = false;
   private restartTimer?: NodeJS.Timeout;
   private readonly baseMs: number;
   private readonly maxMs: number;
@@ -72,6 +73,11 @@ export class DiscordGatewayConnection {
     return this.manager !== undefined;
   }
 
+  /** A session is open (started or resumed, not closed since). */
+  get connected(): boolean {
+    return this.open_;
+  }
+
   /** Opens the connection (and keeps it open until `stop`). */
   start(): void {
     if (this.manager) return;
@@ -84,6 +90,7 @@ export class DiscordGatewayConnection {
     clearTimeout(this.restartTimer);
     const manager = this.manager;
     this.manager = undefined;
+    this.open_ = false;
     this.sessions.clear();
     if (manager) await this.close(manager);
   }
@@ -134,6 +141,7 @@ export class DiscordGatewayConnection {
     manager.on(WebSocketShardEvents.Closed, (code) => {
       if (!current()) return;
       this.awaitingHello = true;
+      this.open_ = false;
       this.logger.debug(`Discord gateway closed (${code})`);
     });
     manager.connect().catch((error: Error) => {
@@ -146,6 +154,7 @@ export class DiscordGatewayConnection {
   private sessionStarted(manager: WebSocketManager, resumed: boolean): void {
     if (manager !== this.manager) return;
     this.failuresInARow = 0;
+    this.open_ = true;
     this.listener.connected(resumed);
   }
 
@@ -166,6 +175,7 @@ export class DiscordGatewayConnection {
     // A manager that failed before its first attempt (Discord's REST unreachable) counts one failure.
     if (!this.attempted) this.failuresInARow++;
     this.manager = undefined;
+    this.open_ = false;
     this.sessions.clear();
     void this.close(manager);
     clearTimeout(this.restartTimer);

@@ -9,6 +9,7 @@ import {
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { DiscordBotConnection, type DiscordBotStatus } from '../bot/discord-bot';
 import { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
 import { SyncQueue, type SyncQueueCounts } from '../sync/sync-queue.service';
 import {
@@ -21,6 +22,11 @@ export interface HealthReport {
   checks: { database: 'up' | 'down'; redis?: 'up' | 'down' };
   /** The sync queue's counts (the database outbox plus BullMQ with Redis), when they could be read. */
   queue?: SyncQueueCounts;
+  /**
+   * The Discord bot connection in this instance, when a bot is configured: whether it holds the
+   * gateway, is connected, and its last reconcile. Informative: a gateway down never fails the check.
+   */
+  discord?: DiscordBotStatus;
   /**
    * Where the module's routes are mounted, and the URLs the forum and Discord must be set to (the
    * CLI's `check` compares the forum's settings with them). Public addresses only, nothing secret.
@@ -50,6 +56,7 @@ export class DiscourseConnectHealthController {
     @Optional()
     @Inject(DiscourseConnectRedis)
     private readonly redis?: DiscourseConnectRedis | null,
+    @Optional() private readonly bot?: DiscordBotConnection,
   ) {}
 
   @Get()
@@ -69,10 +76,12 @@ export class DiscourseConnectHealthController {
       queue = await this.queue.counts().catch(() => undefined);
     }
     const ok = database === 'up' && redis !== 'down';
+    const discord = this.bot?.status();
     const report: HealthReport = {
       status: ok ? 'ok' : 'error',
       checks: { database, ...(redis ? { redis } : {}) },
       queue,
+      ...(discord ? { discord } : {}),
       routes: {
         mountPath: this.routes.mountPath,
         connectUrl: this.routes.url('sso'),
