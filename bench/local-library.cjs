@@ -4,13 +4,17 @@
  * packages of this workspace (`nestjs-discourse-connect`, its simulators) load from this checkout's
  * `libs/*` build, whatever `node_modules` links to. In a checkout whose `node_modules` is shared
  * with another one (a git worktree), the bench still measures the code it sits next to.
+ * `BENCH_LIBRARY=<dir>` measures the library built in another directory instead (e.g. an older
+ * commit's `libs/discourse-connect`, for a before/after comparison on the same machine).
  */
 const Module = require('node:module');
 const { join, resolve } = require('node:path');
 
 const LIBS = resolve(__dirname, '..', 'libs');
 const PACKAGES = {
-  'nestjs-discourse-connect': join(LIBS, 'discourse-connect'),
+  'nestjs-discourse-connect': process.env.BENCH_LIBRARY
+    ? resolve(process.env.BENCH_LIBRARY)
+    : join(LIBS, 'discourse-connect'),
   'nestjs-discourse-connect-simulators': join(LIBS, 'simulators'),
 };
 

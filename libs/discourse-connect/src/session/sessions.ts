@@ -5,6 +5,8 @@ import type { Repository } from 'typeorm';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
 import { DiscourseConnectSessionEntity } from './discourse-connect-session.entity';
+import { SessionCookieSigner } from './session-cookie-signer';
+import { TypeOrmSessionStore } from './typeorm-session.store';
 import {
   createSessionStore,
   HOST_SESSION_STORE,
@@ -19,6 +21,8 @@ import {
 @Injectable()
 export class DiscourseConnectSessions implements OnModuleDestroy {
   private readonly choice: SessionStoreChoice;
+  /** Signs and verifies the session cookie (express-session's format), remembering verified cookies. */
+  readonly signer: SessionCookieSigner;
 
   constructor(
     settings: DiscourseConnectSettings,
@@ -28,6 +32,19 @@ export class DiscourseConnectSessions implements OnModuleDestroy {
     @Optional() @Inject(DiscourseConnectRedis) redis?: DiscourseConnectRedis | null,
   ) {
     this.choice = createSessionStore(settings, { sessions, redis, hostStore });
+    this.signer = new SessionCookieSigner(settings.session.secret);
+  }
+
+  /**
+   * A signed-in session known exactly to this process (the module's own table store, read or
+   * written here within `session.readCacheMs`), without waiting; undefined when the store must be
+   * asked.
+   */
+  cachedSession(sid: string): Record<string, unknown> | undefined {
+    const store = this.choice.store;
+    return store instanceof TypeOrmSessionStore
+      ? (store.cachedSession(sid) as Record<string, unknown> | undefined)
+      : undefined;
   }
 
   get store(): Store {

@@ -90,6 +90,19 @@ export class TypeOrmSessionStore extends Store {
       .catch((err) => callback(err));
   }
 
+  /**
+   * The session as this process last read or wrote it, when that copy is still fresh (within
+   * `readCacheMs`) and the session has not expired; undefined when only the database can say
+   * (not cached, stale, expired, or the cache off). Synchronous: for a read path that must not wait.
+   */
+  cachedSession(sid: string): SessionData | undefined {
+    const cached = this.cache.get(sid);
+    if (!cached) return undefined;
+    const now = Date.now();
+    if (cached.freshUntil <= now || cached.expiresAt <= now) return undefined;
+    return JSON.parse(cached.data) as SessionData;
+  }
+
   override set(sid: string, session: SessionData, callback?: Callback): void {
     const expiresAt = this.expiryOf(session);
     const data = JSON.stringify(session);
