@@ -10,6 +10,25 @@ interface CachedSession {
   expiresAt: number;
   /** Until when this copy may answer a read without asking the database. */
   freshUntil: number;
+  /** Written by this process (not only read). */
+  written: boolean;
+}
+
+/**
+ * The cookie's expiry at the start of a stored session, as express-session writes it
+ * (`{"cookie":{"originalMaxAge":…,"expires":"…"`); any other shape is compared whole.
+ */
+const COOKIE_EXPIRES = /^\{"cookie":\{"originalMaxAge":(?:null|-?[0-9.e+]+),"expires":"[^"]*"/;
+
+/** Two stored sessions that differ at most in their cookie's expiry. */
+function sameApartFromExpiry(a: string, b: string): boolean {
+  if (a === b) return true;
+  const ea = COOKIE_EXPIRES.exec(a);
+  const eb = COOKIE_EXPIRES.exec(b);
+  if (!ea || !eb) return false;
+  const bare = (text: string, match: RegExpExecArray) =>
+    match[0].replace(/"expires":"[^"]*"$/, '') + text.slice(match[0].length);
+  return bare(a, ea) === bare(b, eb);
 }
 
 export interface TypeOrmSessionStoreOptions {
@@ -106,6 +125,17 @@ export class TypeOrmSessionStore extends Store {
   override set(sid: string, session: SessionData, callback?: Callback): void {
     const expiresAt = this.expiryOf(session);
     const data = JSON.stringify(session);
+    // The same session saved again (express-session saves at the end of a request what passport
+    // saved during it): the row already holds it, with an expiry at most a touch interval apart.
+    const cached = this.cache.get(sid);
+    if (
+      cached?.written &&
+      cached.freshUntil > Date.now() &&
+      Math.abs(cached.expiresAt - expiresAt) < this.touchIntervalMs &&
+      sameApartFromExpiry(cached.data, data)
+    ) {
+      return callback?.();
+    }
     const mine = ++this.writes;
     this.cache.delete(sid);
     this.sessions
@@ -117,7 +147,7 @@ export class TypeOrmSessionStore extends Store {
         // database's call then).
         const untouched = this.writes === mine;
         this.writes++;
-        if (untouched) this.remember(sid, data, expiresAt);
+        if (untouched) this.remember(sid, data, expiresAt, true);
         callback?.();
       })
       .catch((err) => callback?.(err));
@@ -164,10 +194,10 @@ export class TypeOrmSessionStore extends Store {
     this.cache.clear();
   }
 
-  private remember(sid: string, data: string, expiresAt: number): void {
+  private remember(sid: string, data: string, expiresAt: number, written = false): void {
     if (this.readCacheMs <= 0) return;
     this.cache.delete(sid); // re-insert: the Map's order is the eviction order
-    this.cache.set(sid, { data, expiresAt, freshUntil: Date.now() + this.readCacheMs });
+    this.cache.set(sid, { data, expiresAt, freshUntil: Date.now() + this.readCacheMs, written });
     if (this.cache.size > this.readCacheSize) {
       const oldest = this.cache.keys().next().value;
       if (oldest !== undefined) this.cache.delete(oldest);

@@ -152,6 +152,8 @@ export class UsersService {
     const data = toUserData(meta);
     const existing = known ? known.existing : await this.store.findByDiscordId(meta.id);
     if (existing && existing.metadataHash === data.metadataHash) {
+      // Just read for this sign-in: it answers the handshake that follows without another read.
+      this.remember(existing);
       return { user: existing, created: false, changed: false };
     }
     const write = async (store: UserStore, manager?: EntityManager): Promise<SignInOutcome> => {
