@@ -7,6 +7,7 @@ import { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
 import { DiscourseConnectSessionEntity } from './discourse-connect-session.entity';
 import { SessionCookieSigner } from './session-cookie-signer';
 import { TypeOrmSessionStore } from './typeorm-session.store';
+import { RedisSessionStore } from './redis-session.store';
 import {
   createSessionStore,
   HOST_SESSION_STORE,
@@ -36,13 +37,13 @@ export class DiscourseConnectSessions implements OnModuleDestroy {
   }
 
   /**
-   * A signed-in session known exactly to this process (the module's own table store, read or
-   * written here within `session.readCacheMs`), without waiting; undefined when the store must be
-   * asked.
+   * A session known to this process (the module's table or Redis store, read or written here
+   * within `session.readCacheMs`, and with Redis not changed by another instance since), without
+   * waiting; undefined when the store must be asked.
    */
   cachedSession(sid: string): Record<string, unknown> | undefined {
     const store = this.choice.store;
-    return store instanceof TypeOrmSessionStore
+    return store instanceof TypeOrmSessionStore || store instanceof RedisSessionStore
       ? (store.cachedSession(sid) as Record<string, unknown> | undefined)
       : undefined;
   }
