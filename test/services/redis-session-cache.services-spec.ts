@@ -75,10 +75,12 @@ describeWithServices('Redis session store: in-process copy kept exact across ins
     }
     expect(b.gets() - before).toBe(0);
     expect(b.store.cachedSession('sid')).toMatchObject({ passport: { user: migrated.id } });
+    expect(b.store.cachedMember('sid')).toBe(migrated.id);
 
     // A changes the session: B's copy goes at once, and B reads the new one.
     await call((cb) => a.store.set('sid', session(legacy.id), cb));
     await waitFor(async () => b.store.cachedSession('sid') === undefined, 'B to drop its copy');
+    expect(b.store.cachedMember('sid')).toBeUndefined();
     expect(await call((cb) => b.store.get('sid', cb))).toMatchObject({
       passport: { user: legacy.id },
     });

@@ -37,14 +37,14 @@ export class DiscourseConnectSessions implements OnModuleDestroy {
   }
 
   /**
-   * A session known to this process (the module's table or Redis store, read or written here
+   * The signed-in member's id (passport's `user`) of a session known to this process (the module's table or Redis store, read or written here
    * within `session.readCacheMs`, and with Redis not changed by another instance since), without
    * waiting; undefined when the store must be asked.
    */
-  cachedSession(sid: string): Record<string, unknown> | undefined {
+  cachedMember(sid: string): string | undefined {
     const store = this.choice.store;
     return store instanceof TypeOrmSessionStore || store instanceof RedisSessionStore
-      ? (store.cachedSession(sid) as Record<string, unknown> | undefined)
+      ? store.cachedMember(sid)
       : undefined;
   }
 

@@ -210,5 +210,14 @@ describe('TypeOrmSessionStore', () => {
     const off = newStore({ readCacheMs: 0 });
     await promised.set(off, 'sid-d', session());
     expect(off.cachedSession('sid-d')).toBeUndefined();
+    // The member id of a cached session; none for a session nobody signed in to.
+    await promised.set(store, 'sid-e', session({ passport: { user: '9' } }));
+    expect(store.cachedMember('sid-e')).toBe('9');
+    expect(store.cachedMember('sid-e')).toBe('9');
+    await promised.set(store, 'sid-e', session({ passport: { user: '10' } }));
+    expect(store.cachedMember('sid-e')).toBe('10');
+    await promised.set(store, 'sid-f', session({ oauth: 'state' }));
+    expect(store.cachedMember('sid-f')).toBeUndefined();
+    expect(off.cachedMember('sid-d')).toBeUndefined();
   });
 });

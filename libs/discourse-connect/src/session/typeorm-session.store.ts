@@ -12,6 +12,8 @@ interface CachedSession {
   freshUntil: number;
   /** Written by this process (not only read). */
   written: boolean;
+  /** The signed-in member's id in it (passport's `user`), once asked; null for none. */
+  member?: string | null;
 }
 
 /**
@@ -19,6 +21,12 @@ interface CachedSession {
  * (`{"cookie":{"originalMaxAge":…,"expires":"…"`); any other shape is compared whole.
  */
 const COOKIE_EXPIRES = /^\{"cookie":\{"originalMaxAge":(?:null|-?[0-9.e+]+),"expires":"[^"]*"/;
+
+/** passport's `user` in a stored session, when it is a member id. */
+export function memberOf(session: unknown): string | null {
+  const user = (session as { passport?: { user?: unknown } } | null)?.passport?.user;
+  return typeof user === 'string' ? user : null;
+}
 
 /** Two stored sessions that differ at most in their cookie's expiry. */
 function sameApartFromExpiry(a: string, b: string): boolean {
@@ -120,6 +128,19 @@ export class TypeOrmSessionStore extends Store {
     const now = Date.now();
     if (cached.freshUntil <= now || cached.expiresAt <= now) return undefined;
     return JSON.parse(cached.data) as SessionData;
+  }
+
+  /**
+   * The signed-in member's id (passport's `user`) of a session {@link cachedSession} would answer,
+   * read from the copy once and remembered with it; undefined otherwise.
+   */
+  cachedMember(sid: string): string | undefined {
+    const cached = this.cache.get(sid);
+    if (!cached) return undefined;
+    const now = Date.now();
+    if (cached.freshUntil <= now || cached.expiresAt <= now) return undefined;
+    if (cached.member === undefined) cached.member = memberOf(JSON.parse(cached.data));
+    return cached.member ?? undefined;
   }
 
   override set(sid: string, session: SessionData, callback?: Callback): void {

@@ -73,9 +73,8 @@ export class SsoHandshakeShortcut implements HandshakeShortcut {
     if (sso === undefined || sig === undefined) return undefined;
     const cookie = this.sessions.signer.unsign(signedSid);
     if (!cookie.valid || cookie.renew || cookie.value === null) return undefined;
-    const session = this.sessions.cachedSession(cookie.value);
-    const discordId = (session?.passport as { user?: unknown } | undefined)?.user;
-    if (typeof discordId !== 'string') return undefined;
+    const discordId = this.sessions.cachedMember(cookie.value);
+    if (discordId === undefined) return undefined;
     const user = await this.users.findSignedIn(discordId);
     if (!user) return undefined;
     let request: ReturnType<SsoService['verifyRequest']>;
