@@ -886,18 +886,18 @@ function render(report, targets) {
   if (report.memory) {
     lines.push('### 4. Memory of the app (after a forced GC)');
     lines.push('');
-    lines.push('| adapter | state | RSS | heap used | external |');
-    lines.push('|---|---|---:|---:|---:|');
+    lines.push('| adapter | state | RSS | heap used | heap committed | external |');
+    lines.push('|---|---|---:|---:|---:|---:|');
     for (const [adapter, m] of Object.entries(report.memory)) {
       lines.push(
-        `| ${adapter} | idle (booted, one sign-in) | ${mb(m.idle.rss)} | ${mb(m.idle.heapUsed)} | ${mb(m.idle.external)} |`,
+        `| ${adapter} | idle (booted, one sign-in) | ${mb(m.idle.rss)} | ${mb(m.idle.heapUsed)} | ${mb(m.idle.heapTotal)} | ${mb(m.idle.external)} |`,
       );
       lines.push(
-        `| ${adapter} | after ${fmt(m.handshakes)} handshakes | ${mb(m.after.rss)} | ${mb(m.after.heapUsed)} | ${mb(m.after.external)} |`,
+        `| ${adapter} | after ${fmt(m.handshakes)} handshakes | ${mb(m.after.rss)} | ${mb(m.after.heapUsed)} | ${mb(m.after.heapTotal)} | ${mb(m.after.external)} |`,
       );
       if (m.long)
         lines.push(
-          `| ${adapter} | after ${fmt(m.long.handshakes)} handshakes | ${mb(m.long.memory.rss)} | ${mb(m.long.memory.heapUsed)} | ${mb(m.long.memory.external)} |`,
+          `| ${adapter} | after ${fmt(m.long.handshakes)} handshakes | ${mb(m.long.memory.rss)} | ${mb(m.long.memory.heapUsed)} | ${mb(m.long.memory.heapTotal)} | ${mb(m.long.memory.external)} |`,
         );
     }
     lines.push('');
