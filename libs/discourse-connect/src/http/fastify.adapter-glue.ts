@@ -97,7 +97,10 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
         pending.then(
           (location) => {
             if (location === undefined) return done();
-            headers?.(req.raw, reply.raw, noop);
+            // Nest's middleware (the module's headers among them) ran in an earlier onRequest
+            // hook; set them here only if that did not happen.
+            if (headers && !reply.raw.hasHeader('content-security-policy'))
+              headers(req.raw, reply.raw, noop);
             // The route's own headers (@Header on the SSO route), then its redirect.
             reply.header('Cache-Control', 'no-store');
             reply.header('Referrer-Policy', 'no-referrer');
