@@ -25,6 +25,7 @@ const countingLogger = {
       return;
     }
     sql.total++;
+    if (process.env.BENCH_TRACE) process.stderr.write(`      SQL ${q.slice(0, 100)}\n`);
     const verb = q.split(/\s+/, 1)[0].toUpperCase();
     const table = (q.match(/(?:FROM|INTO|UPDATE)\s+["`]?(\w+)/i) || [])[1] || '?';
     const key = `${verb} ${table.replace(/^discourse_connect_/, '')}`;

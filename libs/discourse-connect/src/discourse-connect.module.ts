@@ -34,6 +34,7 @@ import { DiscourseConnectFiltersService } from './hooks/filters.service';
 import { SameOriginGuard } from './http/same-origin.guard';
 import { DiscourseConnectRateLimitGuard } from './http/rate-limit.guard';
 import { DiscourseConnectSecurityHeadersMiddleware } from './http/security-headers.middleware';
+import { SsoHandshakeShortcut } from './sso/handshake-shortcut';
 import { DiscourseConnectSessionEntity } from './session/discourse-connect-session.entity';
 import { DiscourseConnectSessionMiddleware } from './session/session.middleware';
 import { DiscourseConnectSessions } from './session/sessions';
@@ -221,6 +222,7 @@ const providers: Provider[] = [
   DiscourseLifecycleInterceptor,
   DiscordMemberSync,
   DiscordBotConnection,
+  SsoHandshakeShortcut,
 ];
 
 /**
@@ -239,6 +241,7 @@ export class DiscourseConnectModule extends ConfigurableModuleClass implements N
     @Inject(DiscourseConnectSecurityHeadersMiddleware)
     private readonly headers: DiscourseConnectSecurityHeadersMiddleware,
     @Inject(DiscourseConnectRoutes) routes: DiscourseConnectRoutes,
+    @Inject(SsoHandshakeShortcut) private readonly handshake: SsoHandshakeShortcut,
   ) {
     super();
     // A RouterModule path is registered on this class; links follow it.
@@ -264,6 +267,7 @@ export class DiscourseConnectModule extends ConfigurableModuleClass implements N
       securityHeaders: this.settings.securityHeaders
         ? (req, res, next) => this.headers.use(req, res, next)
         : undefined,
+      handshake: this.handshake,
     });
     if (this.settings.securityHeaders) {
       consumer.apply(DiscourseConnectSecurityHeadersMiddleware).forRoutes(...CONTROLLERS);

@@ -48,6 +48,7 @@ export {
   type SyncJobStatus,
 } from './sync/sync-job.entity';
 export { SsoService } from './sso/sso.service';
+export { SsoHandshakeShortcut } from './sso/handshake-shortcut';
 export {
   DiscoursePayloadBuilder,
   MemberCannotBeSyncedError,

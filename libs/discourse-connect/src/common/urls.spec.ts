@@ -147,3 +147,21 @@ describe('isUnderForum', () => {
     },
   );
 });
+
+describe('isUnderForum verdicts remembered', () => {
+  it('answers the same when asked again, and per forum base', () => {
+    const forum = parseForumBase('https://forum.example.com/community');
+    const other = parseForumBase('https://other.example.com');
+    const url = 'https://forum.example.com/community/session/sso_login';
+    const outside = 'https://forum.example.com/elsewhere/session/sso_login';
+    for (let i = 0; i < 3; i++) {
+      expect(isUnderForum(url, forum)).toBe(true);
+      expect(isUnderForum(outside, forum)).toBe(false);
+      expect(isUnderForum(url, other)).toBe(false);
+    }
+    // More distinct URLs than the memory holds: still the same verdicts.
+    for (let i = 0; i < 600; i++)
+      expect(isUnderForum(`https://forum.example.com/community/t/${i}`, forum)).toBe(true);
+    expect(isUnderForum(outside, forum)).toBe(false);
+  });
+});

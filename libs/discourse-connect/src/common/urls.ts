@@ -1,3 +1,4 @@
+import { BoundedCache } from './bounded-cache';
 /**
  * URL checks shared by every route that redirects. A redirect target that is not provably ours or a
  * configured forum's is refused, never "fixed up".
@@ -57,8 +58,23 @@ export function parseForumBase(url: string): ForumBase {
  * and a path inside the forum's path prefix with no encoded slash or backslash.
  */
 export function isUnderForum(candidate: unknown, base: ForumBase): candidate is string {
-  if (typeof candidate !== 'string' || candidate.length > 2048 || UNSAFE_CHARS.test(candidate))
-    return false;
+  if (typeof candidate !== 'string') return false;
+  // A pure function of the text and the base: a forum sends the same few return URLs again and
+  // again, so the verdict on each is remembered (a bounded number per forum base).
+  let verdicts = VERDICTS.get(base);
+  if (!verdicts) VERDICTS.set(base, (verdicts = new BoundedCache(256)));
+  const known = verdicts.get(candidate);
+  if (known !== undefined) return known;
+  const verdict = checkUnderForum(candidate, base);
+  verdicts.set(candidate, verdict);
+  return verdict;
+}
+
+/** Verdicts of {@link isUnderForum}, per forum base object. */
+const VERDICTS = new WeakMap<ForumBase, BoundedCache<string, boolean>>();
+
+function checkUnderForum(candidate: string, base: ForumBase): boolean {
+  if (candidate.length > 2048 || UNSAFE_CHARS.test(candidate)) return false;
   let parsed: URL;
   try {
     parsed = new URL(candidate);

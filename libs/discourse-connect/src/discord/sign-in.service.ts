@@ -121,7 +121,12 @@ export class DiscourseConnectSignIn {
 
   /** After the commit: wakes the queue's workers and emits the events. */
   private announce(outcome: SignInOutcome): void {
-    if (outcome.changed || outcome.created || outcome.mfaChanged) this.queue.notify();
+    // Only when the write queued a job (see `write`): otherwise the workers would look for nothing.
+    const queued =
+      outcome.changed ||
+      outcome.mfaChanged ||
+      (outcome.created && this.settings.sync.onFirstSignIn);
+    if (queued && this.settings.apiForums.length > 0) this.queue.notify();
     if (outcome.created)
       this.actions.emit(DiscourseConnectEvents.UserCreated, { user: outcome.user });
     if (outcome.changed && outcome.previous) {

@@ -69,11 +69,13 @@ export class DiscourseConnectHttp {
       controllers: Type[];
       filter: ExceptionFilter;
       securityHeaders?: HttpInstallContext['securityHeaders'];
+      handshake?: HttpInstallContext['handshake'];
     },
   ): Promise<void> {
     const parts = {
       ...this.installContext(module.controllers, module.filter),
       securityHeaders: module.securityHeaders,
+      handshake: module.handshake,
     };
     this.glue.routeEarlyErrors(parts);
     if (this.settings.session.installMiddleware) await this.glue.installSessions(consumer, parts);
@@ -120,6 +122,7 @@ export class DiscourseConnectHttp {
     return {
       settings: this.settings,
       store: this.sessions.store,
+      signer: this.sessions.signer,
       passport: this.passport,
       instance: this.adapterHost.httpAdapter.getInstance(),
       // With a global prefix or RouterModule path the registered path ends with the module's own.

@@ -14,10 +14,12 @@ import {
   type HttpInstallContext,
 } from './http-adapter-glue';
 import {
+  legacySessionCookieName,
   legacySessionCookie,
   sessionCookieName,
   sessionCookieOptions,
 } from '../session/session-store.factory';
+import { SessionCookieSigner } from '../session/session-cookie-signer';
 
 type NodeCallback = (err?: unknown) => void;
 type Middleware = (req: unknown, res: unknown, next: NodeCallback) => void;
@@ -67,15 +69,47 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
     if (!app.hasReplyDecorator('setCookie')) await app.register(fastifyCookie);
     // The cookie's old name (before `__Host-`) is read when the new one is absent, and moved to the
     // new name; registered before the session plugin, whose onRequest hook reads the cookie.
+    const legacyName = legacySessionCookieName(settings);
     app.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
       const cookies = req.cookies as Record<string, string | undefined> | undefined;
-      const legacy = cookies ? legacySessionCookie(settings, cookies) : undefined;
+      // Nothing to move unless the old name is there (most requests: one property lookup).
+      const legacy =
+        cookies && legacyName !== undefined && cookies[legacyName] !== undefined
+          ? legacySessionCookie(settings, cookies)
+          : undefined;
       if (cookies && legacy) {
         cookies[legacy.name] = legacy.value;
         for (const line of legacy.setCookies) reply.header('Set-Cookie', line);
       }
       done();
     });
+    // A signed-in handshake the module can answer from what it already knows is answered here,
+    // after the host's Nest middleware (which Fastify runs in an earlier onRequest hook) and before
+    // the session plugin: no session object, no re-sign, no Nest pipeline. Anything else goes on.
+    const shortcut = parts.handshake;
+    if (shortcut) {
+      const headers = parts.securityHeaders;
+      const noop = () => undefined;
+      app.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+        const cookies = req.cookies as Record<string, string | undefined> | undefined;
+        const pending = shortcut.answer(req.raw, cookies?.[cookieName]);
+        if (pending === undefined) return done();
+        pending.then(
+          (location) => {
+            if (location === undefined) return done();
+            // Nest's middleware (the module's headers among them) ran in an earlier onRequest
+            // hook; set them here only if that did not happen.
+            if (headers && !reply.raw.hasHeader('content-security-policy'))
+              headers(req.raw, reply.raw, noop);
+            // The route's own headers (@Header on the SSO route), then its redirect.
+            reply.header('Cache-Control', 'no-store');
+            reply.header('Referrer-Policy', 'no-referrer');
+            reply.redirect(location, 302);
+          },
+          () => done(),
+        );
+      });
+    }
     // A session saved during the request under a new id (passport's log-in regenerates it) gets
     // its cookie; without this, @fastify/session would also send a Set-Cookie expiring the old id
     // first (one Set-Cookie on Express). Runs before the session plugin's onSend hook.
@@ -99,7 +133,9 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
     await app.register(fastifySession, {
       cookieName,
       cookiePrefix: 's:',
-      secret: s.secret,
+      // The same signature as express-session's, with the keys prepared once and the cookies
+      // already verified remembered (no HMAC per request for a returning browser).
+      secret: parts.signer ?? new SessionCookieSigner(s.secret),
       store: store as never,
       saveUninitialized: false,
       rolling: false,

@@ -122,10 +122,35 @@ function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(',') : value;
 }
 
+/**
+ * Answers a signed-in member's handshake from what the process already knows (the verified
+ * cookie, the cached session and user), before the session plugin and the framework's pipeline
+ * run. Only ever answers the success the route would give; for anything else (not the route, not
+ * signed in, not cached, a request the route would refuse) it answers undefined and the request
+ * goes the normal way.
+ */
+export interface HandshakeShortcut {
+  /**
+   * The `Location` of the 302, or undefined (at once, or once the promise resolves) to let the
+   * route answer. `sessionCookie`: the session cookie's decoded value, if the request has one.
+   */
+  answer(
+    req: { method?: string; url?: string },
+    sessionCookie: string | undefined,
+  ): Promise<string | undefined> | undefined;
+}
+
 /** What the glue needs to install the module on the adapter: sessions and passport, the module's error page for body errors, its route test and its security headers. */
 export interface HttpInstallContext {
   settings: DiscourseConnectSettings;
   store: Store;
+  /** The session cookie's signer (shared with the handshake shortcut, so both remember the same cookies). */
+  signer?: {
+    sign(value: string): string;
+    unsign(value: string): { valid: boolean; renew: boolean; value: string | null };
+  };
+  /** The signed-in handshake answered early, when the module can (see {@link HandshakeShortcut}). */
+  handshake?: HandshakeShortcut;
   passport: PassportStatic;
   /** The underlying server instance (`HttpAdapterHost.httpAdapter.getInstance()`). */
   instance: unknown;

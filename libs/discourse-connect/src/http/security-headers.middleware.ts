@@ -10,10 +10,13 @@ import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
  */
 @Injectable()
 export class DiscourseConnectSecurityHeadersMiddleware implements NestMiddleware {
-  private readonly handler: ReturnType<typeof helmet>;
+  /** The headers helmet sets with these options: the same on every request, so worked out once. */
+  private readonly headers: [string, string][];
+  /** The headers helmet removes (X-Powered-By). */
+  private readonly removed: string[];
 
   constructor(settings: DiscourseConnectSettings) {
-    this.handler = helmet({
+    const handler = helmet({
       contentSecurityPolicy: {
         useDefaults: false,
         directives: {
@@ -33,6 +36,9 @@ export class DiscourseConnectSecurityHeadersMiddleware implements NestMiddleware
         : false,
       xFrameOptions: { action: 'deny' },
     });
+    const { headers, removed } = staticHeadersOf(handler);
+    this.headers = headers;
+    this.removed = removed;
   }
 
   /** Nest middleware gets Node's request and response on Fastify, Express's (which extend them) on Express. */
@@ -42,7 +48,37 @@ export class DiscourseConnectSecurityHeadersMiddleware implements NestMiddleware
     // on Express, where this middleware never matches it, though Fastify's router decodes it.
     // (`originalUrl`: the path as sent; Nest strips the matched path from `url` on Fastify.)
     const target = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? '';
-    if (target.split('?')[0].includes('%')) return next();
-    this.handler(req, res, next);
+    const query = target.indexOf('?');
+    if ((query === -1 ? target : target.slice(0, query)).includes('%')) return next();
+    for (const [name, value] of this.headers) res.setHeader(name, value);
+    for (const name of this.removed) res.removeHeader(name);
+    next();
   }
+}
+
+/**
+ * What a helmet handler does to a response: the headers it sets and removes. Its options here have
+ * no per-request part (no nonce), so running it once on a recording response gives the same
+ * headers it would give every request.
+ */
+function staticHeadersOf(handler: ReturnType<typeof helmet>): {
+  headers: [string, string][];
+  removed: string[];
+} {
+  const headers: [string, string][] = [];
+  const removed: string[] = [];
+  let failed: unknown;
+  const recorder = {
+    setHeader(name: string, value: string | number | readonly string[]) {
+      headers.push([name, Array.isArray(value) ? value.join(', ') : String(value)]);
+    },
+    removeHeader(name: string) {
+      removed.push(name);
+    },
+  };
+  handler({ headers: {}, method: 'GET', url: '/' } as never, recorder as never, (err?: unknown) => {
+    failed = err;
+  });
+  if (failed) throw failed instanceof Error ? failed : new Error(String(failed));
+  return { headers, removed };
 }

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { DiscourseConnectProtocolError } from './discourse-connect.errors';
 import {
   DISCOURSE_CONNECT_FIELDS,
@@ -22,9 +22,26 @@ const CUSTOM_NAME = /^[A-Za-z0-9_-]+$/;
 const GROUP_NAME = /^[^,\s]+$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * HMAC keys prepared once per secret (a process has a few forum secrets; the bound only guards
+ * against a caller passing ever new ones).
+ */
+const HMAC_KEYS = new Map<string, KeyObject>();
+const MAX_HMAC_KEYS = 64;
+
+function hmacKey(secret: string): KeyObject {
+  let key = HMAC_KEYS.get(secret);
+  if (key === undefined) {
+    if (HMAC_KEYS.size >= MAX_HMAC_KEYS) HMAC_KEYS.clear();
+    key = createSecretKey(Buffer.from(secret, 'utf8'));
+    HMAC_KEYS.set(secret, key);
+  }
+  return key;
+}
+
 /** The secret's HMAC-SHA256 of the base64 text, as lowercase hex: the `sig` parameter. */
 export function signPayload(base64: string, secret: string): string {
-  return createHmac('sha256', secret).update(base64, 'utf8').digest('hex');
+  return createHmac('sha256', hmacKey(secret)).update(base64, 'utf8').digest('hex');
 }
 
 /**
@@ -41,7 +58,7 @@ export function verifySignature(base64: string, sig: string, secret: string): vo
 /** Constant-time check of a well-formed signature; false for anything malformed. */
 export function isValidSignature(base64: string, sig: string, secret: string): boolean {
   if (!SIGNATURE.test(sig)) return false;
-  const expected = createHmac('sha256', secret).update(base64, 'utf8').digest();
+  const expected = createHmac('sha256', hmacKey(secret)).update(base64, 'utf8').digest();
   return timingSafeEqual(expected, Buffer.from(sig, 'hex'));
 }
 

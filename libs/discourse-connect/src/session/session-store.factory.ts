@@ -35,8 +35,15 @@ export function createSessionStore(
   const ttlMs = settings.session.maxAgeSeconds * 1000;
   if (deps.hostStore) return { store: deps.hostStore, kind: 'host', close: () => undefined };
   if (deps.redis) {
+    // With the read cache on, each instance keeps the sessions it read or wrote for
+    // `session.readCacheMs` and drops a copy as soon as another instance announces a change to it.
+    const readCacheMs = settings.session.readCacheMs;
+    const cache =
+      readCacheMs > 0
+        ? { readCacheMs, subscriber: deps.redis.duplicate({}, 'discourse-connect-sessions') }
+        : undefined;
     return {
-      store: new RedisSessionStore(deps.redis.client, deps.redis.prefix, ttlMs),
+      store: new RedisSessionStore(deps.redis.client, deps.redis.prefix, ttlMs, cache),
       kind: 'redis',
       close: () => undefined,
     };

@@ -7,6 +7,7 @@ import { DiscourseConnectSessions } from './sessions';
 import { DISCOURSE_CONNECT_PASSPORT } from './discourse-connect-passport';
 import {
   legacySessionCookie,
+  legacySessionCookieName,
   parseCookieHeader,
   sessionCookieName,
   sessionCookieOptions,
@@ -28,9 +29,15 @@ export class DiscourseConnectSessionMiddleware implements NestMiddleware {
     @Inject(DISCOURSE_CONNECT_PASSPORT) passport: PassportStatic,
   ) {
     const s = settings.session;
+    const legacyName = legacySessionCookieName(settings);
     this.chain = [
       (req, res, next) => {
-        const legacy = legacySessionCookie(settings, parseCookieHeader(req.headers.cookie));
+        // Parsed only when the old name may be there (most requests: a substring search).
+        const header = req.headers.cookie;
+        const legacy =
+          legacyName !== undefined && header?.includes(legacyName)
+            ? legacySessionCookie(settings, parseCookieHeader(header))
+            : undefined;
         if (legacy) {
           // First in the header: express-session reads the first cookie of a name.
           req.headers.cookie = `${legacy.name}=${legacy.value}; ${req.headers.cookie ?? ''}`;

@@ -5,6 +5,9 @@ import type { Repository } from 'typeorm';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
 import { DiscourseConnectSessionEntity } from './discourse-connect-session.entity';
+import { SessionCookieSigner } from './session-cookie-signer';
+import { TypeOrmSessionStore } from './typeorm-session.store';
+import { RedisSessionStore } from './redis-session.store';
 import {
   createSessionStore,
   HOST_SESSION_STORE,
@@ -19,6 +22,8 @@ import {
 @Injectable()
 export class DiscourseConnectSessions implements OnModuleDestroy {
   private readonly choice: SessionStoreChoice;
+  /** Signs and verifies the session cookie (express-session's format), remembering verified cookies. */
+  readonly signer: SessionCookieSigner;
 
   constructor(
     settings: DiscourseConnectSettings,
@@ -28,6 +33,19 @@ export class DiscourseConnectSessions implements OnModuleDestroy {
     @Optional() @Inject(DiscourseConnectRedis) redis?: DiscourseConnectRedis | null,
   ) {
     this.choice = createSessionStore(settings, { sessions, redis, hostStore });
+    this.signer = new SessionCookieSigner(settings.session.secret);
+  }
+
+  /**
+   * The signed-in member's id (passport's `user`) of a session known to this process (the module's table or Redis store, read or written here
+   * within `session.readCacheMs`, and with Redis not changed by another instance since), without
+   * waiting; undefined when the store must be asked.
+   */
+  cachedMember(sid: string): string | undefined {
+    const store = this.choice.store;
+    return store instanceof TypeOrmSessionStore || store instanceof RedisSessionStore
+      ? store.cachedMember(sid)
+      : undefined;
   }
 
   get store(): Store {

@@ -172,4 +172,52 @@ describe('TypeOrmSessionStore', () => {
     expect(row.expiresAt).toBeLessThanOrEqual(Date.now() + 3_600_000);
     expect(row.expiresAt).toBeGreaterThan(Date.now() + 3_600_000 - 5_000);
   });
+  it('does not write again a session it just wrote unchanged (only its expiry moved by moments)', async () => {
+    const store = newStore();
+    let writes = 0;
+    const upsert = rows.upsert.bind(rows);
+    rows.upsert = ((...args: Parameters<typeof upsert>) => {
+      writes++;
+      return upsert(...args);
+    }) as typeof rows.upsert;
+    const first = session({ passport: { user: '42' } });
+    await promised.set(store, 'sid-a', first);
+    const again = session({ passport: { user: '42' } });
+    (again.cookie as unknown as { expires: Date }).expires = new Date(
+      new Date(first.cookie.expires as Date).getTime() + 2,
+    );
+    await promised.set(store, 'sid-a', again);
+    expect(writes).toBe(1);
+    // A real change is written.
+    await promised.set(store, 'sid-a', session({ passport: { user: '43' } }));
+    expect(writes).toBe(2);
+    expect(((await promised.get(newStore({ readCacheMs: 0 }), 'sid-a')) as any).passport).toEqual({
+      user: '43',
+    });
+  });
+
+  it('cachedSession answers only a fresh, unexpired copy this process holds', async () => {
+    const store = newStore({ readCacheMs: 60_000 });
+    expect(store.cachedSession('sid-b')).toBeUndefined();
+    await promised.set(store, 'sid-b', session({ passport: { user: '7' } }));
+    expect((store.cachedSession('sid-b') as any).passport).toEqual({ user: '7' });
+    await promised.destroy(store, 'sid-b');
+    expect(store.cachedSession('sid-b')).toBeUndefined();
+    const expired = session();
+    (expired.cookie as unknown as { expires: Date }).expires = new Date(Date.now() - 1000);
+    await promised.set(store, 'sid-c', expired);
+    expect(store.cachedSession('sid-c')).toBeUndefined();
+    const off = newStore({ readCacheMs: 0 });
+    await promised.set(off, 'sid-d', session());
+    expect(off.cachedSession('sid-d')).toBeUndefined();
+    // The member id of a cached session; none for a session nobody signed in to.
+    await promised.set(store, 'sid-e', session({ passport: { user: '9' } }));
+    expect(store.cachedMember('sid-e')).toBe('9');
+    expect(store.cachedMember('sid-e')).toBe('9');
+    await promised.set(store, 'sid-e', session({ passport: { user: '10' } }));
+    expect(store.cachedMember('sid-e')).toBe('10');
+    await promised.set(store, 'sid-f', session({ oauth: 'state' }));
+    expect(store.cachedMember('sid-f')).toBeUndefined();
+    expect(off.cachedMember('sid-d')).toBeUndefined();
+  });
 });

@@ -10,6 +10,33 @@ interface CachedSession {
   expiresAt: number;
   /** Until when this copy may answer a read without asking the database. */
   freshUntil: number;
+  /** Written by this process (not only read). */
+  written: boolean;
+  /** The signed-in member's id in it (passport's `user`), once asked; null for none. */
+  member?: string | null;
+}
+
+/**
+ * The cookie's expiry at the start of a stored session, as express-session writes it
+ * (`{"cookie":{"originalMaxAge":…,"expires":"…"`); any other shape is compared whole.
+ */
+const COOKIE_EXPIRES = /^\{"cookie":\{"originalMaxAge":(?:null|-?[0-9.e+]+),"expires":"[^"]*"/;
+
+/** passport's `user` in a stored session, when it is a member id. */
+export function memberOf(session: unknown): string | null {
+  const user = (session as { passport?: { user?: unknown } } | null)?.passport?.user;
+  return typeof user === 'string' ? user : null;
+}
+
+/** Two stored sessions that differ at most in their cookie's expiry. */
+function sameApartFromExpiry(a: string, b: string): boolean {
+  if (a === b) return true;
+  const ea = COOKIE_EXPIRES.exec(a);
+  const eb = COOKIE_EXPIRES.exec(b);
+  if (!ea || !eb) return false;
+  const bare = (text: string, match: RegExpExecArray) =>
+    match[0].replace(/"expires":"[^"]*"$/, '') + text.slice(match[0].length);
+  return bare(a, ea) === bare(b, eb);
 }
 
 export interface TypeOrmSessionStoreOptions {
@@ -90,9 +117,46 @@ export class TypeOrmSessionStore extends Store {
       .catch((err) => callback(err));
   }
 
+  /**
+   * The session as this process last read or wrote it, when that copy is still fresh (within
+   * `readCacheMs`) and the session has not expired; undefined when only the database can say
+   * (not cached, stale, expired, or the cache off). Synchronous: for a read path that must not wait.
+   */
+  cachedSession(sid: string): SessionData | undefined {
+    const cached = this.cache.get(sid);
+    if (!cached) return undefined;
+    const now = Date.now();
+    if (cached.freshUntil <= now || cached.expiresAt <= now) return undefined;
+    return JSON.parse(cached.data) as SessionData;
+  }
+
+  /**
+   * The signed-in member's id (passport's `user`) of a session {@link cachedSession} would answer,
+   * read from the copy once and remembered with it; undefined otherwise.
+   */
+  cachedMember(sid: string): string | undefined {
+    const cached = this.cache.get(sid);
+    if (!cached) return undefined;
+    const now = Date.now();
+    if (cached.freshUntil <= now || cached.expiresAt <= now) return undefined;
+    if (cached.member === undefined) cached.member = memberOf(JSON.parse(cached.data));
+    return cached.member ?? undefined;
+  }
+
   override set(sid: string, session: SessionData, callback?: Callback): void {
     const expiresAt = this.expiryOf(session);
     const data = JSON.stringify(session);
+    // The same session saved again (express-session saves at the end of a request what passport
+    // saved during it): the row already holds it, with an expiry at most a touch interval apart.
+    const cached = this.cache.get(sid);
+    if (
+      cached?.written &&
+      cached.freshUntil > Date.now() &&
+      Math.abs(cached.expiresAt - expiresAt) < this.touchIntervalMs &&
+      sameApartFromExpiry(cached.data, data)
+    ) {
+      return callback?.();
+    }
     const mine = ++this.writes;
     this.cache.delete(sid);
     this.sessions
@@ -104,7 +168,7 @@ export class TypeOrmSessionStore extends Store {
         // database's call then).
         const untouched = this.writes === mine;
         this.writes++;
-        if (untouched) this.remember(sid, data, expiresAt);
+        if (untouched) this.remember(sid, data, expiresAt, true);
         callback?.();
       })
       .catch((err) => callback?.(err));
@@ -151,10 +215,10 @@ export class TypeOrmSessionStore extends Store {
     this.cache.clear();
   }
 
-  private remember(sid: string, data: string, expiresAt: number): void {
+  private remember(sid: string, data: string, expiresAt: number, written = false): void {
     if (this.readCacheMs <= 0) return;
     this.cache.delete(sid); // re-insert: the Map's order is the eviction order
-    this.cache.set(sid, { data, expiresAt, freshUntil: Date.now() + this.readCacheMs });
+    this.cache.set(sid, { data, expiresAt, freshUntil: Date.now() + this.readCacheMs, written });
     if (this.cache.size > this.readCacheSize) {
       const oldest = this.cache.keys().next().value;
       if (oldest !== undefined) this.cache.delete(oldest);

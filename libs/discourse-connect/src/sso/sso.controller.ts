@@ -31,6 +31,7 @@ import { ReturnTo } from '../http/return-to';
 import { DiscourseConnectSignOut } from '../http/sign-out';
 import { limitToPreSignInLifetime } from '../session/session-store.factory';
 import { SsoService } from './sso.service';
+import { takeShortcutFailure } from './handshake-shortcut';
 import { DISCOURSE_CONNECT_ROUTES, DiscourseConnectRoutes } from '../http/discourse-connect-routes';
 
 const ROUTES = DISCOURSE_CONNECT_ROUTES;
@@ -95,6 +96,10 @@ export class SsoController {
     // A request remembered before Discord sign-in too long ago: its nonce may have died meanwhile.
     const restart = this.sso.restartUrl(request, query);
     if (restart) return { url: encodeLocation(restart), statusCode: 302 };
+    // The early answer already built this and failed (e.g. a filter refused): the same answer,
+    // without asking the filters twice.
+    const failed = takeShortcutFailure(req);
+    if (failed) throw failed.error;
     return {
       url: encodeLocation(await this.sso.buildResponseUrl(request, req.user)),
       statusCode: 302,

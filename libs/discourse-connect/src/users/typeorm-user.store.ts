@@ -36,12 +36,14 @@ export class TypeOrmUserStore implements TransactionalUserStore {
   }
 
   async create(data: LocalUserData): Promise<LocalUser | null> {
+    // The timestamps are given, so the new row is known without reading it back.
+    const now = new Date();
+    const values = { ...data, createdAt: now, updatedAt: now };
     try {
       // Inside a transaction the insert gets its own savepoint: on PostgreSQL a unique violation
       // (another instance created the user first) would otherwise abort the whole transaction.
-      // Not reloading the generated columns after the insert: the row is read once, below.
       const insert = (users: Repository<DiscourseConnectUserEntity>) =>
-        users.createQueryBuilder().insert().values(data).updateEntity(false).execute();
+        users.createQueryBuilder().insert().values(values).updateEntity(false).execute();
       if (this.users.manager.queryRunner?.isTransactionActive) {
         await this.users.manager.transaction((manager) =>
           insert(manager.getRepository(DiscourseConnectUserEntity)),
@@ -53,7 +55,7 @@ export class TypeOrmUserStore implements TransactionalUserStore {
       if (isUniqueViolation(error)) return null; // another request created the same user first
       throw error;
     }
-    return this.users.findOneByOrFail({ discordId: data.discordId });
+    return { ...values, forumUserId: null, forumUsername: null };
   }
 
   async findByDiscordIds(discordIds: string[]): Promise<LocalUser[]> {

@@ -192,6 +192,8 @@ export class UsersService {
     const existing = known ? known.existing : await this.store.findByDiscordId(meta.id);
     const mfaDiffers = existing !== null && (existing.mfaEnabled ?? false) !== mfaEnabled;
     if (existing && existing.metadataHash === data.metadataHash && !mfaDiffers) {
+      // Just read for this sign-in: it answers the handshake that follows without another read.
+      this.remember(existing);
       return { user: existing, created: false, changed: false };
     }
     const write = async (store: UserStore, manager?: EntityManager): Promise<SignInOutcome> => {

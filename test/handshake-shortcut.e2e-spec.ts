@@ -1,0 +1,141 @@
+import { Injectable } from '@nestjs/common';
+import {
+  DiscourseConnectFilter,
+  SsoHandshakeShortcut,
+  type DiscourseConnectPayload,
+} from 'nestjs-discourse-connect/internal';
+import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
+import { TestBrowser } from './support/browser';
+import { FORUM_SECRET, HTTP_ADAPTERS, startHarness, type Harness } from './support/harness';
+import { b64, hmac } from './support/signing';
+
+/** Counts the payload filter's calls; refuses when told to. */
+@Injectable()
+class CountingPlugin {
+  calls = 0;
+  refuse = false;
+
+  @DiscourseConnectFilter('sso.payload')
+  count(payload: DiscourseConnectPayload): DiscourseConnectPayload {
+    this.calls++;
+    if (this.refuse) throw new Error('refused by the host');
+    return { ...payload, title: 'counted' };
+  }
+}
+
+const { migrated } = DISCORD_FIXTURES;
+
+/**
+ * A signed-in member's handshake is answered from what the process knows (verified cookie,
+ * cached session and member) where it can: the answer must be the route's, byte for byte, and
+ * anything it cannot answer must get the route's answer.
+ */
+describe.each(HTTP_ADAPTERS)(
+  'signed-in handshake, answered early where possible (%s)',
+  (adapter) => {
+    let h: Harness;
+    let plugin: CountingPlugin;
+    let browser: TestBrowser;
+
+    beforeAll(async () => {
+      h = await startHarness('forRoot', {
+        adapter,
+        providers: [CountingPlugin],
+        // Long enough that the cached session cannot go stale between two steps of a test.
+        moduleOptions: (o) => ({ ...o, session: { ...o.session!, readCacheMs: 60_000 } }),
+      });
+      plugin = h.app.get(CountingPlugin);
+      h.discord.knobs.autoApproveAs = migrated.id;
+      browser = new TestBrowser();
+      const page = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+      expect(page.status).toBe(200);
+    });
+    afterAll(async () => h.close());
+    beforeEach(() => {
+      plugin.calls = 0;
+      plugin.refuse = false;
+    });
+
+    /** The forum's request, signed; `extra` query parameters make the route answer it. */
+    function handshakeUrl(nonce: string, extra = ''): string {
+      const sso = b64(
+        new URLSearchParams({
+          nonce,
+          return_sso_url: `${h.forumUrl}/session/sso_login`,
+        }).toString(),
+      );
+      return `${h.mountUrl}/discourse/sso?${new URLSearchParams({ sso, sig: hmac(sso, FORUM_SECRET) })}${extra}`;
+    }
+
+    const headersOf = (res: Response) =>
+      [...res.headers].filter(([name]) => !['date', 'keep-alive', 'connection'].includes(name));
+
+    it('answers exactly as the route does (status, headers, signed payload), running the filters once', async () => {
+      const shortcut = h.app.get(SsoHandshakeShortcut);
+      const answers: (string | undefined)[] = [];
+      const answer = shortcut.answer.bind(shortcut);
+      const spy = jest.spyOn(shortcut, 'answer').mockImplementation((req, cookie) => {
+        const pending = answer(req, cookie);
+        void pending?.then((location) => answers.push(location));
+        return pending;
+      });
+      const early = await browser.request(handshakeUrl('nonce-one'));
+      spy.mockRestore();
+      // On Fastify the signed-in handshake is answered early; on Express always by the route.
+      if (adapter === 'fastify') expect(answers).toEqual([expect.stringContaining('sso_login?')]);
+      else expect(answers).toEqual([]);
+      const route = await browser.request(handshakeUrl('nonce-one', '&utm_source=x'));
+      expect(early.status).toBe(302);
+      expect(route.status).toBe(302);
+      expect(headersOf(early)).toEqual(headersOf(route));
+      expect(await early.text()).toBe(await route.text());
+      const location = new URL(early.headers.get('location')!);
+      expect(location.origin + location.pathname).toBe(`${h.forumUrl}/session/sso_login`);
+      const sso = location.searchParams.get('sso')!;
+      expect(location.searchParams.get('sig')).toBe(hmac(sso, FORUM_SECRET));
+      const fields = new URLSearchParams(Buffer.from(sso, 'base64').toString('utf8'));
+      expect(fields.get('nonce')).toBe('nonce-one');
+      expect(fields.get('external_id')).toBe(migrated.id);
+      expect(fields.get('title')).toBe('counted');
+      expect(plugin.calls).toBe(2); // once per request
+    });
+
+    it('a filter that refuses gets the route’s error page, and is asked once', async () => {
+      plugin.refuse = true;
+      const res = await browser.request(handshakeUrl('nonce-two'));
+      const route = await browser.request(handshakeUrl('nonce-two', '&utm_source=x'));
+      expect(res.status).toBe(route.status);
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(await res.text()).toBe(await route.text());
+      expect(plugin.calls).toBe(2);
+    });
+
+    it('a tampered or unknown session cookie is not signed in', async () => {
+      const jar = browser.cookies.get('127.0.0.1')!;
+      const [name, value] = [...jar].find(([, v]) => v.startsWith('s%3A') || v.startsWith('s:'))!;
+      const stranger = new TestBrowser();
+      const tampered = `${value.slice(0, -2)}${value.endsWith('AA') ? 'BB' : 'AA'}`;
+      stranger.cookies.set('127.0.0.1', new Map([[name, tampered]]));
+      const res = await stranger.request(handshakeUrl('nonce-three'));
+      expect(res.status).toBe(302);
+      expect(res.headers.get('location')).toMatch(/\/auth\/discord\?continue=1$/);
+      expect(plugin.calls).toBe(0);
+    });
+
+    it('after signing out here, the same cookie is no longer signed in', async () => {
+      const jar = new Map(browser.cookies.get('127.0.0.1'));
+      const before = await browser.request(handshakeUrl('nonce-four'));
+      expect(before.headers.get('location')).toContain('/session/sso_login?');
+      const out = await browser.request(`${h.mountUrl}/auth/logout`, {
+        method: 'POST',
+        headers: { origin: h.appUrl, 'sec-fetch-site': 'same-origin' },
+      });
+      expect(out.status).toBe(303);
+      const old = new TestBrowser();
+      old.cookies.set('127.0.0.1', jar);
+      const after = await old.request(handshakeUrl('nonce-five'));
+      expect(after.status).toBe(302);
+      expect(after.headers.get('location')).toMatch(/\/auth\/discord\?continue=1$/);
+    });
+  },
+);
