@@ -9,7 +9,8 @@ import {
   UseInterceptors,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { Observable, mergeMap } from 'rxjs';
+import type { Observable } from 'rxjs';
+import { afterMemberRoute, memberOfRoute } from './after-member-route';
 import type { LocalUser } from '../users/local-user.interface';
 import type { SyncJobKind } from './sync-job.entity';
 import { SyncQueue } from './sync-queue.service';
@@ -41,36 +42,28 @@ export class DiscourseLifecycleInterceptor implements NestInterceptor {
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const meta = this.reflector.getAllAndOverride<LifecycleMetadata | undefined>(
+    return afterMemberRoute<LifecycleMetadata>(
+      this.reflector,
       DISCOURSE_LIFECYCLE,
-      [context.getHandler(), context.getClass()],
-    );
-    if (!meta) return next.handle();
-    const req = context.switchToHttp().getRequest<{ user?: LocalUser }>();
-    // Read before the handler runs: a sign-out handler removes req.user.
-    const before = this.discordIdOf(meta, req);
-    return next.handle().pipe(
-      mergeMap(async (result) => {
-        const discordId = before ?? this.discordIdOf(meta, req);
-        if (discordId) {
-          for (const kind of meta.kinds) {
-            try {
-              await this.queue.enqueue(kind, discordId);
-            } catch (error) {
-              this.logger.error(
-                `could not record ${kind} for ${discordId}: ${(error as Error).message}`,
-              );
-            }
+      context,
+      next,
+      (meta, req) => this.discordIdOf(meta, req),
+      async (meta, discordId) => {
+        for (const kind of meta.kinds) {
+          try {
+            await this.queue.enqueue(kind, discordId);
+          } catch (error) {
+            this.logger.error(
+              `could not record ${kind} for ${discordId}: ${(error as Error).message}`,
+            );
           }
         }
-        return result;
-      }),
+      },
     );
   }
 
   protected discordIdOf(meta: LifecycleMetadata, req: { user?: LocalUser }): string | undefined {
-    const id = meta.user ? meta.user(req) : req.user?.discordId;
-    return typeof id === 'string' && /^[0-9]{1,20}$/.test(id) ? id : undefined;
+    return memberOfRoute(meta, req);
   }
 }
 
