@@ -90,3 +90,18 @@ export function settingsFixture(
     ...extra,
   });
 }
+
+/** The app's own environment variables (Discord sign-in, public URL, session), without any forum. */
+export const appEnvFixture = (): Record<string, string> => ({
+  DISCORD_CLIENT_ID: '123456789012345678',
+  DISCORD_CLIENT_SECRET: 'discord-client-secret',
+  PUBLIC_URL: 'http://localhost:3000',
+  SESSION_SECRET: 'x'.repeat(32),
+});
+
+/** The environment of an app with one Discourse forum (`DISCOURSE_URL`). */
+export const oneForumEnvFixture = (): Record<string, string> => ({
+  DISCOURSE_URL: 'https://forum.example.com',
+  DISCOURSE_CONNECT_SECRET: 'forum-secret-0123456789',
+  ...appEnvFixture(),
+});

@@ -1,22 +1,15 @@
 import { DiscourseConnectConfigurationError } from './configuration.error';
 import { discourseConnectOptionsFromEnv, findCutEnvValues } from './discourse-connect.config';
 import { DiscourseConnectSettings } from './discourse-connect.settings';
+import { appEnvFixture } from '../../test-support/fixtures';
 
 const SECRET_A = 'alpha-secret-0123456789';
 const SECRET_B = 'bravo-secret-0123456789';
 const API_KEY_A = 'alpha-api-key-0123';
 
-/** The app's own variables, without any forum. */
-const appEnv = (): Record<string, string> => ({
-  DISCORD_CLIENT_ID: '123456789012345678',
-  DISCORD_CLIENT_SECRET: 'discord-client-secret',
-  PUBLIC_URL: 'http://localhost:3000',
-  SESSION_SECRET: 'x'.repeat(32),
-});
-
 /** Two forums, ALPHA and BRAVO. */
 const twoForums = (): Record<string, string> => ({
-  ...appEnv(),
+  ...appEnvFixture(),
   DISCOURSE_FORUM_ALPHA_URL: 'https://alpha.example.com',
   DISCOURSE_FORUM_ALPHA_SECRET: SECRET_A,
   DISCOURSE_FORUM_ALPHA_API_KEY: API_KEY_A,
@@ -107,7 +100,7 @@ describe('several forums from the environment (DISCOURSE_FORUM_<NAME>_*)', () =>
     ]);
     // Alone, they describe the one forum as before (named after its host).
     const alone = discourseConnectOptionsFromEnv({
-      ...appEnv(),
+      ...appEnvFixture(),
       DISCOURSE_URL: 'https://forum.example.com',
       DISCOURSE_CONNECT_SECRET: 'default-secret-0123456789',
     });
@@ -164,7 +157,7 @@ describe('several forums from the environment (DISCOURSE_FORUM_<NAME>_*)', () =>
 
   it('stops on the single-forum variables mixed with DISCOURSE_FORUM_DEFAULT_*', () => {
     const message = bootError({
-      ...appEnv(),
+      ...appEnvFixture(),
       DISCOURSE_URL: 'https://forum.example.com',
       DISCOURSE_CONNECT_SECRET: SECRET_A,
       DISCOURSE_FORUM_DEFAULT_URL: 'https://other.example.com',

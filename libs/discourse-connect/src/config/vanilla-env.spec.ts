@@ -5,22 +5,13 @@ import { discourseConnectOptionsFromEnv } from './discourse-connect.config';
 import { VANILLA_FORUM_ENV_ENTRIES } from './discourse-connect.schema';
 import { DiscourseConnectSettings } from './discourse-connect.settings';
 import type { DiscourseConnectModuleOptions } from '../discourse-connect-options.interface';
+import { oneForumEnvFixture } from '../../test-support/fixtures';
 
 const VANILLA_SECRET = 'vanilla-secret-0123456789';
 const OTHER_SECRET = 'other-vanilla-secret-012345';
 
-/** The app with one Discourse forum, without any Vanilla forum. */
-const appEnv = (): Record<string, string> => ({
-  DISCOURSE_URL: 'https://forum.example.com',
-  DISCOURSE_CONNECT_SECRET: 'forum-secret-0123456789',
-  DISCORD_CLIENT_ID: '123456789012345678',
-  DISCORD_CLIENT_SECRET: 'discord-client-secret',
-  PUBLIC_URL: 'http://localhost:3000',
-  SESSION_SECRET: 'x'.repeat(32),
-});
-
 const oneVanilla = (): Record<string, string> => ({
-  ...appEnv(),
+  ...oneForumEnvFixture(),
   VANILLA_URL: 'https://community.example.com/',
   VANILLA_CLIENT_ID: 'client-1',
   VANILLA_SECRET,
@@ -66,7 +57,7 @@ describe('Vanilla forums from the environment', () => {
   });
 
   it('has no Vanilla settings without the variables', () => {
-    expect(settingsOf(appEnv()).vanilla).toBeUndefined();
+    expect(settingsOf(oneForumEnvFixture()).vanilla).toBeUndefined();
   });
 
   it('reads the options of the single forum and the ones of every forum', () => {
@@ -149,7 +140,7 @@ describe('Vanilla forums from the environment', () => {
 
   it('accepts VANILLA_FORUM_<NAME>_* forums alone', () => {
     const settings = settingsOf({
-      ...appEnv(),
+      ...oneForumEnvFixture(),
       VANILLA_GUESTS: 'true',
       VANILLA_FORUM_ONE_URL: 'https://one.example.com',
       VANILLA_FORUM_ONE_CLIENT_ID: 'one',
@@ -162,7 +153,7 @@ describe('Vanilla forums from the environment', () => {
   it.each([
     [
       'the connection variables without the secret',
-      { ...appEnv(), VANILLA_URL: 'https://v.example.com', VANILLA_CLIENT_ID: 'c' },
+      { ...oneForumEnvFixture(), VANILLA_URL: 'https://v.example.com', VANILLA_CLIENT_ID: 'c' },
       'VANILLA_SECRET is not set: VANILLA_URL, VANILLA_CLIENT_ID, VANILLA_SECRET go together',
     ],
     [
@@ -173,7 +164,7 @@ describe('Vanilla forums from the environment', () => {
     [
       "a forum's role map without DISCORD_GUILD_ID",
       {
-        ...appEnv(),
+        ...oneForumEnvFixture(),
         VANILLA_FORUM_A_URL: 'https://a.example.com',
         VANILLA_FORUM_A_CLIENT_ID: 'a',
         VANILLA_FORUM_A_SECRET: VANILLA_SECRET,
@@ -189,7 +180,7 @@ describe('Vanilla forums from the environment', () => {
     [
       'a forum without its secret',
       {
-        ...appEnv(),
+        ...oneForumEnvFixture(),
         VANILLA_FORUM_A_URL: 'https://a.example.com',
         VANILLA_FORUM_A_CLIENT_ID: 'a',
       },
@@ -197,7 +188,7 @@ describe('Vanilla forums from the environment', () => {
     ],
     [
       'a global option without a forum',
-      { ...appEnv(), VANILLA_GUESTS: 'true' },
+      { ...oneForumEnvFixture(), VANILLA_GUESTS: 'true' },
       'VANILLA_GUESTS is set but no Vanilla forum is',
     ],
     [
