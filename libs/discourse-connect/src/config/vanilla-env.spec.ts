@@ -225,31 +225,17 @@ describe('Vanilla forums from the environment', () => {
     const base: DiscourseConnectModuleOptions = discourseConnectOptionsFromEnv(oneVanilla());
     const withVanilla = (vanilla: unknown) =>
       (() => new DiscourseConnectSettings({ ...base, vanilla } as DiscourseConnectModuleOptions))();
+    const withOneForum = (forum: Record<string, unknown>) =>
+      withVanilla({
+        forums: [{ url: 'https://v.example.com', clientId: 'c', secret: VANILLA_SECRET, ...forum }],
+      });
     expect(() => withVanilla({ forums: [] })).toThrow('vanilla.forums must list at least one');
-    expect(() =>
-      withVanilla({
-        forums: [
-          {
-            url: 'https://v.example.com',
-            clientId: 'c',
-            secret: VANILLA_SECRET,
-            roleMap: { 1: 'Member' },
-          },
-        ],
-      }),
-    ).toThrow('vanilla.forums[0].roleMap needs groups');
-    expect(() =>
-      withVanilla({
-        forums: [
-          {
-            url: 'https://v.example.com',
-            clientId: 'c',
-            secret: VANILLA_SECRET,
-            algorithm: 'none',
-          },
-        ],
-      }),
-    ).toThrow('vanilla.forums[0].algorithm must be HS256, HS384 or HS512');
+    expect(() => withOneForum({ roleMap: { 1: 'Member' } })).toThrow(
+      'vanilla.forums[0].roleMap needs groups',
+    );
+    expect(() => withOneForum({ algorithm: 'none' })).toThrow(
+      'vanilla.forums[0].algorithm must be HS256, HS384 or HS512',
+    );
     expect(() =>
       withVanilla({
         forums: [
