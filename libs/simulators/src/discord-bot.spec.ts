@@ -190,15 +190,16 @@ describe('DiscordSimulator, bot side', () => {
     });
 
     it('forces the next N answers to be 429, per route or global', async () => {
+      const rateLimited = (retryAfter: number, global: boolean) => ({
+        message: 'You are being rate limited.',
+        retry_after: retryAfter,
+        global,
+      });
       sim.forceRateLimit(2, { route: 'GET /guilds/:guild', retryAfter: 1.5 });
       expect((await bot('/gateway/bot')).status).toBe(200);
       const r1 = await bot(`/guilds/${SIM_GUILD_ID}`);
       expect(r1.status).toBe(429);
-      expect(await r1.json()).toEqual({
-        message: 'You are being rate limited.',
-        retry_after: 1.5,
-        global: false,
-      });
+      expect(await r1.json()).toEqual(rateLimited(1.5, false));
       expect(r1.headers.get('retry-after')).toBe('2');
       expect((await bot(`/guilds/${SIM_GUILD_ID}`)).status).toBe(429);
       expect((await bot(`/guilds/${SIM_GUILD_ID}`)).status).toBe(200);
@@ -207,11 +208,7 @@ describe('DiscordSimulator, bot side', () => {
       sim.forceRateLimit(1, { global: true, retryAfter: 0.2 });
       const g = await bot(`/guilds/${SIM_GUILD_ID}/members`);
       expect(g.status).toBe(429);
-      expect(await g.json()).toEqual({
-        message: 'You are being rate limited.',
-        retry_after: 0.2,
-        global: true,
-      });
+      expect(await g.json()).toEqual(rateLimited(0.2, true));
       expect(g.headers.get('x-ratelimit-global')).toBe('true');
       expect(g.headers.get('x-ratelimit-scope')).toBe('global');
     });
