@@ -67,6 +67,15 @@ export class DiscourseLifecycleInterceptor implements NestInterceptor {
   }
 }
 
+/** A route decorator recording a `kind` job for the route's member once the handler succeeded. */
+const lifecycleDecorator =
+  (kind: SyncJobKind) =>
+  (options: DiscourseLifecycleOptions = {}) =>
+    applyDecorators(
+      SetMetadata<string, LifecycleMetadata>(DISCOURSE_LIFECYCLE, { ...options, kinds: [kind] }),
+      UseInterceptors(DiscourseLifecycleInterceptor),
+    );
+
 /**
  * After this handler succeeds, push the user's current profile (and groups) to the forum.
  *
@@ -74,11 +83,7 @@ export class DiscourseLifecycleInterceptor implements NestInterceptor {
  * ＠Post('profile') ＠SyncToDiscourse()
  * updateProfile() { ... }
  */
-export const SyncToDiscourse = (options: DiscourseLifecycleOptions = {}) =>
-  applyDecorators(
-    SetMetadata<string, LifecycleMetadata>(DISCOURSE_LIFECYCLE, { ...options, kinds: ['sync'] }),
-    UseInterceptors(DiscourseLifecycleInterceptor),
-  );
+export const SyncToDiscourse = lifecycleDecorator('sync');
 
 /**
  * After this handler succeeds, log the user out of the forum.
@@ -87,11 +92,7 @@ export const SyncToDiscourse = (options: DiscourseLifecycleOptions = {}) =>
  * ＠Post('admin/users/:discordId/ban') ＠LogOutOfDiscourse({ user: (req) => req.params.discordId })
  * ban() { ... }
  */
-export const LogOutOfDiscourse = (options: DiscourseLifecycleOptions = {}) =>
-  applyDecorators(
-    SetMetadata<string, LifecycleMetadata>(DISCOURSE_LIFECYCLE, { ...options, kinds: ['logout'] }),
-    UseInterceptors(DiscourseLifecycleInterceptor),
-  );
+export const LogOutOfDiscourse = lifecycleDecorator('logout');
 
 // Member lifecycle decorators (suspensions through the durable queue).
 /**
@@ -102,11 +103,7 @@ export const LogOutOfDiscourse = (options: DiscourseLifecycleOptions = {}) =>
  * ＠Post('admin/members/:discordId/ban') ＠SuspendOnDiscourse({ user: (req) => req.params.discordId })
  * ban() { ... }
  */
-export const SuspendOnDiscourse = (options: DiscourseLifecycleOptions = {}) =>
-  applyDecorators(
-    SetMetadata<string, LifecycleMetadata>(DISCOURSE_LIFECYCLE, { ...options, kinds: ['suspend'] }),
-    UseInterceptors(DiscourseLifecycleInterceptor),
-  );
+export const SuspendOnDiscourse = lifecycleDecorator('suspend');
 
 /**
  * After this handler succeeds, lift the member's forum suspension where the module made it (an
@@ -116,11 +113,4 @@ export const SuspendOnDiscourse = (options: DiscourseLifecycleOptions = {}) =>
  * ＠Post('admin/members/:discordId/unban') ＠UnsuspendOnDiscourse({ user: (req) => req.params.discordId })
  * unban() { ... }
  */
-export const UnsuspendOnDiscourse = (options: DiscourseLifecycleOptions = {}) =>
-  applyDecorators(
-    SetMetadata<string, LifecycleMetadata>(DISCOURSE_LIFECYCLE, {
-      ...options,
-      kinds: ['unsuspend'],
-    }),
-    UseInterceptors(DiscourseLifecycleInterceptor),
-  );
+export const UnsuspendOnDiscourse = lifecycleDecorator('unsuspend');
