@@ -7,6 +7,8 @@ import { DiscourseConnectFiltersService } from '../src/hooks/filters.service';
 import { DISCOURSE_CONNECT_MIGRATIONS } from '../src/migrations';
 import type { DiscordMetadata } from '../src/users/discord-profile';
 import type { LocalUser } from '../src/users/local-user.interface';
+import { DiscourseConnectConfigurationError } from '../src/config/configuration.error';
+import { discourseConnectOptionsFromEnv } from '../src/config/discourse-connect.config';
 import { DiscourseConnectSettings } from '../src/config/discourse-connect.settings';
 import type { DiscourseConnectModuleOptions } from '../src/discourse-connect-options.interface';
 
@@ -105,3 +107,19 @@ export const oneForumEnvFixture = (): Record<string, string> => ({
   DISCOURSE_CONNECT_SECRET: 'forum-secret-0123456789',
   ...appEnvFixture(),
 });
+
+/**
+ * The boot error of an environment (the settings as the module builds them), checked to be a
+ * configuration error that shows none of `secrets`.
+ */
+export function envBootError(env: Record<string, string>, secrets: string[]): string {
+  try {
+    new DiscourseConnectSettings(discourseConnectOptionsFromEnv(env));
+  } catch (error) {
+    expect(error).toBeInstanceOf(DiscourseConnectConfigurationError);
+    const message = (error as Error).message;
+    for (const secret of secrets) expect(message).not.toContain(secret);
+    return message;
+  }
+  throw new Error('expected the boot to stop');
+}

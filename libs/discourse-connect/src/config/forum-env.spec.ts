@@ -1,7 +1,6 @@
-import { DiscourseConnectConfigurationError } from './configuration.error';
 import { discourseConnectOptionsFromEnv, findCutEnvValues } from './discourse-connect.config';
 import { DiscourseConnectSettings } from './discourse-connect.settings';
-import { appEnvFixture } from '../../test-support/fixtures';
+import { appEnvFixture, envBootError } from '../../test-support/fixtures';
 
 const SECRET_A = 'alpha-secret-0123456789';
 const SECRET_B = 'bravo-secret-0123456789';
@@ -24,17 +23,7 @@ const twoForums = (): Record<string, string> => ({
 const SECRETS = [SECRET_A, SECRET_B, API_KEY_A, 'alpha-webhook-secret', 'x'.repeat(32)];
 
 /** The boot error of an environment: the settings as the module builds them. */
-function bootError(env: Record<string, string>): string {
-  try {
-    new DiscourseConnectSettings(discourseConnectOptionsFromEnv(env));
-  } catch (error) {
-    expect(error).toBeInstanceOf(DiscourseConnectConfigurationError);
-    const message = (error as Error).message;
-    for (const secret of SECRETS) expect(message).not.toContain(secret);
-    return message;
-  }
-  throw new Error('expected the boot to stop');
-}
+const bootError = (env: Record<string, string>) => envBootError(env, SECRETS);
 
 describe('several forums from the environment (DISCOURSE_FORUM_<NAME>_*)', () => {
   it('reads each forum, named by <NAME> in lower case, with its own API budget and group map', () => {

@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DiscourseConnectConfigurationError } from './configuration.error';
 import { discourseConnectOptionsFromEnv } from './discourse-connect.config';
 import { VANILLA_FORUM_ENV_ENTRIES } from './discourse-connect.schema';
 import { DiscourseConnectSettings } from './discourse-connect.settings';
 import type { DiscourseConnectModuleOptions } from '../discourse-connect-options.interface';
-import { oneForumEnvFixture } from '../../test-support/fixtures';
+import { envBootError, oneForumEnvFixture } from '../../test-support/fixtures';
 
 const VANILLA_SECRET = 'vanilla-secret-0123456789';
 const OTHER_SECRET = 'other-vanilla-secret-012345';
@@ -17,17 +16,8 @@ const oneVanilla = (): Record<string, string> => ({
   VANILLA_SECRET,
 });
 
-function bootError(env: Record<string, string>): string {
-  try {
-    new DiscourseConnectSettings(discourseConnectOptionsFromEnv(env));
-  } catch (error) {
-    expect(error).toBeInstanceOf(DiscourseConnectConfigurationError);
-    const message = (error as Error).message;
-    for (const secret of [VANILLA_SECRET, OTHER_SECRET]) expect(message).not.toContain(secret);
-    return message;
-  }
-  throw new Error('expected the boot to stop');
-}
+const bootError = (env: Record<string, string>) =>
+  envBootError(env, [VANILLA_SECRET, OTHER_SECRET]);
 
 const settingsOf = (env: Record<string, string>) =>
   new DiscourseConnectSettings(discourseConnectOptionsFromEnv(env));
