@@ -108,13 +108,17 @@ export const oneForumEnvFixture = (): Record<string, string> => ({
   ...appEnvFixture(),
 });
 
+/** The settings of an environment, as the module builds them at boot. */
+export const settingsFromEnv = (env: Record<string, string>): DiscourseConnectSettings =>
+  new DiscourseConnectSettings(discourseConnectOptionsFromEnv(env));
+
 /**
  * The boot error of an environment (the settings as the module builds them), checked to be a
  * configuration error that shows none of `secrets`.
  */
 export function envBootError(env: Record<string, string>, secrets: string[]): string {
   try {
-    new DiscourseConnectSettings(discourseConnectOptionsFromEnv(env));
+    settingsFromEnv(env);
   } catch (error) {
     expect(error).toBeInstanceOf(DiscourseConnectConfigurationError);
     const message = (error as Error).message;

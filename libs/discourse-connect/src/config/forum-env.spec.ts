@@ -1,6 +1,6 @@
 import { discourseConnectOptionsFromEnv, findCutEnvValues } from './discourse-connect.config';
 import { DiscourseConnectSettings } from './discourse-connect.settings';
-import { appEnvFixture, envBootError } from '../../test-support/fixtures';
+import { appEnvFixture, envBootError, settingsFromEnv } from '../../test-support/fixtures';
 
 const SECRET_A = 'alpha-secret-0123456789';
 const SECRET_B = 'bravo-secret-0123456789';
@@ -69,7 +69,7 @@ describe('several forums from the environment (DISCOURSE_FORUM_<NAME>_*)', () =>
       DISCOURSE_FORUM_ALPHA_GROUP_MAP: '111=alpha-members',
       DISCOURSE_FORUM_BRAVO_GROUP_MAP: '333=bravo-members',
     };
-    const settings = new DiscourseConnectSettings(discourseConnectOptionsFromEnv(env));
+    const settings = settingsFromEnv(env);
     expect(settings.forumByName('bravo')!.groups!.roleGroups).toEqual({ 333: 'bravo-members' });
     expect(bootError({ ...twoForums(), DISCOURSE_FORUM_BRAVO_GROUP_MAP: '1=x' })).toMatch(
       /GROUP_MAP needs DISCORD_GUILD_ID/,
@@ -181,7 +181,7 @@ describe('several forums from the environment (DISCOURSE_FORUM_<NAME>_*)', () =>
       DISCOURSE_FORUM_ALPHA_URL: 'https://example.com/bravo2',
       DISCOURSE_FORUM_BRAVO_URL: 'https://example.com/bravo',
     };
-    expect(() => new DiscourseConnectSettings(discourseConnectOptionsFromEnv(env))).not.toThrow();
+    expect(() => settingsFromEnv(env)).not.toThrow();
   });
 
   it('checks each forum URL for the mistakes forum admins make, naming its variable', () => {
@@ -197,16 +197,14 @@ describe('several forums from the environment (DISCOURSE_FORUM_<NAME>_*)', () =>
 
 describe('staff roles and the role-based variables from the environment', () => {
   it('reads the shared and per-forum staff role lists and the two-factor requirement', () => {
-    const settings = new DiscourseConnectSettings(
-      discourseConnectOptionsFromEnv({
-        ...twoForums(),
-        DISCORD_GUILD_ID: '999',
-        DISCOURSE_ADMIN_ROLES: '101, 102',
-        DISCOURSE_MODERATOR_ROLES: '201',
-        DISCOURSE_FORUM_BRAVO_ADMIN_ROLES: '301',
-        DISCOURSE_STAFF_REQUIRE_MFA: 'false',
-      }),
-    );
+    const settings = settingsFromEnv({
+      ...twoForums(),
+      DISCORD_GUILD_ID: '999',
+      DISCOURSE_ADMIN_ROLES: '101, 102',
+      DISCOURSE_MODERATOR_ROLES: '201',
+      DISCOURSE_FORUM_BRAVO_ADMIN_ROLES: '301',
+      DISCOURSE_STAFF_REQUIRE_MFA: 'false',
+    });
     expect(settings.forumByName('alpha')!.staffRoles).toEqual({
       admin: ['101', '102'],
       moderator: ['201'],
@@ -219,13 +217,11 @@ describe('staff roles and the role-based variables from the environment', () => 
   });
 
   it('requires two-factor authentication for staff flags unless told otherwise', () => {
-    const settings = new DiscourseConnectSettings(
-      discourseConnectOptionsFromEnv({
-        ...twoForums(),
-        DISCORD_GUILD_ID: '999',
-        DISCOURSE_MODERATOR_ROLES: '201',
-      }),
-    );
+    const settings = settingsFromEnv({
+      ...twoForums(),
+      DISCORD_GUILD_ID: '999',
+      DISCOURSE_MODERATOR_ROLES: '201',
+    });
     expect(settings.groups!.staffRequireMfa).toBe(true);
     expect(settings.forums[0].staffRoles.admin).toEqual([]);
   });
@@ -244,13 +240,11 @@ describe('staff roles and the role-based variables from the environment', () => 
       'DISCOURSE_MODERATOR_ROLES, DISCOURSE_FORUM_ALPHA_ADMIN_ROLES need DISCORD_GUILD_ID',
     );
     // A guild id alone is fine (roles read, membership may be required), without a group map.
-    const alone = new DiscourseConnectSettings(
-      discourseConnectOptionsFromEnv({
-        ...twoForums(),
-        DISCORD_GUILD_ID: '999',
-        DISCORD_REQUIRE_GUILD_MEMBERSHIP: 'true',
-      }),
-    );
+    const alone = settingsFromEnv({
+      ...twoForums(),
+      DISCORD_GUILD_ID: '999',
+      DISCORD_REQUIRE_GUILD_MEMBERSHIP: 'true',
+    });
     expect(alone.groups).toMatchObject({ guildId: '999', requireMembership: true, managed: [] });
   });
 

@@ -4,7 +4,7 @@ import { discourseConnectOptionsFromEnv } from './discourse-connect.config';
 import { VANILLA_FORUM_ENV_ENTRIES } from './discourse-connect.schema';
 import { DiscourseConnectSettings } from './discourse-connect.settings';
 import type { DiscourseConnectModuleOptions } from '../discourse-connect-options.interface';
-import { envBootError, oneForumEnvFixture } from '../../test-support/fixtures';
+import { envBootError, oneForumEnvFixture, settingsFromEnv } from '../../test-support/fixtures';
 
 const VANILLA_SECRET = 'vanilla-secret-0123456789';
 const OTHER_SECRET = 'other-vanilla-secret-012345';
@@ -19,12 +19,9 @@ const oneVanilla = (): Record<string, string> => ({
 const bootError = (env: Record<string, string>) =>
   envBootError(env, [VANILLA_SECRET, OTHER_SECRET]);
 
-const settingsOf = (env: Record<string, string>) =>
-  new DiscourseConnectSettings(discourseConnectOptionsFromEnv(env));
-
 describe('Vanilla forums from the environment', () => {
   it('reads one forum with its defaults: HS256, the default sign-in method, role Member, no guests', () => {
-    const settings = settingsOf(oneVanilla());
+    const settings = settingsFromEnv(oneVanilla());
     expect(settings.vanilla).toEqual({
       forums: [
         {
@@ -47,11 +44,11 @@ describe('Vanilla forums from the environment', () => {
   });
 
   it('has no Vanilla settings without the variables', () => {
-    expect(settingsOf(oneForumEnvFixture()).vanilla).toBeUndefined();
+    expect(settingsFromEnv(oneForumEnvFixture()).vanilla).toBeUndefined();
   });
 
   it('reads the options of the single forum and the ones of every forum', () => {
-    const settings = settingsOf({
+    const settings = settingsFromEnv({
       ...oneVanilla(),
       DISCORD_GUILD_ID: '999',
       VANILLA_ROLE_MAP: '111=Member, 222=Super Moderator',
@@ -129,7 +126,7 @@ describe('Vanilla forums from the environment', () => {
   });
 
   it('accepts VANILLA_FORUM_<NAME>_* forums alone', () => {
-    const settings = settingsOf({
+    const settings = settingsFromEnv({
       ...oneForumEnvFixture(),
       VANILLA_GUESTS: 'true',
       VANILLA_FORUM_ONE_URL: 'https://one.example.com',
