@@ -138,6 +138,24 @@ async function gatewayOpen(h: Harness): Promise<void> {
   await waitFor(() => h.discord.gateway.openSessions === 1, 'the bot on the gateway');
 }
 
+/** The app with the bot on the gateway and one member signed in, their forum work done. */
+async function startWithMember(
+  adapter: (typeof HTTP_ADAPTERS)[number],
+  leaveAction: LeaveAction,
+  style: 'forRoot' | 'forRootAsync',
+): Promise<Harness> {
+  const h = await start(adapter, leaveAction, style);
+  try {
+    await gatewayOpen(h);
+    await signIn(h, migrated.id);
+    await queueSettled(h);
+  } catch (error) {
+    await h.close(); // the suite's afterAll has no harness to close
+    throw error;
+  }
+  return h;
+}
+
 describe.each(HTTP_ADAPTERS)('Discord bot connection, leave action logout (%s)', (adapter) => {
   let h: Harness;
   let events: BotEvents;
@@ -266,10 +284,7 @@ describe.each(HTTP_ADAPTERS)('Discord bot connection, leave action logout (%s)',
 describe.each(HTTP_ADAPTERS)('Discord bot connection, leave action suspend (%s)', (adapter) => {
   let h: Harness;
   beforeAll(async () => {
-    h = await start(adapter, 'suspend', 'forRoot');
-    await gatewayOpen(h);
-    await signIn(h, migrated.id);
-    await queueSettled(h);
+    h = await startWithMember(adapter, 'suspend', 'forRoot');
   });
   afterAll(async () => h.close());
 
@@ -321,10 +336,7 @@ describe.each(HTTP_ADAPTERS)('Discord bot connection, leave action suspend (%s)'
 describe.each(HTTP_ADAPTERS)('Discord bot connection, leave action groups (%s)', (adapter) => {
   let h: Harness;
   beforeAll(async () => {
-    h = await start(adapter, 'groups', 'forRootAsync');
-    await gatewayOpen(h);
-    await signIn(h, migrated.id);
-    await queueSettled(h);
+    h = await startWithMember(adapter, 'groups', 'forRootAsync');
   });
   afterAll(async () => h.close());
 

@@ -1,5 +1,4 @@
 import { Redis } from 'ioredis';
-import type { DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/internal';
 import {
   DISCORD_FIXTURES,
   DiscordSimulator,
@@ -8,7 +7,7 @@ import {
   SIM_GUILD_ROLES,
 } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
-import { FORUM_SECRET, SESSION_SECRET, freePort } from '../support/harness';
+import { FORUM_SECRET } from '../support/harness';
 import { API_KEY, waitFor } from './support/flows';
 import { Instance } from './support/instance-process';
 import { createDatabase, describeWithServices, redisUrl, uniquePrefix } from './support/services';
@@ -30,35 +29,25 @@ describeWithServices('the Discord gateway over two instances (PostgreSQL and Red
     db = await createDatabase('gateway');
     const [discordUrl, forumUrl] = await Promise.all([discord.listen(0), forum.listen(0)]);
     prefix = uniquePrefix('gateway');
-    const instance = async () => {
-      const url = `http://127.0.0.1:${await freePort()}`;
-      const options: DiscourseConnectModuleOptions = {
-        forums: [{ url: forumUrl, secret: FORUM_SECRET, api: { key: API_KEY, timeoutMs: 3000 } }],
-        discord: {
-          clientId: 'sandbox-client-id',
-          clientSecret: 'sandbox-client-secret',
-          baseUrl: discordUrl,
-        },
-        publicUrl: url,
-        session: { secret: SESSION_SECRET },
-        rateLimit: false,
-        sync: { ratePerMinute: 600, pollIntervalMs: 100, leaseMs: 3000 },
-        groups: {
-          guildId: SIM_GUILD_ID,
-          roleGroups: {
-            [SIM_GUILD_ROLES.member]: 'members',
-            [SIM_GUILD_ROLES.moderator]: 'moderators',
+    const instance = () =>
+      Instance.create({
+        databaseUrl: db.url,
+        discordUrl,
+        forumUrl,
+        more: {
+          sync: { ratePerMinute: 600, pollIntervalMs: 100, leaseMs: 3000 },
+          groups: {
+            guildId: SIM_GUILD_ID,
+            roleGroups: {
+              [SIM_GUILD_ROLES.member]: 'members',
+              [SIM_GUILD_ROLES.moderator]: 'moderators',
+            },
           },
+          // The reconcile's own interval is long: only the takeover's reconcile can catch the change.
+          bot: { token: discord.botToken, leaseMs: LEASE_MS, reconcileSeconds: 3600 },
+          redis: { url: redisUrl(), prefix },
         },
-        // The reconcile's own interval is long: only the takeover's reconcile can catch the change.
-        bot: { token: discord.botToken, leaseMs: LEASE_MS, reconcileSeconds: 3600 },
-        redis: { url: redisUrl(), prefix },
-      };
-      return new Instance(url, {
-        DATABASE_URL: db.url,
-        DC_INSTANCE_OPTIONS: JSON.stringify(options),
       });
-    };
     [one, two] = [await instance(), await instance()];
     discord.redirectUris = [`${one.url}/auth/discord/callback`];
     forum.connectUrl = `${one.url}/discourse/sso`;
@@ -68,8 +57,7 @@ describeWithServices('the Discord gateway over two instances (PostgreSQL and Red
   });
 
   afterAll(async () => {
-    if (process.env.DC_INSTANCE_LOGS) console.log(one?.output, two?.output);
-    await Promise.all([one?.stop(), two?.stop()]);
+    await Instance.stopAll(one, two);
     await Promise.all([discord.close(), forum.close()]);
     await db?.drop();
   });

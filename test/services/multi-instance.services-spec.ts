@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/internal';
 import {
   DISCORD_FIXTURES,
   DiscordSimulator,
@@ -7,7 +6,7 @@ import {
   type SimDiscordUser,
 } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from '../support/browser';
-import { FORUM_SECRET, SESSION_SECRET, freePort } from '../support/harness';
+import { FORUM_SECRET } from '../support/harness';
 import { API_KEY, waitFor } from './support/flows';
 import { Instance } from './support/instance-process';
 import { createDatabase, describeWithServices, redisUrl, uniquePrefix } from './support/services';
@@ -51,33 +50,23 @@ describeWithServices('two instances sharing PostgreSQL and Redis', () => {
     db = await createDatabase('multi');
     const [discordUrl, forumUrl] = await Promise.all([discord.listen(0), forum.listen(0)]);
     const prefix = uniquePrefix('multi');
-    const instance = async () => {
-      const url = `http://127.0.0.1:${await freePort()}`;
-      const options: DiscourseConnectModuleOptions = {
-        forums: [{ url: forumUrl, secret: FORUM_SECRET, api: { key: API_KEY, timeoutMs: 3000 } }],
-        discord: {
-          clientId: 'sandbox-client-id',
-          clientSecret: 'sandbox-client-secret',
-          baseUrl: discordUrl,
+    const instance = () =>
+      Instance.create({
+        databaseUrl: db.url,
+        discordUrl,
+        forumUrl,
+        more: {
+          // Short leases, so the test does not wait a minute for a killed instance's work.
+          sync: {
+            ratePerMinute: RATE_PER_MINUTE,
+            pollIntervalMs: 100,
+            leaseMs: 3000,
+            backoffBaseMs: 200,
+            backoffMaxMs: 1000,
+          },
+          redis: { url: redisUrl(), prefix },
         },
-        publicUrl: url,
-        session: { secret: SESSION_SECRET },
-        rateLimit: false,
-        // Short leases, so the test does not wait a minute for a killed instance's work.
-        sync: {
-          ratePerMinute: RATE_PER_MINUTE,
-          pollIntervalMs: 100,
-          leaseMs: 3000,
-          backoffBaseMs: 200,
-          backoffMaxMs: 1000,
-        },
-        redis: { url: redisUrl(), prefix },
-      };
-      return new Instance(url, {
-        DATABASE_URL: db.url,
-        DC_INSTANCE_OPTIONS: JSON.stringify(options),
       });
-    };
     [one, two] = [await instance(), await instance()];
     discord.redirectUris = [`${one.url}/auth/discord/callback`, `${two.url}/auth/discord/callback`];
     forum.logoutRedirect = `${one.url}/discourse/logout`;
@@ -87,8 +76,7 @@ describeWithServices('two instances sharing PostgreSQL and Redis', () => {
   });
 
   afterAll(async () => {
-    if (process.env.DC_INSTANCE_LOGS) console.log(one?.output, two?.output);
-    await Promise.all([one?.stop(), two?.stop()]);
+    await Instance.stopAll(one, two);
     await Promise.all([discord.close(), forum.close()]);
     await db?.drop();
   });

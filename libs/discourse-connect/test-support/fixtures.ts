@@ -7,6 +7,8 @@ import { DiscourseConnectFiltersService } from '../src/hooks/filters.service';
 import { DISCOURSE_CONNECT_MIGRATIONS } from '../src/migrations';
 import type { DiscordMetadata } from '../src/users/discord-profile';
 import type { LocalUser } from '../src/users/local-user.interface';
+import { DiscourseConnectConfigurationError } from '../src/config/configuration.error';
+import { discourseConnectOptionsFromEnv } from '../src/config/discourse-connect.config';
 import { DiscourseConnectSettings } from '../src/config/discourse-connect.settings';
 import type { DiscourseConnectModuleOptions } from '../src/discourse-connect-options.interface';
 
@@ -89,4 +91,39 @@ export function settingsFixture(
     session: { secret: 's'.repeat(32) },
     ...extra,
   });
+}
+
+/** The app's own environment variables (Discord sign-in, public URL, session), without any forum. */
+export const appEnvFixture = (): Record<string, string> => ({
+  DISCORD_CLIENT_ID: '123456789012345678',
+  DISCORD_CLIENT_SECRET: 'discord-client-secret',
+  PUBLIC_URL: 'http://localhost:3000',
+  SESSION_SECRET: 'x'.repeat(32),
+});
+
+/** The environment of an app with one Discourse forum (`DISCOURSE_URL`). */
+export const oneForumEnvFixture = (): Record<string, string> => ({
+  DISCOURSE_URL: 'https://forum.example.com',
+  DISCOURSE_CONNECT_SECRET: 'forum-secret-0123456789',
+  ...appEnvFixture(),
+});
+
+/** The settings of an environment, as the module builds them at boot. */
+export const settingsFromEnv = (env: Record<string, string>): DiscourseConnectSettings =>
+  new DiscourseConnectSettings(discourseConnectOptionsFromEnv(env));
+
+/**
+ * The boot error of an environment (the settings as the module builds them), checked to be a
+ * configuration error that shows none of `secrets`.
+ */
+export function envBootError(env: Record<string, string>, secrets: string[]): string {
+  try {
+    settingsFromEnv(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(DiscourseConnectConfigurationError);
+    const message = (error as Error).message;
+    for (const secret of secrets) expect(message).not.toContain(secret);
+    return message;
+  }
+  throw new Error('expected the boot to stop');
 }

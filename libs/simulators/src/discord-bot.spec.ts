@@ -190,15 +190,16 @@ describe('DiscordSimulator, bot side', () => {
     });
 
     it('forces the next N answers to be 429, per route or global', async () => {
+      const rateLimited = (retryAfter: number, global: boolean) => ({
+        message: 'You are being rate limited.',
+        retry_after: retryAfter,
+        global,
+      });
       sim.forceRateLimit(2, { route: 'GET /guilds/:guild', retryAfter: 1.5 });
       expect((await bot('/gateway/bot')).status).toBe(200);
       const r1 = await bot(`/guilds/${SIM_GUILD_ID}`);
       expect(r1.status).toBe(429);
-      expect(await r1.json()).toEqual({
-        message: 'You are being rate limited.',
-        retry_after: 1.5,
-        global: false,
-      });
+      expect(await r1.json()).toEqual(rateLimited(1.5, false));
       expect(r1.headers.get('retry-after')).toBe('2');
       expect((await bot(`/guilds/${SIM_GUILD_ID}`)).status).toBe(429);
       expect((await bot(`/guilds/${SIM_GUILD_ID}`)).status).toBe(200);
@@ -207,11 +208,7 @@ describe('DiscordSimulator, bot side', () => {
       sim.forceRateLimit(1, { global: true, retryAfter: 0.2 });
       const g = await bot(`/guilds/${SIM_GUILD_ID}/members`);
       expect(g.status).toBe(429);
-      expect(await g.json()).toEqual({
-        message: 'You are being rate limited.',
-        retry_after: 0.2,
-        global: true,
-      });
+      expect(await g.json()).toEqual(rateLimited(0.2, true));
       expect(g.headers.get('x-ratelimit-global')).toBe('true');
       expect(g.headers.get('x-ratelimit-scope')).toBe('global');
     });
@@ -612,6 +609,24 @@ describe('DiscordSimulator, bot side', () => {
 
   describe('real @discordjs/ws and @discordjs/rest clients', () => {
     let manager: WebSocketManager | null = null;
+    /** A manager on the simulator with a fresh session store (the default one is process-wide). */
+    const managerWithSessions = (
+      more: Partial<ConstructorParameters<typeof WebSocketManager>[0]> = {},
+    ) => {
+      const rest = new REST({ api: `${base}/api`, version: '10' }).setToken(TOKEN);
+      const sessions = new Map<number, any>();
+      return new WebSocketManager({
+        token: TOKEN,
+        intents: ALL,
+        rest,
+        retrieveSessionInfo: (id) => sessions.get(id) ?? null,
+        updateSessionInfo: (id, info) => {
+          if (info) sessions.set(id, info);
+          else sessions.delete(id);
+        },
+        ...more,
+      });
+    };
     afterEach(async () => {
       // A shard between reconnect attempts ignores destroy(): let it settle on a session first.
       if (!manager) return;
@@ -623,20 +638,9 @@ describe('DiscordSimulator, bot side', () => {
 
     it('connects, gets a member update, resumes after a drop with the missed event, and is refused while down', async () => {
       sim.gateway.heartbeatIntervalMs = 500;
-      const rest = new REST({ api: `${base}/api`, version: '10' }).setToken(TOKEN);
-      const sessions = new Map<number, any>();
-      manager = new WebSocketManager({
-        token: TOKEN,
-        intents: ALL,
-        rest,
+      manager = managerWithSessions({
         // No 5 s spacing between identifies (one shard, one process).
         buildIdentifyThrottler: () => ({ waitForIdentify: async () => undefined }),
-        // A fresh session store per manager (the default one is process-wide).
-        retrieveSessionInfo: (id) => sessions.get(id) ?? null,
-        updateSessionInfo: (id, info) => {
-          if (info) sessions.set(id, info);
-          else sessions.delete(id);
-        },
       });
       const dispatches: { t: string; s: number; d: any }[] = [];
       let resumed = 0;
@@ -693,18 +697,7 @@ describe('DiscordSimulator, bot side', () => {
     it('resumes a zombie connection (heartbeats not acknowledged)', async () => {
       sim.gateway.heartbeatIntervalMs = 100;
       sim.gateway.ackHeartbeats = false;
-      const rest = new REST({ api: `${base}/api`, version: '10' }).setToken(TOKEN);
-      const sessions = new Map<number, any>();
-      manager = new WebSocketManager({
-        token: TOKEN,
-        intents: ALL,
-        rest,
-        retrieveSessionInfo: (id) => sessions.get(id) ?? null,
-        updateSessionInfo: (id, info) => {
-          if (info) sessions.set(id, info);
-          else sessions.delete(id);
-        },
-      });
+      manager = managerWithSessions();
       let resumed = 0;
       manager.on(WebSocketShardEvents.Resumed, () => resumed++);
       await manager.connect();

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { waitFor } from './flows';
+import type { DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/internal';
+import { FORUM_SECRET, SESSION_SECRET, freePort } from '../../support/harness';
+import { API_KEY, waitFor } from './flows';
 
 /** An app instance in its own process (test/services/support/instance.ts), sharing PostgreSQL and Redis. */
 export class Instance {
@@ -10,6 +12,43 @@ export class Instance {
     readonly url: string,
     private readonly env: Record<string, string>,
   ) {}
+
+  /**
+   * An instance on a free port, on the shared database, signing in with the simulated Discord and
+   * serving the simulated forum; `more` adds (or overrides) module options, e.g. `sync` or `redis`.
+   */
+  static async create(setup: {
+    databaseUrl: string;
+    discordUrl: string;
+    forumUrl: string;
+    more: Partial<DiscourseConnectModuleOptions>;
+  }): Promise<Instance> {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const options: DiscourseConnectModuleOptions = {
+      forums: [
+        { url: setup.forumUrl, secret: FORUM_SECRET, api: { key: API_KEY, timeoutMs: 3000 } },
+      ],
+      discord: {
+        clientId: 'sandbox-client-id',
+        clientSecret: 'sandbox-client-secret',
+        baseUrl: setup.discordUrl,
+      },
+      publicUrl: url,
+      session: { secret: SESSION_SECRET },
+      rateLimit: false,
+      ...setup.more,
+    };
+    return new Instance(url, {
+      DATABASE_URL: setup.databaseUrl,
+      DC_INSTANCE_OPTIONS: JSON.stringify(options),
+    });
+  }
+
+  /** Stops both (printing their output first when `DC_INSTANCE_LOGS` is set). */
+  static async stopAll(...instances: (Instance | undefined)[]): Promise<void> {
+    if (process.env.DC_INSTANCE_LOGS) console.log(...instances.map((i) => i?.output));
+    await Promise.all(instances.map((i) => i?.stop()));
+  }
 
   async start(): Promise<void> {
     const root = join(__dirname, '..', '..', '..');

@@ -105,6 +105,16 @@ describe('Discord reconcile and member changes (real SQLite)', () => {
   const jobList = async () =>
     (await jobs.find({ order: { id: 'ASC' } })).map((j) => `${j.kind}:${j.discordId}`);
   const storedRoles = async (id: string) => (await users.findByDiscordId(id))!.metadata.roles;
+  /** A host user store over the module's table, one member at a time; `canList` lets it list ids. */
+  const hostStore = (canList: boolean): UserStore => {
+    const store = new TypeOrmUserStore(dataSource.getRepository(DiscourseConnectUserEntity));
+    return {
+      findByDiscordId: (id) => store.findByDiscordId(id),
+      create: (data) => store.create(data),
+      update: (data, current) => store.update(data, current),
+      ...(canList ? { listDiscordIds: (after, limit) => store.listDiscordIds(after, limit) } : {}),
+    };
+  };
 
   beforeEach(async () => {
     writes = new WriteCounter();
@@ -309,37 +319,24 @@ describe('Discord reconcile and member changes (real SQLite)', () => {
   });
 
   it('works with a host user store that reads one member at a time', async () => {
-    const store = new TypeOrmUserStore(dataSource.getRepository(DiscourseConnectUserEntity));
-    const hostStore: UserStore = {
-      findByDiscordId: (id) => store.findByDiscordId(id),
-      create: (data) => store.create(data),
-      update: (data, current) => store.update(data, current),
-      listDiscordIds: (after, limit) => store.listDiscordIds(after, limit),
-    };
     const id = snowflake(51);
     server.add(id, [ROLE.mod]);
     await local(id, [ROLE.member]);
     await local(snowflake(52), [ROLE.member]);
 
-    const result = await build(hostStore).run();
+    const result = await build(hostStore(true)).run();
 
     expect(result).toMatchObject({ updated: 1, left: 1 });
     expect(await storedRoles(id)).toEqual([ROLE.mod]);
   });
 
   it('with a host user store that cannot list its users, listed members are still compared', async () => {
-    const store = new TypeOrmUserStore(dataSource.getRepository(DiscourseConnectUserEntity));
-    const hostStore: UserStore = {
-      findByDiscordId: (id) => store.findByDiscordId(id),
-      create: (data) => store.create(data),
-      update: (data, current) => store.update(data, current),
-    };
     const id = snowflake(61);
     server.add(id, [ROLE.mod]);
     await local(id, [ROLE.member]);
     await local(snowflake(62), [ROLE.member]);
 
-    const result = await build(hostStore).run();
+    const result = await build(hostStore(false)).run();
 
     expect(result).toMatchObject({ updated: 1, left: 0 });
     expect(await storedRoles(snowflake(62))).toEqual([ROLE.member]);

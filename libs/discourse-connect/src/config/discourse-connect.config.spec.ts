@@ -4,15 +4,7 @@ import {
   validateDiscourseConnectEnv,
 } from './discourse-connect.config';
 import { DiscourseConnectSettings } from './discourse-connect.settings';
-
-const validEnv = (): Record<string, string> => ({
-  DISCOURSE_URL: 'https://forum.example.com',
-  DISCOURSE_CONNECT_SECRET: 'forum-secret-0123456789',
-  DISCORD_CLIENT_ID: '123456789012345678',
-  DISCORD_CLIENT_SECRET: 'discord-client-secret',
-  PUBLIC_URL: 'http://localhost:3000',
-  SESSION_SECRET: 'x'.repeat(32),
-});
+import { oneForumEnvFixture } from '../../test-support/fixtures';
 
 const REQUIRED = [
   'DISCOURSE_URL',
@@ -39,7 +31,11 @@ const lineAbout = (message: string, name: string): string | undefined =>
 
 describe('validateDiscourseConnectEnv', () => {
   it('accepts a complete environment and ignores unrelated variables', () => {
-    const v = validateDiscourseConnectEnv({ ...validEnv(), PATH: '/usr/bin', HOME: '/root' });
+    const v = validateDiscourseConnectEnv({
+      ...oneForumEnvFixture(),
+      PATH: '/usr/bin',
+      HOME: '/root',
+    });
     expect(v.DISCOURSE_URL).toBe('https://forum.example.com');
     expect(Object.keys(v)).not.toContain('PATH');
   });
@@ -58,7 +54,7 @@ describe('validateDiscourseConnectEnv', () => {
   });
 
   it('treats empty variables as missing', () => {
-    const error = errorFor({ ...validEnv(), SESSION_SECRET: '', DISCORD_CLIENT_ID: '' });
+    const error = errorFor({ ...oneForumEnvFixture(), SESSION_SECRET: '', DISCORD_CLIENT_ID: '' });
     expect(lineAbout(error.message, 'SESSION_SECRET')).toMatch(
       /is not set: it must be at least 32 random characters/,
     );
@@ -69,7 +65,7 @@ describe('validateDiscourseConnectEnv', () => {
   });
 
   it('reports missing and invalid variables together in ONE message', () => {
-    const env = validEnv();
+    const env = oneForumEnvFixture();
     delete (env as Partial<typeof env>).DISCORD_CLIENT_SECRET;
     const error = errorFor({
       ...env,
@@ -137,7 +133,7 @@ describe('validateDiscourseConnectEnv', () => {
       /admin API key/,
     ],
   ])('%s is named with its rule', (_name, change, name, rule) => {
-    const error = errorFor({ ...validEnv(), ...change });
+    const error = errorFor({ ...oneForumEnvFixture(), ...change });
     expect(error.message.match(/\n {2}- /g)).toHaveLength(1);
     expect(lineAbout(error.message, name)).toMatch(/is invalid: it /);
     expect(lineAbout(error.message, name)).toMatch(rule);
@@ -147,7 +143,10 @@ describe('validateDiscourseConnectEnv', () => {
 
   it('accepts a localhost URL without a top-level domain', () => {
     expect(() =>
-      validateDiscourseConnectEnv({ ...validEnv(), DISCOURSE_URL: 'http://localhost:4200' }),
+      validateDiscourseConnectEnv({
+        ...oneForumEnvFixture(),
+        DISCOURSE_URL: 'http://localhost:4200',
+      }),
     ).not.toThrow();
   });
 });
@@ -155,7 +154,7 @@ describe('validateDiscourseConnectEnv', () => {
 describe('discourseConnectOptionsFromEnv', () => {
   it('builds module options the settings accept', () => {
     const options = discourseConnectOptionsFromEnv({
-      ...validEnv(),
+      ...oneForumEnvFixture(),
       DISCORD_BASE_URL: 'http://127.0.0.1:9000',
     });
     expect(options).toMatchObject({
@@ -172,9 +171,9 @@ describe('discourseConnectOptionsFromEnv', () => {
   });
 
   it('adds the admin API only with a key', () => {
-    expect(discourseConnectOptionsFromEnv(validEnv()).forums[0].api).toBeUndefined();
+    expect(discourseConnectOptionsFromEnv(oneForumEnvFixture()).forums[0].api).toBeUndefined();
     const withKey = discourseConnectOptionsFromEnv({
-      ...validEnv(),
+      ...oneForumEnvFixture(),
       DISCOURSE_API_KEY: 'abcdefgh12345678',
     });
     expect(withKey.forums[0].api).toMatchObject({ key: 'abcdefgh12345678' });

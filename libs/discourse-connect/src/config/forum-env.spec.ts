@@ -1,22 +1,14 @@
-import { DiscourseConnectConfigurationError } from './configuration.error';
 import { discourseConnectOptionsFromEnv, findCutEnvValues } from './discourse-connect.config';
 import { DiscourseConnectSettings } from './discourse-connect.settings';
+import { appEnvFixture, envBootError, settingsFromEnv } from '../../test-support/fixtures';
 
 const SECRET_A = 'alpha-secret-0123456789';
 const SECRET_B = 'bravo-secret-0123456789';
 const API_KEY_A = 'alpha-api-key-0123';
 
-/** The app's own variables, without any forum. */
-const appEnv = (): Record<string, string> => ({
-  DISCORD_CLIENT_ID: '123456789012345678',
-  DISCORD_CLIENT_SECRET: 'discord-client-secret',
-  PUBLIC_URL: 'http://localhost:3000',
-  SESSION_SECRET: 'x'.repeat(32),
-});
-
 /** Two forums, ALPHA and BRAVO. */
 const twoForums = (): Record<string, string> => ({
-  ...appEnv(),
+  ...appEnvFixture(),
   DISCOURSE_FORUM_ALPHA_URL: 'https://alpha.example.com',
   DISCOURSE_FORUM_ALPHA_SECRET: SECRET_A,
   DISCOURSE_FORUM_ALPHA_API_KEY: API_KEY_A,
@@ -31,17 +23,7 @@ const twoForums = (): Record<string, string> => ({
 const SECRETS = [SECRET_A, SECRET_B, API_KEY_A, 'alpha-webhook-secret', 'x'.repeat(32)];
 
 /** The boot error of an environment: the settings as the module builds them. */
-function bootError(env: Record<string, string>): string {
-  try {
-    new DiscourseConnectSettings(discourseConnectOptionsFromEnv(env));
-  } catch (error) {
-    expect(error).toBeInstanceOf(DiscourseConnectConfigurationError);
-    const message = (error as Error).message;
-    for (const secret of SECRETS) expect(message).not.toContain(secret);
-    return message;
-  }
-  throw new Error('expected the boot to stop');
-}
+const bootError = (env: Record<string, string>) => envBootError(env, SECRETS);
 
 describe('several forums from the environment (DISCOURSE_FORUM_<NAME>_*)', () => {
   it('reads each forum, named by <NAME> in lower case, with its own API budget and group map', () => {
@@ -87,7 +69,7 @@ describe('several forums from the environment (DISCOURSE_FORUM_<NAME>_*)', () =>
       DISCOURSE_FORUM_ALPHA_GROUP_MAP: '111=alpha-members',
       DISCOURSE_FORUM_BRAVO_GROUP_MAP: '333=bravo-members',
     };
-    const settings = new DiscourseConnectSettings(discourseConnectOptionsFromEnv(env));
+    const settings = settingsFromEnv(env);
     expect(settings.forumByName('bravo')!.groups!.roleGroups).toEqual({ 333: 'bravo-members' });
     expect(bootError({ ...twoForums(), DISCOURSE_FORUM_BRAVO_GROUP_MAP: '1=x' })).toMatch(
       /GROUP_MAP needs DISCORD_GUILD_ID/,
@@ -107,7 +89,7 @@ describe('several forums from the environment (DISCOURSE_FORUM_<NAME>_*)', () =>
     ]);
     // Alone, they describe the one forum as before (named after its host).
     const alone = discourseConnectOptionsFromEnv({
-      ...appEnv(),
+      ...appEnvFixture(),
       DISCOURSE_URL: 'https://forum.example.com',
       DISCOURSE_CONNECT_SECRET: 'default-secret-0123456789',
     });
@@ -164,7 +146,7 @@ describe('several forums from the environment (DISCOURSE_FORUM_<NAME>_*)', () =>
 
   it('stops on the single-forum variables mixed with DISCOURSE_FORUM_DEFAULT_*', () => {
     const message = bootError({
-      ...appEnv(),
+      ...appEnvFixture(),
       DISCOURSE_URL: 'https://forum.example.com',
       DISCOURSE_CONNECT_SECRET: SECRET_A,
       DISCOURSE_FORUM_DEFAULT_URL: 'https://other.example.com',
@@ -199,7 +181,7 @@ describe('several forums from the environment (DISCOURSE_FORUM_<NAME>_*)', () =>
       DISCOURSE_FORUM_ALPHA_URL: 'https://example.com/bravo2',
       DISCOURSE_FORUM_BRAVO_URL: 'https://example.com/bravo',
     };
-    expect(() => new DiscourseConnectSettings(discourseConnectOptionsFromEnv(env))).not.toThrow();
+    expect(() => settingsFromEnv(env)).not.toThrow();
   });
 
   it('checks each forum URL for the mistakes forum admins make, naming its variable', () => {
@@ -215,16 +197,14 @@ describe('several forums from the environment (DISCOURSE_FORUM_<NAME>_*)', () =>
 
 describe('staff roles and the role-based variables from the environment', () => {
   it('reads the shared and per-forum staff role lists and the two-factor requirement', () => {
-    const settings = new DiscourseConnectSettings(
-      discourseConnectOptionsFromEnv({
-        ...twoForums(),
-        DISCORD_GUILD_ID: '999',
-        DISCOURSE_ADMIN_ROLES: '101, 102',
-        DISCOURSE_MODERATOR_ROLES: '201',
-        DISCOURSE_FORUM_BRAVO_ADMIN_ROLES: '301',
-        DISCOURSE_STAFF_REQUIRE_MFA: 'false',
-      }),
-    );
+    const settings = settingsFromEnv({
+      ...twoForums(),
+      DISCORD_GUILD_ID: '999',
+      DISCOURSE_ADMIN_ROLES: '101, 102',
+      DISCOURSE_MODERATOR_ROLES: '201',
+      DISCOURSE_FORUM_BRAVO_ADMIN_ROLES: '301',
+      DISCOURSE_STAFF_REQUIRE_MFA: 'false',
+    });
     expect(settings.forumByName('alpha')!.staffRoles).toEqual({
       admin: ['101', '102'],
       moderator: ['201'],
@@ -237,13 +217,11 @@ describe('staff roles and the role-based variables from the environment', () => 
   });
 
   it('requires two-factor authentication for staff flags unless told otherwise', () => {
-    const settings = new DiscourseConnectSettings(
-      discourseConnectOptionsFromEnv({
-        ...twoForums(),
-        DISCORD_GUILD_ID: '999',
-        DISCOURSE_MODERATOR_ROLES: '201',
-      }),
-    );
+    const settings = settingsFromEnv({
+      ...twoForums(),
+      DISCORD_GUILD_ID: '999',
+      DISCOURSE_MODERATOR_ROLES: '201',
+    });
     expect(settings.groups!.staffRequireMfa).toBe(true);
     expect(settings.forums[0].staffRoles.admin).toEqual([]);
   });
@@ -262,13 +240,11 @@ describe('staff roles and the role-based variables from the environment', () => 
       'DISCOURSE_MODERATOR_ROLES, DISCOURSE_FORUM_ALPHA_ADMIN_ROLES need DISCORD_GUILD_ID',
     );
     // A guild id alone is fine (roles read, membership may be required), without a group map.
-    const alone = new DiscourseConnectSettings(
-      discourseConnectOptionsFromEnv({
-        ...twoForums(),
-        DISCORD_GUILD_ID: '999',
-        DISCORD_REQUIRE_GUILD_MEMBERSHIP: 'true',
-      }),
-    );
+    const alone = settingsFromEnv({
+      ...twoForums(),
+      DISCORD_GUILD_ID: '999',
+      DISCORD_REQUIRE_GUILD_MEMBERSHIP: 'true',
+    });
     expect(alone.groups).toMatchObject({ guildId: '999', requireMembership: true, managed: [] });
   });
 

@@ -1,49 +1,27 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DiscourseConnectConfigurationError } from './configuration.error';
 import { discourseConnectOptionsFromEnv } from './discourse-connect.config';
 import { VANILLA_FORUM_ENV_ENTRIES } from './discourse-connect.schema';
 import { DiscourseConnectSettings } from './discourse-connect.settings';
 import type { DiscourseConnectModuleOptions } from '../discourse-connect-options.interface';
+import { envBootError, oneForumEnvFixture, settingsFromEnv } from '../../test-support/fixtures';
 
 const VANILLA_SECRET = 'vanilla-secret-0123456789';
 const OTHER_SECRET = 'other-vanilla-secret-012345';
 
-/** The app with one Discourse forum, without any Vanilla forum. */
-const appEnv = (): Record<string, string> => ({
-  DISCOURSE_URL: 'https://forum.example.com',
-  DISCOURSE_CONNECT_SECRET: 'forum-secret-0123456789',
-  DISCORD_CLIENT_ID: '123456789012345678',
-  DISCORD_CLIENT_SECRET: 'discord-client-secret',
-  PUBLIC_URL: 'http://localhost:3000',
-  SESSION_SECRET: 'x'.repeat(32),
-});
-
 const oneVanilla = (): Record<string, string> => ({
-  ...appEnv(),
+  ...oneForumEnvFixture(),
   VANILLA_URL: 'https://community.example.com/',
   VANILLA_CLIENT_ID: 'client-1',
   VANILLA_SECRET,
 });
 
-function bootError(env: Record<string, string>): string {
-  try {
-    new DiscourseConnectSettings(discourseConnectOptionsFromEnv(env));
-  } catch (error) {
-    expect(error).toBeInstanceOf(DiscourseConnectConfigurationError);
-    const message = (error as Error).message;
-    for (const secret of [VANILLA_SECRET, OTHER_SECRET]) expect(message).not.toContain(secret);
-    return message;
-  }
-  throw new Error('expected the boot to stop');
-}
-
-const settingsOf = (env: Record<string, string>) =>
-  new DiscourseConnectSettings(discourseConnectOptionsFromEnv(env));
+const bootError = (env: Record<string, string>) =>
+  envBootError(env, [VANILLA_SECRET, OTHER_SECRET]);
 
 describe('Vanilla forums from the environment', () => {
   it('reads one forum with its defaults: HS256, the default sign-in method, role Member, no guests', () => {
-    const settings = settingsOf(oneVanilla());
+    const settings = settingsFromEnv(oneVanilla());
     expect(settings.vanilla).toEqual({
       forums: [
         {
@@ -66,11 +44,11 @@ describe('Vanilla forums from the environment', () => {
   });
 
   it('has no Vanilla settings without the variables', () => {
-    expect(settingsOf(appEnv()).vanilla).toBeUndefined();
+    expect(settingsFromEnv(oneForumEnvFixture()).vanilla).toBeUndefined();
   });
 
   it('reads the options of the single forum and the ones of every forum', () => {
-    const settings = settingsOf({
+    const settings = settingsFromEnv({
       ...oneVanilla(),
       DISCORD_GUILD_ID: '999',
       VANILLA_ROLE_MAP: '111=Member, 222=Super Moderator',
@@ -148,8 +126,8 @@ describe('Vanilla forums from the environment', () => {
   });
 
   it('accepts VANILLA_FORUM_<NAME>_* forums alone', () => {
-    const settings = settingsOf({
-      ...appEnv(),
+    const settings = settingsFromEnv({
+      ...oneForumEnvFixture(),
       VANILLA_GUESTS: 'true',
       VANILLA_FORUM_ONE_URL: 'https://one.example.com',
       VANILLA_FORUM_ONE_CLIENT_ID: 'one',
@@ -162,7 +140,7 @@ describe('Vanilla forums from the environment', () => {
   it.each([
     [
       'the connection variables without the secret',
-      { ...appEnv(), VANILLA_URL: 'https://v.example.com', VANILLA_CLIENT_ID: 'c' },
+      { ...oneForumEnvFixture(), VANILLA_URL: 'https://v.example.com', VANILLA_CLIENT_ID: 'c' },
       'VANILLA_SECRET is not set: VANILLA_URL, VANILLA_CLIENT_ID, VANILLA_SECRET go together',
     ],
     [
@@ -173,7 +151,7 @@ describe('Vanilla forums from the environment', () => {
     [
       "a forum's role map without DISCORD_GUILD_ID",
       {
-        ...appEnv(),
+        ...oneForumEnvFixture(),
         VANILLA_FORUM_A_URL: 'https://a.example.com',
         VANILLA_FORUM_A_CLIENT_ID: 'a',
         VANILLA_FORUM_A_SECRET: VANILLA_SECRET,
@@ -189,7 +167,7 @@ describe('Vanilla forums from the environment', () => {
     [
       'a forum without its secret',
       {
-        ...appEnv(),
+        ...oneForumEnvFixture(),
         VANILLA_FORUM_A_URL: 'https://a.example.com',
         VANILLA_FORUM_A_CLIENT_ID: 'a',
       },
@@ -197,7 +175,7 @@ describe('Vanilla forums from the environment', () => {
     ],
     [
       'a global option without a forum',
-      { ...appEnv(), VANILLA_GUESTS: 'true' },
+      { ...oneForumEnvFixture(), VANILLA_GUESTS: 'true' },
       'VANILLA_GUESTS is set but no Vanilla forum is',
     ],
     [
@@ -234,31 +212,17 @@ describe('Vanilla forums from the environment', () => {
     const base: DiscourseConnectModuleOptions = discourseConnectOptionsFromEnv(oneVanilla());
     const withVanilla = (vanilla: unknown) =>
       (() => new DiscourseConnectSettings({ ...base, vanilla } as DiscourseConnectModuleOptions))();
+    const withOneForum = (forum: Record<string, unknown>) =>
+      withVanilla({
+        forums: [{ url: 'https://v.example.com', clientId: 'c', secret: VANILLA_SECRET, ...forum }],
+      });
     expect(() => withVanilla({ forums: [] })).toThrow('vanilla.forums must list at least one');
-    expect(() =>
-      withVanilla({
-        forums: [
-          {
-            url: 'https://v.example.com',
-            clientId: 'c',
-            secret: VANILLA_SECRET,
-            roleMap: { 1: 'Member' },
-          },
-        ],
-      }),
-    ).toThrow('vanilla.forums[0].roleMap needs groups');
-    expect(() =>
-      withVanilla({
-        forums: [
-          {
-            url: 'https://v.example.com',
-            clientId: 'c',
-            secret: VANILLA_SECRET,
-            algorithm: 'none',
-          },
-        ],
-      }),
-    ).toThrow('vanilla.forums[0].algorithm must be HS256, HS384 or HS512');
+    expect(() => withOneForum({ roleMap: { 1: 'Member' } })).toThrow(
+      'vanilla.forums[0].roleMap needs groups',
+    );
+    expect(() => withOneForum({ algorithm: 'none' })).toThrow(
+      'vanilla.forums[0].algorithm must be HS256, HS384 or HS512',
+    );
     expect(() =>
       withVanilla({
         forums: [

@@ -9,7 +9,8 @@ import {
   UseInterceptors,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { mergeMap, Observable } from 'rxjs';
+import type { Observable } from 'rxjs';
+import { afterMemberRoute, memberOfRoute } from '../sync/after-member-route';
 import type { LocalUser } from '../users/local-user.interface';
 import { DiscourseMemberLifecycle } from './member-lifecycle.service';
 
@@ -37,26 +38,19 @@ export class ForgetDiscourseMemberInterceptor implements NestInterceptor {
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const meta = this.reflector.getAllAndOverride<ForgetDiscourseMemberOptions | undefined>(
+    return afterMemberRoute<ForgetDiscourseMemberOptions>(
+      this.reflector,
       FORGET_MEMBER,
-      [context.getHandler(), context.getClass()],
-    );
-    if (!meta) return next.handle();
-    const req = context.switchToHttp().getRequest<{ user?: LocalUser }>();
-    // Read before the handler runs: a handler that signs the member out removes req.user.
-    const before = this.discordIdOf(meta, req);
-    return next.handle().pipe(
-      mergeMap(async (result) => {
-        const discordId = before ?? this.discordIdOf(meta, req);
-        if (discordId) {
-          try {
-            await this.lifecycle.forget(discordId);
-          } catch (error) {
-            this.logger.error(`could not forget ${discordId}: ${(error as Error).message}`);
-          }
+      context,
+      next,
+      (meta, req) => this.discordIdOf(meta, req),
+      async (_meta, discordId) => {
+        try {
+          await this.lifecycle.forget(discordId);
+        } catch (error) {
+          this.logger.error(`could not forget ${discordId}: ${(error as Error).message}`);
         }
-        return result;
-      }),
+      },
     );
   }
 
@@ -64,8 +58,7 @@ export class ForgetDiscourseMemberInterceptor implements NestInterceptor {
     meta: ForgetDiscourseMemberOptions,
     req: { user?: LocalUser },
   ): string | undefined {
-    const id = meta.user ? meta.user(req) : req.user?.discordId;
-    return typeof id === 'string' && /^[0-9]{1,20}$/.test(id) ? id : undefined;
+    return memberOfRoute(meta, req);
   }
 }
 

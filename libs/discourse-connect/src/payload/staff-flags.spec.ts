@@ -172,37 +172,14 @@ describe('DiscourseConnectStaffFlags (the record of granted flags, real SQLite)'
     expect(revoked.fields).toEqual({ admin: false, moderator: true });
     await staff.recordHandshake(revoked);
     expect(await links.staffGrants(forum.name, id)).toEqual({ admin: false, moderator: true });
+    const changed = (flag: 'admin' | 'moderator', granted: boolean) => ({
+      event: DiscourseConnectEvents.StaffChanged,
+      payload: { forum: forum.name, discordId: id, flag, granted, via: 'handshake' },
+    });
     expect(emitted).toEqual([
-      {
-        event: DiscourseConnectEvents.StaffChanged,
-        payload: {
-          forum: forum.name,
-          discordId: id,
-          flag: 'admin',
-          granted: true,
-          via: 'handshake',
-        },
-      },
-      {
-        event: DiscourseConnectEvents.StaffChanged,
-        payload: {
-          forum: forum.name,
-          discordId: id,
-          flag: 'moderator',
-          granted: true,
-          via: 'handshake',
-        },
-      },
-      {
-        event: DiscourseConnectEvents.StaffChanged,
-        payload: {
-          forum: forum.name,
-          discordId: id,
-          flag: 'admin',
-          granted: false,
-          via: 'handshake',
-        },
-      },
+      changed('admin', true),
+      changed('moderator', true),
+      changed('admin', false),
     ]);
     // The next sign-in with no role left sends false only for the flag still recorded.
     expect((await staff.plan(member([]), forum)).fields).toEqual({ moderator: false });

@@ -11,6 +11,14 @@ import type { SyncJobKind } from './sync-job.entity';
 
 const ID = '123456789012345678';
 
+/** A linked member whose forum account is suspended for another minute, by the module or not. */
+const suspendedLink = (suspendedByModule: boolean): Partial<ForumLink> => ({
+  status: 'linked',
+  checkedAt: 0,
+  suspendedByModule,
+  suspendedUntil: Date.now() + 60_000,
+});
+
 function setup(link: Partial<ForumLink> | null, forumUser: { id: number } | null = null) {
   const recorded: unknown[] = [];
   const links = {
@@ -183,32 +191,17 @@ describe('deliverToForum: suspend and unsuspend jobs', () => {
   });
 
   it('leaves a running suspension made by the forum staff alone', async () => {
-    const s = setup({
-      status: 'linked',
-      checkedAt: 0,
-      suspendedByModule: false,
-      suspendedUntil: Date.now() + 60_000,
-    });
+    const s = setup(suspendedLink(false));
     expect(await s.run('suspend')).toMatchObject({ skipped: true });
     expect(s.admin.suspend).not.toHaveBeenCalled();
   });
 
   it('lifts only a suspension the module made', async () => {
-    const staff = setup({
-      status: 'linked',
-      checkedAt: 0,
-      suspendedByModule: false,
-      suspendedUntil: Date.now() + 60_000,
-    });
+    const staff = setup(suspendedLink(false));
     expect(await staff.run('unsuspend')).toMatchObject({ skipped: true });
     expect(staff.admin.unsuspend).not.toHaveBeenCalled();
 
-    const own = setup({
-      status: 'linked',
-      checkedAt: 0,
-      suspendedByModule: true,
-      suspendedUntil: Date.now() + 60_000,
-    });
+    const own = setup(suspendedLink(true));
     expect(await own.run('unsuspend')).toEqual({ done: true });
     expect(own.admin.unsuspend).toHaveBeenCalledWith(ID, 'f');
     expect(own.recorded).toEqual([['f', ID, { until: null }]]);

@@ -9,7 +9,8 @@ import {
   UseInterceptors,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { Observable, mergeMap } from 'rxjs';
+import type { Observable } from 'rxjs';
+import { afterMemberRoute, memberOfRoute } from './after-member-route';
 import type { LocalUser } from '../users/local-user.interface';
 import type { SyncJobKind } from './sync-job.entity';
 import { SyncQueue } from './sync-queue.service';
@@ -41,38 +42,39 @@ export class DiscourseLifecycleInterceptor implements NestInterceptor {
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const meta = this.reflector.getAllAndOverride<LifecycleMetadata | undefined>(
+    return afterMemberRoute<LifecycleMetadata>(
+      this.reflector,
       DISCOURSE_LIFECYCLE,
-      [context.getHandler(), context.getClass()],
-    );
-    if (!meta) return next.handle();
-    const req = context.switchToHttp().getRequest<{ user?: LocalUser }>();
-    // Read before the handler runs: a sign-out handler removes req.user.
-    const before = this.discordIdOf(meta, req);
-    return next.handle().pipe(
-      mergeMap(async (result) => {
-        const discordId = before ?? this.discordIdOf(meta, req);
-        if (discordId) {
-          for (const kind of meta.kinds) {
-            try {
-              await this.queue.enqueue(kind, discordId);
-            } catch (error) {
-              this.logger.error(
-                `could not record ${kind} for ${discordId}: ${(error as Error).message}`,
-              );
-            }
+      context,
+      next,
+      (meta, req) => this.discordIdOf(meta, req),
+      async (meta, discordId) => {
+        for (const kind of meta.kinds) {
+          try {
+            await this.queue.enqueue(kind, discordId);
+          } catch (error) {
+            this.logger.error(
+              `could not record ${kind} for ${discordId}: ${(error as Error).message}`,
+            );
           }
         }
-        return result;
-      }),
+      },
     );
   }
 
   protected discordIdOf(meta: LifecycleMetadata, req: { user?: LocalUser }): string | undefined {
-    const id = meta.user ? meta.user(req) : req.user?.discordId;
-    return typeof id === 'string' && /^[0-9]{1,20}$/.test(id) ? id : undefined;
+    return memberOfRoute(meta, req);
   }
 }
+
+/** A route decorator recording a `kind` job for the route's member once the handler succeeded. */
+const lifecycleDecorator =
+  (kind: SyncJobKind) =>
+  (options: DiscourseLifecycleOptions = {}) =>
+    applyDecorators(
+      SetMetadata<string, LifecycleMetadata>(DISCOURSE_LIFECYCLE, { ...options, kinds: [kind] }),
+      UseInterceptors(DiscourseLifecycleInterceptor),
+    );
 
 /**
  * After this handler succeeds, push the user's current profile (and groups) to the forum.
@@ -81,11 +83,7 @@ export class DiscourseLifecycleInterceptor implements NestInterceptor {
  * ＠Post('profile') ＠SyncToDiscourse()
  * updateProfile() { ... }
  */
-export const SyncToDiscourse = (options: DiscourseLifecycleOptions = {}) =>
-  applyDecorators(
-    SetMetadata<string, LifecycleMetadata>(DISCOURSE_LIFECYCLE, { ...options, kinds: ['sync'] }),
-    UseInterceptors(DiscourseLifecycleInterceptor),
-  );
+export const SyncToDiscourse = lifecycleDecorator('sync');
 
 /**
  * After this handler succeeds, log the user out of the forum.
@@ -94,11 +92,7 @@ export const SyncToDiscourse = (options: DiscourseLifecycleOptions = {}) =>
  * ＠Post('admin/users/:discordId/ban') ＠LogOutOfDiscourse({ user: (req) => req.params.discordId })
  * ban() { ... }
  */
-export const LogOutOfDiscourse = (options: DiscourseLifecycleOptions = {}) =>
-  applyDecorators(
-    SetMetadata<string, LifecycleMetadata>(DISCOURSE_LIFECYCLE, { ...options, kinds: ['logout'] }),
-    UseInterceptors(DiscourseLifecycleInterceptor),
-  );
+export const LogOutOfDiscourse = lifecycleDecorator('logout');
 
 // Member lifecycle decorators (suspensions through the durable queue).
 /**
@@ -109,11 +103,7 @@ export const LogOutOfDiscourse = (options: DiscourseLifecycleOptions = {}) =>
  * ＠Post('admin/members/:discordId/ban') ＠SuspendOnDiscourse({ user: (req) => req.params.discordId })
  * ban() { ... }
  */
-export const SuspendOnDiscourse = (options: DiscourseLifecycleOptions = {}) =>
-  applyDecorators(
-    SetMetadata<string, LifecycleMetadata>(DISCOURSE_LIFECYCLE, { ...options, kinds: ['suspend'] }),
-    UseInterceptors(DiscourseLifecycleInterceptor),
-  );
+export const SuspendOnDiscourse = lifecycleDecorator('suspend');
 
 /**
  * After this handler succeeds, lift the member's forum suspension where the module made it (an
@@ -123,11 +113,4 @@ export const SuspendOnDiscourse = (options: DiscourseLifecycleOptions = {}) =>
  * ＠Post('admin/members/:discordId/unban') ＠UnsuspendOnDiscourse({ user: (req) => req.params.discordId })
  * unban() { ... }
  */
-export const UnsuspendOnDiscourse = (options: DiscourseLifecycleOptions = {}) =>
-  applyDecorators(
-    SetMetadata<string, LifecycleMetadata>(DISCOURSE_LIFECYCLE, {
-      ...options,
-      kinds: ['unsuspend'],
-    }),
-    UseInterceptors(DiscourseLifecycleInterceptor),
-  );
+export const UnsuspendOnDiscourse = lifecycleDecorator('unsuspend');

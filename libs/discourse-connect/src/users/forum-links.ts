@@ -34,6 +34,9 @@ export interface StaffGrants {
 /** Staff flags granted: none (the columns' defaults). */
 const NO_GRANTS = { adminGranted: false, moderatorGranted: false } as const;
 
+/** The key of a member and forum in the recently-linked map. */
+const linkKey = (forum: string, discordId: string) => `${forum}\u0000${discordId}`;
+
 /** What was learnt about a member on one forum. */
 export interface ForumLinkAnswer {
   status: ForumLinkStatus;
@@ -75,30 +78,14 @@ export class ForumLinks {
     answer: ForumLinkAnswer,
     options: { manager?: EntityManager; now?: number; askedAt?: number } = {},
   ): Promise<void> {
-    if (answer.status !== 'linked') this.recentlyLinked.delete(`${forum}\u0000${discordId}`);
-    const repo = options.manager
-      ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
-      : this.links;
+    if (answer.status !== 'linked') this.recentlyLinked.delete(linkKey(forum, discordId));
+    const repo = this.repo(options.manager);
     if (answer.status === 'not_found' && options.askedAt !== undefined) {
       // A lookup's "not found" never overwrites a link recorded after the lookup was asked (a
       // handshake that completed meanwhile): insert it if nothing is recorded, else update only
       // an older record.
       const at = options.now ?? Date.now();
-      await repo
-        .createQueryBuilder()
-        .insert()
-        .into(DiscourseConnectForumLinkEntity)
-        .values({
-          forum,
-          discordId,
-          status: 'not_found',
-          checkedAt: at,
-          forumUserId: null,
-          forumUsername: null,
-        })
-        .orIgnore()
-        .updateEntity(false)
-        .execute();
+      await this.insertIfAbsent(repo, forum, discordId, 'not_found', at);
       await repo
         .createQueryBuilder()
         .update(DiscourseConnectForumLinkEntity)
@@ -149,7 +136,7 @@ export class ForumLinks {
    * forum per 10 minutes in this process; the handshakes in between write nothing.
    */
   async recordHandshake(forum: string, discordId: string, now = Date.now()): Promise<void> {
-    const key = `${forum}\u0000${discordId}`;
+    const key = linkKey(forum, discordId);
     if ((this.recentlyLinked.get(key) ?? 0) > now) return;
     await this.record(forum, discordId, { status: 'linked' }, { now });
     this.recentlyLinked.delete(key);
@@ -166,7 +153,7 @@ export class ForumLinks {
     discordId: string,
     manager?: EntityManager,
   ): Promise<StaffGrants> {
-    const repo = manager ? manager.getRepository(DiscourseConnectForumLinkEntity) : this.links;
+    const repo = this.repo(manager);
     const link = await repo.findOneBy({ forum, discordId });
     return { admin: link?.adminGranted ?? false, moderator: link?.moderatorGranted ?? false };
   }
@@ -184,26 +171,8 @@ export class ForumLinks {
     to: boolean,
     options: { manager?: EntityManager; now?: number } = {},
   ): Promise<boolean> {
-    const repo = options.manager
-      ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
-      : this.links;
-    if (to) {
-      await repo
-        .createQueryBuilder()
-        .insert()
-        .into(DiscourseConnectForumLinkEntity)
-        .values({
-          forum,
-          discordId,
-          status: 'linked',
-          checkedAt: options.now ?? Date.now(),
-          forumUserId: null,
-          forumUsername: null,
-        })
-        .orIgnore()
-        .updateEntity(false)
-        .execute();
-    }
+    const repo = this.repo(options.manager);
+    if (to) await this.insertIfAbsent(repo, forum, discordId, 'linked', options.now ?? Date.now());
     const column = flag === 'admin' ? 'adminGranted' : 'moderatorGranted';
     const result = await repo
       .createQueryBuilder()
@@ -240,9 +209,7 @@ export class ForumLinks {
     suspension: { until: number | null; byModule?: boolean },
     options: { manager?: EntityManager } = {},
   ): Promise<void> {
-    const repo = options.manager
-      ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
-      : this.links;
+    const repo = this.repo(options.manager);
     const byModule = suspension.until === null ? false : suspension.byModule;
     await repo.update(
       { forum, discordId },
@@ -262,16 +229,9 @@ export class ForumLinks {
     discordId: string,
     options: { manager?: EntityManager; now?: number } = {},
   ): Promise<void> {
-    this.recentlyLinked.delete(`${forum}\u0000${discordId}`);
+    this.recentlyLinked.delete(linkKey(forum, discordId));
     const now = options.now ?? Date.now();
-    const repo = options.manager
-      ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
-      : this.links;
-    await this.record(forum, discordId, { status: 'not_found' }, { ...options, now });
-    await repo.update(
-      { forum, discordId },
-      { anonymizedAt: now, suspendedByModule: false, suspendedUntil: null },
-    );
+    await this.recordAccountGone(forum, discordId, { ...options, now }, { anonymizedAt: now });
   }
 
   /** The anonymized mark is cleared (the member is allowed a new account on that forum). */
@@ -285,11 +245,7 @@ export class ForumLinks {
     discordId: string,
     options: { manager?: EntityManager; now?: number } = {},
   ): Promise<void> {
-    const repo = options.manager
-      ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
-      : this.links;
-    await this.record(forum, discordId, { status: 'not_found' }, options);
-    await repo.update({ forum, discordId }, { suspendedByModule: false, suspendedUntil: null });
+    await this.recordAccountGone(forum, discordId, options);
   }
 
   /** Removes the links of a member (all, or to `forum`); in the caller's transaction with `manager`. */
@@ -297,14 +253,49 @@ export class ForumLinks {
     discordId: string,
     options: { manager?: EntityManager; forum?: string } = {},
   ): Promise<void> {
-    const repo = options.manager
-      ? options.manager.getRepository(DiscourseConnectForumLinkEntity)
-      : this.links;
+    const repo = this.repo(options.manager);
     for (const key of [...this.recentlyLinked.keys()])
       if (key.endsWith(`\u0000${discordId}`)) this.recentlyLinked.delete(key);
     await repo.delete(options.forum ? { discordId, forum: options.forum } : { discordId });
   }
   // End of member lifecycle.
+
+  /** The links table, in the caller's transaction when `manager` is given. */
+  private repo(manager?: EntityManager): Repository<DiscourseConnectForumLinkEntity> {
+    return manager ? manager.getRepository(DiscourseConnectForumLinkEntity) : this.links;
+  }
+
+  /** Inserts a link row without an account unless one is recorded (a recorded row is untouched). */
+  private async insertIfAbsent(
+    repo: Repository<DiscourseConnectForumLinkEntity>,
+    forum: string,
+    discordId: string,
+    status: ForumLinkStatus,
+    checkedAt: number,
+  ): Promise<void> {
+    await repo
+      .createQueryBuilder()
+      .insert()
+      .into(DiscourseConnectForumLinkEntity)
+      .values({ forum, discordId, status, checkedAt, forumUserId: null, forumUsername: null })
+      .orIgnore()
+      .updateEntity(false)
+      .execute();
+  }
+
+  /** The forum account is gone: recorded as `not_found`, no suspension left, plus `mark`. */
+  private async recordAccountGone(
+    forum: string,
+    discordId: string,
+    options: { manager?: EntityManager; now?: number },
+    mark: { anonymizedAt?: number } = {},
+  ): Promise<void> {
+    await this.record(forum, discordId, { status: 'not_found' }, options);
+    await this.repo(options.manager).update(
+      { forum, discordId },
+      { ...mark, suspendedByModule: false, suspendedUntil: null },
+    );
+  }
 
   /** Whether a `not_found` answer checked at `checkedAt` is still trusted at `now`. */
   static notFoundIsFresh(link: ForumLink, now = Date.now()): boolean {
