@@ -15,7 +15,10 @@ describe.each(HTTP_ADAPTERS)('GET /health (%s)', (adapter) => {
     const res = await fetch(`${h.appUrl}/health`);
     expect(res.status).toBe(200);
     expect(res.headers.get('cache-control')).toBe('no-store');
-    expect(await res.json()).toMatchObject({ status: 'ok', checks: { database: 'up' } });
+    const body = (await res.json()) as { routes: { vanilla?: unknown } };
+    expect(body).toMatchObject({ status: 'ok', checks: { database: 'up' } });
+    // No Vanilla forum configured: no Vanilla URLs.
+    expect(body.routes.vanilla).toBeUndefined();
   });
 
   it('answers 503 naming the database when it is down, without a stack trace', async () => {

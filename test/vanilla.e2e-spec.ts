@@ -511,6 +511,15 @@ describe.each(HTTP_ADAPTERS)('Vanilla jsConnect options (%s)', (adapter) => {
         expect(page.url).toBe(`${h.vanilla!.forumRootUrl}/discussion/3`);
         expect(h.vanilla!.findByUniqueId(migrated.id)).toBeDefined();
         expect((await browser.request(`${h.appUrl}/vanilla/connect`)).status).toBe(404);
+        // /health tells what the jsConnect connection must be set to, where the module is mounted.
+        const health = (await (await fetch(`${h.mountUrl}/health`)).json()) as {
+          routes: { vanilla?: unknown };
+        };
+        expect(health.routes.vanilla).toEqual({
+          authenticateUrl: `${h.mountUrl}/vanilla/connect`,
+          signInUrl: `${h.mountUrl}/auth/discord`,
+          signOutUrl: `${h.mountUrl}/vanilla/logout`,
+        });
       } finally {
         await h.close();
       }

@@ -11,6 +11,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { DiscordBotConnection, type DiscordBotStatus } from '../bot/discord-bot';
 import { DiscourseConnectRedis } from '../redis/discourse-connect-redis';
+import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { SyncQueue, type SyncQueueCounts } from '../sync/sync-queue.service';
 import {
   DISCOURSE_CONNECT_ROUTES as ROUTES,
@@ -40,6 +41,11 @@ export interface HealthReport {
     logoutRedirect: string;
     /** The redirect URI registered with Discord. */
     discordRedirectUri: string;
+    /**
+     * With Vanilla forums: what their jsConnect connection must be set to (the same for every
+     * Vanilla forum): Authentication URL, Sign In URL and Sign Out URL.
+     */
+    vanilla?: { authenticateUrl: string; signInUrl: string; signOutUrl: string };
   };
 }
 
@@ -53,6 +59,7 @@ export class DiscourseConnectHealthController {
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly queue: SyncQueue,
     private readonly routes: DiscourseConnectRoutes,
+    private readonly settings: DiscourseConnectSettings,
     @Optional()
     @Inject(DiscourseConnectRedis)
     private readonly redis?: DiscourseConnectRedis | null,
@@ -87,6 +94,15 @@ export class DiscourseConnectHealthController {
         connectUrl: this.routes.url('sso'),
         logoutRedirect: this.routes.url('forumLogout'),
         discordRedirectUri: this.routes.discordCallbackUrl,
+        ...(this.settings.vanilla
+          ? {
+              vanilla: {
+                authenticateUrl: this.routes.url('vanillaConnect'),
+                signInUrl: this.routes.url('signIn'),
+                signOutUrl: this.routes.url('vanillaLogout'),
+              },
+            }
+          : {}),
       },
     };
     if (!ok) throw new HttpException(report, HttpStatus.SERVICE_UNAVAILABLE);
