@@ -341,6 +341,10 @@ function vanillaOptionsFromEnv(
 const FORUM_PAGES =
   /\/(latest|categories|top|login|session(\/sso(_login)?)?|admin(\/.*)?|t\/.*|c\/.*|u\/.*)\/?$/i;
 
+/** Vanilla forum pages people paste instead of the forum's base URL (or its `/index.php?p=` form). */
+const VANILLA_PAGES =
+  /\/(discussions?(\/.*)?|categories(\/.*)?|entry(\/.*)?|profile(\/.*)?|dashboard(\/.*)?|sso|activity|index\.php)\/?$/i;
+
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /**
@@ -351,11 +355,21 @@ const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 function checkUrlMistakes(
   v: DiscourseConnectEnvironment,
   forumUrls: readonly (readonly [variable: string, url: string])[],
+  vanillaUrls: readonly (readonly [variable: string, url: string])[] = [],
 ): void {
   const fail = (message: string): never => {
     throw new DiscourseConnectConfigurationError(`Invalid configuration: ${message}`);
   };
   const pub = new URL(v.PUBLIC_URL);
+  for (const [variable, url] of vanillaUrls) {
+    const forum = new URL(url);
+    if (VANILLA_PAGES.test(forum.pathname)) {
+      fail(
+        `${variable} points at a Vanilla forum page (${forum.pathname}); use the forum's base URL, e.g. ${forum.origin} ` +
+          '(a subfolder install such as https://example.com/forum is fine).',
+      );
+    }
+  }
   for (const [variable, url] of forumUrls) {
     const forum = new URL(url);
     if (forum.search || forum.hash || forum.username || forum.password) {
@@ -408,10 +422,19 @@ export function discourseConnectOptionsFromEnv(
   env: Record<string, unknown>,
 ): DiscourseConnectModuleOptions {
   const { values: v, single, forums, vanilla } = validateEnv(env);
-  checkUrlMistakes(v, [
-    ...(single ? [['DISCOURSE_URL', v.DISCOURSE_URL] as const] : []),
-    ...forums.map((f) => [forumEnvName(f.name, 'URL'), f.texts.URL!] as const),
-  ]);
+  checkUrlMistakes(
+    v,
+    [
+      ...(single ? [['DISCOURSE_URL', v.DISCOURSE_URL] as const] : []),
+      ...forums.map((f) => [forumEnvName(f.name, 'URL'), f.texts.URL!] as const),
+    ],
+    [
+      ...(vanilla.single && v.VANILLA_URL ? [['VANILLA_URL', v.VANILLA_URL] as const] : []),
+      ...vanilla.forums
+        .filter((f) => f.texts.URL !== undefined)
+        .map((f) => [`${VANILLA_FORUM_ENV_PREFIX}${f.name}_URL`, f.texts.URL!] as const),
+    ],
+  );
   const values = v as unknown as Record<string, string | undefined>;
   checkRoleBasedVariables(values, forums);
   const options: Record<string, unknown> = {};

@@ -43,6 +43,33 @@ describe('Vanilla forums from the environment', () => {
     });
   });
 
+  it.each([
+    ['VANILLA_URL', 'https://community.example.com/discussions'],
+    ['VANILLA_URL', 'https://community.example.com/forum/discussion/12/hello'],
+    ['VANILLA_URL', 'https://community.example.com/entry/signin'],
+    ['VANILLA_URL', 'https://community.example.com/index.php'],
+    ['VANILLA_FORUM_TEAM_URL', 'https://team.example.com/categories/general'],
+  ])('refuses %s pointing at a forum page (%s), naming the variable', (variable, url) => {
+    const env: Record<string, string> =
+      variable === 'VANILLA_URL'
+        ? { ...oneVanilla(), VANILLA_URL: url }
+        : {
+            ...oneForumEnvFixture(),
+            VANILLA_FORUM_TEAM_URL: url,
+            VANILLA_FORUM_TEAM_CLIENT_ID: 'team',
+            VANILLA_FORUM_TEAM_SECRET: OTHER_SECRET,
+          };
+    expect(bootError(env)).toContain(`${variable} points at a Vanilla forum page`);
+  });
+
+  it('accepts a forum in a subfolder', () => {
+    const settings = settingsFromEnv({
+      ...oneVanilla(),
+      VANILLA_URL: 'https://example.com/community',
+    });
+    expect(settings.vanilla?.forums[0].url).toBe('https://example.com/community');
+  });
+
   it('has no Vanilla settings without the variables', () => {
     expect(settingsFromEnv(oneForumEnvFixture()).vanilla).toBeUndefined();
   });
