@@ -41,7 +41,9 @@ export interface StaffFlagChange {
  * The staff-flag policy, without I/O: a flag is wanted when the member holds one of the forum's
  * roles for it (and, with `requireMfa`, has two-factor authentication on). A wanted flag is sent as
  * `true`; an unwanted one is sent as `false` only when the module granted it (`granted`), so a
- * forum-made admin or moderator is never demoted, and is otherwise left out.
+ * forum-made admin or moderator is never demoted, and is otherwise left out. (The forum does not say
+ * who made a flag: a forum-made admin who also holds an admin role counts as granted by the module
+ * and loses the flag with the role, as the README says.)
  */
 export function planStaffFlags(
   user: LocalUser,
