@@ -2,6 +2,7 @@ import { Controller, HttpCode, Injectable, Post } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
 import { DataSource } from 'typeorm';
 import {
+  DiscourseAdminService,
   DiscourseConnectEvents,
   DiscourseConnectForumLinkEntity,
   DiscourseConnectSettings,
@@ -492,6 +493,41 @@ describe.each(HTTP_ADAPTERS)(
           .db()
           .query(`SELECT * FROM discourse_connect_forum_links WHERE discord_id = '${legacy.id}'`),
       ).toEqual([]);
+    });
+
+    it('acts on the account the forum names now: an account it anonymized since survives forget', async () => {
+      h.forum.webhooks = undefined; // the module hears nothing of the anonymization
+      await t.signIn();
+      const old = h.forum.findByExternalId(legacy.id)!;
+      const admin = h.app.get(DiscourseAdminService);
+      expect(await admin.getUserByExternalId(legacy.id)).toMatchObject({ id: old.id }); // remembered
+      const res = await fetch(`${h.forum.baseUrl}/admin/users/${old.id}/anonymize`, {
+        method: 'PUT',
+        headers: { 'Api-Key': API_KEY },
+      });
+      expect(res.status).toBe(200);
+
+      // No account for the member now: nothing is deleted, the anonymized one stays.
+      const report = await h.app.get(DiscourseMemberLifecycle).suspend(legacy.id);
+      expect(report).toEqual([expect.objectContaining({ outcome: 'no-account' })]);
+      expect(old.suspendedTill ?? null).toBeNull();
+
+      // The member signs in again (a new account): suspend and forget act on that one.
+      await t.signIn();
+      const fresh = h.forum.findByExternalId(legacy.id)!;
+      expect(fresh.id).not.toBe(old.id);
+      await h.app.get(DiscourseMemberLifecycle).suspend(legacy.id);
+      expect(fresh.suspendedTill).toEqual(expect.any(Number));
+      expect(old.suspendedTill ?? null).toBeNull();
+      const forgotten = await h.app.get(DiscourseMemberLifecycle).forget(legacy.id);
+      expect(forgotten.forums).toEqual([
+        expect.objectContaining({ action: 'delete', outcome: 'done' }),
+      ]);
+      expect(h.forum.users.find((u) => u.id === fresh.id)).toBeUndefined();
+      expect(h.forum.users.find((u) => u.id === old.id)).toBe(old); // anonymized, kept
+      expect(h.forum.stats.apiLifecycleCalls).not.toContainEqual(
+        expect.objectContaining({ userId: old.id, action: 'delete' }),
+      );
     });
 
     it('refuses a sign-in after the forum anonymized the account, with a clear 403 page', async () => {

@@ -318,6 +318,8 @@ export class DiscourseMemberLifecycle {
       });
       return;
     }
+    // Deleted or detached: the forum id remembered for the member names them no more.
+    this.admin.forgetForumUserId(discordId, forum);
     const named = await this.admin.getUserByUsername(username, forum);
     const kept = named?.id === forumUserId;
     const known = await this.users.findByDiscordId(discordId);
