@@ -241,6 +241,35 @@ describe.each(HTTP_ADAPTERS)('member lifecycle, default options (%s, forRoot)', 
       expect(h.forum.isSuspended(account)).toBe(true);
       expect(h.forum.stats.apiLifecycleCalls.map((c) => c.action)).toEqual(['suspend']);
     });
+
+    it("the forum staff replacing the module's suspension with their own keeps theirs on unsuspend", async () => {
+      await t.signIn();
+      const account = h.forum.findByExternalId(legacy.id)!;
+      await h.forum.flushWebhooks();
+      await h.app.get(SyncQueue).enqueue('suspend', legacy.id);
+      await t.idle();
+      await h.forum.flushWebhooks();
+      expect(await t.link()).toMatchObject({ suspendedByModule: true });
+      // The staff suspend the account again, for a week, over the module's suspension.
+      const res = await fetch(`${h.forum.baseUrl}/admin/users/${account.id}/suspend`, {
+        method: 'PUT',
+        headers: { 'Api-Key': API_KEY, 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          suspend_until: new Date(Date.now() + 7 * DAY).toISOString(),
+          reason: 'Spam',
+        }).toString(),
+      });
+      expect(res.status).toBe(200);
+      await h.forum.flushWebhooks();
+      await waitFor(
+        async () => (await t.link())?.suspendedByModule === false,
+        "the staff's suspension recorded",
+      );
+      await h.app.get(SyncQueue).enqueue('unsuspend', legacy.id); // the member rejoined Discord
+      await t.idle();
+      expect(h.forum.isSuspended(account)).toBe(true);
+      expect(account.suspendReason).toBe('Spam');
+    });
   });
 
   describe('route decorators on the host admin pages', () => {
