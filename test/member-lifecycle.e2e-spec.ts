@@ -1,12 +1,17 @@
 import { Controller, HttpCode, Injectable, Post } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
-import { DataSource } from 'typeorm';
+import { InjectRepository } from '@nestjs/typeorm';
+import { DataSource, Repository } from 'typeorm';
 import {
   DiscourseAdminService,
   DiscourseConnectEvents,
   DiscourseConnectForumLinkEntity,
   DiscourseConnectSettings,
+  DiscourseConnectUserEntity,
   DiscourseMemberLifecycle,
+  TypeOrmUserStore,
+  type DiscourseConnectUserData,
+  type DiscourseConnectUserStore,
   ForgetDiscourseMember,
   SuspendOnDiscourse,
   SyncQueue,
@@ -99,12 +104,15 @@ async function startLifecycle(
   style: ModuleStyle,
   lifecycle: DiscourseConnectModuleOptions['lifecycle'],
   env: Record<string, string>,
+  extra: Partial<Pick<DiscourseConnectModuleOptions, 'session' | 'userStore'>> = {},
 ): Promise<Harness> {
   return startHarness(style, {
     adapter,
     forumOptions: { apiKey: API_KEY, apiRateLimitPerMinute: 0 },
     moduleOptions: (o) => ({
       ...o,
+      ...(extra.session ? { session: { ...o.session!, ...extra.session } } : {}),
+      ...(extra.userStore ? { userStore: extra.userStore } : {}),
       forums: o.forums.map((f) => ({
         ...f,
         api: { key: API_KEY, timeoutMs: 2000 },
@@ -122,6 +130,30 @@ async function startLifecycle(
     providers: [LifecycleListener],
     controllers: [MembersAdminController],
   });
+}
+
+/** A host user store without `delete`: `forget` keeps its record of the member. */
+@Injectable()
+class KeepingUserStore implements DiscourseConnectUserStore {
+  private readonly inner: TypeOrmUserStore;
+
+  constructor(
+    @InjectRepository(DiscourseConnectUserEntity) users: Repository<DiscourseConnectUserEntity>,
+  ) {
+    this.inner = new TypeOrmUserStore(users);
+  }
+
+  findByDiscordId(discordId: string) {
+    return this.inner.findByDiscordId(discordId);
+  }
+
+  create(data: DiscourseConnectUserData) {
+    return this.inner.create(data);
+  }
+
+  update(data: DiscourseConnectUserData) {
+    return this.inner.update(data);
+  }
 }
 
 /** Test helpers over one harness. */
@@ -617,6 +649,48 @@ describe.each(HTTP_ADAPTERS)(
       expect(await t.db().query('SELECT * FROM discourse_connect_users')).toEqual([]);
       expect(h.forum.findByExternalId(legacy.id)).toBe(account);
       expect(h.forum.stats.apiLifecycleCalls).toEqual([]);
+    });
+  },
+);
+
+describe.each(HTTP_ADAPTERS)(
+  'member lifecycle: forget signs the member out at once (%s)',
+  (adapter) => {
+    let h: Harness;
+    const t = helpers(() => h);
+
+    beforeAll(async () => {
+      // A host user store that keeps the record, and session copies that answer for a minute: a
+      // session that outlived `forget` would still sign the member in.
+      h = await startLifecycle(
+        adapter,
+        'forRoot',
+        undefined,
+        {},
+        {
+          session: { secret: 's'.repeat(32), readCacheMs: 60_000 },
+          userStore: KeepingUserStore,
+        },
+      );
+    });
+    afterAll(async () => h?.close());
+    beforeEach(() => t.reset());
+
+    it('the next handshake of their browser goes to Discord sign-in, and makes no forum account', async () => {
+      const { browser, page: first } = await t.signIn();
+      expect(first.status).toBe(200);
+      const account = h.forum.findByExternalId(legacy.id)!;
+      const paths = (page: { hops: { url: string }[] }) =>
+        page.hops.map((hop) => new URL(hop.url).pathname);
+
+      const report = await h.app.get(DiscourseMemberLifecycle).forget(legacy.id);
+      expect(report.userRecord).toBe('kept');
+      expect(account.externalId).toBeNull(); // anonymized on the forum
+      h.discord.knobs.autoApproveAs = null; // Discord shows its sign-in page instead of approving
+      const page = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+      expect(paths(page)).toContain('/discourse/sso');
+      expect(new URL(page.url).pathname).toBe('/oauth2/authorize');
+      expect(h.forum.findByExternalId(legacy.id)).toBeUndefined();
     });
   },
 );
