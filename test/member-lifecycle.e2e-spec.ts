@@ -1,11 +1,17 @@
 import { Controller, HttpCode, Injectable, Post } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
-import { DataSource } from 'typeorm';
+import { InjectRepository } from '@nestjs/typeorm';
+import { DataSource, Repository } from 'typeorm';
 import {
+  DiscourseAdminService,
   DiscourseConnectEvents,
   DiscourseConnectForumLinkEntity,
   DiscourseConnectSettings,
+  DiscourseConnectUserEntity,
   DiscourseMemberLifecycle,
+  TypeOrmUserStore,
+  type DiscourseConnectUserData,
+  type DiscourseConnectUserStore,
   ForgetDiscourseMember,
   SuspendOnDiscourse,
   SyncQueue,
@@ -98,12 +104,15 @@ async function startLifecycle(
   style: ModuleStyle,
   lifecycle: DiscourseConnectModuleOptions['lifecycle'],
   env: Record<string, string>,
+  extra: Partial<Pick<DiscourseConnectModuleOptions, 'session' | 'userStore'>> = {},
 ): Promise<Harness> {
   return startHarness(style, {
     adapter,
     forumOptions: { apiKey: API_KEY, apiRateLimitPerMinute: 0 },
     moduleOptions: (o) => ({
       ...o,
+      ...(extra.session ? { session: { ...o.session!, ...extra.session } } : {}),
+      ...(extra.userStore ? { userStore: extra.userStore } : {}),
       forums: o.forums.map((f) => ({
         ...f,
         api: { key: API_KEY, timeoutMs: 2000 },
@@ -121,6 +130,30 @@ async function startLifecycle(
     providers: [LifecycleListener],
     controllers: [MembersAdminController],
   });
+}
+
+/** A host user store without `delete`: `forget` keeps its record of the member. */
+@Injectable()
+class KeepingUserStore implements DiscourseConnectUserStore {
+  private readonly inner: TypeOrmUserStore;
+
+  constructor(
+    @InjectRepository(DiscourseConnectUserEntity) users: Repository<DiscourseConnectUserEntity>,
+  ) {
+    this.inner = new TypeOrmUserStore(users);
+  }
+
+  findByDiscordId(discordId: string) {
+    return this.inner.findByDiscordId(discordId);
+  }
+
+  create(data: DiscourseConnectUserData) {
+    return this.inner.create(data);
+  }
+
+  update(data: DiscourseConnectUserData) {
+    return this.inner.update(data);
+  }
 }
 
 /** Test helpers over one harness. */
@@ -239,6 +272,35 @@ describe.each(HTTP_ADAPTERS)('member lifecycle, default options (%s, forRoot)', 
       await t.idle();
       expect(h.forum.isSuspended(account)).toBe(true);
       expect(h.forum.stats.apiLifecycleCalls.map((c) => c.action)).toEqual(['suspend']);
+    });
+
+    it("the forum staff replacing the module's suspension with their own keeps theirs on unsuspend", async () => {
+      await t.signIn();
+      const account = h.forum.findByExternalId(legacy.id)!;
+      await h.forum.flushWebhooks();
+      await h.app.get(SyncQueue).enqueue('suspend', legacy.id);
+      await t.idle();
+      await h.forum.flushWebhooks();
+      expect(await t.link()).toMatchObject({ suspendedByModule: true });
+      // The staff suspend the account again, for a week, over the module's suspension.
+      const res = await fetch(`${h.forum.baseUrl}/admin/users/${account.id}/suspend`, {
+        method: 'PUT',
+        headers: { 'Api-Key': API_KEY, 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          suspend_until: new Date(Date.now() + 7 * DAY).toISOString(),
+          reason: 'Spam',
+        }).toString(),
+      });
+      expect(res.status).toBe(200);
+      await h.forum.flushWebhooks();
+      await waitFor(
+        async () => (await t.link())?.suspendedByModule === false,
+        "the staff's suspension recorded",
+      );
+      await h.app.get(SyncQueue).enqueue('unsuspend', legacy.id); // the member rejoined Discord
+      await t.idle();
+      expect(h.forum.isSuspended(account)).toBe(true);
+      expect(account.suspendReason).toBe('Spam');
     });
   });
 
@@ -494,6 +556,41 @@ describe.each(HTTP_ADAPTERS)(
       ).toEqual([]);
     });
 
+    it('acts on the account the forum names now: an account it anonymized since survives forget', async () => {
+      h.forum.webhooks = undefined; // the module hears nothing of the anonymization
+      await t.signIn();
+      const old = h.forum.findByExternalId(legacy.id)!;
+      const admin = h.app.get(DiscourseAdminService);
+      expect(await admin.getUserByExternalId(legacy.id)).toMatchObject({ id: old.id }); // remembered
+      const res = await fetch(`${h.forum.baseUrl}/admin/users/${old.id}/anonymize`, {
+        method: 'PUT',
+        headers: { 'Api-Key': API_KEY },
+      });
+      expect(res.status).toBe(200);
+
+      // No account for the member now: nothing is deleted, the anonymized one stays.
+      const report = await h.app.get(DiscourseMemberLifecycle).suspend(legacy.id);
+      expect(report).toEqual([expect.objectContaining({ outcome: 'no-account' })]);
+      expect(old.suspendedTill ?? null).toBeNull();
+
+      // The member signs in again (a new account): suspend and forget act on that one.
+      await t.signIn();
+      const fresh = h.forum.findByExternalId(legacy.id)!;
+      expect(fresh.id).not.toBe(old.id);
+      await h.app.get(DiscourseMemberLifecycle).suspend(legacy.id);
+      expect(fresh.suspendedTill).toEqual(expect.any(Number));
+      expect(old.suspendedTill ?? null).toBeNull();
+      const forgotten = await h.app.get(DiscourseMemberLifecycle).forget(legacy.id);
+      expect(forgotten.forums).toEqual([
+        expect.objectContaining({ action: 'delete', outcome: 'done' }),
+      ]);
+      expect(h.forum.users.find((u) => u.id === fresh.id)).toBeUndefined();
+      expect(h.forum.users.find((u) => u.id === old.id)).toBe(old); // anonymized, kept
+      expect(h.forum.stats.apiLifecycleCalls).not.toContainEqual(
+        expect.objectContaining({ userId: old.id, action: 'delete' }),
+      );
+    });
+
     it('refuses a sign-in after the forum anonymized the account, with a clear 403 page', async () => {
       await t.signIn();
       const account = h.forum.findByExternalId(legacy.id)!;
@@ -552,6 +649,48 @@ describe.each(HTTP_ADAPTERS)(
       expect(await t.db().query('SELECT * FROM discourse_connect_users')).toEqual([]);
       expect(h.forum.findByExternalId(legacy.id)).toBe(account);
       expect(h.forum.stats.apiLifecycleCalls).toEqual([]);
+    });
+  },
+);
+
+describe.each(HTTP_ADAPTERS)(
+  'member lifecycle: forget signs the member out at once (%s)',
+  (adapter) => {
+    let h: Harness;
+    const t = helpers(() => h);
+
+    beforeAll(async () => {
+      // A host user store that keeps the record, and session copies that answer for a minute: a
+      // session that outlived `forget` would still sign the member in.
+      h = await startLifecycle(
+        adapter,
+        'forRoot',
+        undefined,
+        {},
+        {
+          session: { secret: 's'.repeat(32), readCacheMs: 60_000 },
+          userStore: KeepingUserStore,
+        },
+      );
+    });
+    afterAll(async () => h?.close());
+    beforeEach(() => t.reset());
+
+    it('the next handshake of their browser goes to Discord sign-in, and makes no forum account', async () => {
+      const { browser, page: first } = await t.signIn();
+      expect(first.status).toBe(200);
+      const account = h.forum.findByExternalId(legacy.id)!;
+      const paths = (page: { hops: { url: string }[] }) =>
+        page.hops.map((hop) => new URL(hop.url).pathname);
+
+      const report = await h.app.get(DiscourseMemberLifecycle).forget(legacy.id);
+      expect(report.userRecord).toBe('kept');
+      expect(account.externalId).toBeNull(); // anonymized on the forum
+      h.discord.knobs.autoApproveAs = null; // Discord shows its sign-in page instead of approving
+      const page = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+      expect(paths(page)).toContain('/discourse/sso');
+      expect(new URL(page.url).pathname).toBe('/oauth2/authorize');
+      expect(h.forum.findByExternalId(legacy.id)).toBeUndefined();
     });
   },
 );

@@ -1,5 +1,6 @@
 import { DataSource } from 'typeorm';
 import {
+  DiscourseConnectRedis,
   DiscourseMemberLifecycle,
   SyncQueue,
   type DiscourseConnectModuleOptions,
@@ -16,7 +17,7 @@ const WEBHOOK = 'forum-webhook-secret-0123';
 /**
  * The member lifecycle on PostgreSQL with the BullMQ queue in Redis: the forum-link columns of the
  * lifecycle migration, suspend/unsuspend jobs through BullMQ (the module lifts only its own
- * suspension), `forget` removing rows (sessions matched in the module's table) in one transaction,
+ * suspension), `forget` removing rows in one transaction and ending the member's sessions in Redis,
  * and a suspension reported by the forum's webhook.
  */
 describeWithServices('member lifecycle on PostgreSQL and BullMQ', () => {
@@ -97,15 +98,27 @@ describeWithServices('member lifecycle on PostgreSQL and BullMQ', () => {
     h.forum.webhooks = undefined;
   });
 
+  /** The member's sessions in Redis (the module's session keys whose JSON names them). */
+  const redisSessionsOf = async (id: string) => {
+    const redis = h.app.get(DiscourseConnectRedis);
+    const keys = await redis.client.keys(`${redis.prefix}sess:*`);
+    const values = keys.length > 0 ? await redis.client.mget(...keys) : [];
+    return values.filter((v) => v?.includes(`"passport":{"user":"${id}"}`)).length;
+  };
+
   it('forget removes the member in one transaction on PostgreSQL and anonymizes the account', async () => {
-    const account = await signIn(migrated.id);
+    h.discord.knobs.autoApproveAs = migrated.id;
+    const browser = new TestBrowser();
+    await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+    const account = h.forum.findByExternalId(migrated.id)!;
+    expect(await redisSessionsOf(migrated.id)).toBe(1);
     const sessions = () =>
       sql<{ n: string }>(
         `SELECT COUNT(*) AS n FROM discourse_connect_sessions WHERE data LIKE $1`,
         [`%"passport":{"user":"${migrated.id}"}%`],
       );
     // Sessions are in Redis here (the redis option): forget leaves nothing of the member in the
-    // database, and the Redis session names a user that no longer exists.
+    // database, and ends their sessions in Redis.
     const report = await h.app.get(DiscourseMemberLifecycle).forget(migrated.id);
     expect(report).toMatchObject({
       userRecord: 'deleted',
@@ -120,5 +133,11 @@ describeWithServices('member lifecycle on PostgreSQL and BullMQ', () => {
     }
     expect((await sessions())[0].n).toBe('0');
     expect(account.externalId).toBeNull();
+    // Their session in Redis ended at once: their browser's next handshake goes to Discord sign-in.
+    expect(await redisSessionsOf(migrated.id)).toBe(0);
+    h.discord.knobs.autoApproveAs = null;
+    const page = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+    expect(new URL(page.url).pathname).toBe('/oauth2/authorize');
+    expect(h.forum.findByExternalId(migrated.id)).toBeUndefined();
   });
 });

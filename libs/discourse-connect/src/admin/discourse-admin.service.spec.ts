@@ -220,18 +220,39 @@ describe('DiscourseAdminService', () => {
       expect(new URLSearchParams(writes[2].body).get('delete_posts')).toBe('true');
     });
 
-    it('looks the member up again when the cached forum id is stale (404)', async () => {
+    it('acts on the account the forum names now, never on a remembered id (detached or replaced)', async () => {
       const state = { id: 9 as number | null };
       answer = lifecycleForum(state);
       const admin = client();
-      await admin.unsuspend(member.discordId); // caches 9
-      state.id = 12; // the account was replaced on the forum
+      await admin.unsuspend(member.discordId); // remembers 9
+      state.id = 12; // the account was replaced on the forum (9 may still exist, anonymized)
       seen.length = 0;
-      await expect(admin.unsuspend(member.discordId)).resolves.toMatchObject({ forumUserId: 12 });
+      await expect(admin.deleteUser(member.discordId)).resolves.toMatchObject({ forumUserId: 12 });
+      await expect(admin.suspend(member.discordId, new Date(), 'r')).resolves.toMatchObject({
+        forumUserId: 12,
+      });
       expect(seen.map((r) => `${r.method} ${r.url}`)).toEqual([
-        'PUT /admin/users/9/unsuspend',
         `GET /u/by-external/${member.discordId}.json`,
-        'PUT /admin/users/12/unsuspend',
+        'DELETE /admin/users/12.json',
+        `GET /u/by-external/${member.discordId}.json`,
+        'PUT /admin/users/12/suspend',
+      ]);
+    });
+
+    it('drops the remembered id when a lookup by external id finds nothing', async () => {
+      const state = { id: 9 as number | null };
+      answer = (req, res) =>
+        req.url === '/admin/users/9/log_out'
+          ? json(res, 200, { success: 'OK' })
+          : lifecycleForum(state)(req, res);
+      const admin = client();
+      await admin.getUserByExternalId(member.discordId); // remembers 9
+      state.id = null; // anonymized: detached from the member, account 9 kept
+      await expect(admin.getUserByExternalId(member.discordId)).resolves.toBeNull();
+      seen.length = 0;
+      await expect(admin.logOutByExternalId(member.discordId)).resolves.toBe(false);
+      expect(seen.map((r) => `${r.method} ${r.url}`)).toEqual([
+        `GET /u/by-external/${member.discordId}.json`,
       ]);
     });
 
@@ -272,7 +293,7 @@ describe('DiscourseAdminService', () => {
       await admin.suspend(member.discordId, new Date(Date.now() + 1000), 'r');
       await admin.unsuspend(member.discordId);
       expect(acquire).toHaveBeenCalledTimes(seen.length);
-      expect(seen.length).toBe(3);
+      expect(seen.length).toBe(4); // each call looks the member up afresh, then writes
     });
   });
 });

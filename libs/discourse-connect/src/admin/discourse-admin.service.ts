@@ -82,22 +82,40 @@ export class DiscourseAdminService {
     return user;
   }
 
-  /** The forum user with this external id (the Discord id), or null. */
+  /**
+   * The forum user with this external id (the Discord id), or null. Not found: the remembered forum
+   * id of that external id is dropped too (the account was deleted or detached).
+   */
   async getUserByExternalId(externalId: string, forumName?: string): Promise<DiscourseUser | null> {
     const forum = this.forum(forumName);
+    const key = `${forum.name}:${externalId}`;
     try {
       const body = (await this.request(
         forum,
         'GET',
         `/u/by-external/${encodeURIComponent(externalId)}.json`,
       )) as { user?: DiscourseUser };
-      if (!body?.user || typeof body.user.id !== 'number') return null;
-      this.remember(this.userIds, `${forum.name}:${externalId}`, body.user.id);
+      if (!body?.user || typeof body.user.id !== 'number') {
+        this.userIds.delete(key);
+        return null;
+      }
+      this.remember(this.userIds, key, body.user.id);
       return body.user;
     } catch (error) {
-      if (error instanceof DiscourseApiError && error.status === 404) return null;
+      if (error instanceof DiscourseApiError && error.status === 404) {
+        this.userIds.delete(key);
+        return null;
+      }
       throw error;
     }
+  }
+
+  /**
+   * Drops the remembered forum id of this external id (the forum said the account was deleted or
+   * anonymized): the next call looks the member up again.
+   */
+  forgetForumUserId(externalId: string, forumName?: string): void {
+    this.forget(externalId, forumName);
   }
 
   /** Ends every forum session of that forum user. */
@@ -215,8 +233,10 @@ export class DiscourseAdminService {
   }
 
   /**
-   * Runs `call` on the forum user with this external id: the cached id first, looked up again once
-   * when the forum answers 404 for it (the cache was stale). No such user: `{ found: false }`.
+   * Runs `call` on the forum user with this external id, looked up afresh
+   * (`GET /u/by-external/<id>.json`, never the remembered id: these calls change or destroy an
+   * account, and the one remembered may since have been anonymized, detached and kept by the forum,
+   * or replaced by a new one). No such user: `{ found: false }`.
    */
   private async onForumUser(
     externalId: string,
@@ -224,17 +244,6 @@ export class DiscourseAdminService {
     call: (forum: ApiForum, id: number) => Promise<string | undefined>,
   ): Promise<DiscourseLifecycleResult> {
     const forum = this.forum(forumName);
-    const key = `${forum.name}:${externalId}`;
-    const cached = this.userIds.get(key);
-    if (cached !== undefined) {
-      try {
-        const username = await call(forum, cached);
-        return { found: true, forumUserId: cached, ...usernameOf(username) };
-      } catch (error) {
-        if (!(error instanceof DiscourseApiError && error.status === 404)) throw error;
-        this.userIds.delete(key);
-      }
-    }
     const user = await this.getUserByExternalId(externalId, forum.name);
     if (!user) return { found: false };
     const username = await call(forum, user.id);

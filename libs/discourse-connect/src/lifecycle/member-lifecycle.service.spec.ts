@@ -5,6 +5,7 @@ import type { DiscourseAdminService } from '../admin/discourse-admin.service';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
 import { DiscourseConnectSessionEntity } from '../session/discourse-connect-session.entity';
+import { DiscourseConnectSessions } from '../session/sessions';
 import { DatabaseSyncQueue } from '../sync/database-sync-queue';
 import { DiscourseConnectSyncJobEntity } from '../sync/sync-job.entity';
 import { DiscourseConnectForumLinkEntity } from '../users/forum-link.entity';
@@ -24,6 +25,7 @@ describe('DiscourseMemberLifecycle', () => {
   let db: DataSource;
   let links: ForumLinks;
   let lifecycle: DiscourseMemberLifecycle;
+  let sessions: DiscourseConnectSessions;
   const events: [string, unknown][] = [];
 
   /** Without `api`, the forum has no admin API key (the module cannot act on it). */
@@ -31,9 +33,12 @@ describe('DiscourseMemberLifecycle', () => {
 
   beforeEach(async () => {
     db = await migratedSqlite();
+    // Session copies answer for a minute: a session that outlives `forget` in them would be seen.
+    const session = { secret: 's'.repeat(32), readCacheMs: 60_000 };
     const settings = api
-      ? settingsFixture()
+      ? settingsFixture({ session })
       : settingsFixture({
+          session,
           forums: [{ url: 'https://forum.example.com/', secret: 'forum-secret-0123456789' }],
         });
     links = new ForumLinks(db.getRepository(DiscourseConnectForumLinkEntity));
@@ -53,10 +58,18 @@ describe('DiscourseMemberLifecycle', () => {
       new DatabaseSyncQueue(db.getRepository(DiscourseConnectSyncJobEntity), settings),
       new DiscourseConnectActionsService(emitter),
       db.getRepository(DiscourseConnectSessionEntity),
+      (sessions = new DiscourseConnectSessions(
+        settings,
+        db.getRepository(DiscourseConnectSessionEntity),
+        null,
+      )),
     );
     await links.record(FORUM, ID, { status: 'linked', account: { id: 7, username: 'nelly' } });
   });
-  afterEach(() => db.destroy());
+  afterEach(async () => {
+    sessions.onModuleDestroy();
+    await db.destroy();
+  });
 
   const body = (extra: Partial<{ suspendedTill: number | null; discordId: string | null }>) => ({
     id: 7,
@@ -111,6 +124,31 @@ describe('DiscourseMemberLifecycle', () => {
         forums: [{ forum: FORUM, action: 'anonymize', outcome: 'no-api-key' }],
       });
       expect(await links.find(FORUM, ID)).toBeNull();
+    });
+
+    it("forget signs the member out at once: their sessions and this process's copies of them end", async () => {
+      const store = sessions.store;
+      const cookie = { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000) };
+      const put = (sid: string, user: string) =>
+        new Promise<void>((done, fail) =>
+          store.set(sid, { cookie, passport: { user } } as never, (e) => (e ? fail(e) : done())),
+        );
+      const read = (sid: string) =>
+        new Promise<unknown>((done, fail) =>
+          store.get(sid, (e, data) => (e ? fail(e) : done(data ?? null))),
+        );
+      await put('mine-1', ID);
+      await put('mine-2', ID);
+      await put('other', '223456789012345678');
+      expect(await read('mine-1')).toMatchObject({ passport: { user: ID } });
+      expect(sessions.cachedMember('mine-1')).toBe(ID);
+
+      await lifecycle.forget(ID);
+      expect(sessions.cachedMember('mine-1')).toBeUndefined();
+      expect(await read('mine-1')).toBeNull();
+      expect(await read('mine-2')).toBeNull();
+      expect(await read('other')).toMatchObject({ passport: { user: '223456789012345678' } });
+      expect(await db.getRepository(DiscourseConnectSessionEntity).count()).toBe(1);
     });
   });
 

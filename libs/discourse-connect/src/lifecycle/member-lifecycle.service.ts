@@ -10,6 +10,7 @@ import {
   type MemberForgottenEvent,
 } from '../hooks/discourse-connect.events';
 import { DiscourseConnectSessionEntity } from '../session/discourse-connect-session.entity';
+import { DiscourseConnectSessions } from '../session/sessions';
 import { SyncQueue } from '../sync/sync-queue.service';
 import { ForumLinks } from '../users/forum-links';
 import { UsersService } from '../users/users.service';
@@ -70,6 +71,7 @@ export class DiscourseMemberLifecycle {
     protected readonly actions: DiscourseConnectActionsService,
     @InjectRepository(DiscourseConnectSessionEntity)
     protected readonly sessions: Repository<DiscourseConnectSessionEntity>,
+    protected readonly sessionStores: DiscourseConnectSessions,
   ) {}
 
   /**
@@ -147,12 +149,13 @@ export class DiscourseMemberLifecycle {
   /**
    * Forgets a member. First each forum with an admin API key gets the forum action
    * (`lifecycle.forgetAction`: `anonymize`, `delete` or `none`); then, in one transaction, the
-   * user record (through the user store's `delete`; a store without it keeps its record and the
-   * report says so), the member's sessions in the module's session table, forum links and waiting
-   * jobs go, and a forum that failed gets a job that the queue retries (`pending` in the report), so
-   * nothing is lost track of. A process that stops in between leaves the member in place: repeating
-   * `forget` is harmless. Sessions held in Redis or a host store end with the user record: they
-   * sign nobody in.
+   * user record (through the user store's `delete`; a store without it keeps its record, and the
+   * report and the log say so), forum links and waiting jobs go, and a forum that failed gets a job
+   * that the queue retries (`pending` in the report), so nothing is lost track of. Then every
+   * session of the member ends at once, on the module's table or in Redis (each instance's copy
+   * too): their browser is signed out. A process that stops in between leaves the member in place,
+   * or their sessions signing nobody in (no user record): repeating `forget` is harmless. Sessions in
+   * a host's session store cannot be searched by member: they end with the user record.
    *
    * @throws MemberLifecycleError for an id that is not a Discord id.
    */
@@ -193,12 +196,6 @@ export class DiscourseMemberLifecycle {
       const run = async (m: EntityManager) => {
         await this.queue.cancelPending(discordId, { manager: m });
         await this.links.removeMember(discordId, { manager: m });
-        await m
-          .getRepository(DiscourseConnectSessionEntity)
-          .createQueryBuilder()
-          .delete()
-          .where('data LIKE :user', { user: `%"passport":{"user":"${discordId}"}%` })
-          .execute();
         let record: MemberForgetReport['userRecord'] = 'kept';
         if (store.delete) record = (await store.delete(discordId)) ? 'deleted' : 'absent';
         for (const forum of retry)
@@ -207,9 +204,16 @@ export class DiscourseMemberLifecycle {
       };
       return manager ? run(manager) : this.sessions.manager.transaction((own) => run(own));
     });
+    // Every session of the member ends now, this process's copies and other instances' included.
+    const sessionsEnded = await this.sessionStores.destroyMember(discordId);
     if (userRecord === 'kept') {
+      this.logger.error(
+        `forget ${discordId}: NOT FORGOTTEN LOCALLY: the user store has no delete(), so its record of the member is kept; delete it in the host app`,
+      );
+    }
+    if (sessionsEnded === null) {
       this.logger.warn(
-        `forget ${discordId}: the user store has no delete(); its record of the member is kept`,
+        `forget ${discordId}: the host's session store cannot be searched by member; their sessions there end with their user record${userRecord === 'kept' ? ', which is kept: they may still be signed in' : ''}`,
       );
     }
     if (retry.length > 0) this.queue.notify();
@@ -318,6 +322,8 @@ export class DiscourseMemberLifecycle {
       });
       return;
     }
+    // Deleted or detached: the forum id remembered for the member names them no more.
+    this.admin.forgetForumUserId(discordId, forum);
     const named = await this.admin.getUserByUsername(username, forum);
     const kept = named?.id === forumUserId;
     const known = await this.users.findByDiscordId(discordId);

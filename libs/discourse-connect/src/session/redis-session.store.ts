@@ -153,6 +153,40 @@ export class RedisSessionStore extends Store {
     );
   }
 
+  /**
+   * Ends every session of this member (passport's `user`) at once: each of their keys goes, and is
+   * announced to the other instances as a sign-out's is, so no instance's copy answers for it after.
+   * Walks the sessions with `SCAN` (a rare call: forgetting a member). Resolves to how many ended.
+   */
+  async destroyMember(member: string): Promise<number> {
+    const pattern = `${globEscape(this.prefix)}sess:*`;
+    const keyPrefix = this.key('');
+    let ended = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      const values = await this.redis.mget(...keys);
+      for (let i = 0; i < keys.length; i++) {
+        const raw = values[i];
+        if (raw === null || raw === undefined || !keys[i].startsWith(keyPrefix)) continue;
+        let data: unknown;
+        try {
+          data = JSON.parse(raw);
+        } catch {
+          continue;
+        }
+        if (memberOf(data) !== member) continue;
+        await new Promise<void>((done, fail) =>
+          this.destroy(keys[i].slice(keyPrefix.length), (err) => (err ? fail(err) : done())),
+        );
+        ended++;
+      }
+    } while (cursor !== '0');
+    return ended;
+  }
+
   override touch(sid: string, session: SessionData, callback?: Callback): void {
     const ttl = this.ttlOf(toStoredCookie((session as { cookie?: unknown })?.cookie));
     this.redis.pexpire(this.key(sid), Math.max(1, ttl)).then(
@@ -241,6 +275,11 @@ export class RedisSessionStore extends Store {
     if (!cookie?.expires) return this.defaultTtlMs;
     return new Date(cookie.expires).getTime() - Date.now();
   }
+}
+
+/** A string matched literally in a Redis glob pattern. */
+function globEscape(text: string): string {
+  return text.replace(/[\\*?[\]^-]/g, (c) => `\\${c}`);
 }
 
 /**

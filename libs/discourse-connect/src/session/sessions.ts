@@ -48,6 +48,18 @@ export class DiscourseConnectSessions implements OnModuleDestroy {
       : undefined;
   }
 
+  /**
+   * Ends every session of this member (passport's `user`) at once, on the module's table or Redis
+   * (every instance's copy included). Resolves to how many ended, or null with the host's own
+   * session store, which cannot be searched by member (its sessions end with the user record).
+   */
+  async destroyMember(member: string): Promise<number | null> {
+    const store = this.choice.store;
+    return store instanceof TypeOrmSessionStore || store instanceof RedisSessionStore
+      ? store.destroyMember(member)
+      : null;
+  }
+
   get store(): Store {
     return this.choice.store;
   }

@@ -1,5 +1,5 @@
 import { Store, type SessionData } from 'express-session';
-import { LessThan, type Repository } from 'typeorm';
+import { In, LessThan, type Repository } from 'typeorm';
 import type { DiscourseConnectSessionEntity } from './discourse-connect-session.entity';
 
 type Callback<T = void> = (err?: unknown, value?: T) => void;
@@ -26,6 +26,15 @@ const COOKIE_EXPIRES = /^\{"cookie":\{"originalMaxAge":(?:null|-?[0-9.e+]+),"exp
 export function memberOf(session: unknown): string | null {
   const user = (session as { passport?: { user?: unknown } } | null)?.passport?.user;
   return typeof user === 'string' ? user : null;
+}
+
+/** passport's `user` in a stored session's JSON; null for none or unreadable JSON. */
+function memberOfRaw(data: string): string | null {
+  try {
+    return memberOf(JSON.parse(data));
+  } catch {
+    return null;
+  }
 }
 
 /** Two stored sessions that differ at most in their cookie's expiry. */
@@ -202,6 +211,41 @@ export class TypeOrmSessionStore extends Store {
         callback?.();
       })
       .catch((err) => callback?.(err));
+  }
+
+  /**
+   * Ends every session of this member (passport's `user`) at once: their rows go, and this
+   * process's copies of them too, so no read (nor the early handshake answer) finds them after.
+   * Resolves to how many sessions were ended.
+   */
+  async destroyMember(member: string): Promise<number> {
+    this.writes++;
+    this.forgetMember(member);
+    const pattern = `%"passport":{"user":${JSON.stringify(member)}}%`;
+    const rows = await this.sessions
+      .createQueryBuilder('s')
+      .select(['s.sid', 's.data'])
+      .where('s.data LIKE :pattern', { pattern })
+      .getMany();
+    const sids = rows.filter((row) => memberOfRaw(row.data) === member).map((row) => row.sid);
+    for (let i = 0; i < sids.length; i += 500) {
+      await this.sessions.delete({ sid: In(sids.slice(i, i + 500)) });
+    }
+    this.writes++;
+    this.forgetMember(member);
+    for (const sid of sids) {
+      this.lastTouch.delete(sid);
+      this.cache.delete(sid);
+    }
+    return sids.length;
+  }
+
+  /** Drops this process's copies of the member's sessions. */
+  private forgetMember(member: string): void {
+    for (const [sid, cached] of this.cache) {
+      if (cached.member === undefined) cached.member = memberOfRaw(cached.data);
+      if (cached.member === member) this.cache.delete(sid);
+    }
   }
 
   /** Deletes expired sessions; called periodically. */

@@ -92,3 +92,45 @@ describe('ForumLinks: the staff flags granted (real SQLite)', () => {
     expect(await links.staffGrants('forum', id)).toEqual({ admin: false, moderator: false });
   });
 });
+
+describe('ForumLinks: suspensions (real SQLite)', () => {
+  let dataSource: DataSource;
+  let links: ForumLinks;
+  const id = '80351110224678912';
+  const until = 1_900_000_000_000;
+
+  beforeEach(async () => {
+    dataSource = await migratedSqlite();
+    links = new ForumLinks(dataSource.getRepository(DiscourseConnectForumLinkEntity));
+    await links.record('forum', id, { status: 'linked', account: { id: 3, username: 'nelly' } });
+    await links.recordSuspension('forum', id, { until, byModule: true });
+  });
+  afterEach(() => dataSource.destroy());
+
+  it("the forum confirming the module's end date (within a minute) keeps it the module's", async () => {
+    await links.recordSuspension('forum', id, { until: until + 30_000 });
+    expect(await links.find('forum', id)).toMatchObject({
+      suspendedUntil: until + 30_000,
+      suspendedByModule: true,
+    });
+  });
+
+  it("another end date is the forum staff's suspension: no longer the module's to lift", async () => {
+    await links.recordSuspension('forum', id, { until: until + 7 * 24 * 60 * 60 * 1000 });
+    expect(await links.find('forum', id)).toMatchObject({
+      suspendedUntil: until + 7 * 24 * 60 * 60 * 1000,
+      suspendedByModule: false,
+    });
+    // Even if the staff later set the module's old date again, the mark stays off.
+    await links.recordSuspension('forum', id, { until });
+    expect(await links.find('forum', id)).toMatchObject({ suspendedByModule: false });
+  });
+
+  it("a lifted suspension is nobody's", async () => {
+    await links.recordSuspension('forum', id, { until: null });
+    expect(await links.find('forum', id)).toMatchObject({
+      suspendedUntil: null,
+      suspendedByModule: false,
+    });
+  });
+});

@@ -6,6 +6,9 @@ import { DiscourseConnectForumLinkEntity, type ForumLinkStatus } from './forum-l
 /** How long a handshake's `linked` record stands in this process before a handshake writes it again. */
 const HANDSHAKE_LINK_REFRESH_MS = 10 * 60_000;
 
+/** End dates of a suspension this close (ms) are the same suspension (the forum rounds and re-reads it). */
+const SAME_SUSPENSION_MS = 60_000;
+
 /** How long a "no account on that forum" answer is trusted before the forum is asked again. */
 export const FORUM_LINK_NOT_FOUND_TTL_MS = 24 * 60 * 60 * 1000;
 
@@ -200,8 +203,9 @@ export class ForumLinks {
 
   /**
    * Records the forum account's suspension: `until` (epoch ms) or null when it was lifted. `byModule`
-   * true: the module made it; false: the forum's (or lifted); left out: unchanged (a webhook telling a
-   * new end date of the same suspension).
+   * true: the module made it; false: the forum's (or lifted); left out (a webhook telling what the
+   * forum says): unchanged while `until` is the end date recorded (within a minute), otherwise false,
+   * since the forum's staff replaced the suspension with their own, which the module must not lift.
    */
   async recordSuspension(
     forum: string,
@@ -211,6 +215,22 @@ export class ForumLinks {
   ): Promise<void> {
     const repo = this.repo(options.manager);
     const byModule = suspension.until === null ? false : suspension.byModule;
+    if (byModule === undefined && suspension.until !== null) {
+      await repo
+        .createQueryBuilder()
+        .update()
+        .set({ suspendedByModule: false })
+        .where(
+          'forum = :forum AND discord_id = :discordId AND (suspended_until IS NULL OR suspended_until < :lo OR suspended_until > :hi)',
+          {
+            forum,
+            discordId,
+            lo: suspension.until - SAME_SUSPENSION_MS,
+            hi: suspension.until + SAME_SUSPENSION_MS,
+          },
+        )
+        .execute();
+    }
     await repo.update(
       { forum, discordId },
       {
