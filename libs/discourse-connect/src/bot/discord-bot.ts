@@ -212,8 +212,10 @@ export class DiscordBotConnection implements OnApplicationBootstrap, OnModuleDes
    * The lease was taken or renewed by a command sent at `sentAt`: in Redis it lasts until
    * `sentAt + leaseMs` at the earliest. Steps down a sixth of the lease before that unless renewed
    * meanwhile, whatever Redis answers (or not). Resolves to false when that time has passed already.
+   * Without Redis the one process holds it for good.
    */
   private holdUntil(sentAt: number): boolean {
+    if (!this.redis) return true;
     const leaseMs = this.settings.bot!.leaseMs;
     const left = sentAt + leaseMs - Math.floor(leaseMs / 6) - Date.now();
     clearTimeout(this.leaseDeadline);
