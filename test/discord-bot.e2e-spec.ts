@@ -11,6 +11,8 @@ import {
   type DiscordMemberEvent,
   type DiscordReconcileEvent,
   type DiscourseConnectModuleOptions,
+  type StaffChangedEvent,
+  UsersService,
 } from 'nestjs-discourse-connect/internal';
 import {
   DISCORD_FIXTURES,
@@ -40,6 +42,7 @@ jest.setTimeout(60_000);
 class BotEvents {
   members: { name: string; event: DiscordMemberEvent }[] = [];
   reconciles: DiscordReconcileEvent[] = [];
+  staff: StaffChangedEvent[] = [];
 
   @OnEvent(DiscourseConnectEvents.DiscordMemberUpdated)
   updated(event: DiscordMemberEvent): void {
@@ -61,6 +64,10 @@ class BotEvents {
   reconciled(event: DiscordReconcileEvent): void {
     this.reconciles.push(event);
   }
+  @OnEvent(DiscourseConnectEvents.StaffChanged)
+  staffChanged(event: StaffChangedEvent): void {
+    this.staff.push(event);
+  }
 }
 
 type LeaveAction = 'groups' | 'logout' | 'suspend';
@@ -81,13 +88,14 @@ class CapturingLogger implements LoggerService {
 
 /**
  * The app with the bot connection on the simulated Discord: env style (forRootAsync) or options
- * (forRoot), a reconcile every 5 s.
+ * (forRoot), a reconcile every 5 s; `adminRoles` make their holders forum admins.
  */
 function start(
   adapter: (typeof HTTP_ADAPTERS)[number],
   leaveAction: LeaveAction,
   style: 'forRoot' | 'forRootAsync',
   logger?: LoggerService,
+  adminRoles: string[] = [],
 ): Promise<Harness> {
   return startHarness(style, {
     adapter,
@@ -98,7 +106,7 @@ function start(
       ...o,
       forums: o.forums.map((f) => ({ ...f, api: { key: API_KEY, timeoutMs: 2000 } })),
       sync: { ratePerMinute: 6000, pollIntervalMs: 50, backoffBaseMs: 50 },
-      groups: { guildId: SIM_GUILD_ID, roleGroups: ROLE_MAP },
+      groups: { guildId: SIM_GUILD_ID, roleGroups: ROLE_MAP, adminRoles },
       bot: { token: BOT_TOKEN, reconcileSeconds: 5, leaveAction },
     }),
     env: {
@@ -109,6 +117,7 @@ function start(
       DISCORD_BOT_TOKEN: BOT_TOKEN,
       DISCORD_RECONCILE_SECONDS: '5',
       DISCORD_GUILD_LEAVE_ACTION: leaveAction,
+      ...(adminRoles.length > 0 ? { DISCOURSE_ADMIN_ROLES: adminRoles.join(',') } : {}),
     },
   });
 }
@@ -347,6 +356,54 @@ describe.each(HTTP_ADAPTERS)('Discord bot connection, leave action groups (%s)',
     await queueSettled(h);
     expect(h.forum.stats.apiLogOuts).toBe(logOuts);
     expect(h.forum.isSuspended(forumUser(h, migrated.id))).toBe(false);
+  });
+});
+
+describe.each(HTTP_ADAPTERS)('Discord bot connection and staff flags (%s)', (adapter) => {
+  /** The fixtures' "moderator" role makes its holders forum admins (with two-factor on). */
+  const ADMIN_ROLE = SIM_GUILD_ROLES.moderator;
+  let h: Harness;
+  let events: BotEvents;
+  beforeAll(async () => {
+    h = await start(adapter, 'groups', 'forRootAsync', undefined, [ADMIN_ROLE]);
+    events = h.app.get(BotEvents);
+    await gatewayOpen(h);
+    await signIn(h, migrated.id); // two-factor on, holds the admin role
+    await queueSettled(h);
+  });
+  afterAll(async () => h.close());
+
+  /** Waits for the forum sync a role change seen by the bot causes, and for the queue to settle. */
+  async function roleChangeSynced(roles: string[], calls: number): Promise<void> {
+    h.discord.guild.setRoles(migrated.id, roles);
+    await waitFor(() => h.forum.stats.syncSsoCalls > calls, 'the sync of the role change');
+    await queueSettled(h);
+  }
+
+  it('a role change seen by the bot keeps the stored two-factor flag and the admin flag the module granted', async () => {
+    expect(forumUser(h, migrated.id).admin).toBe(true);
+    expect(events.staff.map((e) => [e.flag, e.granted])).toEqual([['admin', true]]);
+    const calls = h.forum.stats.syncSsoCalls;
+    await roleChangeSynced(
+      [SIM_GUILD_ROLES.member, SIM_GUILD_ROLES.moderator, SIM_GUILD_ROLES.veteran],
+      calls,
+    );
+    expect((await h.app.get(UsersService).findByDiscordId(migrated.id))!.mfaEnabled).toBe(true);
+    expect(forumUser(h, migrated.id).admin).toBe(true);
+    expect(events.staff.map((e) => [e.flag, e.granted])).toEqual([['admin', true]]);
+  });
+
+  it('the admin role taken away and given back through the bot takes the flag back and grants it again', async () => {
+    await roleChangeSynced([SIM_GUILD_ROLES.member], h.forum.stats.syncSsoCalls);
+    expect(forumUser(h, migrated.id).admin).toBe(false);
+    await roleChangeSynced([SIM_GUILD_ROLES.member, ADMIN_ROLE], h.forum.stats.syncSsoCalls);
+    expect((await h.app.get(UsersService).findByDiscordId(migrated.id))!.mfaEnabled).toBe(true);
+    expect(forumUser(h, migrated.id).admin).toBe(true);
+    expect(events.staff.map((e) => [e.flag, e.granted, e.via])).toEqual([
+      ['admin', true, 'handshake'],
+      ['admin', false, 'sync'],
+      ['admin', true, 'sync'],
+    ]);
   });
 });
 

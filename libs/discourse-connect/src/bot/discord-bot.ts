@@ -39,6 +39,9 @@ const COUNT_WAIT_MS = 5000;
  * runs the reconcile at takeover, after each new gateway session and every `reconcileSeconds`. It
  * renews the lease every third of its life and gives it up at shutdown, so another instance takes
  * over at once; an instance that dies stops renewing, and another takes over when the lease expires.
+ * The lease's life is counted from when its last renewal was sent, not answered: a holder whose
+ * renewals go unanswered closes the gateway a sixth of the lease before it could lapse in Redis,
+ * without waiting for Redis, so two instances never hold the gateway together.
  * A Discord that cannot be reached leaves the reconcile retrying at its interval, logged once per
  * 10 minutes, and never stops the app.
  */
@@ -52,10 +55,11 @@ export class DiscordBotConnection implements OnApplicationBootstrap, OnModuleDes
   private failures?: FailureLog;
   private reconcileFailures?: FailureLog;
   private leaseTimer?: NodeJS.Timeout;
+  /** Steps down when the lease may have lapsed: a margin before it would, counted from the send. */
+  private leaseDeadline?: NodeJS.Timeout;
   private reconcileTimer?: NodeJS.Timeout;
   private countTimer?: NodeJS.Timeout;
   private holding = false;
-  private lastRenewedAt = 0;
   private ticking = false;
   private stopped = false;
   /** The server's member count from the gateway (`GUILD_CREATE`, then joins and leaves). */
@@ -186,22 +190,45 @@ export class DiscordBotConnection implements OnApplicationBootstrap, OnModuleDes
     if (this.ticking || this.stopped || !this.lease) return;
     this.ticking = true;
     try {
+      const sentAt = Date.now();
       if (this.holding) {
-        if (await this.lease.renew()) this.lastRenewedAt = Date.now();
-        else await this.stepDown('another instance holds the Discord gateway now');
-      } else if (await this.lease.acquire()) {
-        this.lastRenewedAt = Date.now();
+        const renewed = await this.lease.renew();
+        // Stepped down meanwhile (the renewal came too late): the next tick takes it again.
+        if (!this.holding) return;
+        if (!renewed) await this.stepDown('another instance holds the Discord gateway now');
+        else this.holdUntil(sentAt);
+      } else if ((await this.lease.acquire()) && this.holdUntil(sentAt)) {
         this.takeOver();
       }
     } catch (error) {
+      // Not renewed: the deadline of the last renewal steps down in time.
       this.redis?.logError('Discord gateway lease (Redis)', error);
-      // Not renewed in time: the lease has expired, another instance may hold it now.
-      if (this.holding && Date.now() - this.lastRenewedAt >= this.settings.bot!.leaseMs) {
-        await this.stepDown('the Discord gateway lease could not be renewed');
-      }
     } finally {
       this.ticking = false;
     }
+  }
+
+  /**
+   * The lease was taken or renewed by a command sent at `sentAt`: in Redis it lasts until
+   * `sentAt + leaseMs` at the earliest. Steps down a sixth of the lease before that unless renewed
+   * meanwhile, whatever Redis answers (or not). Resolves to false when that time has passed already.
+   * Without Redis the one process holds it for good.
+   */
+  private holdUntil(sentAt: number): boolean {
+    if (!this.redis) return true;
+    const leaseMs = this.settings.bot!.leaseMs;
+    const left = sentAt + leaseMs - Math.floor(leaseMs / 6) - Date.now();
+    clearTimeout(this.leaseDeadline);
+    if (left <= 0) {
+      void this.stepDown('the Discord gateway lease could not be renewed in time');
+      return false;
+    }
+    this.leaseDeadline = setTimeout(
+      () => void this.stepDown('the Discord gateway lease could not be renewed in time'),
+      left,
+    );
+    this.leaseDeadline.unref();
+    return true;
   }
 
   private takeOver(): void {
@@ -219,6 +246,7 @@ export class DiscordBotConnection implements OnApplicationBootstrap, OnModuleDes
   private async stepDown(reason?: string): Promise<void> {
     const was = this.holding;
     this.holding = false;
+    clearTimeout(this.leaseDeadline);
     clearInterval(this.reconcileTimer);
     clearTimeout(this.countTimer);
     this.reconcileWanted = false;

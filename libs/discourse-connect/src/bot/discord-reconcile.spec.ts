@@ -249,6 +249,40 @@ describe('Discord reconcile and member changes (real SQLite)', () => {
     expect(await storedRoles(id)).toEqual([ROLE.member, ROLE.mod].sort());
   });
 
+  it('a member who signs in for the first time while the listing goes on is not taken for gone', async () => {
+    for (let n = 1; n <= 1500; n++) server.add(snowflake(n), [ROLE.member]);
+    // Listed in the first page before they had a local record; signs in before the second page.
+    const firstTimer = snowflake(10);
+    // Joins the server (an id below the first page's last one, so never listed) and signs in meanwhile.
+    const joinedLate = String(BigInt(10) ** BigInt(16) + BigInt(1));
+    const gone = snowflake(9000);
+    await local(gone, [ROLE.member]);
+    const reconcile = build();
+    const listMembers = server.listMembers.bind(server);
+    server.listMembers = async (after, limit) => {
+      const page = await listMembers(after, limit);
+      if (after === null) {
+        server.add(joinedLate, [ROLE.member]);
+        for (const id of [firstTimer, joinedLate]) {
+          const metadata = { ...memberFixture({ discordId: id }, [ROLE.member]).metadata, id };
+          await users.signInFromDiscord(metadata, undefined, undefined, false);
+        }
+      }
+      return page;
+    };
+
+    const result = await reconcile.run();
+
+    expect(result).toMatchObject({ listed: 1500, left: 1, complete: true });
+    expect(await storedRoles(firstTimer)).toEqual([ROLE.member]);
+    expect(await storedRoles(joinedLate)).toEqual([ROLE.member]);
+    expect(await storedRoles(gone)).toBeNull();
+    expect(await jobList()).toEqual([`sync:${gone}`, `logout:${gone}`]);
+    expect(events.filter((e) => e.name === DiscourseConnectEvents.DiscordMemberLeft)).toEqual([
+      expect.objectContaining({ payload: expect.objectContaining({ discordId: gone }) }),
+    ]);
+  });
+
   it('events: unknown members are ignored, an unchanged role set writes nothing, the groups action adds no job', async () => {
     leaveAction = 'groups';
     const id = snowflake(21);

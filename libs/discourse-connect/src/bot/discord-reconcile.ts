@@ -3,6 +3,7 @@ import {
   DiscourseConnectEvents,
   type DiscordReconcileEvent,
 } from '../hooks/discourse-connect.events';
+import type { LocalUser } from '../users/local-user.interface';
 import type { UsersService } from '../users/users.service';
 import type { DiscordMemberSync, MemberChange } from './discord-member-sync';
 import { GUILD_MEMBERS_PAGE, type GuildMember, type GuildMemberSource } from './guild-members';
@@ -27,7 +28,8 @@ export interface ReconcileOptions {
  * differences the way a gateway event would ({@link DiscordMemberSync}): the catch-up for events
  * missed while the gateway was down. Reads Discord in pages of 1000 (ascending ids, `after` the
  * last one) and the local members in pages too; a page is compared when it arrives. A listing
- * that ran to its end is complete, and only then are local members missing from it treated as gone.
+ * that ran to its end is complete, and only then are local members missing from it treated as gone
+ * (not one whose record was created or written after the reconcile started: the listing is older).
  * Finds nothing to change: no database write and no forum call.
  */
 export class DiscordReconcile {
@@ -80,7 +82,7 @@ export class DiscordReconcile {
       }
     }
     if (complete || stoppedByCount) {
-      let gone = await this.unlisted(state.seen);
+      let gone = await this.unlisted(state.seen, startedAt);
       // The count may be out of date: before anyone is taken for gone, the listing runs to its end.
       if (gone.length > 0 && stoppedByCount) {
         while (!stop() && !complete) complete = await page();
@@ -120,9 +122,11 @@ export class DiscordReconcile {
     );
     const changes: MemberChange[] = [];
     for (const member of members) {
+      // Every listed id, local or not: one who signs in here for the first time while the listing
+      // goes on is still a member.
+      seen.add(member.id);
       const user = local.get(member.id);
       if (!user) continue;
-      seen.add(member.id);
       if (sameRoles(user.metadata.roles, member.roles)) continue;
       changes.push(
         await this.members.applyRoles(member.id, member.roles, 'reconcile', { observedAt }),
@@ -132,18 +136,28 @@ export class DiscordReconcile {
   }
 
   /**
-   * Local members not in the listing who were (or may have been) in the server. A user store that
-   * cannot list its users leaves this to the gateway's events.
+   * Local members not in the listing who were (or may have been) in the server. A record created or
+   * written since the reconcile started (a sign-in while it ran, after the listing passed that id)
+   * is newer than the listing: it is left to the gateway's events and the next reconcile. A user
+   * store that cannot list its users leaves this to the gateway's events.
    */
-  private async unlisted(seen: Set<string>): Promise<string[]> {
+  private async unlisted(seen: Set<string>, startedAt: number): Promise<string[]> {
     const gone: string[] = [];
     if (!this.users.canListUsers) return gone;
     for await (const ids of this.users.allDiscordIds(LOCAL_PAGE)) {
       const absent = ids.filter((id) => !seen.has(id));
       for (const user of await this.users.findManyByDiscordIds(absent)) {
-        if (user.metadata.roles !== null) gone.push(user.discordId);
+        if (user.metadata.roles !== null && !writtenSince(user, startedAt))
+          gone.push(user.discordId);
       }
     }
     return gone;
   }
+}
+
+/** Whether the record was created or written at `since` or later (a date that cannot be read: no). */
+function writtenSince(user: LocalUser, since: number): boolean {
+  return [user.createdAt, user.updatedAt].some(
+    (date) => new Date(date as Date | string | number).getTime() >= since,
+  );
 }

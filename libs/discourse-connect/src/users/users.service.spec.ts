@@ -286,6 +286,38 @@ describe('UsersService: two-factor authentication, kept outside the metadata has
     }
   });
 
+  it('a role change Discord reports outside a sign-in keeps the stored two-factor flag', async () => {
+    const dataSource = await migratedSqlite();
+    try {
+      const users = new UsersService(
+        new TypeOrmUserStore(dataSource.getRepository(DiscourseConnectUserEntity)),
+      );
+      const signedIn = await users.signInFromDiscord(
+        meta({ roles: ['1'] }),
+        undefined,
+        undefined,
+        true,
+      );
+      const afterWrite = jest.fn(async () => undefined);
+      const update = await users.updateDiscordRoles(signedIn.user, ['1', '2'], afterWrite);
+      expect(update).toMatchObject({ created: false, changed: true });
+      expect(update.mfaChanged).toBeUndefined();
+      expect(afterWrite).toHaveBeenCalledTimes(1);
+      users.forget(meta().id);
+      const stored = (await users.findByDiscordId(meta().id))!;
+      expect(stored.mfaEnabled).toBe(true);
+      expect(stored.metadata.roles).toEqual(['1', '2']);
+      // The same roles again write nothing, two-factor included.
+      const again = await users.updateDiscordRoles(stored, ['2', '1'], afterWrite);
+      expect(again).toEqual({ user: expect.anything(), created: false, changed: false });
+      // Only a sign-in changes it.
+      const off = await users.signInFromDiscord(stored.metadata, undefined, undefined, false);
+      expect(off).toMatchObject({ changed: false, mfaChanged: true });
+    } finally {
+      await dataSource.destroy();
+    }
+  });
+
   it('a first recorded value (a member from before the column) is written, and is no change', async () => {
     const dataSource = await migratedSqlite();
     try {

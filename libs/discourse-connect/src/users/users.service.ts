@@ -94,7 +94,8 @@ export class UsersService {
   /**
    * Records the member's roles in the Discord server as Discord reports them outside a sign-in (the
    * bot connection): `null` when no longer a member. Writes (and calls `afterWrite`, in the same
-   * transaction when the store has one) only when they differ from the stored ones.
+   * transaction when the store has one) only when they differ from the stored ones. The stored
+   * two-factor authentication flag is kept: only a sign-in reports it.
    */
   updateDiscordRoles(
     existing: LocalUser,
@@ -181,16 +182,23 @@ export class UsersService {
    *
    * `mfaEnabled` (Discord's `mfa_enabled`) is stored beside the metadata, outside its hash: a
    * different value is written, and counts as `mfaChanged` (never `changed`) when one was recorded.
+   * Left out (a change Discord reported outside a sign-in, which does not tell it), the stored
+   * value is kept; a new user is then recorded without two-factor authentication.
    */
   async signInFromDiscord(
     meta: DiscordMetadata,
     afterWrite?: (outcome: SignInOutcome, manager?: EntityManager) => Promise<void>,
     known?: { existing: LocalUser | null },
-    mfaEnabled = false,
+    mfaEnabled?: boolean,
   ): Promise<SignInOutcome> {
-    const data = { ...toUserData(meta), mfaEnabled };
     const existing = known ? known.existing : await this.store.findByDiscordId(meta.id);
-    const mfaDiffers = existing !== null && (existing.mfaEnabled ?? false) !== mfaEnabled;
+    const keepMfa = mfaEnabled === undefined && existing !== null;
+    const data: LocalUserData = keepMfa
+      ? { ...toUserData(meta), mfaEnabled: existing?.mfaEnabled }
+      : { ...toUserData(meta), mfaEnabled: mfaEnabled ?? false };
+    if (data.mfaEnabled === undefined) delete data.mfaEnabled;
+    const mfaDiffers =
+      !keepMfa && existing !== null && (existing.mfaEnabled ?? false) !== data.mfaEnabled;
     if (existing && existing.metadataHash === data.metadataHash && !mfaDiffers) {
       // Just read for this sign-in: it answers the handshake that follows without another read.
       this.remember(existing);
