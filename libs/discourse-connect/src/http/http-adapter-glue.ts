@@ -134,7 +134,7 @@ export interface HandshakeShortcut {
    * The `Location` of the 302, or undefined (at once, or once the promise resolves) to let the
    * route answer. `sessionCookie`: the session cookie's decoded value, if the request has one;
    * `ip`: the client address as the framework decided it (its trusted-proxy setting), which the
-   * module's rate limit counts by.
+   * module's rate limit counts by (without it, the socket's peer address).
    */
   answer(
     req: {
@@ -144,7 +144,7 @@ export interface HandshakeShortcut {
       socket?: { remoteAddress?: string };
     },
     sessionCookie: string | undefined,
-    ip: string | undefined,
+    ip?: string,
   ): Promise<string | undefined> | undefined;
 }
 

@@ -61,7 +61,7 @@ export class SsoHandshakeShortcut implements HandshakeShortcut {
       socket?: { remoteAddress?: string };
     },
     sessionCookie: string | undefined,
-    ip: string | undefined,
+    ip?: string,
   ) {
     if (req.method !== 'GET' || sessionCookie === undefined) return undefined;
     const url = req.url ?? '';
@@ -80,7 +80,7 @@ export class SsoHandshakeShortcut implements HandshakeShortcut {
     },
     search: string,
     signedSid: string,
-    ip: string | undefined,
+    ip?: string,
   ): Promise<string | undefined> {
     let sso: string | undefined;
     let sig: string | undefined;
