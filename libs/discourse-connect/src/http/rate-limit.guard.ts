@@ -117,8 +117,9 @@ export function untrustedProxyHop(req: {
   const forwarded = req.headers['x-forwarded-for'];
   if (forwarded === undefined || forwarded === '' || forwarded.length === 0) return false;
   const peer = req.socket?.remoteAddress;
-  if (!isPrivateAddress(peer)) return false;
-  return req.ip === undefined || req.ip === peer;
+  // The cheap test first: behind a trusted proxy (the usual case) the client is not the peer.
+  if (req.ip !== undefined && req.ip !== peer) return false;
+  return isPrivateAddress(peer);
 }
 
 /**
