@@ -46,7 +46,8 @@ async function main() {
     discord: { clientId: cfg.clientId, clientSecret: cfg.clientSecret, baseUrl: cfg.discordUrl },
     publicUrl: `http://127.0.0.1:${cfg.port}`,
     session: { secret: cfg.sessionSecret },
-    rateLimit: false,
+    // The module's rate limit as it is by default (on, default budgets); the load comes through
+    // one trusted proxy hop from many client addresses (see `load` in run.cjs).
     // The worker wakes on every enqueue; a long poll keeps idle polling out of the counts.
     sync: { ratePerMinute: 60_000, pollIntervalMs: 3_600_000 },
     ...(cfg.groups ? { groups: cfg.groups } : {}),
@@ -71,10 +72,11 @@ async function main() {
     cfg.adapter === 'fastify'
       ? await NestFactory.create(
           BenchAppModule,
-          new (require('@nestjs/platform-fastify').FastifyAdapter)(),
+          new (require('@nestjs/platform-fastify').FastifyAdapter)({ trustProxy: '127.0.0.1' }),
           appOptions,
         )
       : await NestFactory.create(BenchAppModule, appOptions);
+  if (cfg.adapter !== 'fastify') app.getHttpAdapter().getInstance().set('trust proxy', 'loopback');
   await app.listen(cfg.port, '127.0.0.1');
   sql.total = 0;
   sql.tx = 0;

@@ -139,3 +139,60 @@ describe.each(HTTP_ADAPTERS)(
     });
   },
 );
+
+/**
+ * With the module's rate limit on (its default), the early answer counts every signed-in handshake
+ * against the route's own budget, so the limit holds whichever way a handshake is answered.
+ */
+describe.each(HTTP_ADAPTERS)('signed-in handshake with the rate limit on (%s)', (adapter) => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness('forRoot', {
+      adapter,
+      rateLimit: { limit: 30, requestLimit: 4 },
+      moduleOptions: (o) => ({ ...o, session: { ...o.session!, readCacheMs: 60_000 } }),
+    });
+    h.discord.knobs.autoApproveAs = migrated.id;
+  });
+  afterAll(async () => h.close());
+
+  it('answers early within the budget and gives the route’s 429 beyond it, counting each handshake once', async () => {
+    const browser = new TestBrowser();
+    // Signing in resumes one signed-in handshake through the route: 1 of the 4.
+    const page = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+    expect(page.status).toBe(200);
+    const shortcut = h.app.get(SsoHandshakeShortcut);
+    const answers: (string | undefined)[] = [];
+    const answer = shortcut.answer.bind(shortcut);
+    const spy = jest.spyOn(shortcut, 'answer').mockImplementation((req, cookie, ip) => {
+      const pending = answer(req, cookie, ip);
+      void pending?.then((location) => answers.push(location));
+      return pending;
+    });
+    const url = () => {
+      const sso = b64(
+        new URLSearchParams({
+          nonce: 'n',
+          return_sso_url: `${h.forumUrl}/session/sso_login`,
+        }).toString(),
+      );
+      return `${h.mountUrl}/discourse/sso?${new URLSearchParams({ sso, sig: hmac(sso, FORUM_SECRET) })}`;
+    };
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await browser.request(url())).status);
+    spy.mockRestore();
+    expect(statuses).toEqual([302, 302, 302, 429]);
+    if (adapter === 'fastify')
+      expect(answers).toEqual([
+        expect.stringContaining('sso_login?'),
+        expect.stringContaining('sso_login?'),
+        expect.stringContaining('sso_login?'),
+        undefined,
+      ]);
+    // Still refused: the 429 was counted once, by the early answer or by the route.
+    const again = await browser.request(url());
+    expect(again.status).toBe(429);
+    expect(again.headers.get('retry-after')).toMatch(/^[0-9]+$/);
+  });
+});

@@ -10,6 +10,7 @@ import type { DiscourseConnectRequest, DiscourseConnectResponse } from '../http/
 import type { AuthenticateOptions, PassportStatic } from 'passport';
 import { DISCOURSE_CONNECT_PASSPORT } from '../session/discourse-connect-passport';
 import { limitToPreSignInLifetime, startSignedInLifetime } from '../session/session-store.factory';
+import { regenerateForLogIn } from '../session/typeorm-session.store';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectHttp } from '../http/discourse-connect-http.service';
 import { boundForLog } from '../common/log-text';
@@ -95,6 +96,7 @@ export abstract class DiscordPassportGuard implements CanActivate {
   protected logIn(req: DiscourseConnectRequest): Promise<void> {
     return new Promise((resolve, reject) => {
       if (!req.logIn) return reject(new Error('DiscourseConnect needs passport before its routes'));
+      regenerateForLogIn(req);
       req.logIn(req.user, (err) => (err ? reject(err) : resolve()));
     });
   }

@@ -126,7 +126,9 @@ export class DiscourseConnectSignIn {
       outcome.changed ||
       outcome.mfaChanged ||
       (outcome.created && this.settings.sync.onFirstSignIn);
-    if (queued && this.settings.apiForums.length > 0) this.queue.notify();
+    // One job per forum with an admin API key (see `SyncQueue.enqueue`).
+    const forums = this.settings.apiForums.length;
+    if (queued && forums > 0) this.queue.notify(forums);
     if (outcome.created)
       this.actions.emit(DiscourseConnectEvents.UserCreated, { user: outcome.user });
     if (outcome.changed && outcome.previous) {

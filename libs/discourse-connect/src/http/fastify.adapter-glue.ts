@@ -92,7 +92,7 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
       const noop = () => undefined;
       app.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
         const cookies = req.cookies as Record<string, string | undefined> | undefined;
-        const pending = shortcut.answer(req.raw, cookies?.[cookieName]);
+        const pending = shortcut.answer(req.raw, cookies?.[cookieName], req.ip);
         if (pending === undefined) return done();
         pending.then(
           (location) => {

@@ -132,11 +132,19 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 export interface HandshakeShortcut {
   /**
    * The `Location` of the 302, or undefined (at once, or once the promise resolves) to let the
-   * route answer. `sessionCookie`: the session cookie's decoded value, if the request has one.
+   * route answer. `sessionCookie`: the session cookie's decoded value, if the request has one;
+   * `ip`: the client address as the framework decided it (its trusted-proxy setting), which the
+   * module's rate limit counts by (without it, the socket's peer address).
    */
   answer(
-    req: { method?: string; url?: string },
+    req: {
+      method?: string;
+      url?: string;
+      headers: Record<string, string | string[] | undefined>;
+      socket?: { remoteAddress?: string };
+    },
     sessionCookie: string | undefined,
+    ip?: string,
   ): Promise<string | undefined> | undefined;
 }
 

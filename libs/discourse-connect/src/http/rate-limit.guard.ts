@@ -117,9 +117,28 @@ export function untrustedProxyHop(req: {
   const forwarded = req.headers['x-forwarded-for'];
   if (forwarded === undefined || forwarded === '' || forwarded.length === 0) return false;
   const peer = req.socket?.remoteAddress;
-  if (!isPrivateAddress(peer)) return false;
-  return req.ip === undefined || req.ip === peer;
+  // The cheap test first: behind a trusted proxy (the usual case) the client is not the peer.
+  if (req.ip !== undefined && req.ip !== peer) return false;
+  return isPrivateAddress(peer);
 }
+
+/**
+ * Requests already counted against the request budget before the route (the early handshake
+ * answer): `within` the budget, or the 429 to answer.
+ */
+const countedEarly = new WeakMap<object, TooManyRequestsException | 'within'>();
+
+/** The request's key among the counted ones (Fastify's request or its Node request). */
+const requestKey = (req: object): object => (req as { raw?: object }).raw ?? req;
+
+/**
+ * The in-process counters of one module (keyed by its settings): Nest makes a guard named in
+ * `@UseGuards` apart from the provider the early answer uses, and both must count in one place.
+ */
+const sharedCounters = new WeakMap<
+  DiscourseConnectSettings,
+  { memory: ThrottlerStorageService; failures: MemoryFailureCounter }
+>();
 
 /** How often the untrusted-proxy warning may be logged. */
 const PROXY_WARNING_INTERVAL_MS = 10 * 60 * 1000;
@@ -152,6 +171,7 @@ export class DiscourseConnectRateLimitGuard
   private readonly failures: FailureCounter;
   private readonly log = new Logger('DiscourseConnect');
   private lastProxyWarning = -Infinity;
+  private readonly earlyKeys = new Map<string, { failures: string; requests: string }>();
   private ready?: Promise<void>;
 
   // Explicit tokens: the parent's @InjectThrottlerOptions()/@InjectThrottlerStorage() would be inherited.
@@ -161,7 +181,12 @@ export class DiscourseConnectRateLimitGuard
     @Inject(DiscourseConnectHttp) private readonly http: DiscourseConnectHttp,
     @Optional() @Inject(DiscourseConnectRedis) redis?: DiscourseConnectRedis | null,
   ) {
-    const memory = new ThrottlerStorageService();
+    let counters = sharedCounters.get(settings);
+    if (!counters) {
+      counters = { memory: new ThrottlerStorageService(), failures: new MemoryFailureCounter() };
+      sharedCounters.set(settings, counters);
+    }
+    const memory = counters.memory;
     const storage = redis ? new RedisThrottlerStorage(redis.client, redis.prefix, memory) : memory;
     const { requestLimit, ttlSeconds } = settings.rateLimit;
     super(
@@ -173,7 +198,7 @@ export class DiscourseConnectRateLimitGuard
       reflector,
     );
     this.memory = memory;
-    const failures = new MemoryFailureCounter();
+    const failures = counters.failures;
     this.failures = redis
       ? new RedisFailureCounter(redis.client, redis.prefix, failures)
       : failures;
@@ -186,6 +211,10 @@ export class DiscourseConnectRateLimitGuard
     await this.ready;
     const http = context.switchToHttp();
     const req = http.getRequest<DiscourseConnectRequest>();
+    // Counted by the early answer already (see `admitSignedInHandshake`): not counted twice.
+    const early = countedEarly.get(requestKey(req));
+    if (early) countedEarly.delete(requestKey(req));
+    if (early instanceof TooManyRequestsException) throw early;
     this.warnOnUntrustedProxy(req);
 
     const { limit, ttlSeconds } = this.settings.rateLimit;
@@ -207,7 +236,78 @@ export class DiscourseConnectRateLimitGuard
         this.failures.add(key, ttlMs).catch(() => undefined);
       }
     });
-    return super.canActivate(context);
+    return early === 'within' ? true : super.canActivate(context);
+  }
+
+  /**
+   * The accounting of the SSO route for a signed-in handshake answered before the route (the early
+   * answer, `handshakeRoute` naming the route's controller class and handler): the same budgets as
+   * {@link canActivate}, without Nest's pipeline. True: within both, and counted (should the
+   * request still go to the route, its guard does not count it again). False: the request must go
+   * the normal way, where this guard answers it: over the failure budget (checked there again,
+   * nothing counted here), or over the request budget (counted here once; the route's guard then
+   * only answers 429).
+   */
+  async admitSignedInHandshake(
+    req: {
+      ip?: string;
+      headers: Record<string, string | string[] | undefined>;
+      socket?: { remoteAddress?: string };
+    },
+    key: object,
+    handshakeRoute: { controller: string; handler: string },
+  ): Promise<boolean> {
+    if (!this.settings.rateLimit.enabled) return true;
+    this.ready ??= super.onModuleInit();
+    await this.ready;
+    this.warnOnUntrustedProxy(req as DiscourseConnectRequest);
+    const { limit, ttlSeconds, requestLimit } = this.settings.rateLimit;
+    const ttlMs = ttlSeconds * 1000;
+    const tracker = req.ip ?? req.socket?.remoteAddress ?? 'unknown';
+    const keys = this.earlyKeysOf(tracker, handshakeRoute);
+    const failures = await this.failures.count(keys.failures, ttlMs);
+    if (failures.hits >= limit) return false;
+    const counted = await this.storageService.increment(
+      keys.requests,
+      ttlMs,
+      requestLimit,
+      ttlMs,
+      'default',
+    );
+    if (!counted.isBlocked) {
+      countedEarly.set(requestKey(key), 'within');
+      return true;
+    }
+    countedEarly.set(
+      requestKey(key),
+      new TooManyRequestsException(
+        Math.max(1, counted.timeToBlockExpire),
+        requestLimit,
+        ttlSeconds,
+      ),
+    );
+    return false;
+  }
+
+  /**
+   * The two counter keys of a client for the early answer, as {@link canActivate} and
+   * `generateKey` make them (the failures key; ThrottlerGuard's key of the route for a signed-in
+   * request), hashed once per client and remembered (a bounded number).
+   */
+  private earlyKeysOf(
+    tracker: string,
+    route: { controller: string; handler: string },
+  ): { failures: string; requests: string } {
+    let keys = this.earlyKeys.get(tracker);
+    if (keys) return keys;
+    const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+    keys = {
+      failures: sha256(`failures:${tracker}`),
+      requests: sha256(`${route.controller}-${route.handler}-default-${tracker}:member`),
+    };
+    if (this.earlyKeys.size >= 10_000) this.earlyKeys.clear();
+    this.earlyKeys.set(tracker, keys);
+    return keys;
   }
 
   override async onModuleInit(): Promise<void> {

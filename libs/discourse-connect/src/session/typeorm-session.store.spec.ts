@@ -5,7 +5,11 @@ import type { SessionData } from 'express-session';
 import { DataSource, type Repository } from 'typeorm';
 import { DISCOURSE_CONNECT_MIGRATIONS } from '../migrations';
 import { DiscourseConnectSessionEntity } from './discourse-connect-session.entity';
-import { TypeOrmSessionStore, type TypeOrmSessionStoreOptions } from './typeorm-session.store';
+import {
+  regenerateForLogIn,
+  TypeOrmSessionStore,
+  type TypeOrmSessionStoreOptions,
+} from './typeorm-session.store';
 
 const DAY = 86_400_000;
 const session = (extra: Record<string, unknown> = {}): SessionData =>
@@ -219,5 +223,62 @@ describe('TypeOrmSessionStore', () => {
     await promised.set(store, 'sid-f', session({ oauth: 'state' }));
     expect(store.cachedMember('sid-f')).toBeUndefined();
     expect(off.cachedMember('sid-d')).toBeUndefined();
+  });
+
+  it('at log-in, renames the old session row to the new id in one statement; other regenerations delete first', async () => {
+    const store = newStore({ readCacheMs: 60_000 });
+    const other = newStore({ readCacheMs: 0 });
+    // express-session gives the store its `generate` (a new id and session on the request).
+    let next = 0;
+    (store as unknown as { generate(req: Record<string, unknown>): void }).generate = (req) => {
+      req.sessionID = `new-${++next}`;
+      req.session = {};
+    };
+    const regenerate = (req: Record<string, unknown>) =>
+      new Promise<void>((resolve, reject) =>
+        store.regenerate(req as never, (err) => (err ? reject(err) : resolve())),
+      );
+    // The store's writes, by repository method.
+    const statements: string[] = [];
+    for (const method of ['update', 'upsert', 'delete', 'insert', 'save'] as const) {
+      const original = (rows[method] as (...a: unknown[]) => unknown).bind(rows);
+      (rows as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+        statements.push(method);
+        return original(...args);
+      };
+    }
+
+    await promised.set(store, 'old-1', session({ oauth: 'state' }));
+    const req: Record<string, unknown> = { sessionID: 'old-1' };
+    regenerateForLogIn(req);
+    await regenerate(req);
+    expect(req.sessionID).toBe('new-1');
+    // Until the new session is saved, the old row is as it was (nothing is written yet).
+    expect(await rows.countBy({ sid: 'old-1' })).toBe(1);
+    statements.length = 0;
+    await promised.set(store, 'new-1', session({ passport: { user: '42' } }));
+    expect(statements).toEqual(['update']);
+    expect(await rows.countBy({ sid: 'old-1' })).toBe(0);
+    expect(await promised.get(other, 'old-1')).toBeNull();
+    expect(await promised.get(other, 'new-1')).toMatchObject({ passport: { user: '42' } });
+    expect(await promised.get(store, 'old-1')).toBeNull();
+    // Saved again unchanged at the end of the request: not written twice.
+    statements.length = 0;
+    await promised.set(store, 'new-1', session({ passport: { user: '42' } }));
+    expect(statements).toEqual([]);
+
+    // The old row gone meanwhile (swept): the new session is written all the same.
+    const gone: Record<string, unknown> = { sessionID: 'old-2' };
+    regenerateForLogIn(gone);
+    await regenerate(gone);
+    await promised.set(store, 'new-2', session({ passport: { user: '7' } }));
+    expect(await promised.get(other, 'new-2')).toMatchObject({ passport: { user: '7' } });
+
+    // Not a log-in: the old row is deleted before the new id exists, as express-session does.
+    await promised.set(store, 'old-3', session({ passport: { user: '42' } }));
+    const plain: Record<string, unknown> = { sessionID: 'old-3' };
+    await regenerate(plain);
+    expect(await rows.countBy({ sid: 'old-3' })).toBe(0);
+    expect(await promised.get(other, 'new-3')).toBeNull();
   });
 });

@@ -22,6 +22,19 @@ interface CachedSession {
  */
 const COOKIE_EXPIRES = /^\{"cookie":\{"originalMaxAge":(?:null|-?[0-9.e+]+),"expires":"[^"]*"/;
 
+/** Requests whose next session regeneration is a log-in (see {@link regenerateForLogIn}). */
+const logIns = new WeakSet<object>();
+
+/**
+ * Marks a request about to log in (passport regenerates its session): with the module's store on
+ * express-session, the new session's first save then renames the old row in one statement
+ * (`UPDATE … SET sid = new WHERE sid = old`) instead of a `DELETE` of the old row and an `INSERT`
+ * of the new one. The old id stops being valid in the same statement that makes the new one valid.
+ */
+export function regenerateForLogIn(req: object): void {
+  logIns.add(req);
+}
+
 /** passport's `user` in a stored session, when it is a member id. */
 export function memberOf(session: unknown): string | null {
   const user = (session as { passport?: { user?: unknown } } | null)?.passport?.user;
@@ -76,6 +89,8 @@ export interface TypeOrmSessionStoreOptions {
 export class TypeOrmSessionStore extends Store {
   private readonly lastTouch = new Map<string, number>();
   private readonly cache = new Map<string, CachedSession>();
+  /** Sessions regenerated at log-in and not saved yet: new id → the id whose row they take over. */
+  private readonly renames = new Map<string, string>();
   /**
    * Counts the start and the end of every write and destroy, so a read that overlapped one does not
    * cache what it read.
@@ -152,9 +167,41 @@ export class TypeOrmSessionStore extends Store {
     return cached.member ?? undefined;
   }
 
+  /**
+   * express-session's regeneration (passport's log-in): for a request marked by
+   * {@link regenerateForLogIn}, the new session takes over the old row at its first save (one
+   * `UPDATE` renaming it), so the old id is not deleted separately first; any other regeneration
+   * deletes the old row first, as express-session's own store does.
+   */
+  override regenerate(
+    req: Parameters<Store['regenerate']>[0],
+    callback: (err?: unknown) => void,
+  ): void {
+    const generate = (this as { generate?: (r: typeof req) => void }).generate;
+    if (!logIns.has(req) || typeof generate !== 'function') return super.regenerate(req, callback);
+    logIns.delete(req);
+    const from = req.sessionID;
+    this.lastTouch.delete(from);
+    this.writes++;
+    this.cache.delete(from);
+    generate.call(this, req);
+    this.renames.set(req.sessionID, from);
+    if (this.renames.size > 10_000) {
+      // Never saved (a log-in that failed before its save): the old row stays as it was.
+      const oldest = this.renames.keys().next().value;
+      if (oldest !== undefined) this.renames.delete(oldest);
+    }
+    callback();
+  }
+
   override set(sid: string, session: SessionData, callback?: Callback): void {
     const expiresAt = this.expiryOf(session);
     const data = JSON.stringify(session);
+    const from = this.renames.get(sid);
+    if (from !== undefined) {
+      this.renames.delete(sid);
+      return this.rename(from, sid, data, expiresAt, callback);
+    }
     // The same session saved again (express-session saves at the end of a request what passport
     // saved during it): the row already holds it, with an expiry at most a touch interval apart.
     const cached = this.cache.get(sid);
@@ -181,6 +228,41 @@ export class TypeOrmSessionStore extends Store {
         callback?.();
       })
       .catch((err) => callback?.(err));
+  }
+
+  /**
+   * The row of `from` becomes the row of `sid` with this data, in one statement; when `from` has no
+   * row (expired and swept meanwhile), the new row is written instead. When the write fails, the old
+   * row is deleted as the regeneration would have done.
+   */
+  private rename(
+    from: string,
+    sid: string,
+    data: string,
+    expiresAt: number,
+    callback?: Callback,
+  ): void {
+    const mine = ++this.writes;
+    this.cache.delete(from);
+    this.cache.delete(sid);
+    this.sessions
+      .update({ sid: from }, { sid, data, expiresAt })
+      .then(async (result) => {
+        if (!result.affected) await this.sessions.upsert({ sid, data, expiresAt }, ['sid']);
+        this.lastTouch.delete(from);
+        this.lastTouch.set(sid, Date.now());
+        const untouched = this.writes === mine;
+        this.writes++;
+        this.cache.delete(from);
+        if (untouched) this.remember(sid, data, expiresAt, true);
+        callback?.();
+      })
+      .catch(async (err) => {
+        await this.sessions.delete({ sid: from }).catch(() => undefined);
+        this.writes++;
+        this.cache.delete(from);
+        callback?.(err);
+      });
   }
 
   override destroy(sid: string, callback?: Callback): void {

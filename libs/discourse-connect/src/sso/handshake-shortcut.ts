@@ -5,9 +5,13 @@ import { encodeLocation } from '../common/urls';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectRoutes } from '../http/discourse-connect-routes';
 import type { HandshakeShortcut } from '../http/http-adapter-glue';
+import { DiscourseConnectRateLimitGuard } from '../http/rate-limit.guard';
 import { DiscourseConnectSessions } from '../session/sessions';
 import { UsersService } from '../users/users.service';
 import { SsoService } from './sso.service';
+
+/** The SSO route as the rate limit names it (its controller class and handler). */
+const HANDSHAKE_ROUTE = { controller: 'SsoController', handler: 'handshake' };
 
 /** Failures of a handshake started by the shortcut, for the route to answer without doing it again. */
 const failures = new WeakMap<object, unknown>();
@@ -29,9 +33,10 @@ export function takeShortcutFailure(req: object): { error: unknown } | undefined
  * from what this process knows exactly: the session cookie verified once (an LRU of verified
  * cookies), the session from the table store's cache (kept exact by this process's own writes), the
  * member from the users cache. The answer is the route's: the same verification, payload, filters,
- * forum link and signed redirect, with the route's headers. Used only where the route would add
- * nothing: no rate limit to count (`rateLimit` off), no global guard, interceptor or pipe of the
- * host, no versioning. Anything it cannot answer goes the normal way.
+ * forum link and signed redirect, with the route's headers, and the route's rate limit counted the
+ * same way (the same counters, in memory or Redis; a request over a limit goes to the route, which
+ * answers 429). Used only where the route would add nothing else: no global guard, interceptor or
+ * pipe of the host, no versioning. Anything it cannot answer goes the normal way.
  */
 @Injectable()
 export class SsoHandshakeShortcut implements HandshakeShortcut {
@@ -45,9 +50,19 @@ export class SsoHandshakeShortcut implements HandshakeShortcut {
     private readonly sessions: DiscourseConnectSessions,
     private readonly routes: DiscourseConnectRoutes,
     private readonly moduleRef: ModuleRef,
+    private readonly rateLimit: DiscourseConnectRateLimitGuard,
   ) {}
 
-  answer(req: { method?: string; url?: string }, sessionCookie: string | undefined) {
+  answer(
+    req: {
+      method?: string;
+      url?: string;
+      headers: Record<string, string | string[] | undefined>;
+      socket?: { remoteAddress?: string };
+    },
+    sessionCookie: string | undefined,
+    ip?: string,
+  ) {
     if (req.method !== 'GET' || sessionCookie === undefined) return undefined;
     const url = req.url ?? '';
     const query = url.indexOf('?');
@@ -55,13 +70,17 @@ export class SsoHandshakeShortcut implements HandshakeShortcut {
     if (this.usable === undefined) this.decide();
     if (!this.usable || url.slice(0, query) !== this.path) return undefined;
     if (!sessionCookie.startsWith('s:')) return undefined;
-    return this.resolve(req, url.slice(query + 1), sessionCookie.slice(2));
+    return this.resolve(req, url.slice(query + 1), sessionCookie.slice(2), ip);
   }
 
   private async resolve(
-    req: object,
+    req: {
+      headers: Record<string, string | string[] | undefined>;
+      socket?: { remoteAddress?: string };
+    },
     search: string,
     signedSid: string,
+    ip?: string,
   ): Promise<string | undefined> {
     let sso: string | undefined;
     let sig: string | undefined;
@@ -83,6 +102,16 @@ export class SsoHandshakeShortcut implements HandshakeShortcut {
     } catch {
       return undefined;
     }
+    // Counted as the route counts a signed-in handshake; over a limit, the route answers 429.
+    if (
+      this.settings.rateLimit.enabled &&
+      !(await this.rateLimit.admitSignedInHandshake(
+        { ip, headers: req.headers, socket: req.socket },
+        req,
+        HANDSHAKE_ROUTE,
+      ))
+    )
+      return undefined;
     try {
       return encodeLocation(await this.sso.buildResponseUrl(request, user));
     } catch (error) {
@@ -105,10 +134,7 @@ export class SsoHandshakeShortcut implements HandshakeShortcut {
       config.getGlobalRequestGuards().length > 0 ||
       config.getGlobalRequestInterceptors().length > 0 ||
       config.getGlobalRequestPipes().length > 0;
-    this.usable =
-      !this.settings.rateLimit.enabled &&
-      this.settings.session.readCacheMs > 0 &&
-      !hostAddsSomething;
+    this.usable = this.settings.session.readCacheMs > 0 && !hostAddsSomething;
     this.path = this.routes.path('sso');
   }
 }

@@ -65,6 +65,26 @@ describe('deliverToForum: only forums where the member has an account', () => {
     expect(s.admin.syncSso).toHaveBeenCalledTimes(1);
   });
 
+  it('writes the link after a sync only when the forum answered another account or name', async () => {
+    const same = setup({ status: 'linked', checkedAt: 0, forumUserId: 7, forumUsername: 'u' });
+    expect(await same.run('sync')).toEqual({ done: true });
+    expect(same.links.record).not.toHaveBeenCalled();
+    const renamed = setup({ status: 'linked', checkedAt: 0, forumUserId: 7, forumUsername: 'old' });
+    await renamed.run('sync');
+    expect(renamed.recorded).toEqual([
+      ['f', ID, { status: 'linked', account: { id: 7, username: 'u' } }],
+    ]);
+    const anonymized = setup({
+      status: 'linked',
+      checkedAt: 0,
+      forumUserId: 7,
+      forumUsername: 'u',
+      anonymizedAt: 1,
+    });
+    await anonymized.run('sync');
+    expect(anonymized.links.record).toHaveBeenCalledTimes(1);
+  });
+
   it('asks once about an unknown member, records "not found" and writes nothing', async () => {
     const s = setup(null);
     expect(await s.run('sync')).toMatchObject({ skipped: true });

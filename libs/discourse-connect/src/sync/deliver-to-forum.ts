@@ -1,6 +1,6 @@
 import type { DiscourseAdminService, DiscourseUser } from '../admin/discourse-admin.service';
 import type { DiscourseConnectStaffFlags } from '../payload/staff-flags';
-import { ForumLinks } from '../users/forum-links';
+import { ForumLinks, type ForumLink } from '../users/forum-links';
 import type { UsersService } from '../users/users.service';
 import type { SyncJobKind } from './sync-job.entity';
 
@@ -54,9 +54,11 @@ export async function deliverToForum(
     const link = await links.find(job.forum, job.discordId);
     if (link?.anonymizedAt) return { skipped: true, reason: 'the forum anonymized the account' };
   }
+  let known: ForumLink | null = null;
   if (links && job.kind !== 'create') {
     const linked = await hasForumAccount(job, admin, links);
     if (!linked) return { skipped: true, reason: 'no account on that forum' };
+    if (linked !== true) known = linked;
   }
   if (job.kind === 'logout') {
     await admin.logOutByExternalId(job.discordId, job.forum);
@@ -71,7 +73,12 @@ export async function deliverToForum(
   const granted = plan ? await staff!.beforeSync(plan) : [];
   const synced: DiscourseUser = await admin.syncSso(user, job.forum, { staff: plan });
   if (plan) await staff!.afterSync(plan, granted);
-  if (links && typeof synced?.id === 'number' && typeof synced.username === 'string') {
+  if (
+    links &&
+    typeof synced?.id === 'number' &&
+    typeof synced.username === 'string' &&
+    !sameAccount(known, synced)
+  ) {
     await links.record(job.forum, job.discordId, {
       status: 'linked',
       account: { id: synced.id, username: synced.username },
@@ -80,17 +87,29 @@ export async function deliverToForum(
   return { done: true };
 }
 
+/** A recorded link that already says what the forum just answered: nothing to write. */
+function sameAccount(link: ForumLink | null, synced: { id: number; username: string }): boolean {
+  return (
+    link !== null &&
+    link.status === 'linked' &&
+    link.forumUserId === synced.id &&
+    link.forumUsername === synced.username &&
+    !link.anonymizedAt
+  );
+}
+
 /**
- * Whether the member has an account on the forum: the recorded link, else (nothing recorded, or a
- * "not found" older than a day) the forum's answer, recorded with the time.
+ * Whether the member has an account on the forum: the recorded link (returned) when it says so,
+ * else (nothing recorded, or a "not found" older than a day) the forum's answer, recorded with
+ * the time.
  */
 async function hasForumAccount(
   job: { discordId: string; forum: string },
   admin: DiscourseAdminService,
   links: ForumLinks,
-): Promise<boolean> {
+): Promise<ForumLink | boolean> {
   const link = await links.find(job.forum, job.discordId);
-  if (link?.status === 'linked') return true;
+  if (link?.status === 'linked') return link;
   if (link && ForumLinks.notFoundIsFresh(link)) return false;
   const askedAt = Date.now();
   const found = await admin.getUserByExternalId(job.discordId, job.forum);

@@ -82,6 +82,26 @@ describe('outbox workers', () => {
       expect(await rows()).toEqual([]);
     });
 
+    it('after an enqueue, a short pass: as many rows as announced, without the lease check; the poll does the rest', async () => {
+      const pass = () => (worker as unknown as { running?: Promise<void> }).running;
+      await queue.enqueue('sync', '1');
+      await queue.enqueue('sync', '2');
+      await queue.enqueue('sync', '3');
+      // A row whose worker died: its lease ran out.
+      await jobs.update({ discordId: '3' }, { status: 'running', lockedUntil: 1, dedupeKey: null });
+      worker.kick(1);
+      await pass();
+      expect(delivered).toEqual(['sync:1']);
+      expect((await rows()).map((r) => [r.discordId, r.status])).toEqual([
+        ['2', 'pending'],
+        ['3', 'running'],
+      ]);
+      worker.kick();
+      await pass();
+      expect(delivered).toEqual(['sync:1', 'sync:2', 'sync:3']);
+      expect(await rows()).toEqual([]);
+    });
+
     it('requeues a retryable failure with the backoff, then keeps it as failed', async () => {
       failure = new DiscourseApiError(503, 'forum down');
       await queue.enqueue('sync', '1');

@@ -17,6 +17,10 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
   private running?: Promise<void>;
   private again = false;
   private stopped = false;
+  /** A full pass (expired leases, then every due row) was asked for: at boot, by the poll. */
+  private full = false;
+  /** Rows announced by enqueues in this process since the last pass started. */
+  private announced = 0;
 
   constructor(
     protected readonly jobs: Repository<DiscourseConnectSyncJobEntity>,
@@ -43,7 +47,7 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
       );
       return;
     }
-    this.queue.onEnqueued(() => this.kick());
+    this.queue.onEnqueued((rows) => this.kick(rows));
     this.timer = setInterval(() => this.kick(), this.settings.sync.pollIntervalMs);
     this.timer.unref();
     this.kick();
@@ -55,22 +59,48 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
     await this.running;
   }
 
-  /** Starts a pass now (or right after the current one). */
-  kick(): void {
+  /**
+   * Starts a pass now (or right after the current one). Without `rows`, a full pass: expired
+   * leases back to the queue, then every due row. With `rows` (an enqueue in this process
+   * announcing that many new rows), a short pass: that many due rows, oldest first, without the
+   * lease check and without looking for one more row at the end; the poll does the full pass.
+   */
+  kick(rows?: number): void {
     if (this.stopped) return;
+    if (rows === undefined) this.full = true;
+    else this.announced += rows;
+    this.start();
+  }
+
+  private start(): void {
     if (this.running) {
       this.again = true;
       return;
     }
-    this.running = this.drain()
+    const full = this.full;
+    const rows = this.announced;
+    if (!full && rows <= 0) return;
+    this.full = false;
+    this.announced = 0;
+    this.running = (full ? this.drain() : this.drainAnnounced(rows))
       .catch((error) => this.logger.error(`sync worker pass failed: ${(error as Error).message}`))
       .finally(() => {
         this.running = undefined;
         if (this.again && !this.stopped) {
           this.again = false;
-          this.kick();
+          this.start();
         }
       });
+  }
+
+  /** Processes up to `rows` due rows (the ones an enqueue just announced, or older due ones). */
+  private async drainAnnounced(rows: number): Promise<void> {
+    if (!this.handlesQueue) return;
+    for (let left = rows; left > 0 && !this.stopped; left--) {
+      const row = await this.claimNext();
+      if (!row) return;
+      await this.process(row);
+    }
   }
 
   /** Processes every due row; resolves when none is left (used by tests and the CLI). */

@@ -43,7 +43,7 @@ export const OPPOSITE_KIND: Partial<Record<SyncJobKind, SyncJobKind>> = {
 export abstract class SyncQueue extends DiscourseConnectSyncQueue {
   /** Whether the module's worker delivers (or relays) this queue's jobs from the database outbox. */
   readonly deliversFromOutbox: boolean = true;
-  private listeners: (() => void)[] = [];
+  private listeners: ((rows?: number) => void)[] = [];
 
   constructor(
     protected readonly jobs: Repository<DiscourseConnectSyncJobEntity>,
@@ -109,8 +109,10 @@ export abstract class SyncQueue extends DiscourseConnectSyncQueue {
         })),
       )
       .orIgnore()
+      // The generated ids are not needed: no read-back of the inserted rows.
+      .updateEntity(false)
       .execute();
-    if (!options.manager) this.notify();
+    if (!options.manager) this.notify(forums.length);
   }
 
   /**
@@ -133,12 +135,16 @@ export abstract class SyncQueue extends DiscourseConnectSyncQueue {
     });
   }
 
-  /** Tells workers in this process that work arrived (they also poll). */
-  notify(): void {
-    for (const listener of this.listeners) listener();
+  /**
+   * Tells workers in this process that work arrived (they also poll): `rows` new rows of the
+   * outbox (at most that many: some may have been absorbed by a waiting job), or, without it,
+   * anything (the workers look at every due row).
+   */
+  notify(rows?: number): void {
+    for (const listener of this.listeners) listener(rows);
   }
 
-  onEnqueued(listener: () => void): void {
+  onEnqueued(listener: (rows?: number) => void): void {
     this.listeners.push(listener);
   }
 
