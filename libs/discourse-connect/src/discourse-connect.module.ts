@@ -35,6 +35,7 @@ import { SameOriginGuard } from './http/same-origin.guard';
 import { DiscourseConnectRateLimitGuard } from './http/rate-limit.guard';
 import { DiscourseConnectSecurityHeadersMiddleware } from './http/security-headers.middleware';
 import { SsoHandshakeShortcut } from './sso/handshake-shortcut';
+import type { HandshakeShortcut } from './http/http-adapter-glue';
 import { DiscourseConnectSessionEntity } from './session/discourse-connect-session.entity';
 import { DiscourseConnectSessionMiddleware } from './session/session.middleware';
 import { DiscourseConnectSessions } from './session/sessions';
@@ -241,7 +242,8 @@ export class DiscourseConnectModule extends ConfigurableModuleClass implements N
     @Inject(DiscourseConnectSecurityHeadersMiddleware)
     private readonly headers: DiscourseConnectSecurityHeadersMiddleware,
     @Inject(DiscourseConnectRoutes) routes: DiscourseConnectRoutes,
-    @Inject(SsoHandshakeShortcut) private readonly handshake: SsoHandshakeShortcut,
+    // Typed by its interface: the class's declarations reach the optional ioredis types.
+    @Inject(SsoHandshakeShortcut) private readonly handshake: HandshakeShortcut,
   ) {
     super();
     // A RouterModule path is registered on this class; links follow it.
