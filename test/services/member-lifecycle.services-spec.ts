@@ -71,10 +71,13 @@ describeWithServices('member lifecycle on PostgreSQL and BullMQ', () => {
   it('suspend and unsuspend jobs through BullMQ; a suspension the forum made stays', async () => {
     const account = await signIn(legacy.id);
     await h.app.get(SyncQueue).enqueue('suspend', legacy.id);
+    // The outcome itself: a job moving from the outbox to BullMQ can be between the two counts.
+    await waitFor(() => account.suspendReason === 'Banned.', 'the suspension on the forum');
     await idle();
     expect(account.suspendReason).toBe('Banned.');
     expect(await linkOf(legacy.id)).toMatchObject({ suspended_by_module: true });
     await h.app.get(SyncQueue).enqueue('unsuspend', legacy.id);
+    await waitFor(() => !h.forum.isSuspended(account), 'the suspension lifted');
     await idle();
     expect(h.forum.isSuspended(account)).toBe(false);
     expect(await linkOf(legacy.id)).toEqual({ suspended_by_module: false, suspended_until: null });

@@ -212,17 +212,18 @@ export class BullMqSyncQueue extends SyncQueue implements OnApplicationBootstrap
   }
 
   async counts(): Promise<SyncQueueCounts> {
-    const [outbox, bull] = await Promise.all([
-      this.outboxCounts(),
-      this.queue.getJobCounts(
-        'waiting',
-        'delayed',
-        'prioritized',
-        'waiting-children',
-        'active',
-        'failed',
-      ),
-    ]);
+    // The outbox first, then BullMQ: the relay adds a job to BullMQ before it deletes its outbox
+    // row, so read in this order a job being handed over is counted at least once, never missed
+    // (read together, both reads could fall between the add and the delete and report an idle queue).
+    const outbox = await this.outboxCounts();
+    const bull = await this.queue.getJobCounts(
+      'waiting',
+      'delayed',
+      'prioritized',
+      'waiting-children',
+      'active',
+      'failed',
+    );
     return combinedCounts(outbox, bull);
   }
 
