@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { EntityManager, Repository } from 'typeorm';
 import { DiscourseAdminService } from '../admin/discourse-admin.service';
+import { DISCORD_ID } from '../config/discourse-connect.schema';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import {
@@ -16,7 +17,6 @@ import { ForumLinks } from '../users/forum-links';
 import { UsersService } from '../users/users.service';
 
 /** A Discord id as the module keys members (a snowflake, digits only). */
-const DISCORD_ID = /^[0-9]{1,20}$/;
 
 /** What a suspension or its lifting did on one forum. */
 export interface MemberSuspensionOutcome {

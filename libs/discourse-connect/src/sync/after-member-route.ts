@@ -1,6 +1,7 @@
 import type { CallHandler, ExecutionContext } from '@nestjs/common';
 import type { Reflector } from '@nestjs/core';
 import { mergeMap, Observable } from 'rxjs';
+import { DISCORD_ID } from '../config/discourse-connect.schema';
 import type { LocalUser } from '../users/local-user.interface';
 
 /** How a member-route decorator names its member. Default: the signed-in member (`req.user`). */
@@ -12,7 +13,7 @@ export interface MemberOfRoute {
 /** The member's Discord id: from the decorator's reader, else `req.user`; only a Discord snowflake. */
 export function memberOfRoute(meta: MemberOfRoute, req: { user?: LocalUser }): string | undefined {
   const id = meta.user ? meta.user(req) : req.user?.discordId;
-  return typeof id === 'string' && /^[0-9]{1,20}$/.test(id) ? id : undefined;
+  return typeof id === 'string' && DISCORD_ID.test(id) ? id : undefined;
 }
 
 /**
