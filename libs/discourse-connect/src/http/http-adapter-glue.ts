@@ -137,15 +137,18 @@ export interface HandshakeShortcut {
    * module's rate limit counts by (without it, the socket's peer address).
    */
   answer(
-    req: {
-      method?: string;
-      url?: string;
-      headers: Record<string, string | string[] | undefined>;
-      socket?: { remoteAddress?: string };
-    },
+    req: HandshakeShortcutRequest,
     sessionCookie: string | undefined,
     ip?: string,
   ): Promise<string | undefined> | undefined;
+}
+
+/** What the early handshake answer reads of a request (Node's, or the framework's). */
+export interface HandshakeShortcutRequest {
+  method?: string;
+  url?: string;
+  headers: Record<string, string | string[] | undefined>;
+  socket?: { remoteAddress?: string };
 }
 
 /** What the glue needs to install the module on the adapter: sessions and passport, the module's error page for body errors, its route test and its security headers. */

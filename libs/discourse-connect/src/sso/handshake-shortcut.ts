@@ -4,7 +4,7 @@ import type { ApplicationConfig } from '@nestjs/core';
 import { encodeLocation } from '../common/urls';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectRoutes } from '../http/discourse-connect-routes';
-import type { HandshakeShortcut } from '../http/http-adapter-glue';
+import type { HandshakeShortcut, HandshakeShortcutRequest } from '../http/http-adapter-glue';
 import { DiscourseConnectRateLimitGuard } from '../http/rate-limit.guard';
 import { DiscourseConnectSessions } from '../session/sessions';
 import { UsersService } from '../users/users.service';
@@ -53,16 +53,7 @@ export class SsoHandshakeShortcut implements HandshakeShortcut {
     private readonly rateLimit: DiscourseConnectRateLimitGuard,
   ) {}
 
-  answer(
-    req: {
-      method?: string;
-      url?: string;
-      headers: Record<string, string | string[] | undefined>;
-      socket?: { remoteAddress?: string };
-    },
-    sessionCookie: string | undefined,
-    ip?: string,
-  ) {
+  answer(req: HandshakeShortcutRequest, sessionCookie: string | undefined, ip?: string) {
     if (req.method !== 'GET' || sessionCookie === undefined) return undefined;
     const url = req.url ?? '';
     const query = url.indexOf('?');
