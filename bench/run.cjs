@@ -455,11 +455,13 @@ async function benchHandshake(report) {
   const user = benchUser(SIGNED_IN);
   const { path, nonce } = handshakePath(sims.forumUrl);
 
-  const limit = await startServer('limit-server.cjs', {
-    port: await freePort(),
-    forumSecret: FORUM_SECRET,
-    user,
-  });
+  const limit = await startServer(
+    'limit-server.cjs',
+    { port: await freePort(), forumSecret: FORUM_SECRET, user },
+    CFG.cpuProf
+      ? ['--cpu-prof', `--cpu-prof-dir=${CFG.cpuProf}`, '--cpu-prof-name=limit.cpuprofile']
+      : [],
+  );
   const peer = await startServer('peer-server.cjs', {
     port: await freePort(),
     forumSecret: FORUM_SECRET,
