@@ -2,16 +2,10 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
-import {
-  DynamicModule,
-  Inject,
-  Injectable,
-  LoggerService,
-  MiddlewareConsumer,
-  Module,
-  NestMiddleware,
-  NestModule,
-} from '@nestjs/common';
+import { DynamicModule, Inject, LoggerService, Module, NestModule } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { Application, Request, Response } from 'express';
+import type { FastifyInstance } from 'fastify';
 import pino, { type DestinationStream, type Logger as Pino } from 'pino';
 import { boundForLog } from 'nestjs-discourse-connect';
 
@@ -152,77 +146,88 @@ function boundedQuery(query: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-/**
- * What the middleware reads. Nest middleware gets Express's request on Express and Node's own on
- * Fastify, where @fastify/middie adds `originalUrl` and `ip` (the trusted-proxy setting applied)
- * but no parsed query.
- */
-type LoggedRequest = IncomingMessage & {
-  originalUrl?: string;
-  ip?: string;
-  query?: unknown;
-  id?: string;
-};
+/** The request fields an access line reads (Node's request; Express's extends it). */
+type LoggedRequest = IncomingMessage & { originalUrl?: string; ip?: string };
 
 /**
- * Gives each request an id (an incoming `X-Request-Id` matching `REQUEST_ID` is kept, otherwise a new UUID),
- * sends it back in `X-Request-Id`, and writes one access line per response. Query parameters and
- * headers go through the redaction paths above; the path never carries a query string.
+ * Gives each request an id (an incoming `X-Request-Id` matching `REQUEST_ID` is kept, otherwise
+ * a new UUID), sends it back in `X-Request-Id`, runs the rest of the request with that id (so
+ * every line logged meanwhile carries it), and writes one access line when the response has been
+ * sent. Query parameters and headers go through the redaction paths above; the path never carries
+ * a query string. `ip`: the client address as the framework decided it (its trusted-proxy setting).
  */
-@Injectable()
-export class RequestIdMiddleware implements NestMiddleware {
-  constructor(@Inject(PINO) private readonly log: Pino) {}
-
-  use(req: LoggedRequest, res: ServerResponse, next: () => void): void {
-    const incoming = req.headers['x-request-id'];
-    const reqId =
-      typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    req.id = reqId;
-    res.setHeader('X-Request-Id', reqId);
-    const started = process.hrtime.bigint();
-    res.once('finish', () => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const [path, search = ''] = (req.originalUrl ?? req.url ?? '').split('?', 2);
-      this.log.info(
-        {
-          reqId,
-          req: {
-            method: req.method,
-            path,
-            query: boundedQuery({
-              ...((req.query as Record<string, unknown> | undefined) ?? parseQuery(search)),
-            }),
-            // The client's X-Request-Id is the reqId when accepted; otherwise it is not logged.
-            headers: { ...req.headers, 'x-request-id': undefined },
-            ip: req.ip,
-          },
-          res: {
-            statusCode: res.statusCode,
-            headers: pickHeaders(res.getHeaders(), RESPONSE_HEADERS),
-          },
-          responseTimeMs: Math.round(ms * 10) / 10,
+export function logRequest(
+  log: Pino,
+  req: LoggedRequest,
+  res: ServerResponse,
+  ip: () => string | undefined,
+  next: () => void,
+): void {
+  const incoming = req.headers['x-request-id'];
+  const reqId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+  res.setHeader('X-Request-Id', reqId);
+  const started = process.hrtime.bigint();
+  const url = req.originalUrl ?? req.url ?? '';
+  res.once('finish', () => {
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    const query = url.indexOf('?');
+    log.info(
+      {
+        reqId,
+        req: {
+          method: req.method,
+          path: query === -1 ? url : url.slice(0, query),
+          query: boundedQuery(query === -1 ? {} : { ...parseQuery(url.slice(query + 1)) }),
+          // The client's X-Request-Id is the reqId when accepted; otherwise it is not logged.
+          headers: { ...req.headers, 'x-request-id': undefined },
+          ip: ip(),
         },
-        'request completed',
-      );
-    });
-    requestContext.run({ reqId }, next);
-  }
+        res: {
+          statusCode: res.statusCode,
+          headers: pickHeaders(res.getHeaders(), RESPONSE_HEADERS),
+        },
+        responseTimeMs: Math.round(ms * 10) / 10,
+      },
+      'request completed',
+    );
+  });
+  requestContext.run({ reqId }, next);
 }
 
 /**
- * Installs the request-id middleware on every route. Import it in the root module; the
- * `JsonLogger` itself is given to Nest (`NestFactory.create(..., { logger })` or `app.useLogger`).
+ * Request ids and access lines for every request of the app, installed on the HTTP adapter itself
+ * (a Fastify `onRequest` hook, or an Express middleware) from this module's `configure()`, which
+ * Nest runs before it registers any middleware or route. Not Nest middleware: on Fastify that
+ * would run every request through `@fastify/middie`, which costs as much as the rest of a
+ * handshake. Import it in the root module BEFORE `DiscourseConnectModule` (modules imported side
+ * by side are configured in their order): the module answers a signed-in handshake from its own
+ * Fastify hook, and this one must have run by then. The `JsonLogger` itself is given to Nest
+ * (`NestFactory.create(..., { logger })` or `app.useLogger`).
  */
 @Module({})
 export class JsonLoggingModule implements NestModule {
   static forRoot(log: Pino): DynamicModule {
-    return {
-      module: JsonLoggingModule,
-      providers: [{ provide: PINO, useValue: log }, RequestIdMiddleware],
-    };
+    return { module: JsonLoggingModule, providers: [{ provide: PINO, useValue: log }] };
   }
 
-  configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(RequestIdMiddleware).forRoutes('{*path}');
+  constructor(
+    @Inject(PINO) private readonly log: Pino,
+    private readonly adapterHost: HttpAdapterHost,
+  ) {}
+
+  configure(): void {
+    const log = this.log;
+    const adapter = this.adapterHost.httpAdapter;
+    if (adapter.getType() === 'fastify') {
+      const fastify = adapter.getInstance<FastifyInstance>();
+      fastify.addHook('onRequest', (request, reply, done) =>
+        logRequest(log, request.raw, reply.raw, () => request.ip, done),
+      );
+    } else {
+      const express = adapter.getInstance<Application>();
+      express.use((req: Request, res: Response, next: () => void) =>
+        logRequest(log, req, res, () => req.ip, next),
+      );
+    }
   }
 }

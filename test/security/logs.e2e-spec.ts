@@ -1,8 +1,12 @@
 import { createHmac } from 'node:crypto';
-import type { DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/internal';
+import {
+  SsoHandshakeShortcut,
+  type DiscourseConnectModuleOptions,
+} from 'nestjs-discourse-connect/internal';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { createJsonLogger, JsonLogger, JsonLoggingModule } from '../../src/logging';
 import { TestBrowser, type Page } from '../support/browser';
+import { b64, hmac } from '../support/signing';
 import {
   FORUM_SECRET,
   HTTP_ADAPTERS,
@@ -71,7 +75,7 @@ describe.each(HTTP_ADAPTERS)('structured logs (%s)', (adapter) => {
     h = await startHarness('forRoot', {
       adapter,
       logger: new JsonLogger(log),
-      imports: [JsonLoggingModule.forRoot(log)],
+      importsBefore: [JsonLoggingModule.forRoot(log)],
       forumOptions: { apiKey: API_KEY, apiRateLimitPerMinute: 0, authOverridesName: true },
       moduleOptions: (o: DiscourseConnectModuleOptions) => ({
         ...o,
@@ -212,6 +216,47 @@ describe.each(HTTP_ADAPTERS)('structured logs (%s)', (adapter) => {
       expect(found[0].msg).toMatch(words);
       expect(byRequest(reqId).filter((e) => e.msg === 'request completed')).toHaveLength(1);
     }
+  });
+
+  it('gives a signed-in handshake (answered early where the adapter allows) its request id and one access line', async () => {
+    h.discord.knobs.autoApproveAs = DISCORD_FIXTURES.legacy.id;
+    const member = new TestBrowser();
+    expect((await member.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`)).status).toBe(200);
+    const shortcut = h.app.get(SsoHandshakeShortcut);
+    const answered: (string | undefined)[] = [];
+    const answer = shortcut.answer.bind(shortcut);
+    const spy = jest.spyOn(shortcut, 'answer').mockImplementation((...args) => {
+      const pending = answer(...args);
+      void pending?.then((location) => answered.push(location));
+      return pending;
+    });
+    const sso = b64(
+      new URLSearchParams({
+        nonce: 'logged-handshake',
+        return_sso_url: `${h.forumUrl}/session/sso_login`,
+      }).toString(),
+    );
+    const res = await member.request(
+      `${h.appUrl}/discourse/sso?${new URLSearchParams({ sso, sig: hmac(sso, FORUM_SECRET) })}`,
+      { headers: { 'x-request-id': 'req-signed-in-handshake' }, redirect: 'manual' },
+    );
+    spy.mockRestore();
+    expect(res.status).toBe(302);
+    expect(res.headers.get('x-request-id')).toBe('req-signed-in-handshake');
+    if (adapter === 'fastify') expect(answered).toEqual([expect.stringContaining('sso_login?')]);
+    await waitFor(() => byRequest('req-signed-in-handshake').length > 0, 'the access line');
+    const access = byRequest('req-signed-in-handshake').filter(
+      (e) => e.msg === 'request completed',
+    );
+    expect(access).toHaveLength(1);
+    expect(access[0]).toMatchObject({
+      req: {
+        method: 'GET',
+        path: '/discourse/sso',
+        query: { sso: '[Redacted]', sig: '[Redacted]' },
+      },
+      res: { statusCode: 302, headers: { location: '[Redacted]' } },
+    });
   });
 
   it("bounds and strips Discord's error / error_description on the callback before they reach a log line", async () => {

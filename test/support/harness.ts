@@ -79,6 +79,8 @@ export async function startHarness(
     providers?: Provider[];
     controllers?: ModuleMetadata['controllers'];
     imports?: ModuleMetadata['imports'];
+    /** Host modules imported before DiscourseConnectModule (so configured first, as the bundled app imports its logging). */
+    importsBefore?: ModuleMetadata['imports'];
     /** Configure the forum as installed in a subfolder of the simulator's origin, e.g. `/forum`. */
     forumPath?: string;
     /** Extra options of the simulated forum (admin API key, rate limit, group settings…). */
@@ -208,6 +210,7 @@ export async function startHarness(
       if (value !== undefined) process.env[key] = value;
     const moduleRef = await Test.createTestingModule({
       imports: [
+        ...(extra.importsBefore ?? []),
         EventEmitterModule.forRoot(),
         ...(extra.ownDatabase
           ? []

@@ -271,7 +271,9 @@ export class DiscourseConnectModule extends ConfigurableModuleClass implements N
         : undefined,
       handshake: this.handshake,
     });
-    if (this.settings.securityHeaders) {
+    // On Express, Nest middleware on the module's routes; on Fastify, a hook of each module route
+    // (set by the glue), so an app without middleware of its own never runs @fastify/middie.
+    if (this.settings.securityHeaders && this.http.glue.name === 'express') {
       consumer.apply(DiscourseConnectSecurityHeadersMiddleware).forRoutes(...CONTROLLERS);
     }
   }

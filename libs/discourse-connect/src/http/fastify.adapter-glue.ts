@@ -97,10 +97,8 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
         pending.then(
           (location) => {
             if (location === undefined) return done();
-            // Nest's middleware (the module's headers among them) ran in an earlier onRequest
-            // hook; set them here only if that did not happen.
-            if (headers && !reply.raw.hasHeader('content-security-policy'))
-              headers(req.raw, reply.raw, noop);
+            // The module's headers, as the route's own onRequest hook sets them (see routeEarlyErrors).
+            if (headers) headers(req.raw, reply.raw, noop);
             // The route's own headers (@Header on the SSO route), then its redirect.
             reply.header('Cache-Control', 'no-store');
             reply.header('Referrer-Policy', 'no-referrer');
@@ -189,9 +187,20 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
     };
     // A route's own error handler sees the errors of its body parsing and hooks; what it rethrows
     // goes on to the app's error handler (Nest's).
+    // The module's security headers, set by each of its routes: a hook of the route itself rather
+    // than Nest middleware, which on Fastify runs every request of the app through @fastify/middie.
+    const headers = parts.securityHeaders;
+    const setHeaders: onRequestHookHandler | undefined = headers
+      ? (req, reply, done) => headers(req.raw, reply.raw, done as (err?: unknown) => void)
+      : undefined;
     app.addHook('onRoute', (route: RouteOptions) => {
       if (!parts.isModuleRoute(route.url)) return;
-      route.onRequest = [guard, ...(route.onRequest ? [route.onRequest].flat() : [])];
+      // Headers first, so the guard's refusals carry them (a percent-encoded path gets none).
+      route.onRequest = [
+        ...(setHeaders ? [setHeaders] : []),
+        guard,
+        ...(route.onRequest ? [route.onRequest].flat() : []),
+      ];
       if (route.errorHandler) return;
       route.errorHandler = (error, req, reply) => {
         if (!parts.renderError(error, req as never, reply)) throw error;

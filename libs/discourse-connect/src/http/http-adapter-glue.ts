@@ -174,7 +174,8 @@ export interface HttpInstallContext {
   renderError(error: unknown, req: DiscourseConnectRequest, res: DiscourseConnectResponse): boolean;
   /**
    * The module's security headers as Node middleware, when on: Express parses bodies before any
-   * Nest middleware runs, so its early errors need them added.
+   * Nest middleware runs, so its early errors need them added; on Fastify each module route sets
+   * them in its own onRequest hook (no Nest middleware, so no @fastify/middie on every request).
    */
   securityHeaders?: (
     req: IncomingMessage,
