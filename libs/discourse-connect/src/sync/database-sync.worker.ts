@@ -36,7 +36,10 @@ export class DatabaseSyncWorker extends OutboxWorker {
     return this.settings.sync.worker;
   }
 
-  protected async process(row: DiscourseConnectSyncJobEntity): Promise<void> {
+  protected async process(
+    row: DiscourseConnectSyncJobEntity,
+    claimedOnWrite = false,
+  ): Promise<void> {
     await this.delivery.run(
       {
         id: String(row.id),
@@ -44,6 +47,8 @@ export class DatabaseSyncWorker extends OutboxWorker {
         discordId: row.discordId,
         forum: row.forum,
         attemptsMade: row.attempts,
+        // Written by this process right after the change: its copy of the member is the latest.
+        ...(claimedOnWrite ? { user: this.delivery.recentUser(row.discordId) } : {}),
       },
       (outcome) => this.record(row, outcome),
     );

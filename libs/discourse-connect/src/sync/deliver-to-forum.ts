@@ -1,6 +1,7 @@
 import type { DiscourseAdminService, DiscourseUser } from '../admin/discourse-admin.service';
 import type { DiscourseConnectStaffFlags } from '../payload/staff-flags';
 import { ForumLinks, type ForumLink } from '../users/forum-links';
+import type { LocalUser } from '../users/local-user.interface';
 import type { UsersService } from '../users/users.service';
 import type { SyncJobKind } from './sync-job.entity';
 
@@ -35,7 +36,7 @@ export type ForumDelivery = { done: true } | { skipped: true; reason: string };
  * taken back by the next `sync`).
  */
 export async function deliverToForum(
-  job: { kind: SyncJobKind; discordId: string; forum: string },
+  job: { kind: SyncJobKind; discordId: string; forum: string; user?: LocalUser },
   users: UsersService,
   admin: DiscourseAdminService,
   links?: ForumLinks,
@@ -67,7 +68,8 @@ export async function deliverToForum(
   if (job.kind === 'suspend' || job.kind === 'unsuspend') {
     return deliverSuspension({ ...job, kind: job.kind }, admin, links, lifecycle);
   }
-  const user = await users.findByDiscordId(job.discordId);
+  // A job this process wrote with the change carries the member as written: no second read.
+  const user = job.user ?? (await users.findByDiscordId(job.discordId));
   if (!user) return { done: true }; // nothing to push: the member is gone
   const plan = await staff?.planFor(user, job.forum);
   const granted = plan ? await staff!.beforeSync(plan) : [];

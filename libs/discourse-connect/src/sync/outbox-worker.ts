@@ -21,6 +21,8 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
   private full = false;
   /** Rows announced by enqueues in this process since the last pass started. */
   private announced = 0;
+  /** Rows this process wrote already claimed (`SyncQueue.enqueueClaimed`), delivered first. */
+  private claimed: DiscourseConnectSyncJobEntity[] = [];
 
   constructor(
     protected readonly jobs: Repository<DiscourseConnectSyncJobEntity>,
@@ -36,8 +38,14 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
     return true;
   }
 
-  /** Does the work of a claimed row (status `running`), and deletes or requeues it. */
-  protected abstract process(row: DiscourseConnectSyncJobEntity): Promise<void>;
+  /**
+   * Does the work of a claimed row (status `running`), and deletes or requeues it. `claimedOnWrite`:
+   * this process wrote the row already claimed, right after writing the change that caused it.
+   */
+  protected abstract process(
+    row: DiscourseConnectSyncJobEntity,
+    claimedOnWrite?: boolean,
+  ): Promise<void>;
 
   onApplicationBootstrap(): void {
     if (!this.handlesQueue || !this.startsOnBoot) return;
@@ -48,6 +56,7 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
       return;
     }
     this.queue.onEnqueued((rows) => this.kick(rows));
+    this.queue.onClaimed((rows) => this.take(rows));
     this.timer = setInterval(() => this.kick(), this.settings.sync.pollIntervalMs);
     this.timer.unref();
     this.kick();
@@ -72,6 +81,13 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
     this.start();
   }
 
+  /** Rows written already claimed by this process (committed): delivered before anything else. */
+  take(rows: DiscourseConnectSyncJobEntity[]): void {
+    if (this.stopped) return; // their lease runs out, then the poll delivers them
+    this.claimed.push(...rows);
+    this.start();
+  }
+
   private start(): void {
     if (this.running) {
       this.again = true;
@@ -79,10 +95,12 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
     }
     const full = this.full;
     const rows = this.announced;
-    if (!full && rows <= 0) return;
+    const claimed = this.claimed;
+    if (!full && rows <= 0 && claimed.length === 0) return;
     this.full = false;
     this.announced = 0;
-    this.running = (full ? this.drain() : this.drainAnnounced(rows))
+    this.claimed = [];
+    this.running = this.pass(claimed, full, rows)
       .catch((error) => this.logger.error(`sync worker pass failed: ${(error as Error).message}`))
       .finally(() => {
         this.running = undefined;
@@ -91,6 +109,38 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
           this.start();
         }
       });
+  }
+
+  private async pass(
+    claimed: DiscourseConnectSyncJobEntity[],
+    full: boolean,
+    rows: number,
+  ): Promise<void> {
+    await this.processClaimed(claimed);
+    if (full) await this.drain();
+    else if (rows > 0) await this.drainAnnounced(rows);
+  }
+
+  /**
+   * Rows written already claimed by this process. One whose lease has less than half left (the
+   * worker was busy) has it renewed first, only if no one took it back meanwhile.
+   */
+  private async processClaimed(rows: DiscourseConnectSyncJobEntity[]): Promise<void> {
+    if (!this.handlesQueue) return;
+    for (const row of rows) {
+      if (this.stopped) return;
+      const leaseMs = this.settings.sync.leaseMs;
+      if ((row.lockedUntil ?? 0) - Date.now() < leaseMs / 2) {
+        const lockedUntil = Date.now() + leaseMs;
+        const renewed = await this.jobs.update(
+          { id: row.id, status: 'running', lockedUntil: row.lockedUntil! },
+          { lockedUntil },
+        );
+        if (!renewed.affected) continue; // back to the queue already: the poll delivers it
+        row.lockedUntil = lockedUntil;
+      }
+      await this.process(row, true);
+    }
   }
 
   /** Processes up to `rows` due rows (the ones an enqueue just announced, or older due ones). */

@@ -6,6 +6,7 @@ import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents, type SyncJobEvent } from '../hooks/discourse-connect.events';
 import { ForumLinks } from '../users/forum-links';
 import { DiscourseConnectStaffFlags } from '../payload/staff-flags';
+import type { LocalUser } from '../users/local-user.interface';
 import { UsersService } from '../users/users.service';
 import { deliverToForum, type ForumDelivery } from './deliver-to-forum';
 import type { SyncJobKind } from './sync-job.entity';
@@ -15,6 +16,11 @@ export interface SyncWork {
   kind: SyncJobKind;
   discordId: string;
   forum: string;
+  /**
+   * The member as this process last wrote (or read) them, when the job was written by this
+   * process with the change: pushed without reading the user store again.
+   */
+  user?: LocalUser;
 }
 
 /** One job as a queue holds it: its id (a database row id stringified, or BullMQ's id) and attempts so far. */
@@ -136,6 +142,14 @@ export class SyncDeliveryCore {
       );
     }
     return result;
+  }
+
+  /**
+   * This process's copy of the member, for a job it wrote right after the change that caused it
+   * (see {@link UsersService.recentCopy}); undefined when it has none.
+   */
+  recentUser(discordId: string): LocalUser | undefined {
+    return this.users.recentCopy(discordId) ?? undefined;
   }
 
   /** The delay before the next try after `attempts` failed ones (the one backoff of every queue). */

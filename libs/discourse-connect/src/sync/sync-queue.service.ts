@@ -44,6 +44,8 @@ export abstract class SyncQueue extends DiscourseConnectSyncQueue {
   /** Whether the module's worker delivers (or relays) this queue's jobs from the database outbox. */
   readonly deliversFromOutbox: boolean = true;
   private listeners: ((rows?: number) => void)[] = [];
+  /** The worker of this process that delivers the jobs written already claimed (see `enqueueClaimed`). */
+  private claimer?: (rows: DiscourseConnectSyncJobEntity[]) => void;
 
   constructor(
     protected readonly jobs: Repository<DiscourseConnectSyncJobEntity>,
@@ -113,6 +115,73 @@ export abstract class SyncQueue extends DiscourseConnectSyncQueue {
       .updateEntity(false)
       .execute();
     if (!options.manager) this.notify(forums.length);
+  }
+
+  /**
+   * Records `kind` for this member on every forum with an admin API key, like `enqueue` (in the
+   * caller's transaction with `manager`), but already claimed by this process: `running` under a
+   * lease from now, so no worker has to claim it again. Resolves to the rows, to hand to
+   * `deliverClaimed` once the transaction committed; or to null when this process has no worker
+   * delivering the outbox, the kind cancels an opposite one, or the database cannot return the new
+   * ids in the insert (then call `enqueue`). A row written so is not coalesced with a job already
+   * waiting for the member (both are delivered; every job is idempotent on the forum). If the
+   * process stops before delivering it, the lease runs out and the poll delivers it, like any
+   * claimed row.
+   */
+  async enqueueClaimed(
+    kind: SyncJobKind,
+    discordId: string,
+    manager?: EntityManager,
+  ): Promise<DiscourseConnectSyncJobEntity[] | null> {
+    if (!this.claimer || !this.deliversFromOutbox || OPPOSITE_KIND[kind]) return null;
+    const repo = manager ? manager.getRepository(DiscourseConnectSyncJobEntity) : this.jobs;
+    const type = repo.manager.connection.options.type;
+    // INSERT … RETURNING: SQLite 3.35+ (as bundled with better-sqlite3) and PostgreSQL.
+    if (type !== 'better-sqlite3' && type !== 'postgres') return null;
+    const forums = this.settings.apiForums;
+    if (forums.length === 0) return [];
+    const now = Date.now();
+    const lockedUntil = now + this.settings.sync.leaseMs;
+    const values = forums.map((forum) => ({
+      discordId,
+      forum: forum.name,
+      kind,
+      status: 'running' as const,
+      dedupeKey: null,
+      attempts: 0,
+      runAt: now,
+      lockedUntil,
+      lastError: null,
+    }));
+    const [sql, parameters] = repo
+      .createQueryBuilder()
+      .insert()
+      .into(DiscourseConnectSyncJobEntity)
+      .values(values)
+      .updateEntity(false)
+      .getQueryAndParameters();
+    const escape = (name: string) => repo.manager.connection.driver.escape(name);
+    const inserted: { id: number | string; forum: string }[] = await repo.manager.query(
+      `${sql} RETURNING ${escape('id')}, ${escape('forum')}`,
+      parameters,
+    );
+    const ids = new Map(inserted.map((r) => [r.forum, Number(r.id)]));
+    const at = new Date(now);
+    return values.map((v) => ({ ...v, id: ids.get(v.forum)!, createdAt: at, updatedAt: at }));
+  }
+
+  /**
+   * After the commit: hands rows written by `enqueueClaimed` to this process's worker, which
+   * delivers them next. Nothing happens without one (the rows are delivered once their lease runs
+   * out).
+   */
+  deliverClaimed(rows: DiscourseConnectSyncJobEntity[]): void {
+    if (rows.length > 0) this.claimer?.(rows);
+  }
+
+  /** Registers the worker of this process that delivers rows written already claimed. */
+  onClaimed(claimer: (rows: DiscourseConnectSyncJobEntity[]) => void): void {
+    this.claimer = claimer;
   }
 
   /**
