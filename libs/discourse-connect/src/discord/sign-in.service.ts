@@ -5,8 +5,7 @@ import { DiscordApiError } from './discord-api.error';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
 import { DiscourseConnectFiltersService } from '../hooks/filters.service';
-import type { DiscourseConnectSyncJobEntity } from '../sync/sync-job.entity';
-import { SyncQueue } from '../sync/sync-queue.service';
+import { SyncQueue, type ClaimedSyncJob } from '../sync/sync-queue.service';
 import { mfaEnabledOf, pickDiscordMetadata, type DiscordMetadata } from '../users/discord-profile';
 import type { LocalUser } from '../users/local-user.interface';
 import { SignInRefusedError } from './sign-in.errors';
@@ -42,7 +41,7 @@ export class DiscourseConnectSignIn {
     await this.readRoles(discord, accessToken);
     const existing = await this.users.findByDiscordId(discord.id);
     await this.checkAllowed(discord, existing);
-    const claimed: DiscourseConnectSyncJobEntity[] = [];
+    const claimed: ClaimedSyncJob[] = [];
     const outcome = await this.write(discord, existing, mfaEnabledOf(profile), claimed);
     this.announce(outcome, claimed);
     return outcome.user;
@@ -97,7 +96,7 @@ export class DiscourseConnectSignIn {
     discord: DiscordMetadata,
     existing: LocalUser | null,
     mfaEnabled: boolean,
-    claimed: DiscourseConnectSyncJobEntity[],
+    claimed: ClaimedSyncJob[],
   ): Promise<SignInOutcome> {
     const { onFirstSignIn } = this.settings.sync;
     return this.users.signInFromDiscord(
@@ -127,7 +126,7 @@ export class DiscourseConnectSignIn {
   }
 
   /** After the commit: hands the claimed jobs over or wakes the queue's workers, and emits the events. */
-  private announce(outcome: SignInOutcome, claimed: DiscourseConnectSyncJobEntity[]): void {
+  private announce(outcome: SignInOutcome, claimed: ClaimedSyncJob[]): void {
     // Only when the write queued a job (see `write`): otherwise the workers would look for nothing.
     const queued =
       outcome.changed ||

@@ -36,7 +36,13 @@ export type ForumDelivery = { done: true } | { skipped: true; reason: string };
  * taken back by the next `sync`).
  */
 export async function deliverToForum(
-  job: { kind: SyncJobKind; discordId: string; forum: string; user?: LocalUser },
+  job: {
+    kind: SyncJobKind;
+    discordId: string;
+    forum: string;
+    user?: LocalUser;
+    link?: ForumLink | null;
+  },
   users: UsersService,
   admin: DiscourseAdminService,
   links?: ForumLinks,
@@ -52,7 +58,7 @@ export async function deliverToForum(
     return result.found ? { done: true } : { skipped: true, reason: 'no account on that forum' };
   }
   if (links && job.kind === 'create' && lifecycle.anonymizedSignIn === 'refuse') {
-    const link = await links.find(job.forum, job.discordId);
+    const link = await recordedLink(job, links);
     if (link?.anonymizedAt) return { skipped: true, reason: 'the forum anonymized the account' };
   }
   let known: ForumLink | null = null;
@@ -106,11 +112,11 @@ function sameAccount(link: ForumLink | null, synced: { id: number; username: str
  * the time.
  */
 async function hasForumAccount(
-  job: { discordId: string; forum: string },
+  job: { discordId: string; forum: string; link?: ForumLink | null },
   admin: DiscourseAdminService,
   links: ForumLinks,
 ): Promise<ForumLink | boolean> {
-  const link = await links.find(job.forum, job.discordId);
+  const link = await recordedLink(job, links);
   if (link?.status === 'linked') return link;
   if (link && ForumLinks.notFoundIsFresh(link)) return false;
   const askedAt = Date.now();
@@ -124,6 +130,14 @@ async function hasForumAccount(
     { askedAt },
   );
   return Boolean(found);
+}
+
+/** The member's link to the job's forum: the one the job carries (read with it), else read now. */
+function recordedLink(
+  job: { discordId: string; forum: string; link?: ForumLink | null },
+  links: ForumLinks,
+): Promise<ForumLink | null> | ForumLink | null {
+  return job.link !== undefined ? job.link : links.find(job.forum, job.discordId);
 }
 
 // Member lifecycle: suspend / unsuspend jobs.

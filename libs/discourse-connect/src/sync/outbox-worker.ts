@@ -2,7 +2,7 @@ import { Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common'
 import { LessThan, LessThanOrEqual, type Repository } from 'typeorm';
 import type { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import type { DiscourseConnectSyncJobEntity } from './sync-job.entity';
-import { OPPOSITE_KIND, SyncQueue } from './sync-queue.service';
+import { OPPOSITE_KIND, SyncQueue, type ClaimedSyncJob } from './sync-queue.service';
 
 /**
  * Works through the database outbox of sync jobs, oldest first: claims each due row under a lease
@@ -22,7 +22,7 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
   /** Rows announced by enqueues in this process since the last pass started. */
   private announced = 0;
   /** Rows this process wrote already claimed (`SyncQueue.enqueueClaimed`), delivered first. */
-  private claimed: DiscourseConnectSyncJobEntity[] = [];
+  private claimed: ClaimedSyncJob[] = [];
 
   constructor(
     protected readonly jobs: Repository<DiscourseConnectSyncJobEntity>,
@@ -42,10 +42,7 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
    * Does the work of a claimed row (status `running`), and deletes or requeues it. `claimedOnWrite`:
    * this process wrote the row already claimed, right after writing the change that caused it.
    */
-  protected abstract process(
-    row: DiscourseConnectSyncJobEntity,
-    claimedOnWrite?: boolean,
-  ): Promise<void>;
+  protected abstract process(row: ClaimedSyncJob, claimedOnWrite?: boolean): Promise<void>;
 
   onApplicationBootstrap(): void {
     if (!this.handlesQueue || !this.startsOnBoot) return;
@@ -82,7 +79,7 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
   }
 
   /** Rows written already claimed by this process (committed): delivered before anything else. */
-  take(rows: DiscourseConnectSyncJobEntity[]): void {
+  take(rows: ClaimedSyncJob[]): void {
     if (this.stopped) return; // their lease runs out, then the poll delivers them
     this.claimed.push(...rows);
     this.start();
@@ -111,11 +108,7 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
       });
   }
 
-  private async pass(
-    claimed: DiscourseConnectSyncJobEntity[],
-    full: boolean,
-    rows: number,
-  ): Promise<void> {
+  private async pass(claimed: ClaimedSyncJob[], full: boolean, rows: number): Promise<void> {
     await this.processClaimed(claimed);
     if (full) await this.drain();
     else if (rows > 0) await this.drainAnnounced(rows);
@@ -125,7 +118,7 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
    * Rows written already claimed by this process. One whose lease has less than half left (the
    * worker was busy) has it renewed first, only if no one took it back meanwhile.
    */
-  private async processClaimed(rows: DiscourseConnectSyncJobEntity[]): Promise<void> {
+  private async processClaimed(rows: ClaimedSyncJob[]): Promise<void> {
     if (!this.handlesQueue) return;
     for (const row of rows) {
       if (this.stopped) return;

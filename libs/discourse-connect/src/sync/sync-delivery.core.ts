@@ -4,7 +4,7 @@ import { DiscourseApiError, DiscourseRateLimitError } from '../admin/discourse-a
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents, type SyncJobEvent } from '../hooks/discourse-connect.events';
-import { ForumLinks } from '../users/forum-links';
+import { ForumLinks, type ForumLink } from '../users/forum-links';
 import { DiscourseConnectStaffFlags } from '../payload/staff-flags';
 import type { LocalUser } from '../users/local-user.interface';
 import { UsersService } from '../users/users.service';
@@ -21,6 +21,11 @@ export interface SyncWork {
    * process with the change: pushed without reading the user store again.
    */
   user?: LocalUser;
+  /**
+   * The member's link to the forum (null: none recorded), read with the job by this process just
+   * before: used instead of reading it again. Undefined: read it.
+   */
+  link?: ForumLink | null;
 }
 
 /** One job as a queue holds it: its id (a database row id stringified, or BullMQ's id) and attempts so far. */

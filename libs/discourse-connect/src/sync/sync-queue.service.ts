@@ -1,4 +1,6 @@
-import { EntityManager, In, Repository } from 'typeorm';
+import { EntityManager, EntityMetadata, In, Repository } from 'typeorm';
+import { DiscourseConnectForumLinkEntity } from '../users/forum-link.entity';
+import type { ForumLink } from '../users/forum-links';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectSyncJobEntity, SyncJobKind } from './sync-job.entity';
 import {
@@ -8,6 +10,83 @@ import {
 } from './discourse-connect-sync-queue';
 
 export type { SyncJobRecord, SyncQueueCounts };
+
+/**
+ * A job row written already claimed by this process (`SyncQueue.enqueueClaimed`), with the
+ * member's link to the job's forum as the writing transaction read it: null when none is recorded.
+ */
+export interface ClaimedSyncJob extends DiscourseConnectSyncJobEntity {
+  link?: ForumLink | null;
+}
+
+/** The link columns read with a job written already claimed, each as `link_<property>`. */
+const LINK_PROPERTIES = [
+  'status',
+  'forumUserId',
+  'forumUsername',
+  'checkedAt',
+  'suspendedByModule',
+  'suspendedUntil',
+  'anonymizedAt',
+] as const;
+
+/**
+ * The RETURNING list of a job insert: the row's id and forum, and the member's link to that forum
+ * (one primary-key lookup per column, read in the same statement).
+ */
+function returnedWithLink(repo: Repository<DiscourseConnectSyncJobEntity>): string {
+  const connection = repo.manager.connection;
+  const escape = (name: string) => connection.driver.escape(name);
+  const jobs = repo.metadata;
+  const column = (meta: EntityMetadata, property: string) =>
+    escape(meta.findColumnWithPropertyName(property)!.databaseName);
+  const returned = [
+    `${column(jobs, 'id')} AS ${escape('id')}`,
+    `${column(jobs, 'forum')} AS ${escape('forum')}`,
+  ];
+  if (!connection.hasMetadata(DiscourseConnectForumLinkEntity)) return returned.join(', ');
+  const links = connection.getMetadata(DiscourseConnectForumLinkEntity);
+  const linkTable = links.schema
+    ? `${escape(links.schema)}.${escape(links.tableName)}`
+    : escape(links.tableName);
+  const jobTable = escape(jobs.tableName);
+  const match =
+    `l.${column(links, 'forum')} = ${jobTable}.${column(jobs, 'forum')} AND ` +
+    `l.${column(links, 'discordId')} = ${jobTable}.${column(jobs, 'discordId')}`;
+  return [
+    ...returned,
+    ...LINK_PROPERTIES.map(
+      (p) =>
+        `(SELECT l.${column(links, p)} FROM ${linkTable} l WHERE ${match}) AS ${escape(`link_${p}`)}`,
+    ),
+  ].join(', ');
+}
+
+/**
+ * The link read with a job (see `returnedWithLink`): null when none is recorded, undefined when
+ * it was not read.
+ */
+function linkOf(
+  row: Record<string, unknown>,
+  forum: string,
+  discordId: string,
+): ForumLink | null | undefined {
+  if (!('link_status' in row)) return undefined;
+  if (row.link_status === null || row.link_status === undefined) return null;
+  const number = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  return {
+    forum,
+    discordId,
+    status: row.link_status as ForumLink['status'],
+    forumUserId: number(row.link_forumUserId),
+    forumUsername: (row.link_forumUsername as string | null) ?? null,
+    checkedAt: Number(row.link_checkedAt),
+    // SQLite answers 0/1, PostgreSQL a boolean.
+    suspendedByModule: Boolean(row.link_suspendedByModule),
+    suspendedUntil: number(row.link_suspendedUntil),
+    anonymizedAt: number(row.link_anonymizedAt),
+  };
+}
 
 /** Every kind of sync job. */
 export const SYNC_JOB_KINDS: readonly SyncJobKind[] = [
@@ -45,7 +124,7 @@ export abstract class SyncQueue extends DiscourseConnectSyncQueue {
   readonly deliversFromOutbox: boolean = true;
   private listeners: ((rows?: number) => void)[] = [];
   /** The worker of this process that delivers the jobs written already claimed (see `enqueueClaimed`). */
-  private claimer?: (rows: DiscourseConnectSyncJobEntity[]) => void;
+  private claimer?: (rows: ClaimedSyncJob[]) => void;
 
   constructor(
     protected readonly jobs: Repository<DiscourseConnectSyncJobEntity>,
@@ -120,7 +199,9 @@ export abstract class SyncQueue extends DiscourseConnectSyncQueue {
   /**
    * Records `kind` for this member on every forum with an admin API key, like `enqueue` (in the
    * caller's transaction with `manager`), but already claimed by this process: `running` under a
-   * lease from now, so no worker has to claim it again. Resolves to the rows, to hand to
+   * lease from now, so no worker has to claim it again. The same statement reads the member's link
+   * to each forum (`link` of each row), which the delivery uses instead of reading it again.
+   * Resolves to the rows, to hand to
    * `deliverClaimed` once the transaction committed; or to null when this process has no worker
    * delivering the outbox, the kind cancels an opposite one, or the database cannot return the new
    * ids in the insert (then call `enqueue`). A row written so is not coalesced with a job already
@@ -132,7 +213,7 @@ export abstract class SyncQueue extends DiscourseConnectSyncQueue {
     kind: SyncJobKind,
     discordId: string,
     manager?: EntityManager,
-  ): Promise<DiscourseConnectSyncJobEntity[] | null> {
+  ): Promise<ClaimedSyncJob[] | null> {
     if (!this.claimer || !this.deliversFromOutbox || OPPOSITE_KIND[kind]) return null;
     const repo = manager ? manager.getRepository(DiscourseConnectSyncJobEntity) : this.jobs;
     const type = repo.manager.connection.options.type;
@@ -160,14 +241,22 @@ export abstract class SyncQueue extends DiscourseConnectSyncQueue {
       .values(values)
       .updateEntity(false)
       .getQueryAndParameters();
-    const escape = (name: string) => repo.manager.connection.driver.escape(name);
-    const inserted: { id: number | string; forum: string }[] = await repo.manager.query(
-      `${sql} RETURNING ${escape('id')}, ${escape('forum')}`,
+    const inserted: Record<string, unknown>[] = await repo.manager.query(
+      `${sql} RETURNING ${returnedWithLink(repo)}`,
       parameters,
     );
-    const ids = new Map(inserted.map((r) => [r.forum, Number(r.id)]));
+    const byForum = new Map(inserted.map((r) => [String(r.forum), r]));
     const at = new Date(now);
-    return values.map((v) => ({ ...v, id: ids.get(v.forum)!, createdAt: at, updatedAt: at }));
+    return values.map((v) => {
+      const returned = byForum.get(v.forum)!;
+      return {
+        ...v,
+        id: Number(returned.id),
+        createdAt: at,
+        updatedAt: at,
+        link: linkOf(returned, v.forum, discordId),
+      };
+    });
   }
 
   /**
@@ -175,12 +264,12 @@ export abstract class SyncQueue extends DiscourseConnectSyncQueue {
    * delivers them next. Nothing happens without one (the rows are delivered once their lease runs
    * out).
    */
-  deliverClaimed(rows: DiscourseConnectSyncJobEntity[]): void {
+  deliverClaimed(rows: ClaimedSyncJob[]): void {
     if (rows.length > 0) this.claimer?.(rows);
   }
 
   /** Registers the worker of this process that delivers rows written already claimed. */
-  onClaimed(claimer: (rows: DiscourseConnectSyncJobEntity[]) => void): void {
+  onClaimed(claimer: (rows: ClaimedSyncJob[]) => void): void {
     this.claimer = claimer;
   }
 
