@@ -41,7 +41,7 @@ export class DiscourseConnectSignIn {
     await this.readRoles(discord, accessToken);
     const existing = await this.users.findByDiscordId(discord.id);
     await this.checkAllowed(discord, existing);
-    const claimed: ClaimedSyncJob[] = [];
+    const claimed: { rows?: ClaimedSyncJob[] } = {};
     const outcome = await this.write(discord, existing, mfaEnabledOf(profile), claimed);
     this.announce(outcome, claimed);
     return outcome.user;
@@ -90,13 +90,13 @@ export class DiscourseConnectSignIn {
   /**
    * Creates or updates the user. A changed profile reaches the forum without a browser round trip:
    * the sync job is written in the same transaction as the change, already claimed by this
-   * process's worker when it has one (pushed in `claimed`), and delivered by the worker.
+   * process's worker when it has one (kept in `claimed`), and delivered by the worker.
    */
   private write(
     discord: DiscordMetadata,
     existing: LocalUser | null,
     mfaEnabled: boolean,
-    claimed: ClaimedSyncJob[],
+    claimed: { rows?: ClaimedSyncJob[] },
   ): Promise<SignInOutcome> {
     const { onFirstSignIn } = this.settings.sync;
     return this.users.signInFromDiscord(
@@ -110,7 +110,7 @@ export class DiscourseConnectSignIn {
         else if (o.created && onFirstSignIn) kind = 'create';
         if (!kind) return;
         const rows = await this.queue.enqueueClaimed(kind, o.user.discordId, manager);
-        if (rows) claimed.push(...rows);
+        if (rows) claimed.rows = rows;
         else await this.queue.enqueue(kind, o.user.discordId, { manager });
       },
       { existing },
@@ -126,7 +126,7 @@ export class DiscourseConnectSignIn {
   }
 
   /** After the commit: hands the claimed jobs over or wakes the queue's workers, and emits the events. */
-  private announce(outcome: SignInOutcome, claimed: ClaimedSyncJob[]): void {
+  private announce(outcome: SignInOutcome, claimed: { rows?: ClaimedSyncJob[] }): void {
     // Only when the write queued a job (see `write`): otherwise the workers would look for nothing.
     const queued =
       outcome.changed ||
@@ -134,7 +134,7 @@ export class DiscourseConnectSignIn {
       (outcome.created && this.settings.sync.onFirstSignIn);
     // One job per forum with an admin API key (see `SyncQueue.enqueue`).
     const forums = this.settings.apiForums.length;
-    if (claimed.length > 0) this.queue.deliverClaimed(claimed);
+    if (claimed.rows) this.queue.deliverClaimed(claimed.rows);
     else if (queued && forums > 0) this.queue.notify(forums);
     if (outcome.created)
       this.actions.emit(DiscourseConnectEvents.UserCreated, { user: outcome.user });

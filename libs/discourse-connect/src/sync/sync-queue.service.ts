@@ -46,9 +46,7 @@ function returnedWithLink(repo: Repository<DiscourseConnectSyncJobEntity>): stri
   ];
   if (!connection.hasMetadata(DiscourseConnectForumLinkEntity)) return returned.join(', ');
   const links = connection.getMetadata(DiscourseConnectForumLinkEntity);
-  const linkTable = links.schema
-    ? `${escape(links.schema)}.${escape(links.tableName)}`
-    : escape(links.tableName);
+  const linkTable = tableOf(links, escape);
   const jobTable = escape(jobs.tableName);
   const match =
     `l.${column(links, 'forum')} = ${jobTable}.${column(jobs, 'forum')} AND ` +
@@ -60,6 +58,11 @@ function returnedWithLink(repo: Repository<DiscourseConnectSyncJobEntity>): stri
         `(SELECT l.${column(links, p)} FROM ${linkTable} l WHERE ${match}) AS ${escape(`link_${p}`)}`,
     ),
   ].join(', ');
+}
+
+/** A table's name for SQL, with its schema when it has one. */
+function tableOf(meta: EntityMetadata, escape: (name: string) => string): string {
+  return meta.schema ? `${escape(meta.schema)}.${escape(meta.tableName)}` : escape(meta.tableName);
 }
 
 /**
@@ -200,13 +203,12 @@ export abstract class SyncQueue extends DiscourseConnectSyncQueue {
    * Records `kind` for this member on every forum with an admin API key, like `enqueue` (in the
    * caller's transaction with `manager`), but already claimed by this process: `running` under a
    * lease from now, so no worker has to claim it again. The same statement reads the member's link
-   * to each forum (`link` of each row), which the delivery uses instead of reading it again.
-   * Resolves to the rows, to hand to
-   * `deliverClaimed` once the transaction committed; or to null when this process has no worker
-   * delivering the outbox, the kind cancels an opposite one, or the database cannot return the new
-   * ids in the insert (then call `enqueue`). A row written so is not coalesced with a job already
-   * waiting for the member (both are delivered; every job is idempotent on the forum). If the
-   * process stops before delivering it, the lease runs out and the poll delivers it, like any
+   * to each forum (`link` of each row), which the delivery uses instead of reading it again. A job
+   * of that kind already waiting for the member on a forum absorbs this one there (no row for that
+   * forum). Resolves to the rows, to hand to `deliverClaimed` once the transaction committed; or to
+   * null when this process has no worker delivering the outbox, the kind cancels an opposite one,
+   * or the database cannot return the new rows from the insert (then call `enqueue`). If the
+   * process stops before delivering a row, its lease runs out and the poll delivers it, like any
    * claimed row.
    */
   async enqueueClaimed(
@@ -223,38 +225,50 @@ export abstract class SyncQueue extends DiscourseConnectSyncQueue {
     if (forums.length === 0) return [];
     const now = Date.now();
     const lockedUntil = now + this.settings.sync.leaseMs;
-    const values = forums.map((forum) => ({
-      discordId,
-      forum: forum.name,
-      kind,
-      status: 'running' as const,
-      dedupeKey: null,
-      attempts: 0,
-      runAt: now,
-      lockedUntil,
-      lastError: null,
-    }));
-    const [sql, parameters] = repo
-      .createQueryBuilder()
-      .insert()
-      .into(DiscourseConnectSyncJobEntity)
-      .values(values)
-      .updateEntity(false)
-      .getQueryAndParameters();
-    const inserted: Record<string, unknown>[] = await repo.manager.query(
-      `${sql} RETURNING ${returnedWithLink(repo)}`,
+    const connection = repo.manager.connection;
+    const escape = (name: string) => connection.driver.escape(name);
+    const meta = repo.metadata;
+    const column = (property: string) =>
+      escape(meta.findColumnWithPropertyName(property)!.databaseName);
+    const table = tableOf(meta, escape);
+    // One SELECT per forum, each only when no job of that kind waits for the member there (that
+    // one absorbs this one, as in `enqueue`). Without a dedupe key: a change made while this one
+    // is delivered gets its own job.
+    const selects = forums.map(
+      (_, i) =>
+        `SELECT :discordId, :forum${i}, :kind, 'running', 0, CAST(:runAt AS bigint), ` +
+        `CAST(:lockedUntil AS bigint) WHERE NOT EXISTS ` +
+        `(SELECT 1 FROM ${table} WHERE ${column('dedupeKey')} = :key${i})`,
+    );
+    const parameters: Record<string, unknown> = { discordId, kind, runAt: now, lockedUntil };
+    forums.forEach((forum, i) => {
+      parameters[`forum${i}`] = forum.name;
+      parameters[`key${i}`] = SyncQueue.dedupeKey(kind, forum.name, discordId);
+    });
+    const columns = ['discordId', 'forum', 'kind', 'status', 'attempts', 'runAt', 'lockedUntil'];
+    const [sql, bound] = connection.driver.escapeQueryWithParameters(
+      `INSERT INTO ${table} (${columns.map(column).join(', ')}) ${selects.join(' UNION ALL ')} ` +
+        `RETURNING ${returnedWithLink(repo)}`,
       parameters,
     );
-    const byForum = new Map(inserted.map((r) => [String(r.forum), r]));
+    const inserted: Record<string, unknown>[] = await repo.manager.query(sql, bound);
     const at = new Date(now);
-    return values.map((v) => {
-      const returned = byForum.get(v.forum)!;
+    return inserted.map((returned) => {
+      const forum = String(returned.forum);
       return {
-        ...v,
         id: Number(returned.id),
+        discordId,
+        forum,
+        kind,
+        status: 'running' as const,
+        dedupeKey: null,
+        attempts: 0,
+        runAt: now,
+        lockedUntil,
+        lastError: null,
         createdAt: at,
         updatedAt: at,
-        link: linkOf(returned, v.forum, discordId),
+        link: linkOf(returned, forum, discordId),
       };
     });
   }
@@ -266,6 +280,9 @@ export abstract class SyncQueue extends DiscourseConnectSyncQueue {
    */
   deliverClaimed(rows: ClaimedSyncJob[]): void {
     if (rows.length > 0) this.claimer?.(rows);
+    // The forums where a waiting job absorbed this one: the workers look for it.
+    const absorbed = this.settings.apiForums.length - rows.length;
+    if (absorbed > 0) this.notify(absorbed);
   }
 
   /** Registers the worker of this process that delivers rows written already claimed. */
