@@ -276,6 +276,19 @@ describe('outbox workers', () => {
       expect(await rows()).toEqual([]);
     });
 
+    it('not delivered yet when the worker stops goes back to the queue at once', async () => {
+      worker.onApplicationBootstrap();
+      await links.record('one', '1', { status: 'linked' });
+      await links.record('two', '1', { status: 'linked' });
+      const claimed = (await writeClaimed('1'))!;
+      queue.deliverClaimed(claimed); // the first one is being delivered...
+      await worker.onModuleDestroy(); // ...when the worker stops
+      expect(delivered).toEqual(['sync:1']);
+      expect((await rows()).map((r) => [r.id, r.status, r.lockedUntil, r.dedupeKey])).toEqual([
+        [claimed[1].id, 'pending', null, 'sync:two:1'],
+      ]);
+    });
+
     it('whose lease was taken back before its turn is left to the queue', async () => {
       worker.onApplicationBootstrap();
       await links.record('one', '1', { status: 'linked' });

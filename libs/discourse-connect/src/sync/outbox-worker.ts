@@ -2,6 +2,7 @@ import { Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common'
 import { LessThan, LessThanOrEqual, type Repository } from 'typeorm';
 import type { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import type { DiscourseConnectSyncJobEntity } from './sync-job.entity';
+import { isUniqueViolation } from '../common/database-errors';
 import { OPPOSITE_KIND, SyncQueue, type ClaimedSyncJob } from './sync-queue.service';
 
 /**
@@ -63,6 +64,11 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.running;
+    // Rows written already claimed and not delivered yet: back to the queue now, for another
+    // instance (else they would wait for their lease to run out).
+    const left = this.claimed;
+    this.claimed = [];
+    for (const row of left) await this.release(row);
   }
 
   /**
@@ -120,8 +126,11 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
    */
   private async processClaimed(rows: ClaimedSyncJob[]): Promise<void> {
     if (!this.handlesQueue) return;
-    for (const row of rows) {
-      if (this.stopped) return;
+    for (const [i, row] of rows.entries()) {
+      if (this.stopped) {
+        this.claimed.unshift(...rows.slice(i)); // released by onModuleDestroy
+        return;
+      }
       const leaseMs = this.settings.sync.leaseMs;
       if ((row.lockedUntil ?? 0) - Date.now() < leaseMs / 2) {
         const lockedUntil = Date.now() + leaseMs;
@@ -200,6 +209,28 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
       );
     } catch {
       await this.jobs.delete({ id: row.id });
+    }
+  }
+
+  /** A row this process claimed and did not process: back to the queue, if its lease is still ours. */
+  private async release(row: ClaimedSyncJob): Promise<void> {
+    const ours = { id: row.id, status: 'running' as const, lockedUntil: row.lockedUntil! };
+    try {
+      try {
+        await this.jobs.update(ours, {
+          status: 'pending',
+          lockedUntil: null,
+          dedupeKey: SyncQueue.dedupeKey(row.kind, row.forum, row.discordId),
+        });
+      } catch (error) {
+        if (!isUniqueViolation(error)) throw error;
+        // A job of its kind already waits for the member there: that one covers this one.
+        await this.jobs.delete(ours);
+      }
+    } catch (error) {
+      this.logger.warn(
+        `sync job ${row.id} stays claimed until its lease runs out: ${(error as Error).message}`,
+      );
     }
   }
 
