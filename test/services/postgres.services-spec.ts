@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import {
+  DiscourseConnectSettings,
   pickDiscordMetadata,
   SyncQueue,
   DatabaseSyncWorker,
@@ -283,6 +284,48 @@ describeWithServices('on PostgreSQL', () => {
     } finally {
       await fresh.drop();
     }
+  });
+
+  it('writes a sync job already claimed with the forum link read in the same statement; a waiting job absorbs it', async () => {
+    const queue = h.app.get(SyncQueue);
+    const discordId = '4000000000000000002';
+    const forum = h.app.get(DiscourseConnectSettings).apiForums[0].name;
+    await sql(
+      `INSERT INTO discourse_connect_forum_links (forum, discord_id, status, checked_at, forum_user_id, forum_username) VALUES ($1, $2, 'linked', $3, 41, 'claimed')`,
+      [forum, discordId, Date.now()],
+    );
+    const claim = () =>
+      h.app.get(DataSource).transaction((m) => queue.enqueueClaimed('sync', discordId, m));
+    const claimed = await claim();
+    expect(claimed).toEqual([
+      expect.objectContaining({
+        forum,
+        status: 'running',
+        dedupeKey: null,
+        link: expect.objectContaining({
+          status: 'linked',
+          forumUserId: 41,
+          forumUsername: 'claimed',
+          suspendedByModule: false,
+          anonymizedAt: null,
+        }),
+      }),
+    ]);
+    expect(await sql(`SELECT id, status FROM discourse_connect_sync_jobs`)).toEqual([
+      { id: claimed![0].id, status: 'running' },
+    ]);
+    await sql('DELETE FROM discourse_connect_sync_jobs');
+    // A job waiting for its next try absorbs the new one.
+    await sql(
+      `INSERT INTO discourse_connect_sync_jobs (discord_id, forum, kind, status, dedupe_key, attempts, run_at) VALUES ($1, $2, 'sync', 'pending', $3, 1, $4)`,
+      [discordId, forum, `sync:${forum}:${discordId}`, Date.now() + 600_000],
+    );
+    expect(await claim()).toEqual([]);
+    expect(await sql(`SELECT status FROM discourse_connect_sync_jobs`)).toEqual([
+      { status: 'pending' },
+    ]);
+    await sql('DELETE FROM discourse_connect_sync_jobs');
+    await sql(`DELETE FROM discourse_connect_forum_links WHERE discord_id = $1`, [discordId]);
   });
 
   it('reports numeric queue counts on /health', async () => {

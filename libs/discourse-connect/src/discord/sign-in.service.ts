@@ -5,7 +5,7 @@ import { DiscordApiError } from './discord-api.error';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents } from '../hooks/discourse-connect.events';
 import { DiscourseConnectFiltersService } from '../hooks/filters.service';
-import { SyncQueue } from '../sync/sync-queue.service';
+import { SyncQueue, type ClaimedSyncJob } from '../sync/sync-queue.service';
 import { mfaEnabledOf, pickDiscordMetadata, type DiscordMetadata } from '../users/discord-profile';
 import type { LocalUser } from '../users/local-user.interface';
 import { SignInRefusedError } from './sign-in.errors';
@@ -41,8 +41,9 @@ export class DiscourseConnectSignIn {
     await this.readRoles(discord, accessToken);
     const existing = await this.users.findByDiscordId(discord.id);
     await this.checkAllowed(discord, existing);
-    const outcome = await this.write(discord, existing, mfaEnabledOf(profile));
-    this.announce(outcome);
+    const claimed: { rows?: ClaimedSyncJob[] } = {};
+    const outcome = await this.write(discord, existing, mfaEnabledOf(profile), claimed);
+    this.announce(outcome, claimed);
     return outcome.user;
   }
 
@@ -88,12 +89,14 @@ export class DiscourseConnectSignIn {
 
   /**
    * Creates or updates the user. A changed profile reaches the forum without a browser round trip:
-   * the sync job is written in the same transaction as the change, and delivered by the worker.
+   * the sync job is written in the same transaction as the change, already claimed by this
+   * process's worker when it has one (kept in `claimed`), and delivered by the worker.
    */
   private write(
     discord: DiscordMetadata,
     existing: LocalUser | null,
     mfaEnabled: boolean,
+    claimed: { rows?: ClaimedSyncJob[] },
   ): Promise<SignInOutcome> {
     const { onFirstSignIn } = this.settings.sync;
     return this.users.signInFromDiscord(
@@ -102,10 +105,13 @@ export class DiscourseConnectSignIn {
         // A changed profile goes to the forums where the member has an account; with
         // `sync.onFirstSignIn` a first sign-in creates the account on every forum (`create`).
         // Two-factor authentication turned on or off changes staff flags, when roles grant any.
-        if (o.changed || (o.mfaChanged && this.staffRolesConfigured()))
-          await this.queue.enqueue('sync', o.user.discordId, { manager });
-        else if (o.created && onFirstSignIn)
-          await this.queue.enqueue('create', o.user.discordId, { manager });
+        let kind: 'sync' | 'create' | undefined;
+        if (o.changed || (o.mfaChanged && this.staffRolesConfigured())) kind = 'sync';
+        else if (o.created && onFirstSignIn) kind = 'create';
+        if (!kind) return;
+        const rows = await this.queue.enqueueClaimed(kind, o.user.discordId, manager);
+        if (rows) claimed.rows = rows;
+        else await this.queue.enqueue(kind, o.user.discordId, { manager });
       },
       { existing },
       mfaEnabled,
@@ -119,8 +125,8 @@ export class DiscourseConnectSignIn {
     );
   }
 
-  /** After the commit: wakes the queue's workers and emits the events. */
-  private announce(outcome: SignInOutcome): void {
+  /** After the commit: hands the claimed jobs over or wakes the queue's workers, and emits the events. */
+  private announce(outcome: SignInOutcome, claimed: { rows?: ClaimedSyncJob[] }): void {
     // Only when the write queued a job (see `write`): otherwise the workers would look for nothing.
     const queued =
       outcome.changed ||
@@ -128,7 +134,8 @@ export class DiscourseConnectSignIn {
       (outcome.created && this.settings.sync.onFirstSignIn);
     // One job per forum with an admin API key (see `SyncQueue.enqueue`).
     const forums = this.settings.apiForums.length;
-    if (queued && forums > 0) this.queue.notify(forums);
+    if (claimed.rows) this.queue.deliverClaimed(claimed.rows);
+    else if (queued && forums > 0) this.queue.notify(forums);
     if (outcome.created)
       this.actions.emit(DiscourseConnectEvents.UserCreated, { user: outcome.user });
     if (outcome.changed && outcome.previous) {

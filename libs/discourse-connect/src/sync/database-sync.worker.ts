@@ -5,7 +5,7 @@ import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { OutboxWorker } from './outbox-worker';
 import { SyncDeliveryCore, type SyncDeliveryOutcome } from './sync-delivery.core';
 import { DiscourseConnectSyncJobEntity } from './sync-job.entity';
-import { SyncQueue } from './sync-queue.service';
+import { SyncQueue, type ClaimedSyncJob } from './sync-queue.service';
 
 /**
  * The embedded queue's worker: delivers each outbox row to the forum (through
@@ -36,7 +36,13 @@ export class DatabaseSyncWorker extends OutboxWorker {
     return this.settings.sync.worker;
   }
 
-  protected async process(row: DiscourseConnectSyncJobEntity): Promise<void> {
+  protected async process(row: ClaimedSyncJob, claimedOnWrite = false): Promise<void> {
+    // Written by this process right after the change, and delivered within the read cache's window
+    // (`session.readCacheMs`): the member and their forum link as this process knows them stand.
+    const known =
+      claimedOnWrite && Date.now() - row.runAt <= this.settings.session.readCacheMs
+        ? { user: this.delivery.recentUser(row.discordId), link: row.link }
+        : {};
     await this.delivery.run(
       {
         id: String(row.id),
@@ -44,6 +50,7 @@ export class DatabaseSyncWorker extends OutboxWorker {
         discordId: row.discordId,
         forum: row.forum,
         attemptsMade: row.attempts,
+        ...known,
       },
       (outcome) => this.record(row, outcome),
     );

@@ -1,6 +1,7 @@
 import type { DiscourseAdminService, DiscourseUser } from '../admin/discourse-admin.service';
 import type { DiscourseConnectStaffFlags } from '../payload/staff-flags';
 import { ForumLinks, type ForumLink } from '../users/forum-links';
+import type { LocalUser } from '../users/local-user.interface';
 import type { UsersService } from '../users/users.service';
 import type { SyncJobKind } from './sync-job.entity';
 
@@ -35,7 +36,13 @@ export type ForumDelivery = { done: true } | { skipped: true; reason: string };
  * taken back by the next `sync`).
  */
 export async function deliverToForum(
-  job: { kind: SyncJobKind; discordId: string; forum: string },
+  job: {
+    kind: SyncJobKind;
+    discordId: string;
+    forum: string;
+    user?: LocalUser;
+    link?: ForumLink | null;
+  },
   users: UsersService,
   admin: DiscourseAdminService,
   links?: ForumLinks,
@@ -51,7 +58,7 @@ export async function deliverToForum(
     return result.found ? { done: true } : { skipped: true, reason: 'no account on that forum' };
   }
   if (links && job.kind === 'create' && lifecycle.anonymizedSignIn === 'refuse') {
-    const link = await links.find(job.forum, job.discordId);
+    const link = await recordedLink(job, links);
     if (link?.anonymizedAt) return { skipped: true, reason: 'the forum anonymized the account' };
   }
   let known: ForumLink | null = null;
@@ -67,7 +74,8 @@ export async function deliverToForum(
   if (job.kind === 'suspend' || job.kind === 'unsuspend') {
     return deliverSuspension({ ...job, kind: job.kind }, admin, links, lifecycle);
   }
-  const user = await users.findByDiscordId(job.discordId);
+  // A job this process wrote with the change carries the member as written: no second read.
+  const user = job.user ?? (await users.findByDiscordId(job.discordId));
   if (!user) return { done: true }; // nothing to push: the member is gone
   const plan = await staff?.planFor(user, job.forum);
   const granted = plan ? await staff!.beforeSync(plan) : [];
@@ -104,11 +112,11 @@ function sameAccount(link: ForumLink | null, synced: { id: number; username: str
  * the time.
  */
 async function hasForumAccount(
-  job: { discordId: string; forum: string },
+  job: { discordId: string; forum: string; link?: ForumLink | null },
   admin: DiscourseAdminService,
   links: ForumLinks,
 ): Promise<ForumLink | boolean> {
-  const link = await links.find(job.forum, job.discordId);
+  const link = await recordedLink(job, links);
   if (link?.status === 'linked') return link;
   if (link && ForumLinks.notFoundIsFresh(link)) return false;
   const askedAt = Date.now();
@@ -122,6 +130,14 @@ async function hasForumAccount(
     { askedAt },
   );
   return Boolean(found);
+}
+
+/** The member's link to the job's forum: the one the job carries (read with it), else read now. */
+function recordedLink(
+  job: { discordId: string; forum: string; link?: ForumLink | null },
+  links: ForumLinks,
+): Promise<ForumLink | null> | ForumLink | null {
+  return job.link !== undefined ? job.link : links.find(job.forum, job.discordId);
 }
 
 // Member lifecycle: suspend / unsuspend jobs.

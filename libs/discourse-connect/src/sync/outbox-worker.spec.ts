@@ -3,6 +3,8 @@ import { DataSource, type Repository } from 'typeorm';
 import type { DiscourseAdminService } from '../admin/discourse-admin.service';
 import { DiscourseApiError, DiscourseRateLimitError } from '../admin/discourse-api.errors';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
+import { DiscourseConnectForumLinkEntity } from '../users/forum-link.entity';
+import { ForumLinks } from '../users/forum-links';
 import type { UsersService } from '../users/users.service';
 import { DatabaseSyncQueue } from './database-sync-queue';
 import { DatabaseSyncWorker } from './database-sync.worker';
@@ -46,8 +48,14 @@ describe('outbox workers', () => {
       return true;
     },
   } as unknown as DiscourseAdminService;
+  let reads: string[];
+  let recent: Record<string, { discordId: string; name: string }>;
   const users = {
-    findByDiscordId: async (discordId: string) => ({ discordId }),
+    findByDiscordId: async (discordId: string) => {
+      reads.push(discordId);
+      return { discordId };
+    },
+    recentCopy: (discordId: string) => recent[discordId] ?? null,
   } as unknown as UsersService;
 
   const rows = () => jobs.find({ order: { id: 'ASC' } });
@@ -57,6 +65,8 @@ describe('outbox workers', () => {
     jobs = dataSource.getRepository(DiscourseConnectSyncJobEntity);
     failure = undefined;
     delivered = [];
+    reads = [];
+    recent = {};
     core = new SyncDeliveryCore(users, admin, settings, new DiscourseConnectActionsService());
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
   });
@@ -169,6 +179,131 @@ describe('outbox workers', () => {
       await worker.drain();
       expect(delivered).toEqual(['sync:3']);
       expect(await rows()).toEqual([expect.objectContaining({ discordId: '4' })]);
+    });
+  });
+
+  describe('a job written already claimed', () => {
+    const twoForums = settingsFixture({
+      sync: { leaseMs: 60_000 },
+      forums: ['one', 'two'].map((name) => ({
+        name,
+        url: `https://${name}.example.com/`,
+        secret: `${name}-forum-secret-0123456789`,
+        api: { key: 'api-key-0123456789' },
+      })),
+    });
+    let queue: DatabaseSyncQueue;
+    let worker: DatabaseSyncWorker;
+    let links: ForumLinks;
+    beforeEach(() => {
+      links = new ForumLinks(dataSource.getRepository(DiscourseConnectForumLinkEntity));
+      core = new SyncDeliveryCore(
+        users,
+        admin,
+        twoForums,
+        new DiscourseConnectActionsService(),
+        links,
+      );
+      queue = new DatabaseSyncQueue(jobs, twoForums);
+      worker = new DatabaseSyncWorker(jobs, queue, twoForums, core);
+    });
+    afterEach(() => worker.onModuleDestroy());
+
+    const writeClaimed = (discordId: string) =>
+      dataSource.transaction((manager) => queue.enqueueClaimed('sync', discordId, manager));
+
+    it('is only written by a process whose worker delivers the outbox, and not for a kind with an opposite', async () => {
+      expect(await writeClaimed('1')).toBeNull();
+      worker.onApplicationBootstrap();
+      expect(
+        await dataSource.transaction((m) => queue.enqueueClaimed('suspend', '1', m)),
+      ).toBeNull();
+      expect(await writeClaimed('1')).toHaveLength(2);
+    });
+
+    it('is running under a lease, carries the link read with it, and is delivered after the commit without a claim or a read', async () => {
+      worker.onApplicationBootstrap();
+      await links.record('one', '1', { status: 'linked', account: { id: 7, username: 'seven' } });
+      await links.record('two', '1', { status: 'linked' });
+      const before = Date.now();
+      const claimed = (await writeClaimed('1'))!;
+      expect(claimed.map((r) => [r.forum, r.link?.status, r.link?.forumUserId])).toEqual([
+        ['one', 'linked', 7],
+        ['two', 'linked', null],
+      ]);
+      const stored = await rows();
+      expect(stored.map((r) => [r.id, r.status, r.dedupeKey])).toEqual(
+        claimed.map((r) => [r.id, 'running', null]),
+      );
+      expect(stored[0].lockedUntil).toBeGreaterThanOrEqual(before + 60_000);
+      // Not for the poll while its lease holds.
+      await worker.drain();
+      expect(delivered).toEqual([]);
+
+      const find = jest.spyOn(links, 'find');
+      recent['1'] = { discordId: '1', name: 'as written' };
+      queue.deliverClaimed(claimed);
+      for (let i = 0; i < 200 && delivered.length < 2; i++) await sleep(10);
+      expect(delivered).toEqual(['sync:1', 'sync:1']);
+      expect(find).not.toHaveBeenCalled();
+      expect(reads).toEqual([]);
+      for (let i = 0; i < 200 && (await rows()).length > 0; i++) await sleep(10);
+      expect(await rows()).toEqual([]);
+    });
+
+    it('is absorbed by a job of its kind already waiting for the member on that forum', async () => {
+      await queue.enqueue('sync', '1', { forum: 'two' });
+      // Waiting for its next try (a failed one before).
+      await jobs.update({ discordId: '1' }, { runAt: Date.now() + 60_000, attempts: 1 });
+      worker.onApplicationBootstrap();
+      const claimed = (await writeClaimed('1'))!;
+      expect(claimed.map((r) => r.forum)).toEqual(['one']);
+      expect((await rows()).map((r) => [r.forum, r.status])).toEqual([
+        ['two', 'pending'],
+        ['one', 'running'],
+      ]);
+    });
+
+    it('whose process stopped before delivering it is delivered by the poll once its lease ran out, reading the member', async () => {
+      worker.onApplicationBootstrap();
+      await links.record('one', '1', { status: 'linked' });
+      await links.record('two', '1', { status: 'linked' });
+      await writeClaimed('1');
+      await jobs.update({ discordId: '1' }, { lockedUntil: 1 });
+      await worker.drain();
+      expect(delivered).toEqual(['sync:1', 'sync:1']);
+      expect(reads).toEqual(['1', '1']);
+      expect(await rows()).toEqual([]);
+    });
+
+    it('not delivered yet when the worker stops goes back to the queue at once', async () => {
+      worker.onApplicationBootstrap();
+      await links.record('one', '1', { status: 'linked' });
+      await links.record('two', '1', { status: 'linked' });
+      const claimed = (await writeClaimed('1'))!;
+      queue.deliverClaimed(claimed); // the first one is being delivered...
+      await worker.onModuleDestroy(); // ...when the worker stops
+      expect(delivered).toEqual(['sync:1']);
+      expect((await rows()).map((r) => [r.id, r.status, r.lockedUntil, r.dedupeKey])).toEqual([
+        [claimed[1].id, 'pending', null, 'sync:two:1'],
+      ]);
+    });
+
+    it('whose lease was taken back before its turn is left to the queue', async () => {
+      worker.onApplicationBootstrap();
+      await links.record('one', '1', { status: 'linked' });
+      await links.record('two', '1', { status: 'linked' });
+      const claimed = (await writeClaimed('1'))!;
+      // The worker was busy past half the lease, and the lease of the first row was taken back.
+      for (const row of claimed) row.lockedUntil = Date.now() + 1000;
+      await jobs.update({ id: claimed[0].id }, { status: 'pending', lockedUntil: null });
+      await jobs.update({ id: claimed[1].id }, { lockedUntil: claimed[1].lockedUntil! });
+      queue.deliverClaimed(claimed);
+      for (let i = 0; i < 200 && delivered.length < 1; i++) await sleep(10);
+      await worker.onModuleDestroy();
+      // The second one renewed its lease and was delivered; the first waits for the poll.
+      expect(delivered).toEqual(['sync:1']);
+      expect((await rows()).map((r) => [r.id, r.status])).toEqual([[claimed[0].id, 'pending']]);
     });
   });
 

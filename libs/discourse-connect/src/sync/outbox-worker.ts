@@ -2,7 +2,8 @@ import { Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common'
 import { LessThan, LessThanOrEqual, type Repository } from 'typeorm';
 import type { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import type { DiscourseConnectSyncJobEntity } from './sync-job.entity';
-import { OPPOSITE_KIND, SyncQueue } from './sync-queue.service';
+import { isUniqueViolation } from '../common/database-errors';
+import { OPPOSITE_KIND, SyncQueue, type ClaimedSyncJob } from './sync-queue.service';
 
 /**
  * Works through the database outbox of sync jobs, oldest first: claims each due row under a lease
@@ -21,6 +22,8 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
   private full = false;
   /** Rows announced by enqueues in this process since the last pass started. */
   private announced = 0;
+  /** Rows this process wrote already claimed (`SyncQueue.enqueueClaimed`), delivered first. */
+  private claimed: ClaimedSyncJob[] = [];
 
   constructor(
     protected readonly jobs: Repository<DiscourseConnectSyncJobEntity>,
@@ -36,8 +39,11 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
     return true;
   }
 
-  /** Does the work of a claimed row (status `running`), and deletes or requeues it. */
-  protected abstract process(row: DiscourseConnectSyncJobEntity): Promise<void>;
+  /**
+   * Does the work of a claimed row (status `running`), and deletes or requeues it. `claimedOnWrite`:
+   * this process wrote the row already claimed, right after writing the change that caused it.
+   */
+  protected abstract process(row: ClaimedSyncJob, claimedOnWrite?: boolean): Promise<void>;
 
   onApplicationBootstrap(): void {
     if (!this.handlesQueue || !this.startsOnBoot) return;
@@ -48,6 +54,7 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
       return;
     }
     this.queue.onEnqueued((rows) => this.kick(rows));
+    this.queue.onClaimed((rows) => this.take(rows));
     this.timer = setInterval(() => this.kick(), this.settings.sync.pollIntervalMs);
     this.timer.unref();
     this.kick();
@@ -57,6 +64,11 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.running;
+    // Rows written already claimed and not delivered yet: back to the queue now, for another
+    // instance (else they would wait for their lease to run out).
+    const left = this.claimed;
+    this.claimed = [];
+    for (const row of left) await this.release(row);
   }
 
   /**
@@ -72,6 +84,13 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
     this.start();
   }
 
+  /** Rows written already claimed by this process (committed): delivered before anything else. */
+  take(rows: ClaimedSyncJob[]): void {
+    if (this.stopped) return; // their lease runs out, then the poll delivers them
+    this.claimed.push(...rows);
+    this.start();
+  }
+
   private start(): void {
     if (this.running) {
       this.again = true;
@@ -79,10 +98,12 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
     }
     const full = this.full;
     const rows = this.announced;
-    if (!full && rows <= 0) return;
+    const claimed = this.claimed;
+    if (!full && rows <= 0 && claimed.length === 0) return;
     this.full = false;
     this.announced = 0;
-    this.running = (full ? this.drain() : this.drainAnnounced(rows))
+    this.claimed = [];
+    this.running = this.pass(claimed, full, rows)
       .catch((error) => this.logger.error(`sync worker pass failed: ${(error as Error).message}`))
       .finally(() => {
         this.running = undefined;
@@ -91,6 +112,37 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
           this.start();
         }
       });
+  }
+
+  private async pass(claimed: ClaimedSyncJob[], full: boolean, rows: number): Promise<void> {
+    await this.processClaimed(claimed);
+    if (full) await this.drain();
+    else if (rows > 0) await this.drainAnnounced(rows);
+  }
+
+  /**
+   * Rows written already claimed by this process. One whose lease has less than half left (the
+   * worker was busy) has it renewed first, only if no one took it back meanwhile.
+   */
+  private async processClaimed(rows: ClaimedSyncJob[]): Promise<void> {
+    if (!this.handlesQueue) return;
+    for (const [i, row] of rows.entries()) {
+      if (this.stopped) {
+        this.claimed.unshift(...rows.slice(i)); // released by onModuleDestroy
+        return;
+      }
+      const leaseMs = this.settings.sync.leaseMs;
+      if ((row.lockedUntil ?? 0) - Date.now() < leaseMs / 2) {
+        const lockedUntil = Date.now() + leaseMs;
+        const renewed = await this.jobs.update(
+          { id: row.id, status: 'running', lockedUntil: row.lockedUntil! },
+          { lockedUntil },
+        );
+        if (!renewed.affected) continue; // back to the queue already: the poll delivers it
+        row.lockedUntil = lockedUntil;
+      }
+      await this.process(row, true);
+    }
   }
 
   /** Processes up to `rows` due rows (the ones an enqueue just announced, or older due ones). */
@@ -157,6 +209,28 @@ export abstract class OutboxWorker implements OnApplicationBootstrap, OnModuleDe
       );
     } catch {
       await this.jobs.delete({ id: row.id });
+    }
+  }
+
+  /** A row this process claimed and did not process: back to the queue, if its lease is still ours. */
+  private async release(row: ClaimedSyncJob): Promise<void> {
+    const ours = { id: row.id, status: 'running' as const, lockedUntil: row.lockedUntil! };
+    try {
+      try {
+        await this.jobs.update(ours, {
+          status: 'pending',
+          lockedUntil: null,
+          dedupeKey: SyncQueue.dedupeKey(row.kind, row.forum, row.discordId),
+        });
+      } catch (error) {
+        if (!isUniqueViolation(error)) throw error;
+        // A job of its kind already waits for the member there: that one covers this one.
+        await this.jobs.delete(ours);
+      }
+    } catch (error) {
+      this.logger.warn(
+        `sync job ${row.id} stays claimed until its lease runs out: ${(error as Error).message}`,
+      );
     }
   }
 

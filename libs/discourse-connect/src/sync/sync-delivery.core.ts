@@ -4,8 +4,9 @@ import { DiscourseApiError, DiscourseRateLimitError } from '../admin/discourse-a
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectActionsService } from '../hooks/actions.service';
 import { DiscourseConnectEvents, type SyncJobEvent } from '../hooks/discourse-connect.events';
-import { ForumLinks } from '../users/forum-links';
+import { ForumLinks, type ForumLink } from '../users/forum-links';
 import { DiscourseConnectStaffFlags } from '../payload/staff-flags';
+import type { LocalUser } from '../users/local-user.interface';
 import { UsersService } from '../users/users.service';
 import { deliverToForum, type ForumDelivery } from './deliver-to-forum';
 import type { SyncJobKind } from './sync-job.entity';
@@ -15,6 +16,16 @@ export interface SyncWork {
   kind: SyncJobKind;
   discordId: string;
   forum: string;
+  /**
+   * The member as this process last wrote (or read) them, when the job was written by this
+   * process with the change: pushed without reading the user store again.
+   */
+  user?: LocalUser;
+  /**
+   * The member's link to the forum (null: none recorded), read with the job by this process just
+   * before: used instead of reading it again. Undefined: read it.
+   */
+  link?: ForumLink | null;
 }
 
 /** One job as a queue holds it: its id (a database row id stringified, or BullMQ's id) and attempts so far. */
@@ -136,6 +147,14 @@ export class SyncDeliveryCore {
       );
     }
     return result;
+  }
+
+  /**
+   * This process's copy of the member, for a job it wrote right after the change that caused it
+   * (see {@link UsersService.recentCopy}); undefined when it has none.
+   */
+  recentUser(discordId: string): LocalUser | undefined {
+    return this.users.recentCopy(discordId) ?? undefined;
   }
 
   /** The delay before the next try after `attempts` failed ones (the one backoff of every queue). */

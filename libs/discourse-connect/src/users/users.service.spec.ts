@@ -251,6 +251,20 @@ describe('UsersService.findSignedIn (the per-request read)', () => {
     expect(second.metadata.username).toBe('ava.migrated');
   });
 
+  it('recentCopy: the member as a committed sign-in wrote them, none once a change is under way or with readCacheMs 0', async () => {
+    const users = await make();
+    expect(users.recentCopy(meta().id)).toBeNull();
+    await users.signInFromDiscord(meta({ username: 'ava.renamed' }));
+    store.calls.findByDiscordId = 0;
+    expect(users.recentCopy(meta().id)).toMatchObject({ username: 'ava.renamed' });
+    expect(store.calls.findByDiscordId).toBe(0);
+    users.forget(meta().id);
+    expect(users.recentCopy(meta().id)).toBeNull();
+    const uncached = await make(0);
+    await uncached.signInFromDiscord(meta({ username: 'ava.again' }));
+    expect(uncached.recentCopy(meta().id)).toBeNull();
+  });
+
   it('never keeps a user that is not there', async () => {
     const users = await make();
     expect(await users.findSignedIn('123456789012345678')).toBeNull();

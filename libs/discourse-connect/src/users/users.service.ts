@@ -48,14 +48,23 @@ export class UsersService {
    * instance, the host writing its own users table) within that window is seen when it ends.
    */
   async findSignedIn(discordId: string): Promise<LocalUser | null> {
-    const now = Date.now();
-    const hit = this.recent.get(discordId);
-    if (hit && hit.freshUntil > now) return copyOf(hit.user);
+    const hit = this.recentCopy(discordId);
+    if (hit) return hit;
     const writesBefore = this.writes;
     const user = await this.store.findByDiscordId(discordId);
     if (user && this.writes === writesBefore) this.remember(user);
     else if (!user) this.recent.delete(discordId);
     return user;
+  }
+
+  /**
+   * This process's copy of a member it wrote or read within `session.readCacheMs`, or null (then
+   * read the store). A change made through this service drops it until its commit puts the new
+   * row there; a change made elsewhere within that window is not seen.
+   */
+  recentCopy(discordId: string): LocalUser | null {
+    const hit = this.recent.get(discordId);
+    return hit && hit.freshUntil > Date.now() ? copyOf(hit.user) : null;
   }
 
   /** Whether the user store can list its users (`listDiscordIds`), for bulk work. */
