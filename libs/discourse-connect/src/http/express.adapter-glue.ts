@@ -1,10 +1,16 @@
 import type { MiddlewareConsumer } from '@nestjs/common';
-import type { Application, NextFunction, Request, Response } from 'express';
-import { DiscourseConnectSessionMiddleware } from '../session/session.middleware';
+import type { Application, NextFunction, Request, RequestHandler, Response } from 'express';
+import { sessionMiddleware } from '../session/session.middleware';
+import {
+  legacySessionCookieName,
+  parseCookieHeader,
+  sessionCookieName,
+} from '../session/session-store.factory';
 import {
   BODYLESS_METHODS,
   refusedBody,
   requestPath,
+  type HandshakeShortcut,
   type HttpAdapterGlue,
   type HttpInstallContext,
 } from './http-adapter-glue';
@@ -12,13 +18,19 @@ import {
 /**
  * `@nestjs/platform-express`: express-session and passport as Nest middleware on every route
  * (`session/session.middleware.ts`), and an error middleware for the body parser's errors on the
- * module's routes.
+ * module's routes. A signed-in handshake the module can answer early skips the session layer and
+ * is answered right before the SSO route's handler (see {@link ExpressEarlyHandshake}).
  */
 export class ExpressAdapterGlue implements HttpAdapterGlue {
   readonly name = 'express';
 
-  async installSessions(consumer: MiddlewareConsumer): Promise<void> {
-    consumer.apply(DiscourseConnectSessionMiddleware).forRoutes('{*path}');
+  async installSessions(consumer: MiddlewareConsumer, parts: HttpInstallContext): Promise<void> {
+    const load = sessionMiddleware(parts.settings, parts.store, parts.passport);
+    const shortcut = parts.handshake;
+    const middleware = shortcut
+      ? new ExpressEarlyHandshake(parts, shortcut, load).sessionLayer
+      : load;
+    consumer.apply(middleware).forRoutes('{*path}');
   }
 
   routeEarlyErrors(parts: HttpInstallContext): void {
@@ -93,4 +105,124 @@ function isBodyParserError(error: unknown): boolean {
   return (
     typeof e?.type === 'string' && typeof e.status === 'number' && e.status >= 400 && e.status < 500
   );
+}
+
+/** The session cookie value of a request the session layer left to the early answer. */
+const deferred = new WeakMap<object, string>();
+
+/** What the early answer reads of Express's router (`router` 2): its layers and their routes. */
+interface RouterLayer {
+  route?: {
+    path: unknown;
+    methods: Record<string, boolean | undefined>;
+    stack: unknown[];
+    get(handler: RequestHandler): unknown;
+  };
+  matchers?: ((path: string) => unknown)[];
+}
+
+/**
+ * The signed-in handshake answered early on Express, without skipping any middleware of the host.
+ * Nest mounts every middleware (the module's, then the host's) before any route, so the answer
+ * sits on the SSO route itself, as the first handler of its Express `Route`: after all middleware,
+ * just before Nest's handler. The session layer (a middleware, mounted first) recognises a request
+ * that answer may take (GET of the SSO route, a verified cookie of a session this process holds
+ * signed in) and lets it pass without loading its session; the answer then gives the route's
+ * redirect, or, when it cannot (over a rate limit, the member not cached, a filter refused…),
+ * loads the session it skipped and hands the request to Nest's handler as usual.
+ */
+class ExpressEarlyHandshake {
+  /** Whether the answer sits on the SSO route (decided at the first request it could take). */
+  private attached?: boolean;
+  private readonly cookieName: string;
+  private readonly legacyName?: string;
+  /** `name=`, to see whether the cookie header holds the session cookie once only. */
+  private readonly cookieKey: string;
+
+  constructor(
+    private readonly parts: HttpInstallContext,
+    private readonly shortcut: HandshakeShortcut,
+    private readonly load: RequestHandler,
+  ) {
+    this.cookieName = sessionCookieName(parts.settings);
+    this.legacyName = legacySessionCookieName(parts.settings);
+    this.cookieKey = `${this.cookieName}=`;
+  }
+
+  /** The module's session middleware: loads the session, unless the early answer may take the request. */
+  readonly sessionLayer: RequestHandler = (req, res, next) => {
+    if (this.attached === false) return this.load(req, res, next);
+    const cookie = this.deferrable(req);
+    if (cookie === undefined) return this.load(req, res, next);
+    deferred.set(req, cookie);
+    next();
+  };
+
+  /** Before Nest's handler of the SSO route: the early answer, or the session skipped, then the route. */
+  private readonly answer: RequestHandler = (req, res, next) => {
+    const cookie = deferred.get(req);
+    if (cookie === undefined) return next();
+    deferred.delete(req);
+    const pending = this.shortcut.answer(req, cookie, req.ip);
+    if (pending === undefined) return this.load(req, res, next);
+    pending.then(
+      (location) => {
+        if (location === undefined) return this.load(req, res, next);
+        // The route's own headers (@Header on the SSO route) in the order Nest sets them, then
+        // its redirect, written as Nest writes it (`res.redirect`). The module's security headers
+        // and the host's middleware ran already.
+        res.set('Referrer-Policy', 'no-referrer');
+        res.set('Cache-Control', 'no-store');
+        res.redirect(302, location);
+      },
+      () => this.load(req, res, next),
+    );
+  };
+
+  /** The session cookie's value when the early answer may take the request (the session not loaded then). */
+  private deferrable(req: Request): string | undefined {
+    if (req.method !== 'GET') return undefined;
+    const header = req.headers.cookie;
+    if (header === undefined) return undefined;
+    // Cookies under the old name, or the name twice: the session layer sorts them out.
+    const at = header.indexOf(this.cookieKey);
+    if (at === -1 || header.indexOf(this.cookieKey, at + 1) !== -1) return undefined;
+    if (this.legacyName !== undefined && header.includes(this.legacyName)) return undefined;
+    const value = cookieValue(parseCookieHeader(header)[this.cookieName]);
+    if (value === undefined) return undefined;
+    const target = req.originalUrl;
+    if (!this.shortcut.mayAnswer(req.method, target, value)) return undefined;
+    if (this.attached === undefined)
+      this.attached = this.attach(target.slice(0, target.indexOf('?')));
+    return this.attached ? value : undefined;
+  }
+
+  /**
+   * Puts the answer first on the route that takes `path` (the SSO route's path), once Nest has
+   * mounted everything: only when that first route is the SSO route itself, registered at exactly
+   * this path for GET.
+   */
+  private attach(path: string): boolean {
+    const app = this.parts.instance as { router?: { stack?: RouterLayer[] } };
+    for (const layer of app.router?.stack ?? []) {
+      const route = layer.route;
+      if (!route || !layer.matchers?.some((match) => match(path))) continue;
+      if (route.path !== path || !route.methods.get) return false;
+      route.get(this.answer);
+      route.stack.unshift(route.stack.pop());
+      return true;
+    }
+    return false;
+  }
+}
+
+/** A cookie value as express-session reads it (`cookie`'s parse): percent-decoded; undefined when quoted or not decodable. */
+function cookieValue(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw.startsWith('"')) return undefined;
+  if (!raw.includes('%')) return raw;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
 }

@@ -141,6 +141,12 @@ export interface HandshakeShortcut {
     sessionCookie: string | undefined,
     ip?: string,
   ): Promise<string | undefined> | undefined;
+  /**
+   * Whether {@link answer} may take the request, known at once and cheaply (method, path, a
+   * verified cookie of a session held here): the session layer then leaves loading the session
+   * to the answer, which does it only if it cannot answer. `target`: path and query as sent.
+   */
+  mayAnswer(method: string, target: string, sessionCookie: string): boolean;
 }
 
 /** What the early handshake answer reads of a request (Node's, or the framework's). */
