@@ -118,7 +118,6 @@ interface RouterLayer {
     stack: unknown[];
     get(handler: RequestHandler): unknown;
   };
-  matchers?: ((path: string) => unknown)[];
 }
 
 /**
@@ -198,16 +197,19 @@ class ExpressEarlyHandshake {
   }
 
   /**
-   * Puts the answer first on the route that takes `path` (the SSO route's path), once Nest has
-   * mounted everything: only when that first route is the SSO route itself, registered at exactly
-   * this path for GET.
+   * Puts the answer first on the SSO route once Nest has mounted everything: on the Express
+   * `Route` at exactly this path that holds Nest's handler of the SSO route (which Nest names
+   * `<controller>.<handler>`). Middleware mounted on that path (Nest mounts a middleware bound to
+   * a controller's routes as a route of its own, before the handlers) still runs first.
    */
   private attach(path: string): boolean {
     const app = this.parts.instance as { router?: { stack?: RouterLayer[] } };
+    const { controller, handler } = this.shortcut.route;
+    const name = `${controller}.${handler}`;
     for (const layer of app.router?.stack ?? []) {
       const route = layer.route;
-      if (!route || !layer.matchers?.some((match) => match(path))) continue;
-      if (route.path !== path || !route.methods.get) return false;
+      if (!route || route.path !== path || !route.methods.get) continue;
+      if (!route.stack.some((l) => (l as { name?: string }).name === name)) continue;
       route.get(this.answer);
       route.stack.unshift(route.stack.pop());
       return true;

@@ -130,6 +130,8 @@ function headerValue(value: string | string[] | undefined): string | undefined {
  * goes the normal way.
  */
 export interface HandshakeShortcut {
+  /** The route it answers for: its controller class and handler (Nest names the route's handler after them). */
+  readonly route: { controller: string; handler: string };
   /**
    * The `Location` of the 302, or undefined (at once, or once the promise resolves) to let the
    * route answer. `sessionCookie`: the session cookie's decoded value, if the request has one;

@@ -40,6 +40,7 @@ export function takeShortcutFailure(req: object): { error: unknown } | undefined
  */
 @Injectable()
 export class SsoHandshakeShortcut implements HandshakeShortcut {
+  readonly route = HANDSHAKE_ROUTE;
   private usable?: boolean;
   private path?: string;
 
