@@ -1,11 +1,7 @@
 import type { MiddlewareConsumer } from '@nestjs/common';
 import type { Application, NextFunction, Request, RequestHandler, Response } from 'express';
 import { sessionMiddleware } from '../session/session.middleware';
-import {
-  legacySessionCookieName,
-  parseCookieHeader,
-  sessionCookieName,
-} from '../session/session-store.factory';
+import { sessionCookieName } from '../session/session-store.factory';
 import {
   BODYLESS_METHODS,
   refusedBody,
@@ -54,7 +50,11 @@ export class ExpressAdapterGlue implements HttpAdapterGlue {
     // charset other than UTF-8) gets its 415 here even when the parser accepted it (it inflates
     // gzip, decodes UTF-16) …
     app.use((req: Request, res: Response, next: NextFunction) => {
-      const refusal = isModuleRoute(req) ? refusedBody(req as never) : undefined;
+      // GET and HEAD first: their body is never refused (most requests: one set lookup).
+      const refusal =
+        !BODYLESS_METHODS.has(req.method) && isModuleRoute(req)
+          ? refusedBody(req as never)
+          : undefined;
       if (refusal) render(refusal, req, res, next);
       else next();
     });
@@ -134,9 +134,6 @@ class ExpressEarlyHandshake {
   /** Whether the answer sits on the SSO route (decided at the first request it could take). */
   private attached?: boolean;
   private readonly cookieName: string;
-  private readonly legacyName?: string;
-  /** `name=`, to see whether the cookie header holds the session cookie once only. */
-  private readonly cookieKey: string;
 
   constructor(
     private readonly parts: HttpInstallContext,
@@ -144,8 +141,6 @@ class ExpressEarlyHandshake {
     private readonly load: RequestHandler,
   ) {
     this.cookieName = sessionCookieName(parts.settings);
-    this.legacyName = legacySessionCookieName(parts.settings);
-    this.cookieKey = `${this.cookieName}=`;
   }
 
   /** The module's session middleware: loads the session, unless the early answer may take the request. */
@@ -162,7 +157,10 @@ class ExpressEarlyHandshake {
     const cookie = deferred.get(req);
     if (cookie === undefined) return next();
     deferred.delete(req);
-    const pending = this.shortcut.answer(req, cookie, req.ip);
+    // Express's req.ip is the socket's address unless X-Forwarded-For names others (then its
+    // `trust proxy` setting decides): computed only then.
+    const ip = req.headers['x-forwarded-for'] === undefined ? req.socket.remoteAddress : req.ip;
+    const pending = this.shortcut.answer(req, cookie, ip);
     if (pending === undefined) return this.load(req, res, next);
     pending.then(
       (location) => {
@@ -183,11 +181,9 @@ class ExpressEarlyHandshake {
     if (req.method !== 'GET') return undefined;
     const header = req.headers.cookie;
     if (header === undefined) return undefined;
-    // Cookies under the old name, or the name twice: the session layer sorts them out.
-    const at = header.indexOf(this.cookieKey);
-    if (at === -1 || header.indexOf(this.cookieKey, at + 1) !== -1) return undefined;
-    if (this.legacyName !== undefined && header.includes(this.legacyName)) return undefined;
-    const value = cookieValue(parseCookieHeader(header)[this.cookieName]);
+    // With the session cookie there, a cookie under its old name is left alone by the session
+    // layer: nothing to move.
+    const value = cookieOf(header, this.cookieName);
     if (value === undefined) return undefined;
     const target = req.originalUrl;
     if (!this.shortcut.mayAnswer(req.method, target, value)) return undefined;
@@ -218,13 +214,62 @@ class ExpressEarlyHandshake {
   }
 }
 
-/** A cookie value as express-session reads it (`cookie`'s parse): percent-decoded; undefined when quoted or not decodable. */
-function cookieValue(raw: string | undefined): string | undefined {
-  if (raw === undefined || raw.startsWith('"')) return undefined;
-  if (!raw.includes('%')) return raw;
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return undefined;
+/**
+ * The value of cookie `name` in a `Cookie` header exactly as express-session reads it (the
+ * `cookie` package's parse: the first pair of that name, spaces and tabs trimmed, quotes removed,
+ * percent-decoded when it can be), without parsing the other cookies.
+ */
+export function cookieOf(header: string, name: string): string | undefined {
+  const length = header.length;
+  let index = 0;
+  while (index < length) {
+    const eq = header.indexOf('=', index);
+    if (eq === -1) return undefined;
+    let end = header.indexOf(';', index);
+    if (end === -1) end = length;
+    else if (eq > end) {
+      index = end + 1; // a pair without '=': skipped
+      continue;
+    }
+    const keyStart = skipBlanks(header, index, eq);
+    if (eq - keyStart >= name.length && header.startsWith(name, keyStart)) {
+      if (trimBlanks(header, eq, keyStart) === keyStart + name.length) {
+        let start = skipBlanks(header, eq + 1, end);
+        let stop = trimBlanks(header, end, start);
+        if (header.charCodeAt(start) === 0x22 && header.charCodeAt(stop - 1) === 0x22) {
+          start++;
+          stop--;
+        }
+        const raw = header.slice(start, stop);
+        if (!raw.includes('%')) return raw;
+        try {
+          return decodeURIComponent(raw);
+        } catch {
+          return raw;
+        }
+      }
+    }
+    index = end + 1;
   }
+  return undefined;
+}
+
+/** The first index from `index` (below `max`) that is not a space or tab. */
+function skipBlanks(text: string, index: number, max: number): number {
+  while (index < max) {
+    const code = text.charCodeAt(index);
+    if (code !== 0x20 && code !== 0x09) return index;
+    index++;
+  }
+  return max;
+}
+
+/** The end of the text before `index` (down to `min`) without trailing spaces and tabs. */
+function trimBlanks(text: string, index: number, min: number): number {
+  while (index > min) {
+    const code = text.charCodeAt(index - 1);
+    if (code !== 0x20 && code !== 0x09) return index;
+    index--;
+  }
+  return min;
 }
