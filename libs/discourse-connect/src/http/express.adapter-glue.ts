@@ -134,6 +134,9 @@ class ExpressEarlyHandshake {
   /** Whether the answer sits on the SSO route (decided at the first request it could take). */
   private attached?: boolean;
   private readonly cookieName: string;
+  /** Client addresses by socket address and X-Forwarded-For, for {@link trust}. */
+  private readonly addresses = new Map<string, string>();
+  private trust: unknown;
 
   constructor(
     private readonly parts: HttpInstallContext,
@@ -157,9 +160,7 @@ class ExpressEarlyHandshake {
     const cookie = deferred.get(req);
     if (cookie === undefined) return next();
     deferred.delete(req);
-    // Express's req.ip is the socket's address unless X-Forwarded-For names others (then its
-    // `trust proxy` setting decides): computed only then.
-    const ip = req.headers['x-forwarded-for'] === undefined ? req.socket.remoteAddress : req.ip;
+    const ip = this.clientAddress(req);
     const pending = this.shortcut.answer(req, cookie, ip);
     if (pending === undefined) return this.load(req, res, next);
     pending.then(
@@ -175,6 +176,31 @@ class ExpressEarlyHandshake {
       () => this.load(req, res, next),
     );
   };
+
+  /**
+   * `req.ip`: the socket's address unless X-Forwarded-For names others; then what Express's
+   * `trust proxy` setting makes of both, remembered (a pure function of the two and the setting;
+   * a bounded number, forgotten at once when full or when the setting changes).
+   */
+  private clientAddress(req: Request): string | undefined {
+    const forwarded = req.headers['x-forwarded-for'];
+    const peer = req.socket.remoteAddress;
+    if (forwarded === undefined) return peer;
+    const trust: unknown = req.app.get('trust proxy fn');
+    if (trust !== this.trust) {
+      this.addresses.clear();
+      this.trust = trust;
+    }
+    const key = `${peer} ${forwarded}`;
+    let ip = this.addresses.get(key);
+    if (ip === undefined) {
+      ip = req.ip;
+      if (ip === undefined) return undefined;
+      if (this.addresses.size >= 10_000) this.addresses.clear();
+      this.addresses.set(key, ip);
+    }
+    return ip;
+  }
 
   /** The session cookie's value when the early answer may take the request (the session not loaded then). */
   private deferrable(req: Request): string | undefined {
