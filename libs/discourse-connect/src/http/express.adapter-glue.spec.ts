@@ -1,5 +1,10 @@
-import { parse } from 'cookie';
 import { cookieOf } from './express.adapter-glue';
+
+// express-session's own cookie parser (`cookie` 0.7), which ships no type declarations.
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- an untyped CommonJS package, typed here
+const { parse } = require('cookie') as {
+  parse(header: string): Record<string, string | undefined>;
+};
 
 /**
  * The early handshake answer on Express reads the session cookie itself, and must read exactly
