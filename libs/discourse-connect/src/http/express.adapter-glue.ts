@@ -134,8 +134,8 @@ class ExpressEarlyHandshake {
   /** Whether the answer sits on the SSO route (decided at the first request it could take). */
   private attached?: boolean;
   private readonly cookieName: string;
-  /** Client addresses by socket address and X-Forwarded-For, for {@link trust}. */
-  private readonly addresses = new Map<string, string>();
+  /** Client addresses by socket address, then X-Forwarded-For, for {@link trust}. */
+  private readonly addresses = new Map<string, Map<string, string>>();
   private trust: unknown;
 
   constructor(
@@ -186,18 +186,24 @@ class ExpressEarlyHandshake {
     const forwarded = req.headers['x-forwarded-for'];
     const peer = req.socket.remoteAddress;
     if (forwarded === undefined) return peer;
+    if (typeof forwarded !== 'string' || peer === undefined) return req.ip;
     const trust: unknown = req.app.get('trust proxy fn');
     if (trust !== this.trust) {
       this.addresses.clear();
       this.trust = trust;
     }
-    const key = `${peer} ${forwarded}`;
-    let ip = this.addresses.get(key);
+    let known = this.addresses.get(peer);
+    if (known === undefined) {
+      if (this.addresses.size >= 100) this.addresses.clear();
+      known = new Map();
+      this.addresses.set(peer, known);
+    }
+    let ip = known.get(forwarded);
     if (ip === undefined) {
       ip = req.ip;
       if (ip === undefined) return undefined;
-      if (this.addresses.size >= 10_000) this.addresses.clear();
-      this.addresses.set(key, ip);
+      if (known.size >= 10_000) known.clear();
+      known.set(forwarded, ip);
     }
     return ip;
   }
