@@ -332,3 +332,45 @@ describe.each(HTTP_ADAPTERS)('signed-in handshake with the host’s middleware (
     expect(hostSeen).toHaveLength(1);
   });
 });
+
+/** Under a global prefix the SSO route's path is the prefixed one: the early answer finds it there. */
+describe.each(HTTP_ADAPTERS)('signed-in handshake under a global prefix (%s)', (adapter) => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness('forRoot', {
+      adapter,
+      globalPrefix: 'community',
+      moduleOptions: (o) => ({ ...o, session: { ...o.session!, readCacheMs: 60_000 } }),
+    });
+    h.discord.knobs.autoApproveAs = migrated.id;
+  });
+  afterAll(async () => h.close());
+
+  it('answers early, as the route would', async () => {
+    const browser = new TestBrowser();
+    const page = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+    expect(page.status).toBe(200);
+    const shortcut = h.app.get(SsoHandshakeShortcut);
+    const answers: (string | undefined)[] = [];
+    const answer = shortcut.answer.bind(shortcut);
+    const spy = jest.spyOn(shortcut, 'answer').mockImplementation((req, cookie, ip) => {
+      const pending = answer(req, cookie, ip);
+      void pending?.then((location) => answers.push(location));
+      return pending;
+    });
+    const sso = b64(
+      new URLSearchParams({
+        nonce: 'prefixed',
+        return_sso_url: `${h.forumUrl}/session/sso_login`,
+      }).toString(),
+    );
+    const res = await browser.request(
+      `${h.mountUrl}/discourse/sso?${new URLSearchParams({ sso, sig: hmac(sso, FORUM_SECRET) })}`,
+    );
+    spy.mockRestore();
+    expect(res.status).toBe(302);
+    expect(answers).toEqual([res.headers.get('location')]);
+    expect(res.headers.get('location')).toContain(`${h.forumUrl}/session/sso_login?`);
+  });
+});
