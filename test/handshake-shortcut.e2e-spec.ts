@@ -374,3 +374,46 @@ describe.each(HTTP_ADAPTERS)('signed-in handshake under a global prefix (%s)', (
     expect(res.headers.get('location')).toContain(`${h.forumUrl}/session/sso_login?`);
   });
 });
+
+/**
+ * Behind a trusted proxy the early answer counts each client by the address the proxy reports
+ * (`X-Forwarded-For`), as the route does: one client over its budget does not hold up another one
+ * sending through the same proxy connection.
+ */
+describe.each(HTTP_ADAPTERS)('signed-in handshake behind a trusted proxy (%s)', (adapter) => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness('forRoot', {
+      adapter,
+      trustProxy: true,
+      rateLimit: { limit: 30, requestLimit: 3 },
+      moduleOptions: (o) => ({ ...o, session: { ...o.session!, readCacheMs: 60_000 } }),
+    });
+    h.discord.knobs.autoApproveAs = migrated.id;
+  });
+  afterAll(async () => h.close());
+
+  it('counts each forwarded client address on its own', async () => {
+    const browser = new TestBrowser();
+    const page = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+    expect(page.status).toBe(200);
+    const url = () => {
+      const sso = b64(
+        new URLSearchParams({
+          nonce: 'n',
+          return_sso_url: `${h.forumUrl}/session/sso_login`,
+        }).toString(),
+      );
+      return `${h.mountUrl}/discourse/sso?${new URLSearchParams({ sso, sig: hmac(sso, FORUM_SECRET) })}`;
+    };
+    const from = async (client: string) =>
+      (await browser.request(url(), { headers: { 'x-forwarded-for': client } })).status;
+    const first: number[] = [];
+    for (let i = 0; i < 4; i++) first.push(await from('198.51.100.1'));
+    expect(first).toEqual([302, 302, 302, 429]);
+    expect(await from('198.51.100.2')).toBe(302);
+    expect(await from('198.51.100.1')).toBe(429);
+    expect(await from('198.51.100.2')).toBe(302);
+  });
+});
