@@ -169,9 +169,13 @@ class ExpressEarlyHandshake {
         // The route's own headers (@Header on the SSO route) in the order Nest sets them, then
         // its redirect, written as Nest writes it (`res.redirect`). The module's security headers
         // and the host's middleware ran already.
-        res.set('Referrer-Policy', 'no-referrer');
-        res.set('Cache-Control', 'no-store');
-        res.redirect(302, location);
+        try {
+          res.set('Referrer-Policy', 'no-referrer');
+          res.set('Cache-Control', 'no-store');
+          res.redirect(302, location);
+        } catch (error) {
+          next(error);
+        }
       },
       () => this.load(req, res, next),
     );
@@ -208,7 +212,11 @@ class ExpressEarlyHandshake {
     return ip;
   }
 
-  /** The session cookie's value when the early answer may take the request (the session not loaded then). */
+  /**
+   * The session cookie's value when the early answer may take the request (the session not
+   * loaded then). Such a request is a GET of the SSO route's path: middleware that would send it
+   * to another route (rewriting `req.url`) would leave that route without the session.
+   */
   private deferrable(req: Request): string | undefined {
     if (req.method !== 'GET') return undefined;
     const header = req.headers.cookie;
