@@ -1,4 +1,11 @@
-import { Injectable } from '@nestjs/common';
+import {
+  Injectable,
+  Module,
+  RequestMethod,
+  type MiddlewareConsumer,
+  type NestMiddleware,
+  type NestModule,
+} from '@nestjs/common';
 import {
   DiscourseConnectFilter,
   SsoHandshakeShortcut,
@@ -81,9 +88,7 @@ describe.each(HTTP_ADAPTERS)(
       });
       const early = await browser.request(handshakeUrl('nonce-one'));
       spy.mockRestore();
-      // On Fastify the signed-in handshake is answered early; on Express always by the route.
-      if (adapter === 'fastify') expect(answers).toEqual([expect.stringContaining('sso_login?')]);
-      else expect(answers).toEqual([]);
+      expect(answers).toEqual([expect.stringContaining('sso_login?')]);
       const route = await browser.request(handshakeUrl('nonce-one', '&utm_source=x'));
       expect(early.status).toBe(302);
       expect(route.status).toBe(302);
@@ -183,16 +188,232 @@ describe.each(HTTP_ADAPTERS)('signed-in handshake with the rate limit on (%s)', 
     for (let i = 0; i < 4; i++) statuses.push((await browser.request(url())).status);
     spy.mockRestore();
     expect(statuses).toEqual([302, 302, 302, 429]);
-    if (adapter === 'fastify')
-      expect(answers).toEqual([
-        expect.stringContaining('sso_login?'),
-        expect.stringContaining('sso_login?'),
-        expect.stringContaining('sso_login?'),
-        undefined,
-      ]);
+    expect(answers).toEqual([
+      expect.stringContaining('sso_login?'),
+      expect.stringContaining('sso_login?'),
+      expect.stringContaining('sso_login?'),
+      undefined,
+    ]);
     // Still refused: the 429 was counted once, by the early answer or by the route.
     const again = await browser.request(url());
     expect(again.status).toBe(429);
     expect(again.headers.get('retry-after')).toMatch(/^[0-9]+$/);
+  });
+});
+
+/** What the host's middleware saw: one entry per request, with whether a session was loaded. */
+const hostSeen: { path: string; session: boolean }[] = [];
+
+/** A host middleware on every route: records the request and marks the answer. */
+@Injectable()
+class HostEverywhere implements NestMiddleware {
+  use(
+    req: { originalUrl?: string; url?: string; session?: unknown },
+    res: { setHeader(name: string, value: string): void },
+    next: () => void,
+  ): void {
+    hostSeen.push({
+      path: (req.originalUrl ?? req.url ?? '').split('?')[0],
+      session: req.session !== undefined,
+    });
+    res.setHeader('X-Host-Everywhere', 'ran');
+    next();
+  }
+}
+
+/** A host middleware bound to the SSO route only (Express mounts it as a route of its own). */
+@Injectable()
+class HostOnSso implements NestMiddleware {
+  use(_req: unknown, res: { setHeader(name: string, value: string): void }, next: () => void) {
+    res.setHeader('X-Host-On-Sso', 'ran');
+    next();
+  }
+}
+
+/** The host's own module with middleware, as an app's AppModule applies it in `configure()`. */
+@Module({})
+class HostMiddlewareModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(HostEverywhere).forRoutes('{*path}');
+    consumer.apply(HostOnSso).forRoutes({ path: 'discourse/sso', method: RequestMethod.GET });
+  }
+}
+
+/**
+ * The early answer never skips the host's middleware: on Express it sits right before the SSO
+ * route's handler, after every middleware (the host's, mounted after the module's session layer,
+ * included); on Fastify after the hook that runs Nest's middleware. And when it declines after the
+ * session layer left the session unloaded, the route still answers signed in.
+ */
+describe.each(HTTP_ADAPTERS)('signed-in handshake with the host’s middleware (%s)', (adapter) => {
+  let h: Harness;
+  let browser: TestBrowser;
+
+  beforeAll(async () => {
+    h = await startHarness('forRoot', {
+      adapter,
+      imports: [HostMiddlewareModule],
+      moduleOptions: (o) => ({ ...o, session: { ...o.session!, readCacheMs: 60_000 } }),
+    });
+    h.discord.knobs.autoApproveAs = migrated.id;
+    browser = new TestBrowser();
+    const page = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+    expect(page.status).toBe(200);
+  });
+  afterAll(async () => h.close());
+  beforeEach(() => {
+    hostSeen.length = 0;
+  });
+
+  function handshakeUrl(nonce: string): string {
+    const sso = b64(
+      new URLSearchParams({ nonce, return_sso_url: `${h.forumUrl}/session/sso_login` }).toString(),
+    );
+    return `${h.mountUrl}/discourse/sso?${new URLSearchParams({ sso, sig: hmac(sso, FORUM_SECRET) })}`;
+  }
+
+  /** Records the early answer's results while `run` goes. */
+  async function withAnswers<T>(
+    run: () => Promise<T>,
+    decline = false,
+  ): Promise<{ result: T; answers: (string | undefined)[] }> {
+    const shortcut = h.app.get(SsoHandshakeShortcut);
+    const answers: (string | undefined)[] = [];
+    const answer = shortcut.answer.bind(shortcut);
+    const spy = jest.spyOn(shortcut, 'answer').mockImplementation((req, cookie, ip) => {
+      const pending = decline ? Promise.resolve(undefined) : answer(req, cookie, ip);
+      void pending?.then((location) => answers.push(location));
+      return pending;
+    });
+    try {
+      return { result: await run(), answers };
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  it('runs the host’s middleware (on every route and on the SSO route) before an early answer', async () => {
+    const { result: res, answers } = await withAnswers(() =>
+      browser.request(handshakeUrl('host-one')),
+    );
+    expect(answers).toEqual([expect.stringContaining('sso_login?')]);
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe(answers[0]);
+    expect(res.headers.get('x-host-everywhere')).toBe('ran');
+    expect(res.headers.get('x-host-on-sso')).toBe('ran');
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
+    expect(hostSeen.map((r) => r.path)).toEqual([new URL(handshakeUrl('x')).pathname]);
+  });
+
+  it('mounts the host’s middleware after the module’s session layer on Express (sessions loaded for it elsewhere)', async () => {
+    const res = await browser.request(`${h.mountUrl}/discourse/forum`);
+    expect(res.status).toBe(302);
+    expect(hostSeen).toHaveLength(1);
+    // Express: Nest mounts the module's middleware first; Fastify: sessions come after Nest's middleware.
+    expect(hostSeen[0].session).toBe(adapter === 'express');
+  });
+
+  it('when the early answer declines, loads the session it skipped and the route answers signed in', async () => {
+    const { result: res, answers } = await withAnswers(
+      () => browser.request(handshakeUrl('host-two')),
+      true,
+    );
+    expect(answers).toEqual([undefined]);
+    expect(res.status).toBe(302);
+    const location = new URL(res.headers.get('location')!);
+    expect(location.origin + location.pathname).toBe(`${h.forumUrl}/session/sso_login`);
+    const sso = location.searchParams.get('sso')!;
+    expect(location.searchParams.get('sig')).toBe(hmac(sso, FORUM_SECRET));
+    const fields = new URLSearchParams(Buffer.from(sso, 'base64').toString('utf8'));
+    expect(fields.get('nonce')).toBe('host-two');
+    expect(fields.get('external_id')).toBe(migrated.id);
+    expect(res.headers.get('x-host-everywhere')).toBe('ran');
+    expect(res.headers.get('x-host-on-sso')).toBe('ran');
+    expect(hostSeen).toHaveLength(1);
+  });
+});
+
+/** Under a global prefix the SSO route's path is the prefixed one: the early answer finds it there. */
+describe.each(HTTP_ADAPTERS)('signed-in handshake under a global prefix (%s)', (adapter) => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness('forRoot', {
+      adapter,
+      globalPrefix: 'community',
+      moduleOptions: (o) => ({ ...o, session: { ...o.session!, readCacheMs: 60_000 } }),
+    });
+    h.discord.knobs.autoApproveAs = migrated.id;
+  });
+  afterAll(async () => h.close());
+
+  it('answers early, as the route would', async () => {
+    const browser = new TestBrowser();
+    const page = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+    expect(page.status).toBe(200);
+    const shortcut = h.app.get(SsoHandshakeShortcut);
+    const answers: (string | undefined)[] = [];
+    const answer = shortcut.answer.bind(shortcut);
+    const spy = jest.spyOn(shortcut, 'answer').mockImplementation((req, cookie, ip) => {
+      const pending = answer(req, cookie, ip);
+      void pending?.then((location) => answers.push(location));
+      return pending;
+    });
+    const sso = b64(
+      new URLSearchParams({
+        nonce: 'prefixed',
+        return_sso_url: `${h.forumUrl}/session/sso_login`,
+      }).toString(),
+    );
+    const res = await browser.request(
+      `${h.mountUrl}/discourse/sso?${new URLSearchParams({ sso, sig: hmac(sso, FORUM_SECRET) })}`,
+    );
+    spy.mockRestore();
+    expect(res.status).toBe(302);
+    expect(answers).toEqual([res.headers.get('location')]);
+    expect(res.headers.get('location')).toContain(`${h.forumUrl}/session/sso_login?`);
+  });
+});
+
+/**
+ * Behind a trusted proxy the early answer counts each client by the address the proxy reports
+ * (`X-Forwarded-For`), as the route does: one client over its budget does not hold up another one
+ * sending through the same proxy connection.
+ */
+describe.each(HTTP_ADAPTERS)('signed-in handshake behind a trusted proxy (%s)', (adapter) => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness('forRoot', {
+      adapter,
+      trustProxy: true,
+      rateLimit: { limit: 30, requestLimit: 3 },
+      moduleOptions: (o) => ({ ...o, session: { ...o.session!, readCacheMs: 60_000 } }),
+    });
+    h.discord.knobs.autoApproveAs = migrated.id;
+  });
+  afterAll(async () => h.close());
+
+  it('counts each forwarded client address on its own', async () => {
+    const browser = new TestBrowser();
+    const page = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+    expect(page.status).toBe(200);
+    const url = () => {
+      const sso = b64(
+        new URLSearchParams({
+          nonce: 'n',
+          return_sso_url: `${h.forumUrl}/session/sso_login`,
+        }).toString(),
+      );
+      return `${h.mountUrl}/discourse/sso?${new URLSearchParams({ sso, sig: hmac(sso, FORUM_SECRET) })}`;
+    };
+    const from = async (client: string) =>
+      (await browser.request(url(), { headers: { 'x-forwarded-for': client } })).status;
+    const first: number[] = [];
+    for (let i = 0; i < 4; i++) first.push(await from('198.51.100.1'));
+    expect(first).toEqual([302, 302, 302, 429]);
+    expect(await from('198.51.100.2')).toBe(302);
+    expect(await from('198.51.100.1')).toBe(429);
+    expect(await from('198.51.100.2')).toBe(302);
   });
 });

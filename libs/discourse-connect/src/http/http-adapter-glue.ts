@@ -130,6 +130,8 @@ function headerValue(value: string | string[] | undefined): string | undefined {
  * goes the normal way.
  */
 export interface HandshakeShortcut {
+  /** The route it answers for: its controller class and handler (Nest names the route's handler after them). */
+  readonly route: { controller: string; handler: string };
   /**
    * The `Location` of the 302, or undefined (at once, or once the promise resolves) to let the
    * route answer. `sessionCookie`: the session cookie's decoded value, if the request has one;
@@ -141,6 +143,12 @@ export interface HandshakeShortcut {
     sessionCookie: string | undefined,
     ip?: string,
   ): Promise<string | undefined> | undefined;
+  /**
+   * Whether {@link answer} may take the request, known at once and cheaply (method, path, a
+   * verified cookie of a session held here): the session layer then leaves loading the session
+   * to the answer, which does it only if it cannot answer. `target`: path and query as sent.
+   */
+  mayAnswer(method: string, target: string, sessionCookie: string): boolean;
 }
 
 /** What the early handshake answer reads of a request (Node's, or the framework's). */

@@ -1,6 +1,6 @@
 import { Inject, Injectable, NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import session from 'express-session';
+import session, { type Store } from 'express-session';
 import type { PassportStatic } from 'passport';
 import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectSessions } from './sessions';
@@ -21,53 +21,68 @@ import {
  */
 @Injectable()
 export class DiscourseConnectSessionMiddleware implements NestMiddleware {
-  private readonly chain: RequestHandler[];
+  private readonly load: RequestHandler;
 
   constructor(
     settings: DiscourseConnectSettings,
     sessions: DiscourseConnectSessions,
     @Inject(DISCOURSE_CONNECT_PASSPORT) passport: PassportStatic,
   ) {
-    const s = settings.session;
-    const legacyName = legacySessionCookieName(settings);
-    this.chain = [
-      (req, res, next) => {
-        // Parsed only when the old name may be there (most requests: a substring search).
-        const header = req.headers.cookie;
-        const legacy =
-          legacyName !== undefined && header?.includes(legacyName)
-            ? legacySessionCookie(settings, parseCookieHeader(header))
-            : undefined;
-        if (legacy) {
-          // First in the header: express-session reads the first cookie of a name.
-          req.headers.cookie = `${legacy.name}=${legacy.value}; ${req.headers.cookie ?? ''}`;
-          for (const line of legacy.setCookies) res.append('Set-Cookie', line);
-        }
-        next();
-      },
-      session({
-        name: sessionCookieName(settings),
-        secret: s.secret,
-        store: sessions.store,
-        resave: false,
-        saveUninitialized: false,
-        rolling: false,
-        unset: 'destroy',
-        cookie: sessionCookieOptions(settings),
-      }),
-      passport.initialize(),
-      passport.session(),
-    ];
+    this.load = sessionMiddleware(settings, sessions.store, passport);
   }
 
   use(req: Request, res: Response, next: NextFunction): void {
+    this.load(req, res, next);
+  }
+}
+
+/**
+ * The session layer as one Express middleware: the old cookie name moved to the new one,
+ * express-session on `store`, then passport's `initialize()` and `session()`.
+ */
+export function sessionMiddleware(
+  settings: DiscourseConnectSettings,
+  store: Store,
+  passport: PassportStatic,
+): RequestHandler {
+  const s = settings.session;
+  const legacyName = legacySessionCookieName(settings);
+  const chain: RequestHandler[] = [
+    (req, res, next) => {
+      // Parsed only when the old name may be there (most requests: a substring search).
+      const header = req.headers.cookie;
+      const legacy =
+        legacyName !== undefined && header?.includes(legacyName)
+          ? legacySessionCookie(settings, parseCookieHeader(header))
+          : undefined;
+      if (legacy) {
+        // First in the header: express-session reads the first cookie of a name.
+        req.headers.cookie = `${legacy.name}=${legacy.value}; ${req.headers.cookie ?? ''}`;
+        for (const line of legacy.setCookies) res.append('Set-Cookie', line);
+      }
+      next();
+    },
+    session({
+      name: sessionCookieName(settings),
+      secret: s.secret,
+      store,
+      resave: false,
+      saveUninitialized: false,
+      rolling: false,
+      unset: 'destroy',
+      cookie: sessionCookieOptions(settings),
+    }),
+    passport.initialize() as RequestHandler,
+    passport.session() as RequestHandler,
+  ];
+  return (req, res, next) => {
     let i = 0;
     const step = (err?: unknown): void => {
       if (err) return next(err);
-      const handler = this.chain[i++];
+      const handler = chain[i++];
       if (!handler) return next();
       handler(req, res, step);
     };
     step();
-  }
+  };
 }

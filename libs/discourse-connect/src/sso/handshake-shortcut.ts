@@ -40,6 +40,7 @@ export function takeShortcutFailure(req: object): { error: unknown } | undefined
  */
 @Injectable()
 export class SsoHandshakeShortcut implements HandshakeShortcut {
+  readonly route = HANDSHAKE_ROUTE;
   private usable?: boolean;
   private path?: string;
 
@@ -62,6 +63,26 @@ export class SsoHandshakeShortcut implements HandshakeShortcut {
     if (!this.usable || url.slice(0, query) !== this.path) return undefined;
     if (!sessionCookie.startsWith('s:')) return undefined;
     return this.resolve(req, url.slice(query + 1), sessionCookie.slice(2), ip);
+  }
+
+  /**
+   * Whether {@link answer} may take this request, without waiting: a GET of the SSO route with a
+   * query, the cookie of a session this process holds signed in (verified, in the signer's memory
+   * once seen). `target`: the request target as sent (path and query).
+   */
+  mayAnswer(method: string, target: string, sessionCookie: string): boolean {
+    if (method !== 'GET' || !sessionCookie.startsWith('s:')) return false;
+    const query = target.indexOf('?');
+    if (query === -1) return false;
+    if (this.usable === undefined) this.decide();
+    if (!this.usable || target.slice(0, query) !== this.path) return false;
+    const cookie = this.sessions.signer.unsign(sessionCookie.slice(2));
+    return (
+      cookie.valid &&
+      !cookie.renew &&
+      cookie.value !== null &&
+      this.sessions.cachedMember(cookie.value) !== undefined
+    );
   }
 
   private async resolve(
