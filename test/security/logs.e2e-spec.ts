@@ -297,6 +297,36 @@ describe.each(HTTP_ADAPTERS)('structured logs (%s)', (adapter) => {
     expect(lines.some((l) => l.includes(JSON.stringify(id)))).toBe(false);
   });
 
+  it('writes every redacted header and parameter of an access line as [Redacted]', async () => {
+    const secrets = {
+      authorization: 'Bearer access-line-authorization',
+      referer: 'https://forum.example/t/access-line-referer',
+      'api-key': 'access-line-api-key',
+      'x-discourse-event-signature': 'sha256=access-line-signature',
+      cookie: 'access-line=cookie',
+    };
+    const res = await fetch(
+      `${h.appUrl}/health?sso=access-line-sso&sig=access-line-sig&code=access-line-code&state=access-line-state&page=2`,
+      { headers: { ...secrets, 'x-request-id': 'req-redacted-access' } },
+    );
+    expect(res.status).toBe(200);
+    await waitFor(() => byRequest('req-redacted-access').length > 0, 'the access line');
+    const [line] = lines.filter((l) => l.includes('"req-redacted-access"'));
+    expect(line).not.toMatch(/access-line-/);
+    const access = JSON.parse(line) as {
+      req: { headers: Record<string, string>; query: Record<string, string> };
+    };
+    for (const name of Object.keys(secrets)) expect(access.req.headers[name]).toBe('[Redacted]');
+    expect(access.req.query).toEqual({
+      sso: '[Redacted]',
+      sig: '[Redacted]',
+      code: '[Redacted]',
+      state: '[Redacted]',
+      page: '2',
+    });
+    expect(access.req.headers['user-agent']).toBeDefined();
+  });
+
   it('a client X-Request-Id of up to 64 letters, digits and . _ - is kept', async () => {
     const id = `Req.1_${'x'.repeat(56)}-Z`;
     const res = await fetch(`${h.appUrl}/health`, { headers: { 'x-request-id': id } });
