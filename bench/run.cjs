@@ -470,8 +470,19 @@ async function benchHandshake(report) {
     dbFile: join(tmpDir('bench-peer-'), 'peer.sqlite'),
     user,
   });
-  const targets = { limit, peer };
-  const cookies = { limit: '' };
+  const floor = await startServer(
+    'floor-server.cjs',
+    { port: await freePort(), forumSecret: FORUM_SECRET, sessionSecret: SESSION_SECRET, user },
+    CFG.cpuProf
+      ? ['--cpu-prof', `--cpu-prof-dir=${CFG.cpuProf}`, '--cpu-prof-name=floor.cpuprofile']
+      : [],
+  );
+  const targets = { limit, floor, peer };
+  // The floor gets a session cookie of the module's shape (parsed by @fastify/cookie, never read).
+  const cookies = {
+    limit: '',
+    floor: `connect.sid=s%3A${'a'.repeat(32)}.${'b'.repeat(43)}`,
+  };
   const peerBrowser = new Browser();
   await peerBrowser.visit(`${peer.url}/login`);
   cookies.peer = peerBrowser.cookieHeader(peer.url);
@@ -848,6 +859,13 @@ function render(report, targets) {
       return `| ${name} | ${fmt(r.rps)} | ${r.p50} | ${r.p99} | ${(r.rps / lim).toFixed(2)} | ${(r.rps / h.peer.rps).toFixed(2)} | ${cpu[key] ? fmt(cpu[key]) : ''} | ${r.micros ? fmt(r.micros) : ''} |`;
     };
     lines.push(row('limit: bare `node:http`, HMAC + build + sign + redirect', 'limit'));
+    if (h.floor)
+      lines.push(
+        row(
+          'floor: Nest 12 + Fastify + `@fastify/cookie` + `@fastify/session`, the limit’s work in one early hook (no module)',
+          'floor',
+        ),
+      );
     lines.push(
       row("peer: `discourse-sso` + Express 5 + express-session (module's SQLite store)", 'peer'),
     );
