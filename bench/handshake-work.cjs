@@ -102,14 +102,18 @@ function handshakeUrl() {
   return { url: `/discourse/sso?${new URLSearchParams({ sso, sig })}`, sso, sig };
 }
 
-/** µs per call of `fn(i)` over `n` calls (awaiting each when it answers a promise). */
+/**
+ * CPU µs (user + system, this process) per call of `fn(i)` over `n` calls, awaiting each when it
+ * answers a promise: hardly moved by other processes on the machine.
+ */
 async function measure(n, fn) {
-  const start = process.hrtime.bigint();
+  const start = process.cpuUsage();
   for (let i = 0; i < n; i++) {
     const r = fn(i);
     if (r && typeof r.then === 'function') await r;
   }
-  return Number(process.hrtime.bigint() - start) / 1000 / n;
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / n;
 }
 
 async function main() {
@@ -156,6 +160,11 @@ async function main() {
         ),
       buildResponseUrl: () => sso.buildResponseUrl(request, user),
     };
+    // BENCH_PARTS=name,name measures only those (for a profile of one part).
+    if (process.env.BENCH_PARTS) {
+      const only = process.env.BENCH_PARTS.split(',');
+      for (const name of Object.keys(parts)) if (!only.includes(name)) delete parts[name];
+    }
     // A warm-up, then the measures.
     const rounds = Number(process.env.BENCH_ROUNDS || 3);
     const results = {};
@@ -166,7 +175,7 @@ async function main() {
         results[name].push(await measure(N, fn));
       }
     }
-    console.log(`${N} calls per measure, ${IPS} client addresses, best of ${rounds} rounds:`);
+    console.log(`${N} calls per measure, ${IPS} client addresses, best of ${rounds} rounds, CPU time:`);
     for (const [name, list] of Object.entries(results))
       console.log(
         `  ${name.padEnd(24)} ${Math.min(...list)

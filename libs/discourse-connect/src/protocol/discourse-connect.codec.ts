@@ -6,7 +6,7 @@ import {
   isBooleanField,
   isGroupListField,
 } from './discourse-connect.fields';
-import { formDecodePairs, formEncode } from './form-encoding';
+import { formDecodePairs, formEncode, formEncodeBase64 } from './form-encoding';
 
 /** Discourse refuses base64 with characters outside this set. */
 export const BASE64_TEXT = /^[A-Za-z0-9+/=\r\n]+$/;
@@ -255,7 +255,8 @@ export function buildSignedPayload(
 ): SignedPayload {
   const sso = encodePayload(payload);
   const sig = signPayload(sso, secret);
-  return { sso, sig, query: `sso=${formEncode(sso)}&sig=${formEncode(sig)}` };
+  // As URLSearchParams writes them: the base64's `+/=` escaped, the lowercase hex as it is.
+  return { sso, sig, query: `sso=${formEncodeBase64(sso)}&sig=${sig}` };
 }
 
 /** Appends a signed payload to a URL that may already carry a query. */

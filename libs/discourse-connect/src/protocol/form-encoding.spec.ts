@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { formDecodePairs, formEncode } from './form-encoding';
+import { formDecodePairs, formEncode, formEncodeBase64 } from './form-encoding';
 
 /** What the standard's serializer writes for one name or value. */
 const standardEncode = (text: string) => new URLSearchParams({ x: text }).toString().slice(2);
@@ -55,6 +55,14 @@ describe('form encoding', () => {
   it('keeps text that needs no encoding as it is (the same string)', () => {
     const text = 'abc.DEF-123_*';
     expect(formEncode(text)).toBe(text);
+  });
+
+  it('encodes base64 exactly as URLSearchParams does', () => {
+    for (let i = 0; i < 500; i++) {
+      const base64 = randomBytes(i).toString('base64');
+      expect(formEncodeBase64(base64)).toBe(standardEncode(base64));
+    }
+    expect(formEncodeBase64('+/==')).toBe('%2B%2F%3D%3D');
   });
 
   it('reads pairs exactly as URLSearchParams does', () => {
