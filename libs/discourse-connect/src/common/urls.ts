@@ -30,30 +30,12 @@ export function isSafeRelativePath(value: unknown, maxLength = 2048): value is s
 const NOT_URL_SAFE =
   /(?:[^\x21\x23-\x3B\x3D\x3F-\x5F\x61-\x7A\x7C\x7E]+|%+(?![0-9A-Fa-f]{2})){1,1024}/g;
 const SURROGATES = /([\uD800-\uDBFF][\uDC00-\uDFFF])|[\uD800-\uDFFF]/g;
-/** The characters NOT_URL_SAFE keeps, `%` aside. */
-const LOCATION_SAFE = new Uint8Array(128);
-for (let c = 0; c < 128; c++) {
-  if (/[\x21\x23\x24\x26-\x3B\x3D\x3F-\x5F\x61-\x7A\x7C\x7E]/.test(String.fromCharCode(c)))
-    LOCATION_SAFE[c] = 1;
-}
-const isHex = (c: number): boolean =>
-  (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
-
 /**
- * Whether {@link encodeLocation} would keep the URL as it is: only characters a Location header
- * carries as they are, and every `%` starting an escape (the usual redirect, checked in one pass).
+ * A URL {@link encodeLocation} keeps as it is: only characters NOT_URL_SAFE keeps, every `%`
+ * starting an escape (the usual redirect: one linear pass, each step one character or one escape).
  */
-function isLocationText(url: string): boolean {
-  const length = url.length;
-  for (let i = 0; i < length; i++) {
-    const c = url.charCodeAt(i);
-    if (c < 128 && LOCATION_SAFE[c] === 1) continue;
-    if (c !== 0x25 || i + 2 >= length) return false;
-    if (!isHex(url.charCodeAt(i + 1)) || !isHex(url.charCodeAt(i + 2))) return false;
-    i += 2;
-  }
-  return true;
-}
+const LOCATION_TEXT =
+  /^(?:[\x21\x23\x24\x26-\x3B\x3D\x3F-\x5F\x61-\x7A\x7C\x7E]|%[0-9A-Fa-f]{2})*$/;
 
 /**
  * A URL made fit for a `Location` header: characters outside printable ASCII (a `return_path` of
@@ -61,7 +43,7 @@ function isLocationText(url: string): boolean {
  * result is the same as Express's `res.redirect` on every adapter (Node refuses a raw `€` in a header).
  */
 export function encodeLocation(url: string): string {
-  if (isLocationText(url)) return url;
+  if (LOCATION_TEXT.test(url)) return url;
   return url
     .replace(SURROGATES, (_, pair: string | undefined) => pair ?? '\uFFFD')
     .replace(NOT_URL_SAFE, encodeURI);
