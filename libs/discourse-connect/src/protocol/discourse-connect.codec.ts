@@ -204,6 +204,9 @@ export function verifyProviderRequest(
   return { secretIndex: verified.secretIndex, fields: verified.fields, nonce, returnSsoUrl };
 }
 
+/** `name=` of each known field, form-encoded once. */
+const FIELD_PREFIXES = DISCOURSE_CONNECT_FIELDS.map((field) => `${formEncode(field)}=`);
+
 /**
  * Serialises a payload the way Discourse expects: known fields in its order, then `custom.*`;
  * null/undefined dropped, booleans as `true`/`false`, group lists comma-joined, and the whole
@@ -214,10 +217,11 @@ export function verifyProviderRequest(
 export function serializePayload(payload: DiscourseConnectPayload): string {
   let params = '';
   const record = payload as Record<string, unknown>;
-  for (const field of DISCOURSE_CONNECT_FIELDS) {
+  for (let i = 0; i < DISCOURSE_CONNECT_FIELDS.length; i++) {
+    const field = DISCOURSE_CONNECT_FIELDS[i];
     const value = record[field];
     if (value === null || value === undefined) continue;
-    params += `${params ? '&' : ''}${formEncode(field)}=${formEncode(fieldText(field, value))}`;
+    params += `${params ? '&' : ''}${FIELD_PREFIXES[i]}${formEncode(fieldText(field, value))}`;
   }
   const custom = payload.custom ?? {};
   for (const name of Object.keys(custom).sort()) {
