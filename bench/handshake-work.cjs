@@ -175,7 +175,9 @@ async function main() {
         results[name].push(await measure(N, fn));
       }
     }
-    console.log(`${N} calls per measure, ${IPS} client addresses, best of ${rounds} rounds, CPU time:`);
+    console.log(
+      `${N} calls per measure, ${IPS} client addresses, best of ${rounds} rounds, CPU time:`,
+    );
     for (const [name, list] of Object.entries(results))
       console.log(
         `  ${name.padEnd(24)} ${Math.min(...list)
