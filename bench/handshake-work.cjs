@@ -3,9 +3,12 @@
  * The module's own CPU work per signed-in handshake, in process: the real DiscourseConnectModule
  * (forRoot, Fastify, SQLite file in a temp dir, the example filter plugin) with a signed-in member,
  * then the Fastify early answer (`SsoHandshakeShortcut.answer`) called N times from a pool of
- * client addresses, and each of its parts on its own. No HTTP, no sockets: µs per call.
+ * client addresses, and each of its parts on its own. No HTTP, no sockets: CPU µs per call.
  *
- *   npm run build --silent && node -r ./bench/local-library.cjs bench/handshake-work.cjs
+ *   npm run bench:work   (builds, then: node -r ./bench/local-library.cjs bench/handshake-work.cjs)
+ *
+ * BENCH_PARTS=name,… measures only those parts (for a `--cpu-prof` of one); BENCH_LIBRARY=<dir>
+ * measures another build of the library (see bench/local-library.cjs), for a before/after.
  *
  * BENCH_N (default 100000) calls per measure, BENCH_ROUNDS (default 3) measures of each. The rate
  * limit is on with its default budgets, as in bench/run.cjs: 8,192 client addresses in turn keep

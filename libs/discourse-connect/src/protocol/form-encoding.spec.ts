@@ -100,7 +100,7 @@ describe('form encoding', () => {
       expect(formDecodePairs(text)).toEqual([...new URLSearchParams(text)]);
     }
     for (let i = 0; i < 1000; i++) {
-      const pairs = Array.from({ length: 1 + (i % 4) }, (_, j) => [
+      const pairs = Array.from({ length: 1 + (i % 4) }, (_, j): [string, string] => [
         randomText(randomBytes(3 * j)),
         randomText(randomBytes(3 * (i % 7))),
       ]);
