@@ -1,4 +1,5 @@
-import { isSafeRelativePath, isUnderForum, parseForumBase } from './urls';
+import { randomBytes } from 'node:crypto';
+import { encodeLocation, isSafeRelativePath, isUnderForum, parseForumBase } from './urls';
 
 describe('isSafeRelativePath', () => {
   it.each([
@@ -163,5 +164,51 @@ describe('isUnderForum verdicts remembered', () => {
     for (let i = 0; i < 600; i++)
       expect(isUnderForum(`https://forum.example.com/community/t/${i}`, forum)).toBe(true);
     expect(isUnderForum(outside, forum)).toBe(false);
+  });
+});
+
+describe('encodeLocation', () => {
+  /** The rule as the `encodeurl` package writes it, one replace after another. */
+  const reference = (url: string) =>
+    url
+      .replace(
+        /([\uD800-\uDBFF][\uDC00-\uDFFF])|[\uD800-\uDFFF]/g,
+        (_, pair?: string) => pair ?? '\uFFFD',
+      )
+      .replace(
+        /(?:[^\x21\x23-\x3B\x3D\x3F-\x5F\x61-\x7A\x7C\x7E]+|%+(?![0-9A-Fa-f]{2})){1,1024}/g,
+        encodeURI,
+      );
+
+  it('writes every URL as the encodeurl rule does, kept as it is or encoded', () => {
+    const urls = [
+      '',
+      'https://forum.example/session/sso_login?sso=bm9uY2U%3D%0A&sig=0a1b',
+      'https://forum.example/t/€uro?x=1#frag',
+      '/path with space',
+      '%',
+      '%4',
+      '%41',
+      '%%41',
+      '%G1',
+      'a%2',
+      '%2f%5C',
+      '100%',
+      '%zz%41%',
+      '"quoted"<tag>',
+      '\\back',
+      '`tick`{brace}^',
+      '\ud83d\ude00',
+      '\ud83d',
+      'x\ude00y',
+      '\u0000\u001f\u007f',
+    ];
+    for (const url of urls) expect(encodeLocation(url)).toBe(reference(url));
+    const alphabet = 'aZ09/:?&=#%%%%4fFgG +~!*\'()"<>\\^`{|}[]@$,;é€\ud83d\ude00\u0001';
+    for (let i = 0; i < 5000; i++) {
+      let url = '';
+      for (const b of randomBytes(i % 40)) url += alphabet[b % alphabet.length];
+      expect(encodeLocation(url)).toBe(reference(url));
+    }
   });
 });

@@ -30,6 +30,12 @@ export function isSafeRelativePath(value: unknown, maxLength = 2048): value is s
 const NOT_URL_SAFE =
   /(?:[^\x21\x23-\x3B\x3D\x3F-\x5F\x61-\x7A\x7C\x7E]+|%+(?![0-9A-Fa-f]{2})){1,1024}/g;
 const SURROGATES = /([\uD800-\uDBFF][\uDC00-\uDFFF])|[\uD800-\uDFFF]/g;
+/**
+ * A URL {@link encodeLocation} keeps as it is: only characters NOT_URL_SAFE keeps, every `%`
+ * starting an escape (the usual redirect: one linear pass, each step one character or one escape).
+ */
+const LOCATION_TEXT =
+  /^(?:[\x21\x23\x24\x26-\x3B\x3D\x3F-\x5F\x61-\x7A\x7C\x7E]|%[0-9A-Fa-f]{2})*$/;
 
 /**
  * A URL made fit for a `Location` header: characters outside printable ASCII (a `return_path` of
@@ -37,6 +43,7 @@ const SURROGATES = /([\uD800-\uDBFF][\uDC00-\uDFFF])|[\uD800-\uDFFF]/g;
  * result is the same as Express's `res.redirect` on every adapter (Node refuses a raw `€` in a header).
  */
 export function encodeLocation(url: string): string {
+  if (LOCATION_TEXT.test(url)) return url;
   return url
     .replace(SURROGATES, (_, pair: string | undefined) => pair ?? '\uFFFD')
     .replace(NOT_URL_SAFE, encodeURI);

@@ -142,6 +142,29 @@ describe('DiscourseConnectFiltersService', () => {
     expect(await fresh.apply('sso.payload', value, ctx)).toBe(value);
   });
 
+  it('answers at once while the filters do, and waits from the first that answers with a promise', async () => {
+    const fresh = new DiscourseConnectFiltersService(
+      undefined as never,
+      undefined as never,
+      undefined as never,
+    );
+    fresh.add('sso.payload', (p) => ({ ...p, title: `${p.title}A` }), 1);
+    fresh.add('sso.payload', (p) => ({ ...p, title: `${p.title}B` }), 2);
+    const now = fresh.applyNow('sso.payload', payload(), ctx);
+    expect(now).not.toBeInstanceOf(Promise);
+    expect((now as DiscourseConnectPayload).title).toBe('AB');
+    fresh.add('sso.payload', async (p) => ({ ...p, title: `${p.title}C` }), 3);
+    fresh.add('sso.payload', (p) => ({ ...p, title: `${p.title}D` }), 4);
+    const later = fresh.applyNow('sso.payload', payload(), ctx);
+    expect(later).toBeInstanceOf(Promise);
+    expect((await later).title).toBe('ABCD');
+    // A failure after the wait fails closed as apply does.
+    fresh.add('sso.payload', () => Promise.reject(new Error('down')), 5);
+    await expect(fresh.applyNow('sso.payload', payload(), ctx)).rejects.toBeInstanceOf(
+      FilterFailedError,
+    );
+  });
+
   it('ignores undecorated methods and request-scoped providers', async () => {
     const out = await filters.apply('sso.payload', payload(), ctx);
     expect(out.title).not.toContain('NOT A FILTER');

@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { DiscourseConnectHttpException } from '../common/discourse-connect.exceptions';
+import { isThenable, type MaybePromise } from '../common/maybe-async';
 import { FilterFailedError } from './filter-failed.error';
 import { DISCOURSE_CONNECT_FILTER, FilterRegistration } from './discourse-connect-filter.decorator';
 import type { DiscourseConnectFilterName, DiscourseConnectFilters } from './filters.interface';
@@ -85,18 +86,72 @@ export class DiscourseConnectFiltersService implements OnModuleInit {
     value: DiscourseConnectFilters[K]['value'],
     context: DiscourseConnectFilters[K]['context'],
   ): Promise<DiscourseConnectFilters[K]['value']> {
+    return this.applyNow(name, value, context);
+  }
+
+  /**
+   * {@link apply} without a promise while the filters answer at once: the filtered value, or a
+   * promise of it from the first filter that answers with one. Throws (or rejects) as `apply` does.
+   */
+  applyNow<K extends DiscourseConnectFilterName>(
+    name: K,
+    value: DiscourseConnectFilters[K]['value'],
+    context: DiscourseConnectFilters[K]['context'],
+  ): MaybePromise<DiscourseConnectFilters[K]['value']> {
+    const list = this.filters.get(name);
+    if (list === undefined) return value;
     let current: unknown = value;
-    for (const filter of this.filters.get(name) ?? []) {
+    for (let i = 0; i < list.length; i++) {
+      let result: unknown;
       try {
-        current = await filter.fn(current, context);
+        result = list[i].fn(current, context);
       } catch (error) {
-        if (error instanceof DiscourseConnectHttpException) throw error;
-        this.logger.error(
-          `filter ${filter.label} on "${name}" threw ${(error as Error)?.name ?? 'an error'}: ${(error as Error)?.message ?? error}`,
-        );
-        throw new FilterFailedError(name, { cause: error });
+        throw this.failure(name, list[i], error);
       }
+      if (isThenable(result)) {
+        return this.applyRest(name, list, i, result, context) as Promise<
+          DiscourseConnectFilters[K]['value']
+        >;
+      }
+      current = result;
     }
     return current as DiscourseConnectFilters[K]['value'];
+  }
+
+  /** The filters from `list[i]` on, once `list[i]` answered with a promise. */
+  private async applyRest(
+    name: DiscourseConnectFilterName,
+    list: readonly RegisteredFilter[],
+    i: number,
+    pending: PromiseLike<unknown>,
+    context: unknown,
+  ): Promise<unknown> {
+    let current: unknown;
+    try {
+      current = await pending;
+    } catch (error) {
+      throw this.failure(name, list[i], error);
+    }
+    for (let j = i + 1; j < list.length; j++) {
+      try {
+        current = await list[j].fn(current, context);
+      } catch (error) {
+        throw this.failure(name, list[j], error);
+      }
+    }
+    return current;
+  }
+
+  /** What a failed filter makes the request fail with (fail closed), logged. */
+  private failure(
+    name: DiscourseConnectFilterName,
+    filter: RegisteredFilter,
+    error: unknown,
+  ): unknown {
+    if (error instanceof DiscourseConnectHttpException) return error;
+    this.logger.error(
+      `filter ${filter.label} on "${name}" threw ${(error as Error)?.name ?? 'an error'}: ${(error as Error)?.message ?? error}`,
+    );
+    return new FilterFailedError(name, { cause: error });
   }
 }

@@ -54,7 +54,12 @@ export class MemoryFailureCounter implements FailureCounter {
   private readonly windows = new Map<string, { hits: number; expiresAt: number }>();
   private lastSweep = Date.now();
 
-  async count(key: string, _ttlMs: number): Promise<FailureCount> {
+  async count(key: string, ttlMs: number): Promise<FailureCount> {
+    return this.countNow(key, ttlMs);
+  }
+
+  /** {@link count}, answered at once. */
+  countNow(key: string, _ttlMs: number): FailureCount {
     const now = Date.now();
     const window = this.windows.get(key);
     if (!window || window.expiresAt <= now) return { hits: 0, expiresInMs: 0 };
@@ -173,6 +178,8 @@ export class DiscourseConnectRateLimitGuard
   private lastProxyWarning = -Infinity;
   private readonly earlyKeys = new Map<string, { failures: string; requests: string }>();
   private ready?: Promise<void>;
+  /** `ready` has resolved: the early answer need not wait for it. */
+  private initialised = false;
 
   // Explicit tokens: the parent's @InjectThrottlerOptions()/@InjectThrottlerStorage() would be inherited.
   constructor(
@@ -258,14 +265,21 @@ export class DiscourseConnectRateLimitGuard
     handshakeRoute: { controller: string; handler: string },
   ): Promise<boolean> {
     if (!this.settings.rateLimit.enabled) return true;
-    this.ready ??= super.onModuleInit();
-    await this.ready;
+    if (!this.initialised) {
+      this.ready ??= super.onModuleInit();
+      await this.ready;
+      this.initialised = true;
+    }
     this.warnOnUntrustedProxy(req as DiscourseConnectRequest);
     const { limit, ttlSeconds, requestLimit } = this.settings.rateLimit;
     const ttlMs = ttlSeconds * 1000;
     const tracker = req.ip ?? req.socket?.remoteAddress ?? 'unknown';
     const keys = this.earlyKeysOf(tracker, handshakeRoute);
-    const failures = await this.failures.count(keys.failures, ttlMs);
+    // In this process's memory (no Redis): counted without a promise.
+    const failures =
+      this.failures instanceof MemoryFailureCounter
+        ? this.failures.countNow(keys.failures, ttlMs)
+        : await this.failures.count(keys.failures, ttlMs);
     if (failures.hits >= limit) return false;
     const counted = await this.storageService.increment(
       keys.requests,

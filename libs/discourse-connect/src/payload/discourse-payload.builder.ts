@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { DiscourseConnectSettings, ResolvedForum } from '../config/discourse-connect.settings';
+import { isThenable, type MaybePromise } from '../common/maybe-async';
 import { DiscourseConnectFiltersService } from '../hooks/filters.service';
 import { buildSignedPayload, type DiscourseConnectPayload, type SignedPayload } from '../protocol';
 import { discordAvatarUrl } from '../users/discord-profile';
@@ -53,12 +54,25 @@ export class DiscoursePayloadBuilder {
    * @throws MemberCannotBeSyncedError when the Discord account has no email. A refusing filter
    *   throws what the filters service throws.
    */
-  forSignIn(
+  async forSignIn(
     user: LocalUser,
     forum: ResolvedForum,
     nonce: string,
     staff?: StaffFlagPlan,
   ): Promise<DiscourseConnectPayload> {
+    return this.build(user, forum, nonce, staff);
+  }
+
+  /**
+   * {@link forSignIn} without a promise when nothing needs waiting for (no asynchronous filter):
+   * the payload, or a promise of it. Throws (or rejects) as `forSignIn` does.
+   */
+  forSignInNow(
+    user: LocalUser,
+    forum: ResolvedForum,
+    nonce: string,
+    staff?: StaffFlagPlan,
+  ): MaybePromise<DiscourseConnectPayload> {
     return this.build(user, forum, nonce, staff);
   }
 
@@ -96,12 +110,12 @@ export class DiscoursePayloadBuilder {
     }
   }
 
-  private async build(
+  private build(
     user: LocalUser,
     forum: ResolvedForum,
     nonce: string | undefined,
     staff: StaffFlagPlan | undefined,
-  ): Promise<DiscourseConnectPayload> {
+  ): MaybePromise<DiscourseConnectPayload> {
     if (!user.email) {
       throw new MemberCannotBeSyncedError(
         'discord_account_without_email',
@@ -124,11 +138,39 @@ export class DiscoursePayloadBuilder {
       // Discord has not verified must never be trusted for that.
       require_activation: user.emailVerified ? undefined : true,
     };
-    Object.assign(base, await this.groupFields(user, forum));
-    const filtered = await this.filters.apply('sso.payload', base, {
+    const groups = this.groupFieldsNow(user, forum);
+    if (isThenable(groups))
+      return groups.then((fields) => this.filtered(base, fields, user, forum, nonce, staff));
+    return this.filtered(base, groups, user, forum, nonce, staff);
+  }
+
+  /** The payload from its base fields and group fields: through the filters, then the invariants. */
+  private filtered(
+    base: DiscourseConnectPayload,
+    groups: DiscourseConnectPayload,
+    user: LocalUser,
+    forum: ResolvedForum,
+    nonce: string | undefined,
+    staff: StaffFlagPlan | undefined,
+  ): MaybePromise<DiscourseConnectPayload> {
+    Object.assign(base, groups);
+    const filtered = this.filters.applyNow('sso.payload', base, {
       user,
       forum: { name: forum.name, url: forum.url },
     });
+    if (isThenable(filtered))
+      return filtered.then((payload) => this.enforced(payload, user, forum, nonce, staff));
+    return this.enforced(filtered, user, forum, nonce, staff);
+  }
+
+  /** The filtered payload with what no filter may change put back. */
+  private enforced(
+    filtered: DiscourseConnectPayload,
+    user: LocalUser,
+    forum: ResolvedForum,
+    nonce: string | undefined,
+    staff: StaffFlagPlan | undefined,
+  ): DiscourseConnectPayload {
     const payload: DiscourseConnectPayload = { ...filtered, nonce, external_id: user.discordId };
     // A flag granted by roles on this forum follows the policy and its record only: a filter can
     // neither grant nor take it back.
@@ -152,16 +194,25 @@ export class DiscoursePayloadBuilder {
    * removed; groups the module does not manage are never touched. With `fullGroupList`, the whole
    * list goes in `groups` instead.
    */
-  private async groupFields(
+  private groupFieldsNow(
     user: LocalUser,
     forum: ResolvedForum,
-  ): Promise<DiscourseConnectPayload> {
+  ): MaybePromise<DiscourseConnectPayload> {
     const shared = this.settings.groups;
     if (!shared) return {};
     // The forum's own map, when it has one, wins over the shared one.
     const config = { ...shared, ...forum.groups };
     // Only staff roles configured (no group map): groups are not managed.
     if (Object.keys(config.roleGroups).length === 0) return {};
+    return this.groupFields(user, forum, config);
+  }
+
+  /** {@link groupFieldsNow} of a forum whose groups are managed. */
+  private async groupFields(
+    user: LocalUser,
+    forum: ResolvedForum,
+    config: NonNullable<DiscourseConnectSettings['groups']>,
+  ): Promise<DiscourseConnectPayload> {
     const roles = user.metadata.roles ?? null;
     const fromRoles = [...new Set((roles ?? []).map((r) => config.roleGroups[r]).filter(Boolean))];
     const wanted = await this.filters.apply('discourse.groups', fromRoles, {

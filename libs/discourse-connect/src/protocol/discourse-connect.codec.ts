@@ -6,6 +6,7 @@ import {
   isBooleanField,
   isGroupListField,
 } from './discourse-connect.fields';
+import { formDecodePairs, formEncode, formEncodeBase64 } from './form-encoding';
 
 /** Discourse refuses base64 with characters outside this set. */
 export const BASE64_TEXT = /^[A-Za-z0-9+/=\r\n]+$/;
@@ -58,8 +59,13 @@ export function verifySignature(base64: string, sig: string, secret: string): vo
 /** Constant-time check of a well-formed signature; false for anything malformed. */
 export function isValidSignature(base64: string, sig: string, secret: string): boolean {
   if (!SIGNATURE.test(sig)) return false;
+  return macMatches(base64, Buffer.from(sig, 'hex'), secret);
+}
+
+/** Constant-time check of the 32 bytes of a well-formed signature. */
+function macMatches(base64: string, given: Buffer, secret: string): boolean {
   const expected = createHmac('sha256', hmacKey(secret)).update(base64, 'utf8').digest();
-  return timingSafeEqual(expected, Buffer.from(sig, 'hex'));
+  return timingSafeEqual(expected, given);
 }
 
 /**
@@ -71,8 +77,16 @@ export function isValidSignature(base64: string, sig: string, secret: string): b
 export function decodePayload(base64: string): Record<string, string> {
   checkPayloadPresent(base64);
   checkBase64Alphabet(base64);
-  const compact = base64.replace(/[\r\n]/g, '');
-  if (compact.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(compact)) {
+  return decodeCheckedPayload(base64);
+}
+
+/** {@link decodePayload} of a payload known to be present and in the base64 alphabet. */
+function decodeCheckedPayload(base64: string): Record<string, string> {
+  const compact =
+    base64.indexOf('\n') === -1 && base64.indexOf('\r') === -1
+      ? base64
+      : base64.replace(/[\r\n]/g, '');
+  if (compact.length % 4 !== 0 || !isPadded(compact)) {
     throw new DiscourseConnectProtocolError(
       'malformed_payload',
       'The sso parameter is not valid base64.',
@@ -88,7 +102,7 @@ export function decodePayload(base64: string): Record<string, string> {
     );
   }
   const fields: Record<string, string> = Object.create(null);
-  for (const [key, value] of new URLSearchParams(text)) {
+  for (const [key, value] of formDecodePairs(text)) {
     if (Object.prototype.hasOwnProperty.call(fields, key)) {
       throw new DiscourseConnectProtocolError(
         'duplicate_field',
@@ -98,6 +112,17 @@ export function decodePayload(base64: string): Record<string, string> {
     fields[key] = value;
   }
   return fields;
+}
+
+/**
+ * Whether base64 text already in its alphabet, without line breaks, has `=` only as its last one or
+ * two characters (what `/^[A-Za-z0-9+/]*={0,2}$/` says of such text, without a second pass).
+ */
+function isPadded(compact: string): boolean {
+  const eq = compact.indexOf('=');
+  if (eq === -1) return true;
+  if (eq < compact.length - 2) return false;
+  return compact.charCodeAt(compact.length - 1) === 0x3d;
 }
 
 /**
@@ -140,9 +165,16 @@ export function verifyRequestWithAnySecret(
   }
   checkSignatureFormat(sig);
   checkBase64Alphabet(base64);
-  const secretIndex = secrets.findIndex((secret) => isValidSignature(base64, sig, secret));
+  const given = Buffer.from(sig, 'hex');
+  let secretIndex = -1;
+  for (let i = 0; i < secrets.length; i++) {
+    if (macMatches(base64, given, secrets[i])) {
+      secretIndex = i;
+      break;
+    }
+  }
   if (secretIndex === -1) throw badSignature();
-  return { secretIndex, fields: decodePayload(base64) };
+  return { secretIndex, fields: decodeCheckedPayload(base64) };
 }
 
 /** A provider's reading of a forum's request: the nonce to echo and where to send the browser. */
@@ -178,8 +210,11 @@ export function verifyProviderRequest(
       'The sign-in request does not say where to return.',
     );
   }
-  return { ...verified, nonce, returnSsoUrl };
+  return { secretIndex: verified.secretIndex, fields: verified.fields, nonce, returnSsoUrl };
 }
+
+/** `name=` of each known field, form-encoded once. */
+const FIELD_PREFIXES = DISCOURSE_CONNECT_FIELDS.map((field) => `${formEncode(field)}=`);
 
 /**
  * Serialises a payload the way Discourse expects: known fields in its order, then `custom.*`;
@@ -189,12 +224,13 @@ export function verifyProviderRequest(
  * @throws DiscourseConnectProtocolError for a group name with a comma or whitespace, or a bad custom field name.
  */
 export function serializePayload(payload: DiscourseConnectPayload): string {
-  const params = new URLSearchParams();
+  let params = '';
   const record = payload as Record<string, unknown>;
-  for (const field of DISCOURSE_CONNECT_FIELDS) {
+  for (let i = 0; i < DISCOURSE_CONNECT_FIELDS.length; i++) {
+    const field = DISCOURSE_CONNECT_FIELDS[i];
     const value = record[field];
     if (value === null || value === undefined) continue;
-    params.append(field, fieldText(field, value));
+    params += `${params ? '&' : ''}${FIELD_PREFIXES[i]}${formEncode(fieldText(field, value))}`;
   }
   const custom = payload.custom ?? {};
   for (const name of Object.keys(custom).sort()) {
@@ -206,9 +242,9 @@ export function serializePayload(payload: DiscourseConnectPayload): string {
         `"${printable(name)}" is not a valid custom field name.`,
       );
     }
-    params.append(`custom.${name}`, String(value));
+    params += `${params ? '&' : ''}${formEncode(`custom.${name}`)}=${formEncode(String(value))}`;
   }
-  return params.toString();
+  return params;
 }
 
 /** Base64 (strict: no newlines) of the serialised payload. */
@@ -232,7 +268,8 @@ export function buildSignedPayload(
 ): SignedPayload {
   const sso = encodePayload(payload);
   const sig = signPayload(sso, secret);
-  return { sso, sig, query: new URLSearchParams({ sso, sig }).toString() };
+  // As URLSearchParams writes them: the base64's `+/=` escaped, the lowercase hex as it is.
+  return { sso, sig, query: `sso=${formEncodeBase64(sso)}&sig=${sig}` };
 }
 
 /** Appends a signed payload to a URL that may already carry a query. */

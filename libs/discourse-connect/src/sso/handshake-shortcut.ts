@@ -6,6 +6,7 @@ import { DiscourseConnectSettings } from '../config/discourse-connect.settings';
 import { DiscourseConnectRoutes } from '../http/discourse-connect-routes';
 import type { HandshakeShortcut, HandshakeShortcutRequest } from '../http/http-adapter-glue';
 import { DiscourseConnectRateLimitGuard } from '../http/rate-limit.guard';
+import { formDecodePairs } from '../protocol/form-encoding';
 import { DiscourseConnectSessions } from '../session/sessions';
 import { UsersService } from '../users/users.service';
 import { SsoService } from './sso.service';
@@ -96,7 +97,7 @@ export class SsoHandshakeShortcut implements HandshakeShortcut {
   ): Promise<string | undefined> {
     let sso: string | undefined;
     let sig: string | undefined;
-    for (const [name, value] of new URLSearchParams(search)) {
+    for (const [name, value] of formDecodePairs(search)) {
       if (name === 'sso' && sso === undefined) sso = value;
       else if (name === 'sig' && sig === undefined) sig = value;
       else return undefined; // anything else (remembered_at, repeats): the route decides
@@ -106,7 +107,7 @@ export class SsoHandshakeShortcut implements HandshakeShortcut {
     if (!cookie.valid || cookie.renew || cookie.value === null) return undefined;
     const discordId = this.sessions.cachedMember(cookie.value);
     if (discordId === undefined) return undefined;
-    const user = await this.users.findSignedIn(discordId);
+    const user = this.users.recentCopy(discordId) ?? (await this.users.findSignedIn(discordId));
     if (!user) return undefined;
     let request: ReturnType<SsoService['verifyRequest']>;
     try {

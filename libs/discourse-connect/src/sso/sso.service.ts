@@ -3,6 +3,7 @@ import {
   BadSsoRequestException,
   SsoForbiddenException,
 } from '../common/discourse-connect.exceptions';
+import { isThenable } from '../common/maybe-async';
 import { isUnderForum } from '../common/urls';
 import { DiscourseConnectSettings, ResolvedForum } from '../config/discourse-connect.settings';
 import {
@@ -56,6 +57,9 @@ const FUTURE_TOLERANCE_MS = 60_000;
 @Injectable()
 export class SsoService {
   private readonly logger = new Logger('DiscourseConnect');
+  /** The forums' secrets, in the order of `settings.forums` (read again if that list is replaced). */
+  private secrets: readonly string[] = [];
+  private secretsOf?: readonly ResolvedForum[];
 
   constructor(
     private readonly settings: DiscourseConnectSettings,
@@ -77,11 +81,11 @@ export class SsoService {
     const forums = this.settings.forums;
     let verified: ReturnType<typeof verifyProviderRequest>;
     try {
-      verified = verifyProviderRequest(
-        sso,
-        sig,
-        forums.map((f) => f.secret),
-      );
+      if (this.secretsOf !== forums) {
+        this.secrets = forums.map((f) => f.secret);
+        this.secretsOf = forums;
+      }
+      verified = verifyProviderRequest(sso, sig, this.secrets);
     } catch (error) {
       if (!(error instanceof DiscourseConnectProtocolError)) throw error;
       const refusal = REFUSALS[error.code];
@@ -145,10 +149,15 @@ export class SsoService {
    *   signed, or a filter refuses.
    */
   async buildResponseUrl(request: SsoRequest, user: LocalUser): Promise<string> {
-    await this.refuseAnonymized(request.forum.name, user.discordId);
+    // Each step awaited only when it has something to wait for (the default costs no promise).
+    if (this.settings.lifecycle.anonymizedSignIn === 'refuse' && this.links)
+      await this.refuseAnonymized(request.forum.name, user.discordId);
     try {
-      const staff = await this.staffPlan(user, request.forum);
-      const payload = await this.payloads.forSignIn(user, request.forum, request.nonce, staff);
+      const staff = this.staffFlags?.enabled
+        ? await this.staffPlan(user, request.forum)
+        : undefined;
+      const built = this.payloads.forSignInNow(user, request.forum, request.nonce, staff);
+      const payload = isThenable(built) ? await built : built;
       // Recorded before the payload leaves (the forum never answers a handshake); when that fails
       // no staff flag goes out, and the member still gets to the forum.
       if (staff && !(await this.staffFlags!.recordHandshake(staff))) {
@@ -158,7 +167,7 @@ export class SsoService {
         request.returnSsoUrl,
         this.payloads.sign(payload, request.forum),
       );
-      await this.recordLink(request.forum.name, user.discordId);
+      if (this.links) await this.recordLink(request.forum.name, user.discordId);
       return url;
     } catch (error) {
       if (error instanceof MemberCannotBeSyncedError) throw refusalPage(error);
