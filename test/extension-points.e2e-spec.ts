@@ -55,6 +55,14 @@ class CountingSessionStore extends MemoryStore {
     super();
   }
 
+  /** When set, every read fails, as a store that lost its database does. */
+  failReads = false;
+
+  override get(sid: string, callback: Parameters<MemoryStore['get']>[1]): void {
+    if (this.failReads) return callback(new Error('the session database is unreachable'));
+    super.get(sid, callback);
+  }
+
   override set(
     sid: string,
     session: Parameters<MemoryStore['set']>[1],
@@ -98,6 +106,23 @@ describe.each(HTTP_ADAPTERS)('the userStore and session.store options (%s)', (ad
     expect(await h.app.get(DataSource).query('SELECT * FROM discourse_connect_users')).toEqual([]);
     // A signed-in handshake reads the member back from the same store.
     expect(h.forum.findByExternalId(migrated.id)).toMatchObject({ email: migrated.email });
+  });
+
+  it('a session store that fails gives a module route its error with the module security headers', async () => {
+    h.discord.knobs.autoApproveAs = migrated.id;
+    const browser = new TestBrowser();
+    await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
+    const store = h.app.get(DiscourseConnectSessions).store as CountingSessionStore;
+    store.failReads = true;
+    try {
+      const res = await browser.request(`${h.appUrl}/discourse/forum`, { redirect: 'manual' });
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
+      expect(res.headers.get('x-frame-options')).toBe('DENY');
+      expect(await res.text()).not.toContain('unreachable');
+    } finally {
+      store.failReads = false;
+    }
   });
 
   it('forget removes the member from the host store through its delete()', async () => {

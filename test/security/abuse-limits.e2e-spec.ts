@@ -15,6 +15,17 @@ class HostController {
   ping() {
     return { ok: true };
   }
+
+  /** Host routes whose paths end like module routes (`/health`, `/auth/discord`). */
+  @Get('health')
+  health() {
+    return { ok: true };
+  }
+
+  @Get('auth/discord')
+  discord() {
+    return { ok: true };
+  }
 }
 
 const LIMIT = 3;
@@ -172,9 +183,12 @@ describe.each(
       expect(res.headers.get('referrer-policy')).toBe('no-referrer');
     }
 
-    const host = await get('/host/ping', newClient());
-    expect(host.headers.get('content-security-policy')).toBeNull();
-    expect(host.headers.get('x-frame-options')).toBeNull();
+    for (const path of ['/host/ping', '/host/health', '/host/auth/discord']) {
+      const host = await get(path, newClient());
+      expect(host.status).toBe(200);
+      expect(host.headers.get('content-security-policy')).toBeNull();
+      expect(host.headers.get('x-frame-options')).toBeNull();
+    }
   });
 });
 

@@ -20,6 +20,11 @@ import { ExpressAdapterGlue } from './express.adapter-glue';
 import { FastifyAdapterGlue } from './fastify.adapter-glue';
 import { encodeLocation } from '../common/urls';
 import {
+  DISCOURSE_CONNECT_ROUTES,
+  DiscourseConnectRoutes,
+  type DiscourseConnectRoutePaths,
+} from './discourse-connect-routes';
+import {
   UNSUPPORTED_BODY_MESSAGE,
   type DiscourseConnectRequest,
   type DiscourseConnectResponse,
@@ -41,7 +46,24 @@ export class DiscourseConnectHttp {
     private readonly settings: DiscourseConnectSettings,
     @Inject(DISCOURSE_CONNECT_PASSPORT) private readonly passport: PassportStatic,
     private readonly sessions: DiscourseConnectSessions,
+    private readonly routes: DiscourseConnectRoutes,
   ) {}
+
+  /** The module's route paths as served, normalised (see `routeKey`), for the current mount. */
+  private servedPaths?: { from: DiscourseConnectRoutePaths; keys: Set<string> };
+
+  /**
+   * Whether a path (as registered, or as requested) is exactly one of the module's routes as the
+   * app serves them (global prefix, RouterModule path, version), ignoring a trailing slash and the
+   * letters' case as Express does. A host route that merely ends the same way is not one.
+   */
+  private isServedRoute(path: string): boolean {
+    const paths = this.routes.paths;
+    if (this.servedPaths?.from !== paths) {
+      this.servedPaths = { from: paths, keys: new Set(Object.values(paths).map(routeKey)) };
+    }
+    return this.servedPaths.keys.has(routeKey(path));
+  }
 
   /** The glue of the adapter in use (known once the Nest application exists). */
   get glue(): HttpAdapterGlue {
@@ -119,6 +141,14 @@ export class DiscourseConnectHttp {
 
   private installContext(controllers: Type[], filter: ExceptionFilter): HttpInstallContext {
     const routes = moduleRoutePaths(controllers);
+    // Routes of the module's controllers that are not in its route table (none today) keep the
+    // suffix test; the others must match exactly where the app serves them.
+    const unlisted = routes.filter(
+      (route) =>
+        !Object.values(DISCOURSE_CONNECT_ROUTES).some(
+          (r) => routeKey(route) === routeKey(`/${r.controller}/${r.path}`),
+        ),
+    );
     return {
       settings: this.settings,
       store: this.sessions.store,
@@ -126,7 +156,9 @@ export class DiscourseConnectHttp {
       passport: this.passport,
       instance: this.adapterHost.httpAdapter.getInstance(),
       // With a global prefix or RouterModule path the registered path ends with the module's own.
-      isModuleRoute: (path) => routes.some((route) => path === route || path.endsWith(route)),
+      isModuleRoute: (path) =>
+        this.isServedRoute(path) ||
+        unlisted.some((route) => path === route || path.endsWith(route)),
       renderError: (error, req, res) => {
         const mapped = this.adapterHost.httpAdapter.mapException?.(error) ?? error;
         if (!(mapped instanceof HttpException) || mapped.getStatus() >= 500) return false;
@@ -177,6 +209,11 @@ function httpHost(req: DiscourseConnectRequest, res: DiscourseConnectResponse): 
 }
 
 /** `/discourse/sso`, `/auth/discord`, …: the paths of the module's routes, from their decorators. */
+/** A path as compared with the module's routes: no trailing slash, lower case. */
+function routeKey(path: string): string {
+  return path.replace(/(.)\/+$/, '$1').toLowerCase();
+}
+
 function moduleRoutePaths(controllers: Type[]): string[] {
   const join = (...parts: unknown[]) =>
     `/${parts

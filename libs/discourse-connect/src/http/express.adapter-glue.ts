@@ -21,7 +21,25 @@ export class ExpressAdapterGlue implements HttpAdapterGlue {
   readonly name = 'express';
 
   async installSessions(consumer: MiddlewareConsumer, parts: HttpInstallContext): Promise<void> {
-    const load = sessionMiddleware(parts.settings, parts.store, parts.passport);
+    const sessions = sessionMiddleware(parts.settings, parts.store, parts.passport);
+    const headers = parts.securityHeaders;
+    // A session that cannot be loaded (the store failed) is an error for the app's handler: on a
+    // module route it goes with the module's headers, which its own middleware (mounted after
+    // this one) would have set.
+    const load: RequestHandler = headers
+      ? (req, res, next) =>
+          sessions(req, res, (err?: unknown) => {
+            if (
+              err === undefined ||
+              err === null ||
+              res.headersSent ||
+              res.hasHeader('content-security-policy') ||
+              !isModuleRequest(parts, req)
+            )
+              return next(err);
+            headers(req, res, () => next(err));
+          })
+      : sessions;
     const shortcut = parts.handshake;
     const middleware = shortcut
       ? new ExpressEarlyHandshake(parts, shortcut, load).sessionLayer
@@ -31,13 +49,7 @@ export class ExpressAdapterGlue implements HttpAdapterGlue {
 
   routeEarlyErrors(parts: HttpInstallContext): void {
     const app = parts.instance as Application;
-    // Express matches routes ignoring a trailing slash and the letters' case: so does this check.
-    const isModuleRoute = (req: Request) =>
-      parts.isModuleRoute(
-        requestPath(req as never)
-          .replace(/(.)\/+$/, '$1')
-          .toLowerCase(),
-      );
+    const isModuleRoute = (req: Request) => isModuleRequest(parts, req);
     const render = (error: unknown, req: Request, res: Response, next: NextFunction) => {
       const send = () => {
         if (!parts.renderError(error, req as never, res)) next(error);
@@ -99,6 +111,15 @@ export class ExpressAdapterGlue implements HttpAdapterGlue {
   }
 }
 
+/** Whether a request is for one of the module's routes (Express ignores a trailing slash and case). */
+function isModuleRequest(parts: HttpInstallContext, req: Request): boolean {
+  return parts.isModuleRoute(
+    requestPath(req as never)
+      .replace(/(.)\/+$/, '$1')
+      .toLowerCase(),
+  );
+}
+
 /** An error of body-parser (it sets an http-errors `type` such as `entity.parse.failed`) with a 4xx status. */
 function isBodyParserError(error: unknown): boolean {
   const e = error as { type?: unknown; status?: unknown } | null;
@@ -134,8 +155,8 @@ class ExpressEarlyHandshake {
   /** Whether the answer sits on the SSO route (decided at the first request it could take). */
   private attached?: boolean;
   private readonly cookieName: string;
-  /** Client addresses by socket address, then X-Forwarded-For, for {@link trust}. */
-  private readonly addresses = new Map<string, Map<string, string>>();
+  /** Client addresses by socket address and X-Forwarded-For, for {@link trust}. */
+  private readonly addresses = new Map<string, string>();
   private trust: unknown;
 
   constructor(
@@ -190,24 +211,22 @@ class ExpressEarlyHandshake {
     const forwarded = req.headers['x-forwarded-for'];
     const peer = req.socket.remoteAddress;
     if (forwarded === undefined) return peer;
-    if (typeof forwarded !== 'string' || peer === undefined) return req.ip;
+    // Only short, single headers are remembered: the client writes X-Forwarded-For, so the
+    // memory it can take is bounded by entries × this length (≈ 2.6 MB at most).
+    if (typeof forwarded !== 'string' || peer === undefined || forwarded.length > 200)
+      return req.ip;
     const trust: unknown = req.app.get('trust proxy fn');
     if (trust !== this.trust) {
       this.addresses.clear();
       this.trust = trust;
     }
-    let known = this.addresses.get(peer);
-    if (known === undefined) {
-      if (this.addresses.size >= 100) this.addresses.clear();
-      known = new Map();
-      this.addresses.set(peer, known);
-    }
-    let ip = known.get(forwarded);
+    const key = `${peer}\n${forwarded}`;
+    let ip = this.addresses.get(key);
     if (ip === undefined) {
       ip = req.ip;
       if (ip === undefined) return undefined;
-      if (known.size >= 10_000) known.clear();
-      known.set(forwarded, ip);
+      if (this.addresses.size >= 10_000) this.addresses.clear();
+      this.addresses.set(key, ip);
     }
     return ip;
   }

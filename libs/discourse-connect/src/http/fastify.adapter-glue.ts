@@ -173,6 +173,7 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
 
   routeEarlyErrors(parts: HttpInstallContext): void {
     const app = parts.instance as FastifyInstance;
+    const noop = () => undefined;
     // Before the body is read: a path that matched only once Fastify decoded it (`/discourse/%6Cogout`)
     // gets the app's 404, as on Express; a body the module refuses (Content-Encoding, a JSON charset
     // other than UTF-8) its 415. Fastify never parses a GET/HEAD body, so nothing to do there.
@@ -185,8 +186,6 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
       if (refusal) done(refusal);
       else done();
     };
-    // A route's own error handler sees the errors of its body parsing and hooks; what it rethrows
-    // goes on to the app's error handler (Nest's).
     // The module's security headers, set by each of its routes: a hook of the route itself rather
     // than Nest middleware, which on Fastify runs every request of the app through @fastify/middie.
     const headers = parts.securityHeaders;
@@ -201,8 +200,13 @@ export class FastifyAdapterGlue implements HttpAdapterGlue {
         guard,
         ...(route.onRequest ? [route.onRequest].flat() : []),
       ];
+      // A route's own error handler sees the errors of its body parsing and of every hook, the
+      // app's (the session plugin's) among them, which run before the route's own hooks: the
+      // headers are set there when they are not yet. What it rethrows goes on to Nest's handler.
       if (route.errorHandler) return;
       route.errorHandler = (error, req, reply) => {
+        if (headers && !reply.raw.headersSent && !reply.raw.hasHeader('content-security-policy'))
+          headers(req.raw, reply.raw, noop);
         if (!parts.renderError(error, req as never, reply)) throw error;
       };
     });

@@ -64,8 +64,10 @@ export function formEncodeBase64(base64: string): string {
 }
 
 /**
- * The pairs of a form-encoded text exactly as `new URLSearchParams(text)` reads them (empty pairs
- * skipped, a pair without `=` has the value `''`, `+` is a space, `%XX` decoded as UTF-8).
+ * The pairs of a form-encoded text as `new URLSearchParams(text)` reads them (empty pairs skipped,
+ * a pair without `=` has the value `''`, `+` is a space, `%XX` decoded as UTF-8), with one
+ * difference: a leading `?`, which `URLSearchParams` drops, stays part of the first name (so a
+ * request to `…/sso??sso=…` is not read as one with `sso`, and goes to the route).
  */
 export function formDecodePairs(text: string): Array<[string, string]> {
   if (SURROGATE.test(text)) return [...new URLSearchParams(text)];
