@@ -8,13 +8,13 @@ import {
 } from '@nestjs/common';
 import {
   DiscourseConnectFilter,
-  SsoHandshakeShortcut,
   type DiscourseConnectPayload,
 } from 'nestjs-discourse-connect/internal';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { TestBrowser } from './support/browser';
 import { FORUM_SECRET, HTTP_ADAPTERS, startHarness, type Harness } from './support/harness';
-import { b64, hmac } from './support/signing';
+import { hmac } from './support/signing';
+import { signedHandshakeUrl, watchEarlyAnswers } from './support/early-answers';
 
 /** Counts the payload filter's calls; refuses when told to. */
 @Injectable()
@@ -64,30 +64,15 @@ describe.each(HTTP_ADAPTERS)(
     });
 
     /** The forum's request, signed; `extra` query parameters make the route answer it. */
-    function handshakeUrl(nonce: string, extra = ''): string {
-      const sso = b64(
-        new URLSearchParams({
-          nonce,
-          return_sso_url: `${h.forumUrl}/session/sso_login`,
-        }).toString(),
-      );
-      return `${h.mountUrl}/discourse/sso?${new URLSearchParams({ sso, sig: hmac(sso, FORUM_SECRET) })}${extra}`;
-    }
+    const handshakeUrl = (nonce: string, extra = '') => signedHandshakeUrl(h, nonce, extra);
 
     const headersOf = (res: Response) =>
       [...res.headers].filter(([name]) => !['date', 'keep-alive', 'connection'].includes(name));
 
     it('answers exactly as the route does (status, headers, signed payload), running the filters once', async () => {
-      const shortcut = h.app.get(SsoHandshakeShortcut);
-      const answers: (string | undefined)[] = [];
-      const answer = shortcut.answer.bind(shortcut);
-      const spy = jest.spyOn(shortcut, 'answer').mockImplementation((req, cookie) => {
-        const pending = answer(req, cookie);
-        void pending?.then((location) => answers.push(location));
-        return pending;
-      });
+      const { answers, stop } = watchEarlyAnswers(h.app);
       const early = await browser.request(handshakeUrl('nonce-one'));
-      spy.mockRestore();
+      stop();
       expect(answers).toEqual([expect.stringContaining('sso_login?')]);
       const route = await browser.request(handshakeUrl('nonce-one', '&utm_source=x'));
       expect(early.status).toBe(302);
@@ -167,26 +152,11 @@ describe.each(HTTP_ADAPTERS)('signed-in handshake with the rate limit on (%s)', 
     // Signing in resumes one signed-in handshake through the route: 1 of the 4.
     const page = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
     expect(page.status).toBe(200);
-    const shortcut = h.app.get(SsoHandshakeShortcut);
-    const answers: (string | undefined)[] = [];
-    const answer = shortcut.answer.bind(shortcut);
-    const spy = jest.spyOn(shortcut, 'answer').mockImplementation((req, cookie, ip) => {
-      const pending = answer(req, cookie, ip);
-      void pending?.then((location) => answers.push(location));
-      return pending;
-    });
-    const url = () => {
-      const sso = b64(
-        new URLSearchParams({
-          nonce: 'n',
-          return_sso_url: `${h.forumUrl}/session/sso_login`,
-        }).toString(),
-      );
-      return `${h.mountUrl}/discourse/sso?${new URLSearchParams({ sso, sig: hmac(sso, FORUM_SECRET) })}`;
-    };
+    const { answers, stop } = watchEarlyAnswers(h.app);
+    const url = () => signedHandshakeUrl(h, 'n');
     const statuses: number[] = [];
     for (let i = 0; i < 4; i++) statuses.push((await browser.request(url())).status);
-    spy.mockRestore();
+    stop();
     expect(statuses).toEqual([302, 302, 302, 429]);
     expect(answers).toEqual([
       expect.stringContaining('sso_login?'),
@@ -265,30 +235,18 @@ describe.each(HTTP_ADAPTERS)('signed-in handshake with the host’s middleware (
     hostSeen.length = 0;
   });
 
-  function handshakeUrl(nonce: string): string {
-    const sso = b64(
-      new URLSearchParams({ nonce, return_sso_url: `${h.forumUrl}/session/sso_login` }).toString(),
-    );
-    return `${h.mountUrl}/discourse/sso?${new URLSearchParams({ sso, sig: hmac(sso, FORUM_SECRET) })}`;
-  }
+  const handshakeUrl = (nonce: string) => signedHandshakeUrl(h, nonce);
 
   /** Records the early answer's results while `run` goes. */
   async function withAnswers<T>(
     run: () => Promise<T>,
     decline = false,
   ): Promise<{ result: T; answers: (string | undefined)[] }> {
-    const shortcut = h.app.get(SsoHandshakeShortcut);
-    const answers: (string | undefined)[] = [];
-    const answer = shortcut.answer.bind(shortcut);
-    const spy = jest.spyOn(shortcut, 'answer').mockImplementation((req, cookie, ip) => {
-      const pending = decline ? Promise.resolve(undefined) : answer(req, cookie, ip);
-      void pending?.then((location) => answers.push(location));
-      return pending;
-    });
+    const { answers, stop } = watchEarlyAnswers(h.app, { decline });
     try {
       return { result: await run(), answers };
     } finally {
-      spy.mockRestore();
+      stop();
     }
   }
 
@@ -351,24 +309,9 @@ describe.each(HTTP_ADAPTERS)('signed-in handshake under a global prefix (%s)', (
     const browser = new TestBrowser();
     const page = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
     expect(page.status).toBe(200);
-    const shortcut = h.app.get(SsoHandshakeShortcut);
-    const answers: (string | undefined)[] = [];
-    const answer = shortcut.answer.bind(shortcut);
-    const spy = jest.spyOn(shortcut, 'answer').mockImplementation((req, cookie, ip) => {
-      const pending = answer(req, cookie, ip);
-      void pending?.then((location) => answers.push(location));
-      return pending;
-    });
-    const sso = b64(
-      new URLSearchParams({
-        nonce: 'prefixed',
-        return_sso_url: `${h.forumUrl}/session/sso_login`,
-      }).toString(),
-    );
-    const res = await browser.request(
-      `${h.mountUrl}/discourse/sso?${new URLSearchParams({ sso, sig: hmac(sso, FORUM_SECRET) })}`,
-    );
-    spy.mockRestore();
+    const { answers, stop } = watchEarlyAnswers(h.app);
+    const res = await browser.request(signedHandshakeUrl(h, 'prefixed'));
+    stop();
     expect(res.status).toBe(302);
     expect(answers).toEqual([res.headers.get('location')]);
     expect(res.headers.get('location')).toContain(`${h.forumUrl}/session/sso_login?`);
@@ -398,15 +341,7 @@ describe.each(HTTP_ADAPTERS)('signed-in handshake behind a trusted proxy (%s)', 
     const browser = new TestBrowser();
     const page = await browser.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`);
     expect(page.status).toBe(200);
-    const url = () => {
-      const sso = b64(
-        new URLSearchParams({
-          nonce: 'n',
-          return_sso_url: `${h.forumUrl}/session/sso_login`,
-        }).toString(),
-      );
-      return `${h.mountUrl}/discourse/sso?${new URLSearchParams({ sso, sig: hmac(sso, FORUM_SECRET) })}`;
-    };
+    const url = () => signedHandshakeUrl(h, 'n');
     const from = async (client: string) =>
       (await browser.request(url(), { headers: { 'x-forwarded-for': client } })).status;
     const first: number[] = [];

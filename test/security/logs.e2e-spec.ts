@@ -1,12 +1,9 @@
 import { createHmac } from 'node:crypto';
-import {
-  SsoHandshakeShortcut,
-  type DiscourseConnectModuleOptions,
-} from 'nestjs-discourse-connect/internal';
+import type { DiscourseConnectModuleOptions } from 'nestjs-discourse-connect/internal';
 import { DISCORD_FIXTURES } from 'nestjs-discourse-connect-simulators';
 import { createJsonLogger, JsonLogger, JsonLoggingModule } from '../../src/logging';
 import { TestBrowser, type Page } from '../support/browser';
-import { b64, hmac } from '../support/signing';
+import { signedHandshakeUrl, watchEarlyAnswers } from '../support/early-answers';
 import {
   FORUM_SECRET,
   HTTP_ADAPTERS,
@@ -222,25 +219,12 @@ describe.each(HTTP_ADAPTERS)('structured logs (%s)', (adapter) => {
     h.discord.knobs.autoApproveAs = DISCORD_FIXTURES.legacy.id;
     const member = new TestBrowser();
     expect((await member.visit(`${h.forum.baseUrl}/session/sso?return_path=%2F`)).status).toBe(200);
-    const shortcut = h.app.get(SsoHandshakeShortcut);
-    const answered: (string | undefined)[] = [];
-    const answer = shortcut.answer.bind(shortcut);
-    const spy = jest.spyOn(shortcut, 'answer').mockImplementation((...args) => {
-      const pending = answer(...args);
-      void pending?.then((location) => answered.push(location));
-      return pending;
+    const { answers: answered, stop } = watchEarlyAnswers(h.app);
+    const res = await member.request(signedHandshakeUrl(h, 'logged-handshake'), {
+      headers: { 'x-request-id': 'req-signed-in-handshake' },
+      redirect: 'manual',
     });
-    const sso = b64(
-      new URLSearchParams({
-        nonce: 'logged-handshake',
-        return_sso_url: `${h.forumUrl}/session/sso_login`,
-      }).toString(),
-    );
-    const res = await member.request(
-      `${h.appUrl}/discourse/sso?${new URLSearchParams({ sso, sig: hmac(sso, FORUM_SECRET) })}`,
-      { headers: { 'x-request-id': 'req-signed-in-handshake' }, redirect: 'manual' },
-    );
-    spy.mockRestore();
+    stop();
     expect(res.status).toBe(302);
     expect(res.headers.get('x-request-id')).toBe('req-signed-in-handshake');
     if (adapter === 'fastify') expect(answered).toEqual([expect.stringContaining('sso_login?')]);
