@@ -9,10 +9,10 @@
  * filter. The app's ratio to the limit cannot pass this one's. Configuration in BENCH_APP (JSON).
  */
 require('reflect-metadata');
-const { createHmac, timingSafeEqual } = require('node:crypto');
 const { Controller, Get, Module } = require('@nestjs/common');
 const { NestFactory } = require('@nestjs/core');
 const { FastifyAdapter } = require('@nestjs/platform-fastify');
+const { answerHandshake } = require('./limit-handshake.cjs');
 
 const cfg = JSON.parse(process.env.BENCH_APP);
 const secret = cfg.forumSecret;
@@ -34,32 +34,6 @@ const HEADERS = {
   'x-xss-protection': '0',
   'cache-control': 'no-store',
 };
-
-/** The limit's handler, as a function of the request URL: the Location, or undefined. */
-function answer(url) {
-  const q = new URLSearchParams(url.slice(url.indexOf('?') + 1));
-  const sso = q.get('sso');
-  const sig = q.get('sig');
-  if (!sso || !sig || !/^[0-9a-f]{64}$/.test(sig)) return undefined;
-  const expected = createHmac('sha256', secret).update(sso).digest();
-  if (!timingSafeEqual(expected, Buffer.from(sig, 'hex'))) return undefined;
-  const inbound = new URLSearchParams(Buffer.from(sso, 'base64').toString('utf8'));
-  const nonce = inbound.get('nonce');
-  const returnUrl = inbound.get('return_sso_url');
-  if (!nonce || !returnUrl) return undefined;
-  const payload = Buffer.from(
-    new URLSearchParams({
-      nonce,
-      external_id: user.id,
-      email: user.email,
-      username: user.username,
-      name: user.name,
-      avatar_url: user.avatarUrl,
-    }).toString(),
-  ).toString('base64');
-  const outSig = createHmac('sha256', secret).update(payload).digest('hex');
-  return `${returnUrl}?${new URLSearchParams({ sso: payload, sig: outSig })}`;
-}
 
 class SsoController {
   handshake() {
@@ -87,8 +61,8 @@ async function main() {
     if (req.method !== 'GET' || !req.url.startsWith('/discourse/sso?')) return done();
     // Asynchronous, as the module's answer is (it awaits its caches and the rate limit).
     void Promise.resolve(req.url).then((url) => {
-      const location = answer(url);
-      if (location === undefined) return done();
+      const location = answerHandshake(url, secret, user);
+      if (typeof location !== 'string') return done();
       reply.headers(HEADERS);
       reply.redirect(location, 302);
     });
