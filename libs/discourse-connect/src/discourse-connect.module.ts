@@ -264,7 +264,6 @@ export class DiscourseConnectModule extends ConfigurableModuleClass implements N
    */
   async configure(consumer: MiddlewareConsumer): Promise<void> {
     await this.http.install(consumer, {
-      controllers: CONTROLLERS,
       filter: new DiscourseConnectExceptionFilter(this.http),
       securityHeaders: this.settings.securityHeaders
         ? (req, res, next) => this.headers.use(req, res, next)

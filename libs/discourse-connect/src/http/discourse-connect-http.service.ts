@@ -1,4 +1,3 @@
-import type { Type } from '@nestjs/common';
 import {
   ArgumentsHost,
   ExceptionFilter,
@@ -8,7 +7,6 @@ import {
   Injectable,
   MiddlewareConsumer,
 } from '@nestjs/common';
-import { PATH_METADATA } from '@nestjs/common/constants.js';
 import { HttpAdapterHost } from '@nestjs/core';
 import { DiscourseConnectHttpException } from '../common/discourse-connect.exceptions';
 import type { PassportStatic } from 'passport';
@@ -20,7 +18,6 @@ import { ExpressAdapterGlue } from './express.adapter-glue';
 import { FastifyAdapterGlue } from './fastify.adapter-glue';
 import { encodeLocation } from '../common/urls';
 import {
-  DISCOURSE_CONNECT_ROUTES,
   DiscourseConnectRoutes,
   type DiscourseConnectRoutePaths,
 } from './discourse-connect-routes';
@@ -88,14 +85,13 @@ export class DiscourseConnectHttp {
   async install(
     consumer: MiddlewareConsumer,
     module: {
-      controllers: Type[];
       filter: ExceptionFilter;
       securityHeaders?: HttpInstallContext['securityHeaders'];
       handshake?: HttpInstallContext['handshake'];
     },
   ): Promise<void> {
     const parts = {
-      ...this.installContext(module.controllers, module.filter),
+      ...this.installContext(module.filter),
       securityHeaders: module.securityHeaders,
       handshake: module.handshake,
     };
@@ -139,16 +135,7 @@ export class DiscourseConnectHttp {
       this.glue.appendHeader(res, 'Set-Cookie', line);
   }
 
-  private installContext(controllers: Type[], filter: ExceptionFilter): HttpInstallContext {
-    const routes = moduleRoutePaths(controllers);
-    // Routes of the module's controllers that are not in its route table (none today) keep the
-    // suffix test; the others must match exactly where the app serves them.
-    const unlisted = routes.filter(
-      (route) =>
-        !Object.values(DISCOURSE_CONNECT_ROUTES).some(
-          (r) => routeKey(route) === routeKey(`/${r.controller}/${r.path}`),
-        ),
-    );
+  private installContext(filter: ExceptionFilter): HttpInstallContext {
     return {
       settings: this.settings,
       store: this.sessions.store,
@@ -156,9 +143,7 @@ export class DiscourseConnectHttp {
       passport: this.passport,
       instance: this.adapterHost.httpAdapter.getInstance(),
       // With a global prefix or RouterModule path the registered path ends with the module's own.
-      isModuleRoute: (path) =>
-        this.isServedRoute(path) ||
-        unlisted.some((route) => path === route || path.endsWith(route)),
+      isModuleRoute: (path) => this.isServedRoute(path),
       renderError: (error, req, res) => {
         const mapped = this.adapterHost.httpAdapter.mapException?.(error) ?? error;
         if (!(mapped instanceof HttpException) || mapped.getStatus() >= 500) return false;
@@ -208,30 +193,7 @@ function httpHost(req: DiscourseConnectRequest, res: DiscourseConnectResponse): 
   } as unknown as ArgumentsHost;
 }
 
-/** `/discourse/sso`, `/auth/discord`, …: the paths of the module's routes, from their decorators. */
 /** A path as compared with the module's routes: no trailing slash, lower case. */
 function routeKey(path: string): string {
   return path.replace(/(.)\/+$/, '$1').toLowerCase();
-}
-
-function moduleRoutePaths(controllers: Type[]): string[] {
-  const join = (...parts: unknown[]) =>
-    `/${parts
-      .flat()
-      .filter((p): p is string => typeof p === 'string' && p !== '')
-      .map((p) => p.replace(/^\/+|\/+$/g, ''))
-      .filter(Boolean)
-      .join('/')}`;
-  const paths: string[] = [];
-  for (const controller of controllers) {
-    const base = Reflect.getMetadata(PATH_METADATA, controller) as string | string[] | undefined;
-    const proto = controller.prototype as Record<string, unknown>;
-    for (const name of Object.getOwnPropertyNames(proto)) {
-      const handler = proto[name];
-      if (name === 'constructor' || typeof handler !== 'function') continue;
-      const path = Reflect.getMetadata(PATH_METADATA, handler) as string | string[] | undefined;
-      if (path !== undefined) paths.push(join(base, path));
-    }
-  }
-  return [...new Set(paths)];
 }
