@@ -192,7 +192,7 @@ type LoggedRequest = IncomingMessage & { originalUrl?: string; ip?: string };
  * sent. Query parameters and headers are redacted by the paths above as the line is built (so
  * `log` need not redact it); the path never carries a query string. `ip`: the client address as the framework decided it (its trusted-proxy setting).
  */
-export function logRequest(
+function logRequest(
   log: Pino,
   req: LoggedRequest,
   res: ServerResponse,
